@@ -1,0 +1,1095 @@
+//! Stages, scopes and the DAG.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use dockerfile::shell::{ShellLexer, Vars};
+use dockerfile::{Node, Span};
+use serde::Serialize;
+
+use crate::diag::{did_you_mean, unlocated, Diagnostic, ErrorKind, Locator};
+use crate::instructions::{from_node, ArgDecl, Instruction, KeyValue};
+
+/// Build args that need no ARG line, reach RUN, and never enter the cache key or history.
+pub const PROXY_ARGS: &[&str] = &[
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
+
+/// An OS/architecture pair such as `linux/amd64`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Platform {
+    pub os: String,
+    pub arch: String,
+    pub variant: String,
+}
+
+impl Default for Platform {
+    fn default() -> Self {
+        Platform {
+            os: "linux".into(),
+            arch: "amd64".into(),
+            variant: String::new(),
+        }
+    }
+}
+
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.os, self.arch)?;
+        if !self.variant.is_empty() {
+            write!(f, "/{}", self.variant)?;
+        }
+        Ok(())
+    }
+}
+
+/// What a build asks of the Dockerfile.
+#[derive(Clone, Debug, Default)]
+pub struct PlanOptions {
+    /// `--target`; the last stage when `None`.
+    pub target: Option<String>,
+    /// `--build-arg K=V`, in command-line order (the last value of a key wins).
+    pub build_args: Vec<(String, String)>,
+    pub target_platform: Platform,
+    pub build_platform: Platform,
+}
+
+/// What the plan needs to know of an external base image.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BaseImage {
+    /// Config Env, in order.
+    pub env: Vec<(String, String)>,
+    /// Config OnBuild triggers, as written (`RUN echo hi`).
+    pub onbuild: Vec<String>,
+}
+
+/// Answers questions about external images. The build engine implements it on the store.
+pub trait ImageResolver {
+    /// The config of `reference` if it can be known now; `None` = only the engine can tell.
+    fn resolve(&self, reference: &str) -> Option<BaseImage>;
+}
+
+/// A resolver that knows no image: everything that depends on a base image waits for it.
+pub struct Unresolved;
+
+impl ImageResolver for Unresolved {
+    fn resolve(&self, _reference: &str) -> Option<BaseImage> {
+        None
+    }
+}
+
+/// What a stage starts from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Base {
+    Scratch,
+    Image { reference: String },
+    Stage { index: usize, name: String },
+}
+
+/// One instruction of a stage, expanded in its scope.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Step {
+    /// Physical lines of the instruction (of the FROM line for base-image ONBUILD triggers).
+    pub span: Span,
+    /// Progress number (`[stage n/total]`) for steps that make a layer.
+    pub number: Option<usize>,
+    pub instruction: Instruction,
+    /// `instruction.display()`, kept for printing.
+    pub display: String,
+    /// True for an ONBUILD trigger inherited from the base.
+    pub onbuild_trigger: bool,
+    /// Variables this step referenced that a base image's Env may define: the expansion is
+    /// provisional until the engine resolves the base image.
+    pub waits_on_base: Vec<String>,
+    /// Declared ARGs with a value, as the step sees them (proxy args excluded).
+    pub args: Vec<(String, String)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Stage {
+    pub index: usize,
+    /// The `AS` name, lower-cased.
+    pub name: Option<String>,
+    /// The name, or `stage-N`.
+    pub display_name: String,
+    pub base: Base,
+    pub platform: Option<String>,
+    /// The FROM line.
+    pub span: Span,
+    /// Stages this one needs (its base stage and `--from` / `--mount from=` sources).
+    pub depends_on: Vec<usize>,
+    /// External images used by `--from` / `--mount from=`.
+    pub images: Vec<String>,
+    /// Whether the target needs it.
+    pub needed: bool,
+    pub skip_reason: Option<String>,
+    /// Needed stages in the same wave may run concurrently.
+    pub wave: Option<usize>,
+    /// The base is an external image the resolver does not know yet: its Env and ONBUILD
+    /// triggers are applied by the engine.
+    pub waits_on_base: bool,
+    pub steps: Vec<Step>,
+    /// Progress step total: a non-scratch FROM plus layer steps.
+    pub total_steps: usize,
+    /// Env at the end of the stage as far as it is known.
+    pub env: Vec<(String, String)>,
+    /// ONBUILD triggers this stage declares (the config's OnBuild).
+    pub onbuild: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Warning {
+    pub line: usize,
+    pub message: String,
+}
+
+/// What a build would do.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    /// The `# syntax=` value, if any (always served by the built-in frontend).
+    pub syntax: Option<String>,
+    /// Global ARGs (before the first FROM) and their values after build args.
+    pub global_args: Vec<(String, Option<String>)>,
+    pub stages: Vec<Stage>,
+    /// Index of the target stage.
+    pub target: usize,
+    /// Needed stages grouped so that each wave depends only on earlier waves.
+    pub waves: Vec<Vec<usize>>,
+    /// Proxy build args (reach RUN, stay out of cache keys and history).
+    pub proxy_args: Vec<(String, String)>,
+    /// Build args no ARG consumed.
+    pub unused_build_args: Vec<String>,
+    pub warnings: Vec<Warning>,
+    pub escape: char,
+}
+
+impl Plan {
+    pub fn target_stage(&self) -> &Stage {
+        &self.stages[self.target]
+    }
+}
+
+struct RawStage<'a> {
+    node: &'a Node,
+    image: String,
+    name: Option<String>,
+    platform: Option<String>,
+    instrs: Vec<(&'a Node, Instruction)>,
+}
+
+/// The lookup used while expanding inside a stage: ENV wins over ARG.
+struct Scope {
+    env: Vec<(String, String)>,
+    env_known: bool,
+    args: Vec<(String, Option<String>)>,
+}
+
+impl Vars for Scope {
+    fn get_var(&self, name: &str) -> Option<&str> {
+        if let Some(v) = self.env.get_var(name) {
+            return Some(v);
+        }
+        self.args
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| v.as_deref())
+    }
+}
+
+fn set(list: &mut Vec<(String, String)>, k: &str, v: String) {
+    match list.iter_mut().find(|(key, _)| key == k) {
+        Some(e) => e.1 = v,
+        None => list.push((k.to_string(), v)),
+    }
+}
+
+fn is_valid_stage_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some('a'..='z'))
+        && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '-' | '_' | '.'))
+}
+
+fn is_standard_frontend(syntax: &str) -> bool {
+    let s = syntax.trim();
+    let s = s.strip_prefix("docker.io/").unwrap_or(s);
+    let repo = s.split(['@', ':']).next().unwrap_or("");
+    repo == "docker/dockerfile" || repo == "docker/dockerfile-upstream"
+}
+
+/// EXPOSE port spec → `port/proto` entries (ranges expanded), as docker's nat package does.
+fn expose_ports(spec: &str) -> Result<Vec<String>, String> {
+    let (port, proto) = match spec.rsplit_once('/') {
+        Some((p, proto)) => (p, proto.to_lowercase()),
+        None => (spec, "tcp".to_string()),
+    };
+    if !["tcp", "udp", "sctp"].contains(&proto.as_str()) {
+        return Err(format!("invalid proto: {proto}"));
+    }
+    let port = port.rsplit(':').next().unwrap_or(port);
+    let num = |s: &str| -> Result<u32, String> {
+        s.parse::<u32>()
+            .ok()
+            .filter(|n| *n <= 65535)
+            .ok_or_else(|| format!("invalid containerPort: {port}"))
+    };
+    let (lo, hi) = match port.split_once('-') {
+        Some((a, b)) => (num(a)?, num(b)?),
+        None => {
+            let n = num(port)?;
+            (n, n)
+        }
+    };
+    if hi < lo {
+        return Err(format!(
+            "invalid range specified for container port: {port}"
+        ));
+    }
+    Ok((lo..=hi).map(|p| format!("{p}/{proto}")).collect())
+}
+
+struct Ctx<'a> {
+    loc: Locator<'a>,
+    lexer: ShellLexer,
+}
+
+impl Ctx<'_> {
+    /// Expand one word; unmatched names are collected for the waits-on-base report.
+    fn word(
+        &self,
+        word: &str,
+        vars: &dyn Vars,
+        span: Span,
+        unmatched: &mut BTreeSet<String>,
+    ) -> Result<String, Diagnostic> {
+        let r = self.lexer.process_word(word, vars).map_err(|e| {
+            self.loc.at(
+                ErrorKind::Expansion,
+                span,
+                Some(word),
+                format!("failed to process {word:?}: {}", e.message),
+                None,
+            )
+        })?;
+        unmatched.extend(r.unmatched);
+        Ok(r.value)
+    }
+
+    fn words(
+        &self,
+        word: &str,
+        vars: &dyn Vars,
+        span: Span,
+        unmatched: &mut BTreeSet<String>,
+    ) -> Result<Vec<String>, Diagnostic> {
+        let r = self.lexer.process_words(word, vars).map_err(|e| {
+            self.loc.at(
+                ErrorKind::Expansion,
+                span,
+                Some(word),
+                format!("failed to process {word:?}: {}", e.message),
+                None,
+            )
+        })?;
+        unmatched.extend(r.unmatched);
+        Ok(r.value)
+    }
+}
+
+/// Plan a build of `source` (a Dockerfile's text).
+pub fn plan(
+    source: &str,
+    opts: &PlanOptions,
+    resolver: &dyn ImageResolver,
+) -> Result<Plan, Diagnostic> {
+    let loc = Locator::new(source);
+    let df = dockerfile::parse(source).map_err(|e| Diagnostic::from_parse_error(source, &e))?;
+    let ctx = Ctx {
+        loc,
+        lexer: ShellLexer::new(df.directives.escape),
+    };
+    let loc = &ctx.loc;
+    let mut warnings: Vec<Warning> = df
+        .warnings
+        .iter()
+        .map(|w| Warning {
+            line: w.line,
+            message: w.message.clone(),
+        })
+        .collect();
+
+    let syntax = df.directives.syntax.as_ref().map(|(s, _)| s.clone());
+    if let Some((s, line)) = &df.directives.syntax {
+        if !is_standard_frontend(s) {
+            return Err(loc.at(
+                ErrorKind::UnsupportedFrontend,
+                Span {
+                    start: *line,
+                    end: *line,
+                },
+                Some(s),
+                format!(
+                    "unsupported frontend {s:?}: strata has only the built-in Dockerfile frontend"
+                ),
+                Some("remove the `# syntax=` line or name docker/dockerfile:1".into()),
+            ));
+        }
+    }
+
+    for (k, _) in &opts.build_args {
+        if k.is_empty() {
+            return Err(unlocated(
+                ErrorKind::InvalidBuildArg,
+                "build arg names can not be blank",
+                Some("write --build-arg NAME=VALUE".into()),
+            ));
+        }
+    }
+    let build_arg = |name: &str| -> Option<String> {
+        opts.build_args
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+
+    // Split into the global section and stages; type every instruction.
+    let mut meta: Vec<(&Node, Vec<ArgDecl>)> = Vec::new();
+    let mut raw: Vec<RawStage> = Vec::new();
+    for node in &df.nodes {
+        let inst = from_node(node, loc)?;
+        match inst {
+            Instruction::From {
+                image,
+                name,
+                platform,
+            } => raw.push(RawStage {
+                node,
+                image,
+                name,
+                platform,
+                instrs: Vec::new(),
+            }),
+            other => match raw.last_mut() {
+                Some(stage) => stage.instrs.push((node, other)),
+                None => match other {
+                    Instruction::Arg { args } => meta.push((node, args)),
+                    other => {
+                        return Err(loc.at(
+                            ErrorKind::InstructionBeforeFrom,
+                            node.span,
+                            None,
+                            format!("{} must come after a FROM", other.keyword()),
+                            Some("only ARG may come before the first FROM".into()),
+                        ))
+                    }
+                },
+            },
+        }
+    }
+    if raw.is_empty() {
+        return Err(loc.at(
+            ErrorKind::NoStages,
+            df.span,
+            None,
+            "dockerfile contains no stages to build",
+            Some("add FROM IMAGE to start a stage".into()),
+        ));
+    }
+
+    // Stage names, the target, TARGETSTAGE.
+    let mut names: Vec<Option<String>> = Vec::new();
+    let mut by_name_all: HashMap<String, usize> = HashMap::new();
+    for (i, rs) in raw.iter().enumerate() {
+        let name = rs.name.as_ref().map(|n| n.to_lowercase());
+        if let Some(n) = &name {
+            if !is_valid_stage_name(n) {
+                return Err(loc.at(
+                    ErrorKind::InvalidStageName,
+                    rs.node.span,
+                    rs.name.as_deref(),
+                    format!("invalid name for build stage: {:?}, name can't start with a number or contain symbols", rs.name.as_deref().unwrap_or("")),
+                    Some("stage names match ^[a-z][a-z0-9-_.]*$".into()),
+                ));
+            }
+            if n == "scratch" || n == "context" {
+                warnings.push(Warning {
+                    line: rs.node.span.start,
+                    message: format!("ReservedStageName: {n:?} is reserved and should not be used as a stage name"),
+                });
+            }
+            if let Some(prev) = by_name_all.insert(n.clone(), i) {
+                warnings.push(Warning {
+                    line: rs.node.span.start,
+                    message: format!(
+                        "DuplicateStageName: duplicate stage name {n:?} (first defined on line {})",
+                        raw[prev].node.span.start
+                    ),
+                });
+            }
+        }
+        names.push(name);
+    }
+    let target = match &opts.target {
+        None => raw.len() - 1,
+        Some(t) => match by_name_all.get(&t.to_lowercase()) {
+            Some(i) => *i,
+            None => {
+                let hint = did_you_mean(t, by_name_all.keys().map(String::as_str))
+                    .map(|s| format!("did you mean {s}?"))
+                    .or_else(|| {
+                        let mut all: Vec<&str> = by_name_all.keys().map(String::as_str).collect();
+                        all.sort();
+                        (!all.is_empty()).then(|| format!("stages are: {}", all.join(", ")))
+                    });
+                return Err(unlocated(
+                    ErrorKind::TargetNotFound,
+                    format!("target stage {t:?} could not be found"),
+                    hint,
+                ));
+            }
+        },
+    };
+    let target_stage_name = names[target].clone().unwrap_or_else(|| "default".into());
+
+    // Global scope: automatic platform args, then the global ARGs.
+    let tp = &opts.target_platform;
+    let bp = &opts.build_platform;
+    let mut auto: Vec<(String, String)> = vec![
+        ("BUILDPLATFORM".into(), bp.to_string()),
+        ("BUILDOS".into(), bp.os.clone()),
+        ("BUILDARCH".into(), bp.arch.clone()),
+        ("BUILDVARIANT".into(), bp.variant.clone()),
+        ("TARGETPLATFORM".into(), tp.to_string()),
+        ("TARGETOS".into(), tp.os.clone()),
+        ("TARGETARCH".into(), tp.arch.clone()),
+        ("TARGETVARIANT".into(), tp.variant.clone()),
+    ];
+    for (k, v) in auto.iter_mut() {
+        if let Some(b) = build_arg(k) {
+            *v = b;
+        }
+    }
+    let mut global_env = auto.clone();
+    let mut global_args: Vec<(String, Option<String>)> = Vec::new();
+    let mut consumed: BTreeSet<String> = BTreeSet::new();
+    for (node, decls) in &meta {
+        for d in decls {
+            consumed.insert(d.name.clone());
+            let value = match (build_arg(&d.name), &d.default) {
+                (Some(v), _) => Some(v),
+                (None, Some(def)) => {
+                    let mut un = BTreeSet::new();
+                    Some(ctx.word(def, &global_env, node.span, &mut un)?)
+                }
+                (None, None) => None,
+            };
+            if let Some(v) = &value {
+                set(&mut global_env, &d.name, v.clone());
+            } else {
+                global_env.retain(|(k, _)| k != &d.name);
+            }
+            global_args.retain(|(k, _)| k != &d.name);
+            global_args.push((d.name.clone(), value));
+        }
+    }
+    // What an in-stage `ARG NAME` with no default and no build arg inherits.
+    let mut inherited = global_env.clone();
+    set(&mut inherited, "TARGETSTAGE", target_stage_name.clone());
+
+    // Bases, names, ONBUILD triggers.
+    let mut stages: Vec<Stage> = Vec::new();
+    let mut instrs: Vec<Vec<(Span, Instruction, bool)>> = Vec::new();
+    let mut by_name_so_far: HashMap<String, usize> = HashMap::new();
+    let mut resolved: Vec<Option<BaseImage>> = Vec::new();
+    for (i, rs) in raw.iter().enumerate() {
+        let span = rs.node.span;
+        let mut un = BTreeSet::new();
+        let image = ctx.word(&rs.image, &global_env, span, &mut un)?;
+        for name in &un {
+            warnings.push(Warning {
+                line: span.start,
+                message: format!("UndefinedArgInFrom: FROM argument {name:?} is not declared"),
+            });
+        }
+        if image.trim().is_empty() {
+            return Err(loc.at(
+                ErrorKind::BlankBaseName,
+                span,
+                Some(&rs.image),
+                format!("base name ({}) should not be blank", rs.image),
+                Some(
+                    "declare the ARG before the first FROM with a default, or pass --build-arg"
+                        .into(),
+                ),
+            ));
+        }
+        let platform = match &rs.platform {
+            Some(p) => Some(ctx.word(p, &global_env, span, &mut BTreeSet::new())?),
+            None => None,
+        };
+        let display_name = names[i].clone().unwrap_or_else(|| format!("stage-{i}"));
+        let mut steps_src: Vec<(Span, Instruction, bool)> = Vec::new();
+        let mut waits = false;
+        let mut base_image = None;
+        let base = if image == "scratch" {
+            Base::Scratch
+        } else if let Some(&b) = by_name_so_far.get(&image.to_lowercase()) {
+            // ONBUILD triggers the base stage declares run here.
+            for (node, inst) in &raw[b].instrs {
+                if let (Instruction::Onbuild { .. }, Some(next)) = (inst, &node.next) {
+                    steps_src.push((next.span, from_node(next, loc)?, true));
+                }
+            }
+            Base::Stage {
+                index: b,
+                name: stages[b].display_name.clone(),
+            }
+        } else {
+            match resolver.resolve(&image) {
+                Some(cfg) => {
+                    for trig in &cfg.onbuild {
+                        let bad = |m: String| {
+                            loc.at(
+                                ErrorKind::InvalidArguments,
+                                span,
+                                Some(&rs.image),
+                                format!(
+                                    "invalid ONBUILD trigger {trig:?} in base image {image}: {m}"
+                                ),
+                                None,
+                            )
+                        };
+                        let tdf = dockerfile::parse(trig).map_err(|e| bad(e.message))?;
+                        for n in &tdf.nodes {
+                            let inst =
+                                from_node(n, &Locator::new(trig)).map_err(|e| bad(e.message))?;
+                            steps_src.push((span, inst, true));
+                        }
+                    }
+                    base_image = Some(cfg);
+                }
+                None => waits = true,
+            }
+            Base::Image {
+                reference: image.clone(),
+            }
+        };
+        if let Some(n) = &names[i] {
+            by_name_so_far.insert(n.clone(), i);
+        }
+        steps_src.extend(
+            rs.instrs
+                .iter()
+                .map(|(n, inst)| (n.span, inst.clone(), false)),
+        );
+        stages.push(Stage {
+            index: i,
+            name: names[i].clone(),
+            display_name,
+            base,
+            platform,
+            span,
+            depends_on: Vec::new(),
+            images: Vec::new(),
+            needed: false,
+            skip_reason: None,
+            wave: None,
+            waits_on_base: waits,
+            steps: Vec::new(),
+            total_steps: 0,
+            env: Vec::new(),
+            onbuild: Vec::new(),
+        });
+        instrs.push(steps_src);
+        resolved.push(base_image);
+    }
+
+    // Dependencies through --from and --mount from=.
+    let n = stages.len();
+    let mut copy_deps: Vec<BTreeMap<usize, (Span, String)>> = vec![BTreeMap::new(); n];
+    for i in 0..n {
+        let mut images = BTreeSet::new();
+        for (span, inst, _) in &instrs[i] {
+            let mut refs: Vec<&str> = Vec::new();
+            match inst {
+                Instruction::Copy(c) => refs.extend(c.from.as_deref()),
+                Instruction::Run(r) => {
+                    refs.extend(r.mounts.iter().filter_map(|m| m.from.as_deref()))
+                }
+                _ => {}
+            }
+            for r in refs {
+                if r.contains('$') {
+                    return Err(loc.at(
+                        ErrorKind::FromVariable,
+                        *span,
+                        Some(r),
+                        format!("variable expansion is not supported for --from ({r})"),
+                        Some("define a new stage with FROM using an ARG from the global scope, and copy from that stage".into()),
+                    ));
+                }
+                let dep = if !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()) {
+                    match r.parse::<usize>().ok().filter(|x| *x < n) {
+                        Some(x) => Some(x),
+                        None => {
+                            return Err(loc.at(
+                                ErrorKind::InvalidStageIndex,
+                                *span,
+                                Some(r),
+                                format!("invalid stage index {r}"),
+                                Some(format!("stage indexes go from 0 to {}", n - 1)),
+                            ))
+                        }
+                    }
+                } else {
+                    by_name_all.get(&r.to_lowercase()).copied()
+                };
+                match dep {
+                    Some(d) => {
+                        copy_deps[i].entry(d).or_insert((*span, r.to_string()));
+                    }
+                    None => {
+                        images.insert(r.to_string());
+                    }
+                }
+            }
+        }
+        stages[i].images = images.into_iter().collect();
+    }
+
+    // Cycles first (as BuildKit), then references to later stages.
+    for (start, stage) in stages.iter().enumerate() {
+        let mut visited = vec![false; n];
+        let mut on_path = vec![false; n];
+        if let Some((span, r)) = find_cycle(start, &copy_deps, &mut visited, &mut on_path) {
+            return Err(loc.at(
+                ErrorKind::CircularDependency,
+                span,
+                Some(&r),
+                format!(
+                    "circular dependency detected on stage: {}",
+                    stage.display_name
+                ),
+                Some("stages may only copy from stages that do not copy back from them".into()),
+            ));
+        }
+    }
+    for i in 0..n {
+        for (&d, (span, r)) in &copy_deps[i] {
+            if d >= i {
+                return Err(loc.at(
+                    ErrorKind::ForwardReference,
+                    *span,
+                    Some(r),
+                    format!(
+                        "cannot copy from stage {:?}, it needs to be defined before current stage {:?}",
+                        r, stages[i].display_name
+                    ),
+                    Some(format!("move stage {:?} above line {}", r, stages[i].span.start)),
+                ));
+            }
+        }
+    }
+    for i in 0..n {
+        let mut deps: BTreeSet<usize> = copy_deps[i].keys().copied().collect();
+        if let Base::Stage { index, .. } = stages[i].base {
+            deps.insert(index);
+        }
+        stages[i].depends_on = deps.into_iter().collect();
+    }
+
+    // Prune to the target; waves of concurrently runnable stages.
+    let mut stack = vec![target];
+    while let Some(s) = stack.pop() {
+        if stages[s].needed {
+            continue;
+        }
+        stages[s].needed = true;
+        stack.extend(stages[s].depends_on.iter().copied());
+    }
+    let mut waves: Vec<Vec<usize>> = Vec::new();
+    for i in 0..n {
+        if !stages[i].needed {
+            stages[i].skip_reason = Some(if i > target {
+                format!(
+                    "after the target stage {:?} and not needed by it",
+                    stages[target].display_name
+                )
+            } else {
+                format!(
+                    "not needed by the target stage {:?}",
+                    stages[target].display_name
+                )
+            });
+            continue;
+        }
+        let w = stages[i]
+            .depends_on
+            .iter()
+            .filter_map(|d| stages[*d].wave)
+            .map(|w| w + 1)
+            .max()
+            .unwrap_or(0);
+        stages[i].wave = Some(w);
+        if waves.len() <= w {
+            waves.resize(w + 1, Vec::new());
+        }
+        waves[w].push(i);
+    }
+
+    // Expand each needed stage in its scope.
+    let proxy_args: Vec<(String, String)> = PROXY_ARGS
+        .iter()
+        .filter_map(|k| build_arg(k).map(|v| (k.to_string(), v)))
+        .collect();
+    for i in 0..n {
+        let numbered_from = !matches!(stages[i].base, Base::Scratch);
+        let mut number = usize::from(numbered_from);
+        let src = std::mem::take(&mut instrs[i]);
+        if !stages[i].needed {
+            // Shown as written; nothing is expanded for a stage that does not run.
+            for (span, inst, trig) in src {
+                if inst.creates_layer() {
+                    number += 1;
+                }
+                let n = inst.creates_layer().then_some(number);
+                stages[i].steps.push(Step {
+                    span,
+                    number: n,
+                    display: inst.display(),
+                    instruction: inst,
+                    onbuild_trigger: trig,
+                    waits_on_base: Vec::new(),
+                    args: Vec::new(),
+                });
+            }
+            stages[i].total_steps = number;
+            continue;
+        }
+        let mut scope = match &stages[i].base {
+            Base::Scratch => Scope {
+                env: Vec::new(),
+                env_known: true,
+                args: Vec::new(),
+            },
+            Base::Stage { index, .. } => Scope {
+                env: stages[*index].env.clone(),
+                env_known: !stages[*index].waits_on_base,
+                args: Vec::new(),
+            },
+            Base::Image { .. } => match &resolved[i] {
+                Some(cfg) => Scope {
+                    env: cfg.env.clone(),
+                    env_known: true,
+                    args: Vec::new(),
+                },
+                None => Scope {
+                    env: Vec::new(),
+                    env_known: false,
+                    args: Vec::new(),
+                },
+            },
+        };
+        let mut onbuild = Vec::new();
+        for (span, inst, trig) in src {
+            let mut un = BTreeSet::new();
+            let expanded = expand(
+                &ctx,
+                inst,
+                span,
+                &mut scope,
+                &mut un,
+                &build_arg,
+                &inherited,
+                &mut consumed,
+            )?;
+            if let Instruction::Onbuild { trigger } = &expanded {
+                onbuild.push(trigger.clone());
+            }
+            let n = if expanded.creates_layer() {
+                number += 1;
+                Some(number)
+            } else {
+                None
+            };
+            let waits_on_base = if scope.env_known {
+                Vec::new()
+            } else {
+                un.into_iter().collect()
+            };
+            let args = scope
+                .args
+                .iter()
+                .filter_map(|(k, v)| v.as_ref().map(|v| (k.clone(), v.clone())))
+                .collect();
+            stages[i].steps.push(Step {
+                span,
+                number: n,
+                display: expanded.display(),
+                instruction: expanded,
+                onbuild_trigger: trig,
+                waits_on_base,
+                args,
+            });
+        }
+        stages[i].total_steps = number;
+        stages[i].env = scope.env;
+        stages[i].onbuild = onbuild;
+        if !scope.env_known {
+            stages[i].waits_on_base = true;
+        }
+    }
+
+    let unused_build_args = opts
+        .build_args
+        .iter()
+        .map(|(k, _)| k.clone())
+        .filter(|k| {
+            !consumed.contains(k)
+                && !PROXY_ARGS.contains(&k.as_str())
+                && !auto.iter().any(|(a, _)| a == k)
+        })
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+
+    Ok(Plan {
+        syntax,
+        global_args,
+        stages,
+        target,
+        waves,
+        proxy_args,
+        unused_build_args,
+        warnings,
+        escape: df.directives.escape,
+    })
+}
+
+fn find_cycle(
+    s: usize,
+    deps: &[BTreeMap<usize, (Span, String)>],
+    visited: &mut [bool],
+    on_path: &mut [bool],
+) -> Option<(Span, String)> {
+    if visited[s] {
+        return None;
+    }
+    visited[s] = true;
+    on_path[s] = true;
+    for (&d, (span, r)) in &deps[s] {
+        if on_path[d] {
+            return Some((*span, r.clone()));
+        }
+        if let Some(found) = find_cycle(d, deps, visited, on_path) {
+            return Some(found);
+        }
+    }
+    on_path[s] = false;
+    None
+}
+
+#[allow(clippy::too_many_arguments)]
+fn expand(
+    ctx: &Ctx,
+    inst: Instruction,
+    span: Span,
+    scope: &mut Scope,
+    un: &mut BTreeSet<String>,
+    build_arg: &dyn Fn(&str) -> Option<String>,
+    inherited: &[(String, String)],
+    consumed: &mut BTreeSet<String>,
+) -> Result<Instruction, Diagnostic> {
+    let loc = &ctx.loc;
+    let kvs = |pairs: Vec<KeyValue>,
+               scope: &Scope,
+               un: &mut BTreeSet<String>|
+     -> Result<Vec<KeyValue>, Diagnostic> {
+        pairs
+            .into_iter()
+            .map(|p| {
+                Ok(KeyValue {
+                    key: ctx.word(&p.key, scope, span, un)?,
+                    value: ctx.word(&p.value, scope, span, un)?,
+                })
+            })
+            .collect()
+    };
+    Ok(match inst {
+        Instruction::Env { vars } => {
+            let vars = kvs(vars, scope, un)?;
+            for v in &vars {
+                if v.key.is_empty() {
+                    return Err(loc.at(
+                        ErrorKind::InvalidArguments,
+                        span,
+                        None,
+                        "ENV names can not be blank",
+                        None,
+                    ));
+                }
+                set(&mut scope.env, &v.key, v.value.clone());
+            }
+            Instruction::Env { vars }
+        }
+        Instruction::Label { labels } => Instruction::Label {
+            labels: kvs(labels, scope, un)?,
+        },
+        Instruction::Arg { args } => {
+            let mut out = Vec::new();
+            for d in args {
+                consumed.insert(d.name.clone());
+                let value = match (build_arg(&d.name), &d.default) {
+                    (Some(v), _) => Some(v),
+                    (None, Some(def)) => Some(ctx.word(def, scope, span, un)?),
+                    (None, None) => inherited.get_var(&d.name).map(str::to_string),
+                };
+                scope.args.retain(|(k, _)| k != &d.name);
+                scope.args.push((d.name.clone(), value.clone()));
+                out.push(ArgDecl {
+                    name: d.name,
+                    default: value,
+                });
+            }
+            Instruction::Arg { args: out }
+        }
+        Instruction::Expose { ports } => {
+            let mut out = Vec::new();
+            for p in ports {
+                for w in ctx.words(&p, scope, span, un)? {
+                    let list = expose_ports(&w).map_err(|m| {
+                        loc.at(
+                            ErrorKind::InvalidArguments,
+                            span,
+                            Some(&p),
+                            m,
+                            Some("ports look like 80, 80/tcp, 53/udp or 8000-8010".into()),
+                        )
+                    })?;
+                    out.extend(list);
+                }
+            }
+            Instruction::Expose { ports: out }
+        }
+        Instruction::Volume { paths } => {
+            let mut out = Vec::new();
+            for p in paths {
+                let v = ctx.word(&p, scope, span, un)?;
+                if v.trim().is_empty() {
+                    return Err(loc.at(
+                        ErrorKind::InvalidArguments,
+                        span,
+                        None,
+                        "VOLUME specified can not be an empty string",
+                        None,
+                    ));
+                }
+                out.push(v);
+            }
+            Instruction::Volume { paths: out }
+        }
+        Instruction::User { user } => Instruction::User {
+            user: ctx.word(&user, scope, span, un)?,
+        },
+        Instruction::Workdir { path } => Instruction::Workdir {
+            path: ctx.word(&path, scope, span, un)?,
+        },
+        Instruction::StopSignal { signal } => Instruction::StopSignal {
+            signal: ctx.word(&signal, scope, span, un)?,
+        },
+        Instruction::Copy(c) => Instruction::Copy(expand_copy(ctx, c, span, scope, un)?),
+        Instruction::Add(c) => Instruction::Add(expand_copy(ctx, c, span, scope, un)?),
+        Instruction::Run(mut r) => {
+            for m in &mut r.mounts {
+                for v in [&mut m.target, &mut m.source, &mut m.id, &mut m.env]
+                    .into_iter()
+                    .flatten()
+                {
+                    *v = ctx.word(v, scope, span, un)?;
+                }
+            }
+            Instruction::Run(r)
+        }
+        other => other,
+    })
+}
+
+fn expand_copy(
+    ctx: &Ctx,
+    mut c: crate::instructions::Copy,
+    span: Span,
+    scope: &Scope,
+    un: &mut BTreeSet<String>,
+) -> Result<crate::instructions::Copy, Diagnostic> {
+    let heredoc_names: Vec<&str> = c.heredocs.iter().map(|h| h.name.as_str()).collect();
+    let is_heredoc = |w: &str| {
+        w.strip_prefix("<<")
+            .map(|rest| {
+                let rest = rest.trim_start_matches('-').trim_matches(['"', '\'']);
+                heredoc_names.contains(&rest)
+            })
+            .unwrap_or(false)
+    };
+    let mut sources = Vec::new();
+    for s in &c.sources {
+        if is_heredoc(s) {
+            sources.push(s.clone());
+        } else {
+            sources.push(ctx.word(s, scope, span, un)?);
+        }
+    }
+    c.sources = sources;
+    c.dest = ctx.word(&c.dest, scope, span, un)?;
+    for v in [&mut c.chown, &mut c.chmod, &mut c.checksum]
+        .into_iter()
+        .flatten()
+    {
+        *v = ctx.word(v, scope, span, un)?;
+    }
+    c.excludes = c
+        .excludes
+        .iter()
+        .map(|e| ctx.word(e, scope, span, un))
+        .collect::<Result<_, _>>()?;
+    Ok(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stage_names() {
+        assert!(is_valid_stage_name("build-1.x_y"));
+        assert!(!is_valid_stage_name("1build"));
+        assert!(!is_valid_stage_name("b@d"));
+        assert!(!is_valid_stage_name(""));
+    }
+
+    #[test]
+    fn expose_specs() {
+        assert_eq!(expose_ports("80").unwrap(), vec!["80/tcp"]);
+        assert_eq!(expose_ports("53/UDP").unwrap(), vec!["53/udp"]);
+        assert_eq!(expose_ports("8000-8002").unwrap().len(), 3);
+        assert!(expose_ports("80/xyz").unwrap_err().contains("xyz"));
+        assert!(expose_ports("http").is_err());
+    }
+
+    #[test]
+    fn frontends() {
+        assert!(is_standard_frontend("docker/dockerfile:1"));
+        assert!(is_standard_frontend("docker.io/docker/dockerfile:1.7-labs"));
+        assert!(is_standard_frontend("docker/dockerfile@sha256:abc"));
+        assert!(!is_standard_frontend("tonistiigi/dockerfile:foo"));
+    }
+}

@@ -1,0 +1,567 @@
+//! Planning behaviours from conformance/README.md §4 that need no execution (numbers refer
+//! to that list), plus the error contract: kind, line and column, not only message text.
+
+use plan::{
+    plan, Base, BaseImage, Diagnostic, ErrorKind, ImageResolver, Instruction, Plan, PlanOptions,
+    Unresolved,
+};
+
+fn ok(src: &str) -> Plan {
+    ok_with(src, &PlanOptions::default())
+}
+
+fn ok_with(src: &str, opts: &PlanOptions) -> Plan {
+    match plan(src, opts, &Unresolved) {
+        Ok(p) => p,
+        Err(d) => panic!("unexpected error:\n{}", d.render("Dockerfile")),
+    }
+}
+
+fn err(src: &str) -> Diagnostic {
+    err_with(src, &PlanOptions::default())
+}
+
+fn err_with(src: &str, opts: &PlanOptions) -> Diagnostic {
+    match plan(src, opts, &Unresolved) {
+        Ok(p) => panic!(
+            "expected an error, got a plan with {} stages",
+            p.stages.len()
+        ),
+        Err(d) => d,
+    }
+}
+
+fn target(t: &str) -> PlanOptions {
+    PlanOptions {
+        target: Some(t.into()),
+        ..PlanOptions::default()
+    }
+}
+
+fn args(a: &[(&str, &str)]) -> PlanOptions {
+    PlanOptions {
+        build_args: a
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..PlanOptions::default()
+    }
+}
+
+fn step(p: &Plan, stage: usize, i: usize) -> &Instruction {
+    &p.stages[stage].steps[i].instruction
+}
+
+fn run_env_arg<'a>(p: &'a Plan, stage: usize, i: usize, name: &str) -> Option<&'a str> {
+    p.stages[stage].steps[i]
+        .args
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+// 1, 2: --from names an image unless a stage has that name; the stage wins.
+#[test]
+fn from_image_or_stage() {
+    let p = ok("FROM scratch\nCOPY --from=busybox /etc/passwd test\n");
+    assert_eq!(p.stages[0].images, vec!["busybox"]);
+    assert!(p.stages[0].depends_on.is_empty());
+
+    let p = ok("FROM busybox AS golang\nRUN touch /usr/bin/go\nFROM scratch\nCOPY --from=golang /usr/bin/go go\n");
+    assert_eq!(p.stages[1].depends_on, vec![0]);
+    assert!(p.stages[1].images.is_empty());
+}
+
+// 3, 12: stage names are case-insensitive, in --from and --target.
+#[test]
+fn case_insensitive_names() {
+    let src = "FROM busybox AS STAge0\nRUN true\nFROM busybox AS staGE1\nCOPY --from=staGE0 / /\nFROM scratch\nCOPY --from=stage1 / /\n";
+    let p = ok_with(src, &target("Stage1"));
+    assert_eq!(p.target, 1);
+    assert_eq!(p.stages[1].name.as_deref(), Some("stage1"));
+    assert_eq!(p.stages[1].depends_on, vec![0]);
+    assert!(!p.stages[2].needed);
+    let d = err_with(src, &target("nosuch"));
+    assert_eq!(d.kind, ErrorKind::TargetNotFound);
+}
+
+// 4: --from by index; an index outside the list is an error at the COPY line.
+#[test]
+fn from_by_index() {
+    let p = ok("FROM busybox\nRUN true\nFROM scratch\nCOPY --from=0 /x /x\n");
+    assert_eq!(p.stages[1].depends_on, vec![0]);
+    let d = err("FROM busybox\nRUN true\nFROM scratch\nCOPY --from=5 /x /x\n");
+    assert_eq!(
+        (d.kind, d.line, d.col),
+        (ErrorKind::InvalidStageIndex, 4, 13)
+    );
+    assert!(d.message.contains("invalid stage index 5"));
+}
+
+// 5: a stage copying from a later stage.
+#[test]
+fn forward_reference() {
+    let d = err("FROM busybox AS target\nCOPY --from=build /d2 /out\n\nFROM busybox AS build\nCOPY x /d2\n\nFROM target\n");
+    assert_eq!((d.kind, d.line), (ErrorKind::ForwardReference, 2));
+    assert!(
+        d.message.contains("cannot copy from stage"),
+        "{}",
+        d.message
+    );
+    assert!(d
+        .message
+        .contains("needs to be defined before current stage"));
+}
+
+// 6: cycles are reported (before the ordering check) naming the stage the search began at.
+#[test]
+fn circular_dependency() {
+    let d = err("FROM busybox AS a\nCOPY --from=b /x /x\n\nFROM busybox AS b\nCOPY --from=a /y /y\n\nFROM a\n");
+    assert_eq!(d.kind, ErrorKind::CircularDependency);
+    assert_eq!(d.message, "circular dependency detected on stage: a");
+    let d = err("FROM busybox AS stage0\nCOPY --from=stage0 /x /x\n");
+    assert_eq!((d.kind, d.line), (ErrorKind::CircularDependency, 2));
+    let d = err("FROM scratch AS stage0\nCOPY --from=stage2 / /\nFROM scratch AS stage1\nCOPY --from=stage0 / /\nFROM scratch AS stage2\nCOPY --from=stage1 / /\n");
+    assert_eq!(d.message, "circular dependency detected on stage: stage0");
+}
+
+// 7: no variables in --from.
+#[test]
+fn from_variable_rejected() {
+    let d = err("FROM scratch\nCOPY --from=$FOO . .\n");
+    assert_eq!((d.kind, d.line, d.col), (ErrorKind::FromVariable, 2, 13));
+    assert!(d.hint.as_deref().unwrap_or("").contains("global scope"));
+}
+
+// 13: target typo gets a suggestion.
+#[test]
+fn target_typo_did_you_mean() {
+    let d = err_with(
+        "FROM scratch AS build\nCOPY Dockerfile /out\nFROM scratch\nCOPY --from=build /out /\n",
+        &target("bulid"),
+    );
+    assert_eq!(d.kind, ErrorKind::TargetNotFound);
+    assert_eq!(d.message, "target stage \"bulid\" could not be found");
+    assert_eq!(d.hint.as_deref(), Some("did you mean build?"));
+}
+
+// 14: no stages.
+#[test]
+fn no_stages() {
+    let d = err("ARG foo=bar\n");
+    assert_eq!(d.kind, ErrorKind::NoStages);
+    assert_eq!(d.message, "dockerfile contains no stages to build");
+    assert_eq!(d.line, 1);
+}
+
+// 15: blank base names.
+#[test]
+fn blank_base_name() {
+    let d = err("FROM \"\" AS foo\n");
+    assert_eq!((d.kind, d.line), (ErrorKind::BlankBaseName, 1));
+    let d = err("ARG BLANK\nFROM ${BLANK} AS foo\n");
+    assert_eq!((d.kind, d.line, d.col), (ErrorKind::BlankBaseName, 2, 6));
+}
+
+// 16: COPY of a URL; ADD accepts it.
+#[test]
+fn copy_url() {
+    let d = err("FROM scratch\nCOPY http://example.com/x /x\n");
+    assert_eq!((d.kind, d.line, d.col), (ErrorKind::CopyUrl, 2, 6));
+    ok("FROM scratch\nADD http://example.com/x /x\n");
+}
+
+// 17: step names and totals.
+#[test]
+fn step_numbers() {
+    let p = ok("FROM busybox AS base\nENV A=1\nWORKDIR /w\nCOPY a b\nRUN x\nFROM scratch\nCOPY --from=base /w /\n");
+    assert_eq!(p.stages[0].total_steps, 4);
+    let nums: Vec<Option<usize>> = p.stages[0].steps.iter().map(|s| s.number).collect();
+    assert_eq!(nums, vec![None, Some(2), Some(3), Some(4)]);
+    assert_eq!(p.stages[1].display_name, "stage-1");
+    assert_eq!(p.stages[1].total_steps, 1);
+}
+
+// 19: a global ARG used in FROM, overridden by --build-arg.
+#[test]
+fn global_arg_in_from() {
+    let src = "ARG tag=nosuchtag\nFROM busybox:${tag}\n";
+    let p = ok(src);
+    assert_eq!(
+        p.stages[0].base,
+        Base::Image {
+            reference: "busybox:nosuchtag".into()
+        }
+    );
+    let p = ok_with(src, &args(&[("tag", "latest")]));
+    assert_eq!(
+        p.stages[0].base,
+        Base::Image {
+            reference: "busybox:latest".into()
+        }
+    );
+}
+
+// 20, 21: ${FOO:?msg} errors, and a supplied value skips the default.
+#[test]
+fn required_arg_errors() {
+    let src = "ARG FOO=${FOO:?\"custom error\"}\nFROM scratch\n";
+    let d = err(src);
+    assert_eq!((d.kind, d.line), (ErrorKind::Expansion, 1));
+    assert!(d.message.contains("FOO: custom error"), "{}", d.message);
+    ok_with(src, &args(&[("FOO", "bar")]));
+
+    let src = "FROM scratch\nARG FOO\nARG BAR=${FOO:?\"foo missing\"}\n";
+    let d = err(src);
+    assert_eq!((d.kind, d.line), (ErrorKind::Expansion, 3));
+    assert!(d.message.contains("FOO: foo missing"), "{}", d.message);
+    ok_with(src, &args(&[("FOO", "x")]));
+    ok_with(src, &args(&[("BAR", "x")]));
+}
+
+// 22: multi ARGs, global ARGs referring to earlier ones, redeclaration imports the value.
+#[test]
+fn multi_and_quoted_args() {
+    let p = ok("ARG a1=\"foo bar\" a2=box\nARG a3=\"$a2-foo\"\nFROM busy$a2 AS build\nARG a3 a4=\"123 456\" a1\nRUN echo -n \"$a1:$a3:$a4\" > /out\n");
+    assert_eq!(
+        p.stages[0].base,
+        Base::Image {
+            reference: "busybox".into()
+        }
+    );
+    assert_eq!(run_env_arg(&p, 0, 1, "a1"), Some("foo bar"));
+    assert_eq!(run_env_arg(&p, 0, 1, "a3"), Some("box-foo"));
+    assert_eq!(run_env_arg(&p, 0, 1, "a4"), Some("123 456"));
+    // Without redeclaration a global ARG is not visible in the stage.
+    let p = ok("ARG g=1\nFROM scratch\nENV x=${g:-unset}\n");
+    assert_eq!(
+        step(&p, 0, 0),
+        &Instruction::Env {
+            vars: vec![plan::KeyValue {
+                key: "x".into(),
+                value: "unset".into()
+            }]
+        }
+    );
+}
+
+// 23: ARG defaults with modifiers in FROM and ENV; an empty build arg counts as unset for :-.
+#[test]
+fn default_env_with_args() {
+    let src = "ARG image=idlebox\nFROM busy${image#idle}\nARG my_arg\nENV my_arg \"my_arg=${my_arg:-def_val}\"\nENV t \"${my_arg%%e*}\"\n";
+    let p = ok(src);
+    assert_eq!(
+        p.stages[0].base,
+        Base::Image {
+            reference: "busybox".into()
+        }
+    );
+    let Instruction::Env { vars } = step(&p, 0, 1) else {
+        panic!()
+    };
+    assert_eq!(vars[0].value, "my_arg=def_val");
+    let p = ok_with(src, &args(&[("my_arg", "")]));
+    let Instruction::Env { vars } = step(&p, 0, 1) else {
+        panic!()
+    };
+    assert_eq!(vars[0].value, "my_arg=def_val");
+    let Instruction::Env { vars } = step(&p, 0, 2) else {
+        panic!()
+    };
+    assert_eq!(vars[0].value, "my_arg=d");
+    let p = ok_with(src, &args(&[("my_arg", "override")]));
+    let Instruction::Env { vars } = step(&p, 0, 1) else {
+        panic!()
+    };
+    assert_eq!(vars[0].value, "my_arg=override");
+}
+
+// 24: ARG without value is not in the RUN env; ARG BAR= is, as empty.
+#[test]
+fn empty_string_arg() {
+    let p = ok("FROM busybox\nARG FOO\nARG BAR=\nRUN env\n");
+    assert_eq!(run_env_arg(&p, 0, 2, "FOO"), None);
+    assert_eq!(run_env_arg(&p, 0, 2, "BAR"), Some(""));
+}
+
+// 25: proxy build args need no ARG line and are not reported as unused.
+#[test]
+fn proxy_args() {
+    let p = ok_with(
+        "FROM busybox\nRUN env\n",
+        &args(&[("http_proxy", "hp"), ("NO_PROXY", "np"), ("OTHER", "x")]),
+    );
+    assert_eq!(
+        p.proxy_args,
+        vec![
+            ("http_proxy".into(), "hp".into()),
+            ("NO_PROXY".into(), "np".into())
+        ]
+    );
+    assert_eq!(
+        run_env_arg(&p, 0, 0, "http_proxy"),
+        None,
+        "proxies stay out of the step's args"
+    );
+    assert_eq!(p.unused_build_args, vec!["OTHER".to_string()]);
+}
+
+// 26: TARGETSTAGE once declared.
+#[test]
+fn target_stage_arg() {
+    let src = "FROM busybox AS foo\nARG TARGETSTAGE\nRUN echo $TARGETSTAGE\nFROM busybox\nARG TARGETSTAGE\nRUN x\n";
+    let p = ok_with(src, &target("foo"));
+    assert_eq!(run_env_arg(&p, 0, 1, "TARGETSTAGE"), Some("foo"));
+    let p = ok(src);
+    assert_eq!(run_env_arg(&p, 1, 1, "TARGETSTAGE"), Some("default"));
+    let p = ok("FROM busybox\nRUN echo $TARGETSTAGE\n");
+    assert_eq!(run_env_arg(&p, 0, 0, "TARGETSTAGE"), None);
+}
+
+// 27, 28: automatic platform args in global scope; in a stage only after ARG; overridable.
+#[test]
+fn platform_args() {
+    let p = ok("FROM busybox AS build-linux\nRUN true\nFROM build-${TARGETOS}\n");
+    assert_eq!(
+        p.stages[1].base,
+        Base::Stage {
+            index: 0,
+            name: "build-linux".into()
+        }
+    );
+    let src = "FROM --platform=$BUILDPLATFORM busybox AS build\nARG TARGETPLATFORM\nARG TARGETOS\nRUN echo $TARGETPLATFORM $TARGETOS\n";
+    let p = ok(src);
+    assert_eq!(p.stages[0].platform.as_deref(), Some("linux/amd64"));
+    assert_eq!(run_env_arg(&p, 0, 2, "TARGETPLATFORM"), Some("linux/amd64"));
+    assert_eq!(run_env_arg(&p, 0, 2, "TARGETOS"), Some("linux"));
+    let p = ok_with(src, &args(&[("TARGETOS", "freebsd")]));
+    assert_eq!(run_env_arg(&p, 0, 2, "TARGETOS"), Some("freebsd"));
+}
+
+// 29: EXPOSE expansion with word splitting; bad protocols are errors.
+#[test]
+fn expose_expansion() {
+    let p = ok("FROM scratch\nARG PORTS=\"3000 4000/udp\"\nEXPOSE $PORTS\nEXPOSE 5000\n");
+    assert_eq!(
+        step(&p, 0, 1),
+        &Instruction::Expose {
+            ports: vec!["3000/tcp".into(), "4000/udp".into()]
+        }
+    );
+    assert_eq!(
+        step(&p, 0, 2),
+        &Instruction::Expose {
+            ports: vec!["5000/tcp".into()]
+        }
+    );
+    let d = err("FROM scratch\nEXPOSE 80/xyz\n");
+    assert_eq!((d.kind, d.line, d.col), (ErrorKind::InvalidArguments, 2, 8));
+    assert!(d.message.contains("xyz"));
+}
+
+// 30: % kept literally in ENV.
+#[test]
+fn env_percent() {
+    let p = ok("FROM scratch\nENV myenv foo%sbar\n");
+    assert_eq!(
+        step(&p, 0, 0),
+        &Instruction::Env {
+            vars: vec![plan::KeyValue {
+                key: "myenv".into(),
+                value: "foo%sbar".into()
+            }]
+        }
+    );
+}
+
+// 33, 34: ONBUILD declared in a stage fires in a stage built FROM it; its --from is a dependency.
+#[test]
+fn onbuild_in_file() {
+    let p = ok("FROM busybox AS src\nRUN touch /f\nFROM busybox AS base\nONBUILD COPY --from=src /f /g\nFROM base AS mid\nRUN ls /g\n");
+    assert_eq!(
+        p.stages[1].onbuild,
+        vec!["COPY --from=src /f /g".to_string()]
+    );
+    let mid = &p.stages[2];
+    assert!(mid.steps[0].onbuild_trigger);
+    assert!(matches!(mid.steps[0].instruction, Instruction::Copy(_)));
+    assert_eq!(mid.depends_on, vec![0, 1]);
+    // Triggers run once: a grandchild does not run them again.
+    let p = ok("FROM busybox AS parent\nONBUILD RUN x\nFROM parent AS base\nRUN y\nFROM base AS child\nRUN z\n");
+    assert_eq!(
+        p.stages[1]
+            .steps
+            .iter()
+            .filter(|s| s.onbuild_trigger)
+            .count(),
+        1
+    );
+    assert_eq!(
+        p.stages[2]
+            .steps
+            .iter()
+            .filter(|s| s.onbuild_trigger)
+            .count(),
+        0
+    );
+}
+
+struct WithOnbuild;
+impl ImageResolver for WithOnbuild {
+    fn resolve(&self, r: &str) -> Option<BaseImage> {
+        (r == "img").then(|| BaseImage {
+            env: vec![("FROMIMG".into(), "yes".into())],
+            onbuild: vec!["RUN echo trigger".into()],
+        })
+    }
+}
+
+// 31: triggers of a base image, and its Env, through the resolver; the stub marks them pending.
+#[test]
+fn base_image_through_resolver() {
+    let src = "FROM img\nENV X=$FROMIMG\n";
+    let p = plan(src, &PlanOptions::default(), &WithOnbuild).unwrap();
+    assert!(p.stages[0].steps[0].onbuild_trigger);
+    assert_eq!(p.stages[0].steps[1].display, "ENV X=yes");
+    assert!(!p.stages[0].waits_on_base);
+    let p = ok(src);
+    assert!(p.stages[0].waits_on_base);
+    assert_eq!(
+        p.stages[0].steps[0].waits_on_base,
+        vec!["FROMIMG".to_string()]
+    );
+}
+
+// 36 (plan side): the last stage or the target is built; others are pruned with a reason.
+#[test]
+fn pruning_and_waves() {
+    let src = "FROM busybox AS a\nRUN sleep 3\nFROM busybox AS b\nRUN sleep 3\nFROM busybox AS unused\nRUN sleep 5\nFROM scratch\nCOPY --from=a / /a\nCOPY --from=b / /b\n";
+    let p = ok(src);
+    assert_eq!(p.waves, vec![vec![0, 1], vec![3]]);
+    assert!(!p.stages[2].needed);
+    assert!(p.stages[2]
+        .skip_reason
+        .as_deref()
+        .unwrap()
+        .contains("not needed"));
+    let p = ok_with(src, &target("a"));
+    assert_eq!(p.waves, vec![vec![0]]);
+    assert!(p.stages[3]
+        .skip_reason
+        .as_deref()
+        .unwrap()
+        .contains("after the target"));
+}
+
+// 40, 41: stage-name rules.
+#[test]
+fn stage_name_rules() {
+    let d = err("FROM scratch AS 1bad\n");
+    assert_eq!(
+        (d.kind, d.line, d.col, d.width),
+        (ErrorKind::InvalidStageName, 1, 17, 4)
+    );
+    let d = err("FROM scratch AS b@d\n");
+    assert_eq!(d.kind, ErrorKind::InvalidStageName);
+    let d = err("FROM scratch AS\n");
+    assert_eq!(d.kind, ErrorKind::InvalidArguments);
+    let d = err("FROM scratch foo bar\n");
+    assert_eq!(d.kind, ErrorKind::InvalidArguments);
+    let p = ok("FROM scratch AS b\nFROM scratch AS b\nFROM scratch AS context\n");
+    assert!(p
+        .warnings
+        .iter()
+        .any(|w| w.line == 2 && w.message.contains("DuplicateStageName")));
+    assert!(p
+        .warnings
+        .iter()
+        .any(|w| w.line == 3 && w.message.contains("ReservedStageName")));
+    ok("FROM scratch as lower\n");
+}
+
+#[test]
+fn unknown_instruction_and_flag() {
+    let d = err("FROM scratch\nFNTRYPOINT [\"/bin/sh\", \"-c\", \"echo invalidinstruction\"]\n");
+    assert_eq!(
+        (d.kind, d.line, d.col, d.width),
+        (ErrorKind::UnknownInstruction, 2, 1, 10)
+    );
+    assert_eq!(d.message, "unknown instruction: FNTRYPOINT");
+    assert_eq!(d.hint.as_deref(), Some("did you mean ENTRYPOINT?"));
+    let d = err("from scratch\nenv foo=bar\ncopy --foo=bar / /\nenv bar=baz\n");
+    assert_eq!((d.kind, d.line, d.col), (ErrorKind::UnknownFlag, 3, 6));
+    let d = err("FROM busybox\nCOPY --frm=x a b\n");
+    assert_eq!(d.hint.as_deref(), Some("did you mean --from?"));
+    let d = err("FROM busybox\nRUN --mount=type=nfs,target=/x true\n");
+    assert_eq!((d.kind, d.line), (ErrorKind::InvalidFlag, 2));
+}
+
+#[test]
+fn instructions_before_from() {
+    let d = err("\nRUN true\nFROM scratch\n");
+    assert_eq!((d.kind, d.line), (ErrorKind::InstructionBeforeFrom, 2));
+}
+
+#[test]
+fn syntax_directive() {
+    let p = ok("# syntax=docker/dockerfile:1\nFROM scratch\n");
+    assert_eq!(p.syntax.as_deref(), Some("docker/dockerfile:1"));
+    let d = err("# syntax=example.com/other/frontend:1\nFROM scratch\n");
+    assert_eq!((d.kind, d.line), (ErrorKind::UnsupportedFrontend, 1));
+}
+
+#[test]
+fn env_chains_through_stages() {
+    let p =
+        ok("FROM busybox AS base\nENV A=1\nFROM base AS mid\nLABEL x=y\nFROM mid\nENV B=${A}2\n");
+    assert_eq!(p.stages[2].steps[0].display, "ENV B=12");
+}
+
+#[test]
+fn run_mounts_and_heredoc_copy() {
+    let p = ok("FROM busybox AS deps\nRUN true\nFROM busybox\nARG CACHE=/root/.cache\nRUN --mount=type=cache,target=$CACHE --mount=type=bind,from=deps,target=/d --mount=type=secret,id=tok true\nCOPY <<EOF /etc/x\nhello $CACHE\nEOF\n");
+    let Instruction::Run(r) = step(&p, 1, 1) else {
+        panic!()
+    };
+    assert_eq!(r.mounts[0].target.as_deref(), Some("/root/.cache"));
+    assert_eq!(r.mounts[1].from.as_deref(), Some("deps"));
+    assert!(r.mounts[1].readonly);
+    assert_eq!(r.mounts[2].target.as_deref(), Some("/run/secrets/tok"));
+    assert_eq!(p.stages[1].depends_on, vec![0]);
+    let Instruction::Copy(c) = step(&p, 1, 2) else {
+        panic!()
+    };
+    assert_eq!(c.sources, vec!["<<EOF".to_string()]);
+    assert_eq!(c.heredocs.len(), 1);
+    assert_eq!(c.dest, "/etc/x");
+}
+
+#[test]
+fn healthcheck_parsing() {
+    let p = ok("FROM scratch\nHEALTHCHECK --interval=5s --timeout=2s --retries=4 CMD [\"true\"]\nHEALTHCHECK NONE\n");
+    let Instruction::Healthcheck(h) = step(&p, 0, 0) else {
+        panic!()
+    };
+    assert_eq!(
+        (h.interval, h.timeout, h.retries),
+        (5_000_000_000, 2_000_000_000, 4)
+    );
+    let d = err("FROM scratch\nHEALTHCHECK --interval=5 CMD true\n");
+    assert_eq!((d.kind, d.line), (ErrorKind::InvalidFlag, 2));
+    let d = err("FROM scratch\nHEALTHCHECK BOGUS true\n");
+    assert_eq!(d.kind, ErrorKind::InvalidArguments);
+}
+
+#[test]
+fn diagnostics_render_with_file_line_col() {
+    let d = err("FROM busybox:local\nCOPY --frm=x a b\nBOGUS x\n");
+    let text = d.render("Dockerfile");
+    assert!(
+        text.starts_with("error: Dockerfile:2:6: unknown flag: --frm\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(" 2 | COPY --frm=x a b\n   |      ^^^^^^^\n"),
+        "{text}"
+    );
+}

@@ -1,0 +1,185 @@
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Args, ValueEnum};
+use plan::{Base, Plan, PlanOptions};
+
+#[derive(Args)]
+pub struct PlanArgs {
+    /// Name of the Dockerfile (default: CONTEXT/Dockerfile).
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<PathBuf>,
+    /// Set the target build stage.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Set a build-time variable (`NAME=VALUE`, or `NAME` to take it from the environment).
+    #[arg(long = "build-arg", value_name = "NAME[=VALUE]")]
+    pub build_args: Vec<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// The build context directory.
+    #[arg(default_value = ".")]
+    pub context: PathBuf,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+/// `--build-arg` values as docker reads them: `K=V`, or `K` taken from the environment
+/// (and dropped when the environment has no such variable).
+pub fn parse_build_args(raw: &[String]) -> Vec<(String, String)> {
+    raw.iter()
+        .filter_map(|a| match a.split_once('=') {
+            Some((k, v)) => Some((k.to_string(), v.to_string())),
+            None => std::env::var(a).ok().map(|v| (a.clone(), v)),
+        })
+        .collect()
+}
+
+pub fn run(args: PlanArgs) -> Result<ExitCode> {
+    let path = super::dockerfile_path(args.file.as_deref(), &args.context);
+    let src = super::read_dockerfile(&path)?;
+    let opts = PlanOptions {
+        target: args.target.clone(),
+        build_args: parse_build_args(&args.build_args),
+        ..PlanOptions::default()
+    };
+    let plan = match plan::plan(&src.text, &opts, &plan::Unresolved) {
+        Ok(p) => p,
+        Err(d) => {
+            eprint!("{}", d.render(&src.display));
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    if let Some(s) = &plan.syntax {
+        eprintln!("notice: # syntax={s} is served by strata's built-in Dockerfile frontend");
+    }
+    match args.format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&plan)?),
+        Format::Text => print!("{}", render_text(&plan, &src.display)),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn base_text(plan: &Plan, base: &Base) -> String {
+    match base {
+        Base::Scratch => "scratch".into(),
+        Base::Image { reference } => format!("image {reference}"),
+        Base::Stage { index, .. } => format!("stage {}", plan.stages[*index].display_name),
+    }
+}
+
+/// The human-readable plan.
+pub fn render_text(plan: &Plan, file: &str) -> String {
+    let mut out = String::new();
+    let t = plan.target_stage();
+    let _ = writeln!(
+        out,
+        "plan for {file}: target {} (stage {})",
+        t.display_name, t.index
+    );
+    if !plan.global_args.is_empty() {
+        let args: Vec<String> = plan
+            .global_args
+            .iter()
+            .map(|(k, v)| match v {
+                Some(v) => format!("{k}={v}"),
+                None => k.clone(),
+            })
+            .collect();
+        let _ = writeln!(out, "global args: {}", args.join(" "));
+    }
+    for (w, stages) in plan.waves.iter().enumerate() {
+        let names: Vec<&str> = stages
+            .iter()
+            .map(|i| plan.stages[*i].display_name.as_str())
+            .collect();
+        let together = if names.len() > 1 {
+            "  (concurrently)"
+        } else {
+            ""
+        };
+        let _ = writeln!(out, "wave {}: {}{together}", w + 1, names.join(", "));
+    }
+    for s in &plan.stages {
+        out.push('\n');
+        let _ = write!(
+            out,
+            "stage {} {} (line {}): FROM {}",
+            s.index,
+            s.display_name,
+            s.span.start,
+            base_text(plan, &s.base)
+        );
+        if let Some(p) = &s.platform {
+            let _ = write!(out, " --platform={p}");
+        }
+        out.push('\n');
+        if let Some(reason) = &s.skip_reason {
+            let _ = writeln!(out, "  skipped: {reason}");
+            continue;
+        }
+        if !s.depends_on.is_empty() {
+            let deps: Vec<&str> = s
+                .depends_on
+                .iter()
+                .map(|d| plan.stages[*d].display_name.as_str())
+                .collect();
+            let _ = writeln!(out, "  depends on: {}", deps.join(", "));
+        }
+        if !s.images.is_empty() {
+            let _ = writeln!(out, "  uses images: {}", s.images.join(", "));
+        }
+        if s.waits_on_base {
+            let _ = writeln!(
+                out,
+                "  waits on base image: its Env and ONBUILD triggers apply at build time"
+            );
+        }
+        if !matches!(s.base, Base::Scratch) {
+            let _ = writeln!(
+                out,
+                "  [{} 1/{}] FROM {}",
+                s.display_name,
+                s.total_steps,
+                base_text(plan, &s.base)
+            );
+        }
+        for step in &s.steps {
+            let tag = match step.number {
+                Some(n) => format!("[{} {}/{}]", s.display_name, n, s.total_steps),
+                None => "     ".to_string() + &" ".repeat(s.display_name.len()),
+            };
+            let trig = if step.onbuild_trigger {
+                " (ONBUILD trigger)"
+            } else {
+                ""
+            };
+            let _ = writeln!(out, "  {tag} {}{trig}", step.display);
+            if !step.waits_on_base.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "      waits on base image: ${} may come from its Env",
+                    step.waits_on_base.join(", $")
+                );
+            }
+        }
+    }
+    if !plan.unused_build_args.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nwarning: build args not consumed by any ARG: {}",
+            plan.unused_build_args.join(", ")
+        );
+    }
+    for w in &plan.warnings {
+        let _ = writeln!(out, "warning: {file}:{}: {}", w.line, w.message);
+    }
+    out
+}
