@@ -15,5 +15,6 @@ echo "== the same plan as JSON (stage summary)"
 import json, sys
 p = json.load(sys.stdin)
 for s in p["stages"]:
-    print(f"  {s[\"display_name\"]:<12} needed={s[\"needed\"]!s:<5} wave={s[\"wave\"]} steps={len(s[\"steps\"])}")
+    name, needed, wave, steps = s["display_name"], s["needed"], s["wave"], len(s["steps"])
+    print(f"  {name:<12} needed={needed!s:<5} wave={wave} steps={steps}")
 '
