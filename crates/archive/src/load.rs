@@ -1,0 +1,336 @@
+//! `load`: docker-archive or OCI-archive → store.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use store::image::{Descriptor, ImageConfig, Index, Manifest, MEDIA_OCI_LAYER};
+use store::{Compression as StoreCompression, Digest, Image, Reference, Store};
+
+use crate::{ingest_layer, io_err, Error, Result};
+
+/// An image that was loaded, with the names the archive gave it.
+#[derive(Debug)]
+pub struct Loaded {
+    pub image: Image,
+    pub names: Vec<Reference>,
+}
+
+/// The archive's members, spooled to a private temp directory (never at archive-chosen
+/// paths: members are numbered files, looked up through a map of their cleaned names).
+struct Spool {
+    dir: PathBuf,
+    files: HashMap<String, PathBuf>,
+    links: HashMap<String, String>,
+}
+
+impl Drop for Spool {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn clean_name(raw: &str) -> Option<String> {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in raw.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            c => parts.push(c),
+        }
+    }
+    (!parts.is_empty()).then(|| parts.join("/"))
+}
+
+impl Spool {
+    fn read<R: Read>(store: &Store, reader: R) -> Result<Spool> {
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let dir = store.root().join("tmp").join(format!(
+            "load-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        fs::create_dir_all(&dir).map_err(io_err(format!("create {}", dir.display())))?;
+        let mut spool = Spool {
+            dir,
+            files: HashMap::new(),
+            links: HashMap::new(),
+        };
+        let bad = |e: io::Error| Error::Format(format!("not a valid image archive: {e}"));
+        let mut ar = tar::Archive::new(reader);
+        for (i, entry) in ar.entries().map_err(bad)?.enumerate() {
+            let mut entry = entry.map_err(bad)?;
+            let raw = String::from_utf8_lossy(&entry.path_bytes()).to_string();
+            let Some(name) = clean_name(&raw) else {
+                continue;
+            };
+            match entry.header().entry_type() {
+                tar::EntryType::Regular | tar::EntryType::Continuous => {
+                    let p = spool.dir.join(format!("m{i}"));
+                    let mut f =
+                        File::create(&p).map_err(io_err(format!("create {}", p.display())))?;
+                    io::copy(&mut entry, &mut f)
+                        .map_err(|e| Error::Format(format!("archive member {raw}: {e}")))?;
+                    spool.files.insert(name, p);
+                }
+                tar::EntryType::Symlink | tar::EntryType::Link => {
+                    let target =
+                        String::from_utf8_lossy(&entry.link_name_bytes().unwrap_or_default())
+                            .to_string();
+                    let resolved = if entry.header().entry_type() == tar::EntryType::Symlink
+                        && !target.starts_with('/')
+                    {
+                        let parent = name.rsplit_once('/').map(|(p, _)| p).unwrap_or("");
+                        format!("{parent}/{target}")
+                    } else {
+                        target
+                    };
+                    if let Some(t) = clean_name(&resolved) {
+                        spool.links.insert(name, t);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(spool)
+    }
+
+    fn path(&self, name: &str) -> Option<&Path> {
+        let mut n = clean_name(name)?;
+        for _ in 0..16 {
+            if let Some(p) = self.files.get(&n) {
+                return Some(p);
+            }
+            n = self.links.get(&n)?.clone();
+        }
+        None
+    }
+
+    fn open(&self, name: &str) -> Result<File> {
+        let p = self
+            .path(name)
+            .ok_or_else(|| Error::Format(format!("archive has no member {name}")))?;
+        File::open(p).map_err(io_err(format!("open {}", p.display())))
+    }
+
+    fn read_small(&self, name: &str) -> Result<Vec<u8>> {
+        let mut f = self.open(name)?;
+        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+        if len > 64 << 20 {
+            return Err(Error::Format(format!(
+                "archive member {name} is too large ({len} bytes)"
+            )));
+        }
+        let mut v = Vec::with_capacity(len as usize);
+        f.read_to_end(&mut v)
+            .map_err(io_err(format!("read {name}")))?;
+        Ok(v)
+    }
+}
+
+#[derive(Deserialize)]
+struct DockerManifestEntry {
+    #[serde(rename = "Config")]
+    config: String,
+    #[serde(rename = "RepoTags", default)]
+    repo_tags: Option<Vec<String>>,
+    #[serde(rename = "Layers")]
+    layers: Vec<String>,
+}
+
+/// Ingest layers (spooled path, member name, OCI descriptor if any), checking each against
+/// the config's diff_ids and, for OCI blobs, against the descriptor's digest.
+fn ingest_layers(
+    store: &Store,
+    config: &ImageConfig,
+    layers: Vec<(PathBuf, String, Option<Descriptor>)>,
+) -> Result<Vec<Descriptor>> {
+    if layers.len() != config.rootfs.diff_ids.len() {
+        return Err(Error::Format(format!(
+            "image has {} layers but its config lists {} diff_ids",
+            layers.len(),
+            config.rootfs.diff_ids.len()
+        )));
+    }
+    let mut out = Vec::new();
+    for (i, ((path, name, desc), expected)) in
+        layers.into_iter().zip(&config.rootfs.diff_ids).enumerate()
+    {
+        let file = File::open(&path).map_err(io_err(format!("open {name}")))?;
+        let mut reader = store::HashingReader::new(io::BufReader::with_capacity(1 << 20, file));
+        let l = ingest_layer(store, &mut reader, &name)?;
+        let (blob_digest, _) = reader.finish();
+        if let Some(d) = &desc {
+            if d.digest != blob_digest {
+                return Err(Error::Format(format!(
+                    "layer {i} ({name}): content hashes to {blob_digest}, the manifest says {}",
+                    d.digest
+                )));
+            }
+        }
+        if &l.diff_id != expected {
+            return Err(Error::Format(format!(
+                "layer {i} ({name}): uncompressed content hashes to {}, the image config says {expected}",
+                l.diff_id
+            )));
+        }
+        // Keep a compressed blob as it came, so a later save or push reuses its digest.
+        if let Some(c) = l.compression {
+            let c = match c {
+                layer::Compression::Gzip => StoreCompression::Gzip,
+                layer::Compression::Zstd => StoreCompression::Zstd,
+            };
+            let mut f = File::open(&path).map_err(io_err(format!("open {name}")))?;
+            let mut ing = store.ingest()?;
+            io::copy(&mut f, &mut ing).map_err(io_err(format!("copy {name}")))?;
+            let (d, size) = ing.commit(Some(&blob_digest))?;
+            store.record_compressed(&l.diff_id, c, &d, size)?;
+        }
+        out.push(Descriptor {
+            media_type: MEDIA_OCI_LAYER.into(),
+            digest: l.diff_id,
+            size: l.stats.tar_size,
+            annotations: None,
+            platform: None,
+        });
+    }
+    Ok(out)
+}
+
+fn load_docker(store: &Store, spool: &Spool) -> Result<Vec<Loaded>> {
+    let entries: Vec<DockerManifestEntry> =
+        serde_json::from_slice(&spool.read_small("manifest.json")?)
+            .map_err(|e| Error::Format(format!("manifest.json: {e}")))?;
+    let mut out = Vec::new();
+    for e in entries {
+        let config_bytes = spool.read_small(&e.config)?;
+        let config: ImageConfig = serde_json::from_slice(&config_bytes)
+            .map_err(|err| Error::Format(format!("{}: invalid image config: {err}", e.config)))?;
+        let mut layers = Vec::new();
+        for l in &e.layers {
+            let p = spool
+                .path(l)
+                .ok_or_else(|| Error::Format(format!("archive has no member {l}")))?
+                .to_path_buf();
+            layers.push((p, l.clone(), None));
+        }
+        let descs = ingest_layers(store, &config, layers)?;
+        let image = store.put_image(&config_bytes, descs)?;
+        let mut names = Vec::new();
+        for t in e.repo_tags.unwrap_or_default() {
+            names.push(Reference::parse(&t).map_err(Error::Format)?);
+        }
+        out.push(Loaded { image, names });
+    }
+    Ok(out)
+}
+
+fn blob_name(d: &Digest) -> String {
+    format!("blobs/sha256/{}", d.hex())
+}
+
+fn read_verified(spool: &Spool, d: &Digest) -> Result<Vec<u8>> {
+    let bytes = spool.read_small(&blob_name(d))?;
+    let actual = Digest::of(&bytes);
+    if &actual != d {
+        return Err(Error::Format(format!(
+            "blob {d} in the archive hashes to {actual}"
+        )));
+    }
+    Ok(bytes)
+}
+
+fn is_amd64_linux(p: &Option<serde_json::Value>) -> bool {
+    match p {
+        None => true,
+        Some(v) => {
+            v.get("os").and_then(|x| x.as_str()).unwrap_or("linux") == "linux"
+                && v.get("architecture")
+                    .and_then(|x| x.as_str())
+                    .unwrap_or("amd64")
+                    == "amd64"
+        }
+    }
+}
+
+fn load_oci(store: &Store, spool: &Spool) -> Result<Vec<Loaded>> {
+    let index: Index = serde_json::from_slice(&spool.read_small("index.json")?)
+        .map_err(|e| Error::Format(format!("index.json: {e}")))?;
+    let mut out = Vec::new();
+    // (manifest descriptor, the names its index entry gave it)
+    let mut todo: Vec<(Descriptor, Vec<Reference>)> = Vec::new();
+    for d in index.manifests {
+        let names = names_of(&d);
+        todo.push((d, names));
+    }
+    let mut depth = 0;
+    while let Some((d, names)) = todo.pop() {
+        depth += 1;
+        if depth > 256 {
+            return Err(Error::Format("index nesting too deep".into()));
+        }
+        let bytes = read_verified(spool, &d.digest)?;
+        let v: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Format(format!("manifest {}: {e}", d.digest)))?;
+        if v.get("manifests").is_some() {
+            let inner: Index = serde_json::from_value(v)
+                .map_err(|e| Error::Format(format!("index {}: {e}", d.digest)))?;
+            let pick = inner
+                .manifests
+                .into_iter()
+                .find(|m| is_amd64_linux(&m.platform));
+            if let Some(m) = pick {
+                todo.push((m, names));
+            }
+            continue;
+        }
+        let manifest: Manifest = serde_json::from_value(v)
+            .map_err(|e| Error::Format(format!("manifest {}: {e}", d.digest)))?;
+        let config_bytes = read_verified(spool, &manifest.config.digest)?;
+        let config: ImageConfig = serde_json::from_slice(&config_bytes)
+            .map_err(|e| Error::Format(format!("config {}: {e}", manifest.config.digest)))?;
+        let mut layers = Vec::new();
+        for l in &manifest.layers {
+            let p = spool
+                .path(&blob_name(&l.digest))
+                .ok_or_else(|| Error::Format(format!("archive has no blob {}", l.digest)))?
+                .to_path_buf();
+            layers.push((p, blob_name(&l.digest), Some(l.clone())));
+        }
+        let descs = ingest_layers(store, &config, layers)?;
+        let image = store.put_image(&config_bytes, descs)?;
+        out.push(Loaded { image, names });
+    }
+    out.reverse();
+    Ok(out)
+}
+
+fn names_of(d: &Descriptor) -> Vec<Reference> {
+    let ann = d.annotations.clone().unwrap_or_default();
+    let full = ann.get("io.containerd.image.name").cloned();
+    let short = ann.get(store::image::ANNOTATION_REF_NAME).cloned();
+    let pick = full.or_else(|| short.filter(|s| s.contains(':') || s.contains('/')));
+    pick.and_then(|s| Reference::parse(&s).ok())
+        .into_iter()
+        .collect()
+}
+
+/// Load every image of a docker-archive or OCI archive into the store (not tagged: the
+/// caller tags `names`). Nothing is tagged when any part fails; blobs written before the
+/// failure stay unreferenced until the next prune.
+pub fn load<R: Read>(store: &Store, reader: R) -> Result<Vec<Loaded>> {
+    let spool = Spool::read(store, reader)?;
+    if spool.path("manifest.json").is_some() {
+        load_docker(store, &spool)
+    } else if spool.path("index.json").is_some() && spool.path("oci-layout").is_some() {
+        load_oci(store, &spool)
+    } else {
+        Err(Error::Format(
+            "not an image archive: it has neither manifest.json (docker-archive) nor oci-layout and index.json (OCI)".into(),
+        ))
+    }
+}

@@ -1,0 +1,224 @@
+//! How each metadata instruction changes an image config, as BuildKit's dispatcher does.
+
+use std::collections::BTreeMap;
+
+use plan::{Command, Instruction};
+use store::image::RunConfig;
+
+/// The shell used for shell-form commands when the image sets none.
+pub const DEFAULT_SHELL: &[&str] = &["/bin/sh", "-c"];
+
+/// Per-stage state the config rules need besides the config itself.
+#[derive(Clone, Debug, Default)]
+pub struct StageState {
+    /// A CMD was set in this stage (then ENTRYPOINT keeps it; otherwise ENTRYPOINT clears
+    /// the CMD inherited from the base).
+    pub cmd_set: bool,
+    /// MAINTAINER value (the config's `author`).
+    pub author: Option<String>,
+}
+
+fn shell_of(cfg: &RunConfig) -> Vec<String> {
+    cfg.shell
+        .clone()
+        .unwrap_or_else(|| DEFAULT_SHELL.iter().map(|s| s.to_string()).collect())
+}
+
+/// A command as the config stores it: exec form as is, shell form through the shell.
+pub fn command_args(cfg: &RunConfig, c: &Command) -> Vec<String> {
+    match c {
+        Command::Exec(v) => v.clone(),
+        Command::Shell(s) => {
+            let mut v = shell_of(cfg);
+            v.push(s.clone());
+            v
+        }
+    }
+}
+
+/// `path.Join("/", base, p)` for relative WORKDIRs, cleaned like Go's path.Clean.
+pub fn resolve_workdir(current: Option<&str>, p: &str) -> String {
+    let joined = if p.starts_with('/') {
+        p.to_string()
+    } else {
+        format!("{}/{}", current.unwrap_or("/"), p)
+    };
+    let mut parts: Vec<&str> = Vec::new();
+    for c in joined.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+/// Apply a (planned, expanded) instruction to the runtime config. Returns false for
+/// instructions that change no config (RUN, COPY, ADD, ARG).
+pub fn apply(cfg: &mut RunConfig, st: &mut StageState, inst: &Instruction) -> bool {
+    match inst {
+        Instruction::Env { vars } => {
+            let env = cfg.env.get_or_insert_with(Vec::new);
+            for kv in vars {
+                let entry = format!("{}={}", kv.key, kv.value);
+                match env
+                    .iter_mut()
+                    .find(|e| e.split_once('=').map(|(k, _)| k) == Some(kv.key.as_str()))
+                {
+                    Some(e) => *e = entry,
+                    None => env.push(entry),
+                }
+            }
+        }
+        Instruction::Label { labels } => {
+            let map = cfg.labels.get_or_insert_with(BTreeMap::new);
+            for kv in labels {
+                map.insert(kv.key.clone(), kv.value.clone());
+            }
+        }
+        Instruction::Expose { ports } => {
+            let map = cfg.exposed_ports.get_or_insert_with(BTreeMap::new);
+            for p in ports {
+                map.insert(p.clone(), serde_json::json!({}));
+            }
+        }
+        Instruction::Volume { paths } => {
+            let map = cfg.volumes.get_or_insert_with(BTreeMap::new);
+            for p in paths {
+                map.insert(p.clone(), serde_json::json!({}));
+            }
+        }
+        Instruction::User { user } => cfg.user = Some(user.clone()),
+        Instruction::Workdir { path } => {
+            cfg.working_dir = Some(resolve_workdir(
+                cfg.working_dir.as_deref().filter(|w| !w.is_empty()),
+                path,
+            ))
+        }
+        Instruction::StopSignal { signal } => cfg.stop_signal = Some(signal.clone()),
+        Instruction::Shell { shell } => cfg.shell = Some(shell.clone()),
+        Instruction::Cmd(c) => {
+            cfg.cmd = Some(command_args(cfg, c));
+            cfg.extra
+                .insert("ArgsEscaped".into(), serde_json::Value::Bool(true));
+            st.cmd_set = true;
+        }
+        Instruction::Entrypoint(c) => {
+            cfg.entrypoint = Some(command_args(cfg, c));
+            cfg.extra
+                .insert("ArgsEscaped".into(), serde_json::Value::Bool(true));
+            if !st.cmd_set {
+                cfg.cmd = None;
+            }
+        }
+        Instruction::Healthcheck(h) => {
+            let mut m = serde_json::Map::new();
+            match &h.test {
+                None => {
+                    m.insert("Test".into(), serde_json::json!(["NONE"]));
+                }
+                Some(c) => {
+                    let test = match c {
+                        Command::Exec(v) => std::iter::once("CMD".to_string())
+                            .chain(v.iter().cloned())
+                            .collect::<Vec<_>>(),
+                        Command::Shell(s) => vec!["CMD-SHELL".to_string(), s.clone()],
+                    };
+                    m.insert("Test".into(), serde_json::json!(test));
+                    for (k, v) in [
+                        ("Interval", h.interval),
+                        ("Timeout", h.timeout),
+                        ("StartPeriod", h.start_period),
+                        ("StartInterval", h.start_interval),
+                        ("Retries", h.retries),
+                    ] {
+                        if v != 0 {
+                            m.insert(k.into(), serde_json::json!(v));
+                        }
+                    }
+                }
+            }
+            cfg.healthcheck = Some(serde_json::Value::Object(m));
+        }
+        Instruction::Onbuild { trigger } => cfg
+            .on_build
+            .get_or_insert_with(Vec::new)
+            .push(trigger.clone()),
+        Instruction::Maintainer { name } => st.author = Some(name.clone()),
+        Instruction::From { .. }
+        | Instruction::Run(_)
+        | Instruction::Copy(_)
+        | Instruction::Add(_)
+        | Instruction::Arg { .. } => return false,
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg_of(df: &str) -> RunConfig {
+        let p = plan::plan(df, &plan::PlanOptions::default(), &plan::Unresolved).unwrap();
+        let mut cfg = RunConfig::default();
+        let mut st = StageState::default();
+        for s in &p.target_stage().steps {
+            apply(&mut cfg, &mut st, &s.instruction);
+        }
+        cfg
+    }
+
+    #[test]
+    fn entrypoint_resets_inherited_cmd_only() {
+        let c = cfg_of("FROM scratch\nCMD [\"a\"]\nENTRYPOINT [\"e\"]\n");
+        assert_eq!(c.cmd, Some(vec!["a".to_string()]));
+        let mut cfg = RunConfig {
+            cmd: Some(vec!["inherited".into()]),
+            ..RunConfig::default()
+        };
+        let mut st = StageState::default();
+        apply(
+            &mut cfg,
+            &mut st,
+            &Instruction::Entrypoint(Command::Exec(vec!["e".into()])),
+        );
+        assert_eq!(cfg.cmd, None);
+    }
+
+    #[test]
+    fn shell_form_uses_shell() {
+        let c = cfg_of("FROM scratch\nSHELL [\"ls\"]\nENTRYPOINT my entrypoint\n");
+        assert_eq!(
+            c.entrypoint,
+            Some(vec!["ls".to_string(), "my entrypoint".to_string()])
+        );
+        let c = cfg_of("FROM scratch\nCMD echo hi\n");
+        assert_eq!(
+            c.cmd,
+            Some(vec![
+                "/bin/sh".to_string(),
+                "-c".to_string(),
+                "echo hi".to_string()
+            ])
+        );
+    }
+
+    #[test]
+    fn env_label_expose_workdir_healthcheck() {
+        let c = cfg_of("FROM scratch\nENV A=1 B=2\nENV A=3\nLABEL x=y\nEXPOSE 80 53/udp\nWORKDIR a\nWORKDIR ../b/./c\nHEALTHCHECK --interval=5s CMD true\n");
+        assert_eq!(c.env, Some(vec!["A=3".to_string(), "B=2".to_string()]));
+        assert_eq!(c.labels.unwrap().get("x").map(String::as_str), Some("y"));
+        assert_eq!(
+            c.exposed_ports.unwrap().keys().cloned().collect::<Vec<_>>(),
+            vec!["53/udp", "80/tcp"]
+        );
+        assert_eq!(c.working_dir.as_deref(), Some("/b/c"));
+        assert_eq!(
+            c.healthcheck.unwrap(),
+            serde_json::json!({"Test": ["CMD-SHELL", "true"], "Interval": 5_000_000_000u64})
+        );
+    }
+}

@@ -1,0 +1,305 @@
+//! Directory (or overlayfs upperdir) → deterministic tar layer.
+
+use crate::digest::HashWriter;
+use crate::error::{Error, Result};
+use crate::tarfmt::{self, Meta};
+use crate::xattr;
+use std::collections::HashMap;
+use std::fs::{File, Metadata, OpenOptions};
+use std::io::{self, BufWriter, Read, Write};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::path::Path;
+use walkdir::WalkDir;
+
+/// What kind of directory [`commit`] reads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Source {
+    /// A plain directory: everything in it is an addition; 0:0 character devices stay
+    /// character devices.
+    #[default]
+    Directory,
+    /// The upperdir of an overlayfs mount (unmounted or at rest): 0:0 character devices
+    /// become `.wh.<name>` whiteouts, directories with `trusted.overlay.opaque=y` (or
+    /// `user.overlay.opaque=y`) get a `.wh..wh..opq` marker. Upperdirs written with
+    /// `redirect_dir` or `metacopy` cannot be committed this way and are refused.
+    OverlayUpper,
+}
+
+/// Options for [`commit`].
+#[derive(Debug, Clone, Default)]
+pub struct CommitOptions {
+    /// How to read the source directory.
+    pub source: Source,
+    /// `SOURCE_DATE_EPOCH`: modification times later than this are clamped to it; earlier
+    /// ones are kept.
+    pub source_date_epoch: Option<i64>,
+}
+
+/// What [`commit`] produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerInfo {
+    /// sha256 of the uncompressed tar stream, `sha256:<hex>`.
+    pub diff_id: String,
+    /// Length of the uncompressed tar stream in bytes.
+    pub size: u64,
+    /// Number of entries written (whiteouts and opaque markers included).
+    pub entries: u64,
+}
+
+fn typeflag_of(md: &Metadata) -> Option<u8> {
+    let ft = md.file_type();
+    Some(if ft.is_dir() {
+        tarfmt::TYPE_DIR
+    } else if ft.is_file() {
+        tarfmt::TYPE_REG
+    } else if ft.is_symlink() {
+        tarfmt::TYPE_SYMLINK
+    } else if ft.is_char_device() {
+        tarfmt::TYPE_CHAR
+    } else if ft.is_block_device() {
+        tarfmt::TYPE_BLOCK
+    } else if ft.is_fifo() {
+        tarfmt::TYPE_FIFO
+    } else {
+        // Sockets are not archived (as in docker and containerd).
+        return None;
+    })
+}
+
+struct Writer<W: Write> {
+    out: BufWriter<HashWriter<W>>,
+    header: Vec<u8>,
+    entries: u64,
+}
+
+impl<W: Write> Writer<W> {
+    fn header(&mut self, m: &Meta, path: &Path) -> Result<()> {
+        self.header.clear();
+        tarfmt::encode_header(m, &mut self.header).map_err(|reason| Error::Unsupported {
+            path: path.to_path_buf(),
+            reason,
+        })?;
+        self.out
+            .write_all(&self.header)
+            .map_err(|e| Error::stream("write layer", e))?;
+        self.entries += 1;
+        Ok(())
+    }
+
+    fn file_data(&mut self, path: &Path, size: u64) -> Result<()> {
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(path)
+            .map_err(|e| Error::fs("open", path, e))?;
+        let copied = copy_exact(file, &mut self.out, size).map_err(|e| match e {
+            CopyError::Read(e) => Error::fs("read", path, e),
+            CopyError::Write(e) => Error::stream("write layer", e),
+        })?;
+        if copied != size {
+            return Err(Error::Unsupported {
+                path: path.to_path_buf(),
+                reason: format!("file shrank from {size} to {copied} bytes while committing"),
+            });
+        }
+        self.pad(size)
+    }
+
+    fn pad(&mut self, size: u64) -> Result<()> {
+        let zeros = [0u8; tarfmt::BLOCK as usize];
+        let n = tarfmt::padding(size) as usize;
+        self.out
+            .write_all(&zeros[..n])
+            .map_err(|e| Error::stream("write layer", e))
+    }
+}
+
+enum CopyError {
+    Read(io::Error),
+    Write(io::Error),
+}
+
+/// Copies at most `size` bytes; returns how many were copied.
+fn copy_exact<W: Write>(mut file: File, out: &mut W, size: u64) -> Result<u64, CopyError> {
+    let mut buf = vec![0u8; 128 * 1024];
+    let mut done = 0u64;
+    while done < size {
+        let want = (size - done).min(buf.len() as u64) as usize;
+        let n = match file.read(&mut buf[..want]) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(CopyError::Read(e)),
+        };
+        out.write_all(&buf[..n]).map_err(CopyError::Write)?;
+        done += n as u64;
+    }
+    Ok(done)
+}
+
+/// A whiteout-style marker: an empty regular file owned by 0:0 with mode 0 and mtime 0,
+/// as containerd ≥ 2.0 writes them (deterministic whatever the upperdir says).
+fn marker(name: Vec<u8>) -> Meta {
+    Meta {
+        name,
+        typeflag: tarfmt::TYPE_REG,
+        ..Meta::default()
+    }
+}
+
+/// Writes the directory `dir` as an uncompressed tar layer to `out`, hashing it on the way.
+///
+/// Entries are written depth first, the names in each directory sorted by bytes, parents
+/// before children; the root directory itself is not an entry. See the crate docs for the
+/// exact header fields. `out` is not flushed beyond what was written; nothing of the layer
+/// is held in memory but one file-sized buffer of 128 KiB.
+pub fn commit<W: Write>(dir: &Path, opts: &CommitOptions, out: W) -> Result<LayerInfo> {
+    let overlay = opts.source == Source::OverlayUpper;
+    let root_md = std::fs::metadata(dir).map_err(|e| Error::fs("stat", dir, e))?;
+    if !root_md.is_dir() {
+        return Err(Error::fs(
+            "commit",
+            dir,
+            io::Error::new(io::ErrorKind::NotADirectory, "not a directory"),
+        ));
+    }
+    let mut w = Writer {
+        out: BufWriter::with_capacity(256 * 1024, HashWriter::new(out)),
+        header: Vec::with_capacity(4096),
+        entries: 0,
+    };
+    let mut links: HashMap<(u64, u64), Vec<u8>> = HashMap::new();
+    let walk = WalkDir::new(dir)
+        .follow_links(false)
+        .sort_by_file_name()
+        .min_depth(1);
+    for entry in walk {
+        let entry = entry.map_err(|e| {
+            let path = e.path().unwrap_or(dir).to_path_buf();
+            let io = e
+                .into_io_error()
+                .unwrap_or_else(|| io::Error::other("filesystem loop"));
+            Error::fs("walk", path, io)
+        })?;
+        let path = entry.path();
+        let rel = path.strip_prefix(dir).unwrap_or(path);
+        let rel = rel.as_os_str().as_bytes();
+        let md = entry
+            .metadata()
+            .map_err(|e| Error::fs("stat", path, e.into()))?;
+        let Some(typeflag) = typeflag_of(&md) else {
+            continue;
+        };
+
+        if overlay && typeflag == tarfmt::TYPE_CHAR && md.rdev() == 0 {
+            // Checked before the hardlink map: the kernel may share one whiteout inode.
+            let mut name = match rel.iter().rposition(|&c| c == b'/') {
+                Some(i) => rel[..=i].to_vec(),
+                None => Vec::new(),
+            };
+            name.extend_from_slice(b".wh.");
+            name.extend_from_slice(entry.file_name().as_bytes());
+            w.header(&marker(name), path)?;
+            continue;
+        }
+
+        let all_xattrs = xattr::list(path).map_err(|e| Error::fs("list xattrs of", path, e))?;
+        let mut opaque = false;
+        if overlay {
+            for (k, v) in &all_xattrs {
+                let k = k.as_slice();
+                if matches!(k, b"trusted.overlay.opaque" | b"user.overlay.opaque") && v == b"y" {
+                    opaque = true;
+                }
+                if k.ends_with(b".overlay.redirect") || k.ends_with(b".overlay.metacopy") {
+                    return Err(Error::Unsupported {
+                        path: path.to_path_buf(),
+                        reason: format!(
+                            "overlay {} attribute: mount the overlay with redirect_dir=off,metacopy=off",
+                            String::from_utf8_lossy(k)
+                        ),
+                    });
+                }
+            }
+        }
+        let xattrs: Vec<_> = all_xattrs
+            .into_iter()
+            .filter(|(k, _)| !xattr::is_private(k))
+            .collect();
+
+        let mut mtime = md.mtime();
+        if let Some(epoch) = opts.source_date_epoch {
+            mtime = mtime.min(epoch);
+        }
+        let mut m = Meta {
+            name: rel.to_vec(),
+            typeflag,
+            linkname: Vec::new(),
+            mode: md.mode() & 0o7777,
+            uid: u64::from(md.uid()),
+            gid: u64::from(md.gid()),
+            size: 0,
+            mtime,
+            devmajor: 0,
+            devminor: 0,
+            xattrs,
+        };
+        match typeflag {
+            tarfmt::TYPE_DIR => {
+                m.name.push(b'/');
+                w.header(&m, path)?;
+                if opaque {
+                    let mut name = m.name.clone();
+                    name.extend_from_slice(b".wh..wh..opq");
+                    w.header(&marker(name), path)?;
+                }
+            }
+            tarfmt::TYPE_REG => {
+                if md.nlink() > 1 {
+                    let key = (md.dev(), md.ino());
+                    if let Some(first) = links.get(&key) {
+                        m.typeflag = tarfmt::TYPE_LINK;
+                        m.linkname = first.clone();
+                        w.header(&m, path)?;
+                        continue;
+                    }
+                    links.insert(key, m.name.clone());
+                }
+                m.size = md.size();
+                w.header(&m, path)?;
+                w.file_data(path, m.size)?;
+            }
+            tarfmt::TYPE_SYMLINK => {
+                let target =
+                    std::fs::read_link(path).map_err(|e| Error::fs("readlink", path, e))?;
+                m.linkname = target.into_os_string().into_vec();
+                w.header(&m, path)?;
+            }
+            _ => {
+                // Character and block devices, FIFOs. Hard links between them are rare
+                // and harmless to store twice, so they are not looked up.
+                if typeflag != tarfmt::TYPE_FIFO {
+                    let rdev = md.rdev();
+                    m.devmajor = rustix::fs::major(rdev);
+                    m.devminor = rustix::fs::minor(rdev);
+                }
+                w.header(&m, path)?;
+            }
+        }
+    }
+    w.out
+        .write_all(&[0u8; 2 * tarfmt::BLOCK as usize])
+        .map_err(|e| Error::stream("write layer", e))?;
+    let hw = w
+        .out
+        .into_inner()
+        .map_err(|e| Error::stream("write layer", e.into_error()))?;
+    let (diff_id, size, mut inner) = hw.finish();
+    inner.flush().map_err(|e| Error::stream("flush layer", e))?;
+    Ok(LayerInfo {
+        diff_id,
+        size,
+        entries: w.entries,
+    })
+}

@@ -1,0 +1,931 @@
+//! The local image store: an OCI image layout on disk plus what a builder needs around it.
+//!
+//! ```text
+//! $ROOT/oci-layout                 {"imageLayoutVersion": "1.0.0"}
+//! $ROOT/index.json                 refs: one manifest descriptor per name, annotated with
+//!                                  org.opencontainers.image.ref.name = docker.io/library/x:tag
+//! $ROOT/blobs/sha256/<hex>         manifests, configs, layers (layers uncompressed)
+//! $ROOT/compressed/<algo>/<hex>    "digest size" of the compressed form of a diffID, made
+//!                                  lazily on save/push and kept
+//! $ROOT/meta/<kind>/<hex>          small facts about a blob (e.g. a layer's content size),
+//!                                  removed with the blob
+//! $ROOT/snapshots/<chainid-hex>/   unpacked layer chains (overlay lowerdirs)
+//! $ROOT/roots/<kind>/<name>        extra GC roots (cache records, cache mounts), one digest
+//!                                  or chain id per line
+//! $ROOT/tmp/                       in-flight writes; renamed into place when complete
+//! $ROOT/lock                       flock: writers hold it shared, prune exclusive
+//! ```
+//!
+//! Invariants: a blob is visible under `blobs/` only once complete, fsynced and verified; a
+//! ref is written only after every blob it reaches exists; index.json is replaced atomically;
+//! so a crash at any instant leaves no ref to a missing blob. This crate knows nothing of
+//! Dockerfiles or tar.
+
+pub mod digest;
+pub mod image;
+pub mod reference;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub use digest::{Digest, HashingReader, HashingWriter};
+use image::{Descriptor, ImageConfig, Index, Manifest, ANNOTATION_REF_NAME};
+pub use reference::Reference;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("blob {0} is missing from the store")]
+    MissingBlob(Digest),
+    #[error("blob {digest} is corrupt: its content hashes to {actual}")]
+    Corrupt { digest: Digest, actual: Digest },
+    #[error("{what} {digest}: size {actual}, expected {expected}")]
+    SizeMismatch {
+        what: String,
+        digest: Digest,
+        expected: u64,
+        actual: u64,
+    },
+    #[error("no such image: {0}")]
+    NoSuchImage(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+pub(crate) trait IoContext<T> {
+    fn ctx(self, context: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn ctx(self, context: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|source| Error::Io {
+            context: context(),
+            source,
+        })
+    }
+}
+
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// An open store.
+#[derive(Clone, Debug)]
+pub struct Store {
+    root: PathBuf,
+}
+
+/// A held store lock (released on drop).
+pub struct StoreLock {
+    _file: File,
+}
+
+/// An image as the store holds it: manifest and config, with the exact bytes hashed.
+#[derive(Clone, Debug)]
+pub struct Image {
+    pub manifest_digest: Digest,
+    pub manifest: Manifest,
+    pub manifest_bytes: Vec<u8>,
+    pub config: ImageConfig,
+    pub config_bytes: Vec<u8>,
+}
+
+impl Image {
+    /// Docker's image id: the config digest.
+    pub fn id(&self) -> &Digest {
+        &self.manifest.config.digest
+    }
+}
+
+/// What prune removed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PruneReport {
+    pub blobs: Vec<(Digest, u64)>,
+    pub snapshots: Vec<String>,
+    pub bytes: u64,
+}
+
+/// Compression of an exported layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Compression {
+    Gzip,
+    Zstd,
+}
+
+impl Compression {
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+        }
+    }
+}
+
+/// A blob being written: bytes go to a temp file and are hashed on the way.
+pub struct Ingest<'s> {
+    store: &'s Store,
+    path: PathBuf,
+    writer: Option<HashingWriter<io::BufWriter<File>>>,
+}
+
+impl Write for Ingest<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.writer.as_mut().expect("ingest open").write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.writer.as_mut().expect("ingest open").flush()
+    }
+}
+
+impl Ingest<'_> {
+    /// Finish the blob: fsync, check it against `expected` (when given) and move it into
+    /// place. A blob that is already present is kept and the temp file dropped.
+    pub fn commit(mut self, expected: Option<&Digest>) -> Result<(Digest, u64)> {
+        let w = self.writer.take().expect("ingest open");
+        let (digest, size, buf) = w.finish();
+        let file = buf
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .ctx(|| format!("writing {}", self.path.display()))?;
+        if let Some(exp) = expected {
+            if exp != &digest {
+                let _ = fs::remove_file(&self.path);
+                return Err(Error::Corrupt {
+                    digest: exp.clone(),
+                    actual: digest,
+                });
+            }
+        }
+        file.sync_all()
+            .ctx(|| format!("fsync {}", self.path.display()))?;
+        drop(file);
+        let dest = self.store.blob_path(&digest);
+        if dest.exists() {
+            let _ = fs::remove_file(&self.path);
+        } else {
+            fs::rename(&self.path, &dest).ctx(|| format!("rename into {}", dest.display()))?;
+            sync_dir(dest.parent().expect("blob dir"))?;
+        }
+        Ok((digest, size))
+    }
+}
+
+impl Drop for Ingest<'_> {
+    fn drop(&mut self) {
+        if self.writer.is_some() {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|f| f.sync_all())
+        .ctx(|| format!("fsync {}", dir.display()))
+}
+
+/// Write `bytes` to `path` atomically: temp file, fsync, rename, fsync the directory.
+pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().expect("path has a parent");
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}-{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("f"),
+        std::process::id(),
+        TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let res = (|| {
+        let mut f = File::create(&tmp).ctx(|| format!("create {}", tmp.display()))?;
+        f.write_all(bytes)
+            .ctx(|| format!("write {}", tmp.display()))?;
+        f.sync_all().ctx(|| format!("fsync {}", tmp.display()))?;
+        fs::rename(&tmp, path).ctx(|| format!("rename into {}", path.display()))?;
+        sync_dir(dir)
+    })();
+    if res.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    res
+}
+
+/// A reader that checks the digest of a blob when it reaches the end.
+pub struct VerifyingReader {
+    inner: HashingReader<io::BufReader<File>>,
+    expected: Digest,
+    done: bool,
+}
+
+impl Read for VerifyingReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() && !self.done {
+            self.done = true;
+            let actual = self.inner.current();
+            if actual != self.expected {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "blob {} is corrupt: its content hashes to {actual}",
+                        self.expected
+                    ),
+                ));
+            }
+        }
+        Ok(n)
+    }
+}
+
+impl Store {
+    /// The default root: `/var/lib/strata` as root, `$XDG_DATA_HOME/strata` otherwise.
+    pub fn default_root() -> PathBuf {
+        if rustix::process::geteuid().is_root() {
+            return PathBuf::from("/var/lib/strata");
+        }
+        match std::env::var_os("XDG_DATA_HOME") {
+            Some(x) if !x.is_empty() => PathBuf::from(x).join("strata"),
+            _ => {
+                let home = std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into());
+                PathBuf::from(home).join(".local/share/strata")
+            }
+        }
+    }
+
+    /// Open (creating if needed) the store at `root`.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Store> {
+        let root = root.into();
+        for d in [
+            "blobs/sha256",
+            "tmp",
+            "snapshots",
+            "roots",
+            "meta",
+            "compressed/gzip",
+            "compressed/zstd",
+        ] {
+            let p = root.join(d);
+            fs::create_dir_all(&p).ctx(|| format!("create {}", p.display()))?;
+        }
+        let s = Store { root };
+        let layout = s.root.join("oci-layout");
+        if !layout.exists() {
+            atomic_write(&layout, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+        }
+        let index = s.root.join("index.json");
+        if !index.exists() {
+            let _g = s.refs_lock()?;
+            if !index.exists() {
+                s.write_index(&Index {
+                    schema_version: 2,
+                    media_type: Some(image::MEDIA_OCI_INDEX.into()),
+                    manifests: Vec::new(),
+                })?;
+            }
+        }
+        Ok(s)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn lock_file(&self, name: &str, mode: rustix::fs::FlockOperation) -> Result<StoreLock> {
+        let p = self.root.join(name);
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&p)
+            .ctx(|| format!("open {}", p.display()))?;
+        rustix::fs::flock(&f, mode)
+            .map_err(io::Error::from)
+            .ctx(|| format!("lock {}", p.display()))?;
+        Ok(StoreLock { _file: f })
+    }
+
+    /// Held by every writer for the whole of its work, so prune never removes a blob that
+    /// a writer has written but not yet referenced.
+    pub fn lock_shared(&self) -> Result<StoreLock> {
+        self.lock_file("lock", rustix::fs::FlockOperation::LockShared)
+    }
+
+    /// Held by prune.
+    pub fn lock_exclusive(&self) -> Result<StoreLock> {
+        self.lock_file("lock", rustix::fs::FlockOperation::LockExclusive)
+    }
+
+    fn refs_lock(&self) -> Result<StoreLock> {
+        self.lock_file("refs.lock", rustix::fs::FlockOperation::LockExclusive)
+    }
+
+    pub fn blob_path(&self, d: &Digest) -> PathBuf {
+        self.root.join("blobs/sha256").join(d.hex())
+    }
+
+    pub fn has_blob(&self, d: &Digest) -> bool {
+        self.blob_path(d).exists()
+    }
+
+    /// Size on disk of a blob.
+    pub fn blob_size(&self, d: &Digest) -> Result<u64> {
+        match fs::metadata(self.blob_path(d)) {
+            Ok(m) => Ok(m.len()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::MissingBlob(d.clone())),
+            Err(e) => Err(e).ctx(|| format!("stat blob {d}")),
+        }
+    }
+
+    /// Start writing a blob.
+    pub fn ingest(&self) -> Result<Ingest<'_>> {
+        let path = self.root.join("tmp").join(format!(
+            "ingest-{}-{}",
+            std::process::id(),
+            TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let f = File::create(&path).ctx(|| format!("create {}", path.display()))?;
+        Ok(Ingest {
+            store: self,
+            path,
+            writer: Some(HashingWriter::new(io::BufWriter::with_capacity(1 << 20, f))),
+        })
+    }
+
+    /// Write a small blob from memory (manifests, configs).
+    pub fn write_blob(&self, bytes: &[u8]) -> Result<Digest> {
+        let d = Digest::of(bytes);
+        if self.has_blob(&d) {
+            return Ok(d);
+        }
+        let mut i = self.ingest()?;
+        i.write_all(bytes).ctx(|| "write blob".into())?;
+        i.commit(Some(&d))?;
+        Ok(d)
+    }
+
+    /// Read a small blob, verified.
+    pub fn read_blob(&self, d: &Digest) -> Result<Vec<u8>> {
+        let bytes = match fs::read(self.blob_path(d)) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(Error::MissingBlob(d.clone()))
+            }
+            Err(e) => return Err(e).ctx(|| format!("read blob {d}")),
+        };
+        let actual = Digest::of(&bytes);
+        if &actual != d {
+            return Err(Error::Corrupt {
+                digest: d.clone(),
+                actual,
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// Stream a blob; the reader fails at the end if the content does not match.
+    pub fn open_blob(&self, d: &Digest) -> Result<VerifyingReader> {
+        let f = match File::open(self.blob_path(d)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(Error::MissingBlob(d.clone()))
+            }
+            Err(e) => return Err(e).ctx(|| format!("open blob {d}")),
+        };
+        Ok(VerifyingReader {
+            inner: HashingReader::new(io::BufReader::with_capacity(1 << 20, f)),
+            expected: d.clone(),
+            done: false,
+        })
+    }
+
+    /// Store config and manifest for an image whose layer blobs are already present.
+    pub fn put_image(&self, config_bytes: &[u8], layers: Vec<Descriptor>) -> Result<Image> {
+        for l in &layers {
+            let size = self.blob_size(&l.digest)?;
+            if size != l.size {
+                return Err(Error::SizeMismatch {
+                    what: "layer".into(),
+                    digest: l.digest.clone(),
+                    expected: l.size,
+                    actual: size,
+                });
+            }
+        }
+        let config: ImageConfig = serde_json::from_slice(config_bytes)
+            .map_err(|e| Error::Invalid(format!("invalid image config: {e}")))?;
+        let config_digest = self.write_blob(config_bytes)?;
+        let manifest = Manifest {
+            schema_version: 2,
+            media_type: Some(image::MEDIA_OCI_MANIFEST.into()),
+            config: Descriptor {
+                media_type: image::MEDIA_OCI_CONFIG.into(),
+                digest: config_digest,
+                size: config_bytes.len() as u64,
+                annotations: None,
+                platform: None,
+            },
+            layers,
+            annotations: None,
+        };
+        let manifest_bytes = serde_json::to_vec(&manifest).expect("manifest serializes");
+        let manifest_digest = self.write_blob(&manifest_bytes)?;
+        Ok(Image {
+            manifest_digest,
+            manifest,
+            manifest_bytes,
+            config,
+            config_bytes: config_bytes.to_vec(),
+        })
+    }
+
+    /// Load an image by manifest digest (manifest and config verified).
+    pub fn image(&self, manifest_digest: &Digest) -> Result<Image> {
+        let manifest_bytes = self.read_blob(manifest_digest)?;
+        let manifest: Manifest = serde_json::from_slice(&manifest_bytes)
+            .map_err(|e| Error::Invalid(format!("manifest {manifest_digest}: {e}")))?;
+        let config_bytes = self.read_blob(&manifest.config.digest)?;
+        let config: ImageConfig = serde_json::from_slice(&config_bytes)
+            .map_err(|e| Error::Invalid(format!("config {}: {e}", manifest.config.digest)))?;
+        Ok(Image {
+            manifest_digest: manifest_digest.clone(),
+            manifest,
+            manifest_bytes,
+            config,
+            config_bytes,
+        })
+    }
+
+    fn read_index(&self) -> Result<Index> {
+        let p = self.root.join("index.json");
+        let bytes = fs::read(&p).ctx(|| format!("read {}", p.display()))?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::Invalid(format!("{}: {e}", p.display())))
+    }
+
+    fn write_index(&self, index: &Index) -> Result<()> {
+        let bytes = serde_json::to_vec_pretty(index).expect("index serializes");
+        atomic_write(&self.root.join("index.json"), &bytes)
+    }
+
+    /// All refs: full name → manifest digest.
+    pub fn refs(&self) -> Result<BTreeMap<String, Digest>> {
+        let index = self.read_index()?;
+        Ok(index
+            .manifests
+            .into_iter()
+            .filter_map(|d| {
+                let name = d.annotations.as_ref()?.get(ANNOTATION_REF_NAME)?.clone();
+                Some((name, d.digest))
+            })
+            .collect())
+    }
+
+    /// Point `name` at an image; returns the previous target. Every blob the image reaches
+    /// must already be in the store.
+    pub fn set_ref(&self, name: &Reference, image: &Image) -> Result<Option<Digest>> {
+        self.check_complete(image)?;
+        let _g = self.refs_lock()?;
+        let mut index = self.read_index()?;
+        let full = name.to_string();
+        let mut prev = None;
+        index.manifests.retain(|d| {
+            let same = d
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(ANNOTATION_REF_NAME))
+                == Some(&full);
+            if same {
+                prev = Some(d.digest.clone());
+            }
+            !same
+        });
+        let mut ann = BTreeMap::new();
+        ann.insert(ANNOTATION_REF_NAME.to_string(), full);
+        index.manifests.push(Descriptor {
+            media_type: image::MEDIA_OCI_MANIFEST.into(),
+            digest: image.manifest_digest.clone(),
+            size: image.manifest_bytes.len() as u64,
+            annotations: Some(ann),
+            platform: Some(serde_json::json!({
+                "architecture": image.config.architecture,
+                "os": image.config.os,
+            })),
+        });
+        index.manifests.sort_by(|a, b| {
+            let n = |d: &Descriptor| {
+                d.annotations
+                    .as_ref()
+                    .and_then(|x| x.get(ANNOTATION_REF_NAME))
+                    .cloned()
+            };
+            n(a).cmp(&n(b))
+        });
+        self.write_index(&index)?;
+        Ok(prev)
+    }
+
+    /// Remove a ref; returns its target if it existed.
+    pub fn remove_ref(&self, name: &Reference) -> Result<Option<Digest>> {
+        let _g = self.refs_lock()?;
+        let mut index = self.read_index()?;
+        let full = name.to_string();
+        let mut prev = None;
+        index.manifests.retain(|d| {
+            let same = d
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(ANNOTATION_REF_NAME))
+                == Some(&full);
+            if same {
+                prev = Some(d.digest.clone());
+            }
+            !same
+        });
+        if prev.is_some() {
+            self.write_index(&index)?;
+        }
+        Ok(prev)
+    }
+
+    /// Find an image by name, by (prefix of) image id, or by manifest digest.
+    pub fn resolve(&self, what: &str) -> Result<Image> {
+        let refs = self.refs()?;
+        if let Ok(r) = Reference::parse(what) {
+            if let Some(d) = refs.get(&r.to_string()) {
+                return self.image(d);
+            }
+        }
+        let hex = what.strip_prefix("sha256:").unwrap_or(what);
+        if hex.len() >= 4 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let hex = hex.to_ascii_lowercase();
+            let mut found: Option<Image> = None;
+            let mut seen = BTreeSet::new();
+            for d in refs.values() {
+                if !seen.insert(d.clone()) {
+                    continue;
+                }
+                let img = self.image(d)?;
+                if img.id().hex().starts_with(&hex) || d.hex().starts_with(&hex) {
+                    if let Some(f) = &found {
+                        if f.id() != img.id() {
+                            return Err(Error::Invalid(format!(
+                                "ambiguous image id prefix {what}"
+                            )));
+                        }
+                    }
+                    found = Some(img);
+                }
+            }
+            if let Some(f) = found {
+                return Ok(f);
+            }
+        }
+        Err(Error::NoSuchImage(what.to_string()))
+    }
+
+    /// Names pointing at each manifest digest.
+    pub fn names_by_manifest(&self) -> Result<BTreeMap<Digest, Vec<String>>> {
+        let mut out: BTreeMap<Digest, Vec<String>> = BTreeMap::new();
+        for (name, d) in self.refs()? {
+            out.entry(d).or_default().push(name);
+        }
+        Ok(out)
+    }
+
+    fn check_complete(&self, image: &Image) -> Result<()> {
+        if !self.has_blob(&image.manifest_digest) {
+            return Err(Error::MissingBlob(image.manifest_digest.clone()));
+        }
+        if !self.has_blob(&image.manifest.config.digest) {
+            return Err(Error::MissingBlob(image.manifest.config.digest.clone()));
+        }
+        for l in &image.manifest.layers {
+            if !self.has_blob(&l.digest) {
+                return Err(Error::MissingBlob(l.digest.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    /// The compressed form of a layer, if it was made before.
+    pub fn compressed(&self, diff_id: &Digest, c: Compression) -> Result<Option<(Digest, u64)>> {
+        let p = self
+            .root
+            .join("compressed")
+            .join(c.name())
+            .join(diff_id.hex());
+        let text = match fs::read_to_string(&p) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).ctx(|| format!("read {}", p.display())),
+        };
+        let mut parts = text.split_whitespace();
+        let (Some(d), Some(s)) = (parts.next(), parts.next()) else {
+            return Ok(None);
+        };
+        let (Ok(d), Ok(s)) = (d.parse::<Digest>(), s.parse::<u64>()) else {
+            return Ok(None);
+        };
+        Ok(self.has_blob(&d).then_some((d, s)))
+    }
+
+    /// Record the compressed form of a layer (its blob must be present).
+    pub fn record_compressed(
+        &self,
+        diff_id: &Digest,
+        c: Compression,
+        blob: &Digest,
+        size: u64,
+    ) -> Result<()> {
+        let p = self
+            .root
+            .join("compressed")
+            .join(c.name())
+            .join(diff_id.hex());
+        atomic_write(&p, format!("{blob} {size}\n").as_bytes())
+    }
+
+    /// A small fact recorded about a blob (`kind` names what it is), if any.
+    pub fn meta(&self, kind: &str, d: &Digest) -> Option<String> {
+        fs::read_to_string(self.root.join("meta").join(kind).join(d.hex())).ok()
+    }
+
+    /// Record a small fact about a blob; pruned together with the blob.
+    pub fn set_meta(&self, kind: &str, d: &Digest, value: &str) -> Result<()> {
+        let dir = self.root.join("meta").join(kind);
+        fs::create_dir_all(&dir).ctx(|| format!("create {}", dir.display()))?;
+        atomic_write(&dir.join(d.hex()), value.as_bytes())
+    }
+
+    /// Set an extra GC root (e.g. a cache record): the listed digests stay alive.
+    pub fn set_root(&self, kind: &str, name: &str, digests: &[Digest]) -> Result<()> {
+        let dir = self.root.join("roots").join(kind);
+        fs::create_dir_all(&dir).ctx(|| format!("create {}", dir.display()))?;
+        let text: String = digests.iter().map(|d| format!("{d}\n")).collect();
+        atomic_write(&dir.join(name), text.as_bytes())
+    }
+
+    pub fn remove_root(&self, kind: &str, name: &str) -> Result<()> {
+        match fs::remove_file(self.root.join("roots").join(kind).join(name)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e).ctx(|| format!("remove root {kind}/{name}")),
+        }
+    }
+
+    fn extra_roots(&self) -> Result<Vec<Digest>> {
+        let mut out = Vec::new();
+        let dir = self.root.join("roots");
+        for kind in fs::read_dir(&dir).ctx(|| format!("read {}", dir.display()))? {
+            let kind = kind.ctx(|| "read roots".into())?;
+            if !kind.path().is_dir() {
+                continue;
+            }
+            for f in fs::read_dir(kind.path()).ctx(|| "read roots".into())? {
+                let f = f.ctx(|| "read roots".into())?;
+                if let Ok(text) = fs::read_to_string(f.path()) {
+                    out.extend(text.lines().filter_map(|l| l.trim().parse::<Digest>().ok()));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every blob and snapshot reachable from refs and extra roots.
+    fn live_set(&self) -> Result<(BTreeSet<Digest>, BTreeSet<String>)> {
+        let mut blobs = BTreeSet::new();
+        let mut snapshots = BTreeSet::new();
+        let mut manifests: Vec<Digest> = self.refs()?.into_values().collect();
+        for r in self.extra_roots()? {
+            // A root may name any blob or a chain id.
+            snapshots.insert(r.hex().to_string());
+            if self.has_blob(&r) {
+                let bytes = self.read_blob(&r).ok();
+                let is_manifest = bytes
+                    .as_ref()
+                    .and_then(|b| serde_json::from_slice::<Manifest>(b).ok())
+                    .is_some();
+                if is_manifest {
+                    manifests.push(r);
+                } else {
+                    blobs.insert(r);
+                }
+            }
+        }
+        for m in manifests {
+            let Ok(img) = self.image(&m) else {
+                blobs.insert(m);
+                continue;
+            };
+            blobs.insert(m);
+            blobs.insert(img.manifest.config.digest.clone());
+            for l in &img.manifest.layers {
+                blobs.insert(l.digest.clone());
+            }
+            for c in img.config.chain_ids() {
+                snapshots.insert(c.hex().to_string());
+            }
+        }
+        // Compressed forms of live layers stay with them.
+        for c in [Compression::Gzip, Compression::Zstd] {
+            let extra: Vec<Digest> = blobs
+                .iter()
+                .filter_map(|d| self.compressed(d, c).ok().flatten().map(|(cd, _)| cd))
+                .collect();
+            blobs.extend(extra);
+        }
+        Ok((blobs, snapshots))
+    }
+
+    /// Remove every blob, compressed-form record and snapshot that no ref or root reaches,
+    /// and leftover temp files. Waits for running writers.
+    pub fn prune(&self) -> Result<PruneReport> {
+        let _g = self.lock_exclusive()?;
+        let (live, live_snaps) = self.live_set()?;
+        let mut report = PruneReport::default();
+        let dir = self.root.join("blobs/sha256");
+        for e in fs::read_dir(&dir).ctx(|| format!("read {}", dir.display()))? {
+            let e = e.ctx(|| "read blobs".into())?;
+            let name = e.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let Ok(d) = Digest::from_hex(name) else {
+                continue;
+            };
+            if !live.contains(&d) {
+                let size = e.metadata().map(|m| m.len()).unwrap_or(0);
+                fs::remove_file(e.path()).ctx(|| format!("remove blob {d}"))?;
+                report.bytes += size;
+                report.blobs.push((d, size));
+            }
+        }
+        for c in [Compression::Gzip, Compression::Zstd] {
+            let cdir = self.root.join("compressed").join(c.name());
+            for e in fs::read_dir(&cdir)
+                .ctx(|| format!("read {}", cdir.display()))?
+                .flatten()
+            {
+                let keep = e
+                    .file_name()
+                    .to_str()
+                    .and_then(|n| Digest::from_hex(n).ok())
+                    .is_some_and(|d| live.contains(&d));
+                if !keep {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
+        let mdir = self.root.join("meta");
+        for kind in fs::read_dir(&mdir)
+            .ctx(|| format!("read {}", mdir.display()))?
+            .flatten()
+        {
+            for e in fs::read_dir(kind.path()).into_iter().flatten().flatten() {
+                let keep = e
+                    .file_name()
+                    .to_str()
+                    .and_then(|n| Digest::from_hex(n).ok())
+                    .is_some_and(|d| live.contains(&d));
+                if !keep {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
+        let sdir = self.root.join("snapshots");
+        for e in fs::read_dir(&sdir)
+            .ctx(|| format!("read {}", sdir.display()))?
+            .flatten()
+        {
+            let name = e.file_name().to_string_lossy().to_string();
+            if !live_snaps.contains(&name) {
+                let size = dir_size(&e.path());
+                remove_tree(&e.path())?;
+                report.bytes += size;
+                report.snapshots.push(name);
+            }
+        }
+        let tdir = self.root.join("tmp");
+        for e in fs::read_dir(&tdir)
+            .ctx(|| format!("read {}", tdir.display()))?
+            .flatten()
+        {
+            let _ = remove_tree(&e.path());
+        }
+        Ok(report)
+    }
+
+    /// Check the store: every ref reaches a manifest, config and layers that exist and
+    /// hash to their digests. Returns the problems found (empty = consistent).
+    pub fn fsck(&self) -> Result<Vec<String>> {
+        let mut problems = Vec::new();
+        let mut checked: BTreeSet<Digest> = BTreeSet::new();
+        for (name, m) in self.refs()? {
+            let img = match self.image(&m) {
+                Ok(i) => i,
+                Err(e) => {
+                    problems.push(format!("{name}: {e}"));
+                    continue;
+                }
+            };
+            if img.manifest.layers.len() != img.config.rootfs.diff_ids.len() {
+                problems.push(format!(
+                    "{name}: manifest has {} layers, config {} diff_ids",
+                    img.manifest.layers.len(),
+                    img.config.rootfs.diff_ids.len()
+                ));
+            }
+            for l in &img.manifest.layers {
+                if !checked.insert(l.digest.clone()) {
+                    continue;
+                }
+                match self.verify_blob(&l.digest, l.size) {
+                    Ok(()) => {}
+                    Err(e) => problems.push(format!("{name}: layer {}: {e}", l.digest)),
+                }
+            }
+        }
+        Ok(problems)
+    }
+
+    /// Hash a blob fully and compare digest and size.
+    pub fn verify_blob(&self, d: &Digest, size: u64) -> Result<()> {
+        let mut r = self.open_blob(d)?;
+        let n = io::copy(&mut r, &mut io::sink()).map_err(|e| {
+            if e.kind() == io::ErrorKind::InvalidData {
+                Error::Invalid(e.to_string())
+            } else {
+                Error::Io {
+                    context: format!("read blob {d}"),
+                    source: e,
+                }
+            }
+        })?;
+        if n != size {
+            return Err(Error::SizeMismatch {
+                what: "blob".into(),
+                digest: d.clone(),
+                expected: size,
+                actual: n,
+            });
+        }
+        Ok(())
+    }
+
+    /// Directory for the unpacked snapshot of a chain id.
+    pub fn snapshot_path(&self, chain_id: &Digest) -> PathBuf {
+        self.root.join("snapshots").join(chain_id.hex())
+    }
+}
+
+fn dir_size(p: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![p.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        if let Ok(rd) = fs::read_dir(&d) {
+            for e in rd.flatten() {
+                if let Ok(m) = e.path().symlink_metadata() {
+                    if m.is_dir() {
+                        stack.push(e.path());
+                    } else {
+                        total += m.len();
+                    }
+                }
+            }
+        }
+    }
+    total
+}
+
+/// Remove a tree, making read-only directories writable first.
+pub fn remove_tree(p: &Path) -> Result<()> {
+    match fs::symlink_metadata(p) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).ctx(|| format!("stat {}", p.display())),
+        Ok(m) if !m.is_dir() => {
+            return fs::remove_file(p).ctx(|| format!("remove {}", p.display()))
+        }
+        Ok(_) => {}
+    }
+    if fs::remove_dir_all(p).is_ok() {
+        return Ok(());
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let mut stack = vec![p.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let _ = fs::set_permissions(&d, fs::Permissions::from_mode(0o700));
+        if let Ok(rd) = fs::read_dir(&d) {
+            for e in rd.flatten() {
+                if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                    stack.push(e.path());
+                }
+            }
+        }
+    }
+    fs::remove_dir_all(p).ctx(|| format!("remove {}", p.display()))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,226 @@
+use super::*;
+use image::{History, RootFs, RunConfig, MEDIA_OCI_LAYER};
+
+fn store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path().join("root")).unwrap();
+    (dir, s)
+}
+
+fn layer(s: &Store, content: &[u8]) -> Descriptor {
+    let mut i = s.ingest().unwrap();
+    i.write_all(content).unwrap();
+    let (digest, size) = i.commit(None).unwrap();
+    Descriptor {
+        media_type: MEDIA_OCI_LAYER.into(),
+        digest,
+        size,
+        annotations: None,
+        platform: None,
+    }
+}
+
+fn config_for(layers: &[Descriptor], created_by: &str) -> Vec<u8> {
+    let c = ImageConfig {
+        created: Some("2026-11-26T00:00:00Z".into()),
+        architecture: "amd64".into(),
+        os: "linux".into(),
+        config: RunConfig {
+            cmd: Some(vec!["sh".into()]),
+            ..RunConfig::default()
+        },
+        rootfs: RootFs {
+            kind: "layers".into(),
+            diff_ids: layers.iter().map(|l| l.digest.clone()).collect(),
+        },
+        history: vec![History {
+            created_by: Some(created_by.into()),
+            ..History::default()
+        }],
+        ..ImageConfig::default()
+    };
+    serde_json::to_vec(&c).unwrap()
+}
+
+fn image(s: &Store, content: &[u8]) -> Image {
+    let l = layer(s, content);
+    let cfg = config_for(std::slice::from_ref(&l), "test");
+    s.put_image(&cfg, vec![l]).unwrap()
+}
+
+#[test]
+fn layout_files_exist() {
+    let (_d, s) = store();
+    let layout = fs::read_to_string(s.root().join("oci-layout")).unwrap();
+    assert!(layout.contains("1.0.0"));
+    let idx: Index =
+        serde_json::from_slice(&fs::read(s.root().join("index.json")).unwrap()).unwrap();
+    assert_eq!(idx.schema_version, 2);
+}
+
+#[test]
+fn blobs_are_verified() {
+    let (_d, s) = store();
+    let d = s.write_blob(b"hello").unwrap();
+    assert_eq!(s.read_blob(&d).unwrap(), b"hello");
+    fs::write(s.blob_path(&d), b"jello").unwrap();
+    assert!(matches!(s.read_blob(&d), Err(Error::Corrupt { .. })));
+    let mut r = s.open_blob(&d).unwrap();
+    let err = io::copy(&mut r, &mut io::sink()).unwrap_err();
+    assert!(err.to_string().contains("corrupt"), "{err}");
+    let missing = Digest::of(b"nope");
+    assert!(matches!(s.read_blob(&missing), Err(Error::MissingBlob(_))));
+}
+
+#[test]
+fn ingest_rejects_wrong_digest_and_leaves_nothing() {
+    let (_d, s) = store();
+    let mut i = s.ingest().unwrap();
+    i.write_all(b"abc").unwrap();
+    let wrong = Digest::of(b"abd");
+    assert!(matches!(i.commit(Some(&wrong)), Err(Error::Corrupt { .. })));
+    assert!(!s.has_blob(&wrong));
+    assert!(!s.has_blob(&Digest::of(b"abc")));
+    assert_eq!(fs::read_dir(s.root().join("tmp")).unwrap().count(), 0);
+    // A dropped ingest leaves no temp file either.
+    let mut i = s.ingest().unwrap();
+    i.write_all(b"x").unwrap();
+    drop(i);
+    assert_eq!(fs::read_dir(s.root().join("tmp")).unwrap().count(), 0);
+}
+
+#[test]
+fn refs_tag_resolve_remove() {
+    let (_d, s) = store();
+    let img = image(&s, b"layer-1");
+    let r = Reference::parse("busybox").unwrap();
+    assert_eq!(s.set_ref(&r, &img).unwrap(), None);
+    assert_eq!(
+        s.refs().unwrap().get("docker.io/library/busybox:latest"),
+        Some(&img.manifest_digest)
+    );
+    assert_eq!(
+        s.resolve("busybox").unwrap().manifest_digest,
+        img.manifest_digest
+    );
+    assert_eq!(
+        s.resolve("docker.io/library/busybox:latest")
+            .unwrap()
+            .manifest_digest,
+        img.manifest_digest
+    );
+    assert_eq!(
+        s.resolve(img.id().short()).unwrap().manifest_digest,
+        img.manifest_digest
+    );
+    assert_eq!(
+        s.resolve(img.id().as_str()).unwrap().manifest_digest,
+        img.manifest_digest
+    );
+    assert!(matches!(s.resolve("nosuch"), Err(Error::NoSuchImage(_))));
+    let img2 = image(&s, b"layer-2");
+    assert_eq!(
+        s.set_ref(&r, &img2).unwrap(),
+        Some(img.manifest_digest.clone())
+    );
+    assert_eq!(
+        s.remove_ref(&r).unwrap(),
+        Some(img2.manifest_digest.clone())
+    );
+    assert_eq!(s.remove_ref(&r).unwrap(), None);
+    assert!(s.refs().unwrap().is_empty());
+}
+
+#[test]
+fn set_ref_refuses_incomplete_image() {
+    let (_d, s) = store();
+    let img = image(&s, b"layer");
+    fs::remove_file(s.blob_path(&img.manifest.layers[0].digest)).unwrap();
+    let err = s
+        .set_ref(&Reference::parse("x").unwrap(), &img)
+        .unwrap_err();
+    assert!(matches!(err, Error::MissingBlob(_)));
+    assert!(s.refs().unwrap().is_empty());
+}
+
+#[test]
+fn prune_keeps_reachable_and_roots() {
+    let (_d, s) = store();
+    let kept = image(&s, b"kept");
+    s.set_ref(&Reference::parse("kept").unwrap(), &kept)
+        .unwrap();
+    let gone = image(&s, b"gone");
+    let rooted = layer(&s, b"cache record layer");
+    s.set_root("cache", "rec1", std::slice::from_ref(&rooted.digest))
+        .unwrap();
+    let gz = s.write_blob(b"pretend gzip of kept").unwrap();
+    s.record_compressed(&kept.manifest.layers[0].digest, Compression::Gzip, &gz, 20)
+        .unwrap();
+    fs::create_dir_all(s.snapshot_path(&kept.config.chain_ids()[0])).unwrap();
+    fs::create_dir_all(s.snapshot_path(&gone.config.chain_ids()[0]).join("sub")).unwrap();
+    fs::write(s.root().join("tmp/leftover"), b"x").unwrap();
+
+    let rep = s.prune().unwrap();
+    assert_eq!(rep.blobs.len(), 3, "{rep:?}"); // gone's manifest, config, layer
+    assert!(!s.has_blob(&gone.manifest_digest));
+    assert!(s.has_blob(&kept.manifest_digest));
+    assert!(s.has_blob(&rooted.digest));
+    assert!(s.has_blob(&gz));
+    assert_eq!(
+        s.compressed(&kept.manifest.layers[0].digest, Compression::Gzip)
+            .unwrap(),
+        Some((gz, 20))
+    );
+    assert!(s.snapshot_path(&kept.config.chain_ids()[0]).exists());
+    assert!(!s.snapshot_path(&gone.config.chain_ids()[0]).exists());
+    assert_eq!(rep.snapshots.len(), 1);
+    assert!(!s.root().join("tmp/leftover").exists());
+    s.remove_root("cache", "rec1").unwrap();
+    let rep = s.prune().unwrap();
+    assert_eq!(rep.blobs.len(), 1);
+    assert!(s.fsck().unwrap().is_empty());
+}
+
+#[test]
+fn fsck_finds_corruption() {
+    let (_d, s) = store();
+    let img = image(&s, b"data");
+    s.set_ref(&Reference::parse("x").unwrap(), &img).unwrap();
+    assert!(s.fsck().unwrap().is_empty());
+    fs::write(s.blob_path(&img.manifest.layers[0].digest), b"dat4").unwrap();
+    let p = s.fsck().unwrap();
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(p[0].contains("corrupt"), "{p:?}");
+    fs::remove_file(s.blob_path(&img.manifest.config.digest)).unwrap();
+    let p = s.fsck().unwrap();
+    assert!(p[0].contains("missing"), "{p:?}");
+}
+
+#[test]
+fn concurrent_writers_and_prune_stay_consistent() {
+    let (_d, s) = store();
+    std::thread::scope(|scope| {
+        for t in 0..4 {
+            let s = s.clone();
+            scope.spawn(move || {
+                for i in 0..25 {
+                    let _g = s.lock_shared().unwrap();
+                    let img = image(&s, format!("t{t}-i{i}").as_bytes());
+                    let r = Reference::parse(&format!("t{t}:i{i}")).unwrap();
+                    s.set_ref(&r, &img).unwrap();
+                    if i % 2 == 0 {
+                        s.remove_ref(&r).unwrap();
+                    }
+                }
+            });
+        }
+        let s2 = s.clone();
+        scope.spawn(move || {
+            for _ in 0..20 {
+                s2.prune().unwrap();
+            }
+        });
+    });
+    assert!(s.fsck().unwrap().is_empty());
+    assert_eq!(s.refs().unwrap().len(), 4 * 12);
+}
