@@ -17,8 +17,8 @@ mod save;
 
 use std::io::{self, Read, Write};
 
-pub use load::load;
-pub use save::{save, Format, SaveItem};
+pub use load::{load, Loaded};
+pub use save::{compressed_layer, export_manifest, save, Format, SaveItem};
 use store::image::{Descriptor, History, ImageConfig, RootFs, RunConfig, MEDIA_OCI_LAYER};
 use store::{Digest, Image, Store};
 
@@ -150,8 +150,15 @@ pub struct ImportOptions {
     pub comment: String,
 }
 
-/// Import a root filesystem tarball as a one-layer image (not tagged: the caller tags it).
-pub fn import_rootfs<R: Read>(store: &Store, reader: R, opts: &ImportOptions) -> Result<Image> {
+/// Import a root filesystem tarball as a one-layer image and tag it with `tags`, under the
+/// store's shared lock (so a concurrent prune cannot collect the new blobs before the tag).
+pub fn import_rootfs<R: Read>(
+    store: &Store,
+    reader: R,
+    opts: &ImportOptions,
+    tags: &[store::Reference],
+) -> Result<Image> {
+    let _lock = store.lock_shared()?;
     let layer = ingest_layer(store, reader, "rootfs tarball")?;
     let config = ImageConfig {
         created: Some(opts.created.clone()),
@@ -170,7 +177,7 @@ pub fn import_rootfs<R: Read>(store: &Store, reader: R, opts: &ImportOptions) ->
         ..ImageConfig::default()
     };
     let bytes = serde_json::to_vec(&config).expect("config serializes");
-    Ok(store.put_image(
+    let image = store.put_image(
         &bytes,
         vec![Descriptor {
             media_type: MEDIA_OCI_LAYER.into(),
@@ -179,7 +186,14 @@ pub fn import_rootfs<R: Read>(store: &Store, reader: R, opts: &ImportOptions) ->
             annotations: None,
             platform: None,
         }],
-    )?)
+    )?;
+    for t in tags {
+        store.set_ref(t, &image)?;
+    }
+    if tags.is_empty() {
+        store.keep_untagged(&image)?;
+    }
+    Ok(image)
 }
 
 #[cfg(test)]

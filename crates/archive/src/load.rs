@@ -319,18 +319,28 @@ fn names_of(d: &Descriptor) -> Vec<Reference> {
         .collect()
 }
 
-/// Load every image of a docker-archive or OCI archive into the store (not tagged: the
-/// caller tags `names`). Nothing is tagged when any part fails; blobs written before the
-/// failure stay unreferenced until the next prune.
+/// Load every image of a docker-archive or OCI archive into the store and tag each with
+/// the names the archive gives it, under the store's shared lock. Nothing is tagged when
+/// any part fails; blobs written before the failure stay unreferenced until the next prune.
 pub fn load<R: Read>(store: &Store, reader: R) -> Result<Vec<Loaded>> {
+    let _lock = store.lock_shared()?;
     let spool = Spool::read(store, reader)?;
-    if spool.path("manifest.json").is_some() {
-        load_docker(store, &spool)
+    let loaded = if spool.path("manifest.json").is_some() {
+        load_docker(store, &spool)?
     } else if spool.path("index.json").is_some() && spool.path("oci-layout").is_some() {
-        load_oci(store, &spool)
+        load_oci(store, &spool)?
     } else {
-        Err(Error::Format(
+        return Err(Error::Format(
             "not an image archive: it has neither manifest.json (docker-archive) nor oci-layout and index.json (OCI)".into(),
-        ))
+        ));
+    };
+    for l in &loaded {
+        for n in &l.names {
+            store.set_ref(n, &l.image)?;
+        }
+        if l.names.is_empty() {
+            store.keep_untagged(&l.image)?;
+        }
     }
+    Ok(loaded)
 }

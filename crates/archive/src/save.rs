@@ -155,6 +155,7 @@ pub fn save<W: Write>(
     compression: layer::Compression,
     out: W,
 ) -> Result<()> {
+    let _lock = store.lock_shared()?;
     let mut o = Out {
         tar: tar::Builder::new(out),
         dirs: BTreeSet::new(),

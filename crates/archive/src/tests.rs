@@ -47,7 +47,7 @@ fn import(s: &Store, tar: &[u8]) -> Image {
         comment: "Imported from -".into(),
         ..ImportOptions::default()
     };
-    import_rootfs(s, tar, &opts).unwrap()
+    import_rootfs(s, tar, &opts, &[]).unwrap()
 }
 
 fn save_bytes(s: &Store, img: &Image, name: &str, f: Format) -> Vec<u8> {
@@ -93,11 +93,12 @@ fn not_a_tar_is_refused() {
         &s,
         &b"this is not a tarball at all, just some words of text, and more"[..],
         &opts,
+        &[],
     )
     .unwrap_err();
     assert!(err.to_string().contains("not a valid tar"), "{err}");
     let tar = rootfs_tar();
-    let err = import_rootfs(&s, &tar[..700], &opts).unwrap_err();
+    let err = import_rootfs(&s, &tar[..700], &opts, &[]).unwrap_err();
     assert!(err.to_string().contains("rootfs tarball"), "{err}");
 }
 

@@ -77,6 +77,9 @@ impl<T> IoContext<T> for io::Result<T> {
 
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// GC root kind under which untagged images are kept.
+pub const ROOT_UNTAGGED: &str = "untagged";
+
 /// An open store.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -551,6 +554,42 @@ impl Store {
         Ok(prev)
     }
 
+    /// Keep an untagged image (docker's `<none>:<none>`): a GC root naming its manifest.
+    pub fn keep_untagged(&self, image: &Image) -> Result<()> {
+        self.check_complete(image)?;
+        self.set_root(
+            ROOT_UNTAGGED,
+            image.manifest_digest.hex(),
+            std::slice::from_ref(&image.manifest_digest),
+        )
+    }
+
+    /// Stop keeping an untagged image.
+    pub fn drop_untagged(&self, manifest: &Digest) -> Result<()> {
+        self.remove_root(ROOT_UNTAGGED, manifest.hex())
+    }
+
+    /// Manifest digests of the untagged images kept.
+    pub fn untagged(&self) -> Result<Vec<Digest>> {
+        let dir = self.root.join("roots").join(ROOT_UNTAGGED);
+        let mut out = Vec::new();
+        if let Ok(rd) = fs::read_dir(&dir) {
+            for e in rd.flatten() {
+                if let Some(d) = e
+                    .file_name()
+                    .to_str()
+                    .and_then(|n| Digest::from_hex(n).ok())
+                {
+                    if self.has_blob(&d) {
+                        out.push(d);
+                    }
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
     /// Find an image by name, by (prefix of) image id, or by manifest digest.
     pub fn resolve(&self, what: &str) -> Result<Image> {
         let refs = self.refs()?;
@@ -564,7 +603,8 @@ impl Store {
             let hex = hex.to_ascii_lowercase();
             let mut found: Option<Image> = None;
             let mut seen = BTreeSet::new();
-            for d in refs.values() {
+            let untagged = self.untagged()?;
+            for d in refs.values().chain(untagged.iter()) {
                 if !seen.insert(d.clone()) {
                     continue;
                 }

@@ -1,16 +1,21 @@
 //! The `strata` command line: argument parsing and output formatting only; every command
 //! is a call into a library crate.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 mod cmd;
+mod format;
 
 /// Daemonless, Docker-compatible builder for multi-stage Dockerfiles.
 #[derive(Parser)]
 #[command(name = "strata", version, about, propagate_version = true)]
 struct Cli {
+    /// The store directory (default: /var/lib/strata as root, $XDG_DATA_HOME/strata otherwise).
+    #[arg(long, global = true, env = "STRATA_ROOT")]
+    root: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -19,18 +24,70 @@ struct Cli {
 enum Command {
     /// Show what a build would do: stages to run and skip, their steps expanded.
     Plan(cmd::plan::PlanArgs),
+    /// Import a root filesystem tarball as an image.
+    Import(cmd::transfer::ImportArgs),
+    /// Load images from a docker-archive or OCI archive.
+    Load(cmd::transfer::LoadArgs),
+    /// Save images to a docker-archive (default) or OCI archive.
+    Save(cmd::transfer::SaveArgs),
+    /// List images.
+    Images(cmd::images::ImagesArgs),
+    /// Show the history of an image.
+    History(cmd::images::HistoryArgs),
+    /// Display detailed information on images, as `docker image inspect`.
+    Inspect {
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE.
+    Tag { source: String, target: String },
+    /// Remove images.
+    Rmi {
+        /// Remove an image referenced by several names.
+        #[arg(short, long)]
+        force: bool,
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
+    /// Remove blobs and snapshots no image or cache record uses.
+    Prune,
+    /// Check the store: every image's blobs present and matching their digests.
+    Fsck,
     /// Developer tools.
     #[command(subcommand)]
     Debug(cmd::debug::DebugCommand),
 }
 
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let open = || -> anyhow::Result<store::Store> {
+        let root = cli.root.clone().unwrap_or_else(store::Store::default_root);
+        Ok(store::Store::open(&root)?)
+    };
+    match cli.command {
         Command::Plan(args) => cmd::plan::run(args),
         Command::Debug(c) => cmd::debug::run(c),
-    };
-    match result {
+        Command::Import(a) => cmd::transfer::import(&open()?, a),
+        Command::Load(a) => cmd::transfer::load(&open()?, a),
+        Command::Save(a) => cmd::transfer::save(&open()?, a),
+        Command::Images(a) => cmd::images::images(&open()?, a),
+        Command::History(a) => cmd::images::history(&open()?, a),
+        Command::Inspect { images } => cmd::images::inspect(&open()?, &images),
+        Command::Tag { source, target } => cmd::images::tag(&open()?, &source, &target),
+        Command::Rmi { force, images } => cmd::images::rmi(&open()?, &images, force),
+        Command::Prune => cmd::images::prune(&open()?),
+        Command::Fsck => cmd::images::fsck(&open()?),
+    }
+}
+
+fn main() -> ExitCode {
+    // Die quietly on a closed pipe (`strata images | head`), as other Unix tools do,
+    // instead of failing to print.
+    // SAFETY: restoring a signal's default disposition before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    let cli = Cli::parse();
+    match run(cli) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");

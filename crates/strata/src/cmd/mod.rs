@@ -1,5 +1,7 @@
 pub mod debug;
+pub mod images;
 pub mod plan;
+pub mod transfer;
 
 use std::path::{Path, PathBuf};
 

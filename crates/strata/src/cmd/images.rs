@@ -1,0 +1,405 @@
+//! images, history, inspect, tag, rmi, prune, fsck.
+
+use std::collections::BTreeSet;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use serde_json::{json, Value};
+use store::{Image, Reference, Store};
+
+use crate::format::{created_at, ellipsis, human_size, render, since, Row};
+
+#[derive(Args)]
+pub struct ImagesArgs {
+    /// Only show image IDs.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Don't truncate output.
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// `table`, `json`, or a template such as `{{.Repository}}:{{.Tag}}`.
+    #[arg(long)]
+    pub format: Option<String>,
+}
+
+fn short_id(img: &Image, no_trunc: bool) -> String {
+    if no_trunc {
+        img.id().to_string()
+    } else {
+        img.id().short().to_string()
+    }
+}
+
+pub fn images(store: &Store, a: ImagesArgs) -> Result<ExitCode> {
+    let mut rows: Vec<(String, Row)> = Vec::new();
+    let mut seen_ids = BTreeSet::new();
+    let mut quiet = Vec::new();
+    let tagged = store.refs()?.into_iter().map(|(n, m)| (Some(n), m));
+    let untagged = store.untagged()?.into_iter().map(|m| (None, m));
+    for (name, manifest) in tagged.chain(untagged) {
+        let img = store
+            .image(&manifest)
+            .with_context(|| format!("image {}", name.as_deref().unwrap_or(manifest.as_str())))?;
+        let r = match &name {
+            Some(n) => Some(Reference::parse(n).map_err(anyhow::Error::msg)?),
+            None => None,
+        };
+        let size = human_size(archive::image_size(store, &img)?);
+        let created = img.config.created.clone().unwrap_or_default();
+        if seen_ids.insert(img.id().clone()) {
+            quiet.push((created.clone(), short_id(&img, a.no_trunc)));
+        }
+        rows.push((
+            created.clone(),
+            vec![
+                ("Containers", "N/A".into()),
+                ("CreatedAt", created_at(img.config.created.as_deref())),
+                ("CreatedSince", since(img.config.created.as_deref())),
+                ("Digest", "<none>".into()),
+                ("ID", short_id(&img, a.no_trunc)),
+                (
+                    "Repository",
+                    r.as_ref()
+                        .map(|r| r.familiar_repository())
+                        .unwrap_or_else(|| "<none>".into()),
+                ),
+                ("SharedSize", "N/A".into()),
+                ("Size", size.clone()),
+                (
+                    "Tag",
+                    r.as_ref()
+                        .and_then(|r| r.tag.clone())
+                        .unwrap_or_else(|| "<none>".into()),
+                ),
+                ("UniqueSize", "N/A".into()),
+                ("VirtualSize", size),
+            ],
+        ));
+    }
+    // Newest first, as docker lists.
+    rows.sort_by(|a, b| b.0.cmp(&a.0));
+    if a.quiet {
+        quiet.sort_by(|a, b| b.0.cmp(&a.0));
+        for (_, id) in quiet {
+            println!("{id}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<Row> = rows.into_iter().map(|(_, r)| r).collect();
+    let headers = [
+        ("Repository", "REPOSITORY"),
+        ("Tag", "TAG"),
+        ("ID", "IMAGE ID"),
+        ("CreatedSince", "CREATED"),
+        ("Size", "SIZE"),
+    ];
+    print!("{}", render(&rows, &headers, a.format.as_deref()));
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args)]
+pub struct HistoryArgs {
+    /// Don't truncate output.
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Only show image IDs.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Print sizes and dates in human readable format.
+    #[arg(short = 'H', long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub human: bool,
+    /// `table`, `json`, or a template such as `{{.ID}}\t{{.CreatedBy}}`.
+    #[arg(long)]
+    pub format: Option<String>,
+    pub image: String,
+}
+
+pub fn history(store: &Store, a: HistoryArgs) -> Result<ExitCode> {
+    let img = store.resolve(&a.image)?;
+    let diff_ids = &img.config.rootfs.diff_ids;
+    // Pair history entries that made a layer with the layers, in order.
+    let mut layer_iter = diff_ids.iter();
+    let mut entries: Vec<(Option<&store::Digest>, &store::image::History)> = Vec::new();
+    for h in &img.config.history {
+        let l = if h.empty_layer {
+            None
+        } else {
+            layer_iter.next()
+        };
+        entries.push((l, h));
+    }
+    let mut rows: Vec<Row> = Vec::new();
+    let n = entries.len();
+    for (i, (l, h)) in entries.into_iter().rev().enumerate() {
+        let id = if i == 0 {
+            if a.no_trunc {
+                img.id().to_string()
+            } else {
+                img.id().short().to_string()
+            }
+        } else {
+            match l {
+                Some(d) if a.no_trunc => d.to_string(),
+                Some(d) => d.short().to_string(),
+                None => "<missing>".to_string(),
+            }
+        };
+        let size = match l {
+            Some(d) => archive::layer_content_size(store, d)?,
+            None => 0,
+        };
+        let created_by = h.created_by.clone().unwrap_or_default();
+        let created_by = if a.no_trunc {
+            created_by
+        } else {
+            ellipsis(&created_by, 45)
+        };
+        let _ = n;
+        rows.push(vec![
+            ("ID", id),
+            (
+                "CreatedSince",
+                if a.human {
+                    since(h.created.as_deref())
+                } else {
+                    h.created.clone().unwrap_or_default()
+                },
+            ),
+            ("CreatedAt", h.created.clone().unwrap_or_default()),
+            ("CreatedBy", created_by),
+            (
+                "Size",
+                if a.human {
+                    human_size(size)
+                } else {
+                    size.to_string()
+                },
+            ),
+            ("Comment", h.comment.clone().unwrap_or_default()),
+        ]);
+    }
+    if a.quiet {
+        for r in rows {
+            println!("{}", r[0].1);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let headers = [
+        ("ID", "IMAGE"),
+        ("CreatedSince", "CREATED"),
+        ("CreatedBy", "CREATED BY"),
+        ("Size", "SIZE"),
+        ("Comment", "COMMENT"),
+    ];
+    print!("{}", render(&rows, &headers, a.format.as_deref()));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `docker image inspect`'s shape for one image.
+pub fn inspect_json(store: &Store, img: &Image) -> Result<Value> {
+    let names = store.names_by_manifest()?;
+    let mut repo_tags: Vec<String> = Vec::new();
+    for (m, ns) in &names {
+        let other = store.image(m)?;
+        if other.id() == img.id() {
+            for n in ns {
+                if let Ok(r) = Reference::parse(n) {
+                    repo_tags.push(r.familiar());
+                }
+            }
+        }
+    }
+    repo_tags.sort();
+    repo_tags.dedup();
+    let c = &img.config.config;
+    let size = archive::image_size(store, img)?;
+    let container_config = |cfg: Option<&store::image::RunConfig>| {
+        let d = store::image::RunConfig::default();
+        let c = cfg.unwrap_or(&d);
+        let mut v = json!({
+            "Hostname": "",
+            "Domainname": "",
+            "User": c.user.clone().unwrap_or_default(),
+            "AttachStdin": false,
+            "AttachStdout": false,
+            "AttachStderr": false,
+        });
+        let o = v.as_object_mut().expect("object");
+        if let Some(p) = &c.exposed_ports {
+            o.insert("ExposedPorts".into(), json!(p));
+        }
+        o.insert("Tty".into(), json!(false));
+        o.insert("OpenStdin".into(), json!(false));
+        o.insert("StdinOnce".into(), json!(false));
+        o.insert("Env".into(), json!(c.env));
+        o.insert("Cmd".into(), json!(c.cmd));
+        if let Some(h) = &c.healthcheck {
+            o.insert("Healthcheck".into(), h.clone());
+        }
+        if let Some(ae) = c.extra.get("ArgsEscaped") {
+            o.insert("ArgsEscaped".into(), ae.clone());
+        }
+        o.insert("Image".into(), json!(""));
+        o.insert("Volumes".into(), json!(c.volumes));
+        o.insert(
+            "WorkingDir".into(),
+            json!(c.working_dir.clone().unwrap_or_default()),
+        );
+        o.insert("Entrypoint".into(), json!(c.entrypoint));
+        o.insert("OnBuild".into(), json!(c.on_build));
+        o.insert("Labels".into(), json!(c.labels));
+        if let Some(s) = &c.stop_signal {
+            o.insert("StopSignal".into(), json!(s));
+        }
+        if let Some(s) = &c.shell {
+            o.insert("Shell".into(), json!(s));
+        }
+        v
+    };
+    let comment = img
+        .config
+        .history
+        .last()
+        .and_then(|h| h.comment.clone())
+        .unwrap_or_default();
+    Ok(json!({
+        "Id": img.id().to_string(),
+        "RepoTags": repo_tags,
+        "RepoDigests": [],
+        "Parent": "",
+        "Comment": comment,
+        "Created": img.config.created.clone().unwrap_or_default(),
+        "Container": "",
+        "ContainerConfig": container_config(None),
+        "DockerVersion": "",
+        "Author": img.config.author.clone().unwrap_or_default(),
+        "Config": container_config(Some(c)),
+        "Architecture": img.config.architecture,
+        "Os": img.config.os,
+        "Size": size,
+        "VirtualSize": size,
+        "GraphDriver": {"Data": null, "Name": "strata"},
+        "RootFS": {
+            "Type": "layers",
+            "Layers": img.config.rootfs.diff_ids.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
+        },
+        "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
+    }))
+}
+
+pub fn inspect(store: &Store, images: &[String]) -> Result<ExitCode> {
+    let mut out = Vec::new();
+    let mut missing = Vec::new();
+    for i in images {
+        match store.resolve(i) {
+            Ok(img) => out.push(inspect_json(store, &img)?),
+            Err(store::Error::NoSuchImage(n)) => missing.push(n),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    for m in &missing {
+        eprintln!("Error: No such image: {m}");
+    }
+    Ok(if missing.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+pub fn tag(store: &Store, src: &str, dst: &str) -> Result<ExitCode> {
+    let _lock = store.lock_shared()?;
+    let img = store.resolve(src)?;
+    let r = Reference::parse(dst).map_err(anyhow::Error::msg)?;
+    if r.digest.is_some() {
+        bail!("refusing to create a tag with a digest reference: {dst}");
+    }
+    store.set_ref(&r, &img)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn rmi(store: &Store, images: &[String], force: bool) -> Result<ExitCode> {
+    let mut failed = false;
+    for what in images {
+        let result = (|| -> Result<()> {
+            let img = store.resolve(what)?;
+            let names = store.names_by_manifest()?;
+            let mut refs_to_image: Vec<String> = Vec::new();
+            for (m, ns) in &names {
+                if store.image(m)?.id() == img.id() {
+                    refs_to_image.extend(ns.iter().cloned());
+                }
+            }
+            let by_name = Reference::parse(what)
+                .ok()
+                .filter(|r| refs_to_image.contains(&r.to_string()));
+            let untag: Vec<String> = match by_name {
+                Some(r) => vec![r.to_string()],
+                None => {
+                    if refs_to_image.len() > 1 && !force {
+                        bail!(
+                            "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
+                            img.id().short()
+                        );
+                    }
+                    refs_to_image.clone()
+                }
+            };
+            for n in &untag {
+                let r = Reference::parse(n).map_err(anyhow::Error::msg)?;
+                store.remove_ref(&r)?;
+                println!("Untagged: {}", r.familiar());
+            }
+            if untag.len() == refs_to_image.len() {
+                for m in store.untagged()? {
+                    if store.image(&m)?.id() == img.id() {
+                        store.drop_untagged(&m)?;
+                    }
+                }
+                println!("Deleted: {}", img.id());
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            eprintln!("Error: {e:#}");
+            failed = true;
+        }
+    }
+    // Reclaim what no ref reaches any more.
+    store.prune()?;
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+pub fn prune(store: &Store) -> Result<ExitCode> {
+    let rep = store.prune()?;
+    for (d, size) in &rep.blobs {
+        println!("deleted: {d} ({})", human_size(*size));
+    }
+    for s in &rep.snapshots {
+        println!("deleted snapshot: {s}");
+    }
+    println!("\nTotal reclaimed space: {}", human_size(rep.bytes));
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn fsck(store: &Store) -> Result<ExitCode> {
+    let problems = store.fsck()?;
+    if problems.is_empty() {
+        println!(
+            "store {} is consistent: {} refs",
+            store.root().display(),
+            store.refs()?.len()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    for p in &problems {
+        println!("problem: {p}");
+    }
+    Ok(ExitCode::FAILURE)
+}

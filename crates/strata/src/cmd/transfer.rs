@@ -1,0 +1,210 @@
+//! import, load, save.
+
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, IsTerminal, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use store::{Reference, Store};
+
+use crate::format::now_rfc3339;
+
+#[derive(Args)]
+pub struct ImportArgs {
+    /// Apply a Dockerfile instruction to the image (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL,
+    /// ONBUILD, USER, VOLUME, WORKDIR, STOPSIGNAL, SHELL).
+    #[arg(short, long = "change")]
+    pub changes: Vec<String>,
+    /// Commit message (the history comment).
+    #[arg(short, long)]
+    pub message: Option<String>,
+    /// Rootfs tarball (plain, gzip or zstd), or `-` for stdin.
+    pub file: PathBuf,
+    /// Name for the image (`NAME[:TAG]`).
+    pub name: Option<String>,
+}
+
+fn open_input(path: &PathBuf) -> Result<Box<dyn Read>> {
+    if path.as_os_str() == "-" {
+        return Ok(Box::new(io::stdin().lock()));
+    }
+    let f = File::open(path).with_context(|| format!("open {}", path.display()))?;
+    Ok(Box::new(BufReader::with_capacity(1 << 20, f)))
+}
+
+/// The runtime config that `--change` instructions give an imported image.
+fn config_from_changes(changes: &[String]) -> Result<store::image::RunConfig> {
+    const ALLOWED: &[&str] = &[
+        "CMD",
+        "ENTRYPOINT",
+        "ENV",
+        "EXPOSE",
+        "LABEL",
+        "ONBUILD",
+        "USER",
+        "VOLUME",
+        "WORKDIR",
+        "STOPSIGNAL",
+        "SHELL",
+    ];
+    let mut cfg = store::image::RunConfig::default();
+    let mut st = build::config::StageState::default();
+    for c in changes {
+        let src = format!("FROM scratch\n{c}\n");
+        let p = plan::plan(&src, &plan::PlanOptions::default(), &plan::Unresolved)
+            .map_err(|d| anyhow::anyhow!("invalid --change {c:?}: {}", d.message))?;
+        for step in &p.target_stage().steps {
+            let kw = step.instruction.keyword();
+            if !ALLOWED.contains(&kw) {
+                bail!("{kw} is not a valid change command");
+            }
+            build::config::apply(&mut cfg, &mut st, &step.instruction);
+        }
+    }
+    Ok(cfg)
+}
+
+pub fn import(store: &Store, a: ImportArgs) -> Result<ExitCode> {
+    let config = config_from_changes(&a.changes)?;
+    let tags = match &a.name {
+        Some(n) => vec![Reference::parse(n).map_err(anyhow::Error::msg)?],
+        None => Vec::new(),
+    };
+    // docker's client streams a local file to the daemon, which records it as `-`.
+    let source = "-";
+    let opts = archive::ImportOptions {
+        config,
+        created: now_rfc3339(),
+        comment: a
+            .message
+            .clone()
+            .unwrap_or_else(|| format!("Imported from {source}")),
+    };
+    let input = open_input(&a.file)?;
+    let img = archive::import_rootfs(store, input, &opts, &tags)
+        .with_context(|| format!("import {source}"))?;
+    println!("{}", img.id());
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args)]
+pub struct LoadArgs {
+    /// Read from a tar archive file, instead of STDIN.
+    #[arg(short, long)]
+    pub input: Option<PathBuf>,
+    /// Suppress the load output.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+pub fn load(store: &Store, a: LoadArgs) -> Result<ExitCode> {
+    let path = a.input.clone().unwrap_or_else(|| PathBuf::from("-"));
+    if path.as_os_str() == "-" && io::stdin().is_terminal() {
+        bail!("requested load from stdin, but stdin is empty");
+    }
+    let input = open_input(&path)?;
+    let loaded = archive::load(store, input).with_context(|| format!("load {}", path.display()))?;
+    if !a.quiet {
+        for l in &loaded {
+            if l.names.is_empty() {
+                println!("Loaded image ID: {}", l.image.id());
+            }
+            for n in &l.names {
+                println!("Loaded image: {}", n.familiar());
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum SaveFormat {
+    Docker,
+    Oci,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum CompressionArg {
+    Gzip,
+    Zstd,
+}
+
+#[derive(Args)]
+pub struct SaveArgs {
+    /// Write to a file, instead of STDOUT.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Archive format: docker-archive (as `docker save`) or an OCI image layout.
+    #[arg(long, value_enum, default_value_t = SaveFormat::Docker)]
+    pub format: SaveFormat,
+    /// Layer compression in OCI archives.
+    #[arg(long, value_enum, default_value_t = CompressionArg::Gzip)]
+    pub compression: CompressionArg,
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+pub fn save(store: &Store, a: SaveArgs) -> Result<ExitCode> {
+    let mut items: Vec<archive::SaveItem> = Vec::new();
+    for what in &a.images {
+        let image = store.resolve(what)?;
+        let names = match Reference::parse(what) {
+            Ok(r) if store.refs()?.contains_key(&r.to_string()) => vec![r],
+            _ => Vec::new(),
+        };
+        match items
+            .iter_mut()
+            .find(|i| i.image.manifest_digest == image.manifest_digest)
+        {
+            Some(i) => i.names.extend(names),
+            None => items.push(archive::SaveItem { image, names }),
+        }
+    }
+    let format = match a.format {
+        SaveFormat::Docker => archive::Format::Docker,
+        SaveFormat::Oci => archive::Format::Oci,
+    };
+    let compression = match a.compression {
+        CompressionArg::Gzip => layer::Compression::Gzip,
+        CompressionArg::Zstd => layer::Compression::Zstd,
+    };
+    match &a.output {
+        None => {
+            if io::stdout().is_terminal() {
+                bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
+            }
+            let mut out = BufWriter::with_capacity(1 << 20, io::stdout().lock());
+            archive::save(store, &items, format, compression, &mut out)?;
+            out.flush()?;
+        }
+        Some(path) => {
+            // Write beside the target and rename, so a failed save leaves no partial file.
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."));
+            let tmp = dir.join(format!(
+                ".{}.strata-tmp-{}",
+                path.file_name().and_then(|n| n.to_str()).unwrap_or("save"),
+                std::process::id()
+            ));
+            let res = (|| -> Result<()> {
+                let f = File::create(&tmp).with_context(|| format!("create {}", tmp.display()))?;
+                let mut out = BufWriter::with_capacity(1 << 20, f);
+                archive::save(store, &items, format, compression, &mut out)?;
+                let f = out.into_inner().map_err(|e| e.into_error())?;
+                f.sync_all()?;
+                std::fs::rename(&tmp, path)
+                    .with_context(|| format!("rename to {}", path.display()))?;
+                Ok(())
+            })();
+            if let Err(e) = res {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e.context(format!("save to {}", path.display())));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

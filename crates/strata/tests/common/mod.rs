@@ -1,0 +1,137 @@
+//! Helpers for the CLI's end-to-end tests: a throw-away store and a busybox rootfs.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub struct Env {
+    pub dir: tempfile::TempDir,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        Env {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("store")
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// `strata --root <store> args...`
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_strata"));
+        c.arg("--root").arg(self.root());
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().expect("run strata")
+    }
+
+    /// Run and require success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "strata {args:?} failed ({}):\n{}{}",
+            o.status,
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).expect("utf-8 output")
+    }
+
+    /// Run and require failure with exit code 1; returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "strata {args:?} should fail with 1:\n{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stderr).expect("utf-8 output")
+    }
+
+    pub fn fsck_clean(&self) {
+        let out = self.ok(&["fsck"]);
+        assert!(out.contains("is consistent"), "{out}");
+    }
+}
+
+/// Run an external tool; panics with its output when it fails.
+pub fn tool(cmd: &str, args: &[&str]) -> String {
+    let o = Command::new(cmd).args(args).output().unwrap_or_else(|e| {
+        panic!("cannot run {cmd}: {e} (run ../shared/peers/setup.sh or .ci/run to install it)")
+    });
+    assert!(
+        o.status.success(),
+        "{cmd} {args:?} failed ({}):\n{}{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+/// A busybox rootfs tarball made from Debian's busybox-static (`/bin/busybox` with a few
+/// applet links), written to `dest`.
+pub fn busybox_tar(dest: &Path) {
+    let bb = Path::new("/bin/busybox");
+    assert!(
+        bb.exists(),
+        "/bin/busybox is missing: install busybox-static (.ci/run does)"
+    );
+    let d = tempfile::tempdir().unwrap();
+    let bin = d.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::copy(bb, bin.join("busybox")).unwrap();
+    for applet in [
+        "sh", "echo", "cat", "ls", "id", "true", "false", "sleep", "env",
+    ] {
+        std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
+    }
+    std::fs::create_dir_all(d.path().join("etc")).unwrap();
+    std::fs::write(
+        d.path().join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
+    )
+    .unwrap();
+    std::fs::write(d.path().join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
+    tool(
+        "tar",
+        &[
+            "--sort=name",
+            "--mtime=@0",
+            "--owner=0",
+            "--group=0",
+            "--numeric-owner",
+            "-C",
+            d.path().to_str().unwrap(),
+            "-cf",
+            dest.to_str().unwrap(),
+            ".",
+        ],
+    );
+}
+
+/// A unique name for images in shared peer stores (docker, podman), so tests never touch
+/// the peers' own images.
+pub fn unique(prefix: &str) -> String {
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "strata-test/{prefix}:{}-{}",
+        std::process::id(),
+        n % 1_000_000_000
+    )
+}
