@@ -77,6 +77,9 @@ impl<T> IoContext<T> for io::Result<T> {
 
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// GC root kind of build cache records (step cache key → layer).
+pub const ROOT_CACHE: &str = "cache";
+
 /// GC root kind under which untagged images are kept.
 pub const ROOT_UNTAGGED: &str = "untagged";
 
@@ -766,8 +769,8 @@ impl Store {
             for l in &img.manifest.layers {
                 blobs.insert(l.digest.clone());
             }
-            for c in img.config.chain_ids() {
-                snapshots.insert(c.hex().to_string());
+            for d in &img.config.rootfs.diff_ids {
+                snapshots.insert(d.hex().to_string());
             }
         }
         // Compressed forms of live layers stay with them.
@@ -914,9 +917,54 @@ impl Store {
         Ok(())
     }
 
-    /// Directory for the unpacked snapshot of a chain id.
-    pub fn snapshot_path(&self, chain_id: &Digest) -> PathBuf {
-        self.root.join("snapshots").join(chain_id.hex())
+    /// Directory holding the unpacked diff of one layer (an overlay lowerdir), by diffID.
+    pub fn snapshot_path(&self, diff_id: &Digest) -> PathBuf {
+        self.root.join("snapshots").join(diff_id.hex())
+    }
+
+    /// The layer a cache record (a step's cache key) points at, if it is still present,
+    /// with the time the step first ran.
+    pub fn cache_get(&self, key: &Digest) -> Option<(Digest, Option<String>)> {
+        let p = self.root.join("roots").join(ROOT_CACHE).join(key.hex());
+        let text = fs::read_to_string(p).ok()?;
+        let mut lines = text.lines();
+        let d: Digest = lines.next()?.trim().parse().ok()?;
+        let created = lines
+            .next()
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty());
+        self.has_blob(&d).then_some((d, created))
+    }
+
+    /// Record that the step with cache key `key` produced layer `diff_id` at `created` (a
+    /// GC root until `prune --all`).
+    pub fn cache_put(&self, key: &Digest, diff_id: &Digest, created: &str) -> Result<()> {
+        let dir = self.root.join("roots").join(ROOT_CACHE);
+        fs::create_dir_all(&dir).ctx(|| format!("create {}", dir.display()))?;
+        atomic_write(
+            &dir.join(key.hex()),
+            format!("{diff_id}\n{created}\n").as_bytes(),
+        )
+    }
+
+    /// Remove cache records (all, or those last written before `until`); returns how many.
+    pub fn drop_cache(&self, until: Option<std::time::SystemTime>) -> Result<usize> {
+        let dir = self.root.join("roots").join(ROOT_CACHE);
+        let mut n = 0;
+        for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let old_enough = match until {
+                None => true,
+                Some(t) => e
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .map(|m| m < t)
+                    .unwrap_or(true),
+            };
+            if old_enough && fs::remove_file(e.path()).is_ok() {
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 }
 

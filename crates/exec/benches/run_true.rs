@@ -1,0 +1,119 @@
+//! Per-RUN overhead: `/bin/true` in a fresh overlay (new upper/work dirs over a busybox
+//! lowerdir) each time, spawn to wait, median of 50 after 5 warm-ups. Prints numbers; run
+//! with `cargo bench -p exec` (root, `/bin/busybox` from Debian's busybox-static needed).
+//! The prototype measured 2.5–3.2 ms for the same thing (stack-measurements.md §3).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use exec::{ExecSpec, Network, Rootfs};
+
+const RUNS: usize = 50;
+
+fn rootfs(root: &Path) {
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    for d in ["proc", "dev", "sys"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    std::fs::write(root.join("etc/hosts"), "").unwrap();
+    std::fs::write(root.join("etc/resolv.conf"), "").unwrap();
+    std::fs::copy("/bin/busybox", root.join("bin/busybox"))
+        .expect("/bin/busybox is missing: apt-get install -y busybox-static");
+    let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
+    for applet in String::from_utf8(list.stdout).unwrap().lines() {
+        if applet != "busybox" {
+            std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
+        }
+    }
+}
+
+fn measure(name: &str, base: &[PathBuf], scratch: &Path, network: Network) {
+    let mut times = Vec::new();
+    let mut spawns = Vec::new();
+    for i in 0..RUNS + 5 {
+        let d = scratch.join(format!("{name}-{i}"));
+        let (upper, work) = (d.join("upper"), d.join("work"));
+        std::fs::create_dir_all(&upper).unwrap();
+        std::fs::create_dir_all(&work).unwrap();
+        let mut spec = ExecSpec::new(
+            Rootfs::Overlay {
+                lower: base.to_vec(),
+                upper,
+                work,
+            },
+            vec!["/bin/true".into()],
+        );
+        spec.network = network;
+        spec.state_dir = Some(scratch.to_path_buf());
+        let t = Instant::now();
+        let mut r = exec::spawn(&spec).unwrap();
+        let ds = t.elapsed();
+        let st = r.wait().unwrap();
+        let dt = t.elapsed();
+        assert!(st.success());
+        if i >= 5 {
+            times.push(dt);
+            spawns.push(ds);
+        }
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+    times.sort();
+    spawns.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "{name:<38} median {:5.2} ms  p10 {:5.2}  p90 {:5.2}  (spawn until exec'd: median {:5.2} ms; n={RUNS})",
+        ms(times[RUNS / 2]),
+        ms(times[RUNS / 10]),
+        ms(times[RUNS * 9 / 10]),
+        ms(spawns[RUNS / 2]),
+    );
+}
+
+fn main() {
+    exec::maybe_run_init();
+    if std::env::args().any(|a| a == "--list") {
+        return; // cargo test --benches asks for the list of benchmarks
+    }
+    let parent = if Path::new("/dev/shm").is_dir() {
+        PathBuf::from("/dev/shm")
+    } else {
+        std::env::temp_dir()
+    };
+    let tmp = tempfile::Builder::new()
+        .prefix("exec-bench-")
+        .tempdir_in(parent)
+        .unwrap();
+    let base = tmp.path().join("base");
+    rootfs(&base);
+    let scratch = tmp.path().join("scratch");
+    std::fs::create_dir(&scratch).unwrap();
+
+    measure(
+        "overlay, host network",
+        std::slice::from_ref(&base),
+        &scratch,
+        Network::Host,
+    );
+    measure(
+        "overlay, network none",
+        std::slice::from_ref(&base),
+        &scratch,
+        Network::None,
+    );
+    let mut lowers = Vec::new();
+    for i in 0..150 {
+        let d = tmp.path().join(format!("layer-{i:03}"));
+        std::fs::create_dir_all(d.join("l")).unwrap();
+        std::fs::write(d.join("l").join(i.to_string()), "x").unwrap();
+        lowers.push(d);
+    }
+    lowers.push(base.clone());
+    measure(
+        "overlay of 151 layers, host network",
+        &lowers,
+        &scratch,
+        Network::Host,
+    );
+}

@@ -1,0 +1,134 @@
+//! Run a process in a rootfs: namespaces, mounts, user, env, cwd.
+//!
+//! This crate is strata's executor for `RUN` (and later `strata run`). It knows nothing of
+//! layers, images, Dockerfiles or caches: it is given directories (an overlay's lower, upper
+//! and work dirs, or a plain rootfs dir), a command and its environment, and it runs the
+//! command as a container and reports how it ended.
+//!
+//! # Design
+//!
+//! There are three processes:
+//!
+//! 1. **The caller** (strata, possibly multi-threaded, possibly tokio). [`spawn`] starts the
+//!    *helper* with `std::process::Command`: the caller's own executable
+//!    (`/proc/self/exe`, or [`ExecSpec::helper`]) with the arguments
+//!    `__strata-init <fd>`, an empty environment, and a `pre_exec` hook that only clears
+//!    close-on-exec on the control socket and calls
+//!    `unshare(CLONE_NEWPID|CLONE_NEWUTS|CLONE_NEWIPC[|CLONE_NEWNET])`, both raw,
+//!    async-signal-safe system calls. The spec goes to the helper as length-prefixed JSON on
+//!    that Unix socket (the *control socket*), which stays open for the whole run.
+//! 2. **The helper**. The executable's `main` calls [`maybe_run_init`] first thing; seeing
+//!    `argv[1] == "__strata-init"` it becomes the helper and never returns. It is a fresh,
+//!    single-threaded process, so it may `fork`. It creates a private directory
+//!    `<state_dir>/strata-exec-*` (0700) with the rootfs mount point `root/` and the files
+//!    that become `/etc/hosts`, `/etc/resolv.conf` and `/etc/hostname`, then forks the
+//!    container's **init**, which is pid 1 of the new pid namespace. It stays in the host's
+//!    mount namespace.
+//! 3. **The init**, which becomes the command. Step by step:
+//!    1. `PR_SET_PDEATHSIG(SIGKILL)` (the helper is single-threaded, so this means "when the
+//!       helper dies"), `unshare(CLONE_NEWNS)`, every mount made private (recursively).
+//!    2. The rootfs on `<private>/root`: an overlay made with the new mount API (`fsopen`,
+//!       one `fsconfig("lowerdir+")` per layer, `upperdir`, `workdir`, `index=off`,
+//!       `redirect_dir=off`, `metacopy=off`, `fsmount`, `move_mount`), so 200+ layers work
+//!       where mount(2)'s one-page option string fails at about 150; or a recursive bind of
+//!       a plain directory (`open_tree` + `move_mount`).
+//!    3. `/proc` (proc), `/dev` (tmpfs 755 with the host's `null zero full random urandom
+//!       tty` bind-mounted, `/dev/pts` devpts `newinstance,ptmxmode=0666,mode=0620,gid=5`,
+//!       `/dev/ptmx -> pts/ptmx`, `/dev/shm` tmpfs 1777, `/dev/mqueue`, `fd`/`stdin`/
+//!       `stdout`/`stderr` links), `/sys` (sysfs, read-only), then `/etc/hosts` and
+//!       `/etc/resolv.conf` bound from the private files (and `/etc/hostname` if the rootfs
+//!       has that file), then the spec's extra mounts in order. Every mount point is
+//!       resolved with `openat2(RESOLVE_IN_ROOT)`, so a symlink in the rootfs can never
+//!       redirect a mount to the host, and every mount is attached through that fd.
+//!    4. With a tty: a pty from the container's devpts; the master goes to the caller over
+//!       the sockets (`SCM_RIGHTS`), the slave becomes the command's stdio and controlling
+//!       terminal.
+//!    5. `pivot_root(".", ".")` and a detached unmount of the old root.
+//!    6. runc's default masks: `/proc/acpi`, `/proc/asound`, `/proc/kcore`, `/proc/keys`,
+//!       `/proc/latency_stats`, `/proc/timer_list`, `/proc/timer_stats`, `/proc/sched_debug`,
+//!       `/proc/scsi`, `/sys/firmware`, `/sys/devices/virtual/powercap` (read-only tmpfs or
+//!       `/dev/null`), and read-only `/proc/bus`, `/proc/fs`, `/proc/irq`, `/proc/sys`,
+//!       `/proc/sysrq-trigger`.
+//!    7. The hostname; with its own network namespace, `lo` up (`SIOCSIFFLAGS`).
+//!    8. `USER` resolved with the rootfs's `/etc/passwd` and `/etc/group` (BuildKit's rules,
+//!       see below); the working directory created if missing (new directories owned by the
+//!       user, as BuildKit does) and entered; the root made read-only if asked.
+//!    9. `args[0]` looked up in the `PATH` of the given env (not the host's; the default
+//!       `PATH` if the env has none), as Go's `exec.LookPath` does.
+//!    10. Capabilities: the bounding set cut to docker's default (`CHOWN DAC_OVERRIDE FSETID
+//!        FOWNER MKNOD NET_RAW SETGID SETUID SETFCAP SETPCAP NET_BIND_SERVICE SYS_CHROOT KILL
+//!        AUDIT_WRITE`, `0xa80425fb`), ambient cleared, `setgroups`/`setgid`/`setuid`, then
+//!        permitted and effective = the default set for uid 0 and empty for other users
+//!        (docker's rule), inheritable empty (as docker since CVE-2022-24769);
+//!        `no_new_privs` if asked; the parent-death signal set again (a uid change clears it).
+//!    11. A last message to the helper listing the mount points it had to create, default
+//!        signal dispositions and an empty signal mask, and `execve` with exactly the given
+//!        env. The sync socket is close-on-exec: the helper sees EOF and tells the caller
+//!        `Started`.
+//!
+//! The helper then waits (`poll` on the sync socket, the control socket and a pidfd of the
+//! init). It forwards SIGTERM, SIGINT, SIGHUP and SIGQUIT, and signals the caller asks for.
+//! When the control socket reaches EOF (the caller died, even by SIGKILL, or called
+//! [`Running::kill`]) it SIGKILLs the init. When the init exits the kernel kills every
+//! other process of the pid namespace, and the mount namespace dies with them, so nothing
+//! stays mounted anywhere. The helper removes the mount-point stubs and the private
+//! directory and reports the exit status.
+//!
+//! # Invariants
+//!
+//! * Nothing is ever mounted in the caller's mount namespace; all mounts live in the init's
+//!   private namespace and vanish with it.
+//! * The helper is single-threaded when it forks; the `pre_exec` hook makes only
+//!   async-signal-safe raw system calls.
+//! * A setup or exec failure is an `Err` from [`spawn`] / [`run`], never an exit code;
+//!   a command that runs and fails is `Ok` with its [`ExitStatus`]. Examples:
+//!   `exec: "/bin/sh": no such file or directory`,
+//!   `exec: "foo": executable file not found in $PATH`,
+//!   `unable to find user bob: no matching entries in passwd file`,
+//!   `container setup failed: bind /x on /y: no such file or directory`.
+//! * A signal-killed command reports `code = 128 + signal` and `signal = Some(signal)`.
+//! * The command is pid 1 of its pid namespace (as in BuildKit's `RUN`): `echo $$` prints 1.
+//! * Mount points that had to be created in the rootfs (for `/proc`, `/etc/hosts`, a bind
+//!   target...) are removed after the run if still empty and their parent directory gets
+//!   its timestamps back, as BuildKit's `MountStubsCleaner` does, so they do not end up in
+//!   the layer. What can remain in an overlay upperdir: the copied-up parent directory of
+//!   such a stub (for example `/etc` when the image has `/etc` but no `/etc/hosts`), with
+//!   its original timestamps. The working directory created for `cwd` is a real change and
+//!   stays, as in BuildKit.
+//!
+//! # USER
+//!
+//! `None`/empty is `0:0` with no supplementary groups. Numeric `uid` and `uid:gid` are used
+//! as they are (gid 0 when omitted) without looking at `/etc/passwd`, like BuildKit.
+//! `name`, `name:group`, `uid:group` are resolved with moby's rules: a user not in
+//! `/etc/passwd` is an error unless numeric; a named user gets its passwd gid and, when no
+//! group is given, every group of `/etc/group` that lists it as a member.
+//!
+//! # Caveats
+//!
+//! * The helper watches its caller through the control socket rather than
+//!   `PR_SET_PDEATHSIG`, which fires when the *thread* that spawned it exits: with tokio's
+//!   blocking pool that would kill builds at random.
+//! * If the command itself is set-uid or has file capabilities, the kernel clears its
+//!   parent-death signal at exec; it is still killed when the caller goes away, because the
+//!   helper SIGKILLs it.
+//! * No seccomp profile, no cgroups, no user namespaces (rootless) yet.
+
+mod error;
+mod files;
+mod helper;
+mod init;
+mod parent;
+mod proto;
+mod spec;
+mod sys;
+mod user;
+
+pub use error::{Error, Result};
+pub use helper::maybe_run_init;
+pub use parent::{run, spawn, ExitStatus, Output, Running};
+pub use proto::INIT_ARG;
+pub use spec::{ExecSpec, Mount, Network, Rootfs, Stdio};
+
+/// Docker's default capability set as a bit mask (`0x00000000a80425fb`).
+pub const DEFAULT_CAPABILITIES: u64 = init::DEFAULT_CAPS.bits();

@@ -1,0 +1,413 @@
+//! The caller's side: spawn the helper in new namespaces, hand it the spec, report.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::Shutdown;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
+use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
+
+use rustix::thread::UnshareFlags;
+
+use crate::error::{io_err, Error, Result};
+use crate::proto::{self, InitMount, InitRootfs, InitSpec, ToHelper, ToParent, INIT_ARG};
+use crate::{files, ExecSpec, Mount, Network, Rootfs, Stdio};
+
+/// How the process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExitStatus {
+    /// The exit code, or `128 + signal` when a signal killed it (shell convention).
+    pub code: i32,
+    /// The signal that killed it, if one did.
+    pub signal: Option<i32>,
+}
+
+impl ExitStatus {
+    /// Exit code 0.
+    pub fn success(&self) -> bool {
+        self.code == 0 && self.signal.is_none()
+    }
+}
+
+impl std::fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.signal {
+            Some(sig) => write!(f, "killed by signal {sig} (exit code {})", self.code),
+            None => write!(f, "exit code: {}", self.code),
+        }
+    }
+}
+
+/// What [`run`] collects.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// How the process ended.
+    pub status: ExitStatus,
+    /// Everything written to stdout, when it was [`Stdio::Pipe`].
+    pub stdout: Vec<u8>,
+    /// Everything written to stderr, when it was [`Stdio::Pipe`].
+    pub stderr: Vec<u8>,
+}
+
+/// A started process. Dropping it without [`wait`](Running::wait) kills the container and
+/// reaps the helper.
+#[derive(Debug)]
+pub struct Running {
+    helper: Child,
+    pid: i32,
+    control: UnixStream,
+    reader: BufReader<UnixStream>,
+    status: Option<ExitStatus>,
+    /// The process's stdin, when [`Stdio::Pipe`].
+    pub stdin: Option<ChildStdin>,
+    /// The process's stdout, when [`Stdio::Pipe`].
+    pub stdout: Option<ChildStdout>,
+    /// The process's stderr, when [`Stdio::Pipe`].
+    pub stderr: Option<ChildStderr>,
+    /// The master side of the container's terminal, when [`ExecSpec::tty`] is set.
+    pub pty: Option<File>,
+}
+
+impl Running {
+    /// The host pid of the container's pid 1 (the command itself).
+    pub fn pid(&self) -> u32 {
+        self.pid as u32
+    }
+
+    /// The host pid of the init helper.
+    pub fn helper_pid(&self) -> u32 {
+        self.helper.id()
+    }
+
+    /// Send `signal` to the container's pid 1 (through the helper). Note that pid 1 of a pid
+    /// namespace only receives signals it has a handler for, except SIGKILL: use
+    /// [`kill`](Running::kill) to stop it for sure.
+    pub fn signal(&mut self, signal: i32) -> Result<()> {
+        proto::send(&self.control, &ToHelper::Signal(signal))
+            .map_err(io_err("send a signal request to the init helper"))
+    }
+
+    /// Kill the container: the helper SIGKILLs its pid 1, which takes every process of the
+    /// pid namespace with it. [`wait`](Running::wait) then reports signal 9.
+    pub fn kill(&mut self) -> Result<()> {
+        match self.control.shutdown(Shutdown::Write) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotConnected => {
+                Err(io_err("shut down the init helper's control socket")(e))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Wait for the process to end. Every process of the container is gone when this
+    /// returns, and so are its mounts and private files. Drain piped stdout/stderr
+    /// concurrently, or a chatty process blocks on a full pipe.
+    pub fn wait(&mut self) -> Result<ExitStatus> {
+        if let Some(s) = self.status {
+            return Ok(s);
+        }
+        let mut reported = None;
+        loop {
+            match read_msg(&mut self.reader)? {
+                Some(ToParent::Exited { code, signal }) => {
+                    reported = Some(ExitStatus { code, signal });
+                    break;
+                }
+                Some(_) => continue,
+                None => break,
+            }
+        }
+        let helper = self
+            .helper
+            .wait()
+            .map_err(io_err("wait for the init helper"))?;
+        let status = match reported {
+            Some(s) => s,
+            None => match helper.signal() {
+                Some(sig) => ExitStatus {
+                    code: 128 + sig,
+                    signal: Some(sig),
+                },
+                None => {
+                    return Err(Error::Helper(format!(
+                        "exited without reporting the container's status ({helper})"
+                    )))
+                }
+            },
+        };
+        self.status = Some(status);
+        Ok(status)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self.status.is_none() {
+            let _ = self.kill();
+            self.stdin = None;
+            self.stdout = None;
+            self.stderr = None;
+            self.pty = None;
+            let _ = self.wait();
+        }
+    }
+}
+
+fn read_msg(r: &mut BufReader<UnixStream>) -> Result<Option<ToParent>> {
+    let mut line = String::new();
+    let n = r
+        .read_line(&mut line)
+        .map_err(io_err("read from the init helper"))?;
+    if n == 0 {
+        return Ok(None);
+    }
+    serde_json::from_str(&line)
+        .map(Some)
+        .map_err(|e| Error::Helper(format!("bad message {line:?}: {e}")))
+}
+
+fn utf8(p: &Path, what: &str) -> Result<String> {
+    if !p.is_absolute() {
+        return Err(Error::InvalidSpec(format!(
+            "{what} must be an absolute path: {}",
+            p.display()
+        )));
+    }
+    p.to_str()
+        .map(str::to_string)
+        .ok_or_else(|| Error::InvalidSpec(format!("{what} is not UTF-8: {}", p.display())))
+}
+
+fn init_spec(spec: &ExecSpec) -> Result<InitSpec> {
+    if spec.args.is_empty() {
+        return Err(Error::InvalidSpec(
+            "no command given (args is empty)".into(),
+        ));
+    }
+    if spec.args.iter().chain(&spec.env).any(|s| s.contains('\0')) {
+        return Err(Error::InvalidSpec("args or env contain a NUL byte".into()));
+    }
+    let rootfs = match &spec.rootfs {
+        Rootfs::Overlay { lower, upper, work } => {
+            if lower.is_empty() {
+                return Err(Error::InvalidSpec(
+                    "overlay rootfs without lower layers".into(),
+                ));
+            }
+            InitRootfs::Overlay {
+                lower: lower
+                    .iter()
+                    .map(|l| utf8(l, "overlay lowerdir"))
+                    .collect::<Result<_>>()?,
+                upper: utf8(upper, "overlay upperdir")?,
+                work: utf8(work, "overlay workdir")?,
+            }
+        }
+        Rootfs::Dir(d) => InitRootfs::Dir(utf8(d, "rootfs")?),
+    };
+    let mounts = spec
+        .mounts
+        .iter()
+        .map(|m| {
+            Ok(match m {
+                Mount::Bind {
+                    source,
+                    target,
+                    readonly,
+                } => InitMount::Bind {
+                    source: utf8(source, "bind mount source")?,
+                    target: utf8(target, "mount target")?,
+                    readonly: *readonly,
+                },
+                Mount::Tmpfs { target, size } => InitMount::Tmpfs {
+                    target: utf8(target, "mount target")?,
+                    size: *size,
+                },
+            })
+        })
+        .collect::<Result<_>>()?;
+    let new_net = spec.network != Network::Host;
+    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let state_dir = match &spec.state_dir {
+        Some(d) => d.clone(),
+        None => std::env::temp_dir(),
+    };
+    Ok(InitSpec {
+        rootfs,
+        args: spec.args.clone(),
+        env: spec.env.clone(),
+        cwd: utf8(&spec.cwd, "cwd")?,
+        user: spec.user.clone(),
+        hostname: spec.hostname.clone(),
+        new_net,
+        mounts,
+        readonly_rootfs: spec.readonly_rootfs,
+        no_new_privs: spec.no_new_privs,
+        tty: spec.tty,
+        state_dir: utf8(&state_dir, "state dir")?,
+        hosts: files::hosts(&spec.hostname, &spec.extra_hosts),
+        resolv_conf: files::resolv_conf(&host_resolv, new_net),
+    })
+}
+
+fn stdio(s: &Stdio, what: &str) -> Result<std::process::Stdio> {
+    Ok(match s {
+        Stdio::Null => std::process::Stdio::null(),
+        Stdio::Inherit => std::process::Stdio::inherit(),
+        Stdio::Pipe => std::process::Stdio::piped(),
+        Stdio::File(f) => f
+            .try_clone()
+            .map_err(io_err(format!("duplicate the {what} file")))?
+            .into(),
+    })
+}
+
+/// Start `spec`. Returns once the command has been exec'd inside the container; a failure of
+/// the setup (a mount, the user, the working directory) or of the exec itself is an `Err`.
+pub fn spawn(spec: &ExecSpec) -> Result<Running> {
+    let init = init_spec(spec)?;
+    let json = serde_json::to_vec(&init).map_err(|e| Error::InvalidSpec(e.to_string()))?;
+    // /proc/self/exe still works when the binary was replaced or deleted since it started.
+    let exe = match &spec.helper {
+        Some(p) => p.clone(),
+        None => std::path::PathBuf::from("/proc/self/exe"),
+    };
+
+    let (control, theirs) = UnixStream::pair().map_err(io_err("create the control socket"))?;
+    // Keep the helper's end away from 0..=2 (which the Command rewires) and close-on-exec in
+    // this process, so no other child inherits it; the pre_exec hook clears the flag.
+    let theirs: OwnedFd = rustix::io::fcntl_dupfd_cloexec(&theirs, 10)
+        .map_err(|e| io_err("duplicate the control socket")(e.into()))?;
+    let raw = theirs.as_raw_fd();
+
+    let mut flags = UnshareFlags::NEWPID | UnshareFlags::NEWUTS | UnshareFlags::NEWIPC;
+    if init.new_net {
+        flags |= UnshareFlags::NEWNET;
+    }
+    let mut cmd = Command::new(&exe);
+    cmd.arg(INIT_ARG).arg(raw.to_string()).env_clear();
+    if spec.tty {
+        cmd.stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+    } else {
+        cmd.stdin(stdio(&spec.stdin, "stdin")?)
+            .stdout(stdio(&spec.stdout, "stdout")?)
+            .stderr(stdio(&spec.stderr, "stderr")?);
+    }
+    let hook = move || -> std::io::Result<()> {
+        // SAFETY: `raw` is open in the forked child (inherited from the parent, which keeps
+        // `theirs` alive until spawn returns); borrowing it for one fcntl is sound.
+        let fd = unsafe { BorrowedFd::borrow_raw(raw) };
+        rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
+        // SAFETY: only namespaces that affect the children of this process (NEWPID) or this
+        // single-threaded child itself are unshared; no thread or memory state is involved.
+        unsafe { rustix::thread::unshare_unsafe(flags) }?;
+        Ok(())
+    };
+    // SAFETY: the hook runs between fork and exec and only makes raw system calls
+    // (fcntl, unshare), which are async-signal-safe; it allocates nothing.
+    unsafe { cmd.pre_exec(hook) };
+    let mut helper = cmd
+        .spawn()
+        .map_err(io_err(format!("start the init helper {}", exe.display())))?;
+    drop(theirs);
+
+    let mut running = Running {
+        pid: 0,
+        reader: BufReader::new(
+            control
+                .try_clone()
+                .map_err(io_err("duplicate the control socket"))?,
+        ),
+        control,
+        status: None,
+        stdin: helper.stdin.take(),
+        stdout: helper.stdout.take(),
+        stderr: helper.stderr.take(),
+        pty: None,
+        helper,
+    };
+    let mut msg = (json.len() as u64).to_le_bytes().to_vec();
+    msg.extend_from_slice(&json);
+    // A helper that died early shows up as EOF below; the write error adds nothing.
+    let _ = (&running.control).write_all(&msg);
+
+    if spec.tty {
+        running.pty = receive_fd(&running.control)?;
+    }
+    match read_msg(&mut running.reader)? {
+        Some(ToParent::Started { .. }) if spec.tty && running.pty.is_none() => {
+            Err(Error::Helper("started without passing the terminal".into()))
+        }
+        Some(ToParent::Started { pid }) => {
+            running.pid = pid;
+            Ok(running)
+        }
+        Some(ToParent::Failed(e)) => {
+            let _ = running.wait();
+            Err(e.into())
+        }
+        Some(ToParent::Exited { .. }) | None => {
+            let status = running.wait();
+            Err(Error::Helper(format!(
+                "ended before starting the command ({status:?})"
+            )))
+        }
+    }
+}
+
+/// Receive the pty master the helper passes on with `SCM_RIGHTS` (one byte of payload; a
+/// byte without a descriptor means the setup failed first, and the failure follows).
+fn receive_fd(sock: &UnixStream) -> Result<Option<File>> {
+    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut cmsg = RecvAncillaryBuffer::new(&mut space);
+    let mut byte = [0u8; 1];
+    let r = rustix::net::recvmsg(
+        sock.as_fd(),
+        &mut [std::io::IoSliceMut::new(&mut byte)],
+        &mut cmsg,
+        RecvFlags::CMSG_CLOEXEC,
+    )
+    .map_err(|e| io_err("receive the terminal from the init helper")(e.into()))?;
+    if r.bytes == 0 {
+        return Ok(None);
+    }
+    for m in cmsg.drain() {
+        if let RecvAncillaryMessage::ScmRights(mut fds) = m {
+            if let Some(fd) = fds.next() {
+                return Ok(Some(File::from(fd)));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Run `spec` to completion, collecting piped stdout and stderr (read concurrently).
+pub fn run(spec: &ExecSpec) -> Result<Output> {
+    let mut running = spawn(spec)?;
+    drop(running.stdin.take());
+    let err_thread = running.stderr.take().map(|mut e| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = e.read_to_end(&mut buf);
+            buf
+        })
+    });
+    let mut stdout = Vec::new();
+    if let Some(mut o) = running.stdout.take() {
+        o.read_to_end(&mut stdout)
+            .map_err(io_err("read the command's stdout"))?;
+    }
+    let stderr = err_thread
+        .map(|t| t.join().unwrap_or_default())
+        .unwrap_or_default();
+    let status = running.wait()?;
+    Ok(Output {
+        status,
+        stdout,
+        stderr,
+    })
+}

@@ -1,0 +1,99 @@
+//! What the parent, the helper and the container's init say to each other (JSON).
+//!
+//! * parent → helper, on the control socket: `u64` little-endian length + [`InitSpec`] JSON,
+//!   then zero or more [`ToHelper`] lines. Shutting down (or losing) the parent's side makes
+//!   the helper SIGKILL the container.
+//! * helper → parent, same socket: [`ToParent`] lines: `Started`, or `Failed`, then `Exited`.
+//! * init → helper, on the sync socket (close-on-exec, so EOF means `execve` succeeded):
+//!   [`FromInit`] lines: `Stubs` (mount points it had to create) and, on failure, `Failed`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::SetupError;
+
+/// The argument that turns a process into the init helper: `<exe> __strata-init <fd>`.
+pub const INIT_ARG: &str = "__strata-init";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) enum InitRootfs {
+    Overlay {
+        lower: Vec<String>,
+        upper: String,
+        work: String,
+    },
+    Dir(String),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) enum InitMount {
+    Bind {
+        source: String,
+        target: String,
+        readonly: bool,
+    },
+    Tmpfs {
+        target: String,
+        size: Option<u64>,
+    },
+}
+
+/// The part of an [`ExecSpec`](crate::ExecSpec) the helper needs, plus the prepared files.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct InitSpec {
+    pub rootfs: InitRootfs,
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub user: Option<String>,
+    pub hostname: String,
+    pub new_net: bool,
+    pub mounts: Vec<InitMount>,
+    pub readonly_rootfs: bool,
+    pub no_new_privs: bool,
+    pub tty: bool,
+    pub state_dir: String,
+    /// Contents of the container's `/etc/hosts`.
+    pub hosts: String,
+    /// Contents of the container's `/etc/resolv.conf`.
+    pub resolv_conf: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) enum ToHelper {
+    /// Forward this signal to the container's pid 1.
+    Signal(i32),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) enum ToParent {
+    /// `execve` succeeded; `pid` is the container's pid 1 as the host sees it.
+    Started { pid: i32 },
+    /// Setup or exec failed; an `Exited` follows.
+    Failed(SetupError),
+    /// The container's pid 1 is gone (and with it every process of the pid namespace).
+    Exited { code: i32, signal: Option<i32> },
+}
+
+/// A mount point the init had to create, to be removed after the run if still empty.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Stub {
+    /// Path relative to the rootfs with symlinks resolved (so it is also the path in the
+    /// upperdir, or in the plain rootfs dir).
+    pub path: String,
+    pub dir: bool,
+    /// The parent directory's (atime, mtime) before the stub was created, restored afterwards.
+    pub parent_times: Option<[(i64, i64); 2]>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) enum FromInit {
+    Stubs(Vec<Stub>),
+    Failed(SetupError),
+}
+
+/// Write one JSON line.
+pub(crate) fn send<T: Serialize>(mut w: impl std::io::Write, msg: &T) -> std::io::Result<()> {
+    let mut line = serde_json::to_vec(msg).map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    w.write_all(&line)
+}

@@ -1,0 +1,189 @@
+//! `USER` resolution against the rootfs's `/etc/passwd` and `/etc/group`, with BuildKit's
+//! rules: numeric `uid` / `uid:gid` are taken as they are (gid 0 when omitted, no lookup, no
+//! supplementary groups); otherwise moby's `GetExecUser` rules apply (a named user gets its
+//! passwd gid and, unless a group is given explicitly, the groups listing it as a member).
+
+/// The identity the process runs with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Identity {
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+}
+
+struct PasswdEntry<'a> {
+    name: &'a str,
+    uid: u32,
+    gid: u32,
+}
+
+struct GroupEntry<'a> {
+    name: &'a str,
+    gid: u32,
+    members: Vec<&'a str>,
+}
+
+fn passwd_entries(text: &str) -> impl Iterator<Item = PasswdEntry<'_>> {
+    text.lines().filter_map(|line| {
+        if line.trim().is_empty() || line.starts_with('#') {
+            return None;
+        }
+        let f: Vec<&str> = line.split(':').collect();
+        if f.len() < 4 {
+            return None;
+        }
+        Some(PasswdEntry {
+            name: f[0],
+            uid: f[2].trim().parse().ok()?,
+            gid: f[3].trim().parse().ok()?,
+        })
+    })
+}
+
+fn group_entries(text: &str) -> impl Iterator<Item = GroupEntry<'_>> {
+    text.lines().filter_map(|line| {
+        if line.trim().is_empty() || line.starts_with('#') {
+            return None;
+        }
+        let f: Vec<&str> = line.split(':').collect();
+        if f.len() < 3 {
+            return None;
+        }
+        Some(GroupEntry {
+            name: f[0],
+            gid: f[2].trim().parse().ok()?,
+            members: f
+                .get(3)
+                .map(|m| {
+                    m.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })
+    })
+}
+
+/// Resolve `user` (`None` or empty is root). `passwd` / `group` are the files' contents, or
+/// `None` when the rootfs has no such file (treated as empty). Errors are the messages docker
+/// prints (`unable to find user NAME: no matching entries in passwd file`).
+pub(crate) fn resolve(
+    user: Option<&str>,
+    passwd: Option<&str>,
+    group: Option<&str>,
+) -> Result<Identity, String> {
+    let user = user.unwrap_or("");
+    if user.is_empty() {
+        return Ok(Identity {
+            uid: 0,
+            gid: 0,
+            groups: Vec::new(),
+        });
+    }
+    let (user_arg, group_arg) = match user.split_once(':') {
+        Some((u, g)) => (u, g),
+        None => (user, ""),
+    };
+    // BuildKit's fast path: purely numeric forms need no lookup.
+    if let Ok(uid) = user_arg.parse::<u32>() {
+        if group_arg.is_empty() {
+            return Ok(Identity {
+                uid,
+                gid: 0,
+                groups: Vec::new(),
+            });
+        }
+        if let Ok(gid) = group_arg.parse::<u32>() {
+            return Ok(Identity {
+                uid,
+                gid,
+                groups: Vec::new(),
+            });
+        }
+    }
+    let passwd = passwd.unwrap_or("");
+    let group = group.unwrap_or("");
+    let numeric_user = user_arg.parse::<u32>().ok();
+    let found = passwd_entries(passwd)
+        .find(|e| e.name == user_arg || numeric_user.is_some_and(|n| n == e.uid));
+    let (uid, mut gid, matched) = match found {
+        Some(e) => (e.uid, e.gid, Some(e.name)),
+        None => match numeric_user {
+            Some(uid) => (uid, 0, None),
+            None => {
+                return Err(format!(
+                    "unable to find user {user_arg}: no matching entries in passwd file"
+                ))
+            }
+        },
+    };
+    let mut groups = Vec::new();
+    if !group_arg.is_empty() {
+        let g =
+            group_entries(group).find(|g| g.name == group_arg || g.gid.to_string() == group_arg);
+        gid = match (g, group_arg.parse::<u32>()) {
+            (Some(g), _) => g.gid,
+            (None, Ok(n)) => n,
+            (None, Err(_)) => {
+                return Err(format!(
+                    "unable to find group {group_arg}: no matching entries in group file"
+                ))
+            }
+        };
+    } else if let Some(name) = matched {
+        groups = group_entries(group)
+            .filter(|g| g.members.contains(&name))
+            .map(|g| g.gid)
+            .collect();
+    }
+    Ok(Identity { uid, gid, groups })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\n# comment\nalice:x:1000:1000::/home/alice:/bin/sh\nbob:x:1001:100::/:/bin/sh\n";
+    const GROUP: &str =
+        "root:x:0:\nusers:x:100:alice\nalice:x:1000:\nwheel:x:10:alice,bob\nstaff:x:50:\n";
+
+    fn id(uid: u32, gid: u32, groups: &[u32]) -> Identity {
+        Identity {
+            uid,
+            gid,
+            groups: groups.to_vec(),
+        }
+    }
+
+    fn r(u: &str) -> Result<Identity, String> {
+        resolve(Some(u), Some(PASSWD), Some(GROUP))
+    }
+
+    #[test]
+    fn forms() {
+        assert_eq!(resolve(None, None, None), Ok(id(0, 0, &[])));
+        assert_eq!(r("alice"), Ok(id(1000, 1000, &[100, 10])));
+        assert_eq!(r("bob"), Ok(id(1001, 100, &[10])));
+        assert_eq!(r("alice:staff"), Ok(id(1000, 50, &[])));
+        assert_eq!(r("alice:77"), Ok(id(1000, 77, &[])));
+        assert_eq!(r("1000"), Ok(id(1000, 0, &[])));
+        assert_eq!(r("4242"), Ok(id(4242, 0, &[])));
+        assert_eq!(r("1000:10"), Ok(id(1000, 10, &[])));
+        assert_eq!(r("1000:staff"), Ok(id(1000, 50, &[])));
+        assert_eq!(r("4242:staff"), Ok(id(4242, 50, &[])));
+    }
+
+    #[test]
+    fn errors() {
+        assert_eq!(
+            r("carol"),
+            Err("unable to find user carol: no matching entries in passwd file".into())
+        );
+        assert_eq!(
+            r("alice:nogroup"),
+            Err("unable to find group nogroup: no matching entries in group file".into())
+        );
+        assert!(resolve(Some("alice"), None, None).is_err());
+    }
+}

@@ -1,0 +1,794 @@
+//! Integration tests for the executor (run as root; `harness = false`).
+//!
+//! This binary is its own init helper: `main` calls `exec::maybe_run_init()` first. It also
+//! plays a throw-away caller for the SIGKILL test (`__kill-parent`). The tests run one after
+//! another in one process, on a busybox rootfs built from Debian's busybox-static
+//! (`/bin/busybox`; the tests fail, not skip, without it). `cargo test -p exec -- NAME` runs
+//! the tests whose name contains NAME.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use exec::{Error, ExecSpec, Mount, Network, Rootfs, Stdio};
+
+const PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+struct Fx {
+    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+    base: PathBuf,
+    state: PathBuf,
+    n: AtomicU32,
+}
+
+struct Layers {
+    upper: PathBuf,
+    work: PathBuf,
+}
+
+/// A busybox rootfs: /bin/busybox and its applet links, /etc/passwd and /etc/group, /tmp.
+/// No /proc, /dev, /sys, /etc/hosts or /etc/resolv.conf, so every run has to create (and
+/// then remove) mount points.
+fn build_rootfs(root: &Path) {
+    let busybox = Path::new("/bin/busybox");
+    assert!(
+        busybox.exists(),
+        "/bin/busybox is missing: install Debian's busybox-static (apt-get install -y busybox-static)"
+    );
+    for d in ["bin", "etc", "tmp", "root", "home/alice"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    std::fs::set_permissions(root.join("tmp"), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    std::fs::copy(busybox, root.join("bin/busybox")).unwrap();
+    let list = Command::new(busybox).arg("--list").output().unwrap();
+    for applet in String::from_utf8(list.stdout).unwrap().lines() {
+        if applet != "busybox" {
+            std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
+        }
+    }
+    std::fs::write(
+        root.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nalice:x:1000:1000:Alice:/home/alice:/bin/sh\nbob:x:1001:100::/:/bin/sh\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("etc/group"),
+        "root:x:0:\nwheel:x:10:alice,bob\nstaff:x:50:\nusers:x:100:alice\nalice:x:1000:\n",
+    )
+    .unwrap();
+}
+
+impl Fx {
+    fn new() -> Fx {
+        let parent = if Path::new("/dev/shm").is_dir() {
+            PathBuf::from("/dev/shm")
+        } else {
+            std::env::temp_dir()
+        };
+        let tmp = tempfile::Builder::new()
+            .prefix("exec-test-")
+            .tempdir_in(parent)
+            .unwrap();
+        let dir = tmp.path().to_path_buf();
+        let base = dir.join("base");
+        build_rootfs(&base);
+        let state = dir.join("state");
+        std::fs::create_dir(&state).unwrap();
+        Fx {
+            _tmp: tmp,
+            dir,
+            base,
+            state,
+            n: AtomicU32::new(0),
+        }
+    }
+
+    fn fresh(&self, what: &str) -> PathBuf {
+        let p = self
+            .dir
+            .join(format!("{what}-{}", self.n.fetch_add(1, Ordering::Relaxed)));
+        std::fs::create_dir_all(&p).unwrap();
+        p
+    }
+
+    fn layers(&self) -> Layers {
+        let d = self.fresh("run");
+        let (upper, work) = (d.join("upper"), d.join("work"));
+        std::fs::create_dir(&upper).unwrap();
+        std::fs::create_dir(&work).unwrap();
+        Layers { upper, work }
+    }
+
+    /// A spec on a fresh overlay over the busybox rootfs, stdout/stderr piped.
+    fn spec(&self, args: &[&str]) -> (ExecSpec, Layers) {
+        let l = self.layers();
+        let mut spec = ExecSpec::new(
+            Rootfs::Overlay {
+                lower: vec![self.base.clone()],
+                upper: l.upper.clone(),
+                work: l.work.clone(),
+            },
+            args.iter().map(|s| s.to_string()).collect(),
+        );
+        spec.env = vec![PATH.to_string()];
+        spec.stdout = Stdio::Pipe;
+        spec.stderr = Stdio::Pipe;
+        spec.state_dir = Some(self.state.clone());
+        (spec, l)
+    }
+
+    fn sh(&self, script: &str) -> (ExecSpec, Layers) {
+        self.spec(&["/bin/sh", "-c", script])
+    }
+}
+
+fn out(spec: &ExecSpec) -> (i32, String, String) {
+    let o = exec::run(spec).unwrap_or_else(|e| panic!("run failed: {e}"));
+    (
+        o.status.code,
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn stdout_ok(spec: &ExecSpec) -> String {
+    let (code, o, e) = out(spec);
+    assert_eq!(code, 0, "stdout: {o}\nstderr: {e}");
+    o
+}
+
+fn entries(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+fn host_mounts() -> String {
+    std::fs::read_to_string("/proc/self/mountinfo").unwrap()
+}
+
+// ---------------------------------------------------------------------------------------
+
+fn exit_codes(fx: &Fx) {
+    assert_eq!(out(&fx.sh("exit 0").0).0, 0);
+    let o = exec::run(&fx.sh("exit 3").0).unwrap();
+    assert_eq!((o.status.code, o.status.signal), (3, None));
+    assert!(!o.status.success());
+
+    // kill() takes down pid 1 with SIGKILL.
+    let mut r = exec::spawn(&fx.spec(&["sleep", "1000"]).0).unwrap();
+    r.kill().unwrap();
+    let st = r.wait().unwrap();
+    assert_eq!((st.code, st.signal), (137, Some(9)));
+
+    // A signal pid 1 has a handler for is forwarded.
+    let (mut spec, _l) = fx.sh("trap 'exit 7' TERM; echo ready; while :; do sleep 0.05; done");
+    spec.stderr = Stdio::Null;
+    let mut r = exec::spawn(&spec).unwrap();
+    let mut line = String::new();
+    BufReader::new(r.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "ready\n");
+    r.signal(libc::SIGTERM).unwrap();
+    assert_eq!(r.wait().unwrap().code, 7);
+
+    // A child killed by a signal inside: the shell reports 128+9.
+    assert_eq!(out(&fx.sh("sh -c 'kill -9 $$'; exit $?").0).0, 137);
+}
+
+fn stdio(fx: &Fx) {
+    let (code, o, e) = out(&fx.sh("echo out; echo err >&2; echo more").0);
+    assert_eq!((code, o.as_str(), e.as_str()), (0, "out\nmore\n", "err\n"));
+
+    let (mut spec, _l) = fx.spec(&["cat"]);
+    spec.stdin = Stdio::Pipe;
+    let mut r = exec::spawn(&spec).unwrap();
+    let mut stdin = r.stdin.take().unwrap();
+    stdin.write_all(b"hello through stdin\n").unwrap();
+    drop(stdin);
+    let mut s = String::new();
+    r.stdout.take().unwrap().read_to_string(&mut s).unwrap();
+    assert_eq!(s, "hello through stdin\n");
+    assert!(r.wait().unwrap().success());
+
+    // stdout to a file
+    let path = fx.fresh("log").join("out.log");
+    let f = std::fs::File::create(&path).unwrap();
+    let (mut spec, _l) = fx.sh("echo to-file");
+    spec.stdout = Stdio::File(std::sync::Arc::new(f));
+    exec::run(&spec).unwrap();
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "to-file\n");
+}
+
+fn env_exact(fx: &Fx) {
+    let (mut spec, _l) = fx.spec(&["env"]);
+    spec.env = vec![
+        "PATH=/bin".into(),
+        "FOO=bar baz".into(),
+        "EMPTY=".into(),
+        "HOME=/nowhere".into(),
+    ];
+    assert_eq!(
+        stdout_ok(&spec),
+        "PATH=/bin\nFOO=bar baz\nEMPTY=\nHOME=/nowhere\n"
+    );
+
+    // PATH lookup uses the spec's PATH, not the host's.
+    let (mut spec, _l) = fx.spec(&["true"]);
+    spec.env = vec!["PATH=/nonexistent".into()];
+    match exec::run(&spec) {
+        Err(Error::Exec { program, message }) => {
+            assert_eq!(program, "true");
+            assert_eq!(message, "executable file not found in $PATH");
+        }
+        other => panic!("expected an exec error, got {other:?}"),
+    }
+}
+
+fn cwd_created(fx: &Fx) {
+    let (mut spec, l) = fx.spec(&["pwd"]);
+    spec.cwd = "/work/dir/sub".into();
+    spec.user = Some("alice".into());
+    assert_eq!(stdout_ok(&spec), "/work/dir/sub\n");
+    let m = std::fs::metadata(l.upper.join("work/dir/sub")).unwrap();
+    assert!(m.is_dir());
+    assert_eq!((m.uid(), m.gid()), (1000, 1000));
+    assert_eq!(std::fs::metadata(l.upper.join("work")).unwrap().uid(), 1000);
+
+    // An existing directory is left alone.
+    let (mut spec, l) = fx.spec(&["pwd"]);
+    spec.cwd = "/tmp".into();
+    assert_eq!(stdout_ok(&spec), "/tmp\n");
+    assert!(!l.upper.join("tmp").exists());
+}
+
+fn users(fx: &Fx) {
+    let id = |user: Option<&str>| {
+        let (mut spec, _l) = fx.spec(&["id"]);
+        spec.user = user.map(str::to_string);
+        stdout_ok(&spec).trim_end().to_string()
+    };
+    assert_eq!(id(None), "uid=0(root) gid=0(root)");
+    assert_eq!(
+        id(Some("alice")),
+        "uid=1000(alice) gid=1000(alice) groups=10(wheel),100(users)"
+    );
+    assert_eq!(
+        id(Some("bob")),
+        "uid=1001(bob) gid=100(users) groups=10(wheel)"
+    );
+    assert_eq!(id(Some("alice:staff")), "uid=1000(alice) gid=50(staff)");
+    assert_eq!(id(Some("1000")), "uid=1000(alice) gid=0(root)");
+    assert_eq!(id(Some("1000:50")), "uid=1000(alice) gid=50(staff)");
+    assert_eq!(id(Some("4242")), "uid=4242 gid=0(root)");
+    assert_eq!(id(Some("4242:4343")), "uid=4242 gid=4343");
+}
+
+fn unknown_user(fx: &Fx) {
+    let (mut spec, _l) = fx.spec(&["id"]);
+    spec.user = Some("nobody123".into());
+    let e = exec::run(&spec).unwrap_err();
+    assert!(matches!(e, Error::User(_)), "{e:?}");
+    assert_eq!(
+        e.to_string(),
+        "unable to find user nobody123: no matching entries in passwd file"
+    );
+    spec.user = Some("alice:nogroup".into());
+    assert_eq!(
+        exec::run(&spec).unwrap_err().to_string(),
+        "unable to find group nogroup: no matching entries in group file"
+    );
+}
+
+fn hostname(fx: &Fx) {
+    let (mut spec, _l) = fx.sh("hostname; grep localhost /etc/hosts");
+    spec.hostname = "buildbox".into();
+    spec.extra_hosts = vec![("db.local".into(), "10.1.2.3".parse().unwrap())];
+    assert_eq!(
+        stdout_ok(&spec),
+        "buildbox\n127.0.0.1\tlocalhost buildbox\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+    );
+    let (mut spec, _l) = fx.spec(&["cat", "/etc/hosts"]);
+    spec.extra_hosts = vec![("db.local".into(), "10.1.2.3".parse().unwrap())];
+    assert!(stdout_ok(&spec).ends_with("10.1.2.3\tdb.local\n"));
+    // The host's name is untouched.
+    assert_ne!(
+        std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap(),
+        "buildbox\n"
+    );
+}
+
+fn proc_and_pid1(fx: &Fx) {
+    let o = stdout_ok(
+        &fx.sh("echo $$; tr '\\0' ' ' < /proc/1/cmdline; echo; ls /proc | grep -c '^[0-9]'")
+            .0,
+    );
+    let lines: Vec<&str> = o.lines().collect();
+    assert_eq!(lines[0], "1", "the command is pid 1");
+    assert!(lines[1].starts_with("/bin/sh -c echo $$"), "{o}");
+    // pid 1 (sh) and the ls + grep it runs: only the container's processes are visible.
+    assert!(lines[2].parse::<u32>().unwrap() <= 3, "{o}");
+    let mounts = stdout_ok(&fx.spec(&["cat", "/proc/mounts"]).0);
+    for want in [
+        " / overlay ",
+        " /proc proc ",
+        " /dev tmpfs ",
+        " /dev/pts devpts ",
+        " /dev/shm tmpfs ",
+        " /dev/mqueue mqueue ",
+        " /sys sysfs ro,",
+        " /proc/sys proc ro,",
+        " /proc/keys ",
+        " /etc/hosts ",
+        " /etc/resolv.conf ",
+    ] {
+        assert!(mounts.contains(want), "missing {want:?} in\n{mounts}");
+    }
+    let o = stdout_ok(&fx.sh("ls -l /dev/null /dev/ptmx; head -c 4 /dev/zero | od -An -tx1; cat /proc/keys | wc -c; echo x > /proc/sys/kernel/hostname && echo writable; true").0);
+    assert!(o.contains("/dev/ptmx -> pts/ptmx"), "{o}");
+    assert!(o.contains(" 00 00 00 00"), "{o}");
+    assert!(o.contains("\n0\n"), "/proc/keys must be masked: {o}");
+    assert!(!o.contains("writable"), "/proc/sys must be read-only: {o}");
+}
+
+fn etc_files_not_in_upper(fx: &Fx) {
+    let (spec, l) = fx.sh("cat /etc/resolv.conf >/dev/null && grep -q localhost /etc/hosts && ls -d /proc/1 /dev/null /sys/kernel");
+    let upper_before = std::fs::metadata(&l.upper).unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    stdout_ok(&spec);
+    // /etc existed (so the overlay copied it up to create the stubs); /proc, /dev and /sys
+    // did not: everything was removed again.
+    assert_eq!(entries(&l.upper), vec!["etc"]);
+    assert_eq!(entries(&l.upper.join("etc")), Vec::<String>::new());
+    let (a, b) = (
+        std::fs::metadata(fx.base.join("etc")).unwrap(),
+        std::fs::metadata(l.upper.join("etc")).unwrap(),
+    );
+    assert_eq!((a.mtime(), a.mtime_nsec()), (b.mtime(), b.mtime_nsec()));
+    let (a, b) = (upper_before, std::fs::metadata(&l.upper).unwrap());
+    assert_eq!((a.mtime(), a.mtime_nsec()), (b.mtime(), b.mtime_nsec()));
+
+    // With a rootfs that has them, nothing at all is written.
+    let full = fx.fresh("fullroot");
+    for d in ["proc", "dev", "sys", "etc"] {
+        std::fs::create_dir(full.join(d)).unwrap();
+    }
+    std::fs::write(full.join("etc/hosts"), "").unwrap();
+    std::fs::write(full.join("etc/resolv.conf"), "").unwrap();
+    std::fs::write(full.join("etc/hostname"), "image\n").unwrap();
+    let (mut spec, l) = fx.spec(&["cat", "/etc/hostname"]);
+    spec.hostname = "fromspec".into();
+    if let Rootfs::Overlay { lower, .. } = &mut spec.rootfs {
+        lower.insert(0, full.clone());
+    }
+    assert_eq!(stdout_ok(&spec), "fromspec\n");
+    assert_eq!(entries(&l.upper), Vec::<String>::new());
+}
+
+/// A mount target that is a dangling symlink (Ubuntu's /etc/resolv.conf) gets its target
+/// created inside the rootfs, never on the host, and removed afterwards.
+fn dangling_symlink_target(fx: &Fx) {
+    let top = fx.fresh("symlinks");
+    std::fs::create_dir(top.join("etc")).unwrap();
+    std::os::unix::fs::symlink(
+        "../run/systemd/resolve/stub-resolv.conf",
+        top.join("etc/resolv.conf"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("/etc", top.join("escape")).unwrap();
+    let (mut spec, l) =
+        fx.sh("grep -c nameserver /etc/resolv.conf >/dev/null; ls /run/systemd/resolve");
+    if let Rootfs::Overlay { lower, .. } = &mut spec.rootfs {
+        lower.insert(0, top.clone());
+    }
+    assert_eq!(stdout_ok(&spec), "stub-resolv.conf\n");
+    assert_eq!(entries(&l.upper), vec!["etc"]);
+
+    // A bind target through an absolute symlink lands inside the rootfs, not on the host.
+    let src = fx.fresh("escsrc");
+    std::fs::write(src.join("strata-escape-test"), "inside\n").unwrap();
+    let (mut spec, _l) = fx.spec(&["cat", "/etc/strata-escape-test"]);
+    if let Rootfs::Overlay { lower, .. } = &mut spec.rootfs {
+        lower.insert(0, top.clone());
+    }
+    spec.mounts = vec![Mount::Bind {
+        source: src,
+        target: "/escape".into(),
+        readonly: true,
+    }];
+    assert_eq!(stdout_ok(&spec), "inside\n");
+    assert!(!Path::new("/etc/strata-escape-test").exists());
+}
+
+fn overlay_writes(fx: &Fx) {
+    let before = std::fs::read(fx.base.join("etc/passwd")).unwrap();
+    let (spec, l) = fx.sh("echo hi > /newfile && echo 'carol:x:1002:1002::/:/bin/sh' >> /etc/passwd && rm /bin/vi && rm -r /home/alice");
+    stdout_ok(&spec);
+    assert_eq!(
+        std::fs::read_to_string(l.upper.join("newfile")).unwrap(),
+        "hi\n"
+    );
+    assert!(std::fs::read_to_string(l.upper.join("etc/passwd"))
+        .unwrap()
+        .contains("carol"));
+    assert_eq!(std::fs::read(fx.base.join("etc/passwd")).unwrap(), before);
+    // Deleting lower files leaves whiteouts (char device 0/0) in the upperdir.
+    for p in ["bin/vi", "home/alice"] {
+        let m = std::fs::symlink_metadata(l.upper.join(p)).unwrap();
+        assert!(m.file_type().is_char_device(), "{p} is not a whiteout");
+        assert_eq!(m.rdev(), 0);
+        assert!(std::fs::symlink_metadata(fx.base.join(p)).is_ok());
+    }
+}
+
+fn many_layers(fx: &Fx) {
+    let layers = fx.fresh("layers");
+    let mut lower = Vec::new();
+    for i in 0..200 {
+        let d = layers.join(format!("layer-with-a-fairly-long-directory-name-{i:03}"));
+        std::fs::create_dir_all(d.join("layers")).unwrap();
+        std::fs::write(d.join("layers").join(format!("f{i}")), format!("{i}\n")).unwrap();
+        std::fs::write(d.join("layers/top"), format!("{i}\n")).unwrap();
+        lower.push(d);
+    }
+    lower.reverse(); // top first
+    lower.push(fx.base.clone());
+    let (mut spec, _l) = fx.sh("ls /layers | wc -l; cat /layers/top /layers/f0");
+    if let Rootfs::Overlay { lower: l, .. } = &mut spec.rootfs {
+        *l = lower;
+    }
+    assert_eq!(stdout_ok(&spec), "201\n199\n0\n");
+}
+
+fn network_none(fx: &Fx) {
+    for net in [Network::None, Network::Private] {
+        let (mut spec, _l) = fx.sh("ls /sys/class/net; cat /sys/class/net/lo/flags; ping -c1 -W1 127.0.0.1 >/dev/null && echo ping-ok");
+        spec.network = net;
+        let o = stdout_ok(&spec);
+        let lines: Vec<&str> = o.lines().collect();
+        assert_eq!(lines[0], "lo", "{o}");
+        let flags = u32::from_str_radix(lines[1].trim_start_matches("0x"), 16).unwrap();
+        assert_eq!(flags & 1, 1, "lo must be up: {o}");
+        assert_eq!(lines[2], "ping-ok");
+    }
+}
+
+fn network_host(fx: &Fx) {
+    let mut host = entries(Path::new("/sys/class/net"));
+    host.sort();
+    let o = stdout_ok(&fx.spec(&["ls", "-1", "/sys/class/net"]).0);
+    let inside: Vec<String> = o.lines().map(str::to_string).collect();
+    assert_eq!(inside, host);
+}
+
+fn bind_mounts(fx: &Fx) {
+    let src = fx.fresh("bindsrc");
+    std::fs::write(src.join("f"), "from host\n").unwrap();
+    let rw = fx.fresh("bindrw");
+    let file = fx.fresh("bindfile").join("single");
+    std::fs::write(&file, "single file\n").unwrap();
+    let (mut spec, l) = fx.sh(
+        "cat /mnt/ro/f; echo x > /mnt/ro/g || echo refused; echo y > /srv/rw/new && echo written; cat /opt/deep/single",
+    );
+    spec.mounts = vec![
+        Mount::Bind {
+            source: src.clone(),
+            target: "/mnt/ro".into(),
+            readonly: true,
+        },
+        Mount::Bind {
+            source: rw.clone(),
+            target: "/srv/rw".into(),
+            readonly: false,
+        },
+        Mount::Bind {
+            source: file,
+            target: "/opt/deep/single".into(),
+            readonly: true,
+        },
+    ];
+    let (code, o, e) = out(&spec);
+    assert_eq!(code, 0, "{e}");
+    assert_eq!(o, "from host\nrefused\nwritten\nsingle file\n");
+    assert!(e.contains("Read-only file system"), "{e}");
+    assert!(!src.join("g").exists());
+    assert_eq!(std::fs::read_to_string(rw.join("new")).unwrap(), "y\n");
+    // The mount points (and their parents) were created for the run and removed after it.
+    assert_eq!(entries(&l.upper), vec!["etc"]);
+
+    // A missing source is a setup error naming it.
+    let (mut spec, _l) = fx.spec(&["true"]);
+    spec.mounts = vec![Mount::Bind {
+        source: "/nonexistent/source".into(),
+        target: "/x".into(),
+        readonly: false,
+    }];
+    let e = exec::run(&spec).unwrap_err();
+    assert!(matches!(e, Error::Setup { .. }), "{e:?}");
+    assert_eq!(
+        e.to_string(),
+        "container setup failed: bind /nonexistent/source on /x: no such file or directory"
+    );
+}
+
+fn tmpfs_mount(fx: &Fx) {
+    let (mut spec, l) =
+        fx.sh("echo x > /scratch/y && cat /scratch/y && grep ' /scratch ' /proc/mounts");
+    spec.mounts = vec![Mount::Tmpfs {
+        target: "/scratch".into(),
+        size: Some(1 << 20),
+    }];
+    let o = stdout_ok(&spec);
+    assert!(
+        o.starts_with("x\ntmpfs /scratch tmpfs rw,nosuid,nodev"),
+        "{o}"
+    );
+    assert!(o.contains("size=1024k"), "{o}");
+    assert!(!l.upper.join("scratch").exists());
+}
+
+fn readonly_rootfs(fx: &Fx) {
+    let (mut spec, l) = fx.sh("touch /x 2>&1; touch /tmp/y 2>&1; echo done");
+    spec.readonly_rootfs = true;
+    let o = stdout_ok(&spec);
+    assert!(o.matches("Read-only file system").count() == 2, "{o}");
+    assert_eq!(entries(&l.upper), vec!["etc"]);
+}
+
+fn missing_binary(fx: &Fx) {
+    let e = exec::run(&fx.spec(&["/bin/nonexistent", "arg"]).0).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "exec: \"/bin/nonexistent\": no such file or directory"
+    );
+    let e = exec::run(&fx.spec(&["nosuchcmd"]).0).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "exec: \"nosuchcmd\": executable file not found in $PATH"
+    );
+
+    // RUN on scratch: an empty rootfs has no /bin/sh.
+    let empty = fx.fresh("scratch");
+    let (mut spec, l) = fx.sh("true");
+    spec.rootfs = Rootfs::Overlay {
+        lower: vec![empty.clone()],
+        upper: l.upper.clone(),
+        work: l.work.clone(),
+    };
+    let e = exec::run(&spec).unwrap_err();
+    assert!(matches!(e, Error::Exec { .. }), "{e:?}");
+    assert_eq!(
+        e.to_string(),
+        "exec: \"/bin/sh\": no such file or directory"
+    );
+    // Not even the mount points stay behind.
+    assert_eq!(entries(&l.upper), Vec::<String>::new());
+}
+
+fn capabilities(fx: &Fx) {
+    let caps = |user: Option<&str>| {
+        let (mut spec, _l) = fx.spec(&["grep", "^Cap", "/proc/self/status"]);
+        spec.user = user.map(str::to_string);
+        stdout_ok(&spec)
+    };
+    assert_eq!(exec::DEFAULT_CAPABILITIES, 0xa80425fb);
+    assert_eq!(
+        caps(None),
+        "CapInh:\t0000000000000000\nCapPrm:\t00000000a80425fb\nCapEff:\t00000000a80425fb\nCapBnd:\t00000000a80425fb\nCapAmb:\t0000000000000000\n"
+    );
+    assert_eq!(
+        caps(Some("alice")),
+        "CapInh:\t0000000000000000\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\nCapBnd:\t00000000a80425fb\nCapAmb:\t0000000000000000\n"
+    );
+    let (mut spec, _l) = fx.spec(&["grep", "NoNewPrivs", "/proc/self/status"]);
+    assert_eq!(stdout_ok(&spec), "NoNewPrivs:\t0\n");
+    spec.no_new_privs = true;
+    assert_eq!(stdout_ok(&spec), "NoNewPrivs:\t1\n");
+}
+
+fn dir_rootfs(fx: &Fx) {
+    let root = fx.fresh("dirroot");
+    build_rootfs(&root);
+    let (mut spec, _l) = fx.sh("echo made > /made; ls /proc/self/fd >/dev/null && echo ok");
+    spec.rootfs = Rootfs::Dir(root.clone());
+    assert_eq!(stdout_ok(&spec), "ok\n");
+    assert_eq!(
+        std::fs::read_to_string(root.join("made")).unwrap(),
+        "made\n"
+    );
+    let mut want = vec!["bin", "etc", "home", "made", "root", "tmp"];
+    want.sort();
+    assert_eq!(entries(&root), want);
+    assert_eq!(entries(&root.join("etc")), vec!["group", "passwd"]);
+}
+
+fn tty(fx: &Fx) {
+    let (mut spec, _l) = fx.sh("tty; echo hi");
+    spec.tty = true;
+    let mut r = exec::spawn(&spec).unwrap();
+    assert!(r.stdout.is_none());
+    let mut master = r.pty.take().unwrap();
+    let mut s = Vec::new();
+    let mut buf = [0u8; 256];
+    loop {
+        match master.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => s.extend_from_slice(&buf[..n]),
+            Err(_) => break, // EIO once the slave side is closed
+        }
+    }
+    assert!(r.wait().unwrap().success());
+    assert_eq!(String::from_utf8_lossy(&s), "/dev/pts/0\r\nhi\r\n");
+}
+
+fn sigkill_parent(fx: &Fx) {
+    let before = host_mounts();
+    let l = fx.layers();
+    let mut parent = Command::new(std::env::current_exe().unwrap())
+        .arg("__kill-parent")
+        .arg(&fx.base)
+        .arg(&l.upper)
+        .arg(&l.work)
+        .arg(&fx.state)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(parent.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let pids: Vec<i32> = line
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    let (container, helper) = (pids[0], pids[1]);
+    assert!(Path::new(&format!("/proc/{container}")).exists());
+    let private_dirs = entries(&fx.state);
+    assert_eq!(private_dirs.len(), 1, "{private_dirs:?}");
+
+    parent.kill().unwrap(); // SIGKILL
+    parent.wait().unwrap();
+    let gone = |pid: i32| match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        // A zombie waiting for its new parent to reap it is gone too.
+        Ok(s) => s.rsplit(')').next().unwrap().trim_start().starts_with('Z'),
+    };
+    let t = Instant::now();
+    while !(gone(container) && gone(helper) && entries(&fx.state).is_empty()) {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "container {container} or helper {helper} survived, or {:?} stayed",
+            entries(&fx.state)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(host_mounts(), before);
+    assert_eq!(entries(&l.upper), vec!["etc"]);
+}
+
+/// `__kill-parent <lower> <upper> <work> <state>`: start `sleep 1000`, print the pids, wait
+/// to be killed.
+fn kill_parent_mode(args: &[String]) -> ! {
+    let mut spec = ExecSpec::new(
+        Rootfs::Overlay {
+            lower: vec![PathBuf::from(&args[0])],
+            upper: PathBuf::from(&args[1]),
+            work: PathBuf::from(&args[2]),
+        },
+        vec!["sleep".into(), "1000".into()],
+    );
+    spec.env = vec![PATH.to_string()];
+    spec.state_dir = Some(PathBuf::from(&args[3]));
+    let r = exec::spawn(&spec).unwrap();
+    println!("{} {}", r.pid(), r.helper_pid());
+    std::io::stdout().flush().unwrap();
+    std::mem::forget(r);
+    loop {
+        std::thread::sleep(Duration::from_secs(1000));
+    }
+}
+
+/// Runs started from several threads at once do not interfere (each helper gets only its own
+/// control socket).
+fn parallel(fx: &Fx) {
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..6)
+            .map(|i| {
+                scope.spawn(move || {
+                    let (spec, l) = fx.sh(&format!("echo {i} > /id; sleep 0.{i}; cat /id"));
+                    let o = stdout_ok(&spec);
+                    assert_eq!(o, format!("{i}\n"));
+                    assert_eq!(
+                        std::fs::read_to_string(l.upper.join("id")).unwrap(),
+                        format!("{i}\n")
+                    );
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+    });
+}
+
+fn no_leftovers(fx: &Fx, mounts_at_start: &str) {
+    assert_eq!(host_mounts(), mounts_at_start, "mounts changed on the host");
+    assert!(!host_mounts().contains("strata-exec"));
+    assert_eq!(
+        entries(&fx.state),
+        Vec::<String>::new(),
+        "private dirs left behind"
+    );
+}
+
+type Test = (&'static str, fn(&Fx));
+
+fn main() {
+    exec::maybe_run_init();
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("__kill-parent") {
+        kill_parent_mode(&args[2..]);
+    }
+    let filter: Vec<&String> = args[1..].iter().filter(|a| !a.starts_with('-')).collect();
+
+    let tests: &[Test] = &[
+        ("exit_codes", exit_codes),
+        ("stdio", stdio),
+        ("env_exact", env_exact),
+        ("cwd_created", cwd_created),
+        ("users", users),
+        ("unknown_user", unknown_user),
+        ("hostname", hostname),
+        ("proc_and_pid1", proc_and_pid1),
+        ("etc_files_not_in_upper", etc_files_not_in_upper),
+        ("dangling_symlink_target", dangling_symlink_target),
+        ("overlay_writes", overlay_writes),
+        ("many_layers", many_layers),
+        ("network_none", network_none),
+        ("network_host", network_host),
+        ("bind_mounts", bind_mounts),
+        ("tmpfs_mount", tmpfs_mount),
+        ("readonly_rootfs", readonly_rootfs),
+        ("missing_binary", missing_binary),
+        ("capabilities", capabilities),
+        ("dir_rootfs", dir_rootfs),
+        ("tty", tty),
+        ("sigkill_parent", sigkill_parent),
+        ("parallel", parallel),
+    ];
+    let mounts_at_start = host_mounts();
+    let fx = Fx::new();
+    let (mut passed, mut failed) = (0, 0);
+    let mut run = |name: &str, f: &dyn Fn()| {
+        let t = Instant::now();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+            Ok(()) => {
+                passed += 1;
+                println!("test {name} ... ok ({} ms)", t.elapsed().as_millis());
+            }
+            Err(_) => {
+                failed += 1;
+                println!("test {name} ... FAILED");
+            }
+        }
+    };
+    for (name, f) in tests {
+        if filter.is_empty() || filter.iter().any(|p| name.contains(p.as_str())) {
+            run(name, &|| f(&fx));
+        }
+    }
+    run("no_leftovers", &|| no_leftovers(&fx, &mounts_at_start));
+    drop(fx);
+    println!("\n{passed} passed, {failed} failed");
+    if failed > 0 {
+        std::process::exit(1);
+    }
+}
