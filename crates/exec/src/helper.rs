@@ -380,7 +380,13 @@ fn supervise(spec: &InitSpec, private: &Path, control: &UnixStream) -> i32 {
         InitRootfs::Overlay { upper, .. } => upper,
         InitRootfs::Dir(d) => d,
     };
-    remove_stubs(Path::new(base), &report.stubs);
+    let stubs: Vec<Stub> = report
+        .stubs
+        .iter()
+        .filter(|s| !(spec.keep_dir_stubs && s.dir))
+        .cloned()
+        .collect();
+    remove_stubs(Path::new(base), &stubs);
     let _ = std::fs::remove_dir_all(private);
 
     let (code, signal) = match status {

@@ -98,11 +98,12 @@
 //!
 //! # USER
 //!
-//! `None`/empty is `0:0` with no supplementary groups. Numeric `uid` and `uid:gid` are used
-//! as they are (gid 0 when omitted) without looking at `/etc/passwd`, like BuildKit.
-//! `name`, `name:group`, `uid:group` are resolved with moby's rules: a user not in
-//! `/etc/passwd` is an error unless numeric; a named user gets its passwd gid and, when no
-//! group is given, every group of `/etc/group` that lists it as a member.
+//! `None`/empty is `0:0` with no supplementary groups. Numeric `uid:gid` is used as it is
+//! without looking at `/etc/passwd`, like BuildKit. `name`, `uid`, `name:group`, `uid:group`
+//! are resolved with moby's rules: a user not in `/etc/passwd` is an error unless numeric
+//! (then gid 0); a user found there gets its passwd gid and, when no group is given, every
+//! group of `/etc/group` that lists it as a member (Docker 20.10's BuildKit did this for a
+//! bare uid too, in the frozen core-user case).
 //!
 //! # Caveats
 //!

@@ -248,6 +248,7 @@ fn init_spec(spec: &ExecSpec) -> Result<InitSpec> {
         state_dir: utf8(&state_dir, "state dir")?,
         hosts: files::hosts(&spec.hostname, &spec.extra_hosts),
         resolv_conf: files::resolv_conf(&host_resolv, new_net),
+        keep_dir_stubs: spec.keep_dir_stubs,
     })
 }
 

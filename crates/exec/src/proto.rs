@@ -56,6 +56,9 @@ pub(crate) struct InitSpec {
     pub hosts: String,
     /// Contents of the container's `/etc/resolv.conf`.
     pub resolv_conf: String,
+    /// Leave the directories created as mount points (`/proc`, `/dev`, ...) in the rootfs.
+    #[serde(default)]
+    pub keep_dir_stubs: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -109,6 +109,10 @@ pub struct ExecSpec {
     /// itself (`/proc/self/exe`, which works even if the file was replaced since). Its `main`
     /// must call [`maybe_run_init`](crate::maybe_run_init) first.
     pub helper: Option<PathBuf>,
+    /// Leave the directories the init had to create as mount points (`/proc`, `/dev`,
+    /// `/sys`, `/etc`, ...) in the rootfs after the run, as runc under BuildKit does (file
+    /// mount points such as `/etc/hosts` are still removed). Off by default.
+    pub keep_dir_stubs: bool,
     /// Where the per-run private directory (mount point, hosts and resolv.conf files) is
     /// created; `None` means `std::env::temp_dir()`. Removed when the run ends.
     pub state_dir: Option<PathBuf>,
@@ -135,6 +139,7 @@ impl ExecSpec {
             stderr: Stdio::Null,
             tty: false,
             helper: None,
+            keep_dir_stubs: false,
             state_dir: None,
         }
     }

@@ -1,7 +1,8 @@
 //! `USER` resolution against the rootfs's `/etc/passwd` and `/etc/group`, with BuildKit's
-//! rules: numeric `uid` / `uid:gid` are taken as they are (gid 0 when omitted, no lookup, no
-//! supplementary groups); otherwise moby's `GetExecUser` rules apply (a named user gets its
-//! passwd gid and, unless a group is given explicitly, the groups listing it as a member).
+//! rules: numeric `uid:gid` is taken as it is (no lookup, no supplementary groups); otherwise
+//! moby's `GetExecUser` rules apply (a user named or numbered in /etc/passwd gets its passwd
+//! gid and, unless a group is given explicitly, the groups listing it as a member; a numeric
+//! uid missing from /etc/passwd gets gid 0).
 
 /// The identity the process runs with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,15 +86,10 @@ pub(crate) fn resolve(
         Some((u, g)) => (u, g),
         None => (user, ""),
     };
-    // BuildKit's fast path: purely numeric forms need no lookup.
+    // BuildKit's fast path: `uid:gid` needs no lookup. A bare uid is looked up: when
+    // /etc/passwd has it, it gets that entry's gid and supplementary groups (what Docker
+    // 20.10's BuildKit did in the frozen core-user case).
     if let Ok(uid) = user_arg.parse::<u32>() {
-        if group_arg.is_empty() {
-            return Ok(Identity {
-                uid,
-                gid: 0,
-                groups: Vec::new(),
-            });
-        }
         if let Ok(gid) = group_arg.parse::<u32>() {
             return Ok(Identity {
                 uid,
@@ -167,7 +163,8 @@ mod tests {
         assert_eq!(r("bob"), Ok(id(1001, 100, &[10])));
         assert_eq!(r("alice:staff"), Ok(id(1000, 50, &[])));
         assert_eq!(r("alice:77"), Ok(id(1000, 77, &[])));
-        assert_eq!(r("1000"), Ok(id(1000, 0, &[])));
+        assert_eq!(r("1000"), Ok(id(1000, 1000, &[100, 10])));
+        assert_eq!(r("4242"), Ok(id(4242, 0, &[])));
         assert_eq!(r("4242"), Ok(id(4242, 0, &[])));
         assert_eq!(r("1000:10"), Ok(id(1000, 10, &[])));
         assert_eq!(r("1000:staff"), Ok(id(1000, 50, &[])));

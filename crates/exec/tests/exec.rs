@@ -266,7 +266,11 @@ fn users(fx: &Fx) {
         "uid=1001(bob) gid=100(users) groups=10(wheel)"
     );
     assert_eq!(id(Some("alice:staff")), "uid=1000(alice) gid=50(staff)");
-    assert_eq!(id(Some("1000")), "uid=1000(alice) gid=0(root)");
+    // A bare uid found in /etc/passwd gets its gid and groups (Docker 20.10's BuildKit).
+    assert_eq!(
+        id(Some("1000")),
+        "uid=1000(alice) gid=1000(alice) groups=10(wheel),100(users)"
+    );
     assert_eq!(id(Some("1000:50")), "uid=1000(alice) gid=50(staff)");
     assert_eq!(id(Some("4242")), "uid=4242 gid=0(root)");
     assert_eq!(id(Some("4242:4343")), "uid=4242 gid=4343");

@@ -843,7 +843,9 @@ impl Store {
             .flatten()
         {
             let name = e.file_name().to_string_lossy().to_string();
-            if !live_snaps.contains(&name) {
+            // `<diffID>` or `<diffID>-<n>` (a repeat of the layer within one chain).
+            let id = name.split('-').next().unwrap_or("");
+            if !live_snaps.contains(id) {
                 let size = dir_size(&e.path());
                 remove_tree(&e.path())?;
                 report.bytes += size;

@@ -22,6 +22,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Build an image from a Dockerfile.
+    Build(cmd::build::BuildArgs),
     /// Show what a build would do: stages to run and skip, their steps expanded.
     Plan(cmd::plan::PlanArgs),
     /// Import a root filesystem tarball as an image.
@@ -65,6 +67,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     match cli.command {
         Command::Plan(args) => cmd::plan::run(args),
+        Command::Build(a) => cmd::build::run(&open()?, a),
         Command::Debug(c) => cmd::debug::run(c),
         Command::Import(a) => cmd::transfer::import(&open()?, a),
         Command::Load(a) => cmd::transfer::load(&open()?, a),
@@ -80,6 +83,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn main() -> ExitCode {
+    // When started as the executor's init helper, this never returns.
+    exec::maybe_run_init();
     // Die quietly on a closed pipe (`strata images | head`), as other Unix tools do,
     // instead of failing to print.
     // SAFETY: restoring a signal's default disposition before any thread exists.

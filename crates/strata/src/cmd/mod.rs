@@ -1,3 +1,4 @@
+pub mod build;
 pub mod debug;
 pub mod images;
 pub mod plan;

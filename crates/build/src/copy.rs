@@ -1,0 +1,445 @@
+//! COPY, ADD and WORKDIR: steps that write files into a new layer without running anything.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use plan::{Instruction, Plan, Step};
+use store::image::ImageConfig;
+use store::{Digest, Store};
+
+use crate::config;
+use crate::fsutil;
+use crate::run::TempDir;
+use crate::snapshot;
+use crate::solver::{empty_layer, key, BuildError};
+use crate::view::View;
+
+pub(crate) struct CopyInput<'a> {
+    pub store: &'a Store,
+    pub context: Option<&'a Path>,
+    pub ignore: &'a [String],
+    pub stage_layers: &'a (dyn Fn(usize) -> Option<Vec<Digest>> + Sync),
+    pub plan: &'a Plan,
+    pub step: &'a Step,
+    pub diff_ids: &'a [Digest],
+    pub config: &'a ImageConfig,
+    pub parent_key: &'a Digest,
+    pub no_cache: bool,
+    /// This build's time (recorded for steps that run now).
+    pub now: &'a str,
+}
+
+pub(crate) struct CopyOutput {
+    pub key: Digest,
+    pub diff_id: Digest,
+    pub cached: bool,
+    /// When the step's layer was made (from the cache record on a hit); `None` when it made
+    /// no layer.
+    pub created: Option<String>,
+}
+
+pub(crate) fn execute(input: &CopyInput) -> Result<CopyOutput, BuildError> {
+    crate::view::in_private_mount_ns(|| execute_here(input))
+}
+
+fn execute_here(input: &CopyInput) -> Result<CopyOutput, BuildError> {
+    match &input.step.instruction {
+        Instruction::Workdir { path } => workdir(input, path),
+        Instruction::Copy(c) => copy(input, c, false),
+        Instruction::Add(c) => copy(input, c, true),
+        other => Err(BuildError::Other(format!(
+            "{} is not a file step",
+            other.keyword()
+        ))),
+    }
+}
+
+fn ctx_err(e: context::Error) -> BuildError {
+    BuildError::Other(e.to_string())
+}
+
+/// Where COPY --from=`r` reads: a stage of this Dockerfile (by name or index), else an image.
+fn source_layers(input: &CopyInput, r: &str) -> Result<Vec<Digest>, BuildError> {
+    let stages = &input.plan.stages;
+    let idx = if !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()) {
+        r.parse::<usize>().ok().filter(|i| *i < stages.len())
+    } else {
+        let lower = r.to_lowercase();
+        stages
+            .iter()
+            .rev()
+            .find(|s| s.name.as_deref() == Some(lower.as_str()))
+            .map(|s| s.index)
+    };
+    match idx {
+        Some(i) => (input.stage_layers)(i)
+            .ok_or_else(|| BuildError::Other(format!("stage {r} has not been built"))),
+        None => {
+            let img = input.store.resolve(r).map_err(|e| match e {
+                store::Error::NoSuchImage(_) => BuildError::Other(format!(
+                    "failed to resolve image {r}: not in the local store (import or load it first)"
+                )),
+                other => BuildError::Store(other),
+            })?;
+            Ok(img.config.rootfs.diff_ids)
+        }
+    }
+}
+
+fn is_heredoc_word(c: &plan::Copy, w: &str) -> Option<usize> {
+    let name = w
+        .strip_prefix("<<")?
+        .trim_start_matches('-')
+        .trim_matches(['"', '\'']);
+    c.heredocs.iter().position(|h| h.name == name)
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Whether a file starts like a tar archive (after gzip/zstd decompression): a header
+/// block whose checksum is right.
+fn looks_like_tar(path: &Path) -> bool {
+    let Ok(f) = std::fs::File::open(path) else {
+        return false;
+    };
+    let Ok(mut d) = layer::Decompressor::new(std::io::BufReader::new(f)) else {
+        return false;
+    };
+    let mut block = [0u8; 512];
+    if std::io::Read::read_exact(&mut d, &mut block).is_err() {
+        return false;
+    }
+    let stored = std::str::from_utf8(&block[148..156])
+        .ok()
+        .map(|s| s.trim_matches(|c: char| c == '\0' || c == ' '))
+        .and_then(|s| u32::from_str_radix(s, 8).ok());
+    let mut sum: u32 = 0;
+    for (i, b) in block.iter().enumerate() {
+        sum += if (148..156).contains(&i) {
+            32
+        } else {
+            u32::from(*b)
+        };
+    }
+    stored == Some(sum) && block[0] != 0
+}
+
+/// Destination directories inside the new layer: existing ones (in the stage's view) keep
+/// their metadata, new ones are 0755 and owned by --chown's owner or root.
+struct DestDirs<'a> {
+    view: &'a Path,
+    upper: &'a Path,
+    owner: Option<(u32, u32)>,
+    now: i64,
+    made: std::collections::HashMap<PathBuf, PathBuf>,
+}
+
+impl DestDirs<'_> {
+    /// Where destination directory `d` is inside the layer, creating it and its parents.
+    fn ensure(&mut self, d: &Path) -> Result<PathBuf, BuildError> {
+        if let Some(p) = self.made.get(d) {
+            return Ok(p.clone());
+        }
+        let (exists, missing) = fsutil::resolve(self.view, &d.to_string_lossy())?;
+        let mut p = fsutil::replicate_dirs(self.view, self.upper, &exists)?;
+        for m in &missing {
+            p.push(m);
+            if !p.exists() {
+                std::fs::create_dir(&p)
+                    .map_err(|e| BuildError::io(format!("create {}", p.display()), e))?;
+                let (u, g) = self.owner.unwrap_or((0, 0));
+                fsutil::set_meta(&p, 0o755, u, g, self.now)?;
+            }
+        }
+        self.made.insert(d.to_path_buf(), p.clone());
+        Ok(p)
+    }
+}
+
+fn copy(input: &CopyInput, c: &plan::Copy, is_add: bool) -> Result<CopyOutput, BuildError> {
+    let work = TempDir::new(input.store, "copy")?;
+    // The source tree.
+    let _src_view;
+    let mut heredoc_dir = None;
+    let tree: Box<dyn context::SourceTree> = if let Some(r) = &c.from {
+        let layers = source_layers(input, r)?;
+        let (v, t) = stage_view(input.store, &layers)?;
+        let root = context::StageRoot::new(v.path()).map_err(ctx_err)?;
+        _src_view = Some((v, t));
+        Box::new(root)
+    } else if c.sources.iter().all(|w| is_heredoc_word(c, w).is_some()) && !c.heredocs.is_empty() {
+        let dir = work.0.join("heredocs");
+        std::fs::create_dir_all(&dir).map_err(|e| BuildError::io("create heredoc dir", e))?;
+        for h in &c.heredocs {
+            let p = dir.join(&h.name);
+            std::fs::write(&p, &h.content).map_err(|e| BuildError::io("write heredoc", e))?;
+            fsutil::set_meta(&p, 0o644, 0, 0, now_secs())?;
+        }
+        heredoc_dir = Some(dir.clone());
+        _src_view = None;
+        Box::new(context::StageRoot::new(&dir).map_err(ctx_err)?)
+    } else {
+        let Some(dir) = input.context else {
+            return Err(BuildError::Other(format!(
+                "{}: no build context (the Dockerfile came from stdin)",
+                input.step.display
+            )));
+        };
+        let matcher = if input.ignore.iter().all(|l| l.trim().is_empty()) {
+            None
+        } else {
+            Some(
+                context::Matcher::from_ignore_file(input.ignore.join("\n").as_bytes())
+                    .map_err(|e| BuildError::Other(format!("invalid .dockerignore: {e}")))?,
+            )
+        };
+        _src_view = None;
+        Box::new(context::Context::load(dir, matcher.as_ref()).map_err(ctx_err)?)
+    };
+    let sources: Vec<String> = c
+        .sources
+        .iter()
+        .map(|w| match (heredoc_dir.is_some(), is_heredoc_word(c, w)) {
+            (true, Some(i)) => format!("/{}", c.heredocs[i].name),
+            _ => w.clone(),
+        })
+        .collect();
+    if is_add {
+        if let Some(u) = sources
+            .iter()
+            .find(|s| s.starts_with("http://") || s.starts_with("https://"))
+        {
+            return Err(BuildError::Other(format!(
+                "ADD {u}: fetching URLs lacks network support in this strata build; download the file into the context and COPY it"
+            )));
+        }
+    }
+    let opts = context::SelectOptions {
+        excludes: c.excludes.clone(),
+        parents: c.parents,
+        ..context::SelectOptions::default()
+    };
+    let selection = context::select(tree.as_ref(), &sources, &opts).map_err(ctx_err)?;
+    let workdir = input.config.config.working_dir.clone().unwrap_or_default();
+    let dest = context::resolve_destination(&c.dest, &workdir);
+    // The destination stage, for symlinks along the destination and for --chown names.
+    let (view, _vt) = stage_view(input.store, input.diff_ids)?;
+    let existing = |p: &Path| -> context::DestKind {
+        match fsutil::resolve(view.path(), &p.to_string_lossy()) {
+            Ok((done, missing)) if missing.is_empty() => {
+                if fsutil::join(view.path(), &done).is_dir() {
+                    context::DestKind::Dir
+                } else {
+                    context::DestKind::NotDir
+                }
+            }
+            _ => context::DestKind::Missing,
+        }
+    };
+    let placed = context::place(&dest, &selection, existing).map_err(ctx_err)?;
+    let content = context::digest_placed(&placed).map_err(ctx_err)?;
+    let from_context = c.from.is_none();
+    let k = key(&[
+        input.parent_key.as_str(),
+        if is_add { "add" } else { "copy" },
+        &input.step.display,
+        &content,
+        c.chown.as_deref().unwrap_or(""),
+        c.chmod.as_deref().unwrap_or(""),
+        &workdir,
+    ]);
+    if !input.no_cache {
+        if let Some((d, created)) = input.store.cache_get(&k) {
+            return Ok(CopyOutput {
+                key: k,
+                diff_id: d,
+                cached: true,
+                created,
+            });
+        }
+    }
+    let owner = match &c.chown {
+        Some(spec) => Some(fsutil::resolve_user(view.path(), spec)?),
+        None => None,
+    };
+    let chmod = match &c.chmod {
+        Some(m) => Some(u32::from_str_radix(m, 8).map_err(|_| {
+            BuildError::Other(format!(
+                "invalid --chmod={m}: only octal modes are supported"
+            ))
+        })?),
+        None => None,
+    };
+    let upper = work.0.join("layer");
+    std::fs::create_dir_all(&upper).map_err(|e| BuildError::io("create a layer dir", e))?;
+    let mut dirs = DestDirs {
+        view: view.path(),
+        upper: &upper,
+        owner,
+        now: now_secs(),
+        made: std::collections::HashMap::new(),
+    };
+    let mut dir_times: Vec<(PathBuf, i64)> = Vec::new();
+    for pl in &placed {
+        let e = pl.entry;
+        let parent = pl.dest.parent().unwrap_or(Path::new("/"));
+        let name = match pl.dest.file_name() {
+            Some(n) => n.to_owned(),
+            None => {
+                // The destination is `/` itself: only its contents are copied.
+                continue;
+            }
+        };
+        let dir = dirs.ensure(parent)?;
+        let target = dir.join(&name);
+        let meta = &e.metadata;
+        let (uid, gid) = owner.unwrap_or(if from_context || heredoc_dir.is_some() {
+            (0, 0)
+        } else {
+            (meta.uid(), meta.gid())
+        });
+        let mode = chmod.unwrap_or(meta.mode() & 0o7777);
+        match e.kind {
+            context::FileKind::Dir if e.rel.as_os_str().is_empty() => {
+                // The source directory itself: its contents go into the destination, which
+                // keeps its metadata when it exists and is otherwise made like any parent.
+                dirs.ensure(&pl.dest)?;
+            }
+            context::FileKind::Dir => {
+                if !target.is_dir() {
+                    let _ = std::fs::remove_file(&target);
+                    std::fs::create_dir_all(&target)
+                        .map_err(|er| BuildError::io(format!("create {}", target.display()), er))?;
+                }
+                fsutil::set_meta(&target, mode, uid, gid, meta.mtime())?;
+                dirs.made.insert(pl.dest.clone(), target.clone());
+                dir_times.push((target, meta.mtime()));
+            }
+            context::FileKind::File => {
+                if is_add
+                    && e.rel.as_os_str().is_empty()
+                    && c.from.is_none()
+                    && looks_like_tar(&e.source)
+                {
+                    // ADD of a local archive: extract it into the destination directory.
+                    let into = dirs.ensure(&dest.path)?;
+                    let f = std::fs::File::open(&e.source)
+                        .map_err(|er| BuildError::io(format!("open {}", e.source.display()), er))?;
+                    let dec = layer::Decompressor::new(std::io::BufReader::new(f))?;
+                    layer::apply(dec, &into, &layer::ApplyOptions::default())?;
+                    continue;
+                }
+                let _ = std::fs::remove_dir_all(&target);
+                std::fs::copy(&e.source, &target)
+                    .map_err(|er| BuildError::io(format!("copy {}", e.source.display()), er))?;
+                fsutil::set_meta(&target, mode, uid, gid, meta.mtime())?;
+            }
+            context::FileKind::Symlink => {
+                let t = e.link_target.clone().unwrap_or_default();
+                let _ = std::fs::remove_file(&target);
+                std::os::unix::fs::symlink(&t, &target)
+                    .map_err(|er| BuildError::io(format!("symlink {}", target.display()), er))?;
+                std::os::unix::fs::lchown(&target, Some(uid), Some(gid))
+                    .map_err(|er| BuildError::io("chown symlink", er))?;
+            }
+            context::FileKind::Other => {}
+        }
+    }
+    // Directory mtimes last, once their contents are written.
+    for (d, t) in dir_times.iter().rev() {
+        let tm = std::time::UNIX_EPOCH + std::time::Duration::from_secs((*t).max(0) as u64);
+        if let Ok(f) = std::fs::File::open(d) {
+            let _ = f.set_modified(tm);
+        }
+    }
+    let d = crate::run::commit_dir(input.store, &upper, layer::Source::Directory)?;
+    input.store.cache_put(&k, &d, input.now)?;
+    Ok(CopyOutput {
+        key: k,
+        diff_id: d,
+        cached: false,
+        created: Some(input.now.to_string()),
+    })
+}
+
+/// A merged read-only view of the stage's current layers, and the temp dir holding its
+/// padding lowerdir.
+pub(crate) fn stage_view(
+    store: &Store,
+    diff_ids: &[Digest],
+) -> Result<(View, TempDir), BuildError> {
+    let tmp = TempDir::new(store, "view")?;
+    let empty = tmp.0.join("empty");
+    let mnt = tmp.0.join("mnt");
+    for d in [&empty, &mnt] {
+        std::fs::create_dir_all(d).map_err(|e| BuildError::io("create a view dir", e))?;
+    }
+    let lowers = snapshot::chain(store, diff_ids)?;
+    Ok((View::overlay(&lowers, &empty, &mnt)?, tmp))
+}
+
+/// WORKDIR creates its directory (owned by the current USER) when it is missing; a layer
+/// holds the new directories, or nothing when the directory exists.
+fn workdir(input: &CopyInput, path: &str) -> Result<CopyOutput, BuildError> {
+    let cwd = input
+        .config
+        .config
+        .working_dir
+        .clone()
+        .filter(|w| !w.is_empty());
+    let full = config::resolve_workdir(cwd.as_deref(), path);
+    let (view, _tmp) = stage_view(input.store, input.diff_ids)?;
+    let (exists, missing) = fsutil::resolve(view.path(), &full)?;
+    let user = input.config.config.user.clone().unwrap_or_default();
+    let key = key(&[input.parent_key.as_str(), "workdir", &full, &user]);
+    if missing.is_empty() {
+        return Ok(CopyOutput {
+            key,
+            diff_id: empty_layer(),
+            cached: false,
+            created: None,
+        });
+    }
+    if !input.no_cache {
+        if let Some((d, created)) = input.store.cache_get(&key) {
+            return Ok(CopyOutput {
+                key,
+                diff_id: d,
+                cached: true,
+                created,
+            });
+        }
+    }
+    let (uid, gid) = if user.is_empty() {
+        (0, 0)
+    } else {
+        fsutil::resolve_user(view.path(), &user)?
+    };
+    let work = TempDir::new(input.store, "workdir")?;
+    let upper = work.0.join("layer");
+    std::fs::create_dir_all(&upper).map_err(|e| BuildError::io("create a layer dir", e))?;
+    let mut p = fsutil::replicate_dirs(view.path(), &upper, &exists)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    for c in &missing {
+        p.push(c);
+        std::fs::create_dir(&p)
+            .map_err(|e| BuildError::io(format!("create {}", p.display()), e))?;
+        fsutil::set_meta(&p, 0o755, uid, gid, now)?;
+    }
+    let d = crate::run::commit_dir(input.store, &upper, layer::Source::Directory)?;
+    input.store.cache_put(&key, &d, input.now)?;
+    Ok(CopyOutput {
+        key,
+        diff_id: d,
+        cached: false,
+        created: Some(input.now.to_string()),
+    })
+}

@@ -1,0 +1,234 @@
+//! Path resolution inside a rootfs view (as if it were `/`) and user lookup in its
+//! /etc/passwd and /etc/group. Only `lstat`/`readlink`/reads: nothing here follows a link
+//! outside the root.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use crate::solver::BuildError;
+
+/// Components of an absolute or relative path, `.` dropped, `..` applied (never above root).
+pub fn clean_components(path: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            c => out.push(c.to_string()),
+        }
+    }
+    out
+}
+
+/// Resolve `path` inside `root`, following symlinks as if `root` were `/`. Returns the
+/// components of the longest existing prefix (symlinks resolved) and the components that
+/// do not exist yet.
+pub fn resolve(root: &Path, path: &str) -> Result<(Vec<String>, Vec<String>), BuildError> {
+    let mut pending: Vec<String> = clean_components(path);
+    pending.reverse();
+    let mut done: Vec<String> = Vec::new();
+    let mut links = 0;
+    while let Some(c) = pending.pop() {
+        if c == ".." {
+            done.pop();
+            continue;
+        }
+        let mut p = root.to_path_buf();
+        for d in &done {
+            p.push(d);
+        }
+        p.push(&c);
+        match std::fs::symlink_metadata(&p) {
+            Err(_) => {
+                let mut missing = vec![c];
+                while let Some(m) = pending.pop() {
+                    if m == ".." {
+                        missing.pop();
+                    } else {
+                        missing.push(m);
+                    }
+                }
+                return Ok((done, missing));
+            }
+            Ok(m) if m.file_type().is_symlink() => {
+                links += 1;
+                if links > 40 {
+                    return Err(BuildError::Other(format!(
+                        "too many levels of symbolic links resolving {path}"
+                    )));
+                }
+                let target = std::fs::read_link(&p)
+                    .map_err(|e| BuildError::io(format!("readlink {path}"), e))?;
+                let t = target.to_string_lossy().to_string();
+                if t.starts_with('/') {
+                    done.clear();
+                }
+                let mut parts: Vec<String> = t
+                    .split('/')
+                    .filter(|x| !x.is_empty() && *x != ".")
+                    .map(str::to_string)
+                    .collect();
+                parts.reverse();
+                pending.extend(parts);
+            }
+            Ok(_) => done.push(c),
+        }
+    }
+    Ok((done, Vec::new()))
+}
+
+pub fn join(root: &Path, comps: &[String]) -> PathBuf {
+    let mut p = root.to_path_buf();
+    for c in comps {
+        p.push(c);
+    }
+    p
+}
+
+/// uid and gid for a USER / --chown spec (`name`, `uid`, `name:group`, `uid:gid`), looked
+/// up in the rootfs: a name must exist; a bare uid takes its passwd gid or 0.
+pub fn resolve_user(root: &Path, spec: &str) -> Result<(u32, u32), BuildError> {
+    let (user, group) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let passwd =
+        std::fs::read_to_string(join(root, &["etc".into(), "passwd".into()])).unwrap_or_default();
+    let groups =
+        std::fs::read_to_string(join(root, &["etc".into(), "group".into()])).unwrap_or_default();
+    let find = |text: &str, name: &str| -> Option<Vec<String>> {
+        text.lines()
+            .map(|l| l.split(':').map(str::to_string).collect::<Vec<_>>())
+            .find(|f| f.first().map(String::as_str) == Some(name) && f.len() >= 3)
+    };
+    let find_uid = |uid: u32| -> Option<Vec<String>> {
+        passwd
+            .lines()
+            .map(|l| l.split(':').map(str::to_string).collect::<Vec<_>>())
+            .find(|f| f.len() >= 4 && f[2].parse::<u32>().ok() == Some(uid))
+    };
+    let (uid, primary_gid) = match user.parse::<u32>() {
+        Ok(uid) => (
+            uid,
+            find_uid(uid).and_then(|f| f[3].parse().ok()).unwrap_or(0),
+        ),
+        Err(_) => {
+            let f = find(&passwd, user)
+                .filter(|f| f.len() >= 4)
+                .ok_or_else(|| {
+                    BuildError::Other(format!(
+                        "unable to find user {user}: no matching entries in passwd file"
+                    ))
+                })?;
+            (
+                f[2].parse()
+                    .map_err(|_| BuildError::Other(format!("bad uid for {user} in passwd")))?,
+                f[3].parse().unwrap_or(0),
+            )
+        }
+    };
+    let gid = match group {
+        None => primary_gid,
+        Some(g) => match g.parse::<u32>() {
+            Ok(gid) => gid,
+            Err(_) => find(&groups, g)
+                .and_then(|f| f[2].parse().ok())
+                .ok_or_else(|| {
+                    BuildError::Other(format!(
+                        "unable to find group {g}: no matching entries in group file"
+                    ))
+                })?,
+        },
+    };
+    Ok((uid, gid))
+}
+
+/// Create `comps` under `upper`, replicating the metadata of the directories that exist in
+/// `view` (so the layer does not change them) and returning the path of the last one.
+pub fn replicate_dirs(view: &Path, upper: &Path, comps: &[String]) -> Result<PathBuf, BuildError> {
+    let mut v = view.to_path_buf();
+    let mut u = upper.to_path_buf();
+    for c in comps {
+        v.push(c);
+        u.push(c);
+        let m = std::fs::metadata(&v)
+            .map_err(|e| BuildError::io(format!("stat {}", v.display()), e))?;
+        std::fs::create_dir_all(&u)
+            .map_err(|e| BuildError::io(format!("create {}", u.display()), e))?;
+        set_meta(&u, m.mode() & 0o7777, m.uid(), m.gid(), m.mtime())?;
+    }
+    Ok(u)
+}
+
+pub fn set_meta(p: &Path, mode: u32, uid: u32, gid: u32, mtime: i64) -> Result<(), BuildError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::os::unix::fs::lchown(p, Some(uid), Some(gid))
+        .map_err(|e| BuildError::io(format!("chown {}", p.display()), e))?;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| BuildError::io(format!("chmod {}", p.display()), e))?;
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime.max(0) as u64);
+    let f =
+        std::fs::File::open(p).map_err(|e| BuildError::io(format!("open {}", p.display()), e))?;
+    f.set_modified(t)
+        .map_err(|e| BuildError::io(format!("set mtime of {}", p.display()), e))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_in_root() {
+        let d = tempfile::tempdir().unwrap();
+        let r = d.path();
+        std::fs::create_dir_all(r.join("a/b")).unwrap();
+        std::os::unix::fs::symlink("/a", r.join("abs")).unwrap();
+        std::os::unix::fs::symlink("../../../a/b", r.join("a/up")).unwrap();
+        std::os::unix::fs::symlink("/etc", r.join("hostetc")).unwrap();
+        assert_eq!(
+            resolve(r, "/a/b/c/d").unwrap(),
+            (vec!["a".into(), "b".into()], vec!["c".into(), "d".into()])
+        );
+        assert_eq!(
+            resolve(r, "/abs/b").unwrap(),
+            (vec!["a".into(), "b".into()], vec![])
+        );
+        assert_eq!(
+            resolve(r, "/a/up").unwrap(),
+            (vec!["a".into(), "b".into()], vec![])
+        );
+        // A link to /etc resolves inside the root, where there is no etc.
+        assert_eq!(
+            resolve(r, "/hostetc/passwd").unwrap(),
+            (vec![], vec!["etc".to_string(), "passwd".into()])
+        );
+    }
+
+    #[test]
+    fn users() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("etc")).unwrap();
+        std::fs::write(
+            d.path().join("etc/passwd"),
+            "root:x:0:0::/:/bin/sh\napp:x:1001:1002::/app:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(
+            d.path().join("etc/group"),
+            "root:x:0:\napp:x:1002:\nstaff:x:50:\n",
+        )
+        .unwrap();
+        assert_eq!(resolve_user(d.path(), "app").unwrap(), (1001, 1002));
+        assert_eq!(resolve_user(d.path(), "app:staff").unwrap(), (1001, 50));
+        assert_eq!(resolve_user(d.path(), "1001").unwrap(), (1001, 1002));
+        assert_eq!(resolve_user(d.path(), "4242").unwrap(), (4242, 0));
+        assert_eq!(resolve_user(d.path(), "4242:7").unwrap(), (4242, 7));
+        assert!(resolve_user(d.path(), "nosuchuser")
+            .unwrap_err()
+            .to_string()
+            .contains("unable to find user nosuchuser"));
+    }
+}

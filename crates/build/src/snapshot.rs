@@ -1,0 +1,80 @@
+//! Layer snapshots: each layer unpacked once, in overlay format (whiteouts as 0:0 character
+//! devices, opaque directories marked), under `store/snapshots/<diffID>`, so a RUN can mount
+//! a chain of them as overlay lowerdirs.
+
+use std::path::PathBuf;
+
+use store::{Digest, Store};
+
+use crate::solver::BuildError;
+
+/// Lowerdirs for a layer chain, top first. A layer that occurs more than once in the chain
+/// (the same COPY twice) gets a second snapshot for each repeat: overlayfs refuses the same
+/// directory twice.
+pub fn chain(store: &Store, diff_ids: &[Digest]) -> Result<Vec<PathBuf>, BuildError> {
+    let mut seen: std::collections::HashMap<&Digest, usize> = std::collections::HashMap::new();
+    let mut out = Vec::new();
+    for d in diff_ids {
+        let n = seen.entry(d).or_insert(0);
+        out.push(ensure_copy(store, d, *n)?);
+        *n += 1;
+    }
+    out.reverse();
+    Ok(out)
+}
+
+fn ensure_copy(store: &Store, diff_id: &Digest, n: usize) -> Result<PathBuf, BuildError> {
+    if n == 0 {
+        return ensure(store, diff_id);
+    }
+    let base = store.snapshot_path(diff_id);
+    let dest = base.with_file_name(format!("{}-{n}", diff_id.hex()));
+    if dest.exists() {
+        return Ok(dest);
+    }
+    unpack(store, diff_id, &dest)
+}
+
+/// The snapshot directory of a layer, unpacking it first if needed. Unpacking happens in a
+/// temp directory that is renamed into place, so a crash never leaves a half snapshot.
+pub fn ensure(store: &Store, diff_id: &Digest) -> Result<PathBuf, BuildError> {
+    let dest = store.snapshot_path(diff_id);
+    if dest.exists() {
+        return Ok(dest);
+    }
+    unpack(store, diff_id, &dest)
+}
+
+fn unpack(store: &Store, diff_id: &Digest, dest: &std::path::Path) -> Result<PathBuf, BuildError> {
+    let dest = dest.to_path_buf();
+    let tmp =
+        store
+            .root()
+            .join("tmp")
+            .join(format!("snap-{}-{}", diff_id.short(), std::process::id()));
+    let _ = store::remove_tree(&tmp);
+    std::fs::create_dir_all(&tmp)
+        .map_err(|e| BuildError::io(format!("create {}", tmp.display()), e))?;
+    let blob = store.open_blob(diff_id)?;
+    let opts = layer::ApplyOptions {
+        whiteouts: layer::Whiteouts::Overlay,
+        same_owner: true,
+    };
+    let info = layer::apply(blob, &tmp, &opts)?;
+    if info.diff_id != diff_id.as_str() {
+        let _ = store::remove_tree(&tmp);
+        return Err(BuildError::Other(format!(
+            "layer {diff_id} unpacked to content hashing to {}",
+            info.diff_id
+        )));
+    }
+    match std::fs::rename(&tmp, &dest) {
+        Ok(()) => Ok(dest),
+        Err(_) if dest.exists() => {
+            // Another build unpacked it first.
+            let _ = store::remove_tree(&tmp);
+            Ok(dest)
+        }
+        Err(e) => Err(BuildError::io(format!("rename into {}", dest.display()), e)),
+    }
+}

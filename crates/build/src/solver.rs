@@ -1,0 +1,646 @@
+//! The solver: stages in waves, steps with cache keys, execution, the final image.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use plan::{
+    Base, BaseImage, Command, Diagnostic, ImageResolver, Instruction, Plan, PlanOptions, Stage,
+    Step,
+};
+use store::image::{Descriptor, History, ImageConfig, RootFs, MEDIA_OCI_LAYER};
+use store::{Digest, Image, Reference, Store};
+
+use crate::config::{self, StageState};
+use crate::progress::{Event, Progress};
+
+/// BuildKit's default PATH, added to an image's Env when it has none.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// History comment BuildKit writes on every entry it creates.
+pub const HISTORY_COMMENT: &str = "buildkit.dockerfile.v0";
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// A Dockerfile error, located.
+    #[error("{0}")]
+    Dockerfile(Diagnostic),
+    /// A step failed: which one, why, and the last lines of its output.
+    #[error("{step}: {message}")]
+    Step {
+        step: String,
+        message: String,
+        tail: Vec<String>,
+    },
+    #[error(transparent)]
+    Store(#[from] store::Error),
+    #[error(transparent)]
+    Layer(#[from] layer::Error),
+    #[error(transparent)]
+    Exec(#[from] exec::Error),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+impl BuildError {
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> BuildError {
+        BuildError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+/// What to build.
+#[derive(Clone, Debug, Default)]
+pub struct BuildOptions {
+    /// The Dockerfile's text.
+    pub dockerfile: String,
+    /// The context directory; `None` when there is none (a Dockerfile on stdin).
+    pub context: Option<PathBuf>,
+    pub plan: PlanOptions,
+    /// `--no-cache`.
+    pub no_cache: bool,
+    /// `--no-cache-filter`: stage names whose steps ignore the cache.
+    pub no_cache_filter: Vec<String>,
+    /// `--network` for RUN steps without their own `--network`.
+    pub network: Option<String>,
+    /// `--label K=V`.
+    pub labels: Vec<(String, String)>,
+    /// `-t` names.
+    pub tags: Vec<Reference>,
+    /// `.dockerignore` patterns of the context.
+    pub ignore: Vec<String>,
+    /// `--secret id=ID,src=PATH`.
+    pub secrets: Vec<(String, PathBuf)>,
+}
+
+/// What a build produced.
+#[derive(Clone, Debug)]
+pub struct BuildResult {
+    pub image: Image,
+    pub plan: Plan,
+    /// RUN steps that executed (not cached).
+    pub runs_executed: usize,
+    /// Steps served from the cache.
+    pub cached: usize,
+    /// Per needed stage: its index and the layers it produced on top of its base.
+    pub stage_layers: Vec<(usize, Vec<Digest>)>,
+}
+
+/// Answers the planner's questions about base images from the store.
+pub struct StoreResolver<'s>(pub &'s Store);
+
+impl ImageResolver for StoreResolver<'_> {
+    fn resolve(&self, reference: &str) -> Option<BaseImage> {
+        let img = self.0.resolve(reference).ok()?;
+        let env = img
+            .config
+            .config
+            .env
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| match e.split_once('=') {
+                Some((k, v)) => (k.to_string(), v.to_string()),
+                None => (e, String::new()),
+            })
+            .collect();
+        Some(BaseImage {
+            env,
+            onbuild: img.config.config.on_build.clone().unwrap_or_default(),
+        })
+    }
+}
+
+/// The state of a stage between steps.
+#[derive(Clone, Debug)]
+struct State {
+    diff_ids: Vec<Digest>,
+    config: ImageConfig,
+    key: Digest,
+    st: StageState,
+    /// When the newest layer was made: history entries and the image's `created` use it, so
+    /// a fully cached rebuild gives the identical image.
+    created: String,
+}
+
+struct Ctx<'a> {
+    store: &'a Store,
+    opts: &'a BuildOptions,
+    plan: &'a Plan,
+    progress: &'a dyn Progress,
+    next_id: AtomicUsize,
+    runs: AtomicUsize,
+    cached: AtomicUsize,
+    created: String,
+    results: Mutex<BTreeMap<usize, State>>,
+}
+
+impl Ctx<'_> {
+    /// The layers of a finished stage (for COPY --from).
+    fn stage_layers(&self, i: usize) -> Option<Vec<Digest>> {
+        self.results
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&i)
+            .map(|s| s.diff_ids.clone())
+    }
+
+    fn vertex(&self, name: String) -> usize {
+        let id = self.next_id.fetch_add(1, Ordering::SeqCst);
+        self.progress.event(Event::Start { id, name });
+        id
+    }
+}
+
+pub(crate) fn key(parts: &[&str]) -> Digest {
+    let mut s = String::new();
+    for p in parts {
+        s.push_str(&p.len().to_string());
+        s.push(':');
+        s.push_str(p);
+        s.push('\n');
+    }
+    Digest::of(s.as_bytes())
+}
+
+/// The digest of an empty layer (two zero blocks): steps that change nothing add no layer.
+pub(crate) fn empty_layer() -> Digest {
+    Digest::of(&[0u8; 1024])
+}
+
+fn now() -> String {
+    humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string()
+}
+
+fn env_get<'a>(cfg: &'a ImageConfig, k: &str) -> Option<&'a str> {
+    cfg.config
+        .env
+        .as_ref()?
+        .iter()
+        .rev()
+        .find_map(|e| e.split_once('=').filter(|(ek, _)| *ek == k).map(|(_, v)| v))
+}
+
+fn stage_prefix(plan: &Plan, s: &Stage) -> String {
+    if s.name.is_some() || plan.stages.len() > 1 {
+        format!("{} ", s.display_name)
+    } else {
+        String::new()
+    }
+}
+
+/// Run the plan's target. Everything written goes through the store under its shared lock;
+/// nothing is tagged unless the whole build succeeds.
+pub fn build(
+    store: &Store,
+    opts: &BuildOptions,
+    progress: &dyn Progress,
+) -> Result<BuildResult, BuildError> {
+    let _lock = store.lock_shared()?;
+    let plan = plan::plan(&opts.dockerfile, &opts.plan, &StoreResolver(store))
+        .map_err(BuildError::Dockerfile)?;
+    let ctx = Ctx {
+        store,
+        opts,
+        plan: &plan,
+        progress,
+        next_id: AtomicUsize::new(1),
+        runs: AtomicUsize::new(0),
+        cached: AtomicUsize::new(0),
+        created: now(),
+        results: Mutex::new(BTreeMap::new()),
+    };
+    // Every external base image must be in the store (pulling comes with the registry work).
+    for s in plan.stages.iter().filter(|s| s.needed) {
+        if let Base::Image { reference } = &s.base {
+            resolve_image(store, reference, s)?;
+        }
+    }
+    let results = &ctx.results;
+    let mut stage_layers = Vec::new();
+    for wave in &plan.waves {
+        let outcomes: Vec<(usize, Result<State, BuildError>)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = wave
+                .iter()
+                .map(|&i| {
+                    let ctx = &ctx;
+                    scope.spawn(move || {
+                        let base = match &ctx.plan.stages[i].base {
+                            Base::Stage { index, .. } => results
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .get(index)
+                                .cloned(),
+                            _ => None,
+                        };
+                        (i, run_stage(ctx, i, base))
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("stage thread"))
+                .collect()
+        });
+        for (i, r) in outcomes {
+            let state = r?;
+            let base_len = match &plan.stages[i].base {
+                Base::Stage { index, .. } => results.lock().unwrap_or_else(|p| p.into_inner())
+                    [index]
+                    .diff_ids
+                    .len(),
+                Base::Image { reference } => resolve_image(store, reference, &plan.stages[i])?
+                    .config
+                    .rootfs
+                    .diff_ids
+                    .len(),
+                Base::Scratch => 0,
+            };
+            stage_layers.push((
+                i,
+                state.diff_ids[base_len.min(state.diff_ids.len())..].to_vec(),
+            ));
+            results
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(i, state);
+        }
+    }
+    let target = results
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&plan.target)
+        .ok_or_else(|| BuildError::Other("target stage produced no result".into()))?;
+    let image = commit_image(&ctx, target)?;
+    for t in &opts.tags {
+        store.set_ref(t, &image)?;
+    }
+    if opts.tags.is_empty() {
+        store.keep_untagged(&image)?;
+    }
+    Ok(BuildResult {
+        image,
+        runs_executed: ctx.runs.load(Ordering::SeqCst),
+        cached: ctx.cached.load(Ordering::SeqCst),
+        stage_layers,
+        plan,
+    })
+}
+
+fn resolve_image(store: &Store, reference: &str, s: &Stage) -> Result<Image, BuildError> {
+    store.resolve(reference).map_err(|e| match e {
+        store::Error::NoSuchImage(_) => {
+            let full = Reference::parse(reference).map(|r| r.to_string()).unwrap_or_else(|_| reference.to_string());
+            BuildError::Step {
+                step: format!("[{} 1/{}] FROM {full}", s.display_name, s.total_steps),
+                message: format!(
+                    "failed to resolve image {full}: not in the local store (import or load it first: strata import ROOTFS.tar {reference})"
+                ),
+                tail: Vec::new(),
+            }
+        }
+        other => BuildError::Store(other),
+    })
+}
+
+fn initial_state(ctx: &Ctx, i: usize, base: Option<State>) -> Result<State, BuildError> {
+    let s = &ctx.plan.stages[i];
+    let mut state = match &s.base {
+        Base::Scratch => State {
+            diff_ids: Vec::new(),
+            config: ImageConfig {
+                architecture: "amd64".into(),
+                os: "linux".into(),
+                // BuildKit's empty image: WorkingDir "/" (and the default PATH, below).
+                config: store::image::RunConfig {
+                    working_dir: Some("/".into()),
+                    ..store::image::RunConfig::default()
+                },
+                rootfs: RootFs {
+                    kind: "layers".into(),
+                    diff_ids: Vec::new(),
+                },
+                ..ImageConfig::default()
+            },
+            key: key(&["scratch"]),
+            st: StageState::default(),
+            created: ctx.created.clone(),
+        },
+        Base::Image { reference } => {
+            let img = resolve_image(ctx.store, reference, s)?;
+            State {
+                diff_ids: img.config.rootfs.diff_ids.clone(),
+                key: key(&["image", img.id().as_str()]),
+                created: img
+                    .config
+                    .created
+                    .clone()
+                    .unwrap_or_else(|| ctx.created.clone()),
+                config: img.config,
+                st: StageState::default(),
+            }
+        }
+        Base::Stage { .. } => {
+            let mut b = base.ok_or_else(|| {
+                BuildError::Other(format!("stage {} ran before its base", s.display_name))
+            })?;
+            b.st = StageState::default();
+            b
+        }
+    };
+    // ONBUILD triggers of the base run in this stage (the plan put them first); the
+    // config's OnBuild is only what this stage declares.
+    state.config.config.on_build = None;
+    if env_get(&state.config, "PATH").is_none() {
+        state
+            .config
+            .config
+            .env
+            .get_or_insert_with(Vec::new)
+            .insert(0, format!("PATH={DEFAULT_PATH}"));
+    }
+    Ok(state)
+}
+
+fn run_stage(ctx: &Ctx, i: usize, base: Option<State>) -> Result<State, BuildError> {
+    let s = &ctx.plan.stages[i];
+    let prefix = stage_prefix(ctx.plan, s);
+    let mut state = initial_state(ctx, i, base)?;
+    if let Base::Image { reference } = &s.base {
+        let full = Reference::parse(reference)
+            .map(|r| r.to_string())
+            .unwrap_or_else(|_| reference.clone());
+        let id = ctx.vertex(format!("[{prefix}1/{}] FROM {full}", s.total_steps));
+        ctx.progress.event(Event::Done { id });
+    }
+    let no_cache = ctx.opts.no_cache
+        || ctx
+            .opts
+            .no_cache_filter
+            .iter()
+            .any(|f| Some(f.to_lowercase()) == s.name || f.to_lowercase() == s.display_name);
+    for step in &s.steps {
+        run_step(ctx, s, &prefix, step, &mut state, no_cache)?;
+    }
+    Ok(state)
+}
+
+fn history(created: &str, created_by: String, empty: bool) -> History {
+    History {
+        created: Some(created.to_string()),
+        created_by: Some(created_by),
+        comment: Some(HISTORY_COMMENT.into()),
+        empty_layer: empty,
+        ..History::default()
+    }
+}
+
+/// BuildKit's `created_by` for a step.
+fn created_by(step: &Step, run_args: Option<&[String]>) -> String {
+    match &step.instruction {
+        Instruction::Run(_) => {
+            let args = run_args.unwrap_or(&[]).join(" ");
+            if step.args.is_empty() {
+                format!("RUN {args}")
+            } else {
+                let kv: Vec<String> = step.args.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                format!("RUN |{} {} {args}", kv.len(), kv.join(" "))
+            }
+        }
+        Instruction::Copy(c) | Instruction::Add(c) => {
+            format!(
+                "{} {} {} # buildkit",
+                step.instruction.keyword(),
+                c.sources.join(" "),
+                c.dest
+            )
+        }
+        Instruction::Expose { ports } => {
+            let mut p = ports.clone();
+            p.sort();
+            p.dedup();
+            format!(
+                "EXPOSE map[{}]",
+                p.iter()
+                    .map(|x| format!("{x}:{{}}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            )
+        }
+        _ => step.display.clone(),
+    }
+}
+
+fn run_step(
+    ctx: &Ctx,
+    s: &Stage,
+    prefix: &str,
+    step: &Step,
+    state: &mut State,
+    no_cache: bool,
+) -> Result<(), BuildError> {
+    let name = |n: Option<usize>| match n {
+        Some(n) => format!("[{prefix}{n}/{}] {}", s.total_steps, step.display),
+        None => step.display.clone(),
+    };
+    match &step.instruction {
+        Instruction::Run(r) => {
+            let args = config::command_args(&state.config.config, &run_command(r));
+            let created_by = created_by(step, Some(&args));
+            let mut env = state.config.config.env.clone().unwrap_or_default();
+            // Proxy build args reach RUN in both spellings, as BuildKit passes them.
+            let proxies =
+                ctx.plan.proxy_args.iter().flat_map(|(k, v)| {
+                    [(k.to_uppercase(), v.clone()), (k.to_lowercase(), v.clone())]
+                });
+            let declared = step.args.iter().map(|(k, v)| (k.clone(), v.clone()));
+            for (k, v) in declared.chain(proxies) {
+                if !env
+                    .iter()
+                    .any(|e| e.split_once('=').map(|(ek, _)| ek) == Some(k.as_str()))
+                {
+                    env.push(format!("{k}={v}"));
+                }
+            }
+            let network = r
+                .network
+                .clone()
+                .or_else(|| ctx.opts.network.clone())
+                .unwrap_or_else(|| "default".into());
+            let user = state.config.config.user.clone().unwrap_or_default();
+            let cwd = state
+                .config
+                .config
+                .working_dir
+                .clone()
+                .filter(|w| !w.is_empty())
+                .unwrap_or_else(|| "/".into());
+            let mounts = serde_json::to_string(&r.mounts).unwrap_or_default();
+            let k = key(&[
+                state.key.as_str(),
+                "run",
+                &args.join("\u{0}"),
+                &env.join("\u{0}"),
+                &user,
+                &cwd,
+                &network,
+                &mounts,
+            ]);
+            let id = ctx.vertex(name(step.number));
+            let (diff, created) = match (!no_cache).then(|| ctx.store.cache_get(&k)).flatten() {
+                Some((d, created)) => {
+                    ctx.cached.fetch_add(1, Ordering::SeqCst);
+                    ctx.progress.event(Event::Cached { id });
+                    (d, created.unwrap_or_else(|| ctx.created.clone()))
+                }
+                None => {
+                    ctx.progress.event(Event::Miss {
+                        id,
+                        reason: if no_cache {
+                            "--no-cache".into()
+                        } else {
+                            "no cache record for this step and parent".into()
+                        },
+                    });
+                    let d = crate::run::execute(
+                        ctx.store,
+                        ctx.progress,
+                        id,
+                        &state.diff_ids,
+                        r,
+                        args.clone(),
+                        env,
+                        &user,
+                        &cwd,
+                        &network,
+                        &name(step.number),
+                        &ctx.opts.secrets,
+                    )?;
+                    ctx.runs.fetch_add(1, Ordering::SeqCst);
+                    ctx.store.cache_put(&k, &d, &ctx.created)?;
+                    ctx.progress.event(Event::Done { id });
+                    (d, ctx.created.clone())
+                }
+            };
+            state.created = created;
+            push_layer(state, diff, created_by, k);
+        }
+        Instruction::Copy(_) | Instruction::Add(_) | Instruction::Workdir { .. } => {
+            let id = ctx.vertex(name(step.number));
+            let stage_layers = |i: usize| ctx.stage_layers(i);
+            let input = crate::copy::CopyInput {
+                store: ctx.store,
+                context: ctx.opts.context.as_deref(),
+                ignore: &ctx.opts.ignore,
+                stage_layers: &stage_layers,
+                plan: ctx.plan,
+                step,
+                diff_ids: &state.diff_ids,
+                config: &state.config,
+                parent_key: &state.key,
+                no_cache,
+                now: &ctx.created,
+            };
+            let out = crate::copy::execute(&input).inspect_err(|e| {
+                ctx.progress.event(Event::Error {
+                    id,
+                    message: e.to_string(),
+                });
+            })?;
+            if out.cached {
+                ctx.cached.fetch_add(1, Ordering::SeqCst);
+                ctx.progress.event(Event::Cached { id });
+            } else {
+                ctx.progress.event(Event::Done { id });
+            }
+            if let Instruction::Workdir { .. } = step.instruction {
+                config::apply(&mut state.config.config, &mut state.st, &step.instruction);
+            }
+            if let Some(c) = out.created {
+                state.created = c;
+            }
+            push_layer(state, out.diff_id, created_by(step, None), out.key);
+        }
+        other => {
+            let changed = config::apply(&mut state.config.config, &mut state.st, other);
+            let _ = changed;
+            if let Some(a) = &state.st.author {
+                state.config.author = Some(a.clone());
+            }
+            state.key = key(&[state.key.as_str(), "meta", &step.display]);
+            let h = history(&state.created, created_by(step, None), true);
+            state.config.history.push(h);
+        }
+    }
+    Ok(())
+}
+
+fn push_layer(state: &mut State, diff: Digest, created_by: String, k: Digest) {
+    let empty = diff == empty_layer();
+    if !empty {
+        state.diff_ids.push(diff);
+    }
+    let h = history(&state.created, created_by, empty);
+    state.config.history.push(h);
+    state.key = k;
+}
+
+fn run_command(r: &plan::Run) -> Command {
+    match &r.command {
+        Command::Shell(cmd) if !r.heredocs.is_empty() => {
+            let only_heredoc = r.heredocs.len() == 1 && {
+                let t = cmd.trim();
+                t.starts_with("<<") && !t.contains(char::is_whitespace)
+            };
+            if only_heredoc {
+                Command::Shell(r.heredocs[0].content.clone())
+            } else {
+                let mut script = cmd.clone();
+                script.push('\n');
+                for h in &r.heredocs {
+                    script.push_str(&h.content);
+                    script.push_str(&h.name);
+                    script.push('\n');
+                }
+                Command::Shell(script)
+            }
+        }
+        other => other.clone(),
+    }
+}
+
+fn commit_image(ctx: &Ctx, state: State) -> Result<Image, BuildError> {
+    let mut config = state.config;
+    config.created = Some(state.created.clone());
+    config.rootfs = RootFs {
+        kind: "layers".into(),
+        diff_ids: state.diff_ids.clone(),
+    };
+    if !ctx.opts.labels.is_empty() {
+        let l = config.config.labels.get_or_insert_with(BTreeMap::new);
+        for (k, v) in &ctx.opts.labels {
+            l.insert(k.clone(), v.clone());
+        }
+    }
+    let mut layers = Vec::new();
+    for d in &state.diff_ids {
+        layers.push(Descriptor {
+            media_type: MEDIA_OCI_LAYER.into(),
+            digest: d.clone(),
+            size: ctx.store.blob_size(d)?,
+            annotations: None,
+            platform: None,
+        });
+    }
+    let bytes = serde_json::to_vec(&config).expect("config serializes");
+    Ok(ctx.store.put_image(&bytes, layers)?)
+}
