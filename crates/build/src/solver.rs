@@ -457,18 +457,23 @@ fn run_step(
             let args = config::command_args(&state.config.config, &run_command(r));
             let created_by = created_by(step, Some(&args));
             let mut env = state.config.config.env.clone().unwrap_or_default();
-            // Proxy build args reach RUN in both spellings, as BuildKit passes them.
-            let proxies =
-                ctx.plan.proxy_args.iter().flat_map(|(k, v)| {
-                    [(k.to_uppercase(), v.clone()), (k.to_lowercase(), v.clone())]
-                });
-            let declared = step.args.iter().map(|(k, v)| (k.clone(), v.clone()));
-            for (k, v) in declared.chain(proxies) {
-                if !env
-                    .iter()
-                    .any(|e| e.split_once('=').map(|(ek, _)| ek) == Some(k.as_str()))
-                {
+            let has = |env: &[String], k: &str| {
+                env.iter()
+                    .any(|e| e.split_once('=').map(|(ek, _)| ek) == Some(k))
+            };
+            for (k, v) in &step.args {
+                if !has(&env, k) {
                     env.push(format!("{k}={v}"));
+                }
+            }
+            // Proxy build args reach RUN in both spellings, as BuildKit passes them, and stay
+            // out of the cache key.
+            let key_env = env.join("\u{0}");
+            for (k, v) in &ctx.plan.proxy_args {
+                for name in [k.to_uppercase(), k.to_lowercase()] {
+                    if !has(&env, &name) {
+                        env.push(format!("{name}={v}"));
+                    }
                 }
             }
             let network = r
@@ -489,7 +494,7 @@ fn run_step(
                 state.key.as_str(),
                 "run",
                 &args.join("\u{0}"),
-                &env.join("\u{0}"),
+                &key_env,
                 &user,
                 &cwd,
                 &network,

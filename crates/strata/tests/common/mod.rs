@@ -135,3 +135,41 @@ pub fn unique(prefix: &str) -> String {
         n % 1_000_000_000
     )
 }
+
+/// A tiny HTTP server on 127.0.0.1 that counts requests per path: RUN steps hit it with
+/// `wget -q -O- http://127.0.0.1:PORT/NAME`, so tests count real executions.
+pub struct Counter {
+    pub port: u16,
+    hits: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, usize>>>,
+}
+
+impl Counter {
+    pub fn start() -> Counter {
+        use std::io::{BufRead, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let hits = std::sync::Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::new()));
+        let h = hits.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut s) = stream else { continue };
+                let mut line = String::new();
+                let _ = std::io::BufReader::new(&s).read_line(&mut line);
+                let path = line.split_whitespace().nth(1).unwrap_or("/").trim_start_matches('/').to_string();
+                *h.lock().unwrap().entry(path).or_insert(0) += 1;
+                let _ = s.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok");
+            }
+        });
+        Counter { port, hits }
+    }
+
+    /// `RUN` text that records one execution under `name`.
+    pub fn hit(&self, name: &str) -> String {
+        format!("wget -q -O /dev/null http://127.0.0.1:{}/{name}", self.port)
+    }
+
+    /// Hits so far, then reset.
+    pub fn take(&self) -> std::collections::BTreeMap<String, usize> {
+        std::mem::take(&mut *self.hits.lock().unwrap())
+    }
+}

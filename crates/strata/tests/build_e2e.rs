@@ -1,0 +1,208 @@
+//! `strata build` end to end on a private store with a busybox base: target pruning, cache
+//! behaviour counted by real executions (each RUN hits a counter on 127.0.0.1), bad input,
+//! and a killed build leaving nothing behind.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{busybox_tar, Counter, Env};
+
+fn setup() -> Env {
+    let env = Env::new();
+    let tar = env.path("busybox.tar");
+    busybox_tar(&tar);
+    env.ok(&["import", tar.to_str().unwrap(), "busybox:local"]);
+    env
+}
+
+fn context(env: &Env, name: &str, dockerfile: &str, files: &[(&str, &str)]) -> String {
+    let dir = env.path(name);
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("Dockerfile"), dockerfile).unwrap();
+    for (p, c) in files {
+        let f = dir.join(p);
+        fs::create_dir_all(f.parent().unwrap()).unwrap();
+        fs::write(f, c).unwrap();
+    }
+    dir.to_str().unwrap().to_string()
+}
+
+fn hits(c: &Counter) -> Vec<String> {
+    c.take().into_iter().flat_map(|(k, n)| std::iter::repeat_n(k, n)).collect()
+}
+
+#[test]
+fn target_runs_only_the_stages_it_needs() {
+    let env = setup();
+    let c = Counter::start();
+    let df = format!(
+        "FROM busybox:local AS a\nRUN {}\nFROM busybox:local AS b\nRUN {}\nFROM busybox:local AS unused\nRUN {}\nFROM busybox:local\nCOPY --from=a /bin/busybox /a\nRUN {}\n",
+        c.hit("a"),
+        c.hit("b"),
+        c.hit("unused"),
+        c.hit("final")
+    );
+    let ctx = context(&env, "t", &df, &[]);
+    env.ok(&["build", "-q", "-t", "t:all", &ctx]);
+    assert_eq!(hits(&c), vec!["a", "final"]);
+    env.ok(&["build", "-q", "--no-cache", "--target", "b", "-t", "t:b", &ctx]);
+    assert_eq!(hits(&c), vec!["b"]);
+}
+
+#[test]
+fn cache_reruns_exactly_what_changed() {
+    let env = setup();
+    let c = Counter::start();
+    let df = format!(
+        "FROM busybox:local\nRUN {}\nARG V=1\nRUN {} && echo $V\nCOPY app.txt /app.txt\nRUN {}\nCOPY other.txt /other.txt\nRUN {}\n",
+        c.hit("first"),
+        c.hit("sees-arg"),
+        c.hit("after-app"),
+        c.hit("after-other")
+    );
+    let ctx = context(
+        &env,
+        "c",
+        &df,
+        &[("app.txt", "one"), ("other.txt", "x"), ("ignored.txt", "i"), (".dockerignore", "ignored.txt\n")],
+    );
+    env.ok(&["build", "-q", "-t", "c:1", &ctx]);
+    assert_eq!(hits(&c).len(), 4);
+    // Unchanged: nothing runs, and the image is identical.
+    let id1 = env.ok(&["build", "-q", "-t", "c:1", &ctx]);
+    assert_eq!(hits(&c), Vec::<String>::new());
+    let id2 = env.ok(&["build", "-q", "-t", "c:1", &ctx]);
+    assert_eq!(id1, id2);
+    // A file excluded by .dockerignore never invalidates anything.
+    fs::write(Path::new(&ctx).join("ignored.txt"), "changed").unwrap();
+    env.ok(&["build", "-q", "-t", "c:1", &ctx]);
+    assert_eq!(hits(&c), Vec::<String>::new());
+    // One source file: only the steps from the COPY that selects it.
+    fs::write(Path::new(&ctx).join("app.txt"), "two").unwrap();
+    env.ok(&["build", "-q", "-t", "c:1", &ctx]);
+    assert_eq!(hits(&c), vec!["after-app", "after-other"]);
+    fs::write(Path::new(&ctx).join("other.txt"), "y").unwrap();
+    env.ok(&["build", "-q", "-t", "c:1", &ctx]);
+    assert_eq!(hits(&c), vec!["after-other"]);
+    // A build arg: only the steps that can see it.
+    env.ok(&["build", "-q", "--build-arg", "V=2", "-t", "c:1", &ctx]);
+    assert_eq!(hits(&c), vec!["after-app", "after-other", "sees-arg"]);
+    // A proxy build arg invalidates nothing.
+    env.ok(&["build", "-q", "--build-arg", "V=2", "--build-arg", "http_proxy=http://proxy.invalid:3128", "-t", "c:1", &ctx]);
+    assert_eq!(hits(&c), Vec::<String>::new());
+    // --no-cache-filter on the (only, unnamed) stage re-runs it all; --no-cache too.
+    env.ok(&["build", "-q", "--no-cache", "--build-arg", "V=2", "-t", "c:1", &ctx]);
+    assert_eq!(hits(&c).len(), 4);
+}
+
+#[test]
+fn run_failure_names_the_step_and_exit_code_and_tags_nothing() {
+    let env = setup();
+    let ctx = context(&env, "f", "FROM busybox:local AS base\nRUN echo before && echo oops >&2 && exit 3\n", &[]);
+    let o = env.run(&["build", "--progress=plain", "-t", "f:1", &ctx]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("[base 2/2] RUN echo before && echo oops >&2 && exit 3"), "{e}");
+    assert!(e.contains("exit code: 3"), "{e}");
+    let last = e.lines().last().unwrap();
+    assert!(last.starts_with("error: ") && last.contains("exit code: 3"), "{last}");
+    assert!(e.contains("\nbefore\noops\n"), "the last output lines are shown:\n{e}");
+    assert_eq!(env.ok(&["images", "--format", "{{.Repository}}"]), "busybox\n");
+    env.fsck_clean();
+}
+
+#[test]
+fn bad_input_exits_1_with_a_clear_message() {
+    let env = setup();
+    let cases: Vec<(&str, &str, &str)> = vec![
+        ("missing-source", "FROM busybox:local\nCOPY nosuchfile /x\n", "\"/nosuchfile\" not found"),
+        ("unknown-stage", "FROM scratch\nCOPY --from=nosuchstage /x /x\n", "nosuchstage"),
+        ("unknown-image", "FROM nosuchimage:1\nRUN true\n", "nosuchimage:1"),
+        ("dockerfile-error", "FROM busybox:local\nCOPY --frm=x a b\n", "Dockerfile:2:6: unknown flag: --frm"),
+        ("bad-user", "FROM busybox:local\nUSER nosuchuser\nRUN true\n", "unable to find user nosuchuser"),
+    ];
+    for (name, df, want) in cases {
+        let ctx = context(&env, name, df, &[]);
+        let o = env.run(&["build", "-t", &format!("{name}:1"), &ctx]);
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{name}: {e}");
+        assert!(e.contains(want), "{name}: expected {want:?} in:\n{e}");
+    }
+    // A context that is not a directory.
+    let file = env.path("not-a-dir");
+    fs::write(&file, "x").unwrap();
+    let e = env.fails(&["build", file.to_str().unwrap()]);
+    assert!(e.contains("not a directory"), "{e}");
+    let e = env.fails(&["build", "/nonexistent-context"]);
+    assert!(e.contains("/nonexistent-context"), "{e}");
+    assert_eq!(env.ok(&["images", "--format", "{{.Repository}}"]), "busybox\n");
+    env.fsck_clean();
+}
+
+fn mounts_under(root: &Path) -> Vec<String> {
+    let root = root.to_str().unwrap();
+    fs::read_to_string("/proc/mounts")
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(root))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn killed_build_leaves_no_mount_and_no_process() {
+    let env = setup();
+    let marker = format!("strata-kill-test-{}", std::process::id());
+    let ctx = context(&env, "k", &format!("FROM busybox:local\nRUN sleep 30 && echo {marker}\n"), &[]);
+    let mut child = env.cmd().args(["build", "-q", &ctx]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    // Wait until the RUN's process exists.
+    let found = |m: &str| -> bool {
+        fs::read_dir("/proc").unwrap().flatten().any(|p| {
+            fs::read(p.path().join("cmdline")).map(|c| String::from_utf8_lossy(&c).contains(m)).unwrap_or(false)
+        })
+    };
+    let mut waited = 0;
+    while !found(&marker) && waited < 100 {
+        std::thread::sleep(Duration::from_millis(100));
+        waited += 1;
+    }
+    assert!(found(&marker), "the RUN never started");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut gone = false;
+    for _ in 0..50 {
+        if !found(&marker) {
+            gone = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(gone, "the RUN's process outlived the killed build");
+    assert_eq!(mounts_under(&env.root()), Vec::<String>::new());
+    env.fsck_clean();
+    // The next build works.
+    let ctx2 = context(&env, "k2", "FROM busybox:local\nRUN true\n", &[]);
+    env.ok(&["build", "-q", &ctx2]);
+}
+
+#[test]
+fn c_static_scenario_binary_runs_in_the_built_image() {
+    let env = Env::new();
+    let peers = Path::new("/var/tmp/strata-peers/debian-build-rootfs.tar");
+    assert!(peers.exists(), "{} is missing: run ../shared/peers/setup.sh (.ci/run does)", peers.display());
+    env.ok(&["import", peers.to_str().unwrap(), "debian-build:local"]);
+    let scen = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/peers/scenarios/c-static");
+    env.ok(&["build", "-q", "-t", "c-static:1", scen.to_str().unwrap()]);
+    // Run the image's binary through the executor: a RUN in exec form on top of it.
+    let ctx = context(&env, "runit", "FROM c-static:1\nRUN [\"/hello\"]\n", &[]);
+    let o = env.run(&["build", "--progress=plain", "--no-cache", &ctx]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{e}");
+    let line = fs::read_to_string(scen.join("hello.c")).unwrap();
+    let printed = line.split('"').nth(1).expect("a string literal in hello.c").replace("\\n", "");
+    assert!(e.contains(&printed), "expected {printed:?} in the RUN output:\n{e}");
+}
