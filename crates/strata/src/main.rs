@@ -51,8 +51,16 @@ enum Command {
         #[arg(required = true)]
         images: Vec<String>,
     },
-    /// Remove blobs and snapshots no image or cache record uses.
-    Prune,
+    /// Remove blobs and snapshots no image or cache record uses (`--all` drops the build
+    /// cache too).
+    Prune {
+        /// Also remove build cache records and cache mounts.
+        #[arg(short, long)]
+        all: bool,
+        /// `until=DURATION` (e.g. `until=24h`): only cache records older than that.
+        #[arg(long)]
+        filter: Option<String>,
+    },
     /// Check the store: every image's blobs present and matching their digests.
     Fsck,
     /// Developer tools.
@@ -77,7 +85,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Inspect { images } => cmd::images::inspect(&open()?, &images),
         Command::Tag { source, target } => cmd::images::tag(&open()?, &source, &target),
         Command::Rmi { force, images } => cmd::images::rmi(&open()?, &images, force),
-        Command::Prune => cmd::images::prune(&open()?),
+        Command::Prune { all, filter } => cmd::images::prune(&open()?, all, filter.as_deref()),
         Command::Fsck => cmd::images::fsck(&open()?),
     }
 }

@@ -32,7 +32,10 @@ fn context(env: &Env, name: &str, dockerfile: &str, files: &[(&str, &str)]) -> S
 }
 
 fn hits(c: &Counter) -> Vec<String> {
-    c.take().into_iter().flat_map(|(k, n)| std::iter::repeat_n(k, n)).collect()
+    c.take()
+        .into_iter()
+        .flat_map(|(k, n)| std::iter::repeat_n(k, n))
+        .collect()
 }
 
 #[test]
@@ -49,7 +52,16 @@ fn target_runs_only_the_stages_it_needs() {
     let ctx = context(&env, "t", &df, &[]);
     env.ok(&["build", "-q", "-t", "t:all", &ctx]);
     assert_eq!(hits(&c), vec!["a", "final"]);
-    env.ok(&["build", "-q", "--no-cache", "--target", "b", "-t", "t:b", &ctx]);
+    env.ok(&[
+        "build",
+        "-q",
+        "--no-cache",
+        "--target",
+        "b",
+        "-t",
+        "t:b",
+        &ctx,
+    ]);
     assert_eq!(hits(&c), vec!["b"]);
 }
 
@@ -68,7 +80,12 @@ fn cache_reruns_exactly_what_changed() {
         &env,
         "c",
         &df,
-        &[("app.txt", "one"), ("other.txt", "x"), ("ignored.txt", "i"), (".dockerignore", "ignored.txt\n")],
+        &[
+            ("app.txt", "one"),
+            ("other.txt", "x"),
+            ("ignored.txt", "i"),
+            (".dockerignore", "ignored.txt\n"),
+        ],
     );
     env.ok(&["build", "-q", "-t", "c:1", &ctx]);
     assert_eq!(hits(&c).len(), 4);
@@ -92,26 +109,62 @@ fn cache_reruns_exactly_what_changed() {
     env.ok(&["build", "-q", "--build-arg", "V=2", "-t", "c:1", &ctx]);
     assert_eq!(hits(&c), vec!["after-app", "after-other", "sees-arg"]);
     // A proxy build arg invalidates nothing.
-    env.ok(&["build", "-q", "--build-arg", "V=2", "--build-arg", "http_proxy=http://proxy.invalid:3128", "-t", "c:1", &ctx]);
+    env.ok(&[
+        "build",
+        "-q",
+        "--build-arg",
+        "V=2",
+        "--build-arg",
+        "http_proxy=http://proxy.invalid:3128",
+        "-t",
+        "c:1",
+        &ctx,
+    ]);
     assert_eq!(hits(&c), Vec::<String>::new());
     // --no-cache-filter on the (only, unnamed) stage re-runs it all; --no-cache too.
-    env.ok(&["build", "-q", "--no-cache", "--build-arg", "V=2", "-t", "c:1", &ctx]);
+    env.ok(&[
+        "build",
+        "-q",
+        "--no-cache",
+        "--build-arg",
+        "V=2",
+        "-t",
+        "c:1",
+        &ctx,
+    ]);
     assert_eq!(hits(&c).len(), 4);
 }
 
 #[test]
 fn run_failure_names_the_step_and_exit_code_and_tags_nothing() {
     let env = setup();
-    let ctx = context(&env, "f", "FROM busybox:local AS base\nRUN echo before && echo oops >&2 && exit 3\n", &[]);
+    let ctx = context(
+        &env,
+        "f",
+        "FROM busybox:local AS base\nRUN echo before && echo oops >&2 && exit 3\n",
+        &[],
+    );
     let o = env.run(&["build", "--progress=plain", "-t", "f:1", &ctx]);
     assert_eq!(o.status.code(), Some(1));
     let e = String::from_utf8_lossy(&o.stderr);
-    assert!(e.contains("[base 2/2] RUN echo before && echo oops >&2 && exit 3"), "{e}");
+    assert!(
+        e.contains("[base 2/2] RUN echo before && echo oops >&2 && exit 3"),
+        "{e}"
+    );
     assert!(e.contains("exit code: 3"), "{e}");
     let last = e.lines().last().unwrap();
-    assert!(last.starts_with("error: ") && last.contains("exit code: 3"), "{last}");
-    assert!(e.contains("\nbefore\noops\n"), "the last output lines are shown:\n{e}");
-    assert_eq!(env.ok(&["images", "--format", "{{.Repository}}"]), "busybox\n");
+    assert!(
+        last.starts_with("error: ") && last.contains("exit code: 3"),
+        "{last}"
+    );
+    assert!(
+        e.contains("\nbefore\noops\n"),
+        "the last output lines are shown:\n{e}"
+    );
+    assert_eq!(
+        env.ok(&["images", "--format", "{{.Repository}}"]),
+        "busybox\n"
+    );
     env.fsck_clean();
 }
 
@@ -119,11 +172,31 @@ fn run_failure_names_the_step_and_exit_code_and_tags_nothing() {
 fn bad_input_exits_1_with_a_clear_message() {
     let env = setup();
     let cases: Vec<(&str, &str, &str)> = vec![
-        ("missing-source", "FROM busybox:local\nCOPY nosuchfile /x\n", "\"/nosuchfile\" not found"),
-        ("unknown-stage", "FROM scratch\nCOPY --from=nosuchstage /x /x\n", "nosuchstage"),
-        ("unknown-image", "FROM nosuchimage:1\nRUN true\n", "nosuchimage:1"),
-        ("dockerfile-error", "FROM busybox:local\nCOPY --frm=x a b\n", "Dockerfile:2:6: unknown flag: --frm"),
-        ("bad-user", "FROM busybox:local\nUSER nosuchuser\nRUN true\n", "unable to find user nosuchuser"),
+        (
+            "missing-source",
+            "FROM busybox:local\nCOPY nosuchfile /x\n",
+            "\"/nosuchfile\" not found",
+        ),
+        (
+            "unknown-stage",
+            "FROM scratch\nCOPY --from=nosuchstage /x /x\n",
+            "nosuchstage",
+        ),
+        (
+            "unknown-image",
+            "FROM nosuchimage:1\nRUN true\n",
+            "nosuchimage:1",
+        ),
+        (
+            "dockerfile-error",
+            "FROM busybox:local\nCOPY --frm=x a b\n",
+            "Dockerfile:2:6: unknown flag: --frm",
+        ),
+        (
+            "bad-user",
+            "FROM busybox:local\nUSER nosuchuser\nRUN true\n",
+            "unable to find user nosuchuser",
+        ),
     ];
     for (name, df, want) in cases {
         let ctx = context(&env, name, df, &[]);
@@ -139,7 +212,10 @@ fn bad_input_exits_1_with_a_clear_message() {
     assert!(e.contains("not a directory"), "{e}");
     let e = env.fails(&["build", "/nonexistent-context"]);
     assert!(e.contains("/nonexistent-context"), "{e}");
-    assert_eq!(env.ok(&["images", "--format", "{{.Repository}}"]), "busybox\n");
+    assert_eq!(
+        env.ok(&["images", "--format", "{{.Repository}}"]),
+        "busybox\n"
+    );
     env.fsck_clean();
 }
 
@@ -157,12 +233,25 @@ fn mounts_under(root: &Path) -> Vec<String> {
 fn killed_build_leaves_no_mount_and_no_process() {
     let env = setup();
     let marker = format!("strata-kill-test-{}", std::process::id());
-    let ctx = context(&env, "k", &format!("FROM busybox:local\nRUN sleep 30 && echo {marker}\n"), &[]);
-    let mut child = env.cmd().args(["build", "-q", &ctx]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let ctx = context(
+        &env,
+        "k",
+        &format!("FROM busybox:local\nRUN sleep 30 && echo {marker}\n"),
+        &[],
+    );
+    let mut child = env
+        .cmd()
+        .args(["build", "-q", &ctx])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     // Wait until the RUN's process exists.
     let found = |m: &str| -> bool {
         fs::read_dir("/proc").unwrap().flatten().any(|p| {
-            fs::read(p.path().join("cmdline")).map(|c| String::from_utf8_lossy(&c).contains(m)).unwrap_or(false)
+            fs::read(p.path().join("cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains(m))
+                .unwrap_or(false)
         })
     };
     let mut waited = 0;
@@ -193,9 +282,14 @@ fn killed_build_leaves_no_mount_and_no_process() {
 fn c_static_scenario_binary_runs_in_the_built_image() {
     let env = Env::new();
     let peers = Path::new("/var/tmp/strata-peers/debian-build-rootfs.tar");
-    assert!(peers.exists(), "{} is missing: run ../shared/peers/setup.sh (.ci/run does)", peers.display());
+    assert!(
+        peers.exists(),
+        "{} is missing: run ../shared/peers/setup.sh (.ci/run does)",
+        peers.display()
+    );
     env.ok(&["import", peers.to_str().unwrap(), "debian-build:local"]);
-    let scen = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/peers/scenarios/c-static");
+    let scen =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/peers/scenarios/c-static");
     env.ok(&["build", "-q", "-t", "c-static:1", scen.to_str().unwrap()]);
     // Run the image's binary through the executor: a RUN in exec form on top of it.
     let ctx = context(&env, "runit", "FROM c-static:1\nRUN [\"/hello\"]\n", &[]);
@@ -203,6 +297,123 @@ fn c_static_scenario_binary_runs_in_the_built_image() {
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{e}");
     let line = fs::read_to_string(scen.join("hello.c")).unwrap();
-    let printed = line.split('"').nth(1).expect("a string literal in hello.c").replace("\\n", "");
-    assert!(e.contains(&printed), "expected {printed:?} in the RUN output:\n{e}");
+    let printed = line
+        .split('"')
+        .nth(1)
+        .expect("a string literal in hello.c")
+        .replace("\\n", "");
+    assert!(
+        e.contains(&printed),
+        "expected {printed:?} in the RUN output:\n{e}"
+    );
+}
+
+#[test]
+fn outputs_and_stdin_contexts() {
+    use std::io::Write;
+    let env = setup();
+    let ctx = context(
+        &env,
+        "o",
+        "FROM busybox:local\nCOPY f.txt /f.txt\nRUN echo made > /made\n",
+        &[("f.txt", "hello\n")],
+    );
+    // A lone Dockerfile on stdin: no context.
+    let mut child = env
+        .cmd()
+        .args(["build", "-q", "-t", "stdin:df", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"FROM busybox:local\nRUN echo hi > /hi\n")
+        .unwrap();
+    assert!(child.wait_with_output().unwrap().status.success());
+    // A tar context on stdin.
+    let tar = env.path("ctx.tar");
+    common::tool("tar", &["-C", &ctx, "-cf", tar.to_str().unwrap(), "."]);
+    let o = env
+        .cmd()
+        .args(["build", "-q", "-t", "stdin:tar", "-"])
+        .stdin(fs::File::open(&tar).unwrap())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // --output type=local and type=tar give the root filesystem.
+    let dir = env.path("out-local");
+    env.ok(&[
+        "build",
+        "-q",
+        "--output",
+        &format!("type=local,dest={}", dir.display()),
+        &ctx,
+    ]);
+    assert_eq!(fs::read_to_string(dir.join("f.txt")).unwrap(), "hello\n");
+    assert_eq!(fs::read_to_string(dir.join("made")).unwrap(), "made\n");
+    let t = env.path("out.tar");
+    env.ok(&[
+        "build",
+        "-q",
+        "--output",
+        &format!("type=tar,dest={}", t.display()),
+        &ctx,
+    ]);
+    let list = common::tool("tar", &["-tf", t.to_str().unwrap()]);
+    assert!(
+        list.lines().any(|l| l.trim_start_matches("./") == "made"),
+        "{list}"
+    );
+    // type=oci writes an archive skopeo reads.
+    let oci = env.path("out-oci.tar");
+    env.ok(&[
+        "build",
+        "-q",
+        "-t",
+        "o:1",
+        "--output",
+        &format!("type=oci,dest={}", oci.display()),
+        &ctx,
+    ]);
+    let inspect = common::tool(
+        "skopeo",
+        &["inspect", &format!("oci-archive:{}", oci.display())],
+    );
+    assert!(inspect.contains("\"Layers\""), "{inspect}");
+}
+
+#[test]
+fn prune_keeps_the_build_cache_until_all() {
+    let env = setup();
+    let c = Counter::start();
+    let ctx = context(
+        &env,
+        "p",
+        &format!("FROM busybox:local\nRUN {}\n", c.hit("run")),
+        &[],
+    );
+    let id = env.ok(&["build", "-q", &ctx]);
+    assert_eq!(hits(&c), vec!["run"]);
+    env.ok(&["rmi", id.trim()]);
+    env.ok(&["prune"]);
+    env.ok(&["build", "-q", &ctx]);
+    assert_eq!(
+        hits(&c),
+        Vec::<String>::new(),
+        "the cache survives a plain prune"
+    );
+    env.ok(&["prune", "--filter", "until=1h"]);
+    env.ok(&["build", "-q", &ctx]);
+    assert_eq!(
+        hits(&c),
+        Vec::<String>::new(),
+        "records younger than an hour are kept"
+    );
+    env.ok(&["prune", "--all"]);
+    env.ok(&["build", "-q", &ctx]);
+    assert_eq!(hits(&c), vec!["run"], "prune --all drops the cache");
+    env.fsck_clean();
 }

@@ -55,8 +55,82 @@ pub struct BuildArgs {
     /// Set metadata for an image (`KEY=VALUE`).
     #[arg(long)]
     pub label: Vec<String>,
-    /// Build context directory.
+    /// Output destination: `type=image` (default: the store), `type=oci|docker,dest=FILE`
+    /// (an archive; the image is kept in the store too), `type=local,dest=DIR` (the root
+    /// filesystem), `type=tar,dest=FILE` (the root filesystem as a tar). A bare `DIR` means
+    /// `type=local,dest=DIR`.
+    #[arg(short = 'o', long)]
+    pub output: Option<String>,
+    /// Build context: a directory, or `-` for a tar archive or a lone Dockerfile on stdin.
     pub context: PathBuf,
+}
+
+/// `--output`, parsed.
+enum Output {
+    Image,
+    Archive(archive::Format, PathBuf),
+    Local(PathBuf),
+    Tar(PathBuf),
+}
+
+fn parse_output(s: Option<&str>) -> Result<Output> {
+    let Some(s) = s else { return Ok(Output::Image) };
+    if !s.contains('=') {
+        return Ok(Output::Local(PathBuf::from(s)));
+    }
+    let mut typ = None;
+    let mut dest = None;
+    for part in s.split(',') {
+        match part.split_once('=') {
+            Some(("type", v)) => typ = Some(v.to_string()),
+            Some(("dest", v)) => dest = Some(PathBuf::from(v)),
+            _ => bail!("invalid --output {s:?}: expected type=TYPE[,dest=PATH]"),
+        }
+    }
+    let need =
+        |d: Option<PathBuf>| d.ok_or_else(|| anyhow::anyhow!("--output {s:?} needs dest=PATH"));
+    Ok(match typ.as_deref().unwrap_or("local") {
+        "image" => Output::Image,
+        "oci" => Output::Archive(archive::Format::Oci, need(dest)?),
+        "docker" => Output::Archive(archive::Format::Docker, need(dest)?),
+        "local" => Output::Local(need(dest)?),
+        "tar" => Output::Tar(need(dest)?),
+        other => bail!("unsupported --output type {other:?}: use image, oci, docker, local or tar"),
+    })
+}
+
+/// Unpack an image's layers into `dir` (whiteouts applied).
+fn unpack_image(store: &Store, image: &store::Image, dir: &std::path::Path) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    for l in &image.config.rootfs.diff_ids {
+        let blob = store.open_blob(l)?;
+        layer::apply(blob, dir, &layer::ApplyOptions::default())
+            .with_context(|| format!("unpack layer {l}"))?;
+    }
+    Ok(())
+}
+
+/// Whether `head` starts like a tar archive (a header block with a valid checksum).
+fn is_tar_header(head: &[u8]) -> bool {
+    if head.len() < 512 || head[0] == 0 {
+        return false;
+    }
+    let stored = std::str::from_utf8(&head[148..156])
+        .ok()
+        .map(|s| s.trim_matches(|c: char| c == '\0' || c == ' '))
+        .and_then(|s| u32::from_str_radix(s, 8).ok());
+    let sum: u32 = head[..512]
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                u32::from(*b)
+            }
+        })
+        .sum();
+    stored == Some(sum)
 }
 
 fn parse_secret(s: &str) -> Result<(String, PathBuf)> {
@@ -79,26 +153,62 @@ fn parse_secret(s: &str) -> Result<(String, PathBuf)> {
 }
 
 pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
-    let context = a.context.clone();
-    let meta = std::fs::metadata(&context).with_context(|| {
-        format!(
-            "unable to prepare context: path {:?} not found",
-            context.display().to_string()
-        )
-    })?;
-    if !meta.is_dir() {
-        bail!(
-            "unable to prepare context: {} is not a directory",
-            context.display()
-        );
-    }
-    let path = super::dockerfile_path(a.file.as_deref(), &context);
-    let src = super::read_dockerfile(&path)?;
+    let output = parse_output(a.output.as_deref())?;
+    // `-`: a tar archive (the context) or a lone Dockerfile (no context) on stdin.
+    let stdin_ctx = tempfile_dir(store)?;
+    let mut stdin_dockerfile = None;
+    let context = if a.context.as_os_str() == "-" {
+        use std::io::Read;
+        let mut head = Vec::new();
+        std::io::stdin().lock().take(512).read_to_end(&mut head)?;
+        if is_tar_header(&head) {
+            let reader = std::io::Cursor::new(head).chain(std::io::stdin().lock());
+            context::extract_tar(reader, &stdin_ctx.0)
+                .context("unable to prepare context from stdin")?;
+            Some(stdin_ctx.0.clone())
+        } else {
+            let mut text = head;
+            std::io::stdin().lock().read_to_end(&mut text)?;
+            stdin_dockerfile = Some(
+                String::from_utf8(text).context("the Dockerfile on stdin is not valid UTF-8")?,
+            );
+            None
+        }
+    } else {
+        let meta = std::fs::metadata(&a.context).with_context(|| {
+            format!(
+                "unable to prepare context: path {:?} not found",
+                a.context.display().to_string()
+            )
+        })?;
+        if !meta.is_dir() {
+            bail!(
+                "unable to prepare context: {} is not a directory",
+                a.context.display()
+            );
+        }
+        Some(a.context.clone())
+    };
+    let path = super::dockerfile_path(
+        a.file.as_deref(),
+        context.as_deref().unwrap_or(std::path::Path::new(".")),
+    );
+    let src = match (&stdin_dockerfile, &context) {
+        (Some(text), _) => super::DockerfileSource {
+            display: "Dockerfile".into(),
+            text: text.clone(),
+        },
+        (None, Some(_)) => super::read_dockerfile(&path)?,
+        (None, None) => unreachable!("stdin gave either a context or a Dockerfile"),
+    };
     // <Dockerfile>.dockerignore wins over the context's .dockerignore, as in BuildKit.
     let specific = PathBuf::from(format!("{}.dockerignore", path.display()));
-    let ignore_text = std::fs::read_to_string(&specific)
-        .or_else(|_| std::fs::read_to_string(context.join(".dockerignore")))
-        .unwrap_or_default();
+    let ignore_text = match &context {
+        Some(ctx) => std::fs::read_to_string(&specific)
+            .or_else(|_| std::fs::read_to_string(ctx.join(".dockerignore")))
+            .unwrap_or_default(),
+        None => String::new(),
+    };
     let ignore: Vec<String> = ignore_text.lines().map(str::to_string).collect();
     let mut tags = Vec::new();
     for t in &a.tags {
@@ -121,7 +231,7 @@ pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
     }
     let opts = build::BuildOptions {
         dockerfile: src.text.clone(),
-        context: Some(context.clone()),
+        context: context.clone(),
         plan: plan::PlanOptions {
             target: a.target.clone(),
             build_args: parse_build_args(&a.build_args),
@@ -144,6 +254,37 @@ pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
     match build::build(store, &opts, progress.as_ref()) {
         Ok(r) => {
             let id = r.image.id().to_string();
+            match &output {
+                Output::Image => {}
+                Output::Archive(format, dest) => {
+                    let f = std::fs::File::create(dest)
+                        .with_context(|| format!("create {}", dest.display()))?;
+                    let item = archive::SaveItem {
+                        image: r.image.clone(),
+                        names: tags.clone(),
+                    };
+                    archive::save(
+                        store,
+                        &[item],
+                        *format,
+                        layer::Compression::Gzip,
+                        std::io::BufWriter::new(f),
+                    )?;
+                }
+                Output::Local(dir) => unpack_image(store, &r.image, dir)?,
+                Output::Tar(file) => {
+                    let tmp = tempfile_dir(store)?;
+                    let root = tmp.0.join("rootfs");
+                    unpack_image(store, &r.image, &root)?;
+                    let f = std::fs::File::create(file)
+                        .with_context(|| format!("create {}", file.display()))?;
+                    layer::commit(
+                        &root,
+                        &layer::CommitOptions::default(),
+                        std::io::BufWriter::new(f),
+                    )?;
+                }
+            }
             if let Some(f) = &a.iidfile {
                 std::fs::write(f, &id).with_context(|| format!("write {}", f.display()))?;
             }
@@ -185,4 +326,26 @@ pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
         }
         Err(other) => Err(anyhow::Error::new(other).context("failed to solve")),
     }
+}
+
+/// A private directory under the store's tmp/, removed on drop.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = store::remove_tree(&self.0);
+    }
+}
+
+fn tempfile_dir(store: &Store) -> Result<TempDir> {
+    let p = store.root().join("tmp").join(format!(
+        "cli-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    ));
+    std::fs::create_dir_all(&p).with_context(|| format!("create {}", p.display()))?;
+    Ok(TempDir(p))
 }

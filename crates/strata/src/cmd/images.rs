@@ -376,7 +376,29 @@ pub fn rmi(store: &Store, images: &[String], force: bool) -> Result<ExitCode> {
     })
 }
 
-pub fn prune(store: &Store) -> Result<ExitCode> {
+pub fn prune(store: &Store, all: bool, filter: Option<&str>) -> Result<ExitCode> {
+    let until = match filter {
+        None => None,
+        Some(f) => {
+            let d = f.strip_prefix("until=").ok_or_else(|| {
+                anyhow::anyhow!("unsupported filter {f:?}: only until=DURATION is supported")
+            })?;
+            let d = humantime::parse_duration(d)
+                .map_err(|e| anyhow::anyhow!("invalid duration in {f:?}: {e}"))?;
+            Some(std::time::SystemTime::now() - d)
+        }
+    };
+    if all || until.is_some() {
+        let n = store.drop_cache(until)?;
+        println!("deleted build cache records: {n}");
+        if until.is_none() {
+            let mounts = store.root().join("cache-mounts");
+            if mounts.exists() {
+                store::remove_tree(&mounts)?;
+                println!("deleted cache mounts");
+            }
+        }
+    }
     let rep = store.prune()?;
     for (d, size) in &rep.blobs {
         println!("deleted: {d} ({})", human_size(*size));

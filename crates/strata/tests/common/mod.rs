@@ -155,7 +155,12 @@ impl Counter {
                 let Ok(mut s) = stream else { continue };
                 let mut line = String::new();
                 let _ = std::io::BufReader::new(&s).read_line(&mut line);
-                let path = line.split_whitespace().nth(1).unwrap_or("/").trim_start_matches('/').to_string();
+                let path = line
+                    .split_whitespace()
+                    .nth(1)
+                    .unwrap_or("/")
+                    .trim_start_matches('/')
+                    .to_string();
                 *h.lock().unwrap().entry(path).or_insert(0) += 1;
                 let _ = s.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok");
             }
