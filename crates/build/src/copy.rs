@@ -36,6 +36,8 @@ pub(crate) struct CopyOutput {
     /// When the step's layer was made (from the cache record on a hit); `None` when it made
     /// no layer.
     pub created: Option<String>,
+    /// Each selected file's signature, for explaining cache misses.
+    pub files: std::collections::BTreeMap<String, String>,
 }
 
 pub(crate) fn execute(input: &CopyInput) -> Result<CopyOutput, BuildError> {
@@ -243,6 +245,22 @@ fn copy(input: &CopyInput, c: &plan::Copy, is_add: bool) -> Result<CopyOutput, B
     };
     let placed = context::place(&dest, &selection, existing).map_err(ctx_err)?;
     let content = context::digest_placed(&placed).map_err(ctx_err)?;
+    let files: std::collections::BTreeMap<String, String> = placed
+        .iter()
+        .map(|p| {
+            let m = &p.entry.metadata;
+            (
+                p.dest.to_string_lossy().to_string(),
+                format!(
+                    "{}:{:o}:{}:{}",
+                    m.len(),
+                    m.mode(),
+                    m.mtime(),
+                    m.mtime_nsec()
+                ),
+            )
+        })
+        .collect();
     let from_context = c.from.is_none();
     let k = key(&[
         input.parent_key.as_str(),
@@ -260,6 +278,7 @@ fn copy(input: &CopyInput, c: &plan::Copy, is_add: bool) -> Result<CopyOutput, B
                 diff_id: d,
                 cached: true,
                 created,
+                files,
             });
         }
     }
@@ -364,6 +383,7 @@ fn copy(input: &CopyInput, c: &plan::Copy, is_add: bool) -> Result<CopyOutput, B
         diff_id: d,
         cached: false,
         created: Some(input.now.to_string()),
+        files,
     })
 }
 
@@ -403,6 +423,7 @@ fn workdir(input: &CopyInput, path: &str) -> Result<CopyOutput, BuildError> {
             diff_id: empty_layer(),
             cached: false,
             created: None,
+            files: Default::default(),
         });
     }
     if !input.no_cache {
@@ -412,6 +433,7 @@ fn workdir(input: &CopyInput, path: &str) -> Result<CopyOutput, BuildError> {
                 diff_id: d,
                 cached: true,
                 created,
+                files: Default::default(),
             });
         }
     }
@@ -441,5 +463,6 @@ fn workdir(input: &CopyInput, path: &str) -> Result<CopyOutput, BuildError> {
         diff_id: d,
         cached: false,
         created: Some(input.now.to_string()),
+        files: Default::default(),
     })
 }

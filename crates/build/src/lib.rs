@@ -8,6 +8,7 @@
 
 pub mod config;
 mod copy;
+mod explain;
 mod fsutil;
 pub mod progress;
 mod run;
@@ -15,5 +16,5 @@ mod snapshot;
 pub mod solver;
 mod view;
 
-pub use progress::{Event, Plain, Progress, Quiet};
+pub use progress::{Event, Plain, Progress, Quiet, Tty};
 pub use solver::{build, BuildError, BuildOptions, BuildResult, StoreResolver};

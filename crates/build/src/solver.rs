@@ -145,6 +145,18 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// The slot of a step for explaining cache misses: the same step of the same Dockerfile
+    /// in the same context across builds.
+    fn slot(&self, s: &Stage, step: &Step) -> Digest {
+        let ctx = self
+            .opts
+            .context
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        key(&["slot", &ctx, &s.display_name, &step.span.start.to_string()])
+    }
+
     /// The layers of a finished stage (for COPY --from).
     fn stage_layers(&self, i: usize) -> Option<Vec<Digest>> {
         self.results
@@ -501,21 +513,26 @@ fn run_step(
                 &mounts,
             ]);
             let id = ctx.vertex(name(step.number));
+            let seen = crate::explain::Seen {
+                parent: state.key.to_string(),
+                instruction: step.display.clone(),
+                args: step.args.iter().cloned().collect(),
+                files: Default::default(),
+            };
             let (diff, created) = match (!no_cache).then(|| ctx.store.cache_get(&k)).flatten() {
                 Some((d, created)) => {
+                    crate::explain::explain(ctx.store, &ctx.slot(s, step), &seen);
                     ctx.cached.fetch_add(1, Ordering::SeqCst);
                     ctx.progress.event(Event::Cached { id });
                     (d, created.unwrap_or_else(|| ctx.created.clone()))
                 }
                 None => {
-                    ctx.progress.event(Event::Miss {
-                        id,
-                        reason: if no_cache {
-                            "--no-cache".into()
-                        } else {
-                            "no cache record for this step and parent".into()
-                        },
-                    });
+                    let reason = if no_cache {
+                        "--no-cache".to_string()
+                    } else {
+                        crate::explain::explain(ctx.store, &ctx.slot(s, step), &seen)
+                    };
+                    ctx.progress.event(Event::Miss { id, reason });
                     let d = crate::run::execute(
                         ctx.store,
                         ctx.progress,
@@ -561,10 +578,23 @@ fn run_step(
                     message: e.to_string(),
                 });
             })?;
+            let seen = crate::explain::Seen {
+                parent: state.key.to_string(),
+                instruction: step.display.clone(),
+                args: Default::default(),
+                files: out.files.clone(),
+            };
+            let reason = crate::explain::explain(ctx.store, &ctx.slot(s, step), &seen);
             if out.cached {
                 ctx.cached.fetch_add(1, Ordering::SeqCst);
                 ctx.progress.event(Event::Cached { id });
             } else {
+                let reason = if no_cache {
+                    "--no-cache".to_string()
+                } else {
+                    reason
+                };
+                ctx.progress.event(Event::Miss { id, reason });
                 ctx.progress.event(Event::Done { id });
             }
             if let Instruction::Workdir { .. } = step.instruction {
@@ -581,7 +611,9 @@ fn run_step(
             if let Some(a) = &state.st.author {
                 state.config.author = Some(a.clone());
             }
-            state.key = key(&[state.key.as_str(), "meta", &step.display]);
+            // Metadata changes no layer: the cache chain follows layers only. What a later
+            // step does depend on (ENV, ARG values, USER, WORKDIR, SHELL) is in that step's own
+            // key, so changing an ARG re-runs only the steps that see it.
             let h = history(&state.created, created_by(step, None), true);
             state.config.history.push(h);
         }

@@ -417,3 +417,27 @@ fn prune_keeps_the_build_cache_until_all() {
     assert_eq!(hits(&c), vec!["run"], "prune --all drops the cache");
     env.fsck_clean();
 }
+
+#[test]
+fn plain_progress_says_why_a_step_missed() {
+    let env = setup();
+    let ctx = context(
+        &env,
+        "why",
+        "FROM busybox:local\nARG V=1\nCOPY app.txt /app.txt\nRUN echo $V\n",
+        &[("app.txt", "one")],
+    );
+    env.ok(&["build", "-q", &ctx]);
+    fs::write(Path::new(&ctx).join("app.txt"), "two!").unwrap();
+    let o = env.run(&["build", "--progress=plain", &ctx]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("cache miss: source files: /app.txt changed"),
+        "{e}"
+    );
+    assert!(e.contains("cache miss: the parent step changed"), "{e}");
+    let o = env.run(&["build", "--progress=plain", "--build-arg", "V=2", &ctx]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("cache miss: build arg V changed (1 → 2)"), "{e}");
+    assert!(e.contains("CACHED"), "{e}");
+}

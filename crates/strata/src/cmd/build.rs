@@ -37,9 +37,12 @@ pub struct BuildArgs {
     /// Do not cache specified stages.
     #[arg(long = "no-cache-filter")]
     pub no_cache_filter: Vec<String>,
-    /// Type of progress output.
+    /// Type of progress output (auto: tty when stderr is a terminal, else plain).
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,
+    /// In tty mode, say why each step missed the cache (plain mode always does).
+    #[arg(long)]
+    pub explain_cache: bool,
     /// Networking mode for RUN instructions: default, none or host.
     #[arg(long)]
     pub network: Option<String>,
@@ -246,8 +249,15 @@ pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
         secrets,
     };
     let started = std::time::Instant::now();
+    let tty = match a.progress {
+        ProgressMode::Tty => true,
+        ProgressMode::Plain => false,
+        ProgressMode::Auto => std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    };
     let progress: Box<dyn build::Progress> = if a.quiet {
         Box::new(build::Quiet)
+    } else if tty {
+        Box::new(build::Tty::new(a.explain_cache))
     } else {
         Box::new(build::Plain::stderr())
     };
