@@ -186,11 +186,20 @@ fn copy(input: &CopyInput, c: &plan::Copy, is_add: bool) -> Result<CopyOutput, B
         _src_view = None;
         Box::new(context::StageRoot::new(&dir).map_err(ctx_err)?)
     } else {
-        let Some(dir) = input.context else {
-            return Err(BuildError::Other(format!(
-                "{}: no build context (the Dockerfile came from stdin)",
-                input.step.display
-            )));
+        let only_urls = is_add
+            && c.sources
+                .iter()
+                .all(|s| s.starts_with("http://") || s.starts_with("https://"));
+        let dir = match input.context {
+            Some(d) => d,
+            // ADD of URLs needs no context: any empty tree will do until the downloads.
+            None if only_urls => work.0.as_path(),
+            None => {
+                return Err(BuildError::Other(format!(
+                    "{}: no build context (the Dockerfile came from stdin)",
+                    input.step.display
+                )))
+            }
         };
         let matcher = if input.ignore.iter().all(|l| l.trim().is_empty()) {
             None
@@ -203,7 +212,7 @@ fn copy(input: &CopyInput, c: &plan::Copy, is_add: bool) -> Result<CopyOutput, B
         _src_view = None;
         Box::new(context::Context::load(dir, matcher.as_ref()).map_err(ctx_err)?)
     };
-    let sources: Vec<String> = c
+    let mut sources: Vec<String> = c
         .sources
         .iter()
         .map(|w| match (heredoc_dir.is_some(), is_heredoc_word(c, w)) {
@@ -211,15 +220,28 @@ fn copy(input: &CopyInput, c: &plan::Copy, is_add: bool) -> Result<CopyOutput, B
             _ => w.clone(),
         })
         .collect();
-    if is_add {
-        if let Some(u) = sources
-            .iter()
-            .find(|s| s.starts_with("http://") || s.starts_with("https://"))
-        {
-            return Err(BuildError::Other(format!(
-                "ADD {u}: fetching URLs lacks network support in this strata build; download the file into the context and COPY it"
-            )));
+    let is_url = |s: &str| s.starts_with("http://") || s.starts_with("https://");
+    let mut tree = tree;
+    let mut _downloads = None;
+    if is_add && sources.iter().any(|s| is_url(s)) {
+        if !sources.iter().all(|s| is_url(s)) {
+            return Err(BuildError::Other(
+                "ADD mixes URLs and local files in one instruction: give each URL its own ADD"
+                    .into(),
+            ));
         }
+        let dir = work.0.join("downloads");
+        std::fs::create_dir_all(&dir).map_err(|e| BuildError::io("create a download dir", e))?;
+        let mut names = Vec::new();
+        for u in &sources {
+            names.push(format!(
+                "/{}",
+                crate::fetch::download(u, &dir, c.checksum.as_deref())?
+            ));
+        }
+        tree = Box::new(context::StageRoot::new(&dir).map_err(ctx_err)?);
+        sources = names;
+        _downloads = Some(dir);
     }
     let opts = context::SelectOptions {
         excludes: c.excludes.clone(),
@@ -317,11 +339,13 @@ fn copy(input: &CopyInput, c: &plan::Copy, is_add: bool) -> Result<CopyOutput, B
         let dir = dirs.ensure(parent)?;
         let target = dir.join(&name);
         let meta = &e.metadata;
-        let (uid, gid) = owner.unwrap_or(if from_context || heredoc_dir.is_some() {
-            (0, 0)
-        } else {
-            (meta.uid(), meta.gid())
-        });
+        let (uid, gid) = owner.unwrap_or(
+            if from_context || heredoc_dir.is_some() || _downloads.is_some() {
+                (0, 0)
+            } else {
+                (meta.uid(), meta.gid())
+            },
+        );
         let mode = chmod.unwrap_or(meta.mode() & 0o7777);
         match e.kind {
             context::FileKind::Dir if e.rel.as_os_str().is_empty() => {

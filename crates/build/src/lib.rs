@@ -9,6 +9,7 @@
 pub mod config;
 mod copy;
 mod explain;
+mod fetch;
 mod fsutil;
 pub mod progress;
 mod run;

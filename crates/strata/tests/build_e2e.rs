@@ -441,3 +441,98 @@ fn plain_progress_says_why_a_step_missed() {
     assert!(e.contains("cache miss: build arg V changed (1 → 2)"), "{e}");
     assert!(e.contains("CACHED"), "{e}");
 }
+
+#[test]
+fn add_fetches_urls_from_a_local_server() {
+    use std::io::{BufRead, Write};
+    let env = setup();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in listener.incoming() {
+            let Ok(mut s) = s else { continue };
+            let mut line = String::new();
+            let mut r = std::io::BufReader::new(s.try_clone().unwrap());
+            let _ = r.read_line(&mut line);
+            loop {
+                let mut h = String::new();
+                if r.read_line(&mut h).unwrap_or(0) <= 2 {
+                    break;
+                }
+            }
+            let body = if line.contains("/files/hello.txt") {
+                "hello over http\n"
+            } else {
+                ""
+            };
+            let status = if body.is_empty() {
+                "404 Not Found"
+            } else {
+                "200 OK"
+            };
+            let _ = write!(
+                s,
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nLast-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let url = format!("http://127.0.0.1:{port}/files/hello.txt");
+    let sum = format!("sha256:{}", {
+        use std::process::Command;
+        let o = Command::new("sh")
+            .arg("-c")
+            .arg("printf 'hello over http\\n' | sha256sum")
+            .output()
+            .unwrap();
+        String::from_utf8(o.stdout)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string()
+    });
+    let ctx = context(
+        &env,
+        "url",
+        &format!("FROM busybox:local\nADD {url} /dl/\nADD --checksum={sum} {url} /named.txt\nRUN [ \"$(cat /dl/hello.txt)\" = 'hello over http' ] && stat -c '%a %Y' /dl/hello.txt > /meta\n"),
+        &[],
+    );
+    let dir = env.path("url-out");
+    env.ok(&[
+        "build",
+        "-q",
+        "-o",
+        &format!("type=local,dest={}", dir.display()),
+        &ctx,
+    ]);
+    assert_eq!(
+        fs::read_to_string(dir.join("named.txt")).unwrap(),
+        "hello over http\n"
+    );
+    assert_eq!(
+        fs::read_to_string(dir.join("meta")).unwrap(),
+        "600 784111777\n"
+    );
+    // A wrong checksum and a 404 fail the build with the URL named.
+    let bad = context(
+        &env,
+        "badurl",
+        &format!(
+            "FROM busybox:local\nADD --checksum=sha256:{} {url} /x\n",
+            "0".repeat(64)
+        ),
+        &[],
+    );
+    let e = env.fails(&["build", &bad]);
+    assert!(e.contains("checksum mismatch") && e.contains(&url), "{e}");
+    let missing = format!("http://127.0.0.1:{port}/nope");
+    let nf = context(
+        &env,
+        "404",
+        &format!("FROM busybox:local\nADD {missing} /x\n"),
+        &[],
+    );
+    let e = env.fails(&["build", &nf]);
+    assert!(e.contains("HTTP 404") && e.contains(&missing), "{e}");
+}

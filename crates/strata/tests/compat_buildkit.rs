@@ -1,0 +1,417 @@
+//! Compatibility with real BuildKit on the peer scenarios in ../shared/peers/scenarios: each
+//! scenario is built by Docker 20.10's BuildKit (`DOCKER_BUILDKIT=1 docker build`) and by
+//! strata (in a private store that imports the same base rootfs tarballs), both images are
+//! saved as docker-archives and normalised with the conformance suite's trusted normaliser
+//! (../shared/conformance/buildkit-cases/tools/imgtree.py), and the results must be equal:
+//! every config field imgtree prints, os/arch, and the whole file tree (type, mode, uid:gid,
+//! path, content hash or link target). As `bk_norm` in tools/common.sh does, the layer count
+//! and the bare mount-point directories /dev /proc /sys /etc are not compared.
+//!
+//! Files whose content is random by design (bigtree's RUN reads /dev/urandom) are compared by
+//! size instead of content hash; see RANDOM_CONTENT.
+//!
+//! Docker and the base images come from ../shared/peers/setup.sh (run by .ci/run). When docker
+//! is not reachable these tests FAIL, they never skip. Every docker image they create has a
+//! name unique to the test process and is removed afterwards; no other docker image is touched.
+//!
+//! The scenarios run one at a time (a lock), even when the harness runs tests in parallel:
+//! bigtree and c-static each take tens of seconds and the machine has two cores.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use common::Env;
+
+/// Differences that are accepted, as (scenario, normalised line as BuildKit prints it or as
+/// strata prints it, reason). Only BuildKit-version noise that can be shown to be such may be
+/// listed here. Today there is none: every line must be equal.
+const EXPECTED_DIFFERENCES: &[(&str, &str, &str)] = &[];
+
+/// Path prefixes, per scenario, of regular files whose content is random by design: these are
+/// compared by size (`size=N`) instead of content hash. Everything else keeps its hash.
+const RANDOM_CONTENT: &[(&str, &str, &str)] = &[(
+    "bigtree",
+    "/data/",
+    "the gen stage fills /out (copied to /data) with bytes from /dev/urandom",
+)];
+
+const DOCKER: &str = "/usr/bin/docker";
+const SCENARIOS: &str = "../../../shared/peers/scenarios";
+const IMGTREE: &str = "../../../shared/conformance/buildkit-cases/tools/imgtree.py";
+const PEERS_DATA: &str = "/var/tmp/strata-peers";
+const SETUP_HINT: &str = "run ../shared/peers/setup.sh (as root) to install and start Docker \
+                          20.10 with BuildKit and to make busybox:local and debian-build:local";
+
+/// Prints `size PATH N` for every regular file of the image's final root filesystem, applying
+/// the layers in order with OCI whiteouts and paths spelled exactly as imgtree.py spells them.
+const SIZES_PY: &str = r#"
+import io, json, sys, tarfile
+t = tarfile.open(sys.argv[1])
+m = json.load(t.extractfile("manifest.json"))[0]
+sizes = {}
+for name in m["Layers"]:
+    layer = tarfile.open(fileobj=io.BytesIO(t.extractfile(name).read()))
+    members = layer.getmembers()
+    for e in members:
+        path = "/" + e.name.lstrip("./").rstrip("/")
+        d, _, leaf = path.rpartition("/")
+        if leaf == ".wh..wh..opq":
+            for p in [p for p in sizes if p.startswith(d + "/")]:
+                del sizes[p]
+        elif leaf.startswith(".wh."):
+            gone = d + "/" + leaf[4:]
+            for p in [p for p in sizes if p == gone or p.startswith(gone + "/")]:
+                del sizes[p]
+    for e in members:
+        path = "/" + e.name.lstrip("./").rstrip("/")
+        leaf = path.rpartition("/")[2]
+        if leaf.startswith(".wh.") or path == "/":
+            continue
+        if e.isfile():
+            sizes[path] = e.size
+        else:
+            for p in [p for p in sizes if p == path or p.startswith(path + "/")]:
+                del sizes[p]
+for p in sorted(sizes):
+    print("size %s %d" % (p, sizes[p]))
+"#;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn shared(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+fn docker() -> Command {
+    let mut c = Command::new(DOCKER);
+    c.env("DOCKER_BUILDKIT", "1");
+    c
+}
+
+/// Docker reachable, base images present in docker, rootfs tarballs present: or a failure
+/// that says how to get them.
+fn require_peers(needs_debian: bool) {
+    let info = docker()
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .output();
+    match info {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => panic!(
+            "docker is not reachable ({DOCKER} version failed: {}): {SETUP_HINT}",
+            text(&o).trim()
+        ),
+        Err(e) => panic!("cannot run {DOCKER} ({e}): {SETUP_HINT}"),
+    }
+    let mut images = vec![("busybox:local", "busybox-rootfs.tar")];
+    if needs_debian {
+        images.push(("debian-build:local", "debian-build-rootfs.tar"));
+    }
+    for (image, tar) in images {
+        let o = docker()
+            .args(["image", "inspect", "--format", "{{.Id}}", image])
+            .output()
+            .expect("run docker image inspect");
+        assert!(
+            o.status.success(),
+            "docker has no image {image}: {SETUP_HINT}"
+        );
+        let p = Path::new(PEERS_DATA).join(tar);
+        assert!(p.is_file(), "{} is missing: {SETUP_HINT}", p.display());
+    }
+}
+
+/// Removes the docker images this test created, by their unique names only.
+struct DockerImages(Vec<String>);
+
+impl Drop for DockerImages {
+    fn drop(&mut self) {
+        for name in &self.0 {
+            let _ = Command::new(DOCKER).args(["rmi", name]).output();
+        }
+    }
+}
+
+fn python(args: &[&str]) -> String {
+    let o = Command::new("python3")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run python3: {e}"));
+    assert!(
+        o.status.success(),
+        "python3 {:?} failed ({}):\n{}",
+        args.iter().take(1).collect::<Vec<_>>(),
+        o.status,
+        text(&o)
+    );
+    String::from_utf8(o.stdout).expect("utf-8 output")
+}
+
+/// imgtree.py's output for a docker-archive, filtered like `bk_norm`; files with random
+/// content below one of `random` prefixes get `size=N` in place of their content hash.
+fn normalised(archive: &Path, random: &[&str]) -> Vec<String> {
+    let archive = archive.to_str().unwrap();
+    let out = python(&[shared(IMGTREE).to_str().unwrap(), archive]);
+    let sizes: BTreeMap<String, String> = if random.is_empty() {
+        BTreeMap::new()
+    } else {
+        python(&["-c", SIZES_PY, archive])
+            .lines()
+            .filter_map(|l| {
+                let rest = l.strip_prefix("size ")?;
+                let (p, n) = rest.rsplit_once(' ')?;
+                Some((p.to_string(), n.to_string()))
+            })
+            .collect()
+    };
+    let mut lines = Vec::new();
+    for line in out.lines() {
+        if line.starts_with("layers ") || is_bare_mount_dir(line) {
+            continue;
+        }
+        let f: Vec<&str> = line.splitn(5, ' ').collect();
+        if f.len() == 5 && f[0] == "f" && random.iter().any(|r| f[3].starts_with(r)) {
+            let size = sizes
+                .get(f[3])
+                .unwrap_or_else(|| panic!("no size for {} in {archive}", f[3]));
+            lines.push(format!("{} {} {} {} size={size}", f[0], f[1], f[2], f[3]));
+        } else {
+            lines.push(line.to_string());
+        }
+    }
+    lines
+}
+
+/// `^d [0-7o]+ [0-9]+:[0-9]+ /(dev|proc|sys|etc)$`, as bk_norm drops it.
+fn is_bare_mount_dir(line: &str) -> bool {
+    let f: Vec<&str> = line.split(' ').collect();
+    f.len() == 4
+        && f[0] == "d"
+        && !f[1].is_empty()
+        && f[1].chars().all(|c| matches!(c, '0'..='7' | 'o'))
+        && f[2]
+            .split_once(':')
+            .is_some_and(|(u, g)| is_digits(u) && is_digits(g))
+        && matches!(f[3], "/dev" | "/proc" | "/sys" | "/etc")
+}
+
+fn is_digits(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The key a normalised line is sorted and matched by: its path for file lines, its first
+/// word (`config`, `os`) otherwise.
+fn key(line: &str) -> String {
+    let f: Vec<&str> = line.splitn(5, ' ').collect();
+    if f.len() >= 4 && f[0].len() == 1 && f[1].starts_with("0o") {
+        format!("2 {}", f[3])
+    } else {
+        format!("1 {}", f[0])
+    }
+}
+
+fn expected(scenario: &str, line: &str) -> bool {
+    EXPECTED_DIFFERENCES
+        .iter()
+        .any(|(s, l, _)| *s == scenario && *l == line)
+}
+
+/// Compare BuildKit's and strata's normalised images; returns the number of file lines
+/// compared, or a readable report of the differences.
+fn compare(scenario: &str, bk: &[String], st: &[String]) -> Result<usize, String> {
+    let index = |v: &[String]| -> BTreeMap<String, String> {
+        v.iter().map(|l| (key(l), l.clone())).collect()
+    };
+    let (b, s) = (index(bk), index(st));
+    let mut keys: Vec<&String> = b.keys().chain(s.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    let mut diffs = Vec::new();
+    for k in keys {
+        let (x, y) = (b.get(k), s.get(k));
+        if x == y {
+            continue;
+        }
+        if x.is_some_and(|l| expected(scenario, l)) || y.is_some_and(|l| expected(scenario, l)) {
+            continue;
+        }
+        let what = k.split_once(' ').unwrap().1;
+        diffs.push(match (x, y) {
+            (Some(x), Some(y)) => format!("  {what}:\n    buildkit: {x}\n    strata:   {y}"),
+            (Some(x), None) => format!("  {what}: only in buildkit: {x}"),
+            (None, Some(y)) => format!("  {what}: only in strata:   {y}"),
+            (None, None) => unreachable!(),
+        });
+    }
+    if diffs.is_empty() {
+        return Ok(bk.iter().filter(|l| key(l).starts_with("2 ")).count());
+    }
+    let n = diffs.len();
+    diffs.truncate(30);
+    Err(format!(
+        "{n} difference(s) between BuildKit and strata{}:\n{}",
+        if n > 30 { " (first 30)" } else { "" },
+        diffs.join("\n")
+    ))
+}
+
+/// Build one scenario (optionally one target) with BuildKit and with strata and compare.
+fn scenario(name: &str, target: Option<&str>) {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let needs_debian = name == "c-static";
+    require_peers(needs_debian);
+    let label = match target {
+        Some(t) => format!("{name} --target {t}"),
+        None => name.to_string(),
+    };
+    let ctx = shared(SCENARIOS).join(name);
+    assert!(ctx.is_dir(), "no scenario {}", ctx.display());
+    let ctx = ctx.to_str().unwrap().to_string();
+    let tag = format!(
+        "strata-compat/{name}{}:{}",
+        target.map(|t| format!("-{t}")).unwrap_or_default(),
+        std::process::id()
+    );
+    let mut target_args: Vec<&str> = Vec::new();
+    if let Some(t) = target {
+        target_args.extend(["--target", t]);
+    }
+    let env = Env::new();
+
+    // BuildKit
+    let t0 = Instant::now();
+    let images = DockerImages(vec![tag.clone()]);
+    let o = docker()
+        .args(["build", "--network=none"])
+        .args(&target_args)
+        .args(["-t", &tag, &ctx])
+        .output()
+        .expect("run docker build");
+    assert!(
+        o.status.success(),
+        "{label}: docker build failed ({}):\n{}",
+        o.status,
+        tail(&text(&o), 40)
+    );
+    let bk_tar = env.path("buildkit.tar");
+    let o = docker()
+        .args(["save", "-o", bk_tar.to_str().unwrap(), &tag])
+        .output()
+        .expect("run docker save");
+    assert!(o.status.success(), "docker save failed:\n{}", text(&o));
+    drop(images);
+    let bk_time = t0.elapsed();
+
+    // strata, in a private store with the same base rootfs tarballs
+    let t0 = Instant::now();
+    let mut bases = vec![("busybox-rootfs.tar", "busybox:local")];
+    if needs_debian {
+        bases.push(("debian-build-rootfs.tar", "debian-build:local"));
+    }
+    for (tar, image) in bases {
+        let tar = Path::new(PEERS_DATA).join(tar);
+        env.ok(&["import", tar.to_str().unwrap(), image]);
+    }
+    let import_time = t0.elapsed();
+    let t0 = Instant::now();
+    let mut args = vec!["build", "--network", "none"];
+    args.extend(&target_args);
+    args.extend(["-t", &tag, &ctx]);
+    let o = env.run(&args);
+    assert!(
+        o.status.success(),
+        "{label}: strata build failed ({}):\n{}",
+        o.status,
+        tail(&text(&o), 40)
+    );
+    let st_tar = env.path("strata.tar");
+    env.ok(&["save", "-o", st_tar.to_str().unwrap(), &tag]);
+    let st_time = t0.elapsed();
+
+    let random: Vec<&str> = RANDOM_CONTENT
+        .iter()
+        .filter(|(s, _, _)| *s == name)
+        .map(|(_, p, _)| *p)
+        .collect();
+    let bk = normalised(&bk_tar, &random);
+    let st = normalised(&st_tar, &random);
+    let timing = format!(
+        "buildkit {:.1}s, strata import {:.1}s + build {:.1}s",
+        bk_time.as_secs_f64(),
+        import_time.as_secs_f64(),
+        st_time.as_secs_f64()
+    );
+    match compare(name, &bk, &st) {
+        Ok(n) => println!(
+            "compat {label}: config equal, {n} files equal{} ({timing})",
+            if random.is_empty() {
+                String::new()
+            } else {
+                format!(" (files under {} by size)", random.join(" "))
+            }
+        ),
+        Err(report) => panic!("compat {label}: {report}\n({timing})"),
+    }
+}
+
+#[test]
+fn bigtree() {
+    scenario("bigtree", None);
+}
+
+#[test]
+fn c_static() {
+    scenario("c-static", None);
+}
+
+#[test]
+fn devprod_production() {
+    scenario("devprod", None);
+}
+
+#[test]
+fn devprod_development() {
+    scenario("devprod", Some("development"));
+}
+
+#[test]
+fn parallel() {
+    scenario("parallel", None);
+}
+
+#[test]
+fn runsteps() {
+    scenario("runsteps", None);
+}
+
+#[test]
+fn normaliser_filters_like_bk_norm() {
+    assert!(is_bare_mount_dir("d 0o755 0:0 /dev"));
+    assert!(is_bare_mount_dir("d 0o555 0:0 /proc"));
+    assert!(!is_bare_mount_dir("d 0o755 0:0 /etc/x"));
+    assert!(!is_bare_mount_dir("f 0o644 0:0 /etc"));
+    assert_eq!(key("f 0o644 0:0 /a b 1234"), "2 /a");
+    assert_eq!(key("config {\"Cmd\": null}"), "1 config");
+    let bk = vec!["config {}".to_string(), "f 0o644 0:0 /a 11".to_string()];
+    let st = vec!["config {}".to_string(), "f 0o600 0:0 /a 11".to_string()];
+    let err = compare("x", &bk, &st).unwrap_err();
+    assert!(err.contains("buildkit: f 0o644 0:0 /a 11"), "{err}");
+    assert_eq!(compare("x", &bk, &bk), Ok(1));
+}
