@@ -60,7 +60,7 @@ pub fn download(url: &str, dir: &Path, checksum: Option<&str>) -> Result<String,
         .headers()
         .get("last-modified")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| httpdate_to_unix(v));
+        .and_then(httpdate_to_unix);
     let name = file_name(url);
     let path = dir.join(&name);
     let mut f = std::fs::File::create(&path)
