@@ -282,45 +282,55 @@ fn killed_at_random_moments_store_stays_consistent() {
 #[test]
 fn concurrent_processes_share_one_store() {
     let (env, tar) = setup();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    std::thread::scope(|s| {
-        let pruner = {
-            let stop = stop.clone();
-            let env = &env;
-            s.spawn(move || {
-                let mut n = 0;
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    env.ok(&["prune"]);
-                    n += 1;
-                }
-                n
-            })
-        };
-        let workers: Vec<_> = (0..4)
-            .map(|w| {
-                let env = &env;
-                let tar = tar.clone();
-                s.spawn(move || {
-                    for i in 0..5 {
-                        let name = format!("w{w}:i{i}");
-                        env.ok(&["import", &tar, &name]);
-                        env.ok(&["tag", &name, &format!("w{w}-copy:i{i}")]);
-                        let out = env.path(&format!("w{w}-{i}.tar"));
-                        env.ok(&["save", "-o", out.to_str().unwrap(), &name]);
-                        env.ok(&["rmi", &format!("w{w}-copy:i{i}")]);
-                        if i % 2 == 0 {
-                            env.ok(&["rmi", &name]);
-                        }
-                    }
-                })
-            })
-            .collect();
-        for w in workers {
-            w.join().unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    // Stops the pruner however the workers end (a failed worker must fail the test, not
+    // leave the pruner looping).
+    struct Stop<'a>(&'a std::sync::atomic::AtomicBool);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::Relaxed);
         }
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        assert!(pruner.join().unwrap() > 0);
+    }
+    let (prunes, results) = std::thread::scope(|s| {
+        let pruner = s.spawn(|| {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                env.ok(&["prune"]);
+                n += 1;
+            }
+            n
+        });
+        let results: Vec<std::thread::Result<()>> = {
+            let _stop = Stop(&stop);
+            let workers: Vec<_> = (0..4)
+                .map(|w| {
+                    let env = &env;
+                    let tar = tar.clone();
+                    s.spawn(move || {
+                        for i in 0..5 {
+                            let name = format!("w{w}:i{i}");
+                            env.ok(&["import", &tar, &name]);
+                            env.ok(&["tag", &name, &format!("w{w}-copy:i{i}")]);
+                            let out = env.path(&format!("w{w}-{i}.tar"));
+                            env.ok(&["save", "-o", out.to_str().unwrap(), &name]);
+                            env.ok(&["rmi", &format!("w{w}-copy:i{i}")]);
+                            if i % 2 == 0 {
+                                env.ok(&["rmi", &name]);
+                            }
+                        }
+                    })
+                })
+                .collect();
+            workers.into_iter().map(|w| w.join()).collect()
+        };
+        (pruner.join(), results)
     });
+    for r in results {
+        if let Err(e) = r {
+            std::panic::resume_unwind(e);
+        }
+    }
+    assert!(prunes.expect("pruner") > 0);
     env.fsck_clean();
     let q = env.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
     assert_eq!(q.lines().count(), 4 * 2, "{q}");

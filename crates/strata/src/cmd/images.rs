@@ -32,6 +32,8 @@ fn short_id(img: &Image, no_trunc: bool) -> String {
 }
 
 pub fn images(store: &Store, a: ImagesArgs) -> Result<ExitCode> {
+    // Readers hold the store lock shared, so no prune removes what they are reading.
+    let _lock = store.lock_shared()?;
     let mut rows: Vec<(String, Row)> = Vec::new();
     let mut seen_ids = BTreeSet::new();
     let mut quiet = Vec::new();
@@ -116,6 +118,7 @@ pub struct HistoryArgs {
 }
 
 pub fn history(store: &Store, a: HistoryArgs) -> Result<ExitCode> {
+    let _lock = store.lock_shared()?;
     let img = store.resolve(&a.image)?;
     let diff_ids = &img.config.rootfs.diff_ids;
     // Pair history entries that made a layer with the layers, in order.
@@ -289,6 +292,7 @@ pub fn inspect_json(store: &Store, img: &Image) -> Result<Value> {
 }
 
 pub fn inspect(store: &Store, images: &[String]) -> Result<ExitCode> {
+    let _lock = store.lock_shared()?;
     let mut out = Vec::new();
     let mut missing = Vec::new();
     for i in images {
@@ -322,6 +326,7 @@ pub fn tag(store: &Store, src: &str, dst: &str) -> Result<ExitCode> {
 
 pub fn rmi(store: &Store, images: &[String], force: bool) -> Result<ExitCode> {
     let mut failed = false;
+    let lock = store.lock_shared()?;
     for what in images {
         let result = (|| -> Result<()> {
             let img = store.resolve(what)?;
@@ -367,6 +372,7 @@ pub fn rmi(store: &Store, images: &[String], force: bool) -> Result<ExitCode> {
             failed = true;
         }
     }
+    drop(lock);
     // Reclaim what no ref reaches any more.
     store.prune()?;
     Ok(if failed {

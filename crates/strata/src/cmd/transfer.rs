@@ -147,6 +147,7 @@ pub struct SaveArgs {
 }
 
 pub fn save(store: &Store, a: SaveArgs) -> Result<ExitCode> {
+    let _lock = store.lock_shared()?;
     let mut items: Vec<archive::SaveItem> = Vec::new();
     for what in &a.images {
         let image = store.resolve(what)?;
