@@ -47,11 +47,14 @@ pub fn ensure(store: &Store, diff_id: &Digest) -> Result<PathBuf, BuildError> {
 
 fn unpack(store: &Store, diff_id: &Digest, dest: &std::path::Path) -> Result<PathBuf, BuildError> {
     let dest = dest.to_path_buf();
-    let tmp =
-        store
-            .root()
-            .join("tmp")
-            .join(format!("snap-{}-{}", diff_id.short(), std::process::id()));
+    // Unique per call: two stages of one build may unpack the same layer at once.
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let tmp = store.root().join("tmp").join(format!(
+        "snap-{}-{}-{}",
+        diff_id.short(),
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
     let _ = store::remove_tree(&tmp);
     std::fs::create_dir_all(&tmp)
         .map_err(|e| BuildError::io(format!("create {}", tmp.display()), e))?;
