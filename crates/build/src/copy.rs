@@ -113,22 +113,7 @@ fn looks_like_tar(path: &Path) -> bool {
         return false;
     };
     let mut block = [0u8; 512];
-    if std::io::Read::read_exact(&mut d, &mut block).is_err() {
-        return false;
-    }
-    let stored = std::str::from_utf8(&block[148..156])
-        .ok()
-        .map(|s| s.trim_matches(|c: char| c == '\0' || c == ' '))
-        .and_then(|s| u32::from_str_radix(s, 8).ok());
-    let mut sum: u32 = 0;
-    for (i, b) in block.iter().enumerate() {
-        sum += if (148..156).contains(&i) {
-            32
-        } else {
-            u32::from(*b)
-        };
-    }
-    stored == Some(sum) && block[0] != 0
+    std::io::Read::read_exact(&mut d, &mut block).is_ok() && layer::is_tar_header(&block)
 }
 
 /// Destination directories inside the new layer: existing ones (in the stage's view) keep

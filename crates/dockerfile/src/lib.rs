@@ -12,4 +12,4 @@ pub mod shell;
 
 pub use ast::{Directives, Dockerfile, Heredoc, Node, ParseError, Span, Warning};
 pub use dump::dump;
-pub use parser::parse;
+pub use parser::{parse, INSTRUCTIONS};

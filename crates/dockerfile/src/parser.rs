@@ -44,7 +44,7 @@ const MAX_LEX_DEPTH: usize = 128;
 const MAX_JSON_DEPTH: usize = 10000;
 
 /// Instructions BuildKit's parser knows (lower case). Others are kept without arguments.
-const INSTRUCTIONS: &[&str] = &[
+pub const INSTRUCTIONS: &[&str] = &[
     "add",
     "arg",
     "cmd",

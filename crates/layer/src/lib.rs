@@ -83,5 +83,5 @@ pub use apply::{apply, ApplyInfo, ApplyOptions, Whiteouts};
 pub use commit::{commit, CommitOptions, LayerInfo, Source};
 pub use compress::{compress, compress_with, BlobInfo, CompressOptions, Compression, Decompressor};
 pub use error::{Error, Result};
-pub use scan::{scan, ScanInfo};
+pub use scan::{is_tar_header, scan, ScanInfo};
 pub use tarfmt::MAX_META_SIZE;

@@ -37,3 +37,27 @@ pub fn scan<R: Read>(reader: R) -> Result<ScanInfo> {
         content_size,
     })
 }
+
+/// Whether `block` starts like a tar archive: a non-empty first header whose checksum is
+/// right (what `ADD` and a context on stdin use to tell an archive from other data).
+pub fn is_tar_header(block: &[u8]) -> bool {
+    if block.len() < 512 || block[0] == 0 {
+        return false;
+    }
+    let stored = std::str::from_utf8(&block[148..156])
+        .ok()
+        .map(|s| s.trim_matches(|c: char| c == '\0' || c == ' '))
+        .and_then(|s| u32::from_str_radix(s, 8).ok());
+    let sum: u32 = block[..512]
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                u32::from(*b)
+            }
+        })
+        .sum();
+    stored == Some(sum)
+}

@@ -7,26 +7,7 @@ use serde::Serialize;
 use crate::diag::{did_you_mean, Diagnostic, ErrorKind, Locator};
 
 /// Every keyword the Dockerfile syntax knows.
-pub const KEYWORDS: &[&str] = &[
-    "add",
-    "arg",
-    "cmd",
-    "copy",
-    "entrypoint",
-    "env",
-    "expose",
-    "from",
-    "healthcheck",
-    "label",
-    "maintainer",
-    "onbuild",
-    "run",
-    "shell",
-    "stopsignal",
-    "user",
-    "volume",
-    "workdir",
-];
+pub use dockerfile::INSTRUCTIONS as KEYWORDS;
 
 /// Exec form (`["a", "b"]`) or shell form (`a b`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -497,18 +497,7 @@ impl Store {
         let _g = self.refs_lock()?;
         let mut index = self.read_index()?;
         let full = name.to_string();
-        let mut prev = None;
-        index.manifests.retain(|d| {
-            let same = d
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(ANNOTATION_REF_NAME))
-                == Some(&full);
-            if same {
-                prev = Some(d.digest.clone());
-            }
-            !same
-        });
+        let prev = take_ref(&mut index, &full);
         let mut ann = BTreeMap::new();
         ann.insert(ANNOTATION_REF_NAME.to_string(), full);
         index.manifests.push(Descriptor {
@@ -539,18 +528,7 @@ impl Store {
         let _g = self.refs_lock()?;
         let mut index = self.read_index()?;
         let full = name.to_string();
-        let mut prev = None;
-        index.manifests.retain(|d| {
-            let same = d
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(ANNOTATION_REF_NAME))
-                == Some(&full);
-            if same {
-                prev = Some(d.digest.clone());
-            }
-            !same
-        });
+        let prev = take_ref(&mut index, &full);
         if prev.is_some() {
             self.write_index(&index)?;
         }
@@ -968,6 +946,24 @@ impl Store {
         }
         Ok(n)
     }
+}
+
+/// Remove the index entry named `full`; returns its manifest digest if there was one.
+fn take_ref(index: &mut Index, full: &str) -> Option<Digest> {
+    let mut prev = None;
+    index.manifests.retain(|d| {
+        let same = d
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(ANNOTATION_REF_NAME))
+            .map(String::as_str)
+            == Some(full);
+        if same {
+            prev = Some(d.digest.clone());
+        }
+        !same
+    });
+    prev
 }
 
 fn dir_size(p: &Path) -> u64 {

@@ -113,29 +113,6 @@ fn unpack_image(store: &Store, image: &store::Image, dir: &std::path::Path) -> R
     Ok(())
 }
 
-/// Whether `head` starts like a tar archive (a header block with a valid checksum).
-fn is_tar_header(head: &[u8]) -> bool {
-    if head.len() < 512 || head[0] == 0 {
-        return false;
-    }
-    let stored = std::str::from_utf8(&head[148..156])
-        .ok()
-        .map(|s| s.trim_matches(|c: char| c == '\0' || c == ' '))
-        .and_then(|s| u32::from_str_radix(s, 8).ok());
-    let sum: u32 = head[..512]
-        .iter()
-        .enumerate()
-        .map(|(i, b)| {
-            if (148..156).contains(&i) {
-                32
-            } else {
-                u32::from(*b)
-            }
-        })
-        .sum();
-    stored == Some(sum)
-}
-
 fn parse_secret(s: &str) -> Result<(String, PathBuf)> {
     let mut id = None;
     let mut src = None;
@@ -164,7 +141,7 @@ pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
         use std::io::Read;
         let mut head = Vec::new();
         std::io::stdin().lock().take(512).read_to_end(&mut head)?;
-        if is_tar_header(&head) {
+        if layer::is_tar_header(&head) {
             let reader = std::io::Cursor::new(head).chain(std::io::stdin().lock());
             context::extract_tar(reader, &stdin_ctx.0)
                 .context("unable to prepare context from stdin")?;
