@@ -60,9 +60,20 @@ fn ctx_err(e: context::Error) -> BuildError {
     BuildError::Other(e.to_string())
 }
 
-/// Where COPY --from=`r` reads: a stage of this Dockerfile (by name or index), else an image.
+/// Where COPY --from=`r` reads.
 fn source_layers(input: &CopyInput, r: &str) -> Result<Vec<Digest>, BuildError> {
-    let stages = &input.plan.stages;
+    layers_of(input.store, input.plan, input.stage_layers, r)
+}
+
+/// The layers `--from=r` / `--mount from=r` names: a stage of this Dockerfile (by name or
+/// index), else an image in the store.
+pub(crate) fn layers_of(
+    store: &Store,
+    plan: &Plan,
+    stage_layers: &(dyn Fn(usize) -> Option<Vec<Digest>> + Sync),
+    r: &str,
+) -> Result<Vec<Digest>, BuildError> {
+    let stages = &plan.stages;
     let idx = if !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()) {
         r.parse::<usize>().ok().filter(|i| *i < stages.len())
     } else {
@@ -74,10 +85,10 @@ fn source_layers(input: &CopyInput, r: &str) -> Result<Vec<Digest>, BuildError> 
             .map(|s| s.index)
     };
     match idx {
-        Some(i) => (input.stage_layers)(i)
+        Some(i) => stage_layers(i)
             .ok_or_else(|| BuildError::Other(format!("stage {r} has not been built"))),
         None => {
-            let img = input.store.resolve(r).map_err(|e| match e {
+            let img = store.resolve(r).map_err(|e| match e {
                 store::Error::NoSuchImage(_) => BuildError::Other(format!(
                     "failed to resolve image {r}: not in the local store (import or load it first)"
                 )),

@@ -19,6 +19,16 @@ static RUN_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// How many output lines a failed step's error shows.
 const TAIL_LINES: usize = 10;
 
+/// What RUN --mount can take files from.
+pub(crate) struct MountSources<'a> {
+    pub context: Option<&'a Path>,
+    pub plan: &'a plan::Plan,
+    pub stage_layers: &'a (dyn Fn(usize) -> Option<Vec<Digest>> + Sync),
+    pub secrets: &'a [(String, PathBuf)],
+    /// `--ssh`: id → agent socket.
+    pub ssh: &'a [(String, PathBuf)],
+}
+
 /// A private directory under the store's tmp/, removed on drop.
 pub(crate) struct TempDir(pub PathBuf);
 
@@ -102,8 +112,9 @@ pub(crate) fn execute(
     cwd: &str,
     network: &str,
     display: &str,
-    secrets: &[(String, PathBuf)],
+    src: &MountSources,
 ) -> Result<Digest, BuildError> {
+    let secrets = src.secrets;
     let tmp = TempDir::new(store, "run")?;
     let lower = lowers(store, diff_ids, &tmp.0)?;
     let upper = tmp.0.join("upper");
@@ -133,13 +144,20 @@ pub(crate) fn execute(
     // runc under BuildKit leaves the mount-point directories it had to create (/proc, /dev,
     // /sys, /etc) in the layer; so do we, for the same layers and history.
     spec.keep_dir_stubs = true;
+    let mut ssh_n = 0;
     for m in &run.mounts {
         let target = PathBuf::from(m.target.clone().unwrap_or_default());
         match m.kind.as_str() {
             "cache" => {
-                let id = m.id.clone().unwrap_or_else(|| m.target.clone().unwrap_or_default());
-                let dir = store.root().join("cache-mounts").join(Digest::of(id.as_bytes()).hex());
-                std::fs::create_dir_all(&dir).map_err(|e| BuildError::io(format!("create cache mount {id}"), e))?;
+                let id =
+                    m.id.clone()
+                        .unwrap_or_else(|| m.target.clone().unwrap_or_default());
+                let dir = store
+                    .root()
+                    .join("cache-mounts")
+                    .join(Digest::of(id.as_bytes()).hex());
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| BuildError::io(format!("create cache mount {id}"), e))?;
                 spec.mounts.push(exec::Mount::Bind {
                     source: dir,
                     target,
@@ -158,7 +176,120 @@ pub(crate) fn execute(
                     None if m.required => {
                         return Err(BuildError::Step {
                             step: display.to_string(),
-                            message: format!("secret {sid} not found: pass it with --secret id={sid},src=PATH"),
+                            message: format!(
+                                "secret {sid} not found: pass it with --secret id={sid},src=PATH"
+                            ),
+                            tail: Vec::new(),
+                        })
+                    }
+                    None => {}
+                }
+            }
+            "bind" => {
+                let source = m.source.clone().unwrap_or_else(|| "/".into());
+                let n = spec.mounts.len();
+                let empty = tmp.0.join(format!("bind-empty-{n}"));
+                std::fs::create_dir_all(&empty)
+                    .map_err(|e| BuildError::io("create an empty dir", e))?;
+                let upper = if m.readonly {
+                    None
+                } else {
+                    // Writes to a rw bind mount are discarded, as in BuildKit.
+                    let (u, w) = (
+                        tmp.0.join(format!("bind-upper-{n}")),
+                        tmp.0.join(format!("bind-work-{n}")),
+                    );
+                    for d in [&u, &w] {
+                        std::fs::create_dir_all(d)
+                            .map_err(|e| BuildError::io("create a mount dir", e))?;
+                    }
+                    Some((u, w))
+                };
+                let mut lower: Vec<PathBuf> = match &m.from {
+                    Some(r) => {
+                        let layers = crate::copy::layers_of(store, src.plan, src.stage_layers, r)?;
+                        let sub = crate::fsutil::clean_components(&source);
+                        snapshot::chain(store, &layers)?
+                            .into_iter()
+                            .map(|l| crate::fsutil::join(&l, &sub))
+                            .filter(|p| p.is_dir())
+                            .collect()
+                    }
+                    None => {
+                        let ctx = src.context.ok_or_else(|| BuildError::Step {
+                            step: display.to_string(),
+                            message: "RUN --mount=type=bind without from= needs a build context"
+                                .into(),
+                            tail: Vec::new(),
+                        })?;
+                        let (done, missing) = crate::fsutil::resolve(ctx, &source)?;
+                        if !missing.is_empty() {
+                            return Err(BuildError::Step {
+                                step: display.to_string(),
+                                message: format!(
+                                    "bind mount source {source:?} not found in the build context"
+                                ),
+                                tail: Vec::new(),
+                            });
+                        }
+                        let p = crate::fsutil::join(ctx, &done);
+                        if !p.is_dir() {
+                            // A single file: bind it read-only (a copy when rw).
+                            let file = if m.readonly {
+                                p
+                            } else {
+                                let c = tmp.0.join(format!("bind-file-{n}"));
+                                std::fs::copy(&p, &c)
+                                    .map_err(|e| BuildError::io("copy a bind source", e))?;
+                                c
+                            };
+                            spec.mounts.push(exec::Mount::Bind {
+                                source: file,
+                                target,
+                                readonly: m.readonly,
+                            });
+                            continue;
+                        }
+                        vec![p]
+                    }
+                };
+                lower.push(empty.clone());
+                if lower.len() < 2 {
+                    let e2 = tmp.0.join(format!("bind-empty2-{n}"));
+                    std::fs::create_dir_all(&e2)
+                        .map_err(|e| BuildError::io("create an empty dir", e))?;
+                    lower.push(e2);
+                }
+                spec.mounts.push(exec::Mount::Overlay {
+                    lower,
+                    upper,
+                    target,
+                });
+            }
+            "ssh" => {
+                let id = m.id.clone().unwrap_or_else(|| "default".into());
+                let target =
+                    m.target.clone().map(PathBuf::from).unwrap_or_else(|| {
+                        PathBuf::from(format!("/run/buildkit/ssh_agent.{ssh_n}"))
+                    });
+                ssh_n += 1;
+                match src.ssh.iter().find(|(k, _)| *k == id) {
+                    Some((_, sock)) => {
+                        spec.mounts.push(exec::Mount::Bind {
+                            source: sock.clone(),
+                            target: target.clone(),
+                            readonly: false,
+                        });
+                        if !spec.env.iter().any(|e| e.starts_with("SSH_AUTH_SOCK=")) {
+                            spec.env.push(format!("SSH_AUTH_SOCK={}", target.display()));
+                        }
+                    }
+                    None if m.required || id == "default" => {
+                        return Err(BuildError::Step {
+                            step: display.to_string(),
+                            message: format!(
+                                "no SSH agent {id:?} forwarded: pass --ssh {id}[=SOCKET]"
+                            ),
                             tail: Vec::new(),
                         })
                     }
@@ -168,10 +299,7 @@ pub(crate) fn execute(
             other => {
                 return Err(BuildError::Step {
                     step: display.to_string(),
-                    message: format!(
-                        "RUN --mount=type={other}{} needs the build engine's stage and context mounts, which this version of strata lacks",
-                        m.from.as_ref().map(|f| format!(",from={f}")).unwrap_or_default()
-                    ),
+                    message: format!("unknown mount type {other:?}"),
                     tail: Vec::new(),
                 })
             }

@@ -80,6 +80,8 @@ pub struct BuildOptions {
     pub ignore: Vec<String>,
     /// `--secret id=ID,src=PATH`.
     pub secrets: Vec<(String, PathBuf)>,
+    /// `--ssh default|ID=PATH`: agent sockets for RUN --mount=type=ssh.
+    pub ssh: Vec<(String, PathBuf)>,
 }
 
 /// What a build produced.
@@ -545,7 +547,13 @@ fn run_step(
                         &cwd,
                         &network,
                         &name(step.number),
-                        &ctx.opts.secrets,
+                        &crate::run::MountSources {
+                            context: ctx.opts.context.as_deref(),
+                            plan: ctx.plan,
+                            stage_layers: &|i| ctx.stage_layers(i),
+                            secrets: &ctx.opts.secrets,
+                            ssh: &ctx.opts.ssh,
+                        },
                     )?;
                     ctx.runs.fetch_add(1, Ordering::SeqCst);
                     ctx.store.cache_put(&k, &d, &ctx.created)?;

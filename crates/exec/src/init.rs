@@ -506,6 +506,30 @@ impl Init<'_> {
                 let t = self.ensure(root, target, kind)?;
                 attach(&src, &t).map_err(step(&what))
             }
+            InitMount::Overlay {
+                lower,
+                upper,
+                target,
+            } => {
+                let what = format!("mount an overlay on {target}");
+                let mut opts: Vec<(&str, Option<&str>)> = lower
+                    .iter()
+                    .map(|l| ("lowerdir+", Some(l.as_str())))
+                    .collect();
+                if let Some((u, w)) = upper {
+                    opts.push(("upperdir", Some(u.as_str())));
+                    opts.push(("workdir", Some(w.as_str())));
+                }
+                opts.extend([("redirect_dir", Some("off")), ("metacopy", Some("off"))]);
+                let attrs = if upper.is_none() {
+                    MountAttrFlags::MOUNT_ATTR_RDONLY
+                } else {
+                    MountAttrFlags::empty()
+                };
+                let fs = new_fs("overlay", &opts, attrs, &what)?;
+                let t = self.ensure(root, target, Kind::Dir)?;
+                attach(&fs, &t).map_err(step(&what))
+            }
             InitMount::Tmpfs { target, size } => {
                 let what = format!("mount tmpfs on {target}");
                 let size = size.map(|s| s.to_string());

@@ -224,6 +224,30 @@ fn init_spec(spec: &ExecSpec) -> Result<InitSpec> {
                     target: utf8(target, "mount target")?,
                     size: *size,
                 },
+                Mount::Overlay {
+                    lower,
+                    upper,
+                    target,
+                } => {
+                    if lower.is_empty() || (upper.is_none() && lower.len() < 2) {
+                        return Err(Error::InvalidSpec(
+                            "a read-only overlay mount needs at least two lowerdirs".into(),
+                        ));
+                    }
+                    InitMount::Overlay {
+                        lower: lower
+                            .iter()
+                            .map(|l| utf8(l, "overlay lowerdir"))
+                            .collect::<Result<_>>()?,
+                        upper: match upper {
+                            Some((u, w)) => {
+                                Some((utf8(u, "overlay upperdir")?, utf8(w, "overlay workdir")?))
+                            }
+                            None => None,
+                        },
+                        target: utf8(target, "mount target")?,
+                    }
+                }
             })
         })
         .collect::<Result<_>>()?;

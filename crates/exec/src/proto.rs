@@ -35,6 +35,11 @@ pub(crate) enum InitMount {
         target: String,
         size: Option<u64>,
     },
+    Overlay {
+        lower: Vec<String>,
+        upper: Option<(String, String)>,
+        target: String,
+    },
 }
 
 /// The part of an [`ExecSpec`](crate::ExecSpec) the helper needs, plus the prepared files.

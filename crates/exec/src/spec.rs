@@ -46,6 +46,17 @@ pub enum Mount {
         /// Mount read-only (recursively).
         readonly: bool,
     },
+    /// An overlay of `lower` (host directories, top first) on `target`: read-only when
+    /// `upper` is `None` (then at least two lowerdirs), else writable with `(upperdir,
+    /// workdir)` receiving the writes (for `RUN --mount=type=bind,from=STAGE,rw`).
+    Overlay {
+        /// Read-only layers, top first.
+        lower: Vec<PathBuf>,
+        /// `(upperdir, workdir)` on one filesystem, for a writable overlay.
+        upper: Option<(PathBuf, PathBuf)>,
+        /// Absolute path inside the container.
+        target: PathBuf,
+    },
     /// A fresh tmpfs on `target` (nosuid, nodev).
     Tmpfs {
         /// Absolute path inside the container.

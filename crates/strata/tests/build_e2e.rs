@@ -536,3 +536,85 @@ fn add_fetches_urls_from_a_local_server() {
     let e = env.fails(&["build", &nf]);
     assert!(e.contains("HTTP 404") && e.contains(&missing), "{e}");
 }
+
+#[test]
+fn run_mounts_bind_secret_ssh_cache() {
+    let env = setup();
+    let secret = env.path("token.txt");
+    fs::write(&secret, "s3cr3t-value").unwrap();
+    let sock = env.path("agent.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let df = "FROM busybox:local AS data\nRUN mkdir -p /d && echo from-stage > /d/f\n\
+FROM busybox:local\n\
+RUN --mount=type=bind,target=/ctx [ \"$(cat /ctx/in.txt)\" = from-context ] && ! touch /ctx/x 2>/dev/null\n\
+RUN --mount=type=bind,target=/ctx,rw touch /ctx/discarded && echo ok\n\
+RUN --mount=type=bind,from=data,source=/d,target=/mnt [ \"$(cat /mnt/f)\" = from-stage ]\n\
+RUN --mount=type=secret,id=tok [ -s /run/secrets/tok ] && cp /run/secrets/tok /copied-at-build\n\
+RUN --mount=type=ssh [ -S \"$SSH_AUTH_SOCK\" ] && echo $SSH_AUTH_SOCK > /ssh-path\n\
+RUN --mount=type=cache,target=/cache echo run >> /cache/log && cat /cache/log | wc -l > /cache-count\n";
+    let ctx = context(&env, "mounts", df, &[("in.txt", "from-context")]);
+    let args = |extra: &[&str]| {
+        let mut v = vec![
+            "build".to_string(),
+            "--progress=plain".into(),
+            "--secret".into(),
+            format!("id=tok,src={}", secret.display()),
+            "--ssh".into(),
+            format!("default={}", sock.display()),
+        ];
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v.push(ctx.clone());
+        v
+    };
+    let out = env.path("mounts-out");
+    let a = args(&[
+        "-t",
+        "m:1",
+        "-o",
+        &format!("type=local,dest={}", out.display()),
+    ]);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let o = env.run(&a);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{e}");
+    assert!(
+        !Path::new(&ctx).join("discarded").exists(),
+        "a rw bind mount wrote into the context"
+    );
+    assert_eq!(
+        fs::read_to_string(out.join("ssh-path")).unwrap(),
+        "/run/buildkit/ssh_agent.0\n"
+    );
+    // The secret reached the RUN, but not the image: no /run/secrets in any layer.
+    assert!(!out.join("run/secrets/tok").exists());
+    let saved = env.path("m.tar");
+    env.ok(&["save", "-o", saved.to_str().unwrap(), "m:1"]);
+    let raw = fs::read(&saved).unwrap();
+    let needle = b"s3cr3t-value";
+    let copied = fs::read_to_string(out.join("copied-at-build")).unwrap();
+    assert_eq!(copied, "s3cr3t-value", "the RUN saw the secret");
+    // It is in the image only where the Dockerfile itself copied it (copied-at-build), once.
+    let n = raw.windows(needle.len()).filter(|w| w == needle).count();
+    assert_eq!(n, 1, "the secret appears only in the file the RUN wrote");
+    let hist = env.ok(&["history", "--no-trunc", "m:1"]);
+    assert!(!hist.contains("s3cr3t"), "{hist}");
+    // The cache mount persists across builds (a --no-cache rebuild sees the earlier run).
+    assert_eq!(
+        fs::read_to_string(out.join("cache-count")).unwrap().trim(),
+        "1"
+    );
+    let a = args(&[
+        "--no-cache",
+        "-o",
+        &format!("type=local,dest={}", env.path("again").display()),
+    ]);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let o = env.run(&a);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        fs::read_to_string(env.path("again").join("cache-count"))
+            .unwrap()
+            .trim(),
+        "2"
+    );
+}

@@ -49,6 +49,9 @@ pub struct BuildArgs {
     /// Secret to expose to the build: `id=ID,src=PATH`.
     #[arg(long)]
     pub secret: Vec<String>,
+    /// SSH agent socket for `RUN --mount=type=ssh`: `default` ($SSH_AUTH_SOCK) or `ID=PATH`.
+    #[arg(long)]
+    pub ssh: Vec<String>,
     /// Suppress the build output and print the image ID on success.
     #[arg(short, long)]
     pub quiet: bool,
@@ -204,6 +207,20 @@ pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
         .iter()
         .map(|s| parse_secret(s))
         .collect::<Result<Vec<_>>>()?;
+    let mut ssh = Vec::new();
+    for s in &a.ssh {
+        let (id, path) = match s.split_once('=') {
+            Some((id, p)) => (id.to_string(), PathBuf::from(p)),
+            None => match std::env::var_os("SSH_AUTH_SOCK") {
+                Some(p) => (s.clone(), PathBuf::from(p)),
+                None => bail!("--ssh {s}: SSH_AUTH_SOCK is not set; pass --ssh {s}=SOCKET"),
+            },
+        };
+        if !path.exists() {
+            bail!("--ssh {id}: {} does not exist", path.display());
+        }
+        ssh.push((id, path));
+    }
     if let Some(n) = &a.network {
         if !["default", "none", "host"].contains(&n.as_str()) {
             bail!("network mode {n:?} not supported: use default, none or host");
@@ -224,6 +241,7 @@ pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
         tags: tags.clone(),
         ignore,
         secrets,
+        ssh,
     };
     let started = std::time::Instant::now();
     let tty = match a.progress {
