@@ -42,8 +42,22 @@ pub fn ensure(store: &Store, diff_id: &Digest) -> Result<PathBuf, BuildError> {
     if dest.exists() {
         return Ok(dest);
     }
+    // One unpack per layer at a time in this process: stages that start together on the
+    // same base wait for the first instead of unpacking it twice on two cores.
+    let lock = {
+        let mut map = UNPACKING.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(diff_id.clone()).or_default().clone()
+    };
+    let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
+    if dest.exists() {
+        return Ok(dest);
+    }
     unpack(store, diff_id, &dest)
 }
+
+type LockMap = std::collections::HashMap<Digest, std::sync::Arc<std::sync::Mutex<()>>>;
+static UNPACKING: std::sync::LazyLock<std::sync::Mutex<LockMap>> =
+    std::sync::LazyLock::new(Default::default);
 
 fn unpack(store: &Store, diff_id: &Digest, dest: &std::path::Path) -> Result<PathBuf, BuildError> {
     let dest = dest.to_path_buf();

@@ -144,7 +144,13 @@ struct Ctx<'a> {
     cached: AtomicUsize,
     created: String,
     results: Mutex<BTreeMap<usize, State>>,
+    /// Stages that ended, and whether they succeeded.
+    done: Mutex<BTreeMap<usize, bool>>,
+    done_cv: std::sync::Condvar,
 }
+
+/// How a stage that gave up because a stage it needs failed says so.
+const UPSTREAM_FAILED: &str = "not run";
 
 impl Ctx<'_> {
     /// The slot of a step for explaining cache misses: the same step of the same Dockerfile
@@ -159,13 +165,46 @@ impl Ctx<'_> {
         key(&["slot", &ctx, &s.display_name, &step.span.start.to_string()])
     }
 
-    /// The layers of a finished stage (for COPY --from).
+    /// The layers of a stage (for COPY --from, RUN --mount from=), once it has finished.
     fn stage_layers(&self, i: usize) -> Option<Vec<Digest>> {
-        self.results
+        self.wait_stage(i).ok().map(|s| s.diff_ids)
+    }
+
+    /// Block until stage `i` has finished; an error if it failed.
+    fn wait_stage(&self, i: usize) -> Result<State, BuildError> {
+        let mut done = self.done.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(ok) = done.get(&i) {
+                if !ok {
+                    return Err(BuildError::Other(format!(
+                        "{UPSTREAM_FAILED}: stage {} failed",
+                        self.plan.stages[i].display_name
+                    )));
+                }
+                let r = self.results.lock().unwrap_or_else(|p| p.into_inner());
+                return r
+                    .get(&i)
+                    .cloned()
+                    .ok_or_else(|| BuildError::Other(format!("stage {i} has no result")));
+            }
+            done = self.done_cv.wait(done).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// Record that stage `i` ended (with its state when it succeeded) and wake its waiters.
+    fn finish_stage(&self, i: usize, state: Option<State>) {
+        let ok = state.is_some();
+        if let Some(s) = state {
+            self.results
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(i, s);
+        }
+        self.done
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&i)
-            .map(|s| s.diff_ids.clone())
+            .insert(i, ok);
+        self.done_cv.notify_all();
     }
 
     fn vertex(&self, name: String) -> usize {
@@ -232,6 +271,8 @@ pub fn build(
         cached: AtomicUsize::new(0),
         created: now(),
         results: Mutex::new(BTreeMap::new()),
+        done: Mutex::new(BTreeMap::new()),
+        done_cv: std::sync::Condvar::new(),
     };
     // Every external base image must be in the store (pulling comes with the registry work).
     for s in plan.stages.iter().filter(|s| s.needed) {
@@ -240,54 +281,74 @@ pub fn build(
         }
     }
     let results = &ctx.results;
-    let mut stage_layers = Vec::new();
-    for wave in &plan.waves {
-        let outcomes: Vec<(usize, Result<State, BuildError>)> = std::thread::scope(|scope| {
-            let handles: Vec<_> = wave
-                .iter()
-                .map(|&i| {
-                    let ctx = &ctx;
-                    scope.spawn(move || {
+    // Every needed stage starts at once; a stage waits for its base stage, and a step that
+    // reads another stage (COPY --from, RUN --mount from=) waits for that stage only.
+    let needed: Vec<usize> = plan
+        .stages
+        .iter()
+        .filter(|s| s.needed)
+        .map(|s| s.index)
+        .collect();
+    let outcomes: Vec<(usize, Result<State, BuildError>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = needed
+            .iter()
+            .map(|&i| {
+                let ctx = &ctx;
+                scope.spawn(move || {
+                    let r = (|| {
                         let base = match &ctx.plan.stages[i].base {
-                            Base::Stage { index, .. } => results
-                                .lock()
-                                .unwrap_or_else(|p| p.into_inner())
-                                .get(index)
-                                .cloned(),
+                            Base::Stage { index, .. } => Some(ctx.wait_stage(*index)?),
                             _ => None,
                         };
-                        (i, run_stage(ctx, i, base))
-                    })
+                        run_stage(ctx, i, base)
+                    })();
+                    ctx.finish_stage(i, r.as_ref().ok().cloned());
+                    (i, r)
                 })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("stage thread"))
-                .collect()
-        });
-        for (i, r) in outcomes {
-            let state = r?;
-            let base_len = match &plan.stages[i].base {
-                Base::Stage { index, .. } => results.lock().unwrap_or_else(|p| p.into_inner())
-                    [index]
-                    .diff_ids
-                    .len(),
-                Base::Image { reference } => resolve_image(store, reference, &plan.stages[i])?
-                    .config
-                    .rootfs
-                    .diff_ids
-                    .len(),
-                Base::Scratch => 0,
-            };
-            stage_layers.push((
-                i,
-                state.diff_ids[base_len.min(state.diff_ids.len())..].to_vec(),
-            ));
-            results
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(i, state);
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("stage thread"))
+            .collect()
+    });
+    let mut stage_layers = Vec::new();
+    // The first real failure, not that of a stage that only gave up because its input failed.
+    let mut first_err = None;
+    for (i, r) in outcomes {
+        match r {
+            Ok(state) => {
+                let base_len = match &plan.stages[i].base {
+                    Base::Stage { index, .. } => results
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .get(index)
+                        .map(|s| s.diff_ids.len())
+                        .unwrap_or(0),
+                    Base::Image { reference } => resolve_image(store, reference, &plan.stages[i])?
+                        .config
+                        .rootfs
+                        .diff_ids
+                        .len(),
+                    Base::Scratch => 0,
+                };
+                stage_layers.push((
+                    i,
+                    state.diff_ids[base_len.min(state.diff_ids.len())..].to_vec(),
+                ));
+            }
+            Err(e) => {
+                let upstream = matches!(&e, BuildError::Other(m) if m.starts_with(UPSTREAM_FAILED));
+                match &first_err {
+                    None => first_err = Some((upstream, e)),
+                    Some((true, _)) if !upstream => first_err = Some((upstream, e)),
+                    _ => {}
+                }
+            }
         }
+    }
+    if let Some((_, e)) = first_err {
+        return Err(e);
     }
     let target = results
         .lock()
