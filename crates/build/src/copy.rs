@@ -166,9 +166,9 @@ fn copy(input: &CopyInput, c: &plan::Copy, is_add: bool) -> Result<CopyOutput, B
     let mut heredoc_dir = None;
     let tree: Box<dyn context::SourceTree> = if let Some(r) = &c.from {
         let layers = source_layers(input, r)?;
-        let (v, t) = stage_view(input.store, &layers)?;
-        let root = context::StageRoot::new(v.path()).map_err(ctx_err)?;
-        _src_view = Some((v, t));
+        let sv = stage_view(input.store, &layers)?;
+        let root = context::StageRoot::new(sv.view.path()).map_err(ctx_err)?;
+        _src_view = Some(sv);
         Box::new(root)
     } else if c.sources.iter().all(|w| is_heredoc_word(c, w).is_some()) && !c.heredocs.is_empty() {
         let dir = work.0.join("heredocs");
@@ -248,7 +248,8 @@ fn copy(input: &CopyInput, c: &plan::Copy, is_add: bool) -> Result<CopyOutput, B
     let workdir = input.config.config.working_dir.clone().unwrap_or_default();
     let dest = context::resolve_destination(&c.dest, &workdir);
     // The destination stage, for symlinks along the destination and for --chown names.
-    let (view, _vt) = stage_view(input.store, input.diff_ids)?;
+    let dest_view = stage_view(input.store, input.diff_ids)?;
+    let view = &dest_view.view;
     let existing = |p: &Path| -> context::DestKind {
         match fsutil::resolve(view.path(), &p.to_string_lossy()) {
             Ok((done, missing)) if missing.is_empty() => {
@@ -409,10 +410,7 @@ fn copy(input: &CopyInput, c: &plan::Copy, is_add: bool) -> Result<CopyOutput, B
 
 /// A merged read-only view of the stage's current layers, and the temp dir holding its
 /// padding lowerdir.
-pub(crate) fn stage_view(
-    store: &Store,
-    diff_ids: &[Digest],
-) -> Result<(View, TempDir), BuildError> {
+pub(crate) fn stage_view(store: &Store, diff_ids: &[Digest]) -> Result<StageView, BuildError> {
     let tmp = TempDir::new(store, "view")?;
     let empty = tmp.0.join("empty");
     let mnt = tmp.0.join("mnt");
@@ -420,7 +418,17 @@ pub(crate) fn stage_view(
         std::fs::create_dir_all(d).map_err(|e| BuildError::io("create a view dir", e))?;
     }
     let lowers = snapshot::chain(store, diff_ids)?;
-    Ok((View::overlay(&lowers, &empty, &mnt)?, tmp))
+    Ok(StageView {
+        view: View::overlay(&lowers, &empty, &mnt)?,
+        _tmp: tmp,
+    })
+}
+
+/// A stage's view and the directory holding its mount point; fields drop in order, so the
+/// view is unmounted before its directory is removed.
+pub(crate) struct StageView {
+    pub view: View,
+    _tmp: TempDir,
 }
 
 /// WORKDIR creates its directory (owned by the current USER) when it is missing; a layer
@@ -433,7 +441,8 @@ fn workdir(input: &CopyInput, path: &str) -> Result<CopyOutput, BuildError> {
         .clone()
         .filter(|w| !w.is_empty());
     let full = config::resolve_workdir(cwd.as_deref(), path);
-    let (view, _tmp) = stage_view(input.store, input.diff_ids)?;
+    let sv = stage_view(input.store, input.diff_ids)?;
+    let view = &sv.view;
     let (exists, missing) = fsutil::resolve(view.path(), &full)?;
     let user = input.config.config.user.clone().unwrap_or_default();
     let key = key(&[input.parent_key.as_str(), "workdir", &full, &user]);

@@ -124,3 +124,13 @@ impl View {
         &self.path
     }
 }
+
+impl Drop for View {
+    fn drop(&mut self) {
+        // Detach it now, so its mount point can be removed (the namespace would drop it
+        // with the thread anyway).
+        if self._fd.is_some() {
+            let _ = rustix::mount::unmount(&self.path, rustix::mount::UnmountFlags::DETACH);
+        }
+    }
+}

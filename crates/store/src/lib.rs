@@ -265,7 +265,9 @@ impl Store {
 
     /// Open (creating if needed) the store at `root`.
     pub fn open(root: impl Into<PathBuf>) -> Result<Store> {
+        // Absolute, so paths handed to mounts and child processes mean the same everywhere.
         let root = root.into();
+        let root = std::path::absolute(&root).ctx(|| format!("resolve {}", root.display()))?;
         for d in [
             "blobs/sha256",
             "tmp",

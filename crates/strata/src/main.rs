@@ -26,6 +26,8 @@ enum Command {
     Build(cmd::build::BuildArgs),
     /// Show what a build would do: stages to run and skip, their steps expanded.
     Plan(cmd::plan::PlanArgs),
+    /// Run a command in a new container from an image, in the foreground.
+    Run(cmd::run::RunArgs),
     /// Import a root filesystem tarball as an image.
     Import(cmd::transfer::ImportArgs),
     /// Load images from a docker-archive or OCI archive.
@@ -76,6 +78,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Plan(args) => cmd::plan::run(args),
         Command::Build(a) => cmd::build::run(&open()?, a),
+        Command::Run(a) => cmd::run::run(open(), a),
         Command::Debug(c) => cmd::debug::run(c),
         Command::Import(a) => cmd::transfer::import(&open()?, a),
         Command::Load(a) => cmd::transfer::load(&open()?, a),

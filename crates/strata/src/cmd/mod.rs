@@ -2,6 +2,7 @@ pub mod build;
 pub mod debug;
 pub mod images;
 pub mod plan;
+pub mod run;
 pub mod transfer;
 
 use std::path::{Path, PathBuf};
