@@ -95,6 +95,8 @@ pub struct BuildResult {
     pub cached: usize,
     /// Per needed stage: its index and the layers it produced on top of its base.
     pub stage_layers: Vec<(usize, Vec<Digest>)>,
+    /// Per needed stage: its index and all its layers (base included).
+    pub stage_chains: Vec<(usize, Vec<Digest>)>,
 }
 
 /// Answers the planner's questions about base images from the store.
@@ -313,6 +315,7 @@ pub fn build(
             .collect()
     });
     let mut stage_layers = Vec::new();
+    let mut stage_chains = Vec::new();
     // The first real failure, not that of a stage that only gave up because its input failed.
     let mut first_err = None;
     for (i, r) in outcomes {
@@ -336,6 +339,7 @@ pub fn build(
                     i,
                     state.diff_ids[base_len.min(state.diff_ids.len())..].to_vec(),
                 ));
+                stage_chains.push((i, state.diff_ids.clone()));
             }
             Err(e) => {
                 let upstream = matches!(&e, BuildError::Other(m) if m.starts_with(UPSTREAM_FAILED));
@@ -367,6 +371,7 @@ pub fn build(
         runs_executed: ctx.runs.load(Ordering::SeqCst),
         cached: ctx.cached.load(Ordering::SeqCst),
         stage_layers,
+        stage_chains,
         plan,
     })
 }

@@ -24,6 +24,14 @@ struct Cli {
 enum Command {
     /// Build an image from a Dockerfile.
     Build(cmd::build::BuildArgs),
+    /// Image sizes (as docker counts them); with several images, each compared with the first.
+    Size {
+        /// `table` or `json`.
+        #[arg(long, default_value = "table")]
+        format: String,
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
     /// Show what a build would do: stages to run and skip, their steps expanded.
     Plan(cmd::plan::PlanArgs),
     /// Run a command in a new container from an image, in the foreground.
@@ -78,6 +86,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Plan(args) => cmd::plan::run(args),
         Command::Build(a) => cmd::build::run(&open()?, a),
+        Command::Size { format, images } => cmd::size::size(&open()?, &images, format == "json"),
         Command::Run(a) => cmd::run::run(open(), a),
         Command::Debug(c) => cmd::debug::run(c),
         Command::Import(a) => cmd::transfer::import(&open()?, a),

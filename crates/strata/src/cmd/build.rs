@@ -49,6 +49,12 @@ pub struct BuildArgs {
     /// Secret to expose to the build: `id=ID,src=PATH`.
     #[arg(long)]
     pub secret: Vec<String>,
+    /// After the build, print what each stage produced and what the final image kept.
+    #[arg(long)]
+    pub report: bool,
+    /// Format of --report: `table` or `json`.
+    #[arg(long, default_value = "table")]
+    pub report_format: String,
     /// SSH agent socket for `RUN --mount=type=ssh`: `default` ($SSH_AUTH_SOCK) or `ID=PATH`.
     #[arg(long)]
     pub ssh: Vec<String>,
@@ -259,6 +265,12 @@ pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
     match build::build(store, &opts, progress.as_ref()) {
         Ok(r) => {
             let id = r.image.id().to_string();
+            if a.report {
+                print!(
+                    "{}",
+                    super::size::build_report(store, &r, a.report_format == "json")?
+                );
+            }
             match &output {
                 Output::Image => {}
                 Output::Archive(format, dest) => {

@@ -21,6 +21,8 @@ pub struct ImagesArgs {
     /// `table`, `json`, or a template such as `{{.Repository}}:{{.Tag}}`.
     #[arg(long)]
     pub format: Option<String>,
+    /// Only images of this repository (`NAME` or `NAME:TAG`), as `docker images NAME`.
+    pub reference: Option<String>,
 }
 
 fn short_id(img: &Image, no_trunc: bool) -> String {
@@ -47,6 +49,17 @@ pub fn images(store: &Store, a: ImagesArgs) -> Result<ExitCode> {
             Some(n) => Some(Reference::parse(n).map_err(anyhow::Error::msg)?),
             None => None,
         };
+        if let Some(want) = &a.reference {
+            let Some(r) = &r else { continue };
+            let w = Reference::parse(want).map_err(anyhow::Error::msg)?;
+            let tag_given = want
+                .rsplit('/')
+                .next()
+                .is_some_and(|last| last.contains(':'));
+            if w.repository() != r.repository() || (tag_given && w.tag != r.tag) {
+                continue;
+            }
+        }
         let size = human_size(archive::image_size(store, &img)?);
         let created = img.config.created.clone().unwrap_or_default();
         if seen_ids.insert(img.id().clone()) {

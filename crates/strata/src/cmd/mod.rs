@@ -3,6 +3,7 @@ pub mod debug;
 pub mod images;
 pub mod plan;
 pub mod run;
+pub mod size;
 pub mod transfer;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,174 @@
+//! Size reports: what each stage of a build produced and what the final image kept
+//! (`strata build --report`), and image sizes compared (`strata size`). Sizes are docker's
+//! (the content size of the layers, as `docker images` shows).
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use serde_json::json;
+use store::{Digest, Store};
+
+use crate::format::human_size;
+
+fn layers_size(store: &Store, layers: &[Digest]) -> Result<u64> {
+    let mut total = 0;
+    for l in layers {
+        total += archive::layer_content_size(store, l)?;
+    }
+    Ok(total)
+}
+
+/// The per-stage report of a finished build.
+pub fn build_report(store: &Store, r: &build::BuildResult, json_out: bool) -> Result<String> {
+    let final_layers: BTreeSet<&Digest> = r.image.config.rootfs.diff_ids.iter().collect();
+    let final_size = layers_size(store, &r.image.config.rootfs.diff_ids)?;
+    let mut rows = Vec::new();
+    let mut left_behind = 0u64;
+    for (i, layers) in &r.stage_layers {
+        let s = &r.plan.stages[*i];
+        let size = layers_size(store, layers)?;
+        let kept = layers.iter().filter(|l| final_layers.contains(l)).count();
+        let kept_size = layers_size(
+            store,
+            &layers
+                .iter()
+                .filter(|l| final_layers.contains(l))
+                .cloned()
+                .collect::<Vec<_>>(),
+        )?;
+        if kept < layers.len() {
+            left_behind += size - kept_size;
+        }
+        let base = match &s.base {
+            plan::Base::Scratch => "scratch".to_string(),
+            plan::Base::Image { reference } => reference.clone(),
+            plan::Base::Stage { name, .. } => format!("stage {name}"),
+        };
+        let chain = r
+            .stage_chains
+            .iter()
+            .find(|(j, _)| j == i)
+            .map(|(_, c)| c.clone())
+            .unwrap_or_default();
+        let whole = layers_size(store, &chain)?;
+        rows.push((
+            s.display_name.clone(),
+            base,
+            layers.len(),
+            size,
+            kept,
+            kept_size,
+            *i == r.plan.target,
+            whole,
+        ));
+    }
+    // What the final image took from the other stages arrives through COPY --from: it is
+    // in the target stage's own layers; report the base image part separately.
+    let target_own: u64 = rows.iter().filter(|r| r.6).map(|r| r.3).sum();
+    // Stages whose image shares nothing with the final one were left behind whole.
+    let left_whole: u64 = rows.iter().filter(|r| !r.6 && r.4 == 0).map(|r| r.7).sum();
+    let base_size = final_size.saturating_sub(target_own);
+    if json_out {
+        let stages: Vec<_> = rows
+            .iter()
+            .map(|(name, base, n, size, kept, kept_size, target, whole)| {
+                json!({"stage": name, "base": base, "layers": n, "size": size, "stage_image_size": whole,
+                       "layers_in_final": kept, "size_in_final": kept_size, "target": target})
+            })
+            .collect();
+        return Ok(serde_json::to_string_pretty(&json!({
+            "image": r.image.id().to_string(),
+            "final_size": final_size,
+            "base_size": base_size,
+            "left_behind": left_behind,
+            "left_behind_with_bases": left_whole,
+            "stages": stages,
+        }))? + "\n");
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<16} {:<28} {:>7} {:>10} {:>12}   {}",
+        "STAGE", "BASE", "LAYERS", "ADDED", "STAGE IMAGE", "IN FINAL IMAGE"
+    );
+    for (name, base, n, size, kept, kept_size, target, whole) in &rows {
+        let fate = if *target {
+            "yes (the final stage)".to_string()
+        } else if *kept == 0 {
+            "no (left behind)".to_string()
+        } else {
+            format!("{kept} of {n} layers, {}", human_size(*kept_size))
+        };
+        let _ = writeln!(
+            out,
+            "{name:<16} {base:<28} {n:>7} {:>10} {:>12}   {fate}",
+            human_size(*size),
+            human_size(*whole)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "final image {}: {} ({} from its base, {} added by its own steps); left behind: {} built in other stages, {} counting their base images",
+        r.image.id().short(),
+        human_size(final_size),
+        human_size(base_size),
+        human_size(target_own),
+        human_size(left_behind),
+        human_size(left_whole)
+    );
+    Ok(out)
+}
+
+/// `strata size IMAGE...`: each image's size; with two or more, each compared with the first.
+pub fn size(store: &Store, images: &[String], json_out: bool) -> Result<ExitCode> {
+    let _lock = store.lock_shared()?;
+    let mut rows = Vec::new();
+    for i in images {
+        let img = store.resolve(i)?;
+        let size = archive::image_size(store, &img)?;
+        rows.push((
+            i.clone(),
+            img.id().short().to_string(),
+            img.config.rootfs.diff_ids.len(),
+            size,
+        ));
+    }
+    let first = rows.first().map(|r| r.3).unwrap_or(0);
+    if json_out {
+        let v: Vec<_> = rows
+            .iter()
+            .map(|(name, id, n, size)| {
+                let smaller = if first > 0 { 100.0 * (first as f64 - *size as f64) / first as f64 } else { 0.0 };
+                json!({"image": name, "id": id, "layers": n, "size": size, "percent_smaller_than_first": (smaller * 10.0).round() / 10.0})
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<40} {:<14} {:>7} {:>10}",
+        "IMAGE", "IMAGE ID", "LAYERS", "SIZE"
+    );
+    for (name, id, n, size) in &rows {
+        println!("{name:<40} {id:<14} {n:>7} {:>10}", human_size(*size));
+    }
+    if let Some((fname, ..)) = rows.first() {
+        for (name, _, _, size) in rows.iter().skip(1) {
+            let pct = if first > 0 {
+                100.0 * (first as f64 - *size as f64) / first as f64
+            } else {
+                0.0
+            };
+            let word = if pct >= 0.0 { "smaller" } else { "larger" };
+            println!(
+                "{fname} {} → {name} {}, {:.1} % {word}",
+                human_size(first),
+                human_size(*size),
+                pct.abs()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
