@@ -90,8 +90,8 @@ pub fn build_report(store: &Store, r: &build::BuildResult, json_out: bool) -> Re
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<16} {:<28} {:>7} {:>10} {:>12}   {}",
-        "STAGE", "BASE", "LAYERS", "ADDED", "STAGE IMAGE", "IN FINAL IMAGE"
+        "{:<16} {:<28} {:>7} {:>10} {:>12}   IN FINAL IMAGE",
+        "STAGE", "BASE", "LAYERS", "ADDED", "STAGE IMAGE"
     );
     for (name, base, n, size, kept, kept_size, target, whole) in &rows {
         let fate = if *target {
