@@ -413,7 +413,9 @@ fn initial_state(ctx: &Ctx, i: usize, base: Option<State>) -> Result<State, Buil
             },
             key: key(&["scratch"]),
             st: StageState::default(),
-            created: ctx.created.clone(),
+            // No layer yet: filled in with the image's time when the image is made, so a
+            // cached rebuild of a scratch stage gives the same image.
+            created: String::new(),
         },
         Base::Image { reference } => {
             let img = resolve_image(ctx.store, reference, s)?;
@@ -731,7 +733,17 @@ fn run_command(r: &plan::Run) -> Command {
 
 fn commit_image(ctx: &Ctx, state: State) -> Result<Image, BuildError> {
     let mut config = state.config;
-    config.created = Some(state.created.clone());
+    let created = if state.created.is_empty() {
+        ctx.created.clone()
+    } else {
+        state.created.clone()
+    };
+    config.created = Some(created.clone());
+    for h in &mut config.history {
+        if h.created.as_deref() == Some("") {
+            h.created = Some(created.clone());
+        }
+    }
     config.rootfs = RootFs {
         kind: "layers".into(),
         diff_ids: state.diff_ids.clone(),
