@@ -1061,6 +1061,25 @@ fn expand_copy(
         .iter()
         .map(|e| ctx.word(e, scope, span, un))
         .collect::<Result<_, _>>()?;
+    // Unquoted heredoc delimiters expand variables in the body (quotes stay as written),
+    // as BuildKit does for COPY/ADD heredocs.
+    let mut lexer = ctx.lexer;
+    lexer.skip_process_quotes = true;
+    for h in &mut c.heredocs {
+        if h.expand {
+            let r = lexer.process_word(&h.content, scope).map_err(|e| {
+                ctx.loc.at(
+                    ErrorKind::Expansion,
+                    span,
+                    None,
+                    format!("failed to expand heredoc {}: {}", h.name, e.message),
+                    None,
+                )
+            })?;
+            un.extend(r.unmatched);
+            h.content = r.value;
+        }
+    }
     Ok(c)
 }
 

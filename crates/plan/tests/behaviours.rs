@@ -565,3 +565,18 @@ fn diagnostics_render_with_file_line_col() {
         "{text}"
     );
 }
+
+#[test]
+fn copy_heredoc_expands_unless_quoted() {
+    let p = ok(
+        "FROM scratch\nARG V=1\nCOPY <<EOF /a\nv=$V \"q\" '$V'\nEOF\nCOPY <<'EOF' /b\nv=$V\nEOF\n",
+    );
+    let Instruction::Copy(a) = step(&p, 0, 1) else {
+        panic!()
+    };
+    assert_eq!(a.heredocs[0].content, "v=1 \"q\" '1'\n");
+    let Instruction::Copy(b) = step(&p, 0, 2) else {
+        panic!()
+    };
+    assert_eq!(b.heredocs[0].content, "v=$V\n");
+}
