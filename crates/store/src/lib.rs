@@ -786,36 +786,14 @@ impl Store {
             }
         }
         for c in [Compression::Gzip, Compression::Zstd] {
-            let cdir = self.root.join("compressed").join(c.name());
-            for e in fs::read_dir(&cdir)
-                .ctx(|| format!("read {}", cdir.display()))?
-                .flatten()
-            {
-                let keep = e
-                    .file_name()
-                    .to_str()
-                    .and_then(|n| Digest::from_hex(n).ok())
-                    .is_some_and(|d| live.contains(&d));
-                if !keep {
-                    let _ = fs::remove_file(e.path());
-                }
-            }
+            remove_dead(&self.root.join("compressed").join(c.name()), &live)?;
         }
         let mdir = self.root.join("meta");
         for kind in fs::read_dir(&mdir)
             .ctx(|| format!("read {}", mdir.display()))?
             .flatten()
         {
-            for e in fs::read_dir(kind.path()).into_iter().flatten().flatten() {
-                let keep = e
-                    .file_name()
-                    .to_str()
-                    .and_then(|n| Digest::from_hex(n).ok())
-                    .is_some_and(|d| live.contains(&d));
-                if !keep {
-                    let _ = fs::remove_file(e.path());
-                }
-            }
+            remove_dead(&kind.path(), &live)?;
         }
         let sdir = self.root.join("snapshots");
         for e in fs::read_dir(&sdir)
@@ -948,6 +926,24 @@ impl Store {
         }
         Ok(n)
     }
+}
+
+/// Remove the files of `dir` named by a digest (hex) that is not in `live`.
+fn remove_dead(dir: &Path, live: &BTreeSet<Digest>) -> Result<()> {
+    for e in fs::read_dir(dir)
+        .ctx(|| format!("read {}", dir.display()))?
+        .flatten()
+    {
+        let keep = e
+            .file_name()
+            .to_str()
+            .and_then(|n| Digest::from_hex(n).ok())
+            .is_some_and(|d| live.contains(&d));
+        if !keep {
+            let _ = fs::remove_file(e.path());
+        }
+    }
+    Ok(())
 }
 
 /// Remove the index entry named `full`; returns its manifest digest if there was one.
