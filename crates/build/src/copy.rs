@@ -163,11 +163,17 @@ fn copy(input: &CopyInput, c: &plan::Copy, is_add: bool) -> Result<CopyOutput, B
     let work = TempDir::new(input.store, "copy")?;
     // The source tree.
     let _src_view;
+    // For COPY --from: the source view's root and its layers' snapshots (top first), to
+    // hard-link unchanged files from the snapshot instead of copying them.
+    let mut src_lowers: Vec<PathBuf> = Vec::new();
+    let mut src_root: Option<PathBuf> = None;
     let mut heredoc_dir = None;
     let tree: Box<dyn context::SourceTree> = if let Some(r) = &c.from {
         let layers = source_layers(input, r)?;
         let sv = stage_view(input.store, &layers)?;
         let root = context::StageRoot::new(sv.view.path()).map_err(ctx_err)?;
+        src_lowers = snapshot::chain(input.store, &layers)?;
+        src_root = Some(sv.view.path().to_path_buf());
         _src_view = Some(sv);
         Box::new(root)
     } else if c.sources.iter().all(|w| is_heredoc_word(c, w).is_some()) && !c.heredocs.is_empty() {
@@ -375,9 +381,35 @@ fn copy(input: &CopyInput, c: &plan::Copy, is_add: bool) -> Result<CopyOutput, B
                     continue;
                 }
                 let _ = std::fs::remove_dir_all(&target);
-                std::fs::copy(&e.source, &target)
-                    .map_err(|er| BuildError::io(format!("copy {}", e.source.display()), er))?;
-                fsutil::set_meta(&target, mode, uid, gid, meta.mtime())?;
+                let _ = std::fs::remove_file(&target);
+                // A file that keeps its owner and mode can share the snapshot's inode: the
+                // layer's tar reads the same bytes, and nothing writes to either copy.
+                let unchanged =
+                    owner.is_none() && chmod.is_none() && (uid, gid) == (meta.uid(), meta.gid());
+                let linked = unchanged
+                    && src_root
+                        .as_ref()
+                        .and_then(|root| e.source.strip_prefix(root).ok())
+                        .and_then(|rel| {
+                            src_lowers
+                                .iter()
+                                .map(|l| l.join(rel))
+                                .find(|p| std::fs::symlink_metadata(p).is_ok())
+                        })
+                        .filter(|p| {
+                            std::fs::symlink_metadata(p).is_ok_and(|m| {
+                                m.is_file()
+                                    && m.len() == meta.len()
+                                    && m.ino() != 0
+                                    && m.mtime() == meta.mtime()
+                            })
+                        })
+                        .is_some_and(|p| std::fs::hard_link(&p, &target).is_ok());
+                if !linked {
+                    std::fs::copy(&e.source, &target)
+                        .map_err(|er| BuildError::io(format!("copy {}", e.source.display()), er))?;
+                    fsutil::set_meta(&target, mode, uid, gid, meta.mtime())?;
+                }
             }
             context::FileKind::Symlink => {
                 let t = e.link_target.clone().unwrap_or_default();
