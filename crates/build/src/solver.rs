@@ -174,6 +174,12 @@ impl Ctx<'_> {
 
     /// Block until stage `i` has finished; an error if it failed.
     fn wait_stage(&self, i: usize) -> Result<State, BuildError> {
+        // Only needed stages run; waiting for any other would never end.
+        if !self.plan.stages.get(i).is_some_and(|s| s.needed) {
+            return Err(BuildError::Other(format!(
+                "stage {i} is not part of this build"
+            )));
+        }
         let mut done = self.done.lock().unwrap_or_else(|p| p.into_inner());
         loop {
             if let Some(ok) = done.get(&i) {
