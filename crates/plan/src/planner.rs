@@ -263,6 +263,22 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// BuildKit's message for a word that does not expand, located at the word.
+    fn expansion_error(
+        &self,
+        word: &str,
+        span: Span,
+        e: &dockerfile::shell::ShellError,
+    ) -> Diagnostic {
+        self.loc.at(
+            ErrorKind::Expansion,
+            span,
+            Some(word),
+            format!("failed to process {word:?}: {}", e.message),
+            None,
+        )
+    }
+
     /// Expand one word; unmatched names are collected for the waits-on-base report.
     fn word(
         &self,
@@ -271,15 +287,10 @@ impl Ctx<'_> {
         span: Span,
         unmatched: &mut BTreeSet<String>,
     ) -> Result<String, Diagnostic> {
-        let r = self.lexer.process_word(word, vars).map_err(|e| {
-            self.loc.at(
-                ErrorKind::Expansion,
-                span,
-                Some(word),
-                format!("failed to process {word:?}: {}", e.message),
-                None,
-            )
-        })?;
+        let r = self
+            .lexer
+            .process_word(word, vars)
+            .map_err(|e| self.expansion_error(word, span, &e))?;
         unmatched.extend(r.unmatched);
         Ok(r.value)
     }
@@ -291,15 +302,10 @@ impl Ctx<'_> {
         span: Span,
         unmatched: &mut BTreeSet<String>,
     ) -> Result<Vec<String>, Diagnostic> {
-        let r = self.lexer.process_words(word, vars).map_err(|e| {
-            self.loc.at(
-                ErrorKind::Expansion,
-                span,
-                Some(word),
-                format!("failed to process {word:?}: {}", e.message),
-                None,
-            )
-        })?;
+        let r = self
+            .lexer
+            .process_words(word, vars)
+            .map_err(|e| self.expansion_error(word, span, &e))?;
         unmatched.extend(r.unmatched);
         Ok(r.value)
     }
