@@ -2,6 +2,10 @@
 # Base images without a registry, made from Debian packages and imported into strata's store:
 #   busybox:latest       busybox-static with its applet links (about 2 MB)
 #   debian-build:local   debootstrap minbase bookworm + gcc, libc6-dev, make (about 460 MB)
+#   debian:bookworm-slim debootstrap minbase bookworm (about 110 MB)
+# and, built by strata from scripts/base/Dockerfile on top of debian:bookworm-slim with apt:
+#   node:18-bookworm, node:18-bookworm-slim, python:3.11-bookworm, python:3.11-slim-bookworm,
+#   golang:1.19-bookworm
 # The rootfs tarballs are cached in $BASE_DATA (default /var/tmp/strata-base); when
 # ../shared/peers/setup.sh has made the same tarballs ($PEERS_DATA), they are reused. A second
 # run does nothing. Needs root. Usage: scripts/base-images.sh STRATA_BINARY
@@ -47,6 +51,36 @@ if [[ ! -f $debian_tar ]]; then
   fi
 fi
 
+slim_tar=$BASE_DATA/debian-slim-rootfs.tar
+if [[ ! -f $slim_tar ]]; then
+  d=$(mktemp -d)
+  echo "debootstrap bookworm (minbase) ..." >&2
+  debootstrap --variant=minbase bookworm "$d" "$(mirror)" >"$BASE_DATA/debootstrap-slim.log" 2>&1 \
+    || { tail -20 "$BASE_DATA/debootstrap-slim.log" >&2; exit 1; }
+  # As the official slim image: apt drops downloaded packages after each install, dpkg skips
+  # fsync and docs, man pages and translations; no apt lists, caches or logs are shipped.
+  cat >"$d/etc/apt/apt.conf.d/docker-clean" <<'APT'
+DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+Dir::Cache::pkgcache ""; Dir::Cache::srcpkgcache "";
+Acquire::Languages "none";
+APT
+  cat >"$d/etc/dpkg/dpkg.cfg.d/docker" <<'DPKG'
+force-unsafe-io
+path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/man/*
+path-exclude /usr/share/info/*
+path-exclude /usr/share/locale/*
+path-include /usr/share/locale/locale.alias
+DPKG
+  find "$d/usr/share/doc" -mindepth 1 ! -name copyright ! -type d -delete 2>/dev/null || true
+  rm -rf "$d"/usr/share/man/* "$d"/usr/share/info/* "$d"/var/lib/apt/lists/* "$d"/var/cache/apt/*.bin \
+    "$d"/var/cache/apt/archives/*.deb "$d"/var/log/*.log
+  find "$d/usr/share/locale" -mindepth 1 -maxdepth 1 ! -name locale.alias -exec rm -rf {} +
+  tar -C "$d" -cf "$slim_tar.tmp" . && mv "$slim_tar.tmp" "$slim_tar" && rm -rf "$d"
+fi
+
 import() { # NAME TARBALL: import unless the store has it
   if "$ST" inspect "$1" >/dev/null 2>&1; then
     echo "base image $1: present"
@@ -57,3 +91,25 @@ import() { # NAME TARBALL: import unless the store has it
 }
 import busybox:latest "$busybox_tar"
 import debian-build:local "$debian_tar"
+import debian:bookworm-slim "$slim_tar"
+
+# The language images: strata builds them (a second run finds every step cached and runs nothing).
+ctx=$(mktemp -d)
+trap 'rm -rf "$ctx"' EXIT
+cp "$(dirname "$0")/base/Dockerfile" "$ctx/"
+mkdir -p "$ctx/ca"
+if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+  cp /usr/local/share/ca-certificates/*.crt "$ctx/ca/"
+fi
+for t in node:node:18-bookworm node-slim:node:18-bookworm-slim python:python:3.11-bookworm \
+  python-slim:python:3.11-slim-bookworm golang:golang:1.19-bookworm; do
+  target=${t%%:*} tag=${t#*:}
+  log=$BASE_DATA/build-$target.log
+  if "$ST" build --progress=plain --target "$target" -t "$tag" "$ctx" >"$log" 2>&1; then
+    echo "base image $tag: $(tail -1 "$log" | sed 's/^#0 //')"
+  else
+    tail -30 "$log" >&2
+    echo "error: building base image $tag failed (log: $log)" >&2
+    exit 1
+  fi
+done

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job, end to end, on a fresh machine (root): build strata (release), make the base
-# images from Debian packages, build the bundled example single-stage and multi-stage, print
-# what each stage cost and what multi-stage saved, and run the result.
+# images from Debian packages, build every example single-stage and multi-stage (twice: the
+# second round must run no RUN step), check that a failing test fails the build and tags
+# nothing, print what multi-stage saved, and run the final images.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --locked -p strata
@@ -9,22 +10,78 @@ ST=$PWD/target/release/strata
 export STRATA_ROOT=${STRATA_ROOT:-/var/lib/strata}
 bash scripts/base-images.sh "$ST"
 
-ex=examples/c-hello
-echo "== plan"
-"$ST" plan "$ex"
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+# name | Dockerfile (relative to the example) | extra flags | tag
+builds=(
+  "c-hello|Dockerfile||c-hello:multi"
+  "c-hello|Dockerfile.single||c-hello:single"
+  "go-httpd|Dockerfile||go-httpd:multi"
+  "go-httpd|Dockerfile.single||go-httpd:single"
+  "python-flask|Dockerfile||python-flask:multi"
+  "python-flask|Dockerfile.single||python-flask:single"
+  "node-express|Dockerfile||node-express:multi"
+  "node-express|Dockerfile|--target development|node-express:dev"
+  "node-express|Dockerfile.single||node-express:single"
+)
+echo "== plan (examples/node-express)"
+"$ST" plan examples/node-express
+
 for round in 1 2; do
   echo "== build, round $round"
-  s=$(date +%s.%N)
-  "$ST" build --progress=plain --report -t c-hello:multi "$ex" 2>build-multi.log || { tail -20 build-multi.log; exit 1; }
-  m=$(date +%s.%N)
-  "$ST" build --progress=plain -f "$ex/Dockerfile.single" -t c-hello:single "$ex" 2>build-single.log || { tail -20 build-single.log; exit 1; }
-  e=$(date +%s.%N)
-  printf "multi-stage build: %.2f s %s\n" "$(awk -v a="$m" -v b="$s" 'BEGIN{print a-b}')" "$(tail -1 build-multi.log | sed 's/^#0 DONE [0-9.]*s //')"
-  printf "single-stage build: %.2f s %s\n" "$(awk -v a="$e" -v b="$m" 'BEGIN{print a-b}')" "$(tail -1 build-single.log | sed 's/^#0 DONE [0-9.]*s //')"
+  printf "%-22s %-32s %8s  %s\n" IMAGE DOCKERFILE SECONDS STEPS
+  runs=0
+  for b in "${builds[@]}"; do
+    IFS='|' read -r ex file flags tag <<<"$b"
+    log=$logs/${tag//[:\/]/_}.$round.log
+    report=()
+    [[ $round == 1 && $file == Dockerfile && -z $flags ]] && report=(--report)
+    s=$(date +%s.%N)
+    # shellcheck disable=SC2086
+    if ! "$ST" build --progress=plain "${report[@]}" $flags -f "examples/$ex/$file" -t "$tag" "examples/$ex" >"$log" 2>&1; then
+      tail -40 "$log"
+      echo "error: building $tag failed" >&2
+      exit 1
+    fi
+    e=$(date +%s.%N)
+    summary=$(grep -o '([0-9]* RUN executed, [0-9]* steps cached)' "$log" | tail -1)
+    n=$(sed 's/(\([0-9]*\) RUN.*/\1/' <<<"$summary")
+    runs=$((runs + n))
+    printf "%-22s %-32s %8.2f  %s\n" "$tag" "$ex/$file" "$(awk -v a="$e" -v b="$s" 'BEGIN{print a-b}')" "$summary"
+  done
+  echo "round $round: $runs RUN steps executed"
+  if [[ $round == 2 && $runs != 0 ]]; then
+    echo "error: the second round executed $runs RUN steps; everything should have been cached" >&2
+    exit 1
+  fi
 done
-rm -f build-multi.log build-single.log
+
+echo "== what each stage cost (node-express, from --report)"
+sed -n '/^STAGE /,/^final image/p' "$logs/node-express_multi.1.log"
+
+echo "== a failing test fails the build and tags nothing"
+broken=$logs/node-express-broken
+cp -r examples/node-express "$broken"
+sed -i 's/return `hello, /return `hi, /' "$broken/src/app.ts"
+if "$ST" build --progress=plain -t node-express:broken "$broken" >"$logs/broken.log" 2>&1; then
+  echo "error: the build with a failing test succeeded" >&2
+  exit 1
+fi
+grep -q '^#[0-9]* [0-9.]* not ok 1 - greeting names the caller' "$logs/broken.log" \
+  || { tail -30 "$logs/broken.log"; echo "error: the test's failure is not in the build output" >&2; exit 1; }
+grep '^error: ' "$logs/broken.log"
+if "$ST" inspect node-express:broken >/dev/null 2>&1; then
+  echo "error: the failed build tagged node-express:broken" >&2
+  exit 1
+fi
+echo "failed at the test step, as it should, and node-express:broken does not exist"
+
 echo "== sizes"
-"$ST" size c-hello:single c-hello:multi
+"$ST" size --compare c-hello:single c-hello:multi --compare go-httpd:single go-httpd:multi \
+  --compare python-flask:single python-flask:multi --compare node-express:single node-express:multi
+
 echo "== run"
 "$ST" run --rm c-hello:multi
-"$ST" run --rm c-hello:single
+"$ST" run --rm go-httpd:multi -version
+"$ST" run --rm python-flask:multi python3 -c 'import app, importlib.metadata as m; print("python-flask", app.VERSION, "with flask", m.version("flask"))'
+"$ST" run --rm node-express:multi node -e 'const a = require("./dist/app"); process.stdout.write(a.greeting("main job"))'

@@ -312,9 +312,11 @@ impl Init<'_> {
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             Err(e) => Err(step(format!("read {p}"))(e)),
         };
-        let (passwd, group) = match spec.user.as_deref() {
-            None | Some("") => (None, None),
-            Some(_) => (read("/etc/passwd")?, read("/etc/group")?),
+        // /etc/passwd is read for root too: it gives HOME.
+        let passwd = read("/etc/passwd")?;
+        let group = match spec.user.as_deref() {
+            None | Some("") => None,
+            Some(_) => read("/etc/group")?,
         };
         let id = user::resolve(spec.user.as_deref(), passwd.as_deref(), group.as_deref())
             .map_err(SetupError::User)?;
@@ -350,7 +352,10 @@ impl Init<'_> {
             sys::exit_now(EXIT_SETUP);
         }
         let argv: Vec<CString> = spec.args.iter().map(|a| cstring(a)).collect();
-        let envp: Vec<CString> = spec.env.iter().map(|a| cstring(a)).collect();
+        let mut envp: Vec<CString> = spec.env.iter().map(|a| cstring(a)).collect();
+        if !spec.env.iter().any(|e| e.starts_with("HOME=")) {
+            envp.push(cstring(&format!("HOME={}", id.home)));
+        }
         sys::reset_signals();
         let err = sys::execve(&program, &argv, &envp);
         Err(SetupError::Exec {

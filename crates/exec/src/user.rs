@@ -10,12 +10,25 @@ pub(crate) struct Identity {
     pub uid: u32,
     pub gid: u32,
     pub groups: Vec<u32>,
+    /// The user's home directory from /etc/passwd, or `/` (runc's default): the process gets
+    /// it as `HOME` unless its environment sets one, as under runc.
+    pub home: String,
 }
 
 struct PasswdEntry<'a> {
     name: &'a str,
     uid: u32,
     gid: u32,
+    home: &'a str,
+}
+
+fn home_of(passwd: Option<&str>, uid: u32) -> String {
+    passwd_entries(passwd.unwrap_or(""))
+        .find(|e| e.uid == uid)
+        .map(|e| e.home)
+        .filter(|h| !h.is_empty())
+        .unwrap_or("/")
+        .to_string()
 }
 
 struct GroupEntry<'a> {
@@ -37,6 +50,7 @@ fn passwd_entries(text: &str) -> impl Iterator<Item = PasswdEntry<'_>> {
             name: f[0],
             uid: f[2].trim().parse().ok()?,
             gid: f[3].trim().parse().ok()?,
+            home: f.get(5).copied().unwrap_or(""),
         })
     })
 }
@@ -80,6 +94,7 @@ pub(crate) fn resolve(
             uid: 0,
             gid: 0,
             groups: Vec::new(),
+            home: home_of(passwd, 0),
         });
     }
     let (user_arg, group_arg) = match user.split_once(':') {
@@ -95,6 +110,7 @@ pub(crate) fn resolve(
                 uid,
                 gid,
                 groups: Vec::new(),
+                home: home_of(passwd, uid),
             });
         }
     }
@@ -103,10 +119,15 @@ pub(crate) fn resolve(
     let numeric_user = user_arg.parse::<u32>().ok();
     let found = passwd_entries(passwd)
         .find(|e| e.name == user_arg || numeric_user.is_some_and(|n| n == e.uid));
-    let (uid, mut gid, matched) = match found {
-        Some(e) => (e.uid, e.gid, Some(e.name)),
+    let (uid, mut gid, matched, home) = match found {
+        Some(e) => (
+            e.uid,
+            e.gid,
+            Some(e.name),
+            if e.home.is_empty() { "/" } else { e.home },
+        ),
         None => match numeric_user {
-            Some(uid) => (uid, 0, None),
+            Some(uid) => (uid, 0, None, "/"),
             None => {
                 return Err(format!(
                     "unable to find user {user_arg}: no matching entries in passwd file"
@@ -133,7 +154,12 @@ pub(crate) fn resolve(
             .map(|g| g.gid)
             .collect();
     }
-    Ok(Identity { uid, gid, groups })
+    Ok(Identity {
+        uid,
+        gid,
+        groups,
+        home: home.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -144,21 +170,33 @@ mod tests {
     const GROUP: &str =
         "root:x:0:\nusers:x:100:alice\nalice:x:1000:\nwheel:x:10:alice,bob\nstaff:x:50:\n";
 
-    fn id(uid: u32, gid: u32, groups: &[u32]) -> Identity {
-        Identity {
-            uid,
-            gid,
-            groups: groups.to_vec(),
-        }
+    /// (uid, gid, groups): the home directory is checked in `homes`.
+    fn id(uid: u32, gid: u32, groups: &[u32]) -> (u32, u32, Vec<u32>) {
+        (uid, gid, groups.to_vec())
     }
 
-    fn r(u: &str) -> Result<Identity, String> {
-        resolve(Some(u), Some(PASSWD), Some(GROUP))
+    fn r(u: &str) -> Result<(u32, u32, Vec<u32>), String> {
+        resolve(Some(u), Some(PASSWD), Some(GROUP)).map(|i| (i.uid, i.gid, i.groups))
+    }
+
+    #[test]
+    fn homes() {
+        let home = |u: Option<&str>, p: Option<&str>| resolve(u, p, Some(GROUP)).unwrap().home;
+        assert_eq!(home(None, Some(PASSWD)), "/root");
+        assert_eq!(home(None, None), "/");
+        assert_eq!(home(Some("alice"), Some(PASSWD)), "/home/alice");
+        assert_eq!(home(Some("1000:50"), Some(PASSWD)), "/home/alice");
+        assert_eq!(home(Some("bob"), Some(PASSWD)), "/");
+        assert_eq!(home(Some("4242"), Some(PASSWD)), "/");
+        assert_eq!(home(Some("4242:7"), Some(PASSWD)), "/");
     }
 
     #[test]
     fn forms() {
-        assert_eq!(resolve(None, None, None), Ok(id(0, 0, &[])));
+        assert_eq!(
+            resolve(None, None, None).map(|i| (i.uid, i.gid, i.groups)),
+            Ok(id(0, 0, &[]))
+        );
         assert_eq!(r("alice"), Ok(id(1000, 1000, &[100, 10])));
         assert_eq!(r("bob"), Ok(id(1001, 100, &[10])));
         assert_eq!(r("alice:staff"), Ok(id(1000, 50, &[])));

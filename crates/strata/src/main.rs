@@ -29,7 +29,11 @@ enum Command {
         /// `table` or `json`.
         #[arg(long, default_value = "table")]
         format: String,
-        #[arg(required = true)]
+        /// A single-stage image and the multi-stage image that replaces it; repeat for a table
+        /// of pairs.
+        #[arg(long, num_args = 2, value_names = ["SINGLE", "MULTI"], action = clap::ArgAction::Append)]
+        compare: Vec<String>,
+        #[arg(required_unless_present = "compare")]
         images: Vec<String>,
     },
     /// Show what a build would do: stages to run and skip, their steps expanded.
@@ -86,7 +90,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Plan(args) => cmd::plan::run(args),
         Command::Build(a) => cmd::build::run(&open()?, a),
-        Command::Size { format, images } => cmd::size::size(&open()?, &images, format == "json"),
+        Command::Size {
+            format,
+            compare,
+            images,
+        } => {
+            let store = open()?;
+            if compare.is_empty() {
+                cmd::size::size(&store, &images, format == "json")
+            } else {
+                if !images.is_empty() {
+                    anyhow::bail!("give images either with --compare or as arguments, not both");
+                }
+                cmd::size::compare(&store, &compare, format == "json")
+            }
+        }
         Command::Run(a) => cmd::run::run(open(), a),
         Command::Debug(c) => cmd::debug::run(c),
         Command::Import(a) => cmd::transfer::import(&open()?, a),

@@ -67,6 +67,32 @@ FROM busybox:local\nCOPY --from=build /out/small /small\n",
     let sz: serde_json::Value =
         serde_json::from_str(&env.ok(&["size", "--format", "json", &name])).unwrap();
     assert_eq!(sz[0]["size"].as_u64().unwrap(), final_size);
+    // Left behind, base images counted: the build stage's own layer only, since the busybox
+    // layer it stands on is also in the final image.
+    assert_eq!(r["left_behind_with_bases"], 300_011, "{r}");
+    // The pair table: the base alone against the built image.
+    let base: serde_json::Value =
+        serde_json::from_str(&env.ok(&["size", "--format", "json", "busybox:local"])).unwrap();
+    let base_size = base[0]["size"].as_u64().unwrap();
+    let cmp: serde_json::Value = serde_json::from_str(&env.ok(&[
+        "size",
+        "--format",
+        "json",
+        "--compare",
+        &name,
+        "busybox:local",
+    ]))
+    .unwrap();
+    assert_eq!(cmp[0]["single_size"].as_u64().unwrap(), final_size);
+    assert_eq!(cmp[0]["multi_size"].as_u64().unwrap(), base_size);
+    let pct = 100.0 * (final_size as f64 - base_size as f64) / final_size as f64;
+    assert_eq!(
+        cmp[0]["percent_smaller"].as_f64().unwrap(),
+        (pct * 10.0).round() / 10.0
+    );
+    let table = env.ok(&["size", "--compare", &name, "busybox:local"]);
+    assert!(table.starts_with("SINGLE-STAGE"), "{table}");
+    assert!(table.contains(&format!("{:.1} % smaller", pct)), "{table}");
     // Docker counts the same.
     struct Rmi(String);
     impl Drop for Rmi {

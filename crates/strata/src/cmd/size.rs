@@ -67,8 +67,15 @@ pub fn build_report(store: &Store, r: &build::BuildResult, json_out: bool) -> Re
     // What the final image took from the other stages arrives through COPY --from: it is
     // in the target stage's own layers; report the base image part separately.
     let target_own: u64 = rows.iter().filter(|r| r.6).map(|r| r.3).sum();
-    // Stages whose image shares nothing with the final one were left behind whole.
-    let left_whole: u64 = rows.iter().filter(|r| !r.6 && r.4 == 0).map(|r| r.7).sum();
+    // Everything the other stages' images hold that the final image does not, base images
+    // included; a layer shared by several stages (their common base) counts once.
+    let mut behind: BTreeSet<&Digest> = BTreeSet::new();
+    for (i, chain) in &r.stage_chains {
+        if *i != r.plan.target {
+            behind.extend(chain.iter().filter(|l| !final_layers.contains(l)));
+        }
+    }
+    let left_whole = layers_size(store, &behind.into_iter().cloned().collect::<Vec<_>>())?;
     let base_size = final_size.saturating_sub(target_own);
     if json_out {
         let stages: Vec<_> = rows
@@ -169,6 +176,63 @@ pub fn size(store: &Store, images: &[String], json_out: bool) -> Result<ExitCode
                 pct.abs()
             );
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `strata size --compare SINGLE MULTI ...`: for each pair, the single-stage image, the
+/// multi-stage image that replaces it, and what multi-stage saved.
+pub fn compare(store: &Store, images: &[String], json_out: bool) -> Result<ExitCode> {
+    let _lock = store.lock_shared()?;
+    let mut rows = Vec::new();
+    for pair in images.chunks(2) {
+        let [single, multi] = pair else {
+            anyhow::bail!("--compare takes two images: SINGLE MULTI");
+        };
+        let s = archive::image_size(store, &store.resolve(single)?)?;
+        let m = archive::image_size(store, &store.resolve(multi)?)?;
+        let pct = if s > 0 {
+            100.0 * (s as f64 - m as f64) / s as f64
+        } else {
+            0.0
+        };
+        rows.push((single, s, multi, m, pct));
+    }
+    if json_out {
+        let v: Vec<_> = rows
+            .iter()
+            .map(|(single, s, multi, m, pct)| {
+                json!({"single": single, "single_size": s, "multi": multi, "multi_size": m,
+                       "percent_smaller": (pct * 10.0).round() / 10.0})
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<32} {:>10}   {:<32} {:>10}   {:>9}",
+        "SINGLE-STAGE", "SIZE", "MULTI-STAGE", "SIZE", "SAVED"
+    );
+    for (single, s, multi, m, pct) in &rows {
+        let saved = if *pct >= 0.0 {
+            format!("{pct:.1} %")
+        } else {
+            format!("-{:.1} %", pct.abs())
+        };
+        println!(
+            "{single:<32} {:>10}   {multi:<32} {:>10}   {saved:>9}",
+            human_size(*s),
+            human_size(*m)
+        );
+    }
+    for (single, s, multi, m, pct) in &rows {
+        let word = if *pct >= 0.0 { "smaller" } else { "larger" };
+        println!(
+            "{single} {} → {multi} {}, {:.1} % {word}",
+            human_size(*s),
+            human_size(*m),
+            pct.abs()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
