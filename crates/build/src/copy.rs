@@ -38,6 +38,9 @@ pub(crate) struct CopyOutput {
     pub created: Option<String>,
     /// Each selected file's signature, for explaining cache misses.
     pub files: std::collections::BTreeMap<String, String>,
+    /// A memo to keep with the cache: the step's inputs' identity → its result (see
+    /// [`copy_memo`]).
+    pub memo: Option<(Digest, String)>,
 }
 
 pub(crate) fn execute(input: &CopyInput) -> Result<CopyOutput, BuildError> {
@@ -168,8 +171,35 @@ fn copy(input: &CopyInput, c: &plan::Copy, is_add: bool) -> Result<CopyOutput, B
     let mut src_lowers: Vec<PathBuf> = Vec::new();
     let mut src_root: Option<PathBuf> = None;
     let mut heredoc_dir = None;
+    let kind = if is_add { "add" } else { "copy" };
+    let workdir = input.config.config.working_dir.clone().unwrap_or_default();
+    let memo_key = |source: &str| {
+        key(&[
+            input.parent_key.as_str(),
+            "copy-memo",
+            kind,
+            &input.step.display,
+            source,
+            c.chown.as_deref().unwrap_or(""),
+            c.chmod.as_deref().unwrap_or(""),
+            &workdir,
+        ])
+    };
+    let mut memo = None;
     let tree: Box<dyn context::SourceTree> = if let Some(r) = &c.from {
         let layers = source_layers(input, r)?;
+        // The source is the stage's layers, named by their digests.
+        let mk = memo_key(
+            &layers
+                .iter()
+                .map(|d| d.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+        if let Some(hit) = copy_memo(input, &mk) {
+            return Ok(hit);
+        }
+        memo = Some(mk);
         let sv = stage_view(input.store, &layers)?;
         let root = context::StageRoot::new(sv.view.path()).map_err(ctx_err)?;
         src_lowers = snapshot::chain(input.store, &layers)?;
@@ -251,7 +281,14 @@ fn copy(input: &CopyInput, c: &plan::Copy, is_add: bool) -> Result<CopyOutput, B
         ..context::SelectOptions::default()
     };
     let selection = context::select(tree.as_ref(), &sources, &opts).map_err(ctx_err)?;
-    let workdir = input.config.config.working_dir.clone().unwrap_or_default();
+    if c.from.is_none() && heredoc_dir.is_none() && _downloads.is_none() {
+        // The source is the selected context files, named by their content.
+        let mk = memo_key(&selection.digest().map_err(ctx_err)?);
+        if let Some(hit) = copy_memo(input, &mk) {
+            return Ok(hit);
+        }
+        memo = Some(mk);
+    }
     let dest = context::resolve_destination(&c.dest, &workdir);
     // The destination stage, for symlinks along the destination and for --chown names.
     let dest_view = stage_view(input.store, input.diff_ids)?;
@@ -289,21 +326,33 @@ fn copy(input: &CopyInput, c: &plan::Copy, is_add: bool) -> Result<CopyOutput, B
     let from_context = c.from.is_none();
     let k = key(&[
         input.parent_key.as_str(),
-        if is_add { "add" } else { "copy" },
+        kind,
         &input.step.display,
         &content,
         c.chown.as_deref().unwrap_or(""),
         c.chmod.as_deref().unwrap_or(""),
         &workdir,
     ]);
+    let memo = match memo {
+        Some(mk) => {
+            let value = format!(
+                "{k}\n{}",
+                serde_json::to_string(&files).expect("file map serializes")
+            );
+            input.store.memo_put(&mk, &value)?;
+            Some((mk, value))
+        }
+        None => None,
+    };
     if !input.no_cache {
-        if let Some((d, created)) = input.store.cache_get(&k) {
+        if let Some((d, created)) = crate::cache::get(input.store, &k) {
             return Ok(CopyOutput {
                 key: k,
                 diff_id: d,
                 cached: true,
                 created,
                 files,
+                memo,
             });
         }
     }
@@ -437,6 +486,29 @@ fn copy(input: &CopyInput, c: &plan::Copy, is_add: bool) -> Result<CopyOutput, B
         cached: false,
         created: Some(input.now.to_string()),
         files,
+        memo,
+    })
+}
+
+/// A COPY whose inputs (parent, instruction, source identity, owner, mode, workdir) were
+/// seen before: the memo names its content key, and when that key has a cache record the
+/// step is done without looking at its source or destination at all.
+fn copy_memo(input: &CopyInput, mk: &Digest) -> Option<CopyOutput> {
+    if input.no_cache {
+        return None;
+    }
+    let value = crate::cache::memo(input.store, mk)?;
+    let (k, files) = value.split_once('\n')?;
+    let k: Digest = k.parse().ok()?;
+    let files = serde_json::from_str(files).ok()?;
+    let (d, created) = crate::cache::get(input.store, &k)?;
+    Some(CopyOutput {
+        key: k,
+        diff_id: d,
+        cached: true,
+        created,
+        files,
+        memo: Some((mk.clone(), value)),
     })
 }
 
@@ -473,30 +545,40 @@ fn workdir(input: &CopyInput, path: &str) -> Result<CopyOutput, BuildError> {
         .clone()
         .filter(|w| !w.is_empty());
     let full = config::resolve_workdir(cwd.as_deref(), path);
-    let sv = stage_view(input.store, input.diff_ids)?;
-    let view = &sv.view;
-    let (exists, missing) = fsutil::resolve(view.path(), &full)?;
     let user = input.config.config.user.clone().unwrap_or_default();
     let key = key(&[input.parent_key.as_str(), "workdir", &full, &user]);
-    if missing.is_empty() {
-        return Ok(CopyOutput {
-            key,
-            diff_id: empty_layer(),
-            cached: false,
-            created: None,
-            files: Default::default(),
-        });
-    }
+    // Whether the directory exists is a function of the key's inputs: remembered, so a
+    // cached WORKDIR needs no view of the stage (and no layer of it fetched).
+    let exists_memo = Some((key.clone(), "exists".to_string()));
+    let exists_out = |memo| CopyOutput {
+        key: key.clone(),
+        diff_id: empty_layer(),
+        cached: false,
+        created: None,
+        files: Default::default(),
+        memo,
+    };
     if !input.no_cache {
-        if let Some((d, created)) = input.store.cache_get(&key) {
+        if crate::cache::memo(input.store, &key).as_deref() == Some("exists") {
+            return Ok(exists_out(exists_memo));
+        }
+        if let Some((d, created)) = crate::cache::get(input.store, &key) {
             return Ok(CopyOutput {
                 key,
                 diff_id: d,
                 cached: true,
                 created,
                 files: Default::default(),
+                memo: None,
             });
         }
+    }
+    let sv = stage_view(input.store, input.diff_ids)?;
+    let view = &sv.view;
+    let (exists, missing) = fsutil::resolve(view.path(), &full)?;
+    if missing.is_empty() {
+        input.store.memo_put(&key, "exists")?;
+        return Ok(exists_out(exists_memo));
     }
     let (uid, gid) = if user.is_empty() {
         (0, 0)
@@ -525,5 +607,6 @@ fn workdir(input: &CopyInput, path: &str) -> Result<CopyOutput, BuildError> {
         cached: false,
         created: Some(input.now.to_string()),
         files: Default::default(),
+        memo: None,
     })
 }

@@ -6,6 +6,7 @@
 //!   `context`, layers committed with `layer` into the store.
 //! * [`progress`]: events and BuildKit's plain printer.
 
+pub mod cache;
 pub mod config;
 mod copy;
 mod explain;

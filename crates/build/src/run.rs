@@ -27,6 +27,8 @@ pub(crate) struct MountSources<'a> {
     pub secrets: &'a [(String, PathBuf)],
     /// `--ssh`: id → agent socket.
     pub ssh: &'a [(String, PathBuf)],
+    /// Where the cache mounts used are noted (for `--cache-to`).
+    pub used_mounts: &'a std::sync::Mutex<crate::cache::Used>,
 }
 
 /// A private directory under the store's tmp/, removed on drop.
@@ -152,12 +154,16 @@ pub(crate) fn execute(
                 let id =
                     m.id.clone()
                         .unwrap_or_else(|| m.target.clone().unwrap_or_default());
-                let dir = store
-                    .root()
-                    .join("cache-mounts")
-                    .join(Digest::of(id.as_bytes()).hex());
+                let hex = Digest::of(id.as_bytes()).hex().to_string();
+                let dir = store.root().join("cache-mounts").join(&hex);
                 std::fs::create_dir_all(&dir)
                     .map_err(|e| BuildError::io(format!("create cache mount {id}"), e))?;
+                crate::cache::ensure_mount(store, &hex, &dir)?;
+                src.used_mounts
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .mounts
+                    .insert(hex);
                 spec.mounts.push(exec::Mount::Bind {
                     source: dir,
                     target,

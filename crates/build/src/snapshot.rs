@@ -72,6 +72,7 @@ fn unpack(store: &Store, diff_id: &Digest, dest: &std::path::Path) -> Result<Pat
     let _ = store::remove_tree(&tmp);
     std::fs::create_dir_all(&tmp)
         .map_err(|e| BuildError::io(format!("create {}", tmp.display()), e))?;
+    crate::cache::ensure_blob(store, diff_id)?;
     let blob = store.open_blob(diff_id)?;
     let opts = layer::ApplyOptions {
         whiteouts: layer::Whiteouts::Overlay,

@@ -82,6 +82,8 @@ pub struct BuildOptions {
     pub secrets: Vec<(String, PathBuf)>,
     /// `--ssh default|ID=PATH`: agent sockets for RUN --mount=type=ssh.
     pub ssh: Vec<(String, PathBuf)>,
+    /// `--cache-from`: imported caches, consulted after the store's own records.
+    pub cache_from: Vec<std::sync::Arc<crate::cache::Imported>>,
 }
 
 /// What a build produced.
@@ -97,6 +99,10 @@ pub struct BuildResult {
     pub stage_layers: Vec<(usize, Vec<Digest>)>,
     /// Per needed stage: its index and all its layers (base included).
     pub stage_chains: Vec<(usize, Vec<Digest>)>,
+    /// The cache records, memos and cache mounts this build used (for `--cache-to`).
+    pub used: crate::cache::Used,
+    /// Layers fetched from `--cache-from` caches.
+    pub cache_fetched: Vec<Digest>,
 }
 
 /// Answers the planner's questions about base images from the store.
@@ -149,12 +155,29 @@ struct Ctx<'a> {
     /// Stages that ended, and whether they succeeded.
     done: Mutex<BTreeMap<usize, bool>>,
     done_cv: std::sync::Condvar,
+    used: Mutex<crate::cache::Used>,
 }
 
 /// How a stage that gave up because a stage it needs failed says so.
 const UPSTREAM_FAILED: &str = "not run";
 
 impl Ctx<'_> {
+    /// Note a step's cache record for `--cache-to`.
+    fn record(&self, stage: usize, key: &Digest, diff_id: &Digest, created: &str) {
+        self.used
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .records
+            .push((
+                stage,
+                crate::cache::Record {
+                    key: key.clone(),
+                    diff_id: diff_id.clone(),
+                    created: created.to_string(),
+                },
+            ));
+    }
+
     /// The slot of a step for explaining cache misses: the same step of the same Dockerfile
     /// in the same context across builds.
     fn slot(&self, s: &Stage, step: &Step) -> Digest {
@@ -281,7 +304,9 @@ pub fn build(
         results: Mutex::new(BTreeMap::new()),
         done: Mutex::new(BTreeMap::new()),
         done_cv: std::sync::Condvar::new(),
+        used: Mutex::new(Default::default()),
     };
+    let _imports = crate::cache::activate(store, &opts.cache_from);
     // Every external base image must be in the store (pulling comes with the registry work).
     for s in plan.stages.iter().filter(|s| s.needed) {
         if let Base::Image { reference } = &s.base {
@@ -372,8 +397,15 @@ pub fn build(
     if opts.tags.is_empty() {
         store.keep_untagged(&image)?;
     }
+    let cache_fetched = opts
+        .cache_from
+        .iter()
+        .flat_map(|i| i.fetched.lock().unwrap_or_else(|p| p.into_inner()).clone())
+        .collect();
     Ok(BuildResult {
         image,
+        used: ctx.used.into_inner().unwrap_or_else(|p| p.into_inner()),
+        cache_fetched,
         runs_executed: ctx.runs.load(Ordering::SeqCst),
         cached: ctx.cached.load(Ordering::SeqCst),
         stage_layers,
@@ -595,7 +627,10 @@ fn run_step(
                 args: step.args.iter().cloned().collect(),
                 files: Default::default(),
             };
-            let (diff, created) = match (!no_cache).then(|| ctx.store.cache_get(&k)).flatten() {
+            let (diff, created) = match (!no_cache)
+                .then(|| crate::cache::get(ctx.store, &k))
+                .flatten()
+            {
                 Some((d, created)) => {
                     crate::explain::explain(ctx.store, &ctx.slot(s, step), &seen);
                     ctx.cached.fetch_add(1, Ordering::SeqCst);
@@ -627,6 +662,7 @@ fn run_step(
                             stage_layers: &|i| ctx.stage_layers(i),
                             secrets: &ctx.opts.secrets,
                             ssh: &ctx.opts.ssh,
+                            used_mounts: &ctx.used,
                         },
                     )?;
                     ctx.runs.fetch_add(1, Ordering::SeqCst);
@@ -636,6 +672,7 @@ fn run_step(
                 }
             };
             state.created = created;
+            ctx.record(s.index, &k, &diff, &state.created);
             push_layer(state, diff, created_by, k);
         }
         Instruction::Copy(_) | Instruction::Add(_) | Instruction::Workdir { .. } => {
@@ -684,6 +721,14 @@ fn run_step(
             }
             if let Some(c) = out.created {
                 state.created = c;
+            }
+            ctx.record(s.index, &out.key, &out.diff_id, &state.created);
+            if let Some((key, value)) = out.memo {
+                ctx.used
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .memos
+                    .push((s.index, crate::cache::Memo { key, value }));
             }
             push_layer(state, out.diff_id, created_by(step, None), out.key);
         }
@@ -762,6 +807,7 @@ fn commit_image(ctx: &Ctx, state: State) -> Result<Image, BuildError> {
     }
     let mut layers = Vec::new();
     for d in &state.diff_ids {
+        crate::cache::ensure_blob(ctx.store, d)?;
         layers.push(Descriptor {
             media_type: MEDIA_OCI_LAYER.into(),
             digest: d.clone(),

@@ -907,10 +907,40 @@ impl Store {
         )
     }
 
+    /// A memo of the build cache: a small value derived from `key` (e.g. what a COPY's
+    /// content key is, given its inputs' identities), so a cached step need not look at
+    /// file contents again. Dropped with the cache records.
+    pub fn memo_get(&self, key: &Digest) -> Option<String> {
+        fs::read_to_string(self.root.join("memo").join(key.hex())).ok()
+    }
+
+    pub fn memo_put(&self, key: &Digest, value: &str) -> Result<()> {
+        let dir = self.root.join("memo");
+        fs::create_dir_all(&dir).ctx(|| format!("create {}", dir.display()))?;
+        atomic_write(&dir.join(key.hex()), value.as_bytes())
+    }
+
     /// Remove cache records (all, or those last written before `until`); returns how many.
     pub fn drop_cache(&self, until: Option<std::time::SystemTime>) -> Result<usize> {
         let dir = self.root.join("roots").join(ROOT_CACHE);
         let mut n = 0;
+        for e in fs::read_dir(self.root.join("memo"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let old_enough = match until {
+                None => true,
+                Some(t) => e
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .map(|m| m < t)
+                    .unwrap_or(true),
+            };
+            if old_enough {
+                let _ = fs::remove_file(e.path());
+            }
+        }
         for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
             let old_enough = match until {
                 None => true,

@@ -73,8 +73,76 @@ pub struct BuildArgs {
     /// `type=local,dest=DIR`.
     #[arg(short = 'o', long)]
     pub output: Option<String>,
+    /// Export the build cache: `type=local,dest=DIR[,mode=min|max]` (an OCI layout
+    /// directory) or `type=registry,ref=NAME[:TAG][,mode=min|max]`.
+    #[arg(long = "cache-to")]
+    pub cache_to: Vec<String>,
+    /// Import a build cache: `type=local,src=DIR` or `type=registry,ref=NAME[:TAG]` (a bare
+    /// `NAME[:TAG]` means a registry).
+    #[arg(long = "cache-from")]
+    pub cache_from: Vec<String>,
     /// Build context: a directory, or `-` for a tar archive or a lone Dockerfile on stdin.
     pub context: PathBuf,
+}
+
+/// A `--cache-to` / `--cache-from` value, parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CacheSpec {
+    Local(PathBuf),
+    Registry(String),
+}
+
+/// Parse `type=local,dest=DIR,mode=max` and friends; returns the place and whether
+/// mode=max was asked for.
+pub fn parse_cache_spec(v: &str, export: bool) -> Result<(CacheSpec, bool)> {
+    let flag = if export { "--cache-to" } else { "--cache-from" };
+    if !v.contains('=') {
+        return Ok((CacheSpec::Registry(v.to_string()), false));
+    }
+    let mut kind = None;
+    let mut path = None;
+    let mut reference = None;
+    let mut max = false;
+    for part in v.split(',') {
+        let (k, val) = part
+            .split_once('=')
+            .with_context(|| format!("{flag} {v}: {part:?} is not KEY=VALUE"))?;
+        match k {
+            "type" => kind = Some(val.to_string()),
+            "dest" if export => path = Some(PathBuf::from(val)),
+            "src" if !export => path = Some(PathBuf::from(val)),
+            "ref" => reference = Some(val.to_string()),
+            "mode" if export => {
+                max = match val {
+                    "max" => true,
+                    "min" => false,
+                    other => bail!("{flag} {v}: mode {other:?}: use min or max"),
+                }
+            }
+            // BuildKit's other options (compression, oci-mediatypes, ...) do not apply.
+            "compression" | "oci-mediatypes" | "image-manifest" | "ignore-error" => {}
+            other => bail!("{flag} {v}: unknown option {other:?}"),
+        }
+    }
+    let what = if export { "dest" } else { "src" };
+    match kind.as_deref() {
+        Some("local") => Ok((
+            CacheSpec::Local(
+                path.with_context(|| format!("{flag} {v}: type=local needs {what}=DIR"))?,
+            ),
+            max,
+        )),
+        Some("registry") => Ok((
+            CacheSpec::Registry(
+                reference.with_context(|| format!("{flag} {v}: type=registry needs ref=NAME"))?,
+            ),
+            max,
+        )),
+        Some(other) => {
+            bail!("{flag} {v}: cache type {other:?} not supported: use local or registry")
+        }
+        None => bail!("{flag} {v}: give type=local or type=registry"),
+    }
 }
 
 /// `--output`, parsed.
@@ -232,7 +300,33 @@ pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
             bail!("network mode {n:?} not supported: use default, none or host");
         }
     }
+    let mut cache_from = Vec::new();
+    for v in &a.cache_from {
+        match parse_cache_spec(v, false)? {
+            (CacheSpec::Local(dir), _) => {
+                // A missing cache is not an error (the first build that exports it).
+                if dir.join("index.json").exists() {
+                    cache_from.push(std::sync::Arc::new(
+                        build::cache::Imported::open_local(&dir).map_err(anyhow::Error::msg)?,
+                    ));
+                } else if !a.quiet {
+                    eprintln!(
+                        "#0 importing cache from {}: no cache there yet",
+                        dir.display()
+                    );
+                }
+            }
+            (CacheSpec::Registry(r), _) => {
+                bail!("--cache-from {r}: registry caches need the registry client, which is not built yet")
+            }
+        }
+    }
+    let mut cache_to = Vec::new();
+    for v in &a.cache_to {
+        cache_to.push(parse_cache_spec(v, true)?);
+    }
     let opts = build::BuildOptions {
+        cache_from,
         dockerfile: src.text.clone(),
         context: context.clone(),
         plan: plan::PlanOptions {
@@ -301,6 +395,36 @@ pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
                         std::io::BufWriter::new(f),
                     )?;
                 }
+            }
+            for (spec, max) in &cache_to {
+                let stats = match spec {
+                    CacheSpec::Local(dir) => {
+                        build::cache::export(store, &r, *max, &build::cache::LocalDir(dir.clone()))?
+                    }
+                    CacheSpec::Registry(r) => bail!(
+                        "--cache-to {r}: registry caches need the registry client, which is not built yet"
+                    ),
+                };
+                if !a.quiet {
+                    let where_ = match spec {
+                        CacheSpec::Local(d) => d.display().to_string(),
+                        CacheSpec::Registry(r) => r.clone(),
+                    };
+                    eprintln!(
+                        "#0 exporting cache to {where_} (mode={}): {} records, {} layers, {} cache mounts, {} blobs written",
+                        if *max { "max" } else { "min" },
+                        stats.records,
+                        stats.layers,
+                        stats.mounts,
+                        stats.uploaded
+                    );
+                }
+            }
+            if !r.cache_fetched.is_empty() && !a.quiet {
+                eprintln!(
+                    "#0 fetched {} layers from the imported cache",
+                    r.cache_fetched.len()
+                );
             }
             if let Some(f) = &a.iidfile {
                 std::fs::write(f, &id).with_context(|| format!("write {}", f.display()))?;

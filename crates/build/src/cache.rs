@@ -1,0 +1,548 @@
+//! The build cache beyond one store: `--cache-to` writes the cache records of a build, the
+//! layers they name and the contents of its `RUN --mount=type=cache` mounts as one OCI
+//! manifest (in an OCI image layout directory, or pushed to a registry by the caller through
+//! [`BlobSink`]); `--cache-from` reads one back and serves its records *lazily*: a step whose
+//! key is in an imported record is CACHED without its layer, and a layer is fetched only
+//! when something needs its bytes (a snapshot for a RUN or a COPY, or the final image).
+//!
+//! The format is strata's own (see the README): the manifest's config
+//! ([`CONFIG_MEDIA_TYPE`]) is a [`CacheConfig`]; its layers are the gzip layer blobs and the
+//! cache-mount tarballs the config names.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use store::{Digest, Store};
+
+use crate::solver::BuildError;
+
+pub const CONFIG_MEDIA_TYPE: &str = "application/vnd.strata.buildcache.config.v1+json";
+pub const MOUNT_MEDIA_TYPE: &str = "application/vnd.strata.buildcache.mount.v1.tar+gzip";
+pub const LAYER_MEDIA_TYPE: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
+
+/// What a cache export holds.
+#[derive(Serialize, Deserialize, Default, Clone, Debug)]
+pub struct CacheConfig {
+    pub version: u32,
+    /// Step key → the layer the step produced.
+    pub records: Vec<Record>,
+    /// COPY input identity → its content key (see `copy.rs`), so a cached COPY needs no
+    /// snapshot of its source or destination.
+    pub memos: Vec<Memo>,
+    /// Layer diffID → its compressed blob in this export.
+    pub layers: Vec<LayerRef>,
+    /// Cache mount id (the hex store name) → a gzip tarball of its contents.
+    pub mounts: Vec<MountRef>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Record {
+    pub key: Digest,
+    pub diff_id: Digest,
+    pub created: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Memo {
+    pub key: Digest,
+    pub value: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct LayerRef {
+    pub diff_id: Digest,
+    pub digest: Digest,
+    pub size: u64,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct MountRef {
+    pub id: String,
+    pub digest: Digest,
+    pub size: u64,
+}
+
+/// What one build used, for exporting: filled in by the solver.
+#[derive(Default, Debug, Clone)]
+pub struct Used {
+    /// (stage index, record) for every step that has a layer (or the empty layer).
+    pub records: Vec<(usize, Record)>,
+    pub memos: Vec<(usize, Memo)>,
+    /// Cache mounts RUN steps of this build mounted (hex store names).
+    pub mounts: BTreeSet<String>,
+}
+
+/// Where imported blobs come from (a local OCI layout, a registry).
+pub trait BlobSource: Send + Sync {
+    /// For messages: the directory or the registry reference.
+    fn describe(&self) -> String;
+    /// The blob's bytes (verified by the caller against the digest).
+    fn open(&self, digest: &Digest) -> Result<Box<dyn Read + Send + '_>, String>;
+}
+
+/// Where an export goes.
+pub trait BlobSink {
+    fn describe(&self) -> String;
+    /// Whether the destination has the blob already.
+    fn has(&self, digest: &Digest) -> bool;
+    fn put(&self, digest: &Digest, size: u64, data: &mut dyn Read) -> Result<(), String>;
+    /// Store the manifest (the destination names it: a tag, or `latest` in index.json).
+    fn put_manifest(&self, media_type: &str, bytes: &[u8]) -> Result<(), String>;
+}
+
+/// An OCI image layout directory: `type=local,dest=DIR` / `src=DIR`.
+pub struct LocalDir(pub PathBuf);
+
+impl LocalDir {
+    fn blob(&self, d: &Digest) -> PathBuf {
+        self.0.join("blobs").join("sha256").join(d.hex())
+    }
+
+    /// The manifest index.json names (the `latest` entry, else the first).
+    pub fn manifest(&self) -> Result<Vec<u8>, String> {
+        let p = self.0.join("index.json");
+        let text = std::fs::read(&p).map_err(|e| format!("read {}: {e}", p.display()))?;
+        let idx: serde_json::Value = serde_json::from_slice(&text)
+            .map_err(|e| format!("{}: not an OCI index: {e}", p.display()))?;
+        let ms = idx["manifests"].as_array().cloned().unwrap_or_default();
+        let pick = ms
+            .iter()
+            .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == "latest")
+            .or(ms.first())
+            .ok_or_else(|| format!("{}: names no manifest", p.display()))?;
+        let d: Digest = pick["digest"]
+            .as_str()
+            .unwrap_or_default()
+            .parse()
+            .map_err(|e| format!("{}: {e}", p.display()))?;
+        read_verified(self.open(&d)?, &d, MAX_SMALL)
+    }
+}
+
+impl BlobSource for LocalDir {
+    fn describe(&self) -> String {
+        self.0.display().to_string()
+    }
+    fn open(&self, digest: &Digest) -> Result<Box<dyn Read + Send + '_>, String> {
+        let p = self.blob(digest);
+        let f = std::fs::File::open(&p).map_err(|e| format!("open {}: {e}", p.display()))?;
+        Ok(Box::new(f))
+    }
+}
+
+impl BlobSink for LocalDir {
+    fn describe(&self) -> String {
+        self.0.display().to_string()
+    }
+    fn has(&self, digest: &Digest) -> bool {
+        self.blob(digest).is_file()
+    }
+    fn put(&self, digest: &Digest, _size: u64, data: &mut dyn Read) -> Result<(), String> {
+        let p = self.blob(digest);
+        let dir = p.parent().expect("blob dir");
+        std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+        let tmp = dir.join(format!(".tmp-{}-{}", digest.hex(), std::process::id()));
+        let mut f =
+            std::fs::File::create(&tmp).map_err(|e| format!("create {}: {e}", tmp.display()))?;
+        let mut hw = store::HashingWriter::new(&mut f);
+        std::io::copy(data, &mut hw).map_err(|e| format!("write {}: {e}", tmp.display()))?;
+        let (got, _, _) = hw.finish();
+        if &got != digest {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(format!("blob {digest} read back as {got}"));
+        }
+        std::fs::rename(&tmp, &p).map_err(|e| format!("rename {}: {e}", p.display()))
+    }
+    fn put_manifest(&self, media_type: &str, bytes: &[u8]) -> Result<(), String> {
+        let d = Digest::of(bytes);
+        self.put(&d, bytes.len() as u64, &mut &bytes[..])?;
+        let layout = self.0.join("oci-layout");
+        store::atomic_write(&layout, br#"{"imageLayoutVersion":"1.0.0"}"#)
+            .map_err(|e| e.to_string())?;
+        let index = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": [{
+                "mediaType": media_type,
+                "digest": d.to_string(),
+                "size": bytes.len(),
+                "annotations": {"org.opencontainers.image.ref.name": "latest"},
+            }],
+        });
+        store::atomic_write(
+            &self.0.join("index.json"),
+            serde_json::to_string_pretty(&index)
+                .expect("index serializes")
+                .as_bytes(),
+        )
+        .map_err(|e| e.to_string())
+    }
+}
+
+/// Manifests and configs are small: refuse more than this.
+const MAX_SMALL: u64 = 64 << 20;
+
+fn read_verified(r: Box<dyn Read + Send + '_>, d: &Digest, max: u64) -> Result<Vec<u8>, String> {
+    let mut buf = Vec::new();
+    r.take(max + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| format!("read {d}: {e}"))?;
+    if buf.len() as u64 > max {
+        return Err(format!("{d}: larger than {max} bytes"));
+    }
+    let got = Digest::of(&buf);
+    if &got != d {
+        return Err(format!("{d}: content hashes to {got}"));
+    }
+    Ok(buf)
+}
+
+/// An imported cache, served lazily.
+pub struct Imported {
+    source: Box<dyn BlobSource>,
+    records: HashMap<Digest, (Digest, String)>,
+    memos: HashMap<Digest, String>,
+    layers: HashMap<Digest, LayerRef>,
+    mounts: HashMap<String, MountRef>,
+    /// Layers fetched so far (for the summary and the tests).
+    pub fetched: Mutex<Vec<Digest>>,
+}
+
+impl std::fmt::Debug for Imported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Imported({}, {} records)",
+            self.describe(),
+            self.records.len()
+        )
+    }
+}
+
+impl Imported {
+    /// Read a cache manifest and its config from `source`.
+    pub fn open(source: Box<dyn BlobSource>, manifest: &[u8]) -> Result<Imported, String> {
+        let what = source.describe();
+        let m: serde_json::Value = serde_json::from_slice(manifest)
+            .map_err(|e| format!("{what}: the cache manifest is not JSON: {e}"))?;
+        if m["config"]["mediaType"] != CONFIG_MEDIA_TYPE {
+            return Err(format!(
+                "{what}: not a strata build cache (config media type {})",
+                m["config"]["mediaType"]
+            ));
+        }
+        let cd: Digest = m["config"]["digest"]
+            .as_str()
+            .unwrap_or_default()
+            .parse()
+            .map_err(|e| format!("{what}: {e}"))?;
+        let bytes = read_verified(source.open(&cd)?, &cd, MAX_SMALL)?;
+        let c: CacheConfig =
+            serde_json::from_slice(&bytes).map_err(|e| format!("{what}: bad cache config: {e}"))?;
+        if c.version != 1 {
+            return Err(format!(
+                "{what}: cache format version {} unknown",
+                c.version
+            ));
+        }
+        Ok(Imported {
+            source,
+            records: c
+                .records
+                .into_iter()
+                .map(|r| (r.key, (r.diff_id, r.created)))
+                .collect(),
+            memos: c.memos.into_iter().map(|m| (m.key, m.value)).collect(),
+            layers: c
+                .layers
+                .into_iter()
+                .map(|l| (l.diff_id.clone(), l))
+                .collect(),
+            mounts: c.mounts.into_iter().map(|m| (m.id.clone(), m)).collect(),
+            fetched: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Open a local OCI layout directory (`--cache-from type=local,src=DIR`).
+    pub fn open_local(dir: &Path) -> Result<Imported, String> {
+        let src = LocalDir(dir.to_path_buf());
+        let manifest = src.manifest()?;
+        Imported::open(Box::new(src), &manifest)
+    }
+
+    pub fn describe(&self) -> String {
+        self.source.describe()
+    }
+}
+
+/// The imports active for a store during a build (looked up by the snapshot code, which
+/// sees only the store).
+type Active = Vec<(PathBuf, Arc<Imported>)>;
+static ACTIVE: Mutex<Active> = Mutex::new(Vec::new());
+
+fn active(store: &Store) -> Vec<Arc<Imported>> {
+    ACTIVE
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .filter(|(root, _)| root == store.root())
+        .map(|(_, i)| i.clone())
+        .collect()
+}
+
+/// Keeps imports active until dropped.
+pub(crate) struct Activation {
+    root: PathBuf,
+    imports: Vec<Arc<Imported>>,
+}
+
+pub(crate) fn activate(store: &Store, imports: &[Arc<Imported>]) -> Activation {
+    let mut a = ACTIVE.lock().unwrap_or_else(|p| p.into_inner());
+    for i in imports {
+        a.push((store.root().to_path_buf(), i.clone()));
+    }
+    Activation {
+        root: store.root().to_path_buf(),
+        imports: imports.to_vec(),
+    }
+}
+
+impl Drop for Activation {
+    fn drop(&mut self) {
+        let mut a = ACTIVE.lock().unwrap_or_else(|p| p.into_inner());
+        a.retain(|(root, i)| {
+            !(root == &self.root && self.imports.iter().any(|x| Arc::ptr_eq(x, i)))
+        });
+    }
+}
+
+/// A step's cache record: the store's own, else an imported one (whose layer may not be
+/// here yet: [`ensure_blob`] fetches it when its bytes are needed).
+pub(crate) fn get(store: &Store, key: &Digest) -> Option<(Digest, Option<String>)> {
+    if let Some(hit) = store.cache_get(key) {
+        return Some(hit);
+    }
+    for i in active(store) {
+        if let Some((d, created)) = i.records.get(key) {
+            if store.has_blob(d) || i.layers.contains_key(d) {
+                return Some((d.clone(), Some(created.clone())));
+            }
+        }
+    }
+    None
+}
+
+/// A memo: the store's own, else an imported one.
+pub(crate) fn memo(store: &Store, key: &Digest) -> Option<String> {
+    store
+        .memo_get(key)
+        .or_else(|| active(store).iter().find_map(|i| i.memos.get(key).cloned()))
+}
+
+/// Make sure the store has the layer `diff_id`, fetching it from an imported cache if it
+/// is not there. The fetched layer is decompressed, hashed and checked against its diffID
+/// on the way in; nothing half-written stays in the store.
+pub(crate) fn ensure_blob(store: &Store, diff_id: &Digest) -> Result<(), BuildError> {
+    if store.has_blob(diff_id) {
+        return Ok(());
+    }
+    for i in active(store) {
+        let Some(l) = i.layers.get(diff_id) else {
+            continue;
+        };
+        let what = format!("cache layer {} from {}", l.digest, i.describe());
+        let r = i.source.open(&l.digest).map_err(BuildError::Other)?;
+        let mut hr = store::HashingReader::new(r);
+        let got = archive::ingest_layer(store, &mut hr, &what)
+            .map_err(|e| BuildError::Other(format!("{what}: {e}")))?;
+        let (compressed, _) = hr.finish();
+        if compressed != l.digest || &got.diff_id != diff_id {
+            return Err(BuildError::Other(format!(
+                "{what}: content does not match (blob {compressed}, layer {})",
+                got.diff_id
+            )));
+        }
+        i.fetched
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(diff_id.clone());
+        return Ok(());
+    }
+    Ok(())
+}
+
+/// Fill an empty cache mount directory from an imported cache, if one carries it.
+pub(crate) fn ensure_mount(store: &Store, id: &str, dir: &Path) -> Result<(), BuildError> {
+    let empty = std::fs::read_dir(dir)
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(true);
+    if !empty {
+        return Ok(());
+    }
+    for i in active(store) {
+        let Some(m) = i.mounts.get(id) else {
+            continue;
+        };
+        let what = format!("cache mount {} from {}", m.digest, i.describe());
+        let r = i.source.open(&m.digest).map_err(BuildError::Other)?;
+        let mut hr = store::HashingReader::new(r);
+        let tmp = dir.with_file_name(format!(".import-{id}-{}", std::process::id()));
+        let _ = store::remove_tree(&tmp);
+        std::fs::create_dir_all(&tmp).map_err(|e| BuildError::io(&what, e))?;
+        let res = (|| {
+            let dec = layer::Decompressor::new(&mut hr).map_err(|e| e.to_string())?;
+            let opts = layer::ApplyOptions {
+                whiteouts: layer::Whiteouts::Overlay,
+                same_owner: true,
+            };
+            layer::apply(dec, &tmp, &opts).map_err(|e| e.to_string())?;
+            std::io::copy(&mut hr, &mut std::io::sink()).map_err(|e| e.to_string())?;
+            Ok::<_, String>(())
+        })();
+        let (got, _) = hr.finish();
+        if let Err(e) = res.and_then(|()| {
+            (got == m.digest)
+                .then_some(())
+                .ok_or(format!("content hashes to {got}"))
+        }) {
+            let _ = store::remove_tree(&tmp);
+            return Err(BuildError::Other(format!("{what}: {e}")));
+        }
+        let _ = std::fs::remove_dir(dir);
+        std::fs::rename(&tmp, dir).map_err(|e| BuildError::io(&what, e))?;
+        return Ok(());
+    }
+    Ok(())
+}
+
+/// What an export wrote.
+#[derive(Debug, Default)]
+pub struct ExportStats {
+    pub records: usize,
+    pub layers: usize,
+    pub mounts: usize,
+    /// Blobs written (the rest were at the destination already).
+    pub uploaded: usize,
+}
+
+/// Export the cache of a finished build: with `max`, every step of every stage; else only
+/// the steps whose layers are in the final image (BuildKit's `mode=min`).
+pub fn export(
+    store: &Store,
+    result: &crate::BuildResult,
+    max: bool,
+    sink: &dyn BlobSink,
+) -> Result<ExportStats, BuildError> {
+    let fail =
+        |e: String| BuildError::Other(format!("exporting the cache to {}: {e}", sink.describe()));
+    let final_layers: BTreeSet<&Digest> = result.image.config.rootfs.diff_ids.iter().collect();
+    let target = result.plan.target;
+    let mut records = BTreeMap::new();
+    for (stage, r) in &result.used.records {
+        let keep = max
+            || final_layers.contains(&r.diff_id)
+            || (*stage == target && r.diff_id == crate::solver::empty_layer());
+        if keep {
+            records.insert(r.key.clone(), r.clone());
+        }
+    }
+    let memos: BTreeSet<Memo> = result
+        .used
+        .memos
+        .iter()
+        .filter(|(stage, _)| max || *stage == target)
+        .map(|(_, m)| m.clone())
+        .collect();
+    let mut stats = ExportStats {
+        records: records.len(),
+        ..Default::default()
+    };
+    let mut layers = Vec::new();
+    let mut descriptors = Vec::new();
+    let diffs: BTreeSet<&Digest> = records.values().map(|r| &r.diff_id).collect();
+    for d in diffs {
+        let (c, size) = archive::compressed_layer(store, d, layer::Compression::Gzip)
+            .map_err(|e| fail(e.to_string()))?;
+        if !sink.has(&c) {
+            let mut r = store.open_blob(&c)?;
+            sink.put(&c, size, &mut r).map_err(fail)?;
+            stats.uploaded += 1;
+        }
+        layers.push(LayerRef {
+            diff_id: d.clone(),
+            digest: c.clone(),
+            size,
+        });
+        descriptors.push(serde_json::json!({
+            "mediaType": LAYER_MEDIA_TYPE, "digest": c.to_string(), "size": size,
+        }));
+    }
+    stats.layers = layers.len();
+    let mut mounts = Vec::new();
+    for id in &result.used.mounts {
+        let dir = store.root().join("cache-mounts").join(id);
+        if !dir.is_dir() {
+            continue;
+        }
+        let (c, size) = mount_blob(store, &dir)?;
+        if !sink.has(&c) {
+            let mut r = store.open_blob(&c)?;
+            sink.put(&c, size, &mut r).map_err(fail)?;
+            stats.uploaded += 1;
+        }
+        descriptors.push(serde_json::json!({
+            "mediaType": MOUNT_MEDIA_TYPE, "digest": c.to_string(), "size": size,
+        }));
+        mounts.push(MountRef {
+            id: id.clone(),
+            digest: c,
+            size,
+        });
+    }
+    stats.mounts = mounts.len();
+    let config = CacheConfig {
+        version: 1,
+        records: records.into_values().collect(),
+        memos: memos.into_iter().collect(),
+        layers,
+        mounts,
+    };
+    let cbytes = serde_json::to_vec(&config).expect("cache config serializes");
+    let cd = Digest::of(&cbytes);
+    if !sink.has(&cd) {
+        sink.put(&cd, cbytes.len() as u64, &mut &cbytes[..])
+            .map_err(fail)?;
+        stats.uploaded += 1;
+    }
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": MANIFEST_MEDIA_TYPE,
+        "config": {"mediaType": CONFIG_MEDIA_TYPE, "digest": cd.to_string(), "size": cbytes.len()},
+        "layers": descriptors,
+    });
+    let mbytes = serde_json::to_vec(&manifest).expect("manifest serializes");
+    sink.put_manifest(MANIFEST_MEDIA_TYPE, &mbytes)
+        .map_err(fail)?;
+    Ok(stats)
+}
+
+/// A cache mount's contents as a gzip tarball in the store (a blob that the next prune
+/// drops unless something refers to it).
+fn mount_blob(store: &Store, dir: &Path) -> Result<(Digest, u64), BuildError> {
+    let mut ing = store.ingest()?;
+    let opts = layer::CommitOptions::default();
+    let tar_tmp = {
+        // tar first (hashing), then compress from the stored tar.
+        let info = layer::commit(dir, &opts, &mut ing)
+            .map_err(|e| BuildError::Other(format!("tar {}: {e}", dir.display())))?;
+        let expected: Digest = info.diff_id.parse().map_err(BuildError::Other)?;
+        ing.commit(Some(&expected))?.0
+    };
+    let (c, size) = archive::compressed_layer(store, &tar_tmp, layer::Compression::Gzip)
+        .map_err(|e| BuildError::Other(e.to_string()))?;
+    Ok((c, size))
+}
