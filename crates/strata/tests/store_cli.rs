@@ -7,7 +7,7 @@ use std::fs;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{busybox_tar, Env};
+use common::{busybox_tar, tool, Env};
 
 fn setup() -> (Env, String) {
     let env = Env::new();
@@ -358,4 +358,32 @@ fn untagged_images_are_kept_until_removed() {
     assert_eq!(other.ok(&["rmi", &id[7..19]]), format!("Deleted: {id}\n"));
     assert_eq!(other.ok(&["images", "-q"]), "");
     other.fsck_clean();
+}
+
+#[test]
+fn save_into_a_fifo_writes_through_it_and_keeps_it() {
+    // `save -o /dev/null` once replaced /dev/null with a regular file (write beside, then
+    // rename). A FIFO stands in for the device: it must stay a FIFO and carry the archive.
+    let (env, tar) = setup();
+    env.ok(&["import", &tar, "bb:1"]);
+    let fifo = env.path("pipe");
+    tool("mkfifo", &[fifo.to_str().unwrap()]);
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read(&fifo).unwrap())
+    };
+    env.ok(&["save", "-o", fifo.to_str().unwrap(), "bb:1"]);
+    let bytes = reader.join().unwrap();
+    assert!(bytes.len() > 1024, "the archive went through the FIFO");
+    assert_eq!(&bytes[257..262], b"ustar", "a tar archive");
+    let ft = std::fs::symlink_metadata(&fifo).unwrap().file_type();
+    assert!(
+        std::os::unix::fs::FileTypeExt::is_fifo(&ft),
+        "the FIFO was replaced"
+    );
+    assert!(std::fs::read_dir(env.dir.path()).unwrap().all(|e| !e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .contains("strata-tmp")));
 }

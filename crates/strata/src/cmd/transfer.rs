@@ -180,6 +180,18 @@ pub fn save(store: &Store, a: SaveArgs) -> Result<ExitCode> {
             archive::save(store, &items, format, compression, &mut out)?;
             out.flush()?;
         }
+        Some(path) if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) => {
+            // A device or a pipe (`-o /dev/null`, a FIFO): write into it, never replace it.
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .with_context(|| format!("open {}", path.display()))?;
+            let mut out = BufWriter::with_capacity(1 << 20, f);
+            archive::save(store, &items, format, compression, &mut out).map_err(|e| {
+                anyhow::Error::from(e).context(format!("save to {}", path.display()))
+            })?;
+            out.flush()?;
+        }
         Some(path) => {
             // Write beside the target and rename, so a failed save leaves no partial file.
             let dir = path
