@@ -204,6 +204,17 @@ impl Containers {
         bail!("No such container: {what}")
     }
 
+    /// The ids of the containers created from the image `image_id`.
+    pub fn using_image(&self, image_id: &store::Digest) -> Result<Vec<String>> {
+        let id = image_id.to_string();
+        Ok(self
+            .list()?
+            .into_iter()
+            .filter(|c| c.config.image_id == id)
+            .map(|c| c.config.id)
+            .collect())
+    }
+
     /// Remove a container's directory and its GC root (under the containers lock).
     pub fn remove(&self, store_root: &Path, id: &str) -> Result<()> {
         let _l = self.lock()?;

@@ -732,31 +732,50 @@ fn detached_exit_codes_names_and_rm() {
 fn prune_keeps_what_a_container_uses() {
     let env = setup();
     let _guard = Detached(&env);
-    let tar = env.path("busybox.tar");
-    env.ok(&["import", tar.to_str().unwrap(), "only-for-gc:local"]);
-    // Remove every other image, so only the container keeps the layer alive.
-    env.ok(&["rmi", "busybox:local", "cfg:local"]);
-    let id = run_d(&env, &["only-for-gc:local", "sleep", "1000"]);
-    env.ok(&["rmi", "only-for-gc:local"]);
-    env.ok(&["prune", "--all"]);
+    let ctx = env.path("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox:local\nRUN echo marker > /marker\n",
+    )
+    .unwrap();
+    env.ok(&["build", "-q", "-t", "gc:local", ctx.to_str().unwrap()]);
     let snapshots = || {
         std::fs::read_dir(env.root().join("snapshots"))
             .unwrap()
             .count()
     };
+    assert_eq!(snapshots(), 2);
+    let id = run_d(&env, &["gc:local", "sleep", "1000"]);
+    // docker refuses to remove the last name of an image a container uses.
+    let o = env.run(&["rmi", "gc:local"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains(&format!(
+            "conflict: unable to remove repository reference \"gc:local\" (must force) - \
+             container {} is using its referenced image",
+            &id[..12]
+        )),
+        "{}",
+        stderr(&o)
+    );
+    // Moving the name (as a rebuild does) leaves the built image with no name and no
+    // untagged record: only the container's GC root keeps its RUN layer.
+    env.ok(&["tag", "busybox:local", "gc:local"]);
+    env.ok(&["prune", "--all"]);
     assert_eq!(
         snapshots(),
-        1,
+        2,
         "prune removed the running container's layer"
     );
-    // The container still works on its layer.
     env.ok(&["stop", "-t", "0", &id]);
     assert!(ps_line(&env, &id).unwrap().contains("Exited (137)"));
     env.ok(&["prune"]);
-    assert_eq!(snapshots(), 1, "prune removed a stopped container's layer");
+    assert_eq!(snapshots(), 2, "prune removed a stopped container's layer");
     env.ok(&["rm", &id]);
     env.ok(&["prune"]);
-    assert_eq!(snapshots(), 0, "the layer outlived its last container");
+    assert_eq!(snapshots(), 1, "the layer outlived its last container");
+    env.fsck_clean();
 }
 
 /// A port nothing listens on (bound once by the kernel's choice, then released).
