@@ -60,7 +60,7 @@ enum Command {
     Images(cmd::images::ImagesArgs),
     /// Show the history of an image.
     History(cmd::images::HistoryArgs),
-    /// Display detailed information on images, as `docker image inspect`.
+    /// Display detailed information on containers or images, as `docker inspect`.
     Inspect {
         #[arg(required = true)]
         images: Vec<String>,

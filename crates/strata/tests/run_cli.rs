@@ -669,6 +669,12 @@ fn detached_exit_codes_names_and_rm() {
         ps_line(&env, &id).is_some_and(|l| l.contains("Exited (7) "))
     });
     assert_eq!(env.ok(&["logs", &id]), "bye\n");
+    let v: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", &id[..12]])).unwrap();
+    assert_eq!(v[0]["Id"], id.as_str());
+    assert_eq!(v[0]["State"]["Status"], "exited");
+    assert_eq!(v[0]["State"]["ExitCode"], 7);
+    assert_eq!(v[0]["Path"], "sh");
+    assert_ne!(v[0]["State"]["FinishedAt"], "0001-01-01T00:00:00Z");
     let json = env.ok(&["ps", "-a", "--format", "json"]);
     let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
     assert_eq!(v["State"], "exited");
@@ -811,6 +817,11 @@ fn publish_a_port_of_a_detached_container() {
         line.contains(&format!("127.0.0.1:{port}->80/tcp")),
         "{line}"
     );
+    let v: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", &id])).unwrap();
+    let bound = &v[0]["NetworkSettings"]["Ports"]["80/tcp"][0];
+    assert_eq!(bound["HostIp"], "127.0.0.1");
+    assert_eq!(bound["HostPort"], port.to_string());
+    assert_eq!(v[0]["State"]["Running"], true);
     let mut response = String::new();
     eventually("httpd through the proxy", || {
         response = http_get(port).unwrap_or_default();

@@ -299,3 +299,72 @@ pub fn rm(store: &Store, a: RmArgs) -> Result<ExitCode> {
         containers.remove(store.root(), &c.config.id)
     })
 }
+
+/// docker's zero time, for a container that never started or never finished.
+const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+/// `docker container inspect`'s fields that strata knows.
+pub fn inspect_json(c: &Container) -> serde_json::Value {
+    use serde_json::json;
+    let status = c.status();
+    let running = status == Status::Running;
+    let bindings = |ports: &[crate::proxy::PortMap]| {
+        let mut m = serde_json::Map::new();
+        for p in ports {
+            let e = m
+                .entry(format!("{}/tcp", p.container_port))
+                .or_insert_with(|| json!([]));
+            if let Some(a) = e.as_array_mut() {
+                a.push(json!({
+                    "HostIp": p.host_ip.to_string(),
+                    "HostPort": if p.host_port == 0 { String::new() } else { p.host_port.to_string() },
+                }));
+            }
+        }
+        serde_json::Value::Object(m)
+    };
+    let network_mode = match c.config.network.as_str() {
+        "private" => "default",
+        other => other,
+    };
+    json!({
+        "Id": c.config.id,
+        "Created": c.config.created,
+        "Path": c.config.args.first().cloned().unwrap_or_default(),
+        "Args": c.config.args.iter().skip(1).collect::<Vec<_>>(),
+        "State": {
+            "Status": state_word(status),
+            "Running": running,
+            "Paused": false,
+            "Restarting": false,
+            "OOMKilled": false,
+            "Dead": status == Status::Dead,
+            "Pid": if running { c.state.pid } else { 0 },
+            "ExitCode": c.state.exit_code.unwrap_or(0),
+            "Error": c.state.error.clone().unwrap_or_default(),
+            "StartedAt": c.state.started_at.clone().unwrap_or_else(|| ZERO_TIME.into()),
+            "FinishedAt": c.state.finished_at.clone().unwrap_or_else(|| ZERO_TIME.into()),
+        },
+        "Image": c.config.image_id,
+        "LogPath": c.dir.join("log"),
+        "Name": format!("/{}", c.config.name),
+        "RestartCount": 0,
+        "HostConfig": {
+            "NetworkMode": network_mode,
+            "PortBindings": bindings(&c.config.ports),
+            "AutoRemove": c.config.auto_remove,
+        },
+        "Config": {
+            "Hostname": c.config.hostname,
+            "User": c.config.user.clone().unwrap_or_default(),
+            "Tty": c.config.tty,
+            "Env": c.config.env,
+            "Image": c.config.image,
+            "WorkingDir": c.config.cwd,
+            "StopSignal": c.config.stop_signal,
+        },
+        "NetworkSettings": {
+            "Ports": if running { bindings(&c.state.ports) } else { json!({}) },
+        },
+    })
+}

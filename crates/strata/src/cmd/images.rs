@@ -308,7 +308,13 @@ pub fn inspect(store: &Store, images: &[String]) -> Result<ExitCode> {
     let _lock = store.lock_shared()?;
     let mut out = Vec::new();
     let mut missing = Vec::new();
+    // Containers first, then images, as docker's untyped `inspect` looks them up.
+    let containers = crate::container::Containers::new(store.root())?;
     for i in images {
+        if let Ok(c) = containers.find(i) {
+            out.push(crate::cmd::containers::inspect_json(&c));
+            continue;
+        }
         match store.resolve(i) {
             Ok(img) => out.push(inspect_json(store, &img)?),
             Err(store::Error::NoSuchImage(n)) => missing.push(n),
