@@ -1,9 +1,11 @@
-//! `strata run`: a container from a store image, in the foreground, on the build's executor.
+//! `strata run`: a container from a store image on the build's executor, in the foreground
+//! or (with `-d`, see `detach`) under a supervisor.
 //!
-//! The rootfs is an overlay of the image's layer snapshots with a fresh upperdir under the
-//! store's `tmp/`, removed when the container exits (its writes are discarded). The store
-//! lock is held shared for the whole run, so `strata prune` never removes the snapshots or
-//! the upperdir of a running container.
+//! In the foreground the rootfs is an overlay of the image's layer snapshots with a fresh
+//! upperdir under the store's `tmp/`, removed when the container exits (its writes are
+//! discarded). The store lock is held shared for the whole run, so `strata prune` never
+//! removes the snapshots or the upperdir of a running container. `-p` publishes ports
+//! through `proxy` from this process.
 
 use std::fs::File;
 use std::io::{IsTerminal, Read, Write};
