@@ -18,6 +18,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::Read;
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -125,7 +126,12 @@ pub struct Lock(#[allow(dead_code)] File);
 impl Containers {
     pub fn new(store_root: &Path) -> Result<Containers> {
         let dir = store_root.join("containers");
-        std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+        // Private: logs and environments may hold secrets (docker's is 0710).
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .with_context(|| format!("create {}", dir.display()))?;
         Ok(Containers { dir })
     }
 
