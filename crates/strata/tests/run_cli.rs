@@ -530,8 +530,8 @@ fn detached_lifecycle() {
             "busybox:local",
             "sh",
             "-c",
-            "echo err-1 >&2; sleep 0.2; echo out-1; echo out-2; \
-             trap 'echo got-term; exit 3' TERM; while true; do sleep 0.1; done",
+            "trap 'echo got-term; exit 3' TERM; echo err-1 >&2; sleep 0.2; echo out-1; \
+             echo out-2; while true; do sleep 0.1; done",
         ],
     );
     // Running: listed without -a, by short id, with docker's columns.
@@ -552,7 +552,7 @@ fn detached_lifecycle() {
     let line = lines.next().expect("the container is listed");
     assert!(line.starts_with(&id[..12]), "{line}");
     assert!(line.contains("busybox:local"), "{line}");
-    assert!(line.contains("\"sh -c echo err-1 >&…\""), "{line}");
+    assert!(line.contains("\"sh -c trap 'echo go…\""), "{line}");
     assert!(line.contains(" Up "), "{line}");
     assert!(line.trim_end().ends_with("web"), "{line}");
     assert_eq!(env.ok(&["ps", "-q"]), format!("{}\n", &id[..12]));
@@ -648,6 +648,29 @@ fn stop_kills_after_the_timeout_and_rm_force() {
     let line = ps_line(&env, &id).unwrap();
     assert!(line.contains("Exited (137) "), "{line}");
     assert_eq!(env.ok(&["rm", &id]), format!("{id}\n"));
+
+    // The image's StopSignal, else -s, replaces SIGTERM.
+    let tar = env.path("busybox.tar");
+    env.ok(&[
+        "import",
+        "--change",
+        "STOPSIGNAL SIGUSR1",
+        tar.to_str().unwrap(),
+        "usr1:local",
+    ]);
+    // pid 1 ignores signals it has no handler for: wait until the traps are set.
+    let trap =
+        "trap 'exit 10' USR1; trap 'exit 12' USR2; echo ready; while true; do sleep 0.1; done";
+    let ready = |id: &str| eventually("the traps", || env.ok(&["logs", id]) == "ready\n");
+    let id = run_d(&env, &["usr1:local", "sh", "-c", trap]);
+    ready(&id);
+    env.ok(&["stop", "-t", "5", &id]);
+    assert!(ps_line(&env, &id).unwrap().contains("Exited (10) "));
+    let id2 = run_d(&env, &["usr1:local", "sh", "-c", trap]);
+    ready(&id2);
+    env.ok(&["stop", "-s", "USR2", "-t", "5", &id2]);
+    assert!(ps_line(&env, &id2).unwrap().contains("Exited (12) "));
+    assert_eq!(env.ok(&["rm", &id, &id2]), format!("{id}\n{id2}\n"));
 
     // rm -f kills a running container.
     let id = run_d(
