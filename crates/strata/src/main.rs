@@ -7,7 +7,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod cmd;
+mod container;
 mod format;
+mod proxy;
 
 /// Daemonless, Docker-compatible builder for multi-stage Dockerfiles.
 #[derive(Parser)]
@@ -38,8 +40,20 @@ enum Command {
     },
     /// Show what a build would do: stages to run and skip, their steps expanded.
     Plan(cmd::plan::PlanArgs),
-    /// Run a command in a new container from an image, in the foreground.
+    /// Run a command in a new container from an image (in the foreground, or with -d in
+    /// the background).
     Run(cmd::run::RunArgs),
+    /// List containers started with `run -d`.
+    Ps(cmd::containers::PsArgs),
+    /// Fetch the logs of a container.
+    Logs(cmd::containers::LogsArgs),
+    /// Stop one or more running containers.
+    Stop(cmd::containers::StopArgs),
+    /// Remove one or more containers.
+    Rm(cmd::containers::RmArgs),
+    /// The supervisor of a detached container (started by `run -d`).
+    #[command(name = "__strata-supervise", hide = true)]
+    Supervise { id: String },
     /// Import a root filesystem tarball as an image.
     Import(cmd::transfer::ImportArgs),
     /// Load images from a docker-archive or OCI archive.
@@ -50,7 +64,7 @@ enum Command {
     Images(cmd::images::ImagesArgs),
     /// Show the history of an image.
     History(cmd::images::HistoryArgs),
-    /// Display detailed information on images, as `docker image inspect`.
+    /// Display detailed information on containers or images, as `docker inspect`.
     Inspect {
         #[arg(required = true)]
         images: Vec<String>,
@@ -106,6 +120,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Run(a) => cmd::run::run(open(), a),
+        Command::Ps(a) => cmd::containers::ps(&open()?, a),
+        Command::Logs(a) => cmd::containers::logs(&open()?, a),
+        Command::Stop(a) => cmd::containers::stop(&open()?, a),
+        Command::Rm(a) => cmd::containers::rm(&open()?, a),
+        Command::Supervise { id } => Ok(cmd::run::supervise(open()?.root(), &id)),
         Command::Debug(c) => cmd::debug::run(c),
         Command::Import(a) => cmd::transfer::import(&open()?, a),
         Command::Load(a) => cmd::transfer::load(&open()?, a),

@@ -121,10 +121,27 @@ fn exit_codes_propagate() {
     run(&env, &["-u", "bob", "busybox:local", "true"], 125);
     run(&env, &["-w", "relative", "busybox:local", "true"], 125);
     // Not available yet: a clear message, exit code 1.
-    let err = env.fails(&["run", "-d", "busybox:local", "true"]);
-    assert!(err.contains("strata run -d is not available yet"), "{err}");
-    let err = env.fails(&["run", "-p", "8080:80", "busybox:local", "true"]);
+    let err = env.fails(&["run", "-P", "busybox:local", "true"]);
     assert!(err.contains("not available yet"), "{err}");
+    // Ports can only be published from a private network namespace.
+    let o = env.run(&[
+        "run",
+        "--network",
+        "host",
+        "-p",
+        "8080:80",
+        "busybox:local",
+        "true",
+    ]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains("needs the default network"),
+        "{}",
+        stderr(&o)
+    );
+    let o = env.run(&["run", "-p", "8080:80/udp", "busybox:local", "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("only tcp"), "{}", stderr(&o));
     assert_clean(&env);
 }
 
@@ -420,9 +437,487 @@ fn signals_are_forwarded() {
 }
 
 #[test]
-fn help_says_writes_are_discarded() {
+fn help_explains_foreground_and_detached() {
     let env = Env::new();
     let help = env.ok(&["run", "--help"]);
     assert!(help.contains("DISCARDED"), "{help}");
+    assert!(help.contains("strata ps"), "{help}");
     assert!(Path::new(env!("CARGO_BIN_EXE_strata")).exists());
+}
+
+// ---- detached containers: run -d, ps, logs, stop, rm, -p ----
+
+/// Removes every container of the store when dropped (also when a test fails), then checks
+/// that no supervisor of this store is left and nothing is mounted under it.
+struct Detached<'a>(&'a Env);
+
+impl Drop for Detached<'_> {
+    fn drop(&mut self) {
+        let env = self.0;
+        let ids = env.run(&["ps", "-aq", "--no-trunc"]);
+        for id in stdout(&ids).lines() {
+            let _ = env.run(&["rm", "-f", id]);
+        }
+        if std::thread::panicking() {
+            return;
+        }
+        let left = stdout(&env.run(&["ps", "-aq"]));
+        assert!(left.is_empty(), "containers left: {left}");
+        assert!(supervisors(env).is_empty(), "supervisors left");
+        assert_clean(env);
+    }
+}
+
+/// Pids of the supervisors running for this store.
+fn supervisors(env: &Env) -> Vec<u32> {
+    let root = env.root();
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+        if args.contains(&&b"__strata-supervise"[..])
+            && args.contains(&root.as_os_str().as_encoded_bytes())
+        {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// `strata run -d ARGS`: the id it prints (64 hex digits).
+fn run_d(env: &Env, args: &[&str]) -> String {
+    let mut all = vec!["run", "-d"];
+    all.extend_from_slice(args);
+    let out = env.ok(&all);
+    let id = out.trim().to_string();
+    assert_eq!(id.len(), 64, "not an id: {out:?}");
+    assert!(id.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
+    id
+}
+
+/// Poll `f` for up to 20 s.
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let end = std::time::Instant::now() + Duration::from_secs(20);
+    while std::time::Instant::now() < end {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// `ps -a` line of the container whose id starts with `id[..12]`.
+fn ps_line(env: &Env, id: &str) -> Option<String> {
+    env.ok(&["ps", "-a"])
+        .lines()
+        .find(|l| l.starts_with(&id[..12]))
+        .map(str::to_string)
+}
+
+#[test]
+fn detached_lifecycle() {
+    let env = setup();
+    let _guard = Detached(&env);
+    let id = run_d(
+        &env,
+        &[
+            "--name",
+            "web",
+            "busybox:local",
+            "sh",
+            "-c",
+            "trap 'echo got-term; exit 3' TERM; echo err-1 >&2; sleep 0.2; echo out-1; \
+             echo out-2; while true; do sleep 0.1; done",
+        ],
+    );
+    // Running: listed without -a, by short id, with docker's columns.
+    let ps = env.ok(&["ps"]);
+    let mut lines = ps.lines();
+    let header = lines.next().unwrap();
+    for col in [
+        "CONTAINER ID",
+        "IMAGE",
+        "COMMAND",
+        "CREATED",
+        "STATUS",
+        "PORTS",
+        "NAMES",
+    ] {
+        assert!(header.contains(col), "{header}");
+    }
+    let line = lines.next().expect("the container is listed");
+    assert!(line.starts_with(&id[..12]), "{line}");
+    assert!(line.contains("busybox:local"), "{line}");
+    assert!(line.contains("\"sh -c trap 'echo go…\""), "{line}");
+    assert!(line.contains(" Up "), "{line}");
+    assert!(line.trim_end().ends_with("web"), "{line}");
+    assert_eq!(env.ok(&["ps", "-q"]), format!("{}\n", &id[..12]));
+    assert_eq!(env.ok(&["ps", "-q", "--no-trunc"]), format!("{id}\n"));
+    let json = env.ok(&["ps", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    assert_eq!(v["State"], "running");
+    assert_eq!(v["Names"], "web");
+
+    // Logs: stdout to stdout, stderr to stderr, by name, id or id prefix.
+    eventually("the logs", || {
+        let o = env.run(&["logs", "web"]);
+        stdout(&o) == "out-1\nout-2\n" && stderr(&o) == "err-1\n"
+    });
+    for who in [id.as_str(), &id[..5]] {
+        let o = env.run(&["logs", who]);
+        assert!(o.status.success());
+        assert_eq!(stdout(&o), "out-1\nout-2\n");
+        assert_eq!(stderr(&o), "err-1\n");
+    }
+    let o = env.run(&["logs", "--tail", "1", "web"]);
+    assert_eq!((stdout(&o).as_str(), stderr(&o).as_str()), ("out-2\n", ""));
+
+    // A running container is not removed without -f.
+    let o = env.run(&["rm", "web"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("cannot remove container \"/web\": container is running"),
+        "{}",
+        stderr(&o)
+    );
+
+    // `logs -f` follows until the container stops.
+    let follow = env
+        .cmd()
+        .args(["logs", "-f", "web"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let state = std::fs::read_to_string(env.root().join("containers").join(&id).join("state.json"))
+        .unwrap();
+    let state: serde_json::Value = serde_json::from_str(&state).unwrap();
+    let supervisor = state["supervisor"].as_u64().unwrap() as u32;
+    let pid = state["pid"].as_u64().unwrap() as u32;
+    assert!(supervisors(&env).contains(&supervisor));
+
+    // stop: SIGTERM, the trap's exit code recorded; prints the name as given.
+    let t = std::time::Instant::now();
+    assert_eq!(env.ok(&["stop", "web"]), "web\n");
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    let followed = follow.wait_with_output().unwrap();
+    assert!(followed.status.success());
+    assert_eq!(stdout(&followed), "out-1\nout-2\ngot-term\n");
+    assert_eq!(stderr(&followed), "err-1\n");
+    assert_eq!(env.ok(&["ps", "-q"]), "");
+    let line = ps_line(&env, &id).expect("listed with -a");
+    assert!(line.contains("Exited (3) "), "{line}");
+    assert_eq!(
+        env.ok(&["ps", "-a", "--format", "{{.Names}} {{.State}}"]),
+        "web exited\n"
+    );
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "container pid left"
+    );
+    eventually("the supervisor to exit", || {
+        !supervisors(&env).contains(&supervisor)
+    });
+    // Stopping a stopped container is fine, as in docker.
+    assert_eq!(env.ok(&["stop", "web"]), "web\n");
+
+    // rm by id prefix: gone, with its directory and GC root.
+    assert_eq!(env.ok(&["rm", &id[..12]]), format!("{}\n", &id[..12]));
+    assert_eq!(env.ok(&["ps", "-aq"]), "");
+    assert!(!env.root().join("containers").join(&id).exists());
+    assert!(!env.root().join("roots/containers").join(&id).exists());
+}
+
+#[test]
+fn stop_kills_after_the_timeout_and_rm_force() {
+    let env = setup();
+    let _guard = Detached(&env);
+    // pid 1 without a handler ignores SIGTERM: SIGKILL after -t, exit 137 as in docker.
+    let id = run_d(&env, &["busybox:local", "sleep", "1000"]);
+    let t = std::time::Instant::now();
+    assert_eq!(env.ok(&["stop", "-t", "1", &id]), format!("{id}\n"));
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_secs(1) && took < Duration::from_secs(8),
+        "{took:?}"
+    );
+    let line = ps_line(&env, &id).unwrap();
+    assert!(line.contains("Exited (137) "), "{line}");
+    assert_eq!(env.ok(&["rm", &id]), format!("{id}\n"));
+
+    // The image's StopSignal, else -s, replaces SIGTERM.
+    let tar = env.path("busybox.tar");
+    env.ok(&[
+        "import",
+        "--change",
+        "STOPSIGNAL SIGUSR1",
+        tar.to_str().unwrap(),
+        "usr1:local",
+    ]);
+    // pid 1 ignores signals it has no handler for: wait until the traps are set.
+    let trap =
+        "trap 'exit 10' USR1; trap 'exit 12' USR2; echo ready; while true; do sleep 0.1; done";
+    let ready = |id: &str| eventually("the traps", || env.ok(&["logs", id]) == "ready\n");
+    let id = run_d(&env, &["usr1:local", "sh", "-c", trap]);
+    ready(&id);
+    env.ok(&["stop", "-t", "5", &id]);
+    assert!(ps_line(&env, &id).unwrap().contains("Exited (10) "));
+    let id2 = run_d(&env, &["usr1:local", "sh", "-c", trap]);
+    ready(&id2);
+    env.ok(&["stop", "-s", "USR2", "-t", "5", &id2]);
+    assert!(ps_line(&env, &id2).unwrap().contains("Exited (12) "));
+    assert_eq!(env.ok(&["rm", &id, &id2]), format!("{id}\n{id2}\n"));
+
+    // rm -f kills a running container.
+    let id = run_d(
+        &env,
+        &["--name", "sleeper", "busybox:local", "sleep", "1000"],
+    );
+    assert_eq!(env.ok(&["rm", "-f", "sleeper"]), "sleeper\n");
+    assert!(ps_line(&env, &id).is_none());
+    assert!(!env.root().join("containers").join(&id).exists());
+}
+
+#[test]
+fn detached_exit_codes_names_and_rm() {
+    let env = setup();
+    let _guard = Detached(&env);
+    // The exit code of a detached container is recorded.
+    let id = run_d(&env, &["busybox:local", "sh", "-c", "echo bye; exit 7"]);
+    eventually("exit 7", || {
+        ps_line(&env, &id).is_some_and(|l| l.contains("Exited (7) "))
+    });
+    assert_eq!(env.ok(&["logs", &id]), "bye\n");
+    let v: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", &id[..12]])).unwrap();
+    assert_eq!(v[0]["Id"], id.as_str());
+    assert_eq!(v[0]["State"]["Status"], "exited");
+    assert_eq!(v[0]["State"]["ExitCode"], 7);
+    assert_eq!(v[0]["Path"], "sh");
+    assert_ne!(v[0]["State"]["FinishedAt"], "0001-01-01T00:00:00Z");
+    let json = env.ok(&["ps", "-a", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    assert_eq!(v["State"], "exited");
+    assert!(
+        v["Status"].as_str().unwrap().starts_with("Exited (7)"),
+        "{v}"
+    );
+    // Start failures: docker's codes, and no id printed.
+    for (cmd, code) in [("no-such-command", 127), ("/etc/passwd", 126)] {
+        let o = env.run(&["run", "-d", "--rm", "busybox:local", cmd]);
+        assert_eq!(o.status.code(), Some(code), "{}", stderr(&o));
+        assert_eq!(stdout(&o), "");
+    }
+    let o = env.run(&["run", "-d", "no-such-image:latest"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains("Unable to find image"),
+        "{}",
+        stderr(&o)
+    );
+
+    // Names are unique; the conflict is docker's message and exit code 125.
+    let named = run_d(&env, &["--name", "dup", "busybox:local", "sleep", "1000"]);
+    let o = env.run(&["run", "-d", "--name", "dup", "busybox:local", "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains(&format!(
+            "Conflict. The container name \"/dup\" is already in use by container \"{named}\""
+        )),
+        "{}",
+        stderr(&o)
+    );
+    let o = env.run(&["run", "-d", "--name", "a/b", "busybox:local", "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    // Unknown containers: docker's wording, exit 1.
+    for cmd in [&["logs", "nope"][..], &["stop", "nope"], &["rm", "nope"]] {
+        let o = env.run(cmd);
+        assert_eq!(o.status.code(), Some(1), "{cmd:?}");
+        assert!(
+            stderr(&o).contains("No such container: nope"),
+            "{}",
+            stderr(&o)
+        );
+    }
+    // stop and rm go on past an unknown container, and still fail.
+    let o = env.run(&["rm", "-f", "nope", "dup"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stdout(&o), "dup\n");
+
+    // --rm: the container removes itself when it exits.
+    let id = run_d(&env, &["--rm", "busybox:local", "sh", "-c", "sleep 0.3"]);
+    assert!(ps_line(&env, &id).is_some() || !env.root().join("containers").join(&id).exists());
+    eventually("--rm to remove the container and its GC root", || {
+        ps_line(&env, &id).is_none()
+            && !env.root().join("containers").join(&id).exists()
+            && !env.root().join("roots/containers").join(&id).exists()
+    });
+}
+
+#[test]
+fn prune_keeps_what_a_container_uses() {
+    let env = setup();
+    let _guard = Detached(&env);
+    let ctx = env.path("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox:local\nRUN echo marker > /marker\n",
+    )
+    .unwrap();
+    env.ok(&["build", "-q", "-t", "gc:local", ctx.to_str().unwrap()]);
+    let snapshots = || {
+        std::fs::read_dir(env.root().join("snapshots"))
+            .unwrap()
+            .count()
+    };
+    assert_eq!(snapshots(), 2);
+    let id = run_d(&env, &["gc:local", "sleep", "1000"]);
+    // docker refuses to remove the last name of an image a container uses.
+    let o = env.run(&["rmi", "gc:local"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains(&format!(
+            "conflict: unable to remove repository reference \"gc:local\" (must force) - \
+             container {} is using its referenced image",
+            &id[..12]
+        )),
+        "{}",
+        stderr(&o)
+    );
+    // Moving the name (as a rebuild does) leaves the built image with no name and no
+    // untagged record: only the container's GC root keeps its RUN layer.
+    env.ok(&["tag", "busybox:local", "gc:local"]);
+    env.ok(&["prune", "--all"]);
+    assert_eq!(
+        snapshots(),
+        2,
+        "prune removed the running container's layer"
+    );
+    env.ok(&["stop", "-t", "0", &id]);
+    assert!(ps_line(&env, &id).unwrap().contains("Exited (137)"));
+    env.ok(&["prune"]);
+    assert_eq!(snapshots(), 2, "prune removed a stopped container's layer");
+    env.ok(&["rm", &id]);
+    env.ok(&["prune"]);
+    assert_eq!(snapshots(), 1, "the layer outlived its last container");
+    env.fsck_clean();
+}
+
+/// A port nothing listens on (bound once by the kernel's choice, then released).
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// `GET /` on 127.0.0.1:port, half-closing the request side; the whole response.
+fn http_get(port: u16) -> Option<String> {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
+    s.shutdown(std::net::Shutdown::Write).ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+const HTTPD: &str = "busybox mkdir -p /www && echo hello-from-container > /www/index.html && \
+                     exec busybox httpd -f -p 80 -h /www";
+
+#[test]
+fn publish_a_port_of_a_detached_container() {
+    let env = setup();
+    let _guard = Detached(&env);
+    let port = free_port();
+    let publish = format!("127.0.0.1:{port}:80");
+    let id = run_d(&env, &["-p", &publish, "busybox:local", "sh", "-c", HTTPD]);
+    let line = ps_line(&env, &id).unwrap();
+    assert!(
+        line.contains(&format!("127.0.0.1:{port}->80/tcp")),
+        "{line}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", &id])).unwrap();
+    let bound = &v[0]["NetworkSettings"]["Ports"]["80/tcp"][0];
+    assert_eq!(bound["HostIp"], "127.0.0.1");
+    assert_eq!(bound["HostPort"], port.to_string());
+    assert_eq!(v[0]["State"]["Running"], true);
+    let mut response = String::new();
+    eventually("httpd through the proxy", || {
+        response = http_get(port).unwrap_or_default();
+        response.contains("hello-from-container")
+    });
+    assert!(
+        response.starts_with("HTTP/1.") && response.contains(" 200 "),
+        "{response}"
+    );
+    // Several connections at once.
+    let threads: Vec<_> = (0..4)
+        .map(|_| std::thread::spawn(move || http_get(port)))
+        .collect();
+    for t in threads {
+        assert!(t.join().unwrap().unwrap().contains("hello-from-container"));
+    }
+    // The port is taken while it runs: a second container cannot publish it.
+    let o = env.run(&["run", "-d", "--rm", "-p", &publish, "busybox:local", "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains("port is already allocated"),
+        "{}",
+        stderr(&o)
+    );
+    env.ok(&["rm", "-f", &id]);
+    // Released with the container.
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+}
+
+#[test]
+fn publish_a_port_of_a_foreground_container() {
+    let env = setup();
+    let port = free_port();
+    let publish = format!("127.0.0.1:{port}:80");
+    let script = format!("trap 'exit 5' TERM; ({HTTPD}) & while true; do sleep 0.1; done");
+    let mut child = env
+        .cmd()
+        .args(["run", "-p", &publish, "busybox:local", "sh", "-c", &script])
+        .spawn()
+        .unwrap();
+    let mut response = String::new();
+    eventually("httpd through the proxy", || {
+        response = http_get(port).unwrap_or_default();
+        response.contains("hello-from-container")
+    });
+    // SAFETY: signalling our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    assert_eq!(child.wait().unwrap().code(), Some(5));
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+    assert_clean(&env);
+}
+
+#[test]
+fn a_killed_supervisor_is_not_up_forever() {
+    let env = setup();
+    let _guard = Detached(&env);
+    let id = run_d(&env, &["busybox:local", "sleep", "1000"]);
+    let sups = supervisors(&env);
+    assert_eq!(sups.len(), 1);
+    let state = env.root().join("containers").join(&id).join("state.json");
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(state).unwrap()).unwrap();
+    let pid = state["pid"].as_u64().unwrap();
+    assert!(Path::new(&format!("/proc/{pid}")).exists());
+    // SAFETY: killing the supervisor this test started.
+    assert_eq!(unsafe { libc::kill(sups[0] as i32, libc::SIGKILL) }, 0);
+    // The executor kills the container with it; ps notices the recorded pid is gone.
+    eventually("the container to show as Dead", || {
+        ps_line(&env, &id).is_some_and(|l| l.contains(" Dead "))
+    });
+    assert_eq!(env.ok(&["ps", "-q"]), "");
+    eventually("the container's process to end", || {
+        !Path::new(&format!("/proc/{pid}")).exists()
+    });
+    assert_eq!(env.ok(&["rm", &id]), format!("{id}\n"));
 }

@@ -308,7 +308,13 @@ pub fn inspect(store: &Store, images: &[String]) -> Result<ExitCode> {
     let _lock = store.lock_shared()?;
     let mut out = Vec::new();
     let mut missing = Vec::new();
+    // Containers first, then images, as docker's untyped `inspect` looks them up.
+    let containers = crate::container::Containers::new(store.root())?;
     for i in images {
+        if let Ok(c) = containers.find(i) {
+            out.push(crate::cmd::containers::inspect_json(&c));
+            continue;
+        }
         match store.resolve(i) {
             Ok(img) => out.push(inspect_json(store, &img)?),
             Err(store::Error::NoSuchImage(n)) => missing.push(n),
@@ -365,12 +371,30 @@ pub fn rmi(store: &Store, images: &[String], force: bool) -> Result<ExitCode> {
                     refs_to_image.clone()
                 }
             };
+            // docker refuses to remove the last name of an image a container (running or
+            // not) was created from; forced, it untags and the image stays as <none>.
+            let last_name = untag.len() == refs_to_image.len();
+            let users = if last_name {
+                crate::container::Containers::new(store.root())?.using_image(img.id())?
+            } else {
+                Vec::new()
+            };
+            if let (Some(user), false) = (users.first(), force) {
+                bail!(
+                    "conflict: unable to remove repository reference \"{what}\" (must force) - \
+                     container {} is using its referenced image {}",
+                    &user[..12],
+                    img.id().short()
+                );
+            }
             for n in &untag {
                 let r = Reference::parse(n).map_err(anyhow::Error::msg)?;
                 store.remove_ref(&r)?;
                 println!("Untagged: {}", r.familiar());
             }
-            if untag.len() == refs_to_image.len() {
+            if last_name && !users.is_empty() {
+                store.keep_untagged(&img)?;
+            } else if last_name {
                 for m in store.untagged()? {
                     if store.image(&m)?.id() == img.id() {
                         store.drop_untagged(&m)?;

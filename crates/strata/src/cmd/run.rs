@@ -1,9 +1,11 @@
-//! `strata run`: a container from a store image, in the foreground, on the build's executor.
+//! `strata run`: a container from a store image on the build's executor, in the foreground
+//! or (with `-d`, see `detach`) under a supervisor.
 //!
-//! The rootfs is an overlay of the image's layer snapshots with a fresh upperdir under the
-//! store's `tmp/`, removed when the container exits (its writes are discarded). The store
-//! lock is held shared for the whole run, so `strata prune` never removes the snapshots or
-//! the upperdir of a running container.
+//! In the foreground the rootfs is an overlay of the image's layer snapshots with a fresh
+//! upperdir under the store's `tmp/`, removed when the container exits (its writes are
+//! discarded). The store lock is held shared for the whole run, so `strata prune` never
+//! removes the snapshots or the upperdir of a running container. `-p` publishes ports
+//! through `proxy` from this process.
 
 use std::fs::File;
 use std::io::{IsTerminal, Read, Write};
@@ -16,6 +18,12 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use store::Store;
 
+use crate::{container, proxy};
+
+mod detach;
+
+pub use detach::{parse_frames, supervise};
+
 /// Docker's default `PATH` for containers whose image sets none.
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -23,11 +31,12 @@ const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 const EXIT_START: u8 = 125;
 
 const AFTER_HELP: &str = "\
-The container runs in the foreground with the image's ENTRYPOINT, CMD, ENV, WORKDIR and \
-USER (COMMAND replaces CMD; --entrypoint replaces ENTRYPOINT and drops CMD). Its root \
-filesystem is an overlay of the image's layers whose writes are DISCARDED when it exits, \
-with or without --rm (committing or keeping containers comes later, with -d, ps, logs, \
-stop and rm).
+The container runs with the image's ENTRYPOINT, CMD, ENV, WORKDIR and USER (COMMAND \
+replaces CMD; --entrypoint replaces ENTRYPOINT and drops CMD). Its root filesystem is an \
+overlay of the image's layers. In the foreground its writes are DISCARDED when it exits, \
+with or without --rm. With -d it runs in the background under a small supervisor process \
+that keeps its logs and exit status until `strata rm` (or its exit, with --rm); manage it \
+with `strata ps`, `logs`, `stop` and `rm`.
 
 strata exits with the command's exit code; 125 when the container could not be started, \
 126 when the command cannot be executed, 127 when it is not found. SIGINT, SIGTERM, SIGHUP \
@@ -36,8 +45,8 @@ and SIGQUIT sent to strata are forwarded to the container's main process.";
 #[derive(Args)]
 #[command(after_help = AFTER_HELP)]
 pub struct RunArgs {
-    /// Accepted for docker compatibility; the container's writes are always discarded when
-    /// it exits (for now).
+    /// Remove the container when it exits (a foreground container's writes are always
+    /// discarded; a detached one is kept until `strata rm` unless --rm is given).
     #[arg(long)]
     pub rm: bool,
     /// Keep STDIN open: pass strata's standard input to the container.
@@ -65,11 +74,13 @@ pub struct RunArgs {
     /// Overwrite the image's ENTRYPOINT (`""` clears it).
     #[arg(long)]
     pub entrypoint: Option<String>,
-    /// Run the container in the background (not available yet).
+    /// Run the container in the background and print its id (see `strata ps`, `logs`,
+    /// `stop`, `rm`).
     #[arg(short, long)]
     pub detach: bool,
-    /// Publish a container's port to the host (not available yet).
-    #[arg(short, long)]
+    /// Publish a container's TCP port on the host (`[IP:][HOST_PORT:]CONTAINER_PORT[/tcp]`,
+    /// default IP 0.0.0.0), through a userspace proxy; needs the default network.
+    #[arg(short, long, value_name = "[IP:]HOST:CONTAINER")]
     pub publish: Vec<String>,
     /// Publish all exposed ports (not available yet).
     #[arg(short = 'P', long)]
@@ -87,22 +98,19 @@ pub struct RunArgs {
 
 /// Run the container; `store` is the opened store (a failure to open it is exit code 125).
 pub fn run(store: Result<Store>, a: RunArgs) -> Result<ExitCode> {
-    if a.detach {
-        bail!("strata run -d is not available yet: containers run in the foreground for now");
+    if a.publish_all {
+        bail!("strata run -P is not available yet: publish ports one by one with -p");
     }
-    if !a.publish.is_empty() || a.publish_all {
-        bail!(
-            "strata run -p/-P is not available yet: port publishing comes with detached \
-             containers"
-        );
-    }
-    if a.tty && a.interactive && !std::io::stdin().is_terminal() {
+    if a.tty && a.interactive && !a.detach && !std::io::stdin().is_terminal() {
         bail!("the input device is not a TTY (drop -t to pipe input into the container)");
     }
     let store = match store {
         Ok(s) => s,
         Err(e) => return Ok(start_failed(e)),
     };
+    if a.detach {
+        return Ok(detach::run(&store, &a));
+    }
     // Locals drop in reverse order: the temp dir goes before the lock is released.
     let _lock = match store.lock_shared() {
         Ok(l) => l,
@@ -112,32 +120,64 @@ pub fn run(store: Result<Store>, a: RunArgs) -> Result<ExitCode> {
         Ok(t) => t,
         Err(e) => return Ok(start_failed(e)),
     };
-    let spec = match prepare(&store, &a, &tmp.0) {
+    let prepared = prepare(&store, &a, &tmp.0, container::random_id()).and_then(|(cfg, _)| {
+        let listeners = proxy::bind(&cfg.ports)?;
+        Ok((spec_of(&cfg, &tmp.0)?, listeners))
+    });
+    let (mut spec, listeners) = match prepared {
         Ok(s) => s,
         Err(e) => return Ok(start_failed(e)),
     };
-    let code = execute(spec, &a);
+    if a.tty {
+        spec.tty = true;
+    } else {
+        spec.stdin = if a.interactive {
+            exec::Stdio::Inherit
+        } else {
+            exec::Stdio::Null
+        };
+        spec.stdout = exec::Stdio::Inherit;
+        spec.stderr = exec::Stdio::Inherit;
+    }
+    let code = execute(spec, &a, listeners);
     drop(tmp);
     Ok(code)
 }
 
-fn start_failed(e: anyhow::Error) -> ExitCode {
+pub(crate) fn start_failed(e: anyhow::Error) -> ExitCode {
     eprintln!("error: {e:#}");
     ExitCode::from(EXIT_START)
 }
 
 /// Everything before the container starts: the image, its config with the overrides, the
-/// overlay's directories.
-fn prepare(store: &Store, a: &RunArgs, tmp: &Path) -> Result<exec::ExecSpec> {
+/// overlay's lowerdirs (an empty one goes under `dir`). The name is left empty.
+pub(crate) fn prepare(
+    store: &Store,
+    a: &RunArgs,
+    dir: &Path,
+    id: String,
+) -> Result<(container::Config, store::Image)> {
     if let Some(n) = &a.name {
         check_name(n)?;
     }
     let network = match a.network.as_str() {
-        "default" => exec::Network::Private,
-        "none" => exec::Network::None,
-        "host" => exec::Network::Host,
+        "default" | "private" => "private",
+        "none" => "none",
+        "host" => "host",
         other => bail!("network {other:?} not supported: use default, none or host"),
     };
+    let ports = a
+        .publish
+        .iter()
+        .map(|p| proxy::parse(p))
+        .collect::<Result<Vec<_>>>()?;
+    if !ports.is_empty() && network != "private" {
+        bail!(
+            "-p/--publish needs the default network (a private namespace): the container's \
+             ports cannot be published with --network {}",
+            a.network
+        );
+    }
     let user_env = a
         .env
         .iter()
@@ -183,22 +223,15 @@ fn prepare(store: &Store, a: &RunArgs, tmp: &Path) -> Result<exec::ExecSpec> {
         Some(u) if !u.is_empty() => Some(u.to_string()),
         _ => cfg.user.clone().filter(|u| !u.is_empty()),
     };
-    let id = container_id();
-    let hostname = id[..12].to_string();
+    let hostname = id.get(..12).unwrap_or(&id).to_string();
 
     // The executor wants absolute paths; `--root` may be relative.
-    let lower = build::image_lowers(store, &image, tmp)
+    let lower = build::image_lowers(store, &image, dir)
         .with_context(|| format!("prepare the layers of {}", a.image))?
         .into_iter()
         .map(std::path::absolute)
         .collect::<std::io::Result<Vec<_>>>()
         .context("make the layer paths absolute")?;
-    let upper = tmp.join("upper");
-    let work = tmp.join("work");
-    let state = tmp.join("state");
-    for d in [&upper, &work, &state] {
-        std::fs::create_dir_all(d).with_context(|| format!("create {}", d.display()))?;
-    }
     let home = home_dir(&lower, user.as_deref());
     let env = container_env(
         cfg.env.as_deref().unwrap_or_default(),
@@ -207,31 +240,65 @@ fn prepare(store: &Store, a: &RunArgs, tmp: &Path) -> Result<exec::ExecSpec> {
         a.tty,
         &home,
     );
+    let config = container::Config {
+        id,
+        name: String::new(),
+        image: a.image.clone(),
+        image_id: image.id().to_string(),
+        manifest: image.manifest_digest.to_string(),
+        created: crate::format::now_rfc3339(),
+        args: argv,
+        env,
+        cwd: workdir,
+        user,
+        hostname,
+        network: network.to_string(),
+        lower,
+        tty: a.tty,
+        ports,
+        auto_remove: a.rm,
+        stop_signal: cfg.stop_signal.clone().filter(|s| !s.is_empty()),
+    };
+    Ok((config, image))
+}
 
-    let mut spec = exec::ExecSpec::new(exec::Rootfs::Overlay { lower, upper, work }, argv);
-    spec.env = env;
-    spec.cwd = PathBuf::from(workdir);
-    spec.user = user;
-    spec.hostname = hostname;
-    spec.network = network;
-    spec.state_dir = Some(state);
-    if a.tty {
-        spec.tty = true;
-    } else {
-        spec.stdin = if a.interactive {
-            exec::Stdio::Inherit
-        } else {
-            exec::Stdio::Null
-        };
-        spec.stdout = exec::Stdio::Inherit;
-        spec.stderr = exec::Stdio::Inherit;
+/// The executor's spec for a container whose writable directories live under `dir`
+/// (`upper`, `work`, `state`, created here); standard streams on /dev/null.
+pub(crate) fn spec_of(c: &container::Config, dir: &Path) -> Result<exec::ExecSpec> {
+    let dir = std::path::absolute(dir).context("make the container's path absolute")?;
+    let upper = dir.join("upper");
+    let work = dir.join("work");
+    let state = dir.join("state");
+    for d in [&upper, &work, &state] {
+        std::fs::create_dir_all(d).with_context(|| format!("create {}", d.display()))?;
     }
+    let rootfs = exec::Rootfs::Overlay {
+        lower: c.lower.clone(),
+        upper,
+        work,
+    };
+    let mut spec = exec::ExecSpec::new(rootfs, c.args.clone());
+    spec.env = c.env.clone();
+    spec.cwd = PathBuf::from(&c.cwd);
+    spec.user = c.user.clone();
+    spec.hostname = c.hostname.clone();
+    spec.network = match c.network.as_str() {
+        "host" => exec::Network::Host,
+        "none" => exec::Network::None,
+        _ => exec::Network::Private,
+    };
+    spec.state_dir = Some(state);
+    spec.tty = c.tty;
     Ok(spec)
 }
 
 /// Start the container, relay its terminal and signals, wait for it: its exit code, or
 /// docker's 125/126/127 when it could not be started.
-fn execute(spec: exec::ExecSpec, a: &RunArgs) -> ExitCode {
+fn execute(
+    spec: exec::ExecSpec,
+    a: &RunArgs,
+    listeners: Vec<(proxy::PortMap, std::net::TcpListener)>,
+) -> ExitCode {
     // Block the signals to forward before any thread exists, so every thread inherits the
     // mask and only the forwarding thread receives them (with sigwaitinfo). The executor's
     // helper starts with an empty mask (std resets it), and so does the container.
@@ -245,6 +312,12 @@ fn execute(spec: exec::ExecSpec, a: &RunArgs) -> ExitCode {
         }
     };
     drop(spec);
+    if let Err(e) = proxy::start(listeners, running.pid()) {
+        eprintln!("error: publish ports: {e:#}");
+        let _ = running.kill();
+        let _ = running.wait();
+        return ExitCode::from(EXIT_START);
+    }
     let pidfd = pidfd_open(running.pid()).map(Arc::new);
     let master = running.pty.take().map(Arc::new);
     if let Some(m) = &master {
@@ -286,7 +359,7 @@ fn execute(spec: exec::ExecSpec, a: &RunArgs) -> ExitCode {
 
 /// docker's codes for a container that could not be started: 127 for a command not found,
 /// 126 for one that cannot be executed, 125 for everything else.
-fn spawn_error_code(e: &exec::Error) -> u8 {
+pub(crate) fn spawn_error_code(e: &exec::Error) -> u8 {
     match e {
         exec::Error::Exec { message, .. }
             if message.contains("not found") || message.contains("no such file") =>
@@ -397,22 +470,6 @@ fn home_dir(lowers: &[PathBuf], user: Option<&str>) -> String {
         }
     }
     "/".to_string()
-}
-
-/// A random 64-hex-digit container id (its first 12 digits are the hostname, as in docker).
-fn container_id() -> String {
-    let mut bytes = [0u8; 32];
-    let random = File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
-    if random.is_err() {
-        let seed = format!(
-            "{}-{:?}",
-            std::process::id(),
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)
-        );
-        let d = store::Digest::of(seed.as_bytes());
-        return d.hex().to_string();
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A private directory under the store's tmp/ (the overlay's upper and work dirs and the

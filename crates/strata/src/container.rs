@@ -1,0 +1,436 @@
+//! Detached containers on disk: one directory per container under `<root>/containers/`.
+//!
+//! ```text
+//! <root>/containers/.lock             flock: held exclusive to create (name check) or remove
+//! <root>/containers/<id>/config.json  what to run (written once, before the supervisor starts)
+//! <root>/containers/<id>/state.json   status, pids, exit code, times (tmp + rename)
+//! <root>/containers/<id>/log          the output: docker's stdcopy frames, one per line
+//! <root>/containers/<id>/upper, work  the overlay's writable side (kept until `rm`)
+//! <root>/containers/<id>/state/       the executor's private files while it runs
+//! <root>/containers/<id>/supervisor.log  the supervisor's own stderr (diagnostics)
+//! <root>/roots/containers/<id>        GC root: the image's manifest digest
+//! ```
+//!
+//! The GC root keeps the image's blobs and layer snapshots (the overlay's lowerdirs) alive
+//! for as long as the container exists, even if its image is untagged or removed, so
+//! `prune` never deletes what a container uses; no store lock is held while it runs.
+
+use std::fs::{File, OpenOptions};
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::proxy::PortMap;
+
+/// The GC-root kind under `<root>/roots/`.
+pub const ROOT_KIND: &str = "containers";
+
+/// What the supervisor runs: everything decided by `strata run` before the start.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Config {
+    pub id: String,
+    pub name: String,
+    /// The image as the user named it (docker's IMAGE column).
+    pub image: String,
+    /// The image id (`sha256:` + hex of the config).
+    pub image_id: String,
+    /// The manifest digest (the GC root).
+    pub manifest: String,
+    /// RFC 3339.
+    pub created: String,
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub user: Option<String>,
+    pub hostname: String,
+    /// `private`, `none` or `host`.
+    pub network: String,
+    /// Overlay lowerdirs, top first (absolute).
+    pub lower: Vec<PathBuf>,
+    pub tty: bool,
+    pub ports: Vec<PortMap>,
+    pub auto_remove: bool,
+    /// The image's StopSignal, if any.
+    pub stop_signal: Option<String>,
+}
+
+/// What the supervisor records; replaced atomically.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct State {
+    /// `created`, `running` or `exited`.
+    pub status: String,
+    /// Host pid of the container's pid 1 and its start time (clock ticks since boot).
+    pub pid: u32,
+    pub pid_start: u64,
+    /// The supervisor's pid and start time.
+    pub supervisor: u32,
+    pub supervisor_start: u64,
+    pub exit_code: Option<i32>,
+    /// Why the container could not be started.
+    pub error: Option<String>,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    /// The published ports as bound (an ephemeral host port resolved).
+    #[serde(default)]
+    pub ports: Vec<PortMap>,
+}
+
+/// The status as `ps` shows it, after checking that a running container's supervisor is
+/// still the process that wrote the state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Created,
+    Running,
+    Exited(i32),
+    /// Recorded as running, but its supervisor is gone (killed, or the machine rebooted).
+    Dead,
+}
+
+pub struct Container {
+    pub dir: PathBuf,
+    pub config: Config,
+    pub state: State,
+}
+
+impl Container {
+    pub fn status(&self) -> Status {
+        match self.state.status.as_str() {
+            "running" if alive(self.state.supervisor, self.state.supervisor_start) => {
+                Status::Running
+            }
+            "running" => Status::Dead,
+            "exited" => Status::Exited(self.state.exit_code.unwrap_or(0)),
+            _ => Status::Created,
+        }
+    }
+
+    pub fn reload(&mut self) -> Result<()> {
+        self.state = read_state(&self.dir)?;
+        Ok(())
+    }
+}
+
+/// The containers directory of a store.
+pub struct Containers {
+    pub dir: PathBuf,
+}
+
+/// An exclusive flock on `containers/.lock`, released on drop.
+pub struct Lock(#[allow(dead_code)] File);
+
+impl Containers {
+    pub fn new(store_root: &Path) -> Result<Containers> {
+        let dir = store_root.join("containers");
+        // Private: logs and environments may hold secrets (docker's is 0710).
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .with_context(|| format!("create {}", dir.display()))?;
+        Ok(Containers { dir })
+    }
+
+    pub fn lock(&self) -> Result<Lock> {
+        let p = self.dir.join(".lock");
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&p)
+            .with_context(|| format!("open {}", p.display()))?;
+        loop {
+            // SAFETY: flock on a descriptor this function owns.
+            let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
+            if r == 0 {
+                return Ok(Lock(f));
+            }
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(e).with_context(|| format!("lock {}", p.display()));
+            }
+        }
+    }
+
+    /// Every container, newest first. Directories being created or removed are skipped.
+    pub fn list(&self) -> Result<Vec<Container>> {
+        let mut out = Vec::new();
+        let rd =
+            std::fs::read_dir(&self.dir).with_context(|| format!("read {}", self.dir.display()))?;
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if name.starts_with('.') || !e.path().is_dir() {
+                continue;
+            }
+            if let Ok(c) = self.load(&name) {
+                out.push(c);
+            }
+        }
+        out.sort_by(|a, b| b.config.created.cmp(&a.config.created));
+        Ok(out)
+    }
+
+    pub fn load(&self, id: &str) -> Result<Container> {
+        let dir = self.dir.join(id);
+        let bytes = std::fs::read(dir.join("config.json"))
+            .with_context(|| format!("read the config of container {id}"))?;
+        let config: Config = serde_json::from_slice(&bytes)
+            .with_context(|| format!("parse the config of container {id}"))?;
+        let state = read_state(&dir)?;
+        Ok(Container { dir, config, state })
+    }
+
+    /// A container by full id, name, or unique id prefix (docker's order).
+    pub fn find(&self, what: &str) -> Result<Container> {
+        let all = self.list()?;
+        let what_name = what.strip_prefix('/').unwrap_or(what);
+        if let Some(i) = all.iter().position(|c| c.config.id == what) {
+            return Ok(all.into_iter().nth(i).expect("index from position"));
+        }
+        if let Some(i) = all.iter().position(|c| c.config.name == what_name) {
+            return Ok(all.into_iter().nth(i).expect("index from position"));
+        }
+        let hex = !what.is_empty() && what.bytes().all(|b| b.is_ascii_hexdigit());
+        if hex {
+            let mut hits: Vec<Container> = all
+                .into_iter()
+                .filter(|c| c.config.id.starts_with(what))
+                .collect();
+            if hits.len() > 1 {
+                bail!("multiple IDs found with provided prefix: {what}");
+            }
+            if let Some(c) = hits.pop() {
+                return Ok(c);
+            }
+        }
+        bail!("No such container: {what}")
+    }
+
+    /// The ids of the containers created from the image `image_id`.
+    pub fn using_image(&self, image_id: &store::Digest) -> Result<Vec<String>> {
+        let id = image_id.to_string();
+        Ok(self
+            .list()?
+            .into_iter()
+            .filter(|c| c.config.image_id == id)
+            .map(|c| c.config.id)
+            .collect())
+    }
+
+    /// Remove a container's directory and its GC root (under the containers lock).
+    pub fn remove(&self, store_root: &Path, id: &str) -> Result<()> {
+        let _l = self.lock()?;
+        let dir = self.dir.join(id);
+        // Renamed first, so a half-removed container is never listed.
+        let gone = self.dir.join(format!(".removing-{id}"));
+        match std::fs::rename(&dir, &gone) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e).with_context(|| format!("remove container {id}")),
+        }
+        store::remove_tree(&gone).with_context(|| format!("remove container {id}"))?;
+        let root = store_root.join("roots").join(ROOT_KIND).join(id);
+        match std::fs::remove_file(&root) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("remove {}", root.display())),
+        }
+    }
+}
+
+pub fn read_state(dir: &Path) -> Result<State> {
+    match std::fs::read(dir.join("state.json")) {
+        Ok(b) => serde_json::from_slice(&b).context("parse the container's state"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State {
+            status: "created".into(),
+            ..State::default()
+        }),
+        Err(e) => Err(e).context("read the container's state"),
+    }
+}
+
+pub fn write_state(dir: &Path, s: &State) -> Result<()> {
+    let bytes = serde_json::to_vec_pretty(s).context("encode the container's state")?;
+    store::atomic_write(&dir.join("state.json"), &bytes).context("write the container's state")
+}
+
+/// A process's start time (field 22 of `/proc/<pid>/stat`), to tell it from a recycled pid.
+pub fn proc_start(pid: u32) -> Option<u64> {
+    if pid == 0 {
+        return None;
+    }
+    let mut s = String::new();
+    File::open(format!("/proc/{pid}/stat"))
+        .ok()?
+        .read_to_string(&mut s)
+        .ok()?;
+    // The command name may contain anything, spaces and parentheses included.
+    let rest = &s[s.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // `rest` starts at field 3 (state); field 22 is index 19. A zombie counts as gone.
+    if fields.first() == Some(&"Z") {
+        return None;
+    }
+    fields.get(19)?.parse().ok()
+}
+
+/// Whether `pid` is still the process that started at `start`.
+pub fn alive(pid: u32, start: u64) -> bool {
+    pid != 0 && proc_start(pid) == Some(start)
+}
+
+/// Wait until `done` holds, checking every 20 ms, at most `timeout`.
+pub fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Send `sig` to the container's pid 1 through a pidfd, after checking its start time, so a
+/// recycled pid is never signalled. `Ok(false)` when the process is already gone.
+pub fn signal(pid: u32, start: u64, sig: i32) -> Result<bool> {
+    if pid == 0 {
+        return Ok(false);
+    }
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        return Ok(false);
+    }
+    // SAFETY: the kernel just returned this descriptor, which nothing else owns.
+    let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) };
+    // The pidfd pins the process: if the start time matches now, it is the same process.
+    if proc_start(pid) != Some(start) {
+        return Ok(false);
+    }
+    // SAFETY: pidfd_send_signal with an open pidfd and no siginfo.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            fd.as_raw_fd(),
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if r < 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::ESRCH) {
+            return Ok(false);
+        }
+        return Err(e).context("send a signal to the container");
+    }
+    Ok(true)
+}
+
+/// A signal by name (`SIGTERM`, `TERM`) or number, as docker's StopSignal accepts it.
+pub fn parse_signal(s: &str) -> Result<i32> {
+    if let Ok(n) = s.parse::<i32>() {
+        if (1..=64).contains(&n) {
+            return Ok(n);
+        }
+    }
+    let up = s.to_ascii_uppercase();
+    let name = up.strip_prefix("SIG").unwrap_or(&up);
+    let n = match name {
+        "HUP" => libc::SIGHUP,
+        "INT" => libc::SIGINT,
+        "QUIT" => libc::SIGQUIT,
+        "KILL" => libc::SIGKILL,
+        "USR1" => libc::SIGUSR1,
+        "USR2" => libc::SIGUSR2,
+        "TERM" => libc::SIGTERM,
+        "STOP" => libc::SIGSTOP,
+        "CONT" => libc::SIGCONT,
+        "WINCH" => libc::SIGWINCH,
+        "PWR" => libc::SIGPWR,
+        _ => bail!("invalid signal: {s}"),
+    };
+    Ok(n)
+}
+
+/// A random 64-hex-digit id.
+pub fn random_id() -> String {
+    let mut bytes = [0u8; 32];
+    let random = File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
+    if random.is_err() {
+        let seed = format!(
+            "{}-{:?}",
+            std::process::id(),
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)
+        );
+        return store::Digest::of(seed.as_bytes()).hex().to_string();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+const ADJECTIVES: [&str; 24] = [
+    "admiring", "bold", "brave", "busy", "clever", "dazzling", "eager", "elated", "focused",
+    "gallant", "happy", "jolly", "keen", "loving", "modest", "nifty", "quirky", "relaxed",
+    "serene", "sharp", "stoic", "tender", "vibrant", "zealous",
+];
+const SURNAMES: [&str; 24] = [
+    "babbage", "bohr", "curie", "darwin", "dijkstra", "einstein", "euler", "fermi", "galileo",
+    "hopper", "knuth", "lovelace", "mccarthy", "noether", "pascal", "ritchie", "shannon", "tesla",
+    "thompson", "torvalds", "turing", "wilson", "wozniak", "yalow",
+];
+
+/// A docker-style `adjective_surname` name from the id's bytes (callers retry on conflict).
+pub fn generated_name(id: &str, attempt: usize) -> String {
+    let b = |i: usize| {
+        usize::from_str_radix(id.get(i..i + 2).unwrap_or("00"), 16).unwrap_or(0) + attempt
+    };
+    let name = format!(
+        "{}_{}",
+        ADJECTIVES[b(0) % ADJECTIVES.len()],
+        SURNAMES[b(2) % SURNAMES.len()]
+    );
+    if attempt == 0 {
+        name
+    } else {
+        format!("{name}{attempt}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals() {
+        assert_eq!(parse_signal("SIGTERM").unwrap(), libc::SIGTERM);
+        assert_eq!(parse_signal("int").unwrap(), libc::SIGINT);
+        assert_eq!(parse_signal("9").unwrap(), 9);
+        assert!(parse_signal("SIGNOPE").is_err());
+        assert!(parse_signal("0").is_err());
+    }
+
+    #[test]
+    fn own_start_time() {
+        let me = std::process::id();
+        let t = proc_start(me).unwrap();
+        assert!(alive(me, t));
+        assert!(!alive(me, t + 1));
+        assert!(!alive(0, 0));
+    }
+
+    #[test]
+    fn names_are_docker_style() {
+        let id = random_id();
+        assert_eq!(id.len(), 64);
+        let n = generated_name(&id, 0);
+        assert!(n.contains('_'), "{n}");
+        assert_ne!(generated_name(&id, 1), n);
+    }
+}
