@@ -2,6 +2,7 @@ pub mod build;
 pub mod debug;
 pub mod images;
 pub mod plan;
+pub mod registry;
 pub mod run;
 pub mod size;
 pub mod transfer;
