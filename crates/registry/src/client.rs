@@ -348,7 +348,10 @@ impl Client {
     }
 
     pub fn transport(&self, e: ureq::Error) -> Error {
-        Error::Transfer(format!("{} ({}): {e}", self.registry, self.base))
+        Error::Transfer(format!(
+            "connection to {} ({}) failed: {e}",
+            self.registry, self.base
+        ))
     }
 
     /// Check credentials: what `login` does.

@@ -60,6 +60,23 @@ impl Error {
         Error::Invalid("internal error: a lock was poisoned".into())
     }
 
+    /// Name the blob an error is about, when the message does not yet.
+    pub(crate) fn for_blob(self, d: &store::Digest) -> Error {
+        let add = |m: String| {
+            if m.contains(d.as_str()) {
+                m
+            } else {
+                format!("blob {d}: {m}")
+            }
+        };
+        match self {
+            Error::Transfer(m) => Error::Transfer(add(m)),
+            Error::Registry(m) => Error::Registry(add(m)),
+            Error::Invalid(m) => Error::Invalid(add(m)),
+            e => e,
+        }
+    }
+
     /// Worth another attempt: the network or the registry failed, or the bytes came
     /// damaged.
     fn retryable(&self) -> bool {

@@ -276,6 +276,7 @@ fn pull_from(
             progress(&id, "Pulling fs layer");
             with_retry(opts.attempts, &id, progress, || {
                 fetch_layer(c, store, repo, &scope, desc, diff_id)
+                    .map_err(|e| e.for_blob(&desc.digest))
             })?;
             progress(&id, "Download complete");
             progress(&id, "Pull complete");
@@ -354,12 +355,12 @@ fn fetch_layer(
     let mut src = HashingReader::new(body.take(desc.size.saturating_add(1)));
     let mut cing = store.ingest()?;
     let mut uing = store.ingest()?;
-    let (compression, content_size) = {
+    let (compression, scanned, drained) = {
         let mut tee = Tee {
             inner: &mut src,
             out: &mut cing,
         };
-        let (kind, info) = {
+        let (kind, scanned) = {
             let dec = layer::Decompressor::new(&mut tee)
                 .map_err(|e| Error::Transfer(format!("blob {}: {e}", desc.digest)))?;
             let kind = dec.compression();
@@ -367,19 +368,14 @@ fn fetch_layer(
                 inner: dec,
                 out: &mut uing,
             };
-            let info = layer::scan(&mut utee).map_err(|e| {
-                // Damage in transit shows up as a broken stream: worth a retry.
-                Error::Transfer(format!(
-                    "blob {}: not a valid layer (damaged or truncated in transfer?): {e}",
-                    desc.digest
-                ))
-            });
-            (kind, info)
+            (kind, layer::scan(&mut utee))
         };
-        let info = info?;
-        io::copy(&mut tee, &mut io::sink()).map_err(cut)?;
-        (kind, info.content_size)
+        // Read what is left either way: the digest tells damage in transit (worth a retry)
+        // from a layer that is broken as published.
+        let drained = io::copy(&mut tee, &mut io::sink());
+        (kind, scanned, drained)
     };
+    drained.map_err(cut)?;
     let (got, got_size) = src.finish();
     if got_size != desc.size || got != desc.digest {
         return Err(Error::Transfer(format!(
@@ -387,6 +383,9 @@ fn fetch_layer(
             desc.digest, desc.size
         )));
     }
+    let content_size = scanned
+        .map_err(|e| Error::Invalid(format!("blob {}: not a valid layer: {e}", desc.digest)))?
+        .content_size;
     match compression {
         Some(k) => {
             let k = match k {

@@ -89,7 +89,7 @@ pub fn push(
             progress(&id, "Preparing");
         }
         let status = with_retry(opts.attempts, &id, progress, || {
-            push_blob(&c, store, reference, &scope, d)
+            push_blob(&c, store, reference, &scope, d).map_err(|e| e.for_blob(&d.digest))
         })?;
         if !is_config(d) {
             progress(&id, &status);
