@@ -237,24 +237,18 @@ impl Client {
     }
 
     /// The Authorization header for `scope`, fetching a token when the registry wants one.
+    /// The state stays locked while a token is fetched, so parallel transfers share one.
     fn header_for(&self, scope: &str) -> Result<Option<String>> {
-        let challenge = {
-            let st = self.auth.lock().map_err(|_| Error::poisoned())?;
-            if let Some(t) = st.tokens.get(scope) {
-                return Ok(Some(format!("Bearer {t}")));
-            }
-            st.challenge.clone()
-        };
-        match challenge {
+        let mut st = self.auth.lock().map_err(|_| Error::poisoned())?;
+        if let Some(t) = st.tokens.get(scope) {
+            return Ok(Some(format!("Bearer {t}")));
+        }
+        match st.challenge.clone() {
             None => Ok(None),
             Some(Challenge::Basic) => Ok(self.creds.as_ref().map(|c| c.basic_header())),
             Some(Challenge::Bearer { realm, service, .. }) => {
                 let token = self.fetch_token(&realm, service.as_deref(), scope)?;
-                self.auth
-                    .lock()
-                    .map_err(|_| Error::poisoned())?
-                    .tokens
-                    .insert(scope.to_string(), token.clone());
+                st.tokens.insert(scope.to_string(), token.clone());
                 Ok(Some(format!("Bearer {token}")))
             }
         }

@@ -961,3 +961,203 @@ fn insecure_opt_in_and_bad_input() {
     let p: &Path = &env.path("docker-config");
     assert!(!p.join("config.json").exists());
 }
+
+/// A token server for docker-registry's `auth: token` mode: checks basic credentials and
+/// grants what is asked, as an RS256 JWT carrying its certificate in `x5c` (signed with the
+/// `openssl` CLI). Counts the tokens it issued.
+struct TokenServer {
+    port: u16,
+    issued: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+fn b64url(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn unquery(v: &str) -> String {
+    let b = v.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Ok(x) = u8::from_str_radix(&v[i + 1..i + 3], 16) {
+                out.push(x);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(if b[i] == b'+' { b' ' } else { b[i] });
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).to_string()
+}
+
+impl TokenServer {
+    fn start(dir: &Path, user: &str, pass: &str) -> TokenServer {
+        use base64::Engine as _;
+        tool(
+            "openssl",
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=strata-test-token",
+                "-keyout",
+                dir.join("key.pem").to_str().unwrap(),
+                "-out",
+                dir.join("cert.pem").to_str().unwrap(),
+            ],
+        );
+        let der = Command::new("openssl")
+            .args(["x509", "-outform", "DER", "-in"])
+            .arg(dir.join("cert.pem"))
+            .output()
+            .unwrap()
+            .stdout;
+        let x5c = base64::engine::general_purpose::STANDARD.encode(der);
+        let key = dir.join("key.pem");
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let issued = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = issued.clone();
+        let want = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+        );
+        std::thread::spawn(move || {
+            for c in l.incoming() {
+                let Ok(mut c) = c else { continue };
+                let mut req = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match c.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => req.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let text = String::from_utf8_lossy(&req).to_string();
+                let target = text.split(' ').nth(1).unwrap_or("").to_string();
+                let authorized = text.lines().any(|l| {
+                    l.split_once(':').is_some_and(|(k, v)| {
+                        k.eq_ignore_ascii_case("authorization") && v.trim() == want
+                    })
+                });
+                if !authorized {
+                    let _ = c.write_all(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                    continue;
+                }
+                let query = target.split_once('?').map(|x| x.1).unwrap_or("");
+                let mut access = Vec::new();
+                for kv in query.split('&') {
+                    if let Some(v) = kv.strip_prefix("scope=") {
+                        let v = unquery(v);
+                        let parts: Vec<&str> = v.split(':').collect();
+                        if parts.len() == 3 {
+                            access.push(serde_json::json!({
+                                "type": parts[0], "name": parts[1],
+                                "actions": parts[2].split(',').collect::<Vec<_>>()
+                            }));
+                        }
+                    }
+                }
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs();
+                let header = serde_json::json!({"typ": "JWT", "alg": "RS256", "x5c": [x5c]});
+                let claims = serde_json::json!({
+                    "iss": "strata-test-issuer", "sub": "alice", "aud": "strata-test",
+                    "exp": now + 300, "nbf": now - 10, "iat": now,
+                    "jti": format!("t{}", counter.load(std::sync::atomic::Ordering::SeqCst)),
+                    "access": access,
+                });
+                let signing_input = format!(
+                    "{}.{}",
+                    b64url(header.to_string().as_bytes()),
+                    b64url(claims.to_string().as_bytes())
+                );
+                let mut p = Command::new("openssl")
+                    .args(["dgst", "-sha256", "-sign"])
+                    .arg(&key)
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                p.stdin
+                    .take()
+                    .unwrap()
+                    .write_all(signing_input.as_bytes())
+                    .unwrap();
+                let sig = p.wait_with_output().unwrap().stdout;
+                let jwt = format!("{signing_input}.{}", b64url(&sig));
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let body = serde_json::json!({"token": jwt, "expires_in": 300}).to_string();
+                let _ = write!(
+                    c,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        TokenServer { port, issued }
+    }
+}
+
+#[test]
+fn bearer_token_auth_login_push_pull() {
+    let dir = tempfile::tempdir().unwrap();
+    let ts = TokenServer::start(dir.path(), "alice", "tok3n-pass");
+    let reg = Registry::start_with(&format!(
+        "auth:\n  token:\n    realm: http://127.0.0.1:{}/token\n    service: strata-test\n    issuer: strata-test-issuer\n    rootcertbundle: {}\n",
+        ts.port,
+        dir.path().join("cert.pem").display()
+    ));
+    let env = Env::new();
+    let name = format!("{}/tok/img:1", reg.host());
+    two_layer_image(&env, &name, b"behind a token\n");
+
+    let err = fails(&env, &["push", &name]);
+    assert!(
+        err.contains("unauthorized: authentication required"),
+        "{err}"
+    );
+    let err = fails(&env, &["login", "-u", "alice", "-p", "wrong", &reg.host()]);
+    assert!(
+        err.contains("unauthorized: incorrect username or password"),
+        "{err}"
+    );
+    let out = ok(
+        &env,
+        &["login", "-u", "alice", "-p", "tok3n-pass", &reg.host()],
+    );
+    assert_eq!(out, "Login Succeeded\n");
+
+    let before = ts.issued.load(std::sync::atomic::Ordering::SeqCst);
+    let digest = pushed_digest(&ok(&env, &["push", &name]));
+    let used = ts.issued.load(std::sync::atomic::Ordering::SeqCst) - before;
+    // One token for the repository's scope, reused by every blob request.
+    assert_eq!(used, 1, "tokens are cached per scope");
+
+    // A mount across repositories asks for both scopes in one token.
+    let other = format!("{}/tok/other:1", reg.host());
+    ok(&env, &["tag", &name, &other]);
+    let out = ok(&env, &["push", &other]);
+    assert_eq!(out.matches("Mounted from tok/img").count(), 2, "{out}");
+
+    let fresh = Env::new();
+    std::fs::create_dir_all(fresh.path("docker-config")).unwrap();
+    std::fs::copy(
+        env.path("docker-config/config.json"),
+        fresh.path("docker-config/config.json"),
+    )
+    .unwrap();
+    assert_eq!(pulled_digest(&ok(&fresh, &["pull", &name])), digest);
+    assert_eq!(inspect(&fresh, &name)["Id"], inspect(&env, &name)["Id"]);
+    no_leftovers(&fresh);
+}
