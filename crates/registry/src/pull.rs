@@ -80,7 +80,15 @@ pub fn pull(
     let mut errors = Vec::new();
     if crate::auth::is_docker_hub(&reference.domain) {
         for m in &opts.mirrors {
-            let attempt = Client::connect(&reference.domain, "", Some(m), None, opts)
+            let host = m
+                .split("://")
+                .nth(1)
+                .unwrap_or(m)
+                .split('/')
+                .next()
+                .unwrap_or("");
+            let mirror_creds = crate::auth::lookup(host)?;
+            let attempt = Client::connect(&reference.domain, "", Some(m), mirror_creds, opts)
                 .and_then(|c| pull_from(&c, store, reference, opts, progress));
             match attempt {
                 Ok(p) => return Ok(p),

@@ -1161,3 +1161,39 @@ fn bearer_token_auth_login_push_pull() {
     assert_eq!(inspect(&fresh, &name)["Id"], inspect(&env, &name)["Id"]);
     no_leftovers(&fresh);
 }
+
+#[test]
+fn docker_hub_pulls_go_through_the_mirrors_in_order() {
+    let mirror = Registry::start();
+    let env = Env::new();
+    let tar = env.path("bb.tar");
+    busybox_tar(&tar);
+    let on_mirror = format!("{}/library/mirrored:1", mirror.host());
+    ok(&env, &["import", tar.to_str().unwrap(), &on_mirror]);
+    let digest = pushed_digest(&ok(&env, &["push", &on_mirror]));
+
+    let fresh = Env::new();
+    let dead = free_port();
+    let o = fresh
+        .cmd()
+        .env("DOCKER_CONFIG", fresh.path("docker-config"))
+        .env(
+            "STRATA_REGISTRY_MIRRORS",
+            format!("http://127.0.0.1:{dead}, http://{}", mirror.host()),
+        )
+        .args(["pull", "mirrored:1"])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{o:?}");
+    assert!(
+        out.contains(&format!("mirror http://127.0.0.1:{dead} failed")),
+        "the dead mirror was tried first: {out}"
+    );
+    assert_eq!(pulled_digest(&out), digest);
+    assert!(out.ends_with("docker.io/library/mirrored:1\n"), "{out}");
+    let got = inspect(&fresh, "mirrored:1");
+    assert_eq!(got["Id"], inspect(&env, &on_mirror)["Id"]);
+    assert_eq!(got["RepoTags"][0], "mirrored:1");
+    assert_eq!(got["RepoDigests"][0], format!("mirrored@{digest}"));
+}
