@@ -33,7 +33,10 @@ pub fn parse_challenge(header: &str) -> Option<Challenge> {
     match scheme.to_ascii_lowercase().as_str() {
         "basic" => Some(Challenge::Basic),
         "bearer" => Some(Challenge::Bearer {
-            realm: params.get("realm")?.clone(),
+            realm: params
+                .get("realm")
+                .filter(|r| r.starts_with("https://") || r.starts_with("http://"))?
+                .clone(),
             service: params.get("service").cloned(),
             scope: params.get("scope").cloned(),
         }),
@@ -286,6 +289,8 @@ mod tests {
             })
         );
         assert_eq!(parse_challenge("Bearer service=x"), None);
+        assert_eq!(parse_challenge("Bearer realm=\"\""), None);
+        assert_eq!(parse_challenge("Bearer realm=file:///etc/passwd"), None);
         assert_eq!(parse_challenge("Negotiate"), None);
         assert_eq!(parse_challenge(""), None);
         // Hostile input never panics.

@@ -192,7 +192,14 @@ impl Client {
         for cand in &candidates {
             let url = format!("{cand}/v2/");
             tried.push(url.clone());
-            match c.agent.get(&url).call() {
+            // A host that accepts connections but never answers must not stall us either.
+            let ping = c
+                .agent
+                .get(&url)
+                .config()
+                .timeout_global(Some(opts.connect_timeout * 2))
+                .build();
+            match ping.call() {
                 Ok(resp) => {
                     c.base = cand.clone();
                     if resp.status().as_u16() == 401 {

@@ -313,6 +313,9 @@ pub(crate) fn with_retry<R>(
 }
 
 #[cfg(test)]
+mod hostile_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
