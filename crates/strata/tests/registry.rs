@@ -814,9 +814,12 @@ fn damaged_blobs_are_refused_and_nothing_half_written_stays() {
 
 /// A TCP proxy that forwards client → server at about `rate` bytes/s (so a push takes a
 /// while), server → client at full speed. It lives as long as the test process.
-fn slow_proxy(upstream: u16, rate: usize) -> u16 {
+/// Returns the port and a count of the bytes forwarded client → server.
+fn slow_proxy(upstream: u16, rate: usize) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = sent.clone();
     std::thread::spawn(move || {
         for c in l.incoming() {
             let Ok(client) = c else { continue };
@@ -824,6 +827,7 @@ fn slow_proxy(upstream: u16, rate: usize) -> u16 {
                 continue; // upstream down: the client sees the connection closed
             };
             let (mut c1, mut s1) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            let counter = counter.clone();
             std::thread::spawn(move || {
                 let mut buf = vec![0u8; 16 << 10];
                 let pause = Duration::from_secs_f64(buf.len() as f64 / rate as f64);
@@ -834,6 +838,7 @@ fn slow_proxy(upstream: u16, rate: usize) -> u16 {
                             if s1.write_all(&buf[..n]).is_err() {
                                 break;
                             }
+                            counter.fetch_add(n, std::sync::atomic::Ordering::SeqCst);
                             if n == buf.len() {
                                 std::thread::sleep(pause);
                             }
@@ -849,13 +854,13 @@ fn slow_proxy(upstream: u16, rate: usize) -> u16 {
             });
         }
     });
-    port
+    (port, sent)
 }
 
 #[test]
 fn registry_stopped_mid_push_then_push_again_after_restart() {
     let mut reg = Registry::start();
-    let proxy = slow_proxy(reg.port, 2 << 20);
+    let (proxy, sent) = slow_proxy(reg.port, 2 << 20);
     let env = Env::new();
     let name = format!("127.0.0.1:{proxy}/slow/img:1");
     let noise = noise(6 << 20, 2);
@@ -881,7 +886,15 @@ fn registry_stopped_mid_push_then_push_again_after_restart() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1200));
+    // Stop the registry once a good part of the layers is on its way (~7 MB in all).
+    let t0 = Instant::now();
+    while sent.load(std::sync::atomic::Ordering::SeqCst) < 2 << 20 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "the push never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     reg.stop();
     let started = Instant::now();
     let o = child.wait_with_output().unwrap();
