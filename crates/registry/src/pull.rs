@@ -99,14 +99,21 @@ pub fn pull(
             }
         }
     }
-    let c = Client::connect(
+    let result = Client::connect(
         &reference.domain,
         endpoint_host(&reference.domain),
         None,
         creds,
         opts,
-    )?;
-    pull_from(&c, store, reference, opts, progress)
+    )
+    .and_then(|c| pull_from(&c, store, reference, opts, progress));
+    match result {
+        Err(e) if !errors.is_empty() => Err(Error::Registry(format!(
+            "{e} (after the mirrors failed: {})",
+            errors.join("; ")
+        ))),
+        r => r,
+    }
 }
 
 fn get_manifest(c: &Client, repo: &str, what: &str, scope: &str) -> Result<(Vec<u8>, String)> {
