@@ -19,13 +19,15 @@ ST=$PWD/target/release/strata
 WORK=$(mktemp -d /dev/shm/strata-bench-reg.XXXXXX)
 PIDS=()
 cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-start_registry() { # name -> prints host:port
+# start_registry NAME: sets REG=127.0.0.1:PORT (no command substitution: the registry's pid
+# must reach PIDS in this shell, for the cleanup).
+start_registry() {
   local name=$1 port
   port=$(free_port)
   mkdir -p "$WORK/$name"
@@ -47,7 +49,7 @@ EOF
     (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
     sleep 0.1
   done
-  echo "127.0.0.1:$port"
+  REG="127.0.0.1:$port"
 }
 
 now() { date +%s.%N; }
@@ -60,9 +62,9 @@ st import "$PEERS_DATA/busybox-rootfs.tar" busybox:local >/dev/null
 echo "building bigtree..." >&2
 st build -q -t bench/bigtree "$SCEN/bigtree" >/dev/null
 
-R1=$(start_registry strata-first)
-R2=$(start_registry strata)
-R3=$(start_registry skopeo)
+start_registry strata-first; R1=$REG
+start_registry strata; R2=$REG
+start_registry skopeo; R3=$REG
 
 # strata's first push: compresses the layers (kept in the store) and uploads them.
 st tag bench/bigtree "$R1/bench/bigtree:1"
