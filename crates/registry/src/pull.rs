@@ -31,6 +31,46 @@ pub struct Pulled {
     pub endpoint: String,
 }
 
+/// Read until `buf` is full or the input ends.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Reads the chunks another thread sends.
+struct ChanReader {
+    rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    cur: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChanReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos >= self.cur.len() {
+            match self.rx.recv() {
+                Ok(Ok(chunk)) => {
+                    self.cur = chunk;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len() - self.pos);
+        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
 /// Copies everything read through it into a writer.
 struct Tee<'w, R, W> {
     inner: R,
@@ -366,32 +406,77 @@ fn fetch_layer(
             desc.digest, c.registry
         ))
     };
-    // One byte more than announced, to notice a registry that sends too much.
-    let mut src = HashingReader::new(body.take(desc.size.saturating_add(1)));
-    let mut cing = store.ingest()?;
     let mut uing = store.ingest()?;
-    let (compression, scanned, drained) = {
-        let mut tee = Tee {
-            inner: &mut src,
-            out: &mut cing,
+    let cing = store.ingest()?;
+    // Two stages on two threads: socket → sha256 → compressed blob, handing 1 MiB chunks
+    // (at most 4 in flight) to decompress → tar check → sha256 → uncompressed blob.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(4);
+    // One byte more than announced, to notice a registry that sends too much.
+    let limit = desc.size.saturating_add(1);
+    let (compression, scanned, drained, fetched) = std::thread::scope(|s| {
+        let producer = s.spawn(move || {
+            let mut cing = cing;
+            let mut src = HashingReader::new(body.take(limit));
+            let mut failure = None;
+            loop {
+                let mut buf = vec![0u8; 1 << 20];
+                let n = match read_full(&mut src, &mut buf) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        failure = Some(e.to_string());
+                        let _ = tx.send(Err(e));
+                        break;
+                    }
+                };
+                if n == 0 {
+                    break;
+                }
+                buf.truncate(n);
+                if let Err(e) = cing.write_all(&buf) {
+                    failure = Some(e.to_string());
+                    let _ = tx.send(Err(e));
+                    break;
+                }
+                if tx.send(Ok(buf)).is_err() {
+                    break;
+                }
+            }
+            drop(tx);
+            let (got, got_size) = src.finish();
+            (cing, got, got_size, failure)
+        });
+        let mut chan = ChanReader {
+            rx,
+            cur: Vec::new(),
+            pos: 0,
         };
-        let (kind, scanned) = {
-            let dec = layer::Decompressor::new(&mut tee)
-                .map_err(|e| Error::Transfer(format!("blob {}: {e}", desc.digest)))?;
-            let kind = dec.compression();
-            let mut utee = Tee {
-                inner: dec,
-                out: &mut uing,
-            };
-            (kind, layer::scan(&mut utee))
+        let (kind, scanned) = match layer::Decompressor::new(&mut chan) {
+            Ok(dec) => {
+                let kind = dec.compression();
+                let mut utee = Tee {
+                    inner: dec,
+                    out: &mut uing,
+                };
+                (kind, layer::scan(&mut utee))
+            }
+            Err(e) => (None, Err(e)),
         };
         // Read what is left either way: the digest tells damage in transit (worth a retry)
         // from a layer that is broken as published.
-        let drained = io::copy(&mut tee, &mut io::sink());
-        (kind, scanned, drained)
+        let drained = io::copy(&mut chan, &mut io::sink());
+        drop(chan);
+        let fetched = producer.join();
+        (kind, scanned, drained, fetched)
+    });
+    let Ok((cing, got, got_size, failure)) = fetched else {
+        return Err(Error::Invalid(
+            "internal error: a download thread panicked".into(),
+        ));
     };
+    if let Some(f) = failure {
+        return Err(cut(io::Error::other(f)));
+    }
     drained.map_err(cut)?;
-    let (got, got_size) = src.finish();
     if got_size != desc.size || got != desc.digest {
         return Err(Error::Transfer(format!(
             "blob {}: digest mismatch: received {got_size} bytes (expected {}) hashing to {got}",
