@@ -60,6 +60,14 @@ enum Command {
     Load(cmd::transfer::LoadArgs),
     /// Save images to a docker-archive (default) or OCI archive.
     Save(cmd::transfer::SaveArgs),
+    /// Pull an image from a registry.
+    Pull(cmd::registry::PullArgs),
+    /// Push an image to a registry.
+    Push(cmd::registry::PushArgs),
+    /// Log in to a registry (credentials kept in docker's config.json).
+    Login(cmd::registry::LoginArgs),
+    /// Log out from a registry.
+    Logout(cmd::registry::LogoutArgs),
     /// List images.
     Images(cmd::images::ImagesArgs),
     /// Show the history of an image.
@@ -129,6 +137,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Import(a) => cmd::transfer::import(&open()?, a),
         Command::Load(a) => cmd::transfer::load(&open()?, a),
         Command::Save(a) => cmd::transfer::save(&open()?, a),
+        Command::Pull(a) => cmd::registry::pull(&open()?, a),
+        Command::Push(a) => cmd::registry::push(&open()?, a),
+        Command::Login(a) => cmd::registry::login(a),
+        Command::Logout(a) => cmd::registry::logout(a),
         Command::Images(a) => cmd::images::images(&open()?, a),
         Command::History(a) => cmd::images::history(&open()?, a),
         Command::Inspect { images } => cmd::images::inspect(&open()?, &images),

@@ -221,13 +221,25 @@ pub fn inspect_json(store: &Store, img: &Image) -> Result<Value> {
         if other.id() == img.id() {
             for n in ns {
                 if let Ok(r) = Reference::parse(n) {
-                    repo_tags.push(r.familiar());
+                    // A name pulled by digest is a RepoDigest, not a tag.
+                    if r.digest.is_none() {
+                        repo_tags.push(r.familiar());
+                    }
                 }
             }
         }
     }
     repo_tags.sort();
     repo_tags.dedup();
+    let mut repo_digests: Vec<String> = store
+        .meta(registry::META_REPO_DIGESTS, &img.manifest_digest)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| Reference::parse(l.trim()).ok())
+        .map(|r| r.familiar())
+        .collect();
+    repo_digests.sort();
+    repo_digests.dedup();
     let c = &img.config.config;
     let size = archive::image_size(store, img)?;
     let container_config = |cfg: Option<&store::image::RunConfig>| {
@@ -282,7 +294,7 @@ pub fn inspect_json(store: &Store, img: &Image) -> Result<Value> {
     Ok(json!({
         "Id": img.id().to_string(),
         "RepoTags": repo_tags,
-        "RepoDigests": [],
+        "RepoDigests": repo_digests,
         "Parent": "",
         "Comment": comment,
         "Created": img.config.created.clone().unwrap_or_default(),

@@ -3,6 +3,7 @@ pub mod containers;
 pub mod debug;
 pub mod images;
 pub mod plan;
+pub mod registry;
 pub mod run;
 pub mod size;
 pub mod transfer;

@@ -1,0 +1,300 @@
+//! `push`: the image's compressed layers and config, each skipped when the registry has it
+//! (HEAD), mounted from another repository of the same registry when we know one that holds
+//! it, else uploaded in one streamed PATCH; then the manifest.
+
+use store::image::{Descriptor, Manifest};
+use store::{Digest, Image, Reference, Store};
+
+use crate::client::{error_message, Client};
+use crate::{
+    add_meta_line, endpoint_host, parallel, short, with_retry, Error, Options, Progress, Result,
+    META_BLOB_SOURCES, META_REGISTRY_MANIFEST, META_REPO_DIGESTS,
+};
+
+/// What a push did.
+#[derive(Debug)]
+pub struct Pushed {
+    pub tag: String,
+    /// The manifest's digest in the registry.
+    pub digest: Digest,
+    /// The manifest's size.
+    pub size: u64,
+}
+
+/// The manifest an image is pushed with: the one it was pulled (or last pushed) with when
+/// every blob of that one is still here, else an OCI manifest of its gzip layers (made once
+/// and kept).
+pub fn registry_manifest(store: &Store, image: &Image) -> Result<(Vec<u8>, Manifest)> {
+    if let Some(text) = store.meta(META_REGISTRY_MANIFEST, &image.manifest_digest) {
+        if let Ok(m) = serde_json::from_str::<Manifest>(&text) {
+            let usable = m.config.digest == image.manifest.config.digest
+                && m.layers.len() == image.config.rootfs.diff_ids.len()
+                && m.layers.iter().all(|l| {
+                    store
+                        .blob_size(&l.digest)
+                        .map(|s| s == l.size)
+                        .unwrap_or(false)
+                });
+            if usable {
+                return Ok((text.into_bytes(), m));
+            }
+        }
+    }
+    let (bytes, _) = archive::export_manifest(store, image, layer::Compression::Gzip)?;
+    let m: Manifest = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::Invalid(format!("exported manifest: {e}")))?;
+    Ok((bytes, m))
+}
+
+/// Push the image named `reference` from `store`.
+pub fn push(
+    store: &Store,
+    reference: &Reference,
+    opts: &Options,
+    progress: Progress,
+) -> Result<Pushed> {
+    if reference.digest.is_some() {
+        return Err(Error::Invalid(format!(
+            "cannot push {reference}: a digest reference cannot be pushed, give a tag"
+        )));
+    }
+    let tag = reference.tag.clone().unwrap_or_else(|| "latest".into());
+    let _lock = store.lock_shared()?;
+    let image = store.resolve(&reference.to_string())?;
+    let (mbytes, manifest) = registry_manifest(store, &image)?;
+    let creds = crate::auth::lookup(&reference.domain)?;
+    let c = Client::connect(
+        &reference.domain,
+        endpoint_host(&reference.domain),
+        None,
+        creds,
+        opts,
+    )?;
+    let repo = &reference.path;
+    let scope = format!("repository:{repo}:pull,push");
+    let mut blobs: Vec<Descriptor> = manifest.layers.clone();
+    blobs.push(manifest.config.clone());
+    for d in &blobs {
+        if d.size != store.blob_size(&d.digest)? {
+            return Err(Error::Invalid(format!(
+                "blob {} in the store does not have the manifest's size {}",
+                d.digest, d.size
+            )));
+        }
+    }
+    let is_config = |d: &Descriptor| d.digest == manifest.config.digest;
+    parallel(&blobs, opts.parallel, |d| {
+        let id = short(&d.digest);
+        if !is_config(d) {
+            progress(&id, "Preparing");
+        }
+        let status = with_retry(opts.attempts, &id, progress, || {
+            push_blob(&c, store, reference, &scope, d).map_err(|e| e.for_blob(&d.digest))
+        })?;
+        if !is_config(d) {
+            progress(&id, &status);
+        }
+        Ok(())
+    })?;
+
+    let media = manifest
+        .media_type
+        .clone()
+        .unwrap_or_else(|| store::image::MEDIA_OCI_MANIFEST.to_string());
+    let url = c.url(&format!("/v2/{repo}/manifests/{tag}"));
+    let digest = Digest::of(&mbytes);
+    with_retry(opts.attempts, "", progress, || {
+        let resp = c.send(&scope, |a, auth| {
+            let mut r = a.put(&url).header("Content-Type", &media);
+            if let Some(h) = auth {
+                r = r.header("Authorization", h);
+            }
+            r.send(&mbytes[..])
+        })?;
+        let status = resp.status().as_u16();
+        if !(200..300).contains(&status) {
+            let msg = format!("pushing manifest {repo}:{tag}: {}", error_message(resp));
+            return Err(if status >= 500 {
+                Error::Transfer(msg)
+            } else {
+                Error::Registry(msg)
+            });
+        }
+        if let Some(d) = resp
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+        {
+            if d != digest.as_str() {
+                return Err(Error::Invalid(format!(
+                    "the registry stored manifest {repo}:{tag} as {d}, expected {digest}"
+                )));
+            }
+        }
+        Ok(())
+    })?;
+    if let Ok(text) = String::from_utf8(mbytes.clone()) {
+        store.set_meta(META_REGISTRY_MANIFEST, &image.manifest_digest, &text)?;
+    }
+    add_meta_line(
+        store,
+        META_REPO_DIGESTS,
+        &image.manifest_digest,
+        &format!("{}@{digest}", reference.repository()),
+    )?;
+    for l in &manifest.layers {
+        add_meta_line(store, META_BLOB_SOURCES, &l.digest, &reference.repository())?;
+    }
+    Ok(Pushed {
+        tag,
+        digest,
+        size: mbytes.len() as u64,
+    })
+}
+
+/// Push one blob; returns docker's status word for it.
+fn push_blob(
+    c: &Client,
+    store: &Store,
+    reference: &Reference,
+    scope: &str,
+    d: &Descriptor,
+) -> Result<String> {
+    let repo = &reference.path;
+    let head_url = c.url(&format!("/v2/{repo}/blobs/{}", d.digest));
+    let resp = c.send(scope, |a, auth| {
+        let mut r = a.head(&head_url);
+        if let Some(h) = auth {
+            r = r.header("Authorization", h);
+        }
+        r.call()
+    })?;
+    if resp.status().is_success() {
+        return Ok("Layer already exists".into());
+    }
+    let _ = error_message(resp);
+
+    // A repository of the same registry that holds the blob: ask for a mount.
+    let prefix = format!("{}/", reference.domain);
+    let source = store
+        .meta(META_BLOB_SOURCES, &d.digest)
+        .unwrap_or_default()
+        .lines()
+        .rev()
+        .filter_map(|l| l.strip_prefix(&prefix))
+        .find(|p| *p != repo.as_str())
+        .map(str::to_string);
+    let mut location = None;
+    if let Some(from) = &source {
+        let url = c.url(&format!(
+            "/v2/{repo}/blobs/uploads/?mount={}&from={}",
+            crate::client::qs(d.digest.as_str()),
+            crate::client::qs(from)
+        ));
+        let mscope = format!("{scope} repository:{from}:pull");
+        let resp = c.send(&mscope, |a, auth| {
+            let mut r = a.post(&url);
+            if let Some(h) = auth {
+                r = r.header("Authorization", h);
+            }
+            r.send_empty()
+        })?;
+        match resp.status().as_u16() {
+            201 => {
+                let _ = error_message(resp);
+                return Ok(format!("Mounted from {from}"));
+            }
+            // Declined: the registry opened an upload session instead.
+            202 => location = header(&resp, "location"),
+            _ => {
+                let _ = error_message(resp);
+            }
+        }
+    }
+    let location = match location {
+        Some(l) => l,
+        None => start_upload(c, repo, scope)?,
+    };
+
+    // One PATCH streaming the whole blob from the store (verified as it is read).
+    let size = d.size;
+    let patch_url = c.resolve_location(&location);
+    let resp = c.send(scope, |a, auth| {
+        let reader = store
+            .open_blob(&d.digest)
+            .map_err(|e| ureq::Error::Io(std::io::Error::other(e.to_string())))?;
+        let mut r = a
+            .patch(&patch_url)
+            .header("Content-Type", "application/octet-stream")
+            .header("Content-Length", size.to_string());
+        if let Some(h) = auth {
+            r = r.header("Authorization", h);
+        }
+        r.send(ureq::SendBody::from_owned_reader(reader))
+    })?;
+    let status = resp.status().as_u16();
+    if status != 202 && status != 204 && status != 201 {
+        return Err(Error::Transfer(format!(
+            "uploading blob {}: {}",
+            d.digest,
+            error_message(resp)
+        )));
+    }
+    let next = header(&resp, "location").unwrap_or(location);
+    let _ = error_message(resp);
+    let put_url = c.resolve_location(&next);
+    let sep = if put_url.contains('?') { '&' } else { '?' };
+    let put_url = format!(
+        "{put_url}{sep}digest={}",
+        crate::client::qs(d.digest.as_str())
+    );
+    let resp = c.send(scope, |a, auth| {
+        let mut r = a.put(&put_url).header("Content-Length", "0");
+        if let Some(h) = auth {
+            r = r.header("Authorization", h);
+        }
+        r.send_empty()
+    })?;
+    let status = resp.status().as_u16();
+    if !(200..300).contains(&status) {
+        let msg = format!("committing blob {}: {}", d.digest, error_message(resp));
+        return Err(if status >= 500 || status == 400 || status == 404 {
+            // 400 digest invalid / 404 upload unknown: the upload broke; start over.
+            Error::Transfer(msg)
+        } else {
+            Error::Registry(msg)
+        });
+    }
+    let _ = error_message(resp);
+    Ok("Pushed".into())
+}
+
+fn header(resp: &ureq::http::Response<ureq::Body>, name: &str) -> Option<String> {
+    resp.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+fn start_upload(c: &Client, repo: &str, scope: &str) -> Result<String> {
+    let url = c.url(&format!("/v2/{repo}/blobs/uploads/"));
+    let resp = c.send(scope, |a, auth| {
+        let mut r = a.post(&url);
+        if let Some(h) = auth {
+            r = r.header("Authorization", h);
+        }
+        r.send_empty()
+    })?;
+    let status = resp.status().as_u16();
+    if status != 202 {
+        let msg = format!("starting an upload to {repo}: {}", error_message(resp));
+        return Err(if status >= 500 {
+            Error::Transfer(msg)
+        } else {
+            Error::Registry(msg)
+        });
+    }
+    let loc = header(&resp, "location");
+    let _ = error_message(resp);
+    loc.ok_or_else(|| Error::Invalid("the registry gave no upload location".into()))
+}

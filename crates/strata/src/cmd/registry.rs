@@ -1,0 +1,185 @@
+//! pull, push, login, logout.
+
+use std::io::{self, BufRead, IsTerminal, Read, Write};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use store::{Reference, Store};
+
+#[derive(Args)]
+pub struct RegistryFlags {
+    /// Allow plain http for this registry (`HOST[:PORT]`; repeatable). The loopback
+    /// (127.0.0.0/8, localhost) always may; `STRATA_INSECURE_REGISTRIES` adds more.
+    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
+    pub insecure: Vec<String>,
+}
+
+impl RegistryFlags {
+    fn options(&self) -> registry::Options {
+        let mut o = registry::Options::from_env();
+        o.insecure.extend(self.insecure.iter().cloned());
+        o
+    }
+}
+
+#[derive(Args)]
+pub struct PullArgs {
+    /// Print only the image's name.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Platform to pick from a multi-platform image.
+    #[arg(long, default_value = "linux/amd64")]
+    pub platform: String,
+    #[command(flatten)]
+    pub flags: RegistryFlags,
+    /// `NAME[:TAG|@DIGEST]`
+    pub name: String,
+}
+
+#[derive(Args)]
+pub struct PushArgs {
+    /// Print only the pushed manifest's digest line.
+    #[arg(short, long)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub flags: RegistryFlags,
+    /// `NAME[:TAG]`
+    pub name: String,
+}
+
+#[derive(Args)]
+pub struct LoginArgs {
+    #[arg(short, long)]
+    pub username: Option<String>,
+    /// Password (prefer --password-stdin).
+    #[arg(short, long)]
+    pub password: Option<String>,
+    /// Read the password from standard input.
+    #[arg(long, conflicts_with = "password")]
+    pub password_stdin: bool,
+    #[command(flatten)]
+    pub flags: RegistryFlags,
+    /// Registry (`HOST[:PORT]`; default Docker Hub).
+    pub registry: Option<String>,
+}
+
+#[derive(Args)]
+pub struct LogoutArgs {
+    /// Registry (`HOST[:PORT]`; default Docker Hub).
+    pub registry: Option<String>,
+}
+
+/// `https://host:5000/v1/` → `host:5000`; Docker Hub's spellings → `docker.io`.
+fn registry_name(arg: Option<&str>) -> Result<String> {
+    let Some(a) = arg else {
+        return Ok("docker.io".into());
+    };
+    let a = a
+        .strip_prefix("https://")
+        .or_else(|| a.strip_prefix("http://"))
+        .unwrap_or(a);
+    let host = a.split('/').next().unwrap_or("");
+    if host.is_empty() {
+        bail!("invalid registry {a:?}");
+    }
+    Ok(match host {
+        "index.docker.io" | "registry-1.docker.io" | "docker.io" => "docker.io".into(),
+        h => h.to_string(),
+    })
+}
+
+fn printer(quiet: bool) -> impl Fn(&str, &str) + Sync {
+    move |id: &str, status: &str| {
+        if quiet {
+            return;
+        }
+        let mut out = io::stdout().lock();
+        let _ = if id.is_empty() {
+            writeln!(out, "{status}")
+        } else {
+            writeln!(out, "{id}: {status}")
+        };
+    }
+}
+
+pub fn pull(store: &Store, a: PullArgs) -> Result<ExitCode> {
+    let r = Reference::parse(&a.name).map_err(anyhow::Error::msg)?;
+    let mut opts = a.flags.options();
+    opts.platform = a.platform.parse().map_err(anyhow::Error::msg)?;
+    let progress = printer(a.quiet);
+    let p = registry::pull(store, &r, &opts, &progress)
+        .with_context(|| format!("pulling {r} from {}", r.domain))?;
+    if !a.quiet {
+        println!("Digest: {}", p.digest);
+        let familiar = r.familiar();
+        if p.updated {
+            println!("Status: Downloaded newer image for {familiar}");
+        } else {
+            println!("Status: Image is up to date for {familiar}");
+        }
+    }
+    println!("{r}");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn push(store: &Store, a: PushArgs) -> Result<ExitCode> {
+    let r = Reference::parse(&a.name).map_err(anyhow::Error::msg)?;
+    let opts = a.flags.options();
+    if !a.quiet {
+        println!("The push refers to repository [{}]", r.repository());
+    }
+    let progress = printer(a.quiet);
+    let p = registry::push(store, &r, &opts, &progress)
+        .with_context(|| format!("pushing {r} to {}", r.domain))?;
+    println!("{}: digest: {} size: {}", p.tag, p.digest, p.size);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn login(a: LoginArgs) -> Result<ExitCode> {
+    let reg = registry_name(a.registry.as_deref())?;
+    let username = match a.username {
+        Some(u) => u,
+        None if io::stdin().is_terminal() && !a.password_stdin => {
+            eprint!("Username: ");
+            let mut line = String::new();
+            io::stdin().lock().read_line(&mut line)?;
+            line.trim().to_string()
+        }
+        None => bail!("a username is required: pass -u USER"),
+    };
+    if username.is_empty() {
+        bail!("a username is required: pass -u USER");
+    }
+    let password = if a.password_stdin {
+        let mut s = String::new();
+        io::stdin()
+            .read_to_string(&mut s)
+            .context("reading the password from stdin")?;
+        s.trim_end_matches(['\n', '\r']).to_string()
+    } else if let Some(p) = a.password {
+        eprintln!("WARNING! Using --password via the CLI is insecure. Use --password-stdin.");
+        p
+    } else {
+        bail!("a password is required: pass --password-stdin (or -p PASSWORD)");
+    };
+    if password.is_empty() {
+        bail!("a password is required: pass --password-stdin (or -p PASSWORD)");
+    }
+    let creds = registry::Credentials { username, password };
+    registry::login(&reg, &creds, &a.flags.options())
+        .with_context(|| format!("login to {reg} failed"))?;
+    println!("Login Succeeded");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn logout(a: LogoutArgs) -> Result<ExitCode> {
+    let reg = registry_name(a.registry.as_deref())?;
+    let key = registry::auth::auth_key(&reg);
+    if registry::logout(&reg)? {
+        println!("Removing login credentials for {key}");
+    } else {
+        println!("Not logged in to {key}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
