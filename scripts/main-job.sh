@@ -83,5 +83,33 @@ echo "== sizes"
 echo "== run"
 "$ST" run --rm c-hello:multi
 "$ST" run --rm go-httpd:multi -version
-"$ST" run --rm python-flask:multi python3 -c 'import app, importlib.metadata as m; print("python-flask", app.VERSION, "with flask", m.version("flask"))'
-"$ST" run --rm node-express:multi node -e 'const a = require("./dist/app"); process.stdout.write(a.greeting("main job"))'
+# The services, detached, each published on 127.0.0.1 through strata's port proxy.
+http_get() { # PORT PATH: the response body (HTTP/1.0, so the server closes the connection)
+  local reply
+  exec 3<>"/dev/tcp/127.0.0.1/$1" || return 1
+  printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$2" >&3
+  reply=$(cat <&3) || return 1
+  exec 3<&-
+  [[ $reply == "HTTP/1."?" 200"* ]] || return 1
+  printf '%s\n' "${reply#*$'\r\n\r\n'}"
+}
+serve() { # IMAGE HOST_PORT CONTAINER_PORT
+  local id body="" i
+  id=$("$ST" run -d --rm -p "127.0.0.1:$2:$3" "$1")
+  for i in $(seq 100); do
+    body=$(http_get "$2" "/?name=main%20job" 2>/dev/null) && break
+    body=""
+    sleep 0.1
+  done
+  if [[ -z $body ]]; then
+    "$ST" logs "$id" >&2 || true
+    "$ST" stop "$id" >/dev/null || true
+    echo "error: $1 did not answer on 127.0.0.1:$2" >&2
+    exit 1
+  fi
+  printf '%-22s 127.0.0.1:%s -> %s\n' "$1" "$2" "$(head -1 <<<"$body")"
+  "$ST" stop "$id" >/dev/null
+}
+serve go-httpd:multi 38080 8080
+serve python-flask:multi 38081 8000
+serve node-express:multi 38082 3000

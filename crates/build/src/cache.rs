@@ -84,7 +84,7 @@ pub trait BlobSource: Send + Sync {
     fn open(&self, digest: &Digest) -> Result<Box<dyn Read + Send + '_>, String>;
 }
 
-/// Where an export goes.
+/// Where an export goes. Every blob given to `put` is also in the store.
 pub trait BlobSink {
     fn describe(&self) -> String;
     /// Whether the destination has the blob already.
@@ -512,10 +512,11 @@ pub fn export(
         mounts,
     };
     let cbytes = serde_json::to_vec(&config).expect("cache config serializes");
-    let cd = Digest::of(&cbytes);
+    // Every blob a sink is given is in the store (a registry sink uploads from there).
+    let cd = store.write_blob(&cbytes)?;
     if !sink.has(&cd) {
-        sink.put(&cd, cbytes.len() as u64, &mut &cbytes[..])
-            .map_err(fail)?;
+        let mut r = store.open_blob(&cd)?;
+        sink.put(&cd, cbytes.len() as u64, &mut r).map_err(fail)?;
         stats.uploaded += 1;
     }
     let manifest = serde_json::json!({

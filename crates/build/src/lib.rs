@@ -31,3 +31,22 @@ pub fn image_lowers(
 ) -> Result<Vec<std::path::PathBuf>, BuildError> {
     run::lowers(store, &image.config.rootfs.diff_ids, tmp)
 }
+
+/// The images a plan reads from outside the Dockerfile: the needed stages' base images and
+/// their `--from` / `--mount from=` images, each once, in stage order.
+pub fn external_images(plan: &plan::Plan) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for s in plan.stages.iter().filter(|s| s.needed) {
+        if let plan::Base::Image { reference } = &s.base {
+            if !out.contains(reference) {
+                out.push(reference.clone());
+            }
+        }
+        for i in &s.images {
+            if !out.contains(i) {
+                out.push(i.clone());
+            }
+        }
+    }
+    out
+}

@@ -262,7 +262,9 @@ pub(crate) fn empty_layer() -> Digest {
 }
 
 fn now() -> String {
-    humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string()
+    store::go_rfc3339_nano(
+        &humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string(),
+    )
 }
 
 fn env_get<'a>(cfg: &'a ImageConfig, k: &str) -> Option<&'a str> {

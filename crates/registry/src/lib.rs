@@ -15,12 +15,14 @@ pub mod auth;
 mod client;
 mod pull;
 mod push;
+mod repo;
 
 use std::time::Duration;
 
 pub use auth::Credentials;
 pub use pull::{pull, Pulled};
 pub use push::{push, Pushed};
+pub use repo::Repo;
 
 /// Meta kind (see [`store::Store::meta`]): the registry manifest an image was pulled or
 /// pushed with, by local manifest digest, so a later push sends the same bytes.

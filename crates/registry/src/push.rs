@@ -153,7 +153,7 @@ pub fn push(
 }
 
 /// Push one blob; returns docker's status word for it.
-fn push_blob(
+pub(crate) fn push_blob(
     c: &Client,
     store: &Store,
     reference: &Reference,

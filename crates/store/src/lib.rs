@@ -1013,6 +1013,26 @@ fn dir_size(p: &Path) -> u64 {
     total
 }
 
+/// An RFC 3339 timestamp with nanoseconds as Go's `time.RFC3339Nano` writes it: trailing
+/// zeros of the fraction dropped (and the dot, when nothing is left). Image configs carry
+/// these; a tool that re-encodes a config with Go (skopeo converting to OCI) must get the
+/// very same bytes back, or the image id changes.
+pub fn go_rfc3339_nano(s: &str) -> String {
+    let Some(dot) = s.find('.') else {
+        return s.to_string();
+    };
+    let end = s[dot + 1..]
+        .find(|c: char| !c.is_ascii_digit())
+        .map(|i| dot + 1 + i)
+        .unwrap_or(s.len());
+    let frac = s[dot + 1..end].trim_end_matches('0');
+    if frac.is_empty() {
+        format!("{}{}", &s[..dot], &s[end..])
+    } else {
+        format!("{}.{frac}{}", &s[..dot], &s[end..])
+    }
+}
+
 /// Remove a tree, making read-only directories writable first.
 pub fn remove_tree(p: &Path) -> Result<()> {
     match fs::symlink_metadata(p) {

@@ -224,3 +224,26 @@ fn concurrent_writers_and_prune_stay_consistent() {
     assert!(s.fsck().unwrap().is_empty());
     assert_eq!(s.refs().unwrap().len(), 4 * 12);
 }
+
+#[test]
+fn timestamps_are_written_as_go_writes_them() {
+    use crate::go_rfc3339_nano as g;
+    assert_eq!(
+        g("2026-11-26T14:10:00.123456780Z"),
+        "2026-11-26T14:10:00.12345678Z"
+    );
+    assert_eq!(
+        g("2026-11-26T14:10:00.100000000Z"),
+        "2026-11-26T14:10:00.1Z"
+    );
+    assert_eq!(g("2026-11-26T14:10:00.000000000Z"), "2026-11-26T14:10:00Z");
+    assert_eq!(
+        g("2026-11-26T14:10:00.123456789Z"),
+        "2026-11-26T14:10:00.123456789Z"
+    );
+    assert_eq!(g("2026-11-26T14:10:00Z"), "2026-11-26T14:10:00Z");
+    assert_eq!(
+        g("2026-11-26T14:10:00.50+01:00"),
+        "2026-11-26T14:10:00.5+01:00"
+    );
+}

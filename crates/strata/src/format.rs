@@ -92,7 +92,7 @@ pub fn created_at(created: Option<&str>) -> String {
 
 /// Now, RFC 3339 with nanoseconds, as image configs record it.
 pub fn now_rfc3339() -> String {
-    humantime::format_rfc3339_nanos(SystemTime::now()).to_string()
+    store::go_rfc3339_nano(&humantime::format_rfc3339_nanos(SystemTime::now()).to_string())
 }
 
 /// docker's `stringutils.Ellipsis`: at most `max` chars, the last one `…` when cut.

@@ -1217,3 +1217,114 @@ fn docker_hub_pulls_go_through_the_mirrors_in_order() {
     assert_eq!(got["RepoTags"][0], "mirrored:1");
     assert_eq!(got["RepoDigests"][0], format!("mirrored@{digest}"));
 }
+
+/// Builds and registries: a base image only in the registry is pulled for FROM, `--push`
+/// sends the result, and a `type=registry` cache built on store A lets an empty store B
+/// rebuild with every step CACHED (RUNs counted on 127.0.0.1), fetching only the base image
+/// and the final image's own layers.
+#[test]
+fn builds_pull_bases_push_and_share_a_registry_cache() {
+    let reg = Registry::start();
+    let port = reg.port;
+    let a = Env::new();
+    let b = Env::new();
+    let tar = a.path("busybox.tar");
+    busybox_tar(&tar);
+    let base = format!("127.0.0.1:{port}/base/busybox:1");
+    ok(&a, &["import", tar.to_str().unwrap(), &base]);
+    ok(&a, &["push", &base]);
+    let counter = common::Counter::start();
+    let ctx = a.path("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("a.txt"), "a\n").unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM {base} AS build\nCOPY a.txt /a.txt\nRUN {} && head -c 300000 /dev/urandom > /big && cp /a.txt /out\n\
+FROM {base}\nCOPY --from=build /out /out\nRUN {} && echo done > /done\n",
+            counter.hit("build"),
+            counter.hit("final")
+        ),
+    )
+    .unwrap();
+    let cache = format!("127.0.0.1:{port}/cache/app:buildcache");
+    let app = format!("127.0.0.1:{port}/app/app:1");
+    let ctx_s = ctx.to_str().unwrap();
+    let to = format!("type=registry,ref={cache},mode=max");
+    let out = strata(
+        &a,
+        &[
+            "build",
+            "--progress=plain",
+            "--cache-to",
+            &to,
+            "--push",
+            "-t",
+            &app,
+            ctx_s,
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains(&format!("#0 pushed {app}")), "{err}");
+    assert_eq!(counter.take().len(), 2);
+    let id_a = inspect(&a, &app)["Id"].clone();
+
+    // Store B is empty: the base comes from the registry, every step from the cache.
+    let from = format!("type=registry,ref={cache}");
+    let out = strata(
+        &b,
+        &[
+            "build",
+            "--progress=plain",
+            "--cache-from",
+            &from,
+            "-t",
+            &app,
+            ctx_s,
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains(&format!("#0 pulled {base}")), "{err}");
+    assert!(err.contains("(0 RUN executed, 4 steps cached)"), "{err}");
+    assert!(
+        err.contains("fetched 2 layers from the imported cache"),
+        "{err}"
+    );
+    assert!(counter.take().is_empty(), "store B ran a RUN step");
+    assert_eq!(inspect(&b, &app)["Id"], id_a);
+    // What was pushed is the same image: pulled into a third store, same id.
+    let c = Env::new();
+    ok(&c, &["pull", &app]);
+    assert_eq!(inspect(&c, &app)["Id"], id_a);
+    ok(&b, &["fsck"]);
+}
+
+/// Offline: an image neither in the store nor reachable fails in seconds, naming the image
+/// and the registry tried.
+#[test]
+fn a_base_image_nowhere_fails_fast_naming_image_and_registry() {
+    let env = Env::new();
+    let ctx = env.path("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    let port = free_port(); // nothing listens there
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM 127.0.0.1:{port}/nowhere/img:1\nRUN true\n"),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let err = fails(&env, &["build", ctx.to_str().unwrap()]);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        err.contains(&format!("127.0.0.1:{port}/nowhere/img:1")),
+        "{err}"
+    );
+    assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+    assert!(err.contains("failed to resolve image"), "{err}");
+}

@@ -81,6 +81,15 @@ pub struct BuildArgs {
     /// `NAME[:TAG]` means a registry).
     #[arg(long = "cache-from")]
     pub cache_from: Vec<String>,
+    /// Always look for a newer version of the base images in their registries.
+    #[arg(long)]
+    pub pull: bool,
+    /// Push the image to its registry after the build (every `-t` name).
+    #[arg(long)]
+    pub push: bool,
+    /// A registry that may be reached over plain http (also `STRATA_INSECURE_REGISTRIES`).
+    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
+    pub insecure_registry: Vec<String>,
     /// Build context: a directory, or `-` for a tar archive or a lone Dockerfile on stdin.
     pub context: PathBuf,
 }
@@ -148,6 +157,9 @@ pub fn parse_cache_spec(v: &str, export: bool) -> Result<(CacheSpec, bool)> {
 /// `--output`, parsed.
 enum Output {
     Image,
+    /// `type=registry[,name=NAME]` or `type=image,name=NAME,push=true`: the image is kept in
+    /// the store and pushed (under NAME and every `-t` name).
+    Registry(Option<String>),
     Archive(archive::Format, PathBuf),
     Local(PathBuf),
     Tar(PathBuf),
@@ -160,22 +172,30 @@ fn parse_output(s: Option<&str>) -> Result<Output> {
     }
     let mut typ = None;
     let mut dest = None;
+    let mut name = None;
+    let mut push = false;
     for part in s.split(',') {
         match part.split_once('=') {
             Some(("type", v)) => typ = Some(v.to_string()),
             Some(("dest", v)) => dest = Some(PathBuf::from(v)),
-            _ => bail!("invalid --output {s:?}: expected type=TYPE[,dest=PATH]"),
+            Some(("name", v)) => name = Some(v.to_string()),
+            Some(("push", v)) => push = v == "true",
+            _ => bail!("invalid --output {s:?}: expected type=TYPE[,dest=PATH][,name=NAME]"),
         }
     }
     let need =
         |d: Option<PathBuf>| d.ok_or_else(|| anyhow::anyhow!("--output {s:?} needs dest=PATH"));
     Ok(match typ.as_deref().unwrap_or("local") {
+        "image" if push => Output::Registry(name),
         "image" => Output::Image,
+        "registry" => Output::Registry(name),
         "oci" => Output::Archive(archive::Format::Oci, need(dest)?),
         "docker" => Output::Archive(archive::Format::Docker, need(dest)?),
         "local" => Output::Local(need(dest)?),
         "tar" => Output::Tar(need(dest)?),
-        other => bail!("unsupported --output type {other:?}: use image, oci, docker, local or tar"),
+        other => bail!(
+            "unsupported --output type {other:?}: use image, registry, oci, docker, local or tar"
+        ),
     })
 }
 
@@ -300,6 +320,28 @@ pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
             bail!("network mode {n:?} not supported: use default, none or host");
         }
     }
+    if let Output::Registry(Some(n)) = &output {
+        let r = Reference::parse(n).map_err(anyhow::Error::msg)?;
+        if !tags.contains(&r) {
+            tags.push(r);
+        }
+    }
+    let push = a.push || matches!(output, Output::Registry(_));
+    if push && tags.is_empty() {
+        bail!("--push needs a name: give -t NAME or --output type=registry,name=NAME");
+    }
+    let plan_opts = plan::PlanOptions {
+        target: a.target.clone(),
+        build_args: parse_build_args(&a.build_args),
+        ..plan::PlanOptions::default()
+    };
+    // Base images and `--from` images not in the store (all of them with --pull) come from
+    // their registries first. A Dockerfile error is left for the build to report.
+    if let Ok(p) = plan::plan(&src.text, &plan_opts, &plan::Unresolved) {
+        for r in build::external_images(&p) {
+            ensure_image(store, &r, a.pull, &registry_options(&a), a.quiet)?;
+        }
+    }
     let mut cache_from = Vec::new();
     for v in &a.cache_from {
         match parse_cache_spec(v, false)? {
@@ -317,7 +359,26 @@ pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
                 }
             }
             (CacheSpec::Registry(r), _) => {
-                bail!("--cache-from {r}: registry caches need the registry client, which is not built yet")
+                let reference = store::Reference::parse(&r)
+                    .map_err(|e| anyhow::anyhow!("--cache-from {r}: {e}"))?;
+                let repo = registry::Repo::connect(&reference, &registry_options(&a), false)
+                    .with_context(|| format!("--cache-from {r}"))?;
+                match repo
+                    .manifest()
+                    .with_context(|| format!("--cache-from {r}"))?
+                {
+                    Some(m) => cache_from.push(std::sync::Arc::new(
+                        build::cache::Imported::open(
+                            Box::new(RegistryCache { repo, store: None }),
+                            &m,
+                        )
+                        .map_err(anyhow::Error::msg)?,
+                    )),
+                    None if !a.quiet => {
+                        eprintln!("#0 importing cache from {r}: no cache there yet")
+                    }
+                    None => {}
+                }
             }
         }
     }
@@ -329,11 +390,7 @@ pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
         cache_from,
         dockerfile: src.text.clone(),
         context: context.clone(),
-        plan: plan::PlanOptions {
-            target: a.target.clone(),
-            build_args: parse_build_args(&a.build_args),
-            ..plan::PlanOptions::default()
-        },
+        plan: plan_opts,
         no_cache: a.no_cache,
         no_cache_filter: a.no_cache_filter.clone(),
         network: a.network.clone(),
@@ -366,7 +423,7 @@ pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
                 );
             }
             match &output {
-                Output::Image => {}
+                Output::Image | Output::Registry(_) => {}
                 Output::Archive(format, dest) => {
                     let f = std::fs::File::create(dest)
                         .with_context(|| format!("create {}", dest.display()))?;
@@ -401,9 +458,21 @@ pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
                     CacheSpec::Local(dir) => {
                         build::cache::export(store, &r, *max, &build::cache::LocalDir(dir.clone()))?
                     }
-                    CacheSpec::Registry(r) => bail!(
-                        "--cache-to {r}: registry caches need the registry client, which is not built yet"
-                    ),
+                    CacheSpec::Registry(name) => {
+                        let reference = store::Reference::parse(name)
+                            .map_err(|e| anyhow::anyhow!("--cache-to {name}: {e}"))?;
+                        let repo = registry::Repo::connect(&reference, &registry_options(&a), true)
+                            .with_context(|| format!("--cache-to {name}"))?;
+                        build::cache::export(
+                            store,
+                            &r,
+                            *max,
+                            &RegistryCache {
+                                repo,
+                                store: Some(store),
+                            },
+                        )?
+                    }
                 };
                 if !a.quiet {
                     let where_ = match spec {
@@ -425,6 +494,20 @@ pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
                     "#0 fetched {} layers from the imported cache",
                     r.cache_fetched.len()
                 );
+            }
+            if push {
+                let opts = registry_options(&a);
+                for t in &tags {
+                    if !a.quiet {
+                        eprintln!("#0 pushing {t}");
+                    }
+                    let quiet = |_: &str, _: &str| {};
+                    let p = registry::push(store, t, &opts, &quiet)
+                        .with_context(|| format!("pushing {t} to {}", t.domain))?;
+                    if !a.quiet {
+                        eprintln!("#0 pushed {t}: digest: {} size: {}", p.digest, p.size);
+                    }
+                }
             }
             if let Some(f) = &a.iidfile {
                 std::fs::write(f, &id).with_context(|| format!("write {}", f.display()))?;
@@ -489,4 +572,96 @@ fn tempfile_dir(store: &Store) -> Result<TempDir> {
     ));
     std::fs::create_dir_all(&p).with_context(|| format!("create {}", p.display()))?;
     Ok(TempDir(p))
+}
+
+/// Registries this build may reach over plain http, and mirrors: the environment's.
+fn registry_options(a: &BuildArgs) -> registry::Options {
+    let mut o = registry::Options::from_env();
+    o.insecure.extend(a.insecure_registry.iter().cloned());
+    o
+}
+
+/// A build cache in a registry repository: the cache manifest under the reference's tag,
+/// its blobs in the repository.
+struct RegistryCache<'s> {
+    repo: registry::Repo,
+    /// Set for exports: blobs are uploaded from the store.
+    store: Option<&'s store::Store>,
+}
+
+impl build::cache::BlobSource for RegistryCache<'static> {
+    fn describe(&self) -> String {
+        self.repo.describe()
+    }
+    fn open(&self, digest: &store::Digest) -> Result<Box<dyn std::io::Read + Send + '_>, String> {
+        self.repo.open_blob(digest).map_err(|e| e.to_string())
+    }
+}
+
+impl build::cache::BlobSink for RegistryCache<'_> {
+    fn describe(&self) -> String {
+        self.repo.describe()
+    }
+    fn has(&self, digest: &store::Digest) -> bool {
+        self.repo.has_blob(digest).unwrap_or(false)
+    }
+    fn put(
+        &self,
+        digest: &store::Digest,
+        size: u64,
+        _data: &mut dyn std::io::Read,
+    ) -> Result<(), String> {
+        let store = self.store.ok_or("no store to upload from")?;
+        let d = store::image::Descriptor {
+            media_type: "application/octet-stream".into(),
+            digest: digest.clone(),
+            size,
+            annotations: None,
+            platform: None,
+        };
+        self.repo
+            .push_store_blob(store, &d)
+            .map_err(|e| e.to_string())
+    }
+    fn put_manifest(&self, media_type: &str, bytes: &[u8]) -> Result<(), String> {
+        self.repo
+            .put_manifest(media_type, bytes)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Make sure the store has image `r`: pulled when it is missing, or always with `--pull`.
+fn ensure_image(
+    store: &Store,
+    r: &str,
+    force: bool,
+    opts: &registry::Options,
+    quiet: bool,
+) -> Result<()> {
+    if !force && store.resolve(r).is_ok() {
+        return Ok(());
+    }
+    let reference =
+        Reference::parse(r).map_err(|e| anyhow::anyhow!("failed to resolve image {r}: {e}"))?;
+    if !quiet {
+        eprintln!("#0 pulling {reference}");
+    }
+    let started = std::time::Instant::now();
+    let progress = |_: &str, _: &str| {};
+    let p = registry::pull(store, &reference, opts, &progress).map_err(|e| {
+        if force {
+            anyhow::anyhow!("failed to resolve image {reference} (--pull): {e}")
+        } else {
+            anyhow::anyhow!("failed to resolve image {reference}: not in the local store, and {e}")
+        }
+    })?;
+    if !quiet {
+        eprintln!(
+            "#0 pulled {reference} ({}) in {:.1}s",
+            p.digest,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
 }
