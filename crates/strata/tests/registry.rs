@@ -1216,6 +1216,42 @@ fn docker_hub_pulls_go_through_the_mirrors_in_order() {
     assert_eq!(got["Id"], inspect(&env, &on_mirror)["Id"]);
     assert_eq!(got["RepoTags"][0], "mirrored:1");
     assert_eq!(got["RepoDigests"][0], format!("mirrored@{digest}"));
+
+    // A build's `FROM mirrored:1` (Docker Hub) resolves through the mirror too.
+    let builder = Env::new();
+    let ctx = builder.path("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM mirrored:1\nRUN echo built > /built\n",
+    )
+    .unwrap();
+    let o = builder
+        .cmd()
+        .env("DOCKER_CONFIG", builder.path("docker-config"))
+        .env(
+            "STRATA_REGISTRY_MIRRORS",
+            format!("http://{}", mirror.host()),
+        )
+        .args([
+            "build",
+            "--progress=plain",
+            "-t",
+            "built:1",
+            ctx.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("#0 pulled docker.io/library/mirrored:1"),
+        "{err}"
+    );
+    assert_eq!(
+        inspect(&builder, "mirrored:1")["Id"],
+        inspect(&env, &on_mirror)["Id"]
+    );
 }
 
 /// Builds and registries: a base image only in the registry is pulled for FROM, `--push`
@@ -1298,6 +1334,30 @@ FROM {base}\nCOPY --from=build /out /out\nRUN {} && echo done > /done\n",
     let c = Env::new();
     ok(&c, &["pull", &app]);
     assert_eq!(inspect(&c, &app)["Id"], id_a);
+    // A one-file change on store B: the build stage's COPY and RUN and the final stage's
+    // steps after the COPY --from re-run; the base is not pulled again.
+    std::fs::write(ctx.join("a.txt"), "a2\n").unwrap();
+    let out = strata(
+        &b,
+        &[
+            "build",
+            "--progress=plain",
+            "--cache-from",
+            &from,
+            "-t",
+            &app,
+            ctx_s,
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("#0 pulling"), "{err}");
+    let hits = counter.take();
+    assert_eq!(
+        hits.keys().cloned().collect::<Vec<_>>(),
+        ["build", "final"],
+        "{hits:?}"
+    );
     ok(&b, &["fsck"]);
 }
 
