@@ -461,17 +461,23 @@ pub fn export(
         records: records.len(),
         ..Default::default()
     };
+    // Every blob goes from the store to the sink unless the sink has it.
+    let uploaded = std::cell::Cell::new(0);
+    let upload = |d: &Digest, size: u64| -> Result<(), BuildError> {
+        if !sink.has(d) {
+            let mut r = store.open_blob(d)?;
+            sink.put(d, size, &mut r).map_err(fail)?;
+            uploaded.set(uploaded.get() + 1);
+        }
+        Ok(())
+    };
     let mut layers = Vec::new();
     let mut descriptors = Vec::new();
     let diffs: BTreeSet<&Digest> = records.values().map(|r| &r.diff_id).collect();
     for d in diffs {
         let (c, size) = archive::compressed_layer(store, d, layer::Compression::Gzip)
             .map_err(|e| fail(e.to_string()))?;
-        if !sink.has(&c) {
-            let mut r = store.open_blob(&c)?;
-            sink.put(&c, size, &mut r).map_err(fail)?;
-            stats.uploaded += 1;
-        }
+        upload(&c, size)?;
         layers.push(LayerRef {
             diff_id: d.clone(),
             digest: c.clone(),
@@ -489,11 +495,7 @@ pub fn export(
             continue;
         }
         let (c, size) = mount_blob(store, &dir)?;
-        if !sink.has(&c) {
-            let mut r = store.open_blob(&c)?;
-            sink.put(&c, size, &mut r).map_err(fail)?;
-            stats.uploaded += 1;
-        }
+        upload(&c, size)?;
         descriptors.push(serde_json::json!({
             "mediaType": MOUNT_MEDIA_TYPE, "digest": c.to_string(), "size": size,
         }));
@@ -514,11 +516,7 @@ pub fn export(
     let cbytes = serde_json::to_vec(&config).expect("cache config serializes");
     // Every blob a sink is given is in the store (a registry sink uploads from there).
     let cd = store.write_blob(&cbytes)?;
-    if !sink.has(&cd) {
-        let mut r = store.open_blob(&cd)?;
-        sink.put(&cd, cbytes.len() as u64, &mut r).map_err(fail)?;
-        stats.uploaded += 1;
-    }
+    upload(&cd, cbytes.len() as u64)?;
     let manifest = serde_json::json!({
         "schemaVersion": 2,
         "mediaType": MANIFEST_MEDIA_TYPE,
@@ -528,6 +526,7 @@ pub fn export(
     let mbytes = serde_json::to_vec(&manifest).expect("manifest serializes");
     sink.put_manifest(MANIFEST_MEDIA_TYPE, &mbytes)
         .map_err(fail)?;
+    stats.uploaded = uploaded.get();
     Ok(stats)
 }
 

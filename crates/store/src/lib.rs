@@ -922,40 +922,32 @@ impl Store {
 
     /// Remove cache records (all, or those last written before `until`); returns how many.
     pub fn drop_cache(&self, until: Option<std::time::SystemTime>) -> Result<usize> {
-        let dir = self.root.join("roots").join(ROOT_CACHE);
-        let mut n = 0;
-        for e in fs::read_dir(self.root.join("memo"))
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let old_enough = match until {
-                None => true,
-                Some(t) => e
-                    .metadata()
-                    .and_then(|m| m.modified())
-                    .map(|m| m < t)
-                    .unwrap_or(true),
-            };
-            if old_enough {
-                let _ = fs::remove_file(e.path());
-            }
-        }
-        for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let old_enough = match until {
-                None => true,
-                Some(t) => e
-                    .metadata()
-                    .and_then(|m| m.modified())
-                    .map(|m| m < t)
-                    .unwrap_or(true),
-            };
-            if old_enough && fs::remove_file(e.path()).is_ok() {
-                n += 1;
-            }
-        }
-        Ok(n)
+        // Memos go with the records (their count is not reported).
+        remove_older(&self.root.join("memo"), until);
+        Ok(remove_older(
+            &self.root.join("roots").join(ROOT_CACHE),
+            until,
+        ))
     }
+}
+
+/// Remove the files of `dir` (all, or those last written before `until`); returns how many.
+fn remove_older(dir: &Path, until: Option<std::time::SystemTime>) -> usize {
+    let mut n = 0;
+    for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let old_enough = match until {
+            None => true,
+            Some(t) => e
+                .metadata()
+                .and_then(|m| m.modified())
+                .map(|m| m < t)
+                .unwrap_or(true),
+        };
+        if old_enough && fs::remove_file(e.path()).is_ok() {
+            n += 1;
+        }
+    }
+    n
 }
 
 /// Remove the files of `dir` named by a digest (hex) that is not in `live`.
