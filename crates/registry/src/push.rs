@@ -7,7 +7,7 @@ use store::{Digest, Image, Reference, Store};
 
 use crate::client::{error_message, Client};
 use crate::{
-    add_meta_line, endpoint_host, parallel, short, with_retry, Error, Options, Progress, Result,
+    add_meta_line, parallel, short, with_retry, Error, Options, Progress, Result,
     META_BLOB_SOURCES, META_REGISTRY_MANIFEST, META_REPO_DIGESTS,
 };
 
@@ -62,16 +62,8 @@ pub fn push(
     let _lock = store.lock_shared()?;
     let image = store.resolve(&reference.to_string())?;
     let (mbytes, manifest) = registry_manifest(store, &image)?;
-    let creds = crate::auth::lookup(&reference.domain)?;
-    let c = Client::connect(
-        &reference.domain,
-        endpoint_host(&reference.domain),
-        None,
-        creds,
-        opts,
-    )?;
-    let repo = &reference.path;
-    let scope = format!("repository:{repo}:pull,push");
+    let r = crate::Repo::connect(reference, opts, true)?;
+    let (c, scope) = (&r.client, &r.scope);
     let mut blobs: Vec<Descriptor> = manifest.layers.clone();
     blobs.push(manifest.config.clone());
     for d in &blobs {
@@ -89,7 +81,7 @@ pub fn push(
             progress(&id, "Preparing");
         }
         let status = with_retry(opts.attempts, &id, progress, || {
-            push_blob(&c, store, reference, &scope, d).map_err(|e| e.for_blob(&d.digest))
+            push_blob(c, store, reference, scope, d).map_err(|e| e.for_blob(&d.digest))
         })?;
         if !is_config(d) {
             progress(&id, &status);
@@ -101,38 +93,7 @@ pub fn push(
         .media_type
         .clone()
         .unwrap_or_else(|| store::image::MEDIA_OCI_MANIFEST.to_string());
-    let url = c.url(&format!("/v2/{repo}/manifests/{tag}"));
-    let digest = Digest::of(&mbytes);
-    with_retry(opts.attempts, "", progress, || {
-        let resp = c.send(&scope, |a, auth| {
-            let mut r = a.put(&url).header("Content-Type", &media);
-            if let Some(h) = auth {
-                r = r.header("Authorization", h);
-            }
-            r.send(&mbytes[..])
-        })?;
-        let status = resp.status().as_u16();
-        if !(200..300).contains(&status) {
-            let msg = format!("pushing manifest {repo}:{tag}: {}", error_message(resp));
-            return Err(if status >= 500 {
-                Error::Transfer(msg)
-            } else {
-                Error::Registry(msg)
-            });
-        }
-        if let Some(d) = resp
-            .headers()
-            .get("docker-content-digest")
-            .and_then(|v| v.to_str().ok())
-        {
-            if d != digest.as_str() {
-                return Err(Error::Invalid(format!(
-                    "the registry stored manifest {repo}:{tag} as {d}, expected {digest}"
-                )));
-            }
-        }
-        Ok(())
-    })?;
+    let digest = r.put_manifest(&media, &mbytes, progress)?;
     if let Ok(text) = String::from_utf8(mbytes.clone()) {
         store.set_meta(META_REGISTRY_MANIFEST, &image.manifest_digest, &text)?;
     }

@@ -7,16 +7,17 @@ use store::image::Descriptor;
 use store::{Digest, Reference, Store};
 
 use crate::client::{error_message, read_small, Client, ACCEPT_MANIFESTS};
-use crate::{endpoint_host, with_retry, Error, Options, Result};
+use crate::{endpoint_host, with_retry, Error, Options, Progress, Result};
 
 /// Manifests are small: refuse more than this.
 const MAX_MANIFEST: u64 = 4 << 20;
 
 /// A connected repository (`127.0.0.1:5000/cache/app`), with the tag `reference` names.
 pub struct Repo {
-    client: Client,
+    pub(crate) client: Client,
     reference: Reference,
-    scope: String,
+    /// The token scope: pull, or pull and push.
+    pub(crate) scope: String,
     attempts: u32,
 }
 
@@ -78,15 +79,18 @@ impl Repo {
         Ok(())
     }
 
-    /// Put a manifest under the reference's tag; returns its digest.
-    pub fn put_manifest(&self, media_type: &str, bytes: &[u8]) -> Result<Digest> {
-        let url = self.client.url(&format!(
-            "/v2/{}/manifests/{}",
-            self.reference.path,
-            self.tag()
-        ));
-        let quiet = |_: &str, _: &str| {};
-        with_retry(self.attempts, "", &quiet, || {
+    /// Put a manifest under the reference's tag, with retries (reported through
+    /// `progress`); returns its digest, which the registry must confirm when it names one.
+    pub fn put_manifest(
+        &self,
+        media_type: &str,
+        bytes: &[u8],
+        progress: Progress,
+    ) -> Result<Digest> {
+        let (repo, tag) = (&self.reference.path, self.tag());
+        let url = self.client.url(&format!("/v2/{repo}/manifests/{tag}"));
+        let digest = Digest::of(bytes);
+        with_retry(self.attempts, "", progress, || {
             let resp = self.client.send(&self.scope, |a, auth| {
                 let mut r = a.put(&url).header("Content-Type", media_type);
                 if let Some(h) = auth {
@@ -96,21 +100,27 @@ impl Repo {
             })?;
             let status = resp.status().as_u16();
             if !(200..300).contains(&status) {
-                let msg = format!(
-                    "pushing manifest {}: {}",
-                    self.reference,
-                    error_message(resp)
-                );
+                let msg = format!("pushing manifest {repo}:{tag}: {}", error_message(resp));
                 return Err(if status >= 500 {
                     Error::Transfer(msg)
                 } else {
                     Error::Registry(msg)
                 });
             }
-            let _ = error_message(resp);
+            if let Some(d) = resp
+                .headers()
+                .get("docker-content-digest")
+                .and_then(|v| v.to_str().ok())
+            {
+                if d != digest.as_str() {
+                    return Err(Error::Invalid(format!(
+                        "the registry stored manifest {repo}:{tag} as {d}, expected {digest}"
+                    )));
+                }
+            }
             Ok(())
         })?;
-        Ok(Digest::of(bytes))
+        Ok(digest)
     }
 
     /// The manifest the reference's tag names (its bytes), or `None` when there is none.

@@ -625,7 +625,7 @@ impl build::cache::BlobSink for RegistryCache<'_> {
     }
     fn put_manifest(&self, media_type: &str, bytes: &[u8]) -> Result<(), String> {
         self.repo
-            .put_manifest(media_type, bytes)
+            .put_manifest(media_type, bytes, &|_, _| {})
             .map(|_| ())
             .map_err(|e| e.to_string())
     }
