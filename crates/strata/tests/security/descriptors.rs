@@ -1,0 +1,1 @@
+//! Issue 10, item 7. Its tests land with its fix.

@@ -1,0 +1,1 @@
+//! Issue 10, item 3. Its tests land with its fix.
