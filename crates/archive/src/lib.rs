@@ -69,16 +69,22 @@ pub struct IngestedLayer {
     pub compression: Option<layer::Compression>,
 }
 
-/// Copies everything read through it into a writer.
+/// Copies everything read through it into a writer, keeping the writer's error apart so
+/// that a full disk is not reported as a broken input.
 struct Tee<'w, R, W> {
     inner: R,
     out: &'w mut W,
+    write_error: Option<io::Error>,
 }
 
 impl<R: Read, W: Write> Read for Tee<'_, R, W> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.out.write_all(&buf[..n])?;
+        if let Err(e) = self.out.write_all(&buf[..n]) {
+            let kind = e.kind();
+            self.write_error = Some(e);
+            return Err(io::Error::new(kind, "writing to the store failed"));
+        }
         Ok(n)
     }
 }
@@ -94,9 +100,18 @@ pub fn ingest_layer<R: Read>(store: &Store, reader: R, what: &str) -> Result<Ing
         let mut tee = Tee {
             inner: dec,
             out: &mut ingest,
+            write_error: None,
         };
-        let info = layer::scan(&mut tee)
-            .map_err(|e| Error::Format(format!("{what}: not a valid tar archive: {e}")))?;
+        let scanned = layer::scan(&mut tee);
+        if let Some(source) = tee.write_error.take() {
+            // ENOSPC and the like: the store's fault, not the input's.
+            return Err(Error::Io {
+                context: format!("{what}: write to the store"),
+                source,
+            });
+        }
+        let info =
+            scanned.map_err(|e| Error::Format(format!("{what}: not a valid tar archive: {e}")))?;
         (info.entries, info.content_size)
     };
     let (diff_id, tar_size) = ingest.commit(None)?;

@@ -223,6 +223,10 @@ fn parse_secret(s: &str) -> Result<(String, PathBuf)> {
     }
     let id = id.context("--secret needs id=ID")?;
     let src = src.unwrap_or_else(|| PathBuf::from(&id));
+    // A relative path names a file under the working directory, as with docker; the
+    // executor binds it into the container, which needs it absolute.
+    let src = std::path::absolute(&src)
+        .with_context(|| format!("secret {id}: resolve {}", src.display()))?;
     if !src.exists() {
         bail!("secret {id}: {} does not exist", src.display());
     }

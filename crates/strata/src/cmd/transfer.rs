@@ -72,19 +72,19 @@ pub fn import(store: &Store, a: ImportArgs) -> Result<ExitCode> {
         Some(n) => vec![Reference::parse(n).map_err(anyhow::Error::msg)?],
         None => Vec::new(),
     };
-    // docker's client streams a local file to the daemon, which records it as `-`.
-    let source = "-";
+    // docker's client streams a local file to the daemon, which records it as `-` in the
+    // history (checked against docker 20.10); messages name the file itself.
     let opts = archive::ImportOptions {
         config,
         created: now_rfc3339(),
         comment: a
             .message
             .clone()
-            .unwrap_or_else(|| format!("Imported from {source}")),
+            .unwrap_or_else(|| "Imported from -".to_string()),
     };
     let input = open_input(&a.file)?;
     let img = archive::import_rootfs(store, input, &opts, &tags)
-        .with_context(|| format!("import {source}"))?;
+        .with_context(|| format!("import {}", a.file.display()))?;
     println!("{}", img.id());
     Ok(ExitCode::SUCCESS)
 }
