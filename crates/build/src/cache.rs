@@ -123,6 +123,24 @@ impl LocalDir {
     }
 }
 
+impl LocalDir {
+    /// An export writes only into real directories: the destination, `blobs` and
+    /// `blobs/sha256` must not be symlinks (one would send the blobs elsewhere).
+    fn no_links(&self) -> Result<(), String> {
+        let blobs = self.0.join("blobs");
+        for p in [self.0.clone(), blobs.join("sha256"), blobs] {
+            if std::fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink()) {
+                return Err(format!(
+                    "cache export to {}: {} is a symlink; refusing to write through it",
+                    self.0.display(),
+                    p.display()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl BlobSource for LocalDir {
     fn describe(&self) -> String {
         self.0.display().to_string()
@@ -144,10 +162,17 @@ impl BlobSink for LocalDir {
     fn put(&self, digest: &Digest, _size: u64, data: &mut dyn Read) -> Result<(), String> {
         let p = self.blob(digest);
         let dir = p.parent().expect("blob dir");
+        self.no_links()?;
         std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
         let tmp = dir.join(format!(".tmp-{}-{}", digest.hex(), std::process::id()));
-        let mut f =
-            std::fs::File::create(&tmp).map_err(|e| format!("create {}: {e}", tmp.display()))?;
+        let _ = std::fs::remove_file(&tmp);
+        // O_EXCL: a symlink planted at the temp's name is not followed; the rename below
+        // replaces one planted at the blob's name.
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(|e| format!("create {}: {e}", tmp.display()))?;
         let mut hw = store::HashingWriter::new(&mut f);
         std::io::copy(data, &mut hw).map_err(|e| format!("write {}: {e}", tmp.display()))?;
         let (got, _, _) = hw.finish();

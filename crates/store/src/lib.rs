@@ -208,7 +208,13 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
         TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
     let res = (|| {
-        let mut f = File::create(&tmp).ctx(|| format!("create {}", tmp.display()))?;
+        // O_EXCL: never through a symlink planted at the temp's name.
+        let _ = fs::remove_file(&tmp);
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .ctx(|| format!("create {}", tmp.display()))?;
         f.write_all(bytes)
             .ctx(|| format!("write {}", tmp.display()))?;
         f.sync_all().ctx(|| format!("fsync {}", tmp.display()))?;

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 mod cmd;
 mod container;
 mod format;
+mod outpath;
 mod proxy;
 
 /// Daemonless, Docker-compatible builder for multi-stage Dockerfiles.

@@ -235,6 +235,13 @@ fn parse_secret(s: &str) -> Result<(String, PathBuf)> {
 
 pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
     let output = parse_output(a.output.as_deref())?;
+    if let Output::Local(dir) = &output {
+        crate::outpath::check_dir(dir, "--output dest=")?;
+    }
+    if let Some(f) = &a.iidfile {
+        // As docker: no stale image ID survives a failed build.
+        crate::outpath::remove_stale(f)?;
+    }
     // `-`: a tar archive (the context) or a lone Dockerfile (no context) on stdin.
     let stdin_ctx = tempfile_dir(store)?;
     let mut stdin_dockerfile = None;
@@ -388,7 +395,11 @@ pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
     }
     let mut cache_to = Vec::new();
     for v in &a.cache_to {
-        cache_to.push(parse_cache_spec(v, true)?);
+        let spec = parse_cache_spec(v, true)?;
+        if let (CacheSpec::Local(dir), _) = &spec {
+            crate::outpath::check_dir(dir, "--cache-to dest=")?;
+        }
+        cache_to.push(spec);
     }
     let opts = build::BuildOptions {
         cache_from,
@@ -429,32 +440,24 @@ pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
             match &output {
                 Output::Image | Output::Registry(_) => {}
                 Output::Archive(format, dest) => {
-                    let f = std::fs::File::create(dest)
-                        .with_context(|| format!("create {}", dest.display()))?;
                     let item = archive::SaveItem {
                         image: r.image.clone(),
                         names: tags.clone(),
                     };
-                    archive::save(
-                        store,
-                        &[item],
-                        *format,
-                        layer::Compression::Gzip,
-                        std::io::BufWriter::new(f),
-                    )?;
+                    crate::outpath::write(dest, |w| {
+                        archive::save(store, &[item], *format, layer::Compression::Gzip, w)?;
+                        Ok(())
+                    })?;
                 }
                 Output::Local(dir) => unpack_image(store, &r.image, dir)?,
                 Output::Tar(file) => {
                     let tmp = tempfile_dir(store)?;
                     let root = tmp.0.join("rootfs");
                     unpack_image(store, &r.image, &root)?;
-                    let f = std::fs::File::create(file)
-                        .with_context(|| format!("create {}", file.display()))?;
-                    layer::commit(
-                        &root,
-                        &layer::CommitOptions::default(),
-                        std::io::BufWriter::new(f),
-                    )?;
+                    crate::outpath::write(file, |w| {
+                        layer::commit(&root, &layer::CommitOptions::default(), w)?;
+                        Ok(())
+                    })?;
                 }
             }
             for (spec, max) in &cache_to {
@@ -514,7 +517,8 @@ pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
                 }
             }
             if let Some(f) = &a.iidfile {
-                std::fs::write(f, &id).with_context(|| format!("write {}", f.display()))?;
+                crate::outpath::write(f, |w| Ok(w.write_all(id.as_bytes())?))
+                    .with_context(|| format!("write {}", f.display()))?;
             }
             if a.quiet {
                 println!("{id}");

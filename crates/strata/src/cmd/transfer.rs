@@ -180,7 +180,7 @@ pub fn save(store: &Store, a: SaveArgs) -> Result<ExitCode> {
             archive::save(store, &items, format, compression, &mut out)?;
             out.flush()?;
         }
-        Some(path) if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) => {
+        Some(path) if crate::outpath::mode(path)? == crate::outpath::Mode::Through => {
             // A device or a pipe (`-o /dev/null`, a FIFO): write into it, never replace it.
             let f = std::fs::OpenOptions::new()
                 .write(true)
@@ -204,7 +204,9 @@ pub fn save(store: &Store, a: SaveArgs) -> Result<ExitCode> {
                 std::process::id()
             ));
             let res = (|| -> Result<()> {
-                let f = File::create(&tmp).with_context(|| format!("create {}", tmp.display()))?;
+                // Never through a symlink planted at the temp's name (rename replaces one
+                // at `path` itself).
+                let f = crate::outpath::create_temp(&tmp)?;
                 let mut out = BufWriter::with_capacity(1 << 20, f);
                 archive::save(store, &items, format, compression, &mut out)?;
                 let f = out.into_inner().map_err(|e| e.into_error())?;
