@@ -233,7 +233,28 @@ fn blob_name(d: &Digest) -> String {
     format!("blobs/sha256/{}", d.hex())
 }
 
-fn read_verified(spool: &Spool, d: &Digest) -> Result<Vec<u8>> {
+/// A descriptor's size against the blob the archive holds (its spooled length): checked
+/// before the blob is read, so a small descriptor cannot pass a large blob, or the reverse.
+fn check_size(spool: &Spool, d: &Descriptor) -> Result<()> {
+    let name = blob_name(&d.digest);
+    let p = spool
+        .path(&name)
+        .ok_or_else(|| Error::Format(format!("archive has no blob {}", d.digest)))?;
+    let actual = fs::metadata(p)
+        .map_err(io_err(format!("stat {}", p.display())))?
+        .len();
+    if actual != d.size {
+        return Err(Error::Format(format!(
+            "blob {}: the descriptor says {} bytes, the archive holds {actual}",
+            d.digest, d.size
+        )));
+    }
+    Ok(())
+}
+
+fn read_verified(spool: &Spool, desc: &Descriptor) -> Result<Vec<u8>> {
+    check_size(spool, desc)?;
+    let d = &desc.digest;
     let bytes = spool.read_small(&blob_name(d))?;
     let actual = Digest::of(&bytes);
     if &actual != d {
@@ -273,7 +294,7 @@ fn load_oci(store: &Store, spool: &Spool) -> Result<Vec<Loaded>> {
         if depth > 256 {
             return Err(Error::Format("index nesting too deep".into()));
         }
-        let bytes = read_verified(spool, &d.digest)?;
+        let bytes = read_verified(spool, &d)?;
         let v: serde_json::Value = serde_json::from_slice(&bytes)
             .map_err(|e| Error::Format(format!("manifest {}: {e}", d.digest)))?;
         if v.get("manifests").is_some() {
@@ -290,11 +311,12 @@ fn load_oci(store: &Store, spool: &Spool) -> Result<Vec<Loaded>> {
         }
         let manifest: Manifest = serde_json::from_value(v)
             .map_err(|e| Error::Format(format!("manifest {}: {e}", d.digest)))?;
-        let config_bytes = read_verified(spool, &manifest.config.digest)?;
+        let config_bytes = read_verified(spool, &manifest.config)?;
         let config: ImageConfig = serde_json::from_slice(&config_bytes)
             .map_err(|e| Error::Format(format!("config {}: {e}", manifest.config.digest)))?;
         let mut layers = Vec::new();
         for l in &manifest.layers {
+            check_size(spool, l)?;
             let p = spool
                 .path(&blob_name(&l.digest))
                 .ok_or_else(|| Error::Format(format!("archive has no blob {}", l.digest)))?

@@ -119,7 +119,10 @@ impl LocalDir {
             .unwrap_or_default()
             .parse()
             .map_err(|e| format!("{}: {e}", p.display()))?;
-        read_verified(self.open(&d)?, &d, MAX_SMALL)
+        let size = pick["size"]
+            .as_u64()
+            .ok_or_else(|| format!("{}: the manifest's descriptor has no size", p.display()))?;
+        read_verified(self.open(&d)?, &d, size)
     }
 }
 
@@ -211,13 +214,27 @@ impl BlobSink for LocalDir {
 /// Manifests and configs are small: refuse more than this.
 const MAX_SMALL: u64 = 64 << 20;
 
-fn read_verified(r: Box<dyn Read + Send + '_>, d: &Digest, max: u64) -> Result<Vec<u8>, String> {
+/// The error for a blob whose length is not its descriptor's size (`read` is what was read
+/// with the stream cut at size + 1).
+fn size_mismatch(d: &Digest, declared: u64, read: u64) -> String {
+    if read > declared {
+        format!("blob {d}: the descriptor says {declared} bytes, the data holds more")
+    } else {
+        format!("blob {d}: the descriptor says {declared} bytes, the data holds {read}")
+    }
+}
+
+/// Read a small blob of the descriptor's `size` (cut at size + 1) and check its digest.
+fn read_verified(r: Box<dyn Read + Send + '_>, d: &Digest, size: u64) -> Result<Vec<u8>, String> {
+    if size > MAX_SMALL {
+        return Err(format!("{d}: larger than {MAX_SMALL} bytes ({size})"));
+    }
     let mut buf = Vec::new();
-    r.take(max + 1)
+    r.take(size + 1)
         .read_to_end(&mut buf)
         .map_err(|e| format!("read {d}: {e}"))?;
-    if buf.len() as u64 > max {
-        return Err(format!("{d}: larger than {max} bytes"));
+    if buf.len() as u64 != size {
+        return Err(size_mismatch(d, size, buf.len() as u64));
     }
     let got = Digest::of(&buf);
     if &got != d {
@@ -265,7 +282,11 @@ impl Imported {
             .unwrap_or_default()
             .parse()
             .map_err(|e| format!("{what}: {e}"))?;
-        let bytes = read_verified(source.open(&cd)?, &cd, MAX_SMALL)?;
+        let csize = m["config"]["size"]
+            .as_u64()
+            .ok_or_else(|| format!("{what}: the cache config's descriptor has no size"))?;
+        let bytes =
+            read_verified(source.open(&cd)?, &cd, csize).map_err(|e| format!("{what}: {e}"))?;
         let c: CacheConfig =
             serde_json::from_slice(&bytes).map_err(|e| format!("{what}: bad cache config: {e}"))?;
         if c.version != 1 {
@@ -381,10 +402,18 @@ pub(crate) fn ensure_blob(store: &Store, diff_id: &Digest) -> Result<(), BuildEr
         };
         let what = format!("cache layer {} from {}", l.digest, i.describe());
         let r = i.source.open(&l.digest).map_err(BuildError::Other)?;
-        let mut hr = store::HashingReader::new(r);
-        let got = archive::ingest_layer(store, &mut hr, &what)
-            .map_err(|e| BuildError::Other(format!("{what}: {e}")))?;
-        let (compressed, _) = hr.finish();
+        // Cut at size + 1: a descriptor that understates its blob stops the read there.
+        let mut hr = store::HashingReader::new(r.take(l.size.saturating_add(1)));
+        let got = archive::ingest_layer(store, &mut hr, &what);
+        let drained = std::io::copy(&mut hr, &mut std::io::sink());
+        let (compressed, read) = hr.finish();
+        if drained.is_ok() && read != l.size {
+            return Err(BuildError::Other(format!(
+                "{what}: {}",
+                size_mismatch(&l.digest, l.size, read)
+            )));
+        }
+        let got = got.map_err(|e| BuildError::Other(format!("{what}: {e}")))?;
         if compressed != l.digest || &got.diff_id != diff_id {
             return Err(BuildError::Other(format!(
                 "{what}: content does not match (blob {compressed}, layer {})",
@@ -414,7 +443,7 @@ pub(crate) fn ensure_mount(store: &Store, id: &str, dir: &Path) -> Result<(), Bu
         };
         let what = format!("cache mount {} from {}", m.digest, i.describe());
         let r = i.source.open(&m.digest).map_err(BuildError::Other)?;
-        let mut hr = store::HashingReader::new(r);
+        let mut hr = store::HashingReader::new(r.take(m.size.saturating_add(1)));
         let tmp = dir.with_file_name(format!(".import-{id}-{}", std::process::id()));
         let _ = store::remove_tree(&tmp);
         std::fs::create_dir_all(&tmp).map_err(|e| BuildError::io(&what, e))?;
@@ -428,7 +457,12 @@ pub(crate) fn ensure_mount(store: &Store, id: &str, dir: &Path) -> Result<(), Bu
             std::io::copy(&mut hr, &mut std::io::sink()).map_err(|e| e.to_string())?;
             Ok::<_, String>(())
         })();
-        let (got, _) = hr.finish();
+        let (got, read) = hr.finish();
+        let res = if read > m.size || (res.is_ok() && read != m.size) {
+            Err(size_mismatch(&m.digest, m.size, read))
+        } else {
+            res
+        };
         if let Err(e) = res.and_then(|()| {
             (got == m.digest)
                 .then_some(())
@@ -570,4 +604,87 @@ fn mount_blob(store: &Store, dir: &Path) -> Result<(Digest, u64), BuildError> {
     let (c, size) = archive::compressed_layer(store, &tar_tmp, layer::Compression::Gzip)
         .map_err(|e| BuildError::Other(e.to_string()))?;
     Ok((c, size))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A cache layout directory holding `blob`, its index naming it with `size`.
+    fn layout_with(dir: &Path, blob: &[u8], size: u64) -> Digest {
+        let d = Digest::of(blob);
+        let blobs = dir.join("blobs/sha256");
+        std::fs::create_dir_all(&blobs).unwrap();
+        std::fs::write(blobs.join(d.hex()), blob).unwrap();
+        let index = serde_json::json!({"schemaVersion": 2, "manifests": [
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json",
+             "digest": d.to_string(), "size": size}]});
+        std::fs::write(dir.join("index.json"), index.to_string()).unwrap();
+        d
+    }
+
+    #[test]
+    fn a_manifest_descriptor_with_the_wrong_size_is_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let blob = vec![b' '; 100];
+        let d = layout_with(t.path(), &blob, 10);
+        let err = LocalDir(t.path().into()).manifest().unwrap_err();
+        assert_eq!(
+            err,
+            format!("blob {d}: the descriptor says 10 bytes, the data holds more")
+        );
+        layout_with(t.path(), &blob, 1000);
+        let err = LocalDir(t.path().into()).manifest().unwrap_err();
+        assert_eq!(
+            err,
+            format!("blob {d}: the descriptor says 1000 bytes, the data holds 100")
+        );
+        layout_with(t.path(), &blob, 100);
+        assert_eq!(LocalDir(t.path().into()).manifest().unwrap(), blob);
+    }
+
+    #[test]
+    fn a_cache_layer_longer_or_shorter_than_its_descriptor_is_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let store = Store::open(t.path().join("store")).unwrap();
+        let src = t.path().join("rootfs");
+        std::fs::create_dir_all(&src).unwrap();
+        std::fs::write(src.join("big"), vec![7u8; 1 << 20]).unwrap();
+        let mut tar = Vec::new();
+        layer::commit(&src, &layer::CommitOptions::default(), &mut tar).unwrap();
+        let cache = t.path().join("cache");
+        let d = layout_with(&cache, &tar, tar.len() as u64);
+        for (size, tail) in [
+            (10, "holds more".to_string()),
+            (tar.len() as u64 + 5, format!("holds {}", tar.len())),
+        ] {
+            let imported = Arc::new(Imported {
+                source: Box::new(LocalDir(cache.clone())),
+                records: HashMap::new(),
+                memos: HashMap::new(),
+                layers: HashMap::from([(
+                    d.clone(),
+                    LayerRef {
+                        diff_id: d.clone(),
+                        digest: d.clone(),
+                        size,
+                    },
+                )]),
+                mounts: HashMap::new(),
+                fetched: Mutex::new(Vec::new()),
+            });
+            let _active = activate(&store, std::slice::from_ref(&imported));
+            let err = match ensure_blob(&store, &d) {
+                Err(BuildError::Other(e)) => e,
+                other => panic!("size {size}: {other:?}"),
+            };
+            assert!(
+                err.ends_with(&format!(
+                    "blob {d}: the descriptor says {size} bytes, the data {tail}"
+                )),
+                "{err}"
+            );
+            assert!(imported.fetched.lock().unwrap().is_empty());
+        }
+    }
 }

@@ -128,6 +128,18 @@ pub(crate) fn read_small(resp: Response<Body>, limit: u64, what: &str) -> Result
     Ok(out)
 }
 
+/// Read at most `limit` bytes of a response body (a caller that knows the size asks for
+/// size + 1 and compares).
+pub(crate) fn read_upto(resp: Response<Body>, limit: u64, what: &str) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    resp.into_body()
+        .into_reader()
+        .take(limit)
+        .read_to_end(&mut out)
+        .map_err(|e| Error::Transfer(format!("reading {what}: {e}")))?;
+    Ok(out)
+}
+
 /// The message of a registry's error response: `{"errors":[{"code":..,"message":..}]}`,
 /// rendered as docker does (`manifest unknown: manifest unknown`).
 pub(crate) fn error_message(resp: Response<Body>) -> String {

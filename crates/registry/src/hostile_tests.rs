@@ -238,7 +238,8 @@ fn a_good_image_pulls_and_hostile_ones_are_refused() {
     f.manifest(
         "lying-index",
         &json!({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
-                  "digest": lie, "size": 10, "platform": {"os": "linux", "architecture": "amd64"}}]}),
+                  "digest": lie, "size": serde_json::to_vec(&good).unwrap().len(),
+                  "platform": {"os": "linux", "architecture": "amd64"}}]}),
     );
     refused(&store, &f.name("lying-index"), "from the index hashes to");
 
@@ -336,4 +337,79 @@ fn a_good_image_pulls_and_hostile_ones_are_refused() {
     assert!(store.fsck().unwrap().is_empty());
     let p = pull(&store, &f.name("good"), &opts(), &quiet).unwrap();
     assert!(!p.updated);
+}
+
+/// Issue 10, item 7: every descriptor's size is checked, not only its digest; the stream is
+/// cut at size + 1, and the error names the blob, the declared and the received size.
+#[test]
+fn descriptor_sizes_are_checked() {
+    let f = Fake::start();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let big: Vec<u8> = (0..2u32 << 20)
+        .map(|_| {
+            // xorshift: incompressible, so the gzip layer stays about 2 MB.
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let tar = tar_layer(&big);
+    let gz = gzip(&tar);
+    let gzd = f.blob(&gz);
+    let cfg = config(&[Digest::of(&tar)]);
+    let cfgd = f.blob(&cfg);
+    let good = manifest_json(&cfg, &[(GZ, &gz)]);
+    let good_bytes = serde_json::to_vec(&good).unwrap();
+    let gd = Digest::of(&good_bytes);
+    f.route(
+        &format!("/v2/t/img/manifests/{gd}"),
+        resp(200, good_bytes.clone()),
+    );
+
+    // A layer of 2 MB whose descriptor says 10 bytes: at most 11 bytes are read.
+    let mut m = good.clone();
+    m["layers"][0]["size"] = json!(10);
+    f.manifest("small-layer", &m);
+    refused(
+        &store,
+        &f.name("small-layer"),
+        &format!("blob {gzd}: digest mismatch: received 11 bytes (expected 10)"),
+    );
+    // The config: shorter and longer than it is.
+    for (size, sent) in [
+        (cfg.len() - 1, "sent more".to_string()),
+        (cfg.len() + 1, format!("sent {}", cfg.len())),
+    ] {
+        let mut m = good.clone();
+        m["config"]["size"] = json!(size);
+        f.manifest("cfg-size", &m);
+        refused(
+            &store,
+            &f.name("cfg-size"),
+            &format!("blob {cfgd}: the descriptor says {size} bytes, the registry {sent}"),
+        );
+    }
+    // A manifest named by an index entry: shorter and longer than it is.
+    for (size, sent) in [
+        (10, "sent more".to_string()),
+        (good_bytes.len() + 7, format!("sent {}", good_bytes.len())),
+    ] {
+        f.manifest(
+            "idx-size",
+            &json!({"schemaVersion": 2, "manifests": [{
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": gd, "size": size,
+                "platform": {"os": "linux", "architecture": "amd64"}}]}),
+        );
+        refused(
+            &store,
+            &f.name("idx-size"),
+            &format!("blob {gd}: the descriptor says {size} bytes, the registry {sent}"),
+        );
+    }
+    assert!(!store.has_blob(&gzd));
+    assert!(store.fsck().unwrap().is_empty());
 }

@@ -7,7 +7,7 @@ use std::io::{self, Read, Write};
 use store::image::{Descriptor, ImageConfig, Index, Manifest, MEDIA_OCI_LAYER};
 use store::{Compression, Digest, HashingReader, Image, Reference, Store};
 
-use crate::client::{error_message, read_small, Client, ACCEPT_MANIFESTS};
+use crate::client::{error_message, read_small, read_upto, Client, ACCEPT_MANIFESTS};
 use crate::{
     add_meta_line, endpoint_host, parallel, short, with_retry, Error, Options, Progress, Result,
     META_BLOB_SOURCES, META_REGISTRY_MANIFEST, META_REPO_DIGESTS,
@@ -156,7 +156,25 @@ pub fn pull(
     }
 }
 
-fn get_manifest(c: &Client, repo: &str, what: &str, scope: &str) -> Result<(Vec<u8>, String)> {
+/// The error for a blob or manifest whose length is not its descriptor's size (`read` is
+/// what arrived with the stream cut at size + 1).
+fn size_mismatch(d: &Digest, declared: u64, read: u64) -> Error {
+    Error::Invalid(if read > declared {
+        format!("blob {d}: the descriptor says {declared} bytes, the registry sent more")
+    } else {
+        format!("blob {d}: the descriptor says {declared} bytes, the registry sent {read}")
+    })
+}
+
+/// Fetch a manifest: one named by an index entry (`desc`) is cut at its descriptor's size + 1
+/// and must have that size; others are capped at [`MAX_MANIFEST`].
+fn get_manifest(
+    c: &Client,
+    repo: &str,
+    what: &str,
+    scope: &str,
+    desc: Option<&Descriptor>,
+) -> Result<(Vec<u8>, String)> {
     let url = c.url(&format!("/v2/{repo}/manifests/{what}"));
     let resp = c.send(scope, |a, auth| {
         let mut r = a.get(&url).header("Accept", ACCEPT_MANIFESTS);
@@ -189,7 +207,16 @@ fn get_manifest(c: &Client, repo: &str, what: &str, scope: &str) -> Result<(Vec<
         .unwrap_or("")
         .trim()
         .to_string();
-    let bytes = read_small(resp, MAX_MANIFEST, "manifest")?;
+    let bytes = match desc {
+        None => read_small(resp, MAX_MANIFEST, "manifest")?,
+        Some(d) => {
+            let b = read_upto(resp, d.size.saturating_add(1), "manifest")?;
+            if b.len() as u64 != d.size {
+                return Err(size_mismatch(&d.digest, d.size, b.len() as u64));
+            }
+            b
+        }
+    };
     Ok((bytes, media))
 }
 
@@ -215,9 +242,13 @@ fn get_small_blob(c: &Client, repo: &str, d: &Descriptor, scope: &str) -> Result
             error_message(resp)
         )));
     }
-    let bytes = read_small(resp, d.size, "config")?;
+    // Cut at size + 1, so a longer blob is told from one of the right size.
+    let bytes = read_upto(resp, d.size + 1, "config")?;
+    if bytes.len() as u64 != d.size {
+        return Err(size_mismatch(&d.digest, d.size, bytes.len() as u64));
+    }
     let actual = Digest::of(&bytes);
-    if actual != d.digest || bytes.len() as u64 != d.size {
+    if actual != d.digest {
         return Err(Error::Transfer(format!(
             "blob {}: digest mismatch: received {} bytes hashing to {actual}",
             d.digest,
@@ -243,7 +274,7 @@ fn pull_from(
     };
     progress("", &format!("{what}: Pulling from {repo}"));
     let (top, top_media) = with_retry(opts.attempts, "", progress, || {
-        get_manifest(c, repo, &what, &scope)
+        get_manifest(c, repo, &what, &scope, None)
     })?;
     let top_digest = Digest::of(&top);
     if let Some(d) = &reference.digest {
@@ -272,8 +303,14 @@ fn pull_from(
                 ))
             })?
             .clone();
+        if pick.size > MAX_MANIFEST {
+            return Err(Error::Invalid(format!(
+                "manifest {} is too large ({} bytes)",
+                pick.digest, pick.size
+            )));
+        }
         let (b, _) = with_retry(opts.attempts, "", progress, || {
-            get_manifest(c, repo, pick.digest.as_str(), &scope)
+            get_manifest(c, repo, pick.digest.as_str(), &scope, Some(&pick))
         })?;
         let d = Digest::of(&b);
         if d != pick.digest {
