@@ -73,8 +73,9 @@ impl Spool {
                     let p = spool.dir.join(format!("m{i}"));
                     let mut f =
                         File::create(&p).map_err(io_err(format!("create {}", p.display())))?;
-                    io::copy(&mut entry, &mut f)
-                        .map_err(|e| Error::Format(format!("archive member {raw}: {e}")))?;
+                    io::copy(&mut entry, &mut f).map_err(|e| {
+                        Error::Format(format!("archive member {}: {e}", escape::text(&raw)))
+                    })?;
                     spool.files.insert(name, p);
                 }
                 tar::EntryType::Symlink | tar::EntryType::Link => {
@@ -111,9 +112,9 @@ impl Spool {
     }
 
     fn open(&self, name: &str) -> Result<File> {
-        let p = self
-            .path(name)
-            .ok_or_else(|| Error::Format(format!("archive has no member {name}")))?;
+        let p = self.path(name).ok_or_else(|| {
+            Error::Format(format!("archive has no member {}", escape::text(name)))
+        })?;
         File::open(p).map_err(io_err(format!("open {}", p.display())))
     }
 
@@ -122,7 +123,8 @@ impl Spool {
         let len = f.metadata().map(|m| m.len()).unwrap_or(0);
         if len > 64 << 20 {
             return Err(Error::Format(format!(
-                "archive member {name} is too large ({len} bytes)"
+                "archive member {} is too large ({len} bytes)",
+                escape::text(name)
             )));
         }
         let mut v = Vec::with_capacity(len as usize);
@@ -208,13 +210,17 @@ fn load_docker(store: &Store, spool: &Spool) -> Result<Vec<Loaded>> {
     let mut out = Vec::new();
     for e in entries {
         let config_bytes = spool.read_small(&e.config)?;
-        let config: ImageConfig = serde_json::from_slice(&config_bytes)
-            .map_err(|err| Error::Format(format!("{}: invalid image config: {err}", e.config)))?;
+        let config: ImageConfig = serde_json::from_slice(&config_bytes).map_err(|err| {
+            Error::Format(format!(
+                "{}: invalid image config: {err}",
+                escape::text(&e.config)
+            ))
+        })?;
         let mut layers = Vec::new();
         for l in &e.layers {
             let p = spool
                 .path(l)
-                .ok_or_else(|| Error::Format(format!("archive has no member {l}")))?
+                .ok_or_else(|| Error::Format(format!("archive has no member {}", escape::text(l))))?
                 .to_path_buf();
             layers.push((p, l.clone(), None));
         }
@@ -222,7 +228,9 @@ fn load_docker(store: &Store, spool: &Spool) -> Result<Vec<Loaded>> {
         let image = store.put_image(&config_bytes, descs)?;
         let mut names = Vec::new();
         for t in e.repo_tags.unwrap_or_default() {
-            names.push(Reference::parse(&t).map_err(Error::Format)?);
+            names.push(Reference::parse(&t).map_err(|e| {
+                Error::Format(format!("manifest.json: RepoTags: {}", escape::text(&e)))
+            })?);
         }
         out.push(Loaded { image, names });
     }

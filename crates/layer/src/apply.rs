@@ -469,7 +469,7 @@ fn xattr_result(r: rustix::io::Result<()>, name: &[u8], special: bool) -> io::Re
         Err(Errno::PERM) if special && name.starts_with(b"user.") => Ok(()),
         Err(e) => Err(io::Error::new(
             errno(e).kind(),
-            format!("{}: {}", String::from_utf8_lossy(name), errno(e)),
+            format!("{}: {}", escape::bytes(name), errno(e)),
         )),
     }
 }

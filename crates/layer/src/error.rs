@@ -11,7 +11,7 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum Error {
     /// A filesystem operation failed.
-    #[error("{op} {}: {source}", path.display())]
+    #[error("{op} {}: {source}", escape::path(path))]
     Fs {
         /// What was being done (`"open"`, `"mkdir"`, …).
         op: &'static str,
@@ -40,7 +40,7 @@ pub enum Error {
     },
     /// The tar stream is not a well-formed archive (bad checksum, bad number, bad PAX
     /// record, a size over the limits, an unsupported entry type…).
-    #[error("malformed layer at byte {offset}: {reason}")]
+    #[error("malformed layer at byte {offset}: {}", escape::text(reason))]
     Malformed {
         /// Offset of the header block concerned.
         offset: u64,
@@ -48,7 +48,7 @@ pub enum Error {
         reason: String,
     },
     /// An entry would land outside the target directory, or is otherwise refused.
-    #[error("refusing layer entry {name:?}: {reason}")]
+    #[error("refusing layer entry {}: {reason}", escape::quote(name.as_bytes()))]
     Unsafe {
         /// The entry's name as written in the archive (lossily decoded).
         name: String,
@@ -56,7 +56,7 @@ pub enum Error {
         reason: String,
     },
     /// Something on disk cannot be represented in a layer (commit side).
-    #[error("cannot commit {}: {reason}", path.display())]
+    #[error("cannot commit {}: {reason}", escape::path(path))]
     Unsupported {
         /// The path on disk.
         path: PathBuf,

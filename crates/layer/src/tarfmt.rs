@@ -686,7 +686,7 @@ impl<R: Read> Reader<R> {
         for (key, value) in pax.unwrap_or_default() {
             let bad_pax = || Error::Malformed {
                 offset,
-                reason: format!("bad PAX record {}", String::from_utf8_lossy(&key)),
+                reason: format!("bad PAX record {}", escape::bytes(&key)),
             };
             match key.as_slice() {
                 b"path" => m.name = value,

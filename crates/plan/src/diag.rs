@@ -74,29 +74,47 @@ impl Diagnostic {
     /// ```
     pub fn render(&self, file: &str) -> String {
         let mut out = String::new();
+        // The Dockerfile's own text is quoted here: control characters in it are escaped
+        // (ordinary UTF-8 kept), so a line cannot drive the terminal.
+        let message = escape::text(&self.message);
         if self.line == 0 {
-            out.push_str(&format!("error: {}\n", self.message));
+            out.push_str(&format!("error: {message}\n"));
         } else {
             out.push_str(&format!(
-                "error: {}:{}:{}: {}\n",
-                file, self.line, self.col, self.message
+                "error: {}:{}:{}: {message}\n",
+                escape::text(file),
+                self.line,
+                self.col
             ));
             let num = self.line.to_string();
             let pad = " ".repeat(num.len());
-            let shown: String = self
+            let chars: Vec<char> = self
                 .source_line
                 .chars()
                 .map(|c| if c == '\t' { ' ' } else { c })
                 .collect();
-            out.push_str(&format!(" {num} | {}\n", shown.trim_end()));
+            // Columns count escaped characters as shown, so the caret stays under its text.
+            let shown_len = |from: usize, to: usize| -> usize {
+                let part: String = chars[from.min(chars.len())..to.min(chars.len())]
+                    .iter()
+                    .collect();
+                escape::text(&part).chars().count()
+            };
+            let start = self.col.saturating_sub(1);
+            let end = start + self.width.max(1);
+            let caret_col = shown_len(0, start) + start.saturating_sub(chars.len());
+            let caret_width =
+                (shown_len(start, end) + end.saturating_sub(chars.len().max(start))).max(1);
+            let line: String = chars.iter().collect();
+            out.push_str(&format!(" {num} | {}\n", escape::text(&line).trim_end()));
             out.push_str(&format!(
                 " {pad} | {}{}\n",
-                " ".repeat(self.col.saturating_sub(1)),
-                "^".repeat(self.width.max(1))
+                " ".repeat(caret_col),
+                "^".repeat(caret_width)
             ));
         }
         if let Some(h) = &self.hint {
-            out.push_str(&format!("hint: {h}\n"));
+            out.push_str(&format!("hint: {}\n", escape::text(h)));
         }
         out
     }
@@ -290,6 +308,22 @@ mod tests {
         assert_eq!(
             d.render("Dockerfile"),
             "error: Dockerfile:2:6: unknown flag: --foo\n 2 | copy --foo=bar / /\n   |      ^^^^^^^^^\nhint: did you mean --from?\n"
+        );
+    }
+
+    #[test]
+    fn render_escapes_control_characters_and_keeps_the_caret_under_them() {
+        let src = "FROM scratch\ncopy --\u{1b}[2J=é / /\n";
+        let d = Locator::new(src).at(
+            ErrorKind::UnknownFlag,
+            Span { start: 2, end: 2 },
+            Some("--\u{1b}[2J=é"),
+            "unknown flag: --\u{1b}[2J",
+            None,
+        );
+        assert_eq!(
+            d.render("Dockerfile"),
+            "error: Dockerfile:2:6: unknown flag: --\\x1b[2J\n 2 | copy --\\x1b[2J=é / /\n   |      ^^^^^^^^^^^\n"
         );
     }
 }

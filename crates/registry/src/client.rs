@@ -169,7 +169,8 @@ pub(crate) fn error_message(resp: Response<Body>) -> String {
             (!msgs.is_empty()).then(|| msgs.join(", "))
         });
     match parsed {
-        Some(m) => format!("{m} (HTTP {status})"),
+        // The registry's words, with any control characters escaped.
+        Some(m) => format!("{} (HTTP {status})", escape::text(&m)),
         None => format!("HTTP {status}"),
     }
 }

@@ -413,3 +413,29 @@ fn descriptor_sizes_are_checked() {
     assert!(!store.has_blob(&gzd));
     assert!(store.fsck().unwrap().is_empty());
 }
+
+/// Issue 10, item 8: a registry's error body is quoted with its control characters escaped.
+#[test]
+fn error_bodies_are_escaped() {
+    let f = Fake::start();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    f.route(
+        "/v2/t/img/manifests/esc",
+        resp(
+            404,
+            r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"gone\u001b]0;pwned\u0007\u001b[2J\u009b"}]}"#,
+        ),
+    );
+    refused(
+        &store,
+        &f.name("esc"),
+        r"manifest unknown: gone\x1b]0;pwned\x07\x1b[2J\u009b (HTTP 404)",
+    );
+    let quiet = |_: &str, _: &str| {};
+    let err = pull(&store, &f.name("esc"), &opts(), &quiet)
+        .map(|p| p.digest)
+        .unwrap_err()
+        .to_string();
+    assert!(!err.contains(['\u{1b}', '\u{7}', '\u{9b}']), "{err:?}");
+}

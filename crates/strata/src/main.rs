@@ -165,7 +165,9 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // The last line of defence: whatever outside text an error quotes, no control
+            // character reaches the terminal (newlines and tabs kept).
+            eprintln!("error: {}", escape::message(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }
