@@ -58,7 +58,10 @@ pub fn run(args: PlanArgs) -> Result<ExitCode> {
         }
     };
     if let Some(s) = &plan.syntax {
-        eprintln!("notice: # syntax={s} is served by strata's built-in Dockerfile frontend");
+        eprintln!(
+            "notice: # syntax={} is served by strata's built-in Dockerfile frontend",
+            escape::text(s)
+        );
     }
     match args.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&plan)?),
@@ -179,7 +182,12 @@ pub fn render_text(plan: &Plan, file: &str) -> String {
         );
     }
     for w in &plan.warnings {
-        let _ = writeln!(out, "warning: {file}:{}: {}", w.line, w.message);
+        let _ = writeln!(
+            out,
+            "warning: {file}:{}: {}",
+            w.line,
+            escape::text(&w.message)
+        );
     }
     out
 }
