@@ -376,7 +376,7 @@ fn descriptor_sizes_are_checked() {
     refused(
         &store,
         &f.name("small-layer"),
-        &format!("blob {gzd}: digest mismatch: received 11 bytes (expected 10)"),
+        &format!("blob {gzd}: the descriptor says 10 bytes, the registry sent more"),
     );
     // The config: shorter and longer than it is.
     for (size, sent) in [

@@ -514,6 +514,11 @@ fn fetch_layer(
         return Err(cut(io::Error::other(f)));
     }
     drained.map_err(cut)?;
+    if got_size > desc.size {
+        // More than the descriptor says (the read stops at size + 1): the manifest lies, a
+        // retry would not help.
+        return Err(size_mismatch(&desc.digest, desc.size, got_size));
+    }
     if got_size != desc.size || got != desc.digest {
         return Err(Error::Transfer(format!(
             "blob {}: digest mismatch: received {got_size} bytes (expected {}) hashing to {got}",
