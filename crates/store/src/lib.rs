@@ -87,6 +87,45 @@ pub const ROOT_UNTAGGED: &str = "untagged";
 #[derive(Clone, Debug)]
 pub struct Store {
     root: PathBuf,
+    tightened_from: Option<u32>,
+}
+
+/// The store root's mode. The store holds unpacked images (setuid binaries and device nodes
+/// among them) and container state (logs, environments): only its owner may enter it.
+pub const ROOT_MODE: u32 = 0o700;
+
+/// Create `root` with [`ROOT_MODE`], or take its group and other bits away if it exists;
+/// returns the mode it had when that changed anything.
+fn secure_root(root: &Path) -> Result<Option<u32>> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let meta = match fs::metadata(root) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(parent) = root.parent() {
+                fs::create_dir_all(parent).ctx(|| format!("create {}", parent.display()))?;
+            }
+            match fs::DirBuilder::new().mode(ROOT_MODE).create(root) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e).ctx(|| format!("create {}", root.display())),
+            }
+            fs::metadata(root).ctx(|| format!("stat {}", root.display()))?
+        }
+        Err(e) => return Err(e).ctx(|| format!("stat {}", root.display())),
+    };
+    if !meta.is_dir() {
+        return Err(Error::Invalid(format!(
+            "the store root {} is not a directory",
+            root.display()
+        )));
+    }
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o077 == 0 {
+        return Ok(None);
+    }
+    fs::set_permissions(root, fs::Permissions::from_mode(ROOT_MODE))
+        .ctx(|| format!("make {} mode {ROOT_MODE:04o}", root.display()))?;
+    Ok(Some(mode))
 }
 
 /// A held store lock (released on drop).
@@ -263,11 +302,18 @@ impl Store {
         }
     }
 
-    /// Open (creating if needed) the store at `root`.
+    /// The mode the store root had before [`Store::open`] took its group and other bits
+    /// away (the root is [`ROOT_MODE`] from then on), for the caller's one notice line.
+    pub fn tightened_from(&self) -> Option<u32> {
+        self.tightened_from
+    }
+
+    /// Open (creating if needed) the store at `root`; the root is made [`ROOT_MODE`].
     pub fn open(root: impl Into<PathBuf>) -> Result<Store> {
         // Absolute, so paths handed to mounts and child processes mean the same everywhere.
         let root = root.into();
         let root = std::path::absolute(&root).ctx(|| format!("resolve {}", root.display()))?;
+        let tightened_from = secure_root(&root)?;
         for d in [
             "blobs/sha256",
             "tmp",
@@ -280,7 +326,10 @@ impl Store {
             let p = root.join(d);
             fs::create_dir_all(&p).ctx(|| format!("create {}", p.display()))?;
         }
-        let s = Store { root };
+        let s = Store {
+            root,
+            tightened_from,
+        };
         let layout = s.root.join("oci-layout");
         if !layout.exists() {
             atomic_write(&layout, br#"{"imageLayoutVersion":"1.0.0"}"#)?;

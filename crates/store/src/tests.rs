@@ -247,3 +247,36 @@ fn timestamps_are_written_as_go_writes_them() {
         "2026-11-26T14:10:00.5+01:00"
     );
 }
+
+#[test]
+fn root_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("a/b/root");
+    let s = Store::open(&root).unwrap();
+    let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode(&root), 0o700);
+    assert_eq!(s.tightened_from(), None);
+
+    // An existing store open to others is tightened once, and says from what.
+    fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).unwrap();
+    let s = Store::open(&root).unwrap();
+    assert_eq!(s.tightened_from(), Some(0o755));
+    assert_eq!(mode(&root), 0o700);
+    assert_eq!(Store::open(&root).unwrap().tightened_from(), None);
+
+    // Setuid/setgid/sticky bits on the root go too; an owner-only mode stays as it is.
+    fs::set_permissions(&root, fs::Permissions::from_mode(0o2750)).unwrap();
+    assert_eq!(Store::open(&root).unwrap().tightened_from(), Some(0o2750));
+    assert_eq!(mode(&root), 0o700);
+    fs::set_permissions(&root, fs::Permissions::from_mode(0o500)).unwrap();
+    assert_eq!(Store::open(&root).unwrap().tightened_from(), None);
+    assert_eq!(mode(&root), 0o500);
+    fs::set_permissions(&root, fs::Permissions::from_mode(0o700)).unwrap();
+
+    // A file where the root should be is an error, not a store.
+    let file = dir.path().join("file");
+    fs::write(&file, "x").unwrap();
+    let e = Store::open(&file).err().expect("a file is no store");
+    assert!(e.to_string().contains("is not a directory"), "{e}");
+}
