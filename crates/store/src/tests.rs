@@ -277,6 +277,8 @@ fn root_is_private() {
     // A file where the root should be is an error, not a store.
     let file = dir.path().join("file");
     fs::write(&file, "x").unwrap();
-    let e = Store::open(&file).err().expect("a file is no store");
+    let Err(e) = Store::open(&file) else {
+        panic!("a file is no store")
+    };
     assert!(e.to_string().contains("is not a directory"), "{e}");
 }
