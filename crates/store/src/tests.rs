@@ -247,3 +247,60 @@ fn timestamps_are_written_as_go_writes_them() {
         "2026-11-26T14:10:00.5+01:00"
     );
 }
+
+/// A reaped child's pid, with the start time it had (a gone owner).
+fn gone_owner() -> Owner {
+    let mut c = std::process::Command::new("sleep")
+        .arg("5")
+        .spawn()
+        .unwrap();
+    let pid = c.id();
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let start: u64 = stat[stat.rfind(')').unwrap() + 2..]
+        .split(' ')
+        .nth(19)
+        .unwrap()
+        .parse()
+        .unwrap();
+    c.kill().unwrap();
+    c.wait().unwrap();
+    Owner { pid, start }
+}
+
+#[test]
+fn taking_the_lock_sweeps_gone_owners_temporaries() {
+    let (_d, s) = store();
+    let g = gone_owner();
+    let dead = s.root().join(format!("tmp/run.{}.{}.0", g.pid, g.start));
+    fs::create_dir_all(dead.join("upper")).unwrap();
+    fs::write(dead.join("upper/big"), vec![0u8; 4096]).unwrap();
+    let dead_index = s
+        .root()
+        .join(format!(".index.json.tmp.{}.{}.3", g.pid, g.start));
+    fs::write(&dead_index, b"{").unwrap();
+    let live = s.temp_dir("run").unwrap();
+    let ingest = s.ingest().unwrap();
+    let _l = s.lock_shared().unwrap();
+    assert!(!dead.exists());
+    assert!(!dead_index.exists());
+    assert!(live.path().is_dir());
+    assert_eq!(fs::read_dir(s.root().join("tmp")).unwrap().count(), 2);
+    drop(ingest);
+    drop(live);
+    assert_eq!(fs::read_dir(s.root().join("tmp")).unwrap().count(), 0);
+}
+
+#[test]
+fn prune_reports_the_temporaries_it_freed() {
+    let (_d, s) = store();
+    let g = gone_owner();
+    let name = format!("ingest.{}.{}.9", g.pid, g.start);
+    fs::write(s.root().join("tmp").join(&name), vec![1u8; 3000]).unwrap();
+    let live = s.temp_dir("container").unwrap();
+    fs::write(live.path().join("f"), b"kept").unwrap();
+    let rep = s.prune().unwrap();
+    assert_eq!(rep.temporaries.entries, vec![name]);
+    assert_eq!(rep.temporaries.bytes, 3000);
+    assert_eq!(rep.bytes, 3000);
+    assert!(live.path().join("f").exists());
+}
