@@ -260,11 +260,11 @@ pub struct TempDir {
 }
 
 impl TempDir {
-    /// Create `<tmp>/<kind>.<pid>.<start>.<n>` (mode 0700).
+    /// Create `<tmp>/<kind>.<pid>.<start>.<n>` (mode 0777 less the umask, as `mkdir`: an
+    /// unpacked snapshot keeps it as its root's mode when the layer names none).
     pub fn new_in(tmp: &Path, kind: &str) -> io::Result<TempDir> {
-        use std::os::unix::fs::DirBuilderExt;
         let path = tmp.join(temp_name(kind));
-        fs::DirBuilder::new().mode(0o700).create(&path)?;
+        fs::create_dir(&path)?;
         Ok(TempDir { path, keep: false })
     }
 
