@@ -92,10 +92,13 @@ impl Owner {
         match *cur {
             Some(o) if o.pid == pid => o,
             _ => {
-                let start = match proc_state(pid) {
-                    ProcState::Present { start, .. } => start,
-                    _ => 0,
-                };
+                // /proc/self, and only when it names this pid: a /proc of another pid
+                // namespace would give another process's start time.
+                let start = fs::read_to_string("/proc/self/stat")
+                    .ok()
+                    .filter(|t| t.split(' ').next() == Some(pid.to_string().as_str()))
+                    .and_then(|t| parse_stat(&t))
+                    .map_or(0, |(_, start)| start);
                 let o = Owner { pid, start };
                 *cur = Some(o);
                 o
@@ -104,8 +107,12 @@ impl Owner {
     }
 
     /// Whether the process is certainly gone: no process with this pid, one that started
-    /// at another time, or a zombie. When `/proc` cannot tell, it is not gone.
+    /// at another time, or a zombie. When `/proc` cannot tell, it is not gone; nor is an
+    /// owner whose start time is unknown (0: it could not read its own).
     pub fn is_gone(&self) -> bool {
+        if self.start == 0 {
+            return false;
+        }
         match proc_state(self.pid) {
             ProcState::Missing => true,
             ProcState::Present { start, zombie } => start != self.start || zombie,
@@ -331,14 +338,17 @@ mod tests {
         assert_eq!(unescape_mountinfo(r"/x\04"), r"/x\04");
     }
 
-    /// A child that has exited and was reaped: its pid names nobody (or a later process).
+    /// A child that was killed and reaped: its pid names nobody (or a later process).
     fn dead_owner() -> Owner {
-        let mut c = std::process::Command::new("true").spawn().unwrap();
+        let mut c = std::process::Command::new("sleep")
+            .arg("100")
+            .spawn()
+            .unwrap();
         let pid = c.id();
-        let start = match proc_state(pid) {
-            ProcState::Present { start, .. } => start,
-            _ => 0, // exited already: no matter, the pid is gone below
+        let ProcState::Present { start, .. } = proc_state(pid) else {
+            panic!("no child")
         };
+        c.kill().unwrap();
         c.wait().unwrap();
         Owner { pid, start }
     }
@@ -348,6 +358,12 @@ mod tests {
         let me = Owner::current();
         assert!(!me.is_gone());
         assert!(dead_owner().is_gone());
+        // An owner that could not read its start time is never taken for gone.
+        let unknown = Owner {
+            pid: dead_owner().pid,
+            start: 0,
+        };
+        assert!(!unknown.is_gone());
         // A live pid with another start time: the pid was recycled.
         let recycled = Owner {
             pid: me.pid,
@@ -413,7 +429,7 @@ mod tests {
         let work = d.path().join(&gone).join("work/work");
         fs::create_dir_all(work.join("inner")).unwrap();
         fs::write(work.join("inner/f"), b"abc").unwrap();
-        fs::set_permissions(&work, fs::Permissions::from_mode(0)).unwrap();
+        fs::set_permissions(&work, fs::Permissions::from_mode(0o000)).unwrap();
 
         let s = sweep(d.path(), SweepScope::DeadOwners);
         let mut want = vec![gone.clone(), reused.clone()];

@@ -304,3 +304,79 @@ fn prune_reports_the_temporaries_it_freed() {
     assert_eq!(rep.bytes, 3000);
     assert!(live.path().join("f").exists());
 }
+
+/// Writers at work (each with a temp dir, an ingest and the lock taken again and again)
+/// while another thread sweeps without pause: no live entry is ever removed.
+#[test]
+fn concurrent_sweeps_never_touch_live_temporaries() {
+    let (_d, s) = store();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let sweeper = scope.spawn(|| {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                assert_eq!(s.sweep_tmp(), Swept::default());
+                n += 1;
+            }
+            n
+        });
+        let writers: Vec<_> = (0..4)
+            .map(|t| {
+                let s = s.clone();
+                scope.spawn(move || {
+                    for i in 0..40 {
+                        let d = s.temp_dir("run").unwrap();
+                        fs::write(d.path().join("f"), format!("{t}-{i}")).unwrap();
+                        let mut ing = s.ingest().unwrap();
+                        ing.write_all(format!("blob {t} {i}").as_bytes()).unwrap();
+                        let _l = s.lock_shared().unwrap();
+                        assert_eq!(
+                            fs::read_to_string(d.path().join("f")).unwrap(),
+                            format!("{t}-{i}")
+                        );
+                        ing.commit(None).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(sweeper.join().unwrap() > 0);
+    });
+    assert_eq!(fs::read_dir(s.root().join("tmp")).unwrap().count(), 0);
+}
+
+/// A gone owner's entry that holds a mount point (in this mount namespace) is left alone:
+/// a sweep never descends into a mounted filesystem. Needs root (mounts a tmpfs).
+#[test]
+fn a_mounted_entry_is_not_swept() {
+    let (_d, s) = store();
+    let g = gone_owner();
+    let dead = s.root().join(format!("tmp/view.{}.{}.0", g.pid, g.start));
+    let mnt = dead.join("mnt");
+    fs::create_dir_all(&mnt).unwrap();
+    let ok = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "none", mnt.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    struct Umount(PathBuf);
+    impl Drop for Umount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let u = Umount(mnt.clone());
+    fs::write(mnt.join("inside"), b"on the tmpfs").unwrap();
+    assert_eq!(s.sweep_tmp(), Swept::default());
+    assert!(mnt.join("inside").exists());
+    drop(u);
+    let swept = s.sweep_tmp();
+    assert_eq!(
+        swept.entries,
+        vec![dead.file_name().unwrap().to_string_lossy()]
+    );
+    assert!(!dead.exists());
+}
