@@ -793,7 +793,8 @@ impl Store {
     }
 
     /// Remove every blob, compressed-form record and snapshot that no ref or root reaches,
-    /// and leftover temp files. Waits for running writers.
+    /// and the temporaries of gone commands (counted in the report; a live owner's stay).
+    /// Waits for running writers.
     pub fn prune(&self) -> Result<PruneReport> {
         let _g = self.lock_exclusive()?;
         let (live, live_snaps) = self.live_set()?;
