@@ -145,17 +145,25 @@ impl BlobSink for LocalDir {
         let p = self.blob(digest);
         let dir = p.parent().expect("blob dir");
         std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
-        let tmp = dir.join(format!(".tmp-{}-{}", digest.hex(), std::process::id()));
-        let mut f =
-            std::fs::File::create(&tmp).map_err(|e| format!("create {}: {e}", tmp.display()))?;
-        let mut hw = store::HashingWriter::new(&mut f);
-        std::io::copy(data, &mut hw).map_err(|e| format!("write {}: {e}", tmp.display()))?;
-        let (got, _, _) = hw.finish();
-        if &got != digest {
+        // Named after this process; what a killed export left for this blob goes first.
+        let kind = format!(".tmp-{}", digest.hex());
+        store::temp::sweep(dir, store::temp::SweepScope::Kind(&kind));
+        let tmp = dir.join(store::temp_name(&kind));
+        let res = (|| {
+            let mut f = std::fs::File::create(&tmp)
+                .map_err(|e| format!("create {}: {e}", tmp.display()))?;
+            let mut hw = store::HashingWriter::new(&mut f);
+            std::io::copy(data, &mut hw).map_err(|e| format!("write {}: {e}", tmp.display()))?;
+            let (got, _, _) = hw.finish();
+            if &got != digest {
+                return Err(format!("blob {digest} read back as {got}"));
+            }
+            std::fs::rename(&tmp, &p).map_err(|e| format!("rename {}: {e}", p.display()))
+        })();
+        if res.is_err() {
             let _ = std::fs::remove_file(&tmp);
-            return Err(format!("blob {digest} read back as {got}"));
         }
-        std::fs::rename(&tmp, &p).map_err(|e| format!("rename {}: {e}", p.display()))
+        res
     }
     fn put_manifest(&self, media_type: &str, bytes: &[u8]) -> Result<(), String> {
         let d = Digest::of(bytes);

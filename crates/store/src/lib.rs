@@ -843,6 +843,21 @@ impl Store {
         // writer holds the lock now. A live owner's (a foreground `run`, or a command
         // waiting for the lock) stays.
         report.temporaries = self.sweep(temp::SweepScope::DeadOwnersAndUnnamed);
+        // Temp files of atomic writes beside roots and memos (their own names are digests
+        // or keys, never temporary names).
+        let mut dirs = vec![self.root.join("memo")];
+        dirs.extend(
+            fs::read_dir(self.root.join("roots"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path()),
+        );
+        for d in dirs {
+            let s = temp::sweep(&d, temp::SweepScope::Hidden);
+            report.temporaries.entries.extend(s.entries);
+            report.temporaries.bytes += s.bytes;
+        }
         report.bytes += report.temporaries.bytes;
         Ok(report)
     }

@@ -172,6 +172,9 @@ pub enum SweepScope<'a> {
     /// Entries named by [`temp_name`] with this kind, whose owner is gone (siblings of an
     /// output file).
     Kind(&'a str),
+    /// Entries named by [`temp_name`] with a kind starting with `.` (the temp files of
+    /// [`crate::atomic_write`]), whose owner is gone.
+    Hidden,
 }
 
 /// Remove the entries of `dir` that `scope` selects. Entries that hold a mount point (in
@@ -200,6 +203,7 @@ pub fn sweep(dir: &Path, scope: SweepScope) -> Swept {
             (Some((kind, owner)), scope) => {
                 let kind_ok = match scope {
                     SweepScope::Kind(k) => kind == k,
+                    SweepScope::Hidden => kind.starts_with('.'),
                     _ => true,
                 };
                 kind_ok && *gone.entry(owner).or_insert_with(|| owner.is_gone())
@@ -453,9 +457,13 @@ mod tests {
         let dead = dead_owner();
         let a = entry(d.path(), dead, ".a.tar.strata-tmp", 1);
         let b = entry(d.path(), dead, ".b.tar.strata-tmp", 1);
+        let plain = entry(d.path(), dead, "abc", 1);
         let s = sweep(d.path(), SweepScope::Kind(".a.tar.strata-tmp"));
         assert_eq!(s.entries, vec![a]);
-        assert!(d.path().join(b).exists());
+        assert!(d.path().join(&b).exists());
+        let s = sweep(d.path(), SweepScope::Hidden);
+        assert_eq!(s.entries, vec![b]);
+        assert!(d.path().join(plain).exists());
     }
 
     /// Another live process's temporaries survive a sweep that runs while it works.

@@ -380,3 +380,44 @@ fn a_mounted_entry_is_not_swept() {
     );
     assert!(!dead.exists());
 }
+
+/// An atomic write killed between create and rename leaves a hidden temp file beside its
+/// target: prune removes a gone owner's, in roots/ and memo/ too.
+#[test]
+fn prune_removes_gone_owners_atomic_write_temporaries() {
+    let (_d, s) = store();
+    let g = gone_owner();
+    let img = image(&s, b"kept");
+    s.set_ref(&Reference::parse("kept").unwrap(), &img).unwrap();
+    s.set_root("cache", "rec", std::slice::from_ref(&img.manifest_digest))
+        .unwrap();
+    s.memo_put(&img.manifest_digest, "m").unwrap();
+    let leftovers = [
+        s.root()
+            .join(format!("roots/cache/.rec.tmp.{}.{}.1", g.pid, g.start)),
+        s.root().join(format!(
+            "memo/.{}.tmp.{}.{}.2",
+            img.manifest_digest.hex(),
+            g.pid,
+            g.start
+        )),
+    ];
+    for l in &leftovers {
+        fs::write(l, b"half").unwrap();
+    }
+    let mine = s
+        .root()
+        .join(temp_name("roots/cache/.x.tmp").replace("roots/cache/", ""));
+    let mine = s.root().join("roots/cache").join(mine.file_name().unwrap());
+    fs::write(&mine, b"being written").unwrap();
+    let rep = s.prune().unwrap();
+    assert_eq!(rep.temporaries.entries.len(), 2, "{rep:?}");
+    assert_eq!(rep.temporaries.bytes, 8);
+    for l in &leftovers {
+        assert!(!l.exists(), "{}", l.display());
+    }
+    assert!(mine.exists());
+    assert!(s.root().join("roots/cache/rec").exists());
+    assert_eq!(s.memo_get(&img.manifest_digest).as_deref(), Some("m"));
+    assert!(s.fsck().unwrap().is_empty());
+}
