@@ -28,7 +28,7 @@ struct Spool {
 
 impl Drop for Spool {
     fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.dir);
+        let _ = store::remove_tree(&self.dir);
     }
 }
 
@@ -48,12 +48,7 @@ fn clean_name(raw: &str) -> Option<String> {
 
 impl Spool {
     fn read<R: Read>(store: &Store, reader: R) -> Result<Spool> {
-        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let dir = store.root().join("tmp").join(format!(
-            "load-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        ));
+        let dir = store.temp_path("load");
         fs::create_dir_all(&dir).map_err(io_err(format!("create {}", dir.display())))?;
         let mut spool = Spool {
             dir,

@@ -167,23 +167,31 @@ impl BlobSink for LocalDir {
         let dir = p.parent().expect("blob dir");
         self.no_links()?;
         std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
-        let tmp = dir.join(format!(".tmp-{}-{}", digest.hex(), std::process::id()));
+        // Named after this process; what a killed export left for this blob goes first.
+        let kind = format!(".tmp-{}", digest.hex());
+        store::temp::sweep(dir, store::temp::SweepScope::Kind(&kind));
+        let tmp = dir.join(store::temp_name(&kind));
         let _ = std::fs::remove_file(&tmp);
-        // O_EXCL: a symlink planted at the temp's name is not followed; the rename below
-        // replaces one planted at the blob's name.
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .map_err(|e| format!("create {}: {e}", tmp.display()))?;
-        let mut hw = store::HashingWriter::new(&mut f);
-        std::io::copy(data, &mut hw).map_err(|e| format!("write {}: {e}", tmp.display()))?;
-        let (got, _, _) = hw.finish();
-        if &got != digest {
+        let res = (|| {
+            // O_EXCL: a symlink planted at the temp's name is not followed; the rename below
+            // replaces one planted at the blob's name.
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&tmp)
+                .map_err(|e| format!("create {}: {e}", tmp.display()))?;
+            let mut hw = store::HashingWriter::new(&mut f);
+            std::io::copy(data, &mut hw).map_err(|e| format!("write {}: {e}", tmp.display()))?;
+            let (got, _, _) = hw.finish();
+            if &got != digest {
+                return Err(format!("blob {digest} read back as {got}"));
+            }
+            std::fs::rename(&tmp, &p).map_err(|e| format!("rename {}: {e}", p.display()))
+        })();
+        if res.is_err() {
             let _ = std::fs::remove_file(&tmp);
-            return Err(format!("blob {digest} read back as {got}"));
         }
-        std::fs::rename(&tmp, &p).map_err(|e| format!("rename {}: {e}", p.display()))
+        res
     }
     fn put_manifest(&self, media_type: &str, bytes: &[u8]) -> Result<(), String> {
         let d = Digest::of(bytes);
@@ -444,16 +452,15 @@ pub(crate) fn ensure_mount(store: &Store, id: &str, dir: &Path) -> Result<(), Bu
         let what = format!("cache mount {} from {}", m.digest, i.describe());
         let r = i.source.open(&m.digest).map_err(BuildError::Other)?;
         let mut hr = store::HashingReader::new(r.take(m.size.saturating_add(1)));
-        let tmp = dir.with_file_name(format!(".import-{id}-{}", std::process::id()));
-        let _ = store::remove_tree(&tmp);
-        std::fs::create_dir_all(&tmp).map_err(|e| BuildError::io(&what, e))?;
+        // Under tmp/ (same filesystem as the destination), named after this process.
+        let tmp = store.temp_dir("import")?;
         let res = (|| {
             let dec = layer::Decompressor::new(&mut hr).map_err(|e| e.to_string())?;
             let opts = layer::ApplyOptions {
                 whiteouts: layer::Whiteouts::Overlay,
                 same_owner: true,
             };
-            layer::apply(dec, &tmp, &opts).map_err(|e| e.to_string())?;
+            layer::apply(dec, tmp.path(), &opts).map_err(|e| e.to_string())?;
             std::io::copy(&mut hr, &mut std::io::sink()).map_err(|e| e.to_string())?;
             Ok::<_, String>(())
         })();
@@ -468,11 +475,11 @@ pub(crate) fn ensure_mount(store: &Store, id: &str, dir: &Path) -> Result<(), Bu
                 .then_some(())
                 .ok_or(format!("content hashes to {got}"))
         }) {
-            let _ = store::remove_tree(&tmp);
             return Err(BuildError::Other(format!("{what}: {e}")));
         }
         let _ = std::fs::remove_dir(dir);
-        std::fs::rename(&tmp, dir).map_err(|e| BuildError::io(&what, e))?;
+        std::fs::rename(tmp.path(), dir).map_err(|e| BuildError::io(&what, e))?;
+        tmp.keep();
         return Ok(());
     }
     Ok(())

@@ -5,7 +5,6 @@ use std::collections::VecDeque;
 use std::io::BufRead;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use store::{Digest, Store};
@@ -13,8 +12,6 @@ use store::{Digest, Store};
 use crate::progress::{Event, Progress};
 use crate::snapshot;
 use crate::solver::BuildError;
-
-static RUN_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// How many output lines a failed step's error shows.
 const TAIL_LINES: usize = 10;
@@ -36,11 +33,8 @@ pub(crate) struct TempDir(pub PathBuf);
 
 impl TempDir {
     pub(crate) fn new(store: &Store, kind: &str) -> Result<TempDir, BuildError> {
-        let p = store.root().join("tmp").join(format!(
-            "{kind}-{}-{}",
-            std::process::id(),
-            RUN_COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
+        // Named after this process, so a sweep removes it only once strata is gone.
+        let p = store.temp_path(kind);
         std::fs::create_dir_all(&p)
             .map_err(|e| BuildError::io(format!("create {}", p.display()), e))?;
         Ok(TempDir(p))

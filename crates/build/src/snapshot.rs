@@ -61,38 +61,30 @@ static UNPACKING: std::sync::LazyLock<std::sync::Mutex<LockMap>> =
 
 fn unpack(store: &Store, diff_id: &Digest, dest: &std::path::Path) -> Result<PathBuf, BuildError> {
     let dest = dest.to_path_buf();
-    // Unique per call: two stages of one build may unpack the same layer at once.
-    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let tmp = store.root().join("tmp").join(format!(
-        "snap-{}-{}-{}",
-        diff_id.short(),
-        std::process::id(),
-        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    ));
-    let _ = store::remove_tree(&tmp);
-    std::fs::create_dir_all(&tmp)
-        .map_err(|e| BuildError::io(format!("create {}", tmp.display()), e))?;
+    // Unique per call (two stages of one build may unpack the same layer at once), named
+    // after this process and removed on every way out but the rename: a refused layer
+    // leaves nothing under tmp/.
+    let tmp = store.temp_dir(&format!("snap-{}", diff_id.short()))?;
     crate::cache::ensure_blob(store, diff_id)?;
     let blob = store.open_blob(diff_id)?;
     let opts = layer::ApplyOptions {
         whiteouts: layer::Whiteouts::Overlay,
         same_owner: true,
     };
-    let info = layer::apply(blob, &tmp, &opts)?;
+    let info = layer::apply(blob, tmp.path(), &opts)?;
     if info.diff_id != diff_id.as_str() {
-        let _ = store::remove_tree(&tmp);
         return Err(BuildError::Other(format!(
             "layer {diff_id} unpacked to content hashing to {}",
             info.diff_id
         )));
     }
-    match std::fs::rename(&tmp, &dest) {
-        Ok(()) => Ok(dest),
-        Err(_) if dest.exists() => {
-            // Another build unpacked it first.
-            let _ = store::remove_tree(&tmp);
+    match std::fs::rename(tmp.path(), &dest) {
+        Ok(()) => {
+            tmp.keep();
             Ok(dest)
         }
+        // Another build unpacked it first (ours is removed on drop).
+        Err(_) if dest.exists() => Ok(dest),
         Err(e) => Err(BuildError::io(format!("rename into {}", dest.display()), e)),
     }
 }

@@ -64,7 +64,16 @@ const READONLY: &[&str] = &[
     "/proc/sysrq-trigger",
 ];
 
-/// Host device nodes bind-mounted into the container's `/dev`.
+/// `nosuid,nodev` for `mount_setattr`.
+const NOSUID_NODEV: u64 = libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV;
+
+/// Host device nodes bind-mounted into the container's `/dev`: the only device nodes a
+/// container can open. Every other mount of the container (the rootfs, `/dev` itself, binds,
+/// overlays, tmpfs, cache mounts) is `nodev`, so a node that an image holds or `mknod`
+/// creates cannot be opened (EACCES), whatever its numbers; the devpts instance only holds
+/// ptys. This is runc's default device rule set (null, zero, full, random, urandom, tty,
+/// ptmx/pts) enforced by mount flags instead of a device cgroup, so it holds the same way
+/// on cgroup v1, hybrid and v2-only hosts.
 const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 
 /// Exit code of the init when setup failed (docker's "container failed to start").
@@ -256,12 +265,16 @@ impl Init<'_> {
                 new_fs(
                     "overlay",
                     &opts,
-                    MountAttrFlags::empty(),
+                    MountAttrFlags::MOUNT_ATTR_NODEV,
                     "mount the overlay rootfs",
                 )?
             }
             InitRootfs::Dir(dir) => {
-                clone_tree(dir, true).map_err(step(format!("bind the rootfs {dir}")))?
+                let what = format!("bind the rootfs {dir}");
+                let tree = clone_tree(dir, true).map_err(step(&what))?;
+                sys::mount_setattr(tree.as_fd(), libc::MOUNT_ATTR_NODEV, true)
+                    .map_err(step(format!("{what}: make it nodev")))?;
+                tree
             }
         };
         move_mount(
@@ -377,7 +390,9 @@ impl Init<'_> {
         let dev_fs = new_fs(
             "tmpfs",
             &[("mode", Some("755")), ("size", Some("65536k"))],
-            MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NOEXEC,
+            // nodev: a node created in /dev (mknod) cannot be opened; the allowed devices
+            // are bind mounts of the host's nodes, mounts of their own.
+            nosuid_nodev_noexec,
             "mount tmpfs on /dev",
         )?;
         let target = self.ensure(root, "/dev", Kind::Dir)?;
@@ -487,6 +502,7 @@ impl Init<'_> {
             let what = format!("bind {file} on {inside}");
             let src =
                 clone_tree(&path_str(&self.private.join(file)), false).map_err(step(&what))?;
+            sys::mount_setattr(src.as_fd(), NOSUID_NODEV, false).map_err(step(&what))?;
             let target = self.ensure(root, &inside, Kind::File)?;
             attach(&src, &target).map_err(step(&what))?;
         }
@@ -503,10 +519,12 @@ impl Init<'_> {
                 let what = format!("bind {source} on {target}");
                 let meta = std::fs::metadata(source).map_err(step(&what))?;
                 let src = clone_tree(source, true).map_err(step(&what))?;
+                let mut attrs = libc::MOUNT_ATTR_NODEV;
                 if *readonly {
-                    sys::mount_setattr(src.as_fd(), libc::MOUNT_ATTR_RDONLY, true)
-                        .map_err(step(format!("{what}: make it read-only")))?;
+                    attrs |= libc::MOUNT_ATTR_RDONLY;
                 }
+                sys::mount_setattr(src.as_fd(), attrs, true)
+                    .map_err(step(format!("{what}: set its attributes")))?;
                 let kind = if meta.is_dir() { Kind::Dir } else { Kind::File };
                 let t = self.ensure(root, target, kind)?;
                 attach(&src, &t).map_err(step(&what))
@@ -527,9 +545,9 @@ impl Init<'_> {
                 }
                 opts.extend([("redirect_dir", Some("off")), ("metacopy", Some("off"))]);
                 let attrs = if upper.is_none() {
-                    MountAttrFlags::MOUNT_ATTR_RDONLY
+                    MountAttrFlags::MOUNT_ATTR_RDONLY | MountAttrFlags::MOUNT_ATTR_NODEV
                 } else {
-                    MountAttrFlags::empty()
+                    MountAttrFlags::MOUNT_ATTR_NODEV
                 };
                 let fs = new_fs("overlay", &opts, attrs, &what)?;
                 let t = self.ensure(root, target, Kind::Dir)?;
@@ -704,7 +722,12 @@ fn mask_paths() -> Result<(), SetupError> {
         };
         let what = format!("mask {path}");
         let mnt = if meta.is_dir() {
-            new_fs("tmpfs", &[], MountAttrFlags::MOUNT_ATTR_RDONLY, &what)?
+            new_fs(
+                "tmpfs",
+                &[],
+                MountAttrFlags::MOUNT_ATTR_RDONLY | MountAttrFlags::MOUNT_ATTR_NODEV,
+                &what,
+            )?
         } else {
             clone_tree("/dev/null", false).map_err(step(&what))?
         };

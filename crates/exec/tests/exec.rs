@@ -473,6 +473,111 @@ fn network_host(fx: &Fx) {
     assert_eq!(inside, host);
 }
 
+/// The host's root disk as `(major, minor)`: the block device of `/`'s filesystem, else any
+/// block device the host has.
+fn host_disk() -> (u64, u64) {
+    let dev = std::fs::metadata("/").unwrap().dev();
+    let (ma, mi) = (libc::major(dev) as u64, libc::minor(dev) as u64);
+    if Path::new(&format!("/sys/dev/block/{ma}:{mi}")).exists() {
+        return (ma, mi);
+    }
+    let any = std::fs::read_dir("/sys/dev/block")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .next()
+        .expect("this host has no block device at all: the raw-disk case cannot be tested");
+    let (a, b) = any.split_once(':').unwrap();
+    (a.parse().unwrap(), b.parse().unwrap())
+}
+
+/// Only the default device set can be opened: a node made by `mknod` (CAP_MKNOD is in the
+/// default set, as in Docker) or shipped in a layer cannot be opened, wherever it lives:
+/// the rootfs, /dev, a tmpfs, a bind mount, a lower layer, a plain-directory rootfs.
+fn devices(fx: &Fx) {
+    let (ma, mi) = host_disk();
+    let token = format!("strata-devices-test-{}", std::process::id());
+    let layer = fx.fresh("devlayer");
+    let node = std::ffi::CString::new(layer.join("lowerkmsg").to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path; mknod has no other memory effects.
+    let r = unsafe { libc::mknod(node.as_ptr(), libc::S_IFCHR | 0o666, libc::makedev(1, 11)) };
+    assert_eq!(
+        r,
+        0,
+        "mknod on the host: {}",
+        std::io::Error::last_os_error()
+    );
+    let rw = fx.fresh("devbind");
+    let script = format!(
+        r#"t() {{ if "$@" 2>/dev/null; then echo "OPENED: $*"; else echo denied; fi; }}
+mknod /tmp/kmsg c 1 11 && mknod /tmp/mem c 1 1 && mknod /tmp/disk b {ma} {mi} \
+  && mknod /dev/kmsg2 c 1 11 && mknod /scratch/kmsg c 1 11 && mknod /mnt/rw/kmsg c 1 11 \
+  && echo made
+for n in /tmp/kmsg /dev/kmsg2 /scratch/kmsg /mnt/rw/kmsg /lowerkmsg; do t sh -c "echo {token} > $n"; done
+t head -c 1 /tmp/mem
+t head -c 512 /tmp/disk
+echo ok > /dev/null && head -c 4 /dev/zero | wc -c && head -c 4 /dev/urandom | wc -c \
+  && head -c 4 /dev/random | wc -c && cat /dev/null && echo devices-ok
+echo x 2>/dev/null > /dev/full || echo full-refused"#
+    );
+    let (mut spec, _l) = fx.sh(&script);
+    if let Rootfs::Overlay { lower, .. } = &mut spec.rootfs {
+        lower.insert(0, layer.clone());
+    }
+    spec.mounts = vec![
+        Mount::Tmpfs {
+            target: "/scratch".into(),
+            size: None,
+        },
+        Mount::Bind {
+            source: rw.clone(),
+            target: "/mnt/rw".into(),
+            readonly: false,
+        },
+    ];
+    let o = stdout_ok(&spec);
+    assert_eq!(
+        o,
+        "made\ndenied\ndenied\ndenied\ndenied\ndenied\ndenied\ndenied\n4\n4\n4\ndevices-ok\nfull-refused\n"
+    );
+    // The node made on the bind mount is on the host, still unopenable from the container.
+    assert!(rw.join("kmsg").exists());
+
+    // A plain-directory rootfs is nodev too.
+    let dir = fx.fresh("devdir");
+    let cp = Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", fx.base.display()))
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(cp.success());
+    let mut spec = ExecSpec::new(
+        Rootfs::Dir(dir.clone()),
+        vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            format!("mknod /tmp/k c 1 11 && (echo {token} > /tmp/k) 2>&1; echo rc=$?"),
+        ],
+    );
+    spec.env = vec![PATH.to_string()];
+    spec.stdout = Stdio::Pipe;
+    spec.stderr = Stdio::Pipe;
+    spec.state_dir = Some(fx.state.clone());
+    let o = stdout_ok(&spec);
+    assert!(
+        o.contains("Permission denied") && o.ends_with("rc=1\n"),
+        "{o}"
+    );
+
+    // Nothing reached the host's kernel log.
+    let kmsg = Command::new("dmesg").output().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&kmsg.stdout).contains(&token),
+        "a container wrote to the host's kernel log"
+    );
+}
+
 fn bind_mounts(fx: &Fx) {
     let src = fx.fresh("bindsrc");
     std::fs::write(src.join("f"), "from host\n").unwrap();
@@ -760,6 +865,7 @@ fn main() {
         ("network_host", network_host),
         ("bind_mounts", bind_mounts),
         ("tmpfs_mount", tmpfs_mount),
+        ("devices", devices),
         ("readonly_rootfs", readonly_rootfs),
         ("missing_binary", missing_binary),
         ("capabilities", capabilities),

@@ -12,7 +12,9 @@
 //! $ROOT/snapshots/<chainid-hex>/   unpacked layer chains (overlay lowerdirs)
 //! $ROOT/roots/<kind>/<name>        extra GC roots (cache records, cache mounts), one digest
 //!                                  or chain id per line
-//! $ROOT/tmp/                       in-flight writes; renamed into place when complete
+//! $ROOT/tmp/                       in-flight writes; renamed into place when complete;
+//!                                  each named after its owner (pid, start time), removed
+//!                                  by whoever takes the lock once the owner is gone
 //! $ROOT/lock                       flock: writers hold it shared, prune exclusive
 //! ```
 //!
@@ -24,16 +26,17 @@
 pub mod digest;
 pub mod image;
 pub mod reference;
+pub mod temp;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use digest::{Digest, HashingReader, HashingWriter};
 use image::{Descriptor, ImageConfig, Index, Manifest, ANNOTATION_REF_NAME};
 pub use reference::Reference;
+pub use temp::{temp_name, temp_owner, Owner, Swept, TempDir};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -75,8 +78,6 @@ impl<T> IoContext<T> for io::Result<T> {
     }
 }
 
-static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
 /// GC root kind of build cache records (step cache key → layer).
 pub const ROOT_CACHE: &str = "cache";
 
@@ -87,6 +88,45 @@ pub const ROOT_UNTAGGED: &str = "untagged";
 #[derive(Clone, Debug)]
 pub struct Store {
     root: PathBuf,
+    tightened_from: Option<u32>,
+}
+
+/// The store root's mode. The store holds unpacked images (setuid binaries and device nodes
+/// among them) and container state (logs, environments): only its owner may enter it.
+pub const ROOT_MODE: u32 = 0o700;
+
+/// Create `root` with [`ROOT_MODE`], or take its group and other bits away if it exists;
+/// returns the mode it had when that changed anything.
+fn secure_root(root: &Path) -> Result<Option<u32>> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let meta = match fs::metadata(root) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(parent) = root.parent() {
+                fs::create_dir_all(parent).ctx(|| format!("create {}", parent.display()))?;
+            }
+            match fs::DirBuilder::new().mode(ROOT_MODE).create(root) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e).ctx(|| format!("create {}", root.display())),
+            }
+            fs::metadata(root).ctx(|| format!("stat {}", root.display()))?
+        }
+        Err(e) => return Err(e).ctx(|| format!("stat {}", root.display())),
+    };
+    if !meta.is_dir() {
+        return Err(Error::Invalid(format!(
+            "the store root {} is not a directory",
+            root.display()
+        )));
+    }
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o077 == 0 {
+        return Ok(None);
+    }
+    fs::set_permissions(root, fs::Permissions::from_mode(ROOT_MODE))
+        .ctx(|| format!("make {} mode {ROOT_MODE:04o}", root.display()))?;
+    Ok(Some(mode))
 }
 
 /// A held store lock (released on drop).
@@ -116,6 +156,9 @@ impl Image {
 pub struct PruneReport {
     pub blobs: Vec<(Digest, u64)>,
     pub snapshots: Vec<String>,
+    /// Temporaries of commands that are gone (names under `tmp/`) and their bytes.
+    pub temporaries: Swept,
+    /// Everything freed, temporaries included.
     pub bytes: u64,
 }
 
@@ -201,12 +244,10 @@ fn sync_dir(dir: &Path) -> Result<()> {
 /// Write `bytes` to `path` atomically: temp file, fsync, rename, fsync the directory.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().expect("path has a parent");
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}-{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("f"),
-        std::process::id(),
-        TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
+    let tmp = dir.join(temp_name(&format!(
+        ".{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("f")
+    )));
     let res = (|| {
         // O_EXCL: never through a symlink planted at the temp's name.
         let _ = fs::remove_file(&tmp);
@@ -269,11 +310,18 @@ impl Store {
         }
     }
 
-    /// Open (creating if needed) the store at `root`.
+    /// The mode the store root had before [`Store::open`] took its group and other bits
+    /// away (the root is [`ROOT_MODE`] from then on), for the caller's one notice line.
+    pub fn tightened_from(&self) -> Option<u32> {
+        self.tightened_from
+    }
+
+    /// Open (creating if needed) the store at `root`; the root is made [`ROOT_MODE`].
     pub fn open(root: impl Into<PathBuf>) -> Result<Store> {
         // Absolute, so paths handed to mounts and child processes mean the same everywhere.
         let root = root.into();
         let root = std::path::absolute(&root).ctx(|| format!("resolve {}", root.display()))?;
+        let tightened_from = secure_root(&root)?;
         for d in [
             "blobs/sha256",
             "tmp",
@@ -286,7 +334,10 @@ impl Store {
             let p = root.join(d);
             fs::create_dir_all(&p).ctx(|| format!("create {}", p.display()))?;
         }
-        let s = Store { root };
+        let s = Store {
+            root,
+            tightened_from,
+        };
         let layout = s.root.join("oci-layout");
         if !layout.exists() {
             atomic_write(&layout, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
@@ -324,14 +375,44 @@ impl Store {
     }
 
     /// Held by every writer for the whole of its work, so prune never removes a blob that
-    /// a writer has written but not yet referenced.
+    /// a writer has written but not yet referenced. Taking it sweeps the temporaries of
+    /// commands that are gone ([`Store::sweep_tmp`]).
     pub fn lock_shared(&self) -> Result<StoreLock> {
-        self.lock_file("lock", rustix::fs::FlockOperation::LockShared)
+        let l = self.lock_file("lock", rustix::fs::FlockOperation::LockShared)?;
+        self.sweep_tmp();
+        Ok(l)
     }
 
-    /// Held by prune.
+    /// Held by prune (which sweeps the temporaries itself, to count them).
     pub fn lock_exclusive(&self) -> Result<StoreLock> {
         self.lock_file("lock", rustix::fs::FlockOperation::LockExclusive)
+    }
+
+    /// A fresh path under `tmp/` named after this process (`<kind>.<pid>.<start>.<n>`);
+    /// nothing is created.
+    pub fn temp_path(&self, kind: &str) -> PathBuf {
+        self.root.join("tmp").join(temp_name(kind))
+    }
+
+    /// A fresh directory under `tmp/` named after this process, removed on drop.
+    pub fn temp_dir(&self, kind: &str) -> Result<TempDir> {
+        let tmp = self.root.join("tmp");
+        TempDir::new_in(&tmp, kind).ctx(|| format!("create a directory in {}", tmp.display()))
+    }
+
+    /// Remove the temporaries whose owner is gone: entries of `tmp/`, and the temp files
+    /// of index.json's atomic replacement. A live owner's entry is never touched. Cheap
+    /// when `tmp/` is empty (one directory read).
+    pub fn sweep_tmp(&self) -> Swept {
+        self.sweep(temp::SweepScope::DeadOwners)
+    }
+
+    fn sweep(&self, scope: temp::SweepScope) -> Swept {
+        let mut s = temp::sweep(&self.root.join("tmp"), scope);
+        let r = temp::sweep(&self.root, temp::SweepScope::Kind(".index.json.tmp"));
+        s.entries.extend(r.entries);
+        s.bytes += r.bytes;
+        s
     }
 
     fn refs_lock(&self) -> Result<StoreLock> {
@@ -357,11 +438,7 @@ impl Store {
 
     /// Start writing a blob.
     pub fn ingest(&self) -> Result<Ingest<'_>> {
-        let path = self.root.join("tmp").join(format!(
-            "ingest-{}-{}",
-            std::process::id(),
-            TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
+        let path = self.temp_path("ingest");
         let f = File::create(&path).ctx(|| format!("create {}", path.display()))?;
         Ok(Ingest {
             store: self,
@@ -771,7 +848,8 @@ impl Store {
     }
 
     /// Remove every blob, compressed-form record and snapshot that no ref or root reaches,
-    /// and leftover temp files. Waits for running writers.
+    /// and the temporaries of gone commands (counted in the report; a live owner's stay).
+    /// Waits for running writers.
     pub fn prune(&self) -> Result<PruneReport> {
         let _g = self.lock_exclusive()?;
         let (live, live_snaps) = self.live_set()?;
@@ -816,13 +894,26 @@ impl Store {
                 report.snapshots.push(name);
             }
         }
-        let tdir = self.root.join("tmp");
-        for e in fs::read_dir(&tdir)
-            .ctx(|| format!("read {}", tdir.display()))?
-            .flatten()
-        {
-            let _ = remove_tree(&e.path());
+        // Temporaries of gone commands, and those no strata names (an older version's): no
+        // writer holds the lock now. A live owner's (a foreground `run`, or a command
+        // waiting for the lock) stays.
+        report.temporaries = self.sweep(temp::SweepScope::DeadOwnersAndUnnamed);
+        // Temp files of atomic writes beside roots and memos (their own names are digests
+        // or keys, never temporary names).
+        let mut dirs = vec![self.root.join("memo")];
+        dirs.extend(
+            fs::read_dir(self.root.join("roots"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path()),
+        );
+        for d in dirs {
+            let s = temp::sweep(&d, temp::SweepScope::Hidden);
+            report.temporaries.entries.extend(s.entries);
+            report.temporaries.bytes += s.bytes;
         }
+        report.bytes += report.temporaries.bytes;
         Ok(report)
     }
 
@@ -990,6 +1081,15 @@ fn take_ref(index: &mut Index, full: &str) -> Option<Digest> {
         !same
     });
     prev
+}
+
+/// Bytes under `p` (a file's length, or the sum of the files' lengths in a tree).
+pub(crate) fn dir_size_of(p: &Path) -> u64 {
+    match p.symlink_metadata() {
+        Ok(m) if m.is_dir() => dir_size(p),
+        Ok(m) => m.len(),
+        Err(_) => 0,
+    }
 }
 
 fn dir_size(p: &Path) -> u64 {

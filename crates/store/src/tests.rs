@@ -247,3 +247,209 @@ fn timestamps_are_written_as_go_writes_them() {
         "2026-11-26T14:10:00.5+01:00"
     );
 }
+
+#[test]
+fn root_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("a/b/root");
+    let s = Store::open(&root).unwrap();
+    let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode(&root), 0o700);
+    assert_eq!(s.tightened_from(), None);
+
+    // An existing store open to others is tightened once, and says from what.
+    fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).unwrap();
+    let s = Store::open(&root).unwrap();
+    assert_eq!(s.tightened_from(), Some(0o755));
+    assert_eq!(mode(&root), 0o700);
+    assert_eq!(Store::open(&root).unwrap().tightened_from(), None);
+
+    // Setuid/setgid/sticky bits on the root go too; an owner-only mode stays as it is.
+    fs::set_permissions(&root, fs::Permissions::from_mode(0o2750)).unwrap();
+    assert_eq!(Store::open(&root).unwrap().tightened_from(), Some(0o2750));
+    assert_eq!(mode(&root), 0o700);
+    fs::set_permissions(&root, fs::Permissions::from_mode(0o500)).unwrap();
+    assert_eq!(Store::open(&root).unwrap().tightened_from(), None);
+    assert_eq!(mode(&root), 0o500);
+    fs::set_permissions(&root, fs::Permissions::from_mode(0o700)).unwrap();
+
+    // A file where the root should be is an error, not a store.
+    let file = dir.path().join("file");
+    fs::write(&file, "x").unwrap();
+    let Err(e) = Store::open(&file) else {
+        panic!("a file is no store")
+    };
+    assert!(e.to_string().contains("is not a directory"), "{e}");
+}
+
+/// A reaped child's pid, with the start time it had (a gone owner).
+fn gone_owner() -> Owner {
+    let mut c = std::process::Command::new("sleep")
+        .arg("5")
+        .spawn()
+        .unwrap();
+    let pid = c.id();
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let start: u64 = stat[stat.rfind(')').unwrap() + 2..]
+        .split(' ')
+        .nth(19)
+        .unwrap()
+        .parse()
+        .unwrap();
+    c.kill().unwrap();
+    c.wait().unwrap();
+    Owner { pid, start }
+}
+
+#[test]
+fn taking_the_lock_sweeps_gone_owners_temporaries() {
+    let (_d, s) = store();
+    let g = gone_owner();
+    let dead = s.root().join(format!("tmp/run.{}.{}.0", g.pid, g.start));
+    fs::create_dir_all(dead.join("upper")).unwrap();
+    fs::write(dead.join("upper/big"), vec![0u8; 4096]).unwrap();
+    let dead_index = s
+        .root()
+        .join(format!(".index.json.tmp.{}.{}.3", g.pid, g.start));
+    fs::write(&dead_index, b"{").unwrap();
+    let live = s.temp_dir("run").unwrap();
+    let ingest = s.ingest().unwrap();
+    let _l = s.lock_shared().unwrap();
+    assert!(!dead.exists());
+    assert!(!dead_index.exists());
+    assert!(live.path().is_dir());
+    assert_eq!(fs::read_dir(s.root().join("tmp")).unwrap().count(), 2);
+    drop(ingest);
+    drop(live);
+    assert_eq!(fs::read_dir(s.root().join("tmp")).unwrap().count(), 0);
+}
+
+#[test]
+fn prune_reports_the_temporaries_it_freed() {
+    let (_d, s) = store();
+    let g = gone_owner();
+    let name = format!("ingest.{}.{}.9", g.pid, g.start);
+    fs::write(s.root().join("tmp").join(&name), vec![1u8; 3000]).unwrap();
+    let live = s.temp_dir("container").unwrap();
+    fs::write(live.path().join("f"), b"kept").unwrap();
+    let rep = s.prune().unwrap();
+    assert_eq!(rep.temporaries.entries, vec![name]);
+    assert_eq!(rep.temporaries.bytes, 3000);
+    assert_eq!(rep.bytes, 3000);
+    assert!(live.path().join("f").exists());
+}
+
+/// Writers at work (each with a temp dir, an ingest and the lock taken again and again)
+/// while another thread sweeps without pause: no live entry is ever removed.
+#[test]
+fn concurrent_sweeps_never_touch_live_temporaries() {
+    let (_d, s) = store();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let sweeper = scope.spawn(|| {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                assert_eq!(s.sweep_tmp(), Swept::default());
+                n += 1;
+            }
+            n
+        });
+        let writers: Vec<_> = (0..4)
+            .map(|t| {
+                let s = s.clone();
+                scope.spawn(move || {
+                    for i in 0..40 {
+                        let d = s.temp_dir("run").unwrap();
+                        fs::write(d.path().join("f"), format!("{t}-{i}")).unwrap();
+                        let mut ing = s.ingest().unwrap();
+                        ing.write_all(format!("blob {t} {i}").as_bytes()).unwrap();
+                        let _l = s.lock_shared().unwrap();
+                        assert_eq!(
+                            fs::read_to_string(d.path().join("f")).unwrap(),
+                            format!("{t}-{i}")
+                        );
+                        ing.commit(None).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(sweeper.join().unwrap() > 0);
+    });
+    assert_eq!(fs::read_dir(s.root().join("tmp")).unwrap().count(), 0);
+}
+
+/// A gone owner's entry that holds a mount point (in this mount namespace) is left alone:
+/// a sweep never descends into a mounted filesystem. Needs root (mounts a tmpfs).
+#[test]
+fn a_mounted_entry_is_not_swept() {
+    let (_d, s) = store();
+    let g = gone_owner();
+    let dead = s.root().join(format!("tmp/view.{}.{}.0", g.pid, g.start));
+    let mnt = dead.join("mnt");
+    fs::create_dir_all(&mnt).unwrap();
+    let ok = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "none", mnt.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    struct Umount(PathBuf);
+    impl Drop for Umount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let u = Umount(mnt.clone());
+    fs::write(mnt.join("inside"), b"on the tmpfs").unwrap();
+    assert_eq!(s.sweep_tmp(), Swept::default());
+    assert!(mnt.join("inside").exists());
+    drop(u);
+    let swept = s.sweep_tmp();
+    assert_eq!(
+        swept.entries,
+        vec![dead.file_name().unwrap().to_string_lossy()]
+    );
+    assert!(!dead.exists());
+}
+
+/// An atomic write killed between create and rename leaves a hidden temp file beside its
+/// target: prune removes a gone owner's, in roots/ and memo/ too.
+#[test]
+fn prune_removes_gone_owners_atomic_write_temporaries() {
+    let (_d, s) = store();
+    let g = gone_owner();
+    let img = image(&s, b"kept");
+    s.set_ref(&Reference::parse("kept").unwrap(), &img).unwrap();
+    s.set_root("cache", "rec", std::slice::from_ref(&img.manifest_digest))
+        .unwrap();
+    s.memo_put(&img.manifest_digest, "m").unwrap();
+    let leftovers = [
+        s.root()
+            .join(format!("roots/cache/.rec.tmp.{}.{}.1", g.pid, g.start)),
+        s.root().join(format!(
+            "memo/.{}.tmp.{}.{}.2",
+            img.manifest_digest.hex(),
+            g.pid,
+            g.start
+        )),
+    ];
+    for l in &leftovers {
+        fs::write(l, b"half").unwrap();
+    }
+    let mine = s.root().join("roots/cache").join(temp_name(".x.tmp"));
+    fs::write(&mine, b"being written").unwrap();
+    let rep = s.prune().unwrap();
+    assert_eq!(rep.temporaries.entries.len(), 2, "{rep:?}");
+    assert_eq!(rep.temporaries.bytes, 8);
+    for l in &leftovers {
+        assert!(!l.exists(), "{}", l.display());
+    }
+    assert!(mine.exists());
+    assert!(s.root().join("roots/cache/rec").exists());
+    assert_eq!(s.memo_get(&img.manifest_digest).as_deref(), Some("m"));
+    assert!(s.fsck().unwrap().is_empty());
+}

@@ -108,7 +108,15 @@ enum Command {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let open = || -> anyhow::Result<store::Store> {
         let root = cli.root.clone().unwrap_or_else(store::Store::default_root);
-        Ok(store::Store::open(&root)?)
+        let store = store::Store::open(&root)?;
+        if let Some(mode) = store.tightened_from() {
+            eprintln!(
+                "notice: the store {} was mode {mode:04o}, open to other users; it is now {:04o}",
+                store.root().display(),
+                store::ROOT_MODE
+            );
+        }
+        Ok(store)
     };
     match cli.command {
         Command::Plan(args) => cmd::plan::run(args),

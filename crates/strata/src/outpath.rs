@@ -79,17 +79,20 @@ pub fn remove_stale(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The temporary file beside `path` that [`write`] renames over it.
+/// The temporary file beside `path` that [`write`] renames over it:
+/// `.NAME.strata-tmp.<pid>.<start>.<n>`, named after this process as `save -o`'s are, so
+/// what a killed command left there is removed by the next write to the same path.
 pub fn temp_beside(path: &Path) -> PathBuf {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    dir.join(format!(
-        ".{}.strata-tmp-{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("out"),
-        std::process::id()
-    ))
+    let kind = format!(
+        ".{}.strata-tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("out")
+    );
+    store::temp::sweep(dir, store::temp::SweepScope::Kind(&kind));
+    dir.join(store::temp_name(&kind))
 }
 
 /// Create `tmp` afresh: an entry already there (a leftover of a dead process with our pid,
@@ -205,11 +208,15 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let victim = d.path().join("victim");
         std::fs::write(&victim, "keep").unwrap();
-        let out = d.path().join("out");
-        std::os::unix::fs::symlink(&victim, temp_beside(&out)).unwrap();
-        write(&out, |w: &mut dyn Write| Ok(w.write_all(b"new")?)).unwrap();
+        let tmp = temp_beside(&d.path().join("out"));
+        std::os::unix::fs::symlink(&victim, &tmp).unwrap();
+        let mut f = create_temp(&tmp).unwrap();
+        f.write_all(b"new").unwrap();
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
-        assert_eq!(std::fs::read_to_string(&out).unwrap(), "new");
+        assert!(std::fs::symlink_metadata(&tmp).unwrap().is_file());
+        assert_eq!(std::fs::read_to_string(&tmp).unwrap(), "new");
+        // Temp names are this process's, and fresh each time.
+        assert_ne!(temp_beside(&d.path().join("out")), tmp);
     }
 
     #[test]

@@ -570,14 +570,7 @@ impl Drop for TempDir {
 }
 
 fn tempfile_dir(store: &Store) -> Result<TempDir> {
-    let p = store.root().join("tmp").join(format!(
-        "cli-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0)
-    ));
+    let p = store.temp_path("cli");
     std::fs::create_dir_all(&p).with_context(|| format!("create {}", p.display()))?;
     Ok(TempDir(p))
 }

@@ -461,6 +461,14 @@ pub fn prune(store: &Store, all: bool, filter: Option<&str>) -> Result<ExitCode>
     for s in &rep.snapshots {
         println!("deleted snapshot: {s}");
     }
+    let t = &rep.temporaries;
+    if !t.entries.is_empty() {
+        println!(
+            "deleted temporaries of gone commands: {} ({})",
+            t.entries.len(),
+            human_size(t.bytes)
+        );
+    }
     println!("\nTotal reclaimed space: {}", human_size(rep.bytes));
     Ok(ExitCode::SUCCESS)
 }

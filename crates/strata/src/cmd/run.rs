@@ -478,14 +478,7 @@ struct TempDir(PathBuf);
 
 impl TempDir {
     fn new(store: &Store) -> Result<TempDir> {
-        let p = store.root().join("tmp").join(format!(
-            "container-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0)
-        ));
+        let p = store.temp_path("container");
         // The executor wants absolute paths; `--root` may be relative.
         let p = std::path::absolute(&p).context("make the temp dir path absolute")?;
         std::fs::create_dir_all(&p).with_context(|| format!("create {}", p.display()))?;

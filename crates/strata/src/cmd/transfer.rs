@@ -198,11 +198,14 @@ pub fn save(store: &Store, a: SaveArgs) -> Result<ExitCode> {
                 .parent()
                 .filter(|p| !p.as_os_str().is_empty())
                 .unwrap_or(std::path::Path::new("."));
-            let tmp = dir.join(format!(
-                ".{}.strata-tmp-{}",
-                path.file_name().and_then(|n| n.to_str()).unwrap_or("save"),
-                std::process::id()
-            ));
+            // `.X.strata-tmp.<pid>.<start>.<n>`: named after this process, so a later save
+            // to X removes what a killed one left (never a running one's).
+            let kind = format!(
+                ".{}.strata-tmp",
+                path.file_name().and_then(|n| n.to_str()).unwrap_or("save")
+            );
+            store::temp::sweep(dir, store::temp::SweepScope::Kind(&kind));
+            let tmp = dir.join(store::temp_name(&kind));
             let res = (|| -> Result<()> {
                 // Never through a symlink planted at the temp's name (rename replaces one
                 // at `path` itself).
