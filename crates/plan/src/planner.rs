@@ -1348,6 +1348,43 @@ mod tests {
     use super::*;
 
     #[test]
+    fn var_list_orders_like_env_and_arg() {
+        let mut l = VarList::from_pairs([
+            ("A".to_string(), "1".to_string()),
+            ("B".into(), "2".into()),
+            ("A".into(), "3".into()),
+        ]);
+        assert_eq!(l.get_var("A"), Some("3"));
+        // ENV: replaced in place.
+        l.set("B", "4".into());
+        l.set("C", "5".into());
+        // ARG redeclaration: moves last.
+        l.set_last("A", "6".into());
+        l.remove("nothing");
+        assert_eq!(
+            l.clone().into_vec(),
+            vec![
+                ("B".to_string(), "4".to_string()),
+                ("C".into(), "5".into()),
+                ("A".into(), "6".into())
+            ]
+        );
+        // Holes are compacted and the index still finds everything.
+        for i in 0..1000 {
+            l.set_last(&format!("V{}", i % 10), i.to_string());
+        }
+        assert!(l.entries.len() <= 2 * l.index.len().max(32));
+        assert_eq!(l.get_var("V3"), Some("993"));
+        assert_eq!(l.get_var("B"), Some("4"));
+        let names: Vec<&String> = l.iter().map(|(k, _)| k).collect();
+        assert_eq!(names.len(), 13);
+        assert_eq!(names.last().map(|s| s.as_str()), Some("V9"));
+        l.remove("B");
+        assert_eq!(l.get_var("B"), None);
+        assert_eq!(l.iter().count(), 12);
+    }
+
+    #[test]
     fn stage_names() {
         assert!(is_valid_stage_name("build-1.x_y"));
         assert!(!is_valid_stage_name("1build"));
