@@ -799,3 +799,21 @@ fn many_env_lines_keep_their_order_and_last_values() {
     assert_eq!(env[6_999], ("v6999".into(), "x13999".into()));
     assert_eq!(env[7_000], ("last".into(), "x14000".into()));
 }
+
+#[test]
+fn onbuild_triggers_are_bounded_where_they_run() {
+    // The base stage only declares the triggers (nothing expands there); the stage built on
+    // it runs them and is refused, at the trigger's line.
+    let triggers: String = MIB_ARG
+        .lines()
+        .map(|l| format!("ONBUILD {l}\n"))
+        .collect::<String>()
+        + "ONBUILD ENV x=$m$m\n";
+    let src = format!("FROM scratch AS base\n{triggers}FROM base\n");
+    let d = err(&src);
+    let text = too_large(&d);
+    assert_eq!((d.line, d.col), (20, 15), "{text}");
+    assert!(text.contains("at $m"), "{text}");
+    // The base stage alone plans.
+    ok_with(&src, &target("base"));
+}
