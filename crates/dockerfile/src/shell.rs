@@ -44,6 +44,9 @@
 //!   length). BuildKit has no limit, so `ENV a=$a$a` repeated 40 times exhausts memory; here
 //!   the expansion stops as soon as its output passes the limit, with
 //!   [`ShellErrorKind::TooLong`] naming the variable whose value pushed it over.
+//! * The pattern operators of one word may take at most [`ShellLexer::max_pattern_steps`]
+//!   matcher steps ([`MAX_PATTERN_STEPS`] by default), and report what they took in
+//!   [`Expanded::pattern_steps`] (BuildKit's regexps have no such bound).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -54,9 +57,10 @@ pub const MAX_NESTING: usize = 128;
 pub const MAX_EXPANDED_LEN: usize = 1 << 20;
 
 /// How many Pike VM thread steps the pattern operators (`${v#p}`, `${v%p}`, `${v/p/r}`,
-/// `${v//p/r}`) of one word may take: a pattern of a million `*` against a value of a
-/// million characters would otherwise take hours.
-pub const MAX_PATTERN_STEPS: u64 = 1 << 28;
+/// `${v//p/r}`) of one word may take by default (2^26, a fraction of a second): a pattern of
+/// a million `*` against a value of a million characters would otherwise take hours. A
+/// `${v//a/b}` over a 1 MiB value takes about two million.
+pub const MAX_PATTERN_STEPS: u64 = 1 << 26;
 
 /// Variable lookup for expansion.
 pub trait Vars {
@@ -106,6 +110,8 @@ pub struct Expanded<T> {
     pub matched: BTreeSet<String>,
     /// Referenced but unset.
     pub unmatched: BTreeSet<String>,
+    /// Pike VM steps the pattern operators took (for callers with a budget over many words).
+    pub pattern_steps: u64,
 }
 
 /// An expansion error (unterminated quote or brace, bad substitution, `${v:?msg}`, ...).
@@ -166,7 +172,7 @@ fn too_long(limit: usize, variable: Option<&str>) -> ShellError {
 fn too_costly() -> ShellError {
     ShellError {
         kind: ShellErrorKind::PatternTooCostly,
-        message: "pattern matching takes too many steps (the limit for one word)".into(),
+        message: "pattern matching takes too many steps".into(),
     }
 }
 
@@ -221,6 +227,7 @@ impl ShellLexer {
         expander.check_len(value.len())?;
         Ok(Expanded {
             value,
+            pattern_steps: self.max_pattern_steps - expander.fuel,
             matched: expander.matched,
             unmatched: expander.unmatched,
         })
@@ -241,6 +248,7 @@ impl ShellLexer {
         expander.check_len(value.len())?;
         Ok(Expanded {
             value: words.finish(),
+            pattern_steps: self.max_pattern_steps - expander.fuel,
             matched: expander.matched,
             unmatched: expander.unmatched,
         })
@@ -1146,8 +1154,15 @@ mod tests {
                 "{word}"
             );
         }
-        // Small work is untouched.
-        assert_eq!(lexer.process_word("${a##a*}", &v).unwrap().value, "");
+        // Small work is untouched, and reported.
+        let r = lexer.process_word("${a##a*}", &v).unwrap();
+        assert_eq!(r.value, "");
+        assert!(
+            r.pattern_steps > 10_000 && r.pattern_steps < 100_000,
+            "{}",
+            r.pattern_steps
+        );
+        assert_eq!(lexer.process_word("$a", &v).unwrap().pattern_steps, 0);
     }
 
     #[test]

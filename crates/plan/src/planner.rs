@@ -37,6 +37,10 @@ pub const MAX_STAGE_LEN: usize = 16 << 20;
 /// The same count over the global scope and every needed stage: 64 MiB.
 pub const MAX_PLAN_LEN: usize = 64 << 20;
 
+/// Pattern-matching steps (`${v#p}`, `${v//p/r}`, ...) a whole plan may take: 2^28, a
+/// second or two; one word may take [`dockerfile::shell::MAX_PATTERN_STEPS`] of them.
+pub const MAX_PLAN_PATTERN_STEPS: u64 = 1 << 28;
+
 /// An OS/architecture pair such as `linux/amd64`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Platform {
@@ -364,6 +368,8 @@ struct Ctx<'a> {
     scope_used: Cell<usize>,
     /// Bytes all scopes hold so far.
     plan_used: Cell<usize>,
+    /// Pattern-matching steps left for the rest of the plan.
+    pattern_steps_left: Cell<u64>,
 }
 
 /// The hint of every limit error.
@@ -373,6 +379,15 @@ fn limits_hint() -> Option<String> {
         human_size(MAX_VALUE_LEN),
         human_size(MAX_STAGE_LEN),
         human_size(MAX_PLAN_LEN)
+    ))
+}
+
+/// The hint of a pattern that takes too long.
+fn pattern_hint() -> Option<String> {
+    Some(format!(
+        "strata limits the pattern operators (${{v#p}}, ${{v//p/r}}, ...) to {} steps per word and {} per build",
+        dockerfile::shell::MAX_PATTERN_STEPS,
+        MAX_PLAN_PATTERN_STEPS
     ))
 }
 
@@ -386,9 +401,8 @@ impl Ctx<'_> {
     ) -> Diagnostic {
         let (kind, hint) = match e.kind {
             ShellErrorKind::Syntax => (ErrorKind::Expansion, None),
-            ShellErrorKind::TooLong { .. } | ShellErrorKind::PatternTooCostly => {
-                (ErrorKind::TooLarge, limits_hint())
-            }
+            ShellErrorKind::TooLong { .. } => (ErrorKind::TooLarge, limits_hint()),
+            ShellErrorKind::PatternTooCostly => (ErrorKind::TooLarge, pattern_hint()),
         };
         self.loc.at(
             kind,
@@ -397,6 +411,18 @@ impl Ctx<'_> {
             format!("failed to process {word:?}: {}", e.message),
             hint,
         )
+    }
+
+    /// The lexer for the next word: its pattern steps are what the plan has left.
+    fn lexer(&self) -> ShellLexer {
+        let mut lexer = self.lexer;
+        lexer.max_pattern_steps = lexer.max_pattern_steps.min(self.pattern_steps_left.get());
+        lexer
+    }
+
+    fn used_pattern_steps(&self, steps: u64) {
+        let left = self.pattern_steps_left.get();
+        self.pattern_steps_left.set(left.saturating_sub(steps));
     }
 
     /// Start counting a new scope (a stage).
@@ -480,9 +506,10 @@ impl Ctx<'_> {
         unmatched: &mut BTreeSet<String>,
     ) -> Result<String, Diagnostic> {
         let r = self
-            .lexer
+            .lexer()
             .process_word(word, vars)
             .map_err(|e| self.expansion_error(word, span, &e))?;
+        self.used_pattern_steps(r.pattern_steps);
         self.spend(
             r.value.len(),
             span,
@@ -501,9 +528,10 @@ impl Ctx<'_> {
         unmatched: &mut BTreeSet<String>,
     ) -> Result<Vec<String>, Diagnostic> {
         let r = self
-            .lexer
+            .lexer()
             .process_words(word, vars)
             .map_err(|e| self.expansion_error(word, span, &e))?;
+        self.used_pattern_steps(r.pattern_steps);
         self.spend(
             r.value.iter().map(String::len).sum(),
             span,
@@ -528,6 +556,7 @@ pub fn plan(
         lexer: ShellLexer::new(df.directives.escape),
         scope_used: Cell::new(0),
         plan_used: Cell::new(0),
+        pattern_steps_left: Cell::new(MAX_PLAN_PATTERN_STEPS),
     };
     let loc = &ctx.loc;
     let mut warnings: Vec<Warning> = df
@@ -1313,14 +1342,15 @@ fn expand_copy(
         .collect::<Result<_, _>>()?;
     // Unquoted heredoc delimiters expand variables in the body (quotes stay as written),
     // as BuildKit does for COPY/ADD heredocs.
-    let mut lexer = ctx.lexer;
-    lexer.skip_process_quotes = true;
     for h in &mut c.heredocs {
         if h.expand {
+            let mut lexer = ctx.lexer();
+            lexer.skip_process_quotes = true;
             let r = lexer.process_word(&h.content, scope).map_err(|e| {
                 let (kind, hint) = match e.kind {
                     ShellErrorKind::Syntax => (ErrorKind::Expansion, None),
-                    _ => (ErrorKind::TooLarge, limits_hint()),
+                    ShellErrorKind::TooLong { .. } => (ErrorKind::TooLarge, limits_hint()),
+                    ShellErrorKind::PatternTooCostly => (ErrorKind::TooLarge, pattern_hint()),
                 };
                 ctx.loc.at(
                     kind,
@@ -1336,6 +1366,7 @@ fn expand_copy(
                 None,
                 &format!("failed to expand heredoc {}", h.name),
             )?;
+            ctx.used_pattern_steps(r.pattern_steps);
             un.extend(r.unmatched);
             h.content = r.value;
         }
@@ -1346,6 +1377,72 @@ fn expand_copy(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ctx(source: &str) -> Ctx<'_> {
+        Ctx {
+            loc: Locator::new(source),
+            lexer: ShellLexer::new('\\'),
+            scope_used: Cell::new(0),
+            plan_used: Cell::new(0),
+            pattern_steps_left: Cell::new(MAX_PLAN_PATTERN_STEPS),
+        }
+    }
+
+    #[test]
+    fn pattern_steps_are_counted_over_the_plan() {
+        let src = "FROM scratch\nENV x=${a%%b*****}\n";
+        let ctx = ctx(src);
+        ctx.pattern_steps_left.set(100_000);
+        let vars = VarList::from_pairs([("a".to_string(), "a".repeat(2_000))]);
+        let span = Span { start: 2, end: 2 };
+        let mut un = BTreeSet::new();
+        let word = "${a%%b*****}";
+        // Each word takes about 2,000 × 6 steps: eight fit, the ninth runs out.
+        let mut n = 0;
+        let d = loop {
+            match ctx.word(word, &vars, span, &mut un) {
+                Ok(v) => assert_eq!(v.len(), 2_000),
+                Err(d) => break d,
+            }
+            n += 1;
+            assert!(n < 20, "the plan's pattern budget is not applied");
+        };
+        assert!((5..=9).contains(&n), "{n}");
+        assert_eq!(d.kind, ErrorKind::TooLarge);
+        assert_eq!((d.line, d.col), (2, 7));
+        assert_eq!(
+            d.message,
+            "failed to process \"${a%%b*****}\": pattern matching takes too many steps"
+        );
+        assert!(d.hint.unwrap().contains("per build"));
+    }
+
+    #[test]
+    fn stage_and_plan_bytes_are_counted() {
+        let ctx = ctx("FROM scratch\nENV x=$a\n");
+        let span = Span { start: 2, end: 2 };
+        ctx.spend(MAX_STAGE_LEN, span, Some("$a"), "x").unwrap();
+        let d = ctx
+            .spend(1, span, Some("$a"), "failed to process \"$a\"")
+            .unwrap_err();
+        assert_eq!(
+            d.message,
+            "failed to process \"$a\": the stage's values would be more than 16 MiB (the limit for one stage)"
+        );
+        // A new stage starts from zero; the build's count (16 MiB + 1 so far) goes on.
+        for _ in 0..2 {
+            ctx.new_scope();
+            ctx.spend(MAX_STAGE_LEN, span, None, "x").unwrap();
+        }
+        ctx.new_scope();
+        let d = ctx.spend(MAX_STAGE_LEN, span, None, "x").unwrap_err();
+        assert!(
+            d.message
+                .contains("more than 64 MiB (the limit for one build)"),
+            "{}",
+            d.message
+        );
+    }
 
     #[test]
     fn var_list_orders_like_env_and_arg() {
