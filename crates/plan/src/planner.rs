@@ -37,9 +37,9 @@ pub const MAX_STAGE_LEN: usize = 16 << 20;
 /// The same count over the global scope and every needed stage: 64 MiB.
 pub const MAX_PLAN_LEN: usize = 64 << 20;
 
-/// Pattern-matching steps (`${v#p}`, `${v//p/r}`, ...) a whole plan may take: 2^28, a
-/// second or two; one word may take [`dockerfile::shell::MAX_PATTERN_STEPS`] of them.
-pub const MAX_PLAN_PATTERN_STEPS: u64 = 1 << 28;
+/// Pattern-matching steps (`${v#p}`, `${v//p/r}`, ...) a whole plan may take: 2^26, about
+/// 1.5 s; one word may take [`dockerfile::shell::MAX_PATTERN_STEPS`] of them.
+pub const MAX_PLAN_PATTERN_STEPS: u64 = 1 << 26;
 
 /// An OS/architecture pair such as `linux/amd64`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -213,6 +213,42 @@ fn a_copy_heredoc_is_bounded() {
 }
 
 #[test]
+fn a_costly_pattern_is_refused() {
+    let env = Env::new();
+    let canary = Canary::new(env.dir.path());
+    // 64 KiB of `a` against `b` and 2,000 `*`: about 2^27 matcher steps, hours unbounded
+    // with a longer pattern; the word's budget is 2^24.
+    let mut text = String::from("FROM scratch\nARG a0=aaaaaaaaaaaaaaaa\n");
+    for i in 1..13 {
+        text.push_str(&format!("ARG a{i}=$a{p}$a{p}\n", p = i - 1));
+    }
+    let word = format!("${{a12%%b{}}}", "*".repeat(2000));
+    text.push_str(&format!("ENV x={word}\n"));
+    let ctx = context(&env, &text);
+    let file = Path::new(&ctx).join("Dockerfile");
+    for cmd in ["plan", "build"] {
+        let stderr = refused(&env, &[cmd, &ctx]);
+        assert_eq!(
+            stderr.lines().next(),
+            Some(
+                format!(
+                    "error: {}:15:7: failed to process {word:?}: pattern matching takes too many steps",
+                    file.display()
+                )
+                .as_str()
+            ),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains("hint: strata limits the pattern operators"),
+            "{stderr}"
+        );
+    }
+    env.fsck_clean();
+    after(&canary, &env);
+}
+
+#[test]
 fn many_env_lines_build_with_every_value() {
     let env = Env::new();
     let canary = Canary::new(env.dir.path());
