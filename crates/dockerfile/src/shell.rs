@@ -39,11 +39,28 @@
 //!   it (`[ "ayb" ]`), as [`ShellLexer::process_word`] and BuildKit's `ProcessWord` do.
 //! * Substitutions may nest at most [`MAX_NESTING`] levels deep (BuildKit has no limit); deeper
 //!   input is an error instead of unbounded recursion.
+//! * An expanded word may be at most [`ShellLexer::max_len`] bytes long ([`MAX_EXPANDED_LEN`],
+//!   1 MiB, by default; a word written longer than that in the Dockerfile may keep its own
+//!   length). BuildKit has no limit, so `ENV a=$a$a` repeated 40 times exhausts memory; here
+//!   the expansion stops as soon as its output passes the limit, with
+//!   [`ShellErrorKind::TooLong`] naming the variable whose value pushed it over.
+//! * The pattern operators of one word may take at most [`ShellLexer::max_pattern_steps`]
+//!   matcher steps ([`MAX_PATTERN_STEPS`] by default), and report what they took in
+//!   [`Expanded::pattern_steps`] (BuildKit's regexps have no such bound).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// How deeply `${v:-${w:-...}}` (and quotes inside them) may nest before expansion fails.
 pub const MAX_NESTING: usize = 128;
+
+/// The default limit on the length of one expanded word, in bytes (1 MiB).
+pub const MAX_EXPANDED_LEN: usize = 1 << 20;
+
+/// How many Pike VM thread steps the pattern operators (`${v#p}`, `${v%p}`, `${v/p/r}`,
+/// `${v//p/r}`) of one word may take by default (2^24, about 0.4 s): a pattern of a million
+/// `*` against a value of a million characters would otherwise take hours. A `${v//a/b}`
+/// over a 1 MiB value takes about 3.7 million.
+pub const MAX_PATTERN_STEPS: u64 = 1 << 24;
 
 /// Variable lookup for expansion.
 pub trait Vars {
@@ -93,18 +110,69 @@ pub struct Expanded<T> {
     pub matched: BTreeSet<String>,
     /// Referenced but unset.
     pub unmatched: BTreeSet<String>,
+    /// Pike VM steps the pattern operators took (for callers with a budget over many words).
+    pub pattern_steps: u64,
 }
 
 /// An expansion error (unterminated quote or brace, bad substitution, `${v:?msg}`, ...).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct ShellError {
+    pub kind: ShellErrorKind,
     pub message: String,
+}
+
+/// What went wrong, for callers that report some errors differently.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ShellErrorKind {
+    /// Bad syntax, `${v?msg}`, an invalid pattern: BuildKit's errors.
+    Syntax,
+    /// The expanded word would be longer than `limit` bytes; `variable` is the one whose
+    /// value pushed it over (`None` when literal text or a replacement did).
+    TooLong {
+        limit: usize,
+        variable: Option<String>,
+    },
+    /// The pattern operators would take more than [`ShellLexer::max_pattern_steps`] steps.
+    PatternTooCostly,
 }
 
 fn error(message: impl Into<String>) -> ShellError {
     ShellError {
+        kind: ShellErrorKind::Syntax,
         message: message.into(),
+    }
+}
+
+/// `1 MiB`, `16 MiB`, or a byte count when it is not a whole number of MiB.
+pub fn human_size(bytes: usize) -> String {
+    if bytes >= 1 << 20 && bytes.is_multiple_of(1 << 20) {
+        format!("{} MiB", bytes >> 20)
+    } else if bytes >= 1 << 10 && bytes.is_multiple_of(1 << 10) {
+        format!("{} KiB", bytes >> 10)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
+fn too_long(limit: usize, variable: Option<&str>) -> ShellError {
+    let at = variable.map(|v| format!(" at ${v}")).unwrap_or_default();
+    ShellError {
+        kind: ShellErrorKind::TooLong {
+            limit,
+            variable: variable.map(str::to_owned),
+        },
+        message: format!(
+            "expanded value longer than {} (the limit for one expanded value){at}",
+            human_size(limit)
+        ),
+    }
+}
+
+fn too_costly() -> ShellError {
+    ShellError {
+        kind: ShellErrorKind::PatternTooCostly,
+        message: "pattern matching takes too many steps".into(),
     }
 }
 
@@ -127,6 +195,12 @@ pub struct ShellLexer {
     /// Treat `'` and `"` as ordinary characters (BuildKit's SkipProcessQuotes, used for
     /// heredoc bodies).
     pub skip_process_quotes: bool,
+    /// The longest expanded word, in bytes ([`MAX_EXPANDED_LEN`] by default); a word longer
+    /// than this as written may expand to its own length.
+    pub max_len: usize,
+    /// How many Pike VM thread steps the pattern operators of one word may take
+    /// ([`MAX_PATTERN_STEPS`] by default).
+    pub max_pattern_steps: u64,
 }
 
 impl ShellLexer {
@@ -137,6 +211,8 @@ impl ShellLexer {
             raw_escapes: false,
             skip_unset: false,
             skip_process_quotes: false,
+            max_len: MAX_EXPANDED_LEN,
+            max_pattern_steps: MAX_PATTERN_STEPS,
         }
     }
 
@@ -148,8 +224,10 @@ impl ShellLexer {
     ) -> Result<Expanded<String>, ShellError> {
         let mut expander = Expander::new(self, vars, word);
         let value = expander.process_stop_on(None, self.raw_escapes, None)?;
+        expander.check_len(value.len())?;
         Ok(Expanded {
             value,
+            pattern_steps: self.max_pattern_steps - expander.fuel,
             matched: expander.matched,
             unmatched: expander.unmatched,
         })
@@ -166,9 +244,11 @@ impl ShellLexer {
     ) -> Result<Expanded<Vec<String>>, ShellError> {
         let mut expander = Expander::new(self, vars, word);
         let mut words = Words::default();
-        expander.process_stop_on(None, self.raw_escapes, Some(&mut words))?;
+        let value = expander.process_stop_on(None, self.raw_escapes, Some(&mut words))?;
+        expander.check_len(value.len())?;
         Ok(Expanded {
             value: words.finish(),
+            pattern_steps: self.max_pattern_steps - expander.fuel,
             matched: expander.matched,
             unmatched: expander.unmatched,
         })
@@ -251,6 +331,13 @@ struct Expander<'a> {
     depth: usize,
     matched: BTreeSet<String>,
     unmatched: BTreeSet<String>,
+    /// The longest any part of the output may be: the lexer's `max_len`, or the word's
+    /// own length when that is longer.
+    limit: usize,
+    /// The variable looked up last (named when the output gets too long).
+    last_var: Option<String>,
+    /// Pike VM steps left for the pattern operators.
+    fuel: u64,
 }
 
 impl<'a> Expander<'a> {
@@ -267,10 +354,32 @@ impl<'a> Expander<'a> {
             depth: 0,
             matched: BTreeSet::new(),
             unmatched: BTreeSet::new(),
+            limit: lexer.max_len.max(word.len()),
+            last_var: None,
+            fuel: lexer.max_pattern_steps,
         }
     }
 
+    /// The whole output may be no longer than the limit either (literal text is appended
+    /// unchecked, so it may pass the limit by up to the word's length before this check).
+    fn check_len(&self, len: usize) -> Result<(), ShellError> {
+        if len > self.limit {
+            return Err(too_long(self.limit, self.last_var.as_deref()));
+        }
+        Ok(())
+    }
+
+    /// Append `part` to `out` unless that makes `out` longer than the limit.
+    fn push(&self, out: &mut String, part: &str) -> Result<(), ShellError> {
+        if out.len().saturating_add(part.len()) > self.limit {
+            return Err(too_long(self.limit, self.last_var.as_deref()));
+        }
+        out.push_str(part);
+        Ok(())
+    }
+
     fn get_env(&mut self, name: &str) -> Option<&'a str> {
+        self.last_var = Some(name.to_owned());
         let value = self.vars.get_var(name);
         let set = if value.is_some() {
             &mut self.matched
@@ -322,7 +431,7 @@ impl<'a> Expander<'a> {
                     '\'' => self.process_single_quote()?,
                     _ => self.process_double_quote()?,
                 };
-                result.push_str(&part);
+                self.push(&mut result, &part)?;
                 if let Some(words) = words.as_deref_mut() {
                     if ch == '$' {
                         words.add_str(&part);
@@ -413,7 +522,7 @@ impl<'a> Expander<'a> {
                 }
                 Some('$') => {
                     let value = self.process_dollar()?;
-                    result.push_str(&value);
+                    self.push(&mut result, &value)?;
                 }
                 Some(mut ch) => {
                     self.cursor.next();
@@ -515,9 +624,9 @@ impl<'a> Expander<'a> {
                     None => (word.as_str(), false),
                 };
                 if op == '%' {
-                    trim_suffix(pattern, value, greedy)
+                    trim_suffix(pattern, value, greedy, &mut self.fuel)
                 } else {
-                    trim_prefix(pattern, value, greedy)
+                    trim_prefix(pattern, value, greedy, &mut self.fuel)
                 }
             }
             _ => Err(unsupported_modifier(&chs)),
@@ -545,12 +654,15 @@ impl<'a> Expander<'a> {
         let regex = Pattern::compile(&pattern, true).map_err(|e| invalid_pattern(&pattern, &e))?;
         let text: Vec<char> = value.chars().collect();
         if replace_all {
-            return Ok(regex.replace_all(&text, &replacement));
+            let limit = self.limit;
+            return regex
+                .replace_all(&text, &replacement, limit, &mut self.fuel)?
+                .ok_or_else(|| too_long(limit, Some(name)));
         }
-        Ok(match regex.find_at(&text, 0, false) {
+        Ok(match regex.find_at(&text, 0, false, &mut self.fuel)? {
             Some((start, end)) => {
                 let mut out: String = text.get(..start).unwrap_or_default().iter().collect();
-                out.push_str(&replacement);
+                self.push(&mut out, &replacement)?;
                 out.extend(text.get(end..).unwrap_or_default());
                 out
             }
@@ -647,10 +759,15 @@ fn in_ranges(ranges: &[u32], ch: char) -> bool {
 }
 
 /// `${v#p}` / `${v##p}`: remove the shortest (longest if `greedy`) prefix matching `pattern`.
-fn trim_prefix(pattern: &str, value: &str, greedy: bool) -> Result<String, ShellError> {
+fn trim_prefix(
+    pattern: &str,
+    value: &str,
+    greedy: bool,
+    fuel: &mut u64,
+) -> Result<String, ShellError> {
     let regex = Pattern::compile(pattern, greedy).map_err(|e| invalid_pattern(pattern, &e))?;
     let text: Vec<char> = value.chars().collect();
-    Ok(match regex.find_at(&text, 0, true) {
+    Ok(match regex.find_at(&text, 0, true, fuel)? {
         Some((_, end)) => text.get(end..).unwrap_or_default().iter().collect(),
         None => value.to_owned(),
     })
@@ -658,9 +775,14 @@ fn trim_prefix(pattern: &str, value: &str, greedy: bool) -> Result<String, Shell
 
 /// `${v%p}` / `${v%%p}`: like BuildKit, reverse the value and the pattern (keeping `\x`
 /// pairs in order) and remove a prefix; errors therefore show the reversed pattern.
-fn trim_suffix(pattern: &str, value: &str, greedy: bool) -> Result<String, ShellError> {
+fn trim_suffix(
+    pattern: &str,
+    value: &str,
+    greedy: bool,
+    fuel: &mut u64,
+) -> Result<String, ShellError> {
     let reversed: String = value.chars().rev().collect();
-    let trimmed = trim_prefix(&reverse_pattern(pattern), &reversed, greedy)?;
+    let trimmed = trim_prefix(&reverse_pattern(pattern), &reversed, greedy, fuel)?;
     Ok(trimmed.chars().rev().collect())
 }
 
@@ -806,8 +928,15 @@ impl Pattern {
     }
 
     /// The leftmost-first match in `text[from..]` as char indices; with `anchored` only a
-    /// match starting at `from`.
-    fn find_at(&self, text: &[char], from: usize, anchored: bool) -> Option<(usize, usize)> {
+    /// match starting at `from`. Each thread step burns one unit of `fuel`; running out is
+    /// an error.
+    fn find_at(
+        &self,
+        text: &[char],
+        from: usize,
+        anchored: bool,
+        fuel: &mut u64,
+    ) -> Result<Option<(usize, usize)>, ShellError> {
         let len = self.prog.len();
         let mut current = Threads::new(len);
         let mut next = Threads::new(len);
@@ -822,6 +951,9 @@ impl Pattern {
                 break;
             }
             let ch = text.get(pos).copied();
+            *fuel = fuel
+                .checked_sub(current.threads.len() as u64 + 1)
+                .ok_or_else(too_costly)?;
             for &(pc, start) in &current.threads {
                 match self.prog.get(pc) {
                     Some(Inst::Match) => {
@@ -845,29 +977,40 @@ impl Pattern {
             next.clear();
             pos += 1;
         }
-        found
+        Ok(found)
     }
 
     /// Go's `Regexp.ReplaceAllString`: non-overlapping matches left to right, an empty match
-    /// right after a match is skipped, and `repl` is a `Regexp.Expand` template.
-    fn replace_all(&self, text: &[char], repl: &str) -> String {
+    /// right after a match is skipped, and `repl` is a `Regexp.Expand` template. `None`
+    /// when the result would be longer than `limit` bytes.
+    fn replace_all(
+        &self,
+        text: &[char],
+        repl: &str,
+        limit: usize,
+        fuel: &mut u64,
+    ) -> Result<Option<String>, ShellError> {
         let mut out = String::new();
         let mut last_end = 0;
         let mut search = 0;
         while search <= text.len() {
-            let Some((start, end)) = self.find_at(text, search, false) else {
+            let Some((start, end)) = self.find_at(text, search, false, fuel)? else {
                 break;
             };
             out.extend(text.get(last_end..start).unwrap_or_default());
             if end > last_end || start == 0 {
                 expand_template(&mut out, repl, text.get(start..end).unwrap_or_default());
             }
+            // One template adds at most `repl.len()` + one match: never far past the limit.
+            if out.len() > limit {
+                return Ok(None);
+            }
             last_end = end;
             // Always advance by at least one character.
             search = if end <= search { search + 1 } else { end };
         }
         out.extend(text.get(last_end..).unwrap_or_default());
-        out
+        Ok((out.len() <= limit).then_some(out))
     }
 }
 
@@ -916,6 +1059,111 @@ fn expand_template(out: &mut String, template: &str, matched: &[char]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn vars(pairs: &[(&str, String)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
+    }
+
+    fn too_long_at(e: ShellError) -> Option<String> {
+        match e.kind {
+            ShellErrorKind::TooLong { limit, variable } => {
+                assert_eq!(limit, MAX_EXPANDED_LEN);
+                variable
+            }
+            other => panic!("expected TooLong, got {other:?}: {}", e.message),
+        }
+    }
+
+    #[test]
+    fn expansion_is_bounded() {
+        let lexer = ShellLexer::new('\\');
+        let half = "x".repeat(MAX_EXPANDED_LEN / 2 + 1);
+        let v = vars(&[("a", half.clone()), ("b", "y".into())]);
+        // Exactly at the limit is fine; one byte more is not.
+        let exact = vars(&[("a", "x".repeat(MAX_EXPANDED_LEN / 2)), ("b", "y".into())]);
+        let ok = lexer.process_word("$a$a", &exact).unwrap().value;
+        assert_eq!(ok.len(), MAX_EXPANDED_LEN);
+        assert_eq!(
+            too_long_at(lexer.process_word("$a$a$b", &exact).unwrap_err()),
+            Some("b".into())
+        );
+        for word in [
+            "$a$a",
+            "${a}${a}",
+            "\"$a$a\"",
+            "\"$a\"$a",
+            "${unset:-$a$a}",
+            "${b:+${a}${a}}",
+            "${a/x/$a}",
+            "pre $a $a",
+        ] {
+            let e = lexer.process_word(word, &v).unwrap_err();
+            assert_eq!(too_long_at(e.clone()), Some("a".into()), "{word}");
+            assert_eq!(
+                e.message,
+                "expanded value longer than 1 MiB (the limit for one expanded value) at $a"
+            );
+            assert!(lexer.process_words(word, &v).is_err(), "{word}");
+        }
+        // `//` replacement doubling every character: the variable is the one replaced.
+        let e = lexer.process_word("${a//?/xx}", &v).unwrap_err();
+        assert_eq!(too_long_at(e), Some("a".into()));
+        // A value already over the limit can't be used at all.
+        let big = vars(&[("big", "x".repeat(MAX_EXPANDED_LEN + 1))]);
+        assert!(lexer.process_word("$big", &big).is_err());
+        assert!(lexer.process_word("${big#x}", &big).is_ok());
+        assert!(lexer.process_word("${big}", &big).is_err());
+    }
+
+    #[test]
+    fn limit_is_the_lexers_or_the_words_own_length() {
+        let mut lexer = ShellLexer::new('\\');
+        lexer.max_len = 8;
+        let v = vars(&[("a", "12345".into())]);
+        assert_eq!(lexer.process_word("$a", &v).unwrap().value, "12345");
+        assert!(lexer.process_word("$a$a", &v).is_err());
+        // Written text longer than the limit is the Dockerfile's own size, not expansion.
+        let literal = "0123456789abcdef";
+        assert_eq!(lexer.process_word(literal, &v).unwrap().value, literal);
+        assert!(lexer.process_word("0123456789abcdef$a", &v).is_err());
+        assert!(lexer.process_word("012$a$a$a$a", &v).is_err());
+        let e = lexer.process_word("0123456$a", &v).unwrap_err();
+        assert!(
+            matches!(e.kind, ShellErrorKind::TooLong { limit: 9, .. }),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn pattern_work_is_bounded() {
+        let mut lexer = ShellLexer::new('\\');
+        lexer.max_pattern_steps = 100_000;
+        let v = vars(&[
+            ("a", "a".repeat(10_000)),
+            ("p", format!("{}b", "*".repeat(100))),
+            ("q", format!("b{}", "*".repeat(100))),
+        ]);
+        for word in ["${a//$p/x}", "${a/$p/x}", "${a#$p}", "${a%%$q}"] {
+            let r = lexer.process_word(word, &v).map(|r| r.value.len());
+            assert_eq!(
+                r.map_err(|e| e.kind),
+                Err(ShellErrorKind::PatternTooCostly),
+                "{word}"
+            );
+        }
+        // Small work is untouched, and reported.
+        let r = lexer.process_word("${a##a*}", &v).unwrap();
+        assert_eq!(r.value, "");
+        assert!(
+            r.pattern_steps > 10_000 && r.pattern_steps < 100_000,
+            "{}",
+            r.pattern_steps
+        );
+        assert_eq!(lexer.process_word("$a", &v).unwrap().pattern_steps, 0);
+    }
 
     #[test]
     fn reverse_pattern_keeps_escapes() {
@@ -1008,7 +1256,8 @@ mod tests {
             let from = rand(text.len() + 1);
             let p = Pattern::compile(&pattern, greedy).unwrap();
             assert_eq!(
-                p.find_at(&text, from, anchored),
+                p.find_at(&text, from, anchored, &mut u64::MAX.clone())
+                    .unwrap(),
                 reference_find(&p, &text, from, anchored),
                 "pattern {pattern:?} text {text:?} greedy {greedy} anchored {anchored} from {from}"
             );
@@ -1019,7 +1268,14 @@ mod tests {
     fn replace_all_like_go() {
         let run = |pattern: &str, text: &str, repl: &str| {
             let p = Pattern::compile(pattern, true).unwrap();
-            p.replace_all(&text.chars().collect::<Vec<_>>(), repl)
+            p.replace_all(
+                &text.chars().collect::<Vec<_>>(),
+                repl,
+                usize::MAX,
+                &mut u64::MAX.clone(),
+            )
+            .unwrap()
+            .unwrap()
         };
         // Empty matches everywhere, but not right after a non-empty match.
         assert_eq!(run("", "xy", "-"), "-x-y-");

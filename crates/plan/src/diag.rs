@@ -42,6 +42,8 @@ pub enum ErrorKind {
     CopyUrl,
     UnsupportedFrontend,
     InvalidBuildArg,
+    /// A value or a stage's values past the expansion limits.
+    TooLarge,
 }
 
 impl std::fmt::Display for Diagnostic {

@@ -2,7 +2,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use dockerfile::shell::{ShellLexer, Vars};
+use std::cell::Cell;
+
+use dockerfile::shell::{human_size, ShellErrorKind, ShellLexer, Vars};
 use dockerfile::{Node, Span};
 use serde::Serialize;
 
@@ -22,6 +24,22 @@ pub const PROXY_ARGS: &[&str] = &[
     "ALL_PROXY",
     "all_proxy",
 ];
+
+/// The longest value one expansion may produce, and the longest build arg value: 1 MiB.
+pub const MAX_VALUE_LEN: usize = dockerfile::shell::MAX_EXPANDED_LEN;
+
+/// What one stage may hold, in bytes: its inherited environment (`K=V` as the config holds
+/// it), every value its instructions expand to, the build arg values its ARGs take and the
+/// ARG values each RUN records in its history line. 16 MiB. The global ARGs have a budget of
+/// their own of the same size.
+pub const MAX_STAGE_LEN: usize = 16 << 20;
+
+/// The same count over the global scope and every needed stage: 64 MiB.
+pub const MAX_PLAN_LEN: usize = 64 << 20;
+
+/// Pattern-matching steps (`${v#p}`, `${v//p/r}`, ...) a whole plan may take: 2^26, about
+/// 1.5 s; one word may take [`dockerfile::shell::MAX_PATTERN_STEPS`] of them.
+pub const MAX_PLAN_PATTERN_STEPS: u64 = 1 << 26;
 
 /// An OS/architecture pair such as `linux/amd64`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -110,7 +128,8 @@ pub struct Step {
     /// Variables this step referenced that a base image's Env may define: the expansion is
     /// provisional until the engine resolves the base image.
     pub waits_on_base: Vec<String>,
-    /// Declared ARGs with a value, as the step sees them (proxy args excluded).
+    /// For RUN, the declared ARGs with a value as the step sees them (proxy args excluded),
+    /// which RUN gets as environment and records in its history; empty for other steps.
     pub args: Vec<(String, String)>,
 }
 
@@ -186,30 +205,115 @@ struct RawStage<'a> {
     instrs: Vec<(&'a Node, Instruction)>,
 }
 
+/// An ordered list of variables with an index by name, so that a lookup or an update costs
+/// the same with 10 or 100,000 variables (a search of the list per ENV made a stage of
+/// 100,000 ENV lines take minutes). Removed entries leave a hole until holes outnumber
+/// entries.
+#[derive(Clone, Debug)]
+struct VarList<V> {
+    entries: Vec<Option<(String, V)>>,
+    index: HashMap<String, usize>,
+}
+
+impl<V> Default for VarList<V> {
+    fn default() -> Self {
+        VarList {
+            entries: Vec::new(),
+            index: HashMap::new(),
+        }
+    }
+}
+
+impl<V> VarList<V> {
+    /// Entries in order; a later duplicate replaces the earlier value in its place.
+    fn from_pairs(pairs: impl IntoIterator<Item = (String, V)>) -> Self {
+        let mut list = VarList::default();
+        for (k, v) in pairs {
+            list.set(&k, v);
+        }
+        list
+    }
+
+    fn get(&self, name: &str) -> Option<&V> {
+        let i = *self.index.get(name)?;
+        self.entries.get(i)?.as_ref().map(|(_, v)| v)
+    }
+
+    /// Replace the value in place (ENV keeps the position of the first definition, as a
+    /// config's Env does), or append.
+    fn set(&mut self, name: &str, value: V) {
+        if let Some(e) = self
+            .index
+            .get(name)
+            .and_then(|&i| self.entries.get_mut(i))
+            .and_then(Option::as_mut)
+        {
+            e.1 = value;
+            return;
+        }
+        self.index.insert(name.to_string(), self.entries.len());
+        self.entries.push(Some((name.to_string(), value)));
+    }
+
+    /// Remove `name` and append it at the end (a redeclared ARG moves last).
+    fn set_last(&mut self, name: &str, value: V) {
+        self.remove(name);
+        self.set(name, value);
+    }
+
+    fn remove(&mut self, name: &str) {
+        if let Some(i) = self.index.remove(name) {
+            if let Some(e) = self.entries.get_mut(i) {
+                *e = None;
+            }
+        }
+        if self.entries.len() > 32 && self.entries.len() > 2 * self.index.len() {
+            self.compact();
+        }
+    }
+
+    fn compact(&mut self) {
+        self.entries.retain(Option::is_some);
+        for (i, (k, _)) in self.entries.iter().flatten().enumerate() {
+            if let Some(slot) = self.index.get_mut(k) {
+                *slot = i;
+            }
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&String, &V)> {
+        self.entries.iter().flatten().map(|(k, v)| (k, v))
+    }
+
+    fn into_vec(self) -> Vec<(String, V)> {
+        self.entries.into_iter().flatten().collect()
+    }
+}
+
+impl Vars for VarList<String> {
+    fn get_var(&self, name: &str) -> Option<&str> {
+        self.get(name).map(String::as_str)
+    }
+}
+
+/// The bytes a `K=V` environment entry takes in a config.
+fn entry_len(k: &str, v: &str) -> usize {
+    k.len() + v.len() + 1
+}
+
 /// The lookup used while expanding inside a stage: ENV wins over ARG.
 struct Scope {
-    env: Vec<(String, String)>,
+    env: VarList<String>,
     env_known: bool,
-    args: Vec<(String, Option<String>)>,
+    args: VarList<Option<String>>,
 }
 
 impl Vars for Scope {
     fn get_var(&self, name: &str) -> Option<&str> {
-        if let Some(v) = self.env.get_var(name) {
+        if let Some(v) = self.env.get(name) {
             return Some(v);
         }
-        self.args
-            .iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .and_then(|(_, v)| v.as_deref())
-    }
-}
-
-fn set(list: &mut Vec<(String, String)>, k: &str, v: String) {
-    match list.iter_mut().find(|(key, _)| key == k) {
-        Some(e) => e.1 = v,
-        None => list.push((k.to_string(), v)),
+        self.args.get(name).and_then(|v| v.as_deref())
     }
 }
 
@@ -260,6 +364,31 @@ fn expose_ports(spec: &str) -> Result<Vec<String>, String> {
 struct Ctx<'a> {
     loc: Locator<'a>,
     lexer: ShellLexer,
+    /// Bytes the current scope (the global ARGs, or one stage) holds so far.
+    scope_used: Cell<usize>,
+    /// Bytes all scopes hold so far.
+    plan_used: Cell<usize>,
+    /// Pattern-matching steps left for the rest of the plan.
+    pattern_steps_left: Cell<u64>,
+}
+
+/// The hint of every limit error.
+fn limits_hint() -> Option<String> {
+    Some(format!(
+        "strata limits one expanded value to {}, a stage's values to {} and a build's to {}",
+        human_size(MAX_VALUE_LEN),
+        human_size(MAX_STAGE_LEN),
+        human_size(MAX_PLAN_LEN)
+    ))
+}
+
+/// The hint of a pattern that takes too long.
+fn pattern_hint() -> Option<String> {
+    Some(format!(
+        "strata limits the pattern operators (${{v#p}}, ${{v//p/r}}, ...) to {} steps per word and {} per build",
+        dockerfile::shell::MAX_PATTERN_STEPS,
+        MAX_PLAN_PATTERN_STEPS
+    ))
 }
 
 impl Ctx<'_> {
@@ -270,12 +399,101 @@ impl Ctx<'_> {
         span: Span,
         e: &dockerfile::shell::ShellError,
     ) -> Diagnostic {
+        let (kind, hint) = match e.kind {
+            ShellErrorKind::Syntax => (ErrorKind::Expansion, None),
+            ShellErrorKind::TooLong { .. } => (ErrorKind::TooLarge, limits_hint()),
+            ShellErrorKind::PatternTooCostly => (ErrorKind::TooLarge, pattern_hint()),
+        };
         self.loc.at(
-            ErrorKind::Expansion,
+            kind,
             span,
             Some(word),
             format!("failed to process {word:?}: {}", e.message),
-            None,
+            hint,
+        )
+    }
+
+    /// The lexer for the next word: its pattern steps are what the plan has left.
+    fn lexer(&self) -> ShellLexer {
+        let mut lexer = self.lexer;
+        lexer.max_pattern_steps = lexer.max_pattern_steps.min(self.pattern_steps_left.get());
+        lexer
+    }
+
+    fn used_pattern_steps(&self, steps: u64) {
+        let left = self.pattern_steps_left.get();
+        self.pattern_steps_left.set(left.saturating_sub(steps));
+    }
+
+    /// Start counting a new scope (a stage).
+    fn new_scope(&self) {
+        self.scope_used.set(0);
+    }
+
+    /// Count `bytes` more against the scope's and the build's limits; `what` says what took
+    /// them (`failed to process "$a$a"`, `ARG big`, ...), located at `needle`.
+    fn spend(
+        &self,
+        bytes: usize,
+        span: Span,
+        needle: Option<&str>,
+        what: &str,
+    ) -> Result<(), Diagnostic> {
+        let scope = self.scope_used.get().saturating_add(bytes);
+        let total = self.plan_used.get().saturating_add(bytes);
+        self.scope_used.set(scope);
+        self.plan_used.set(total);
+        let over = if scope > MAX_STAGE_LEN {
+            Some(format!(
+                "the stage's values would be more than {} (the limit for one stage)",
+                human_size(MAX_STAGE_LEN)
+            ))
+        } else if total > MAX_PLAN_LEN {
+            Some(format!(
+                "the build's values would be more than {} (the limit for one build)",
+                human_size(MAX_PLAN_LEN)
+            ))
+        } else {
+            None
+        };
+        match over {
+            Some(m) => Err(self.loc.at(
+                ErrorKind::TooLarge,
+                span,
+                needle,
+                format!("{what}: {m}"),
+                limits_hint(),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// A value that comes from outside the Dockerfile (a build arg, a global ARG's value, a
+    /// base image's Env): at most [`MAX_VALUE_LEN`], and counted.
+    fn outside_value(
+        &self,
+        name: &str,
+        value: &str,
+        span: Span,
+        what: &str,
+    ) -> Result<(), Diagnostic> {
+        if value.len() > MAX_VALUE_LEN {
+            return Err(self.loc.at(
+                ErrorKind::TooLarge,
+                span,
+                Some(name),
+                format!(
+                    "{what} {name} is longer than {} (the limit for one value)",
+                    human_size(MAX_VALUE_LEN)
+                ),
+                limits_hint(),
+            ));
+        }
+        self.spend(
+            entry_len(name, value),
+            span,
+            Some(name),
+            &format!("{what} {name}"),
         )
     }
 
@@ -288,9 +506,16 @@ impl Ctx<'_> {
         unmatched: &mut BTreeSet<String>,
     ) -> Result<String, Diagnostic> {
         let r = self
-            .lexer
+            .lexer()
             .process_word(word, vars)
             .map_err(|e| self.expansion_error(word, span, &e))?;
+        self.used_pattern_steps(r.pattern_steps);
+        self.spend(
+            r.value.len(),
+            span,
+            Some(word),
+            &format!("failed to process {word:?}"),
+        )?;
         unmatched.extend(r.unmatched);
         Ok(r.value)
     }
@@ -303,9 +528,16 @@ impl Ctx<'_> {
         unmatched: &mut BTreeSet<String>,
     ) -> Result<Vec<String>, Diagnostic> {
         let r = self
-            .lexer
+            .lexer()
             .process_words(word, vars)
             .map_err(|e| self.expansion_error(word, span, &e))?;
+        self.used_pattern_steps(r.pattern_steps);
+        self.spend(
+            r.value.iter().map(String::len).sum(),
+            span,
+            Some(word),
+            &format!("failed to process {word:?}"),
+        )?;
         unmatched.extend(r.unmatched);
         Ok(r.value)
     }
@@ -322,6 +554,9 @@ pub fn plan(
     let ctx = Ctx {
         loc,
         lexer: ShellLexer::new(df.directives.escape),
+        scope_used: Cell::new(0),
+        plan_used: Cell::new(0),
+        pattern_steps_left: Cell::new(MAX_PLAN_PATTERN_STEPS),
     };
     let loc = &ctx.loc;
     let mut warnings: Vec<Warning> = df
@@ -485,14 +720,17 @@ pub fn plan(
             *v = b;
         }
     }
-    let mut global_env = auto.clone();
-    let mut global_args: Vec<(String, Option<String>)> = Vec::new();
+    let mut global_env = VarList::from_pairs(auto.clone());
+    let mut global_args: VarList<Option<String>> = VarList::default();
     let mut consumed: BTreeSet<String> = BTreeSet::new();
     for (node, decls) in &meta {
         for d in decls {
             consumed.insert(d.name.clone());
             let value = match (build_arg(&d.name), &d.default) {
-                (Some(v), _) => Some(v),
+                (Some(v), _) => {
+                    ctx.outside_value(&d.name, &v, node.span, "build arg")?;
+                    Some(v)
+                }
                 (None, Some(def)) => {
                     let mut un = BTreeSet::new();
                     Some(ctx.word(def, &global_env, node.span, &mut un)?)
@@ -500,17 +738,17 @@ pub fn plan(
                 (None, None) => None,
             };
             if let Some(v) = &value {
-                set(&mut global_env, &d.name, v.clone());
+                global_env.set(&d.name, v.clone());
             } else {
-                global_env.retain(|(k, _)| k != &d.name);
+                global_env.remove(&d.name);
             }
-            global_args.retain(|(k, _)| k != &d.name);
-            global_args.push((d.name.clone(), value));
+            global_args.set_last(&d.name, value);
         }
     }
+    let global_args = global_args.into_vec();
     // What an in-stage `ARG NAME` with no default and no build arg inherits.
     let mut inherited = global_env.clone();
-    set(&mut inherited, "TARGETSTAGE", target_stage_name.clone());
+    inherited.set("TARGETSTAGE", target_stage_name.clone());
 
     // Bases, names, ONBUILD triggers.
     let mut stages: Vec<Stage> = Vec::new();
@@ -758,6 +996,19 @@ pub fn plan(
         .iter()
         .filter_map(|k| build_arg(k).map(|v| (k.to_string(), v)))
         .collect();
+    // Proxy args reach every RUN without an ARG line to locate an error at.
+    for (k, v) in &proxy_args {
+        if v.len() > MAX_VALUE_LEN {
+            return Err(unlocated(
+                ErrorKind::TooLarge,
+                format!(
+                    "build arg {k} is longer than {} (the limit for one value)",
+                    human_size(MAX_VALUE_LEN)
+                ),
+                limits_hint(),
+            ));
+        }
+    }
     for i in 0..n {
         let numbered_from = !matches!(stages[i].base, Base::Scratch);
         let mut number = usize::from(numbered_from);
@@ -782,29 +1033,32 @@ pub fn plan(
             stages[i].total_steps = number;
             continue;
         }
-        let mut scope = match &stages[i].base {
-            Base::Scratch => Scope {
-                env: Vec::new(),
-                env_known: true,
-                args: Vec::new(),
-            },
-            Base::Stage { index, .. } => Scope {
-                env: stages[*index].env.clone(),
-                env_known: !stages[*index].waits_on_base,
-                args: Vec::new(),
-            },
+        let (env, env_known) = match &stages[i].base {
+            Base::Scratch => (Vec::new(), true),
+            Base::Stage { index, .. } => {
+                (stages[*index].env.clone(), !stages[*index].waits_on_base)
+            }
             Base::Image { .. } => match &resolved[i] {
-                Some(cfg) => Scope {
-                    env: cfg.env.clone(),
-                    env_known: true,
-                    args: Vec::new(),
-                },
-                None => Scope {
-                    env: Vec::new(),
-                    env_known: false,
-                    args: Vec::new(),
-                },
+                Some(cfg) => (cfg.env.clone(), true),
+                None => (Vec::new(), false),
             },
+        };
+        // The inherited environment counts against the stage's limit.
+        ctx.new_scope();
+        let inherited_len: usize = env.iter().map(|(k, v)| entry_len(k, v)).sum();
+        ctx.spend(
+            inherited_len,
+            stages[i].span,
+            None,
+            &format!(
+                "the environment stage {} starts with",
+                stages[i].display_name
+            ),
+        )?;
+        let mut scope = Scope {
+            env: VarList::from_pairs(env),
+            env_known,
+            args: VarList::default(),
         };
         let mut onbuild = Vec::new();
         for (span, inst, trig) in src {
@@ -833,11 +1087,22 @@ pub fn plan(
             } else {
                 un.into_iter().collect()
             };
-            let args = scope
-                .args
-                .iter()
-                .filter_map(|(k, v)| v.as_ref().map(|v| (k.clone(), v.clone())))
-                .collect();
+            // Only RUN sees ARGs as environment (and writes them into its history line).
+            let args: Vec<(String, String)> = if matches!(expanded, Instruction::Run(_)) {
+                scope
+                    .args
+                    .iter()
+                    .filter_map(|(k, v)| v.as_ref().map(|v| (k.clone(), v.clone())))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            ctx.spend(
+                args.iter().map(|(k, v)| entry_len(k, v)).sum(),
+                span,
+                None,
+                "the ARG values this RUN records",
+            )?;
             stages[i].steps.push(Step {
                 span,
                 number: n,
@@ -849,7 +1114,7 @@ pub fn plan(
             });
         }
         stages[i].total_steps = number;
-        stages[i].env = scope.env;
+        stages[i].env = scope.env.into_vec();
         stages[i].onbuild = onbuild;
         if !scope.env_known {
             stages[i].waits_on_base = true;
@@ -913,7 +1178,7 @@ fn expand(
     scope: &mut Scope,
     un: &mut BTreeSet<String>,
     build_arg: &dyn Fn(&str) -> Option<String>,
-    inherited: &[(String, String)],
+    inherited: &VarList<String>,
     consumed: &mut BTreeSet<String>,
 ) -> Result<Instruction, Diagnostic> {
     let loc = &ctx.loc;
@@ -944,7 +1209,7 @@ fn expand(
                         None,
                     ));
                 }
-                set(&mut scope.env, &v.key, v.value.clone());
+                scope.env.set(&v.key, v.value.clone());
             }
             Instruction::Env { vars }
         }
@@ -956,12 +1221,20 @@ fn expand(
             for d in args {
                 consumed.insert(d.name.clone());
                 let value = match (build_arg(&d.name), &d.default) {
-                    (Some(v), _) => Some(v),
+                    (Some(v), _) => {
+                        ctx.outside_value(&d.name, &v, span, "build arg")?;
+                        Some(v)
+                    }
                     (None, Some(def)) => Some(ctx.word(def, scope, span, un)?),
-                    (None, None) => inherited.get_var(&d.name).map(str::to_string),
+                    (None, None) => match inherited.get(&d.name) {
+                        Some(v) => {
+                            ctx.outside_value(&d.name, v, span, "global ARG")?;
+                            Some(v.clone())
+                        }
+                        None => None,
+                    },
                 };
-                scope.args.retain(|(k, _)| k != &d.name);
-                scope.args.push((d.name.clone(), value.clone()));
+                scope.args.set_last(&d.name, value.clone());
                 out.push(ArgDecl {
                     name: d.name,
                     default: value,
@@ -1069,19 +1342,31 @@ fn expand_copy(
         .collect::<Result<_, _>>()?;
     // Unquoted heredoc delimiters expand variables in the body (quotes stay as written),
     // as BuildKit does for COPY/ADD heredocs.
-    let mut lexer = ctx.lexer;
-    lexer.skip_process_quotes = true;
     for h in &mut c.heredocs {
         if h.expand {
+            let mut lexer = ctx.lexer();
+            lexer.skip_process_quotes = true;
             let r = lexer.process_word(&h.content, scope).map_err(|e| {
+                let (kind, hint) = match e.kind {
+                    ShellErrorKind::Syntax => (ErrorKind::Expansion, None),
+                    ShellErrorKind::TooLong { .. } => (ErrorKind::TooLarge, limits_hint()),
+                    ShellErrorKind::PatternTooCostly => (ErrorKind::TooLarge, pattern_hint()),
+                };
                 ctx.loc.at(
-                    ErrorKind::Expansion,
+                    kind,
                     span,
                     None,
                     format!("failed to expand heredoc {}: {}", h.name, e.message),
-                    None,
+                    hint,
                 )
             })?;
+            ctx.spend(
+                r.value.len(),
+                span,
+                None,
+                &format!("failed to expand heredoc {}", h.name),
+            )?;
+            ctx.used_pattern_steps(r.pattern_steps);
             un.extend(r.unmatched);
             h.content = r.value;
         }
@@ -1092,6 +1377,109 @@ fn expand_copy(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ctx(source: &str) -> Ctx<'_> {
+        Ctx {
+            loc: Locator::new(source),
+            lexer: ShellLexer::new('\\'),
+            scope_used: Cell::new(0),
+            plan_used: Cell::new(0),
+            pattern_steps_left: Cell::new(MAX_PLAN_PATTERN_STEPS),
+        }
+    }
+
+    #[test]
+    fn pattern_steps_are_counted_over_the_plan() {
+        let src = "FROM scratch\nENV x=${a%%b*****}\n";
+        let ctx = ctx(src);
+        ctx.pattern_steps_left.set(100_000);
+        let vars = VarList::from_pairs([("a".to_string(), "a".repeat(2_000))]);
+        let span = Span { start: 2, end: 2 };
+        let mut un = BTreeSet::new();
+        let word = "${a%%b*****}";
+        // Each word takes about 2,000 × 6 steps: eight fit, the ninth runs out.
+        let mut n = 0;
+        let d = loop {
+            match ctx.word(word, &vars, span, &mut un) {
+                Ok(v) => assert_eq!(v.len(), 2_000),
+                Err(d) => break d,
+            }
+            n += 1;
+            assert!(n < 20, "the plan's pattern budget is not applied");
+        };
+        assert!((5..=9).contains(&n), "{n}");
+        assert_eq!(d.kind, ErrorKind::TooLarge);
+        assert_eq!((d.line, d.col), (2, 7));
+        assert_eq!(
+            d.message,
+            "failed to process \"${a%%b*****}\": pattern matching takes too many steps"
+        );
+        assert!(d.hint.unwrap().contains("per build"));
+    }
+
+    #[test]
+    fn stage_and_plan_bytes_are_counted() {
+        let ctx = ctx("FROM scratch\nENV x=$a\n");
+        let span = Span { start: 2, end: 2 };
+        ctx.spend(MAX_STAGE_LEN, span, Some("$a"), "x").unwrap();
+        let d = ctx
+            .spend(1, span, Some("$a"), "failed to process \"$a\"")
+            .unwrap_err();
+        assert_eq!(
+            d.message,
+            "failed to process \"$a\": the stage's values would be more than 16 MiB (the limit for one stage)"
+        );
+        // A new stage starts from zero; the build's count (16 MiB + 1 so far) goes on.
+        for _ in 0..2 {
+            ctx.new_scope();
+            ctx.spend(MAX_STAGE_LEN, span, None, "x").unwrap();
+        }
+        ctx.new_scope();
+        let d = ctx.spend(MAX_STAGE_LEN, span, None, "x").unwrap_err();
+        assert!(
+            d.message
+                .contains("more than 64 MiB (the limit for one build)"),
+            "{}",
+            d.message
+        );
+    }
+
+    #[test]
+    fn var_list_orders_like_env_and_arg() {
+        let mut l = VarList::from_pairs([
+            ("A".to_string(), "1".to_string()),
+            ("B".into(), "2".into()),
+            ("A".into(), "3".into()),
+        ]);
+        assert_eq!(l.get_var("A"), Some("3"));
+        // ENV: replaced in place.
+        l.set("B", "4".into());
+        l.set("C", "5".into());
+        // ARG redeclaration: moves last.
+        l.set_last("A", "6".into());
+        l.remove("nothing");
+        assert_eq!(
+            l.clone().into_vec(),
+            vec![
+                ("B".to_string(), "4".to_string()),
+                ("C".into(), "5".into()),
+                ("A".into(), "6".into())
+            ]
+        );
+        // Holes are compacted and the index still finds everything.
+        for i in 0..1000 {
+            l.set_last(&format!("V{}", i % 10), i.to_string());
+        }
+        assert!(l.entries.len() <= 2 * l.index.len().max(32));
+        assert_eq!(l.get_var("V3"), Some("993"));
+        assert_eq!(l.get_var("B"), Some("4"));
+        let names: Vec<&String> = l.iter().map(|(k, _)| k).collect();
+        assert_eq!(names.len(), 13);
+        assert_eq!(names.last().map(|s| s.as_str()), Some("V9"));
+        l.remove("B");
+        assert_eq!(l.get_var("B"), None);
+        assert_eq!(l.iter().count(), 12);
+    }
 
     #[test]
     fn stage_names() {

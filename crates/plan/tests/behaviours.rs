@@ -580,3 +580,240 @@ fn copy_heredoc_expands_unless_quoted() {
     };
     assert_eq!(b.heredocs[0].content, "v=$V\n");
 }
+
+// Issue 10, item 5: expansion is bounded (1 MiB per value, 16 MiB per stage, 64 MiB per build).
+
+/// `ARG`/`ENV` lines doubling a 16-byte value: line `n + 2` sets `{name}{n}` to 16·2ⁿ bytes.
+fn doubling(keyword: &str, name: &str, lines: usize) -> String {
+    let mut s = format!("FROM scratch\n{keyword} {name}0=0123456789abcdef\n");
+    for i in 1..lines {
+        s.push_str(&format!(
+            "{keyword} {name}{i}=${{{name}{}}}${{{name}{}}}\n",
+            i - 1,
+            i - 1
+        ));
+    }
+    s
+}
+
+/// A stage preamble that makes `$m` exactly 1 MiB (doubling ARGs, not counted twice).
+const MIB_ARG: &str = "ARG m0=0123456789abcdef\nARG m1=$m0$m0\nARG m2=$m1$m1\nARG m3=$m2$m2\nARG m4=$m3$m3\nARG m5=$m4$m4\nARG m6=$m5$m5\nARG m7=$m6$m6\nARG m8=$m7$m7\nARG m9=$m8$m8\nARG m10=$m9$m9\nARG m11=$m10$m10\nARG m12=$m11$m11\nARG m13=$m12$m12\nARG m14=$m13$m13\nARG m15=$m14$m14\nARG m16=$m15$m15\nARG m=$m16\n";
+
+fn too_large(d: &Diagnostic) -> String {
+    assert_eq!(d.kind, ErrorKind::TooLarge, "{}", d.render("Dockerfile"));
+    assert!(
+        d.hint.as_deref().unwrap_or("").contains("1 MiB"),
+        "{:?}",
+        d.hint
+    );
+    d.render("Dockerfile")
+}
+
+#[test]
+fn doubling_env_stops_at_one_mib() {
+    // 16·2¹⁶ = 1 MiB is allowed; line 19 (a17) would be 2 MiB.
+    let d = err(&doubling("ENV", "a", 39));
+    let text = too_large(&d);
+    assert_eq!((d.line, d.col, d.width), (19, 9, 12), "{text}");
+    assert!(
+        text.starts_with("error: Dockerfile:19:9: failed to process \"${a16}${a16}\": expanded value longer than 1 MiB (the limit for one expanded value) at $a16\n"),
+        "{text}"
+    );
+    let p = ok(&doubling("ENV", "a", 17));
+    assert_eq!(p.stages[0].env.last().unwrap().1.len(), 1 << 20);
+}
+
+#[test]
+fn doubling_arg_stops_at_one_mib() {
+    let d = err(&doubling("ARG", "b", 39));
+    too_large(&d);
+    assert_eq!((d.line, d.col), (19, 9));
+    // Global ARGs too (the FROM comes last).
+    let global = doubling("ARG", "g", 30).replace("FROM scratch\n", "") + "FROM scratch\n";
+    let d = err(&global);
+    too_large(&d);
+    assert_eq!((d.line, d.col), (18, 9));
+}
+
+#[test]
+fn nested_and_repeated_references_are_bounded() {
+    for (word, var) in [
+        // The substitution that produced the long value is named.
+        ("${u:-${m}x}", "u"),
+        ("\"$m\"$m", "m"),
+        ("$m$m$m$m$m$m$m$m$m$m$m$m$m$m$m$m", "m"),
+        ("${m//?/xx}", "m"),
+        ("${u:-${u:-${u:-$m$m}}}", "m"),
+    ] {
+        let src = format!("FROM scratch\n{MIB_ARG}ENV x={word}\n");
+        let d = err(&src);
+        let text = too_large(&d);
+        assert_eq!(d.line, 20, "{text}");
+        assert!(text.contains(&format!("at ${var}")), "{text}");
+    }
+}
+
+#[test]
+fn many_env_in_one_instruction_hit_the_stage_limit() {
+    let mut line = String::from("ENV");
+    for i in 0..20 {
+        line.push_str(&format!(" e{i}=$m"));
+    }
+    let d = err(&format!("FROM scratch\n{MIB_ARG}{line}\n"));
+    let text = too_large(&d);
+    assert_eq!(d.line, 20);
+    assert!(
+        text.contains("the stage's values would be more than 16 MiB (the limit for one stage)"),
+        "{text}"
+    );
+    // ENV a=$b b=$a: both read the scope before the instruction, so nothing chains.
+    let p = ok("FROM scratch\nENV a=1 b=2\nENV a=$b b=$a\n");
+    assert_eq!(
+        p.stages[0].env,
+        vec![("a".into(), "2".into()), ("b".into(), "1".into())]
+    );
+}
+
+#[test]
+fn labels_through_args_hit_the_stage_limit() {
+    // The same key over and over: the config's labels stay small but every LABEL is in the
+    // history, so the stage's count grows.
+    let labels = "LABEL x=$m\n".repeat(17);
+    let d = err(&format!("FROM scratch\n{MIB_ARG}{labels}"));
+    too_large(&d);
+    assert!((20..=36).contains(&d.line), "{}", d.line);
+}
+
+#[test]
+fn run_args_count_per_run() {
+    let runs = "RUN true\n".repeat(20);
+    let d = err(&format!("FROM busybox\n{MIB_ARG}{runs}"));
+    let text = too_large(&d);
+    assert!(text.contains("the ARG values this RUN records"), "{text}");
+    // Only RUN steps carry the ARGs.
+    let p = ok("FROM busybox\nARG a=1\nENV b=2\nRUN true\n");
+    assert!(p.stages[0].steps[1].args.is_empty());
+    assert_eq!(p.stages[0].steps[2].args, vec![("a".into(), "1".into())]);
+}
+
+#[test]
+fn heredoc_expansion_is_bounded() {
+    let d = err(&format!(
+        "FROM scratch\n{MIB_ARG}COPY <<EOF /a\n$m$m\nEOF\n"
+    ));
+    let text = too_large(&d);
+    assert!(text.contains("failed to expand heredoc EOF"), "{text}");
+    // Quoted: not expanded, nothing to bound.
+    ok(&format!(
+        "FROM scratch\n{MIB_ARG}COPY <<'EOF' /a\n$m$m\nEOF\n"
+    ));
+}
+
+#[test]
+fn huge_build_args_are_refused_where_an_arg_takes_them() {
+    let big = "x".repeat((1 << 20) + 1);
+    let d = err_with(
+        "FROM scratch\nARG small\nARG big\nRUN true\n",
+        &args(&[("big", &big)]),
+    );
+    let text = too_large(&d);
+    assert_eq!((d.line, d.col), (3, 5), "{text}");
+    assert!(
+        text.contains("build arg big is longer than 1 MiB (the limit for one value)"),
+        "{text}"
+    );
+    // Unused, it harms nothing.
+    ok_with("FROM scratch\n", &args(&[("big", &big)]));
+    // 128 KiB (what one command-line argument can hold) doubled by ARGs.
+    let arg = "y".repeat(128 << 10);
+    let d = err_with(
+        "FROM scratch\nARG big\nARG b1=$big$big\nARG b2=$b1$b1\nARG b3=$b2$b2\nARG b4=$b3$b3\n",
+        &args(&[("big", &arg)]),
+    );
+    too_large(&d);
+    assert_eq!(d.line, 6);
+    // A proxy arg reaches every RUN without an ARG: refused up front.
+    let d = err_with("FROM busybox\nRUN true\n", &args(&[("http_proxy", &big)]));
+    assert_eq!((d.kind, d.line), (ErrorKind::TooLarge, 0));
+}
+
+struct BigEnv;
+impl ImageResolver for BigEnv {
+    fn resolve(&self, r: &str) -> Option<BaseImage> {
+        (r == "big").then(|| BaseImage {
+            env: (0..17)
+                .map(|i| (format!("E{i}"), "z".repeat(1 << 20)))
+                .collect(),
+            onbuild: Vec::new(),
+        })
+    }
+}
+
+#[test]
+fn a_base_image_env_counts_against_the_stage() {
+    let d = plan("FROM big\nRUN true\n", &PlanOptions::default(), &BigEnv).unwrap_err();
+    let text = too_large(&d);
+    assert_eq!(d.line, 1);
+    assert!(
+        text.contains("the environment stage stage-0 starts with"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_build_as_a_whole_is_bounded() {
+    // Five stages of 13 MiB each (3 MiB of ARGs, 10 MiB of ENV), all needed: 65 MiB.
+    let mut src = String::new();
+    for s in 0..5 {
+        src.push_str(&format!("FROM scratch AS s{s}\n{MIB_ARG}"));
+        for i in 0..10 {
+            src.push_str(&format!("ENV e{i}=$m\n"));
+        }
+    }
+    src.push_str("FROM scratch\n");
+    for s in 0..5 {
+        src.push_str(&format!("COPY --from=s{s} /a /a{s}\n"));
+    }
+    let d = err(&src);
+    let text = too_large(&d);
+    assert!(
+        text.contains("the build's values would be more than 64 MiB (the limit for one build)"),
+        "{text}"
+    );
+    // Not needed, not expanded: the same stages without the COPYs plan.
+    let last = src.find("COPY").unwrap();
+    ok(&src[..last]);
+}
+
+#[test]
+fn many_env_lines_keep_their_order_and_last_values() {
+    let mut src = String::from("FROM scratch\n");
+    for i in 0..20_000 {
+        src.push_str(&format!("ENV v{}=x{i}\n", i % 7_000));
+    }
+    src.push_str("ENV last=$v0\n");
+    let p = ok(&src);
+    let env = &p.stages[0].env;
+    assert_eq!(env.len(), 7_001);
+    assert_eq!(env[0], ("v0".into(), "x14000".into()));
+    assert_eq!(env[6_999], ("v6999".into(), "x13999".into()));
+    assert_eq!(env[7_000], ("last".into(), "x14000".into()));
+}
+
+#[test]
+fn onbuild_triggers_are_bounded_where_they_run() {
+    // The base stage only declares the triggers (nothing expands there); the stage built on
+    // it runs them and is refused, at the trigger's line.
+    let triggers: String = MIB_ARG
+        .lines()
+        .map(|l| format!("ONBUILD {l}\n"))
+        .collect::<String>()
+        + "ONBUILD ENV x=$m$m\n";
+    let src = format!("FROM scratch AS base\n{triggers}FROM base\n");
+    let d = err(&src);
+    let text = too_large(&d);
+    assert_eq!((d.line, d.col), (20, 15), "{text}");
+    assert!(text.contains("at $m"), "{text}");
+    // The base stage alone plans.
+    ok_with(&src, &target("base"));
+}
