@@ -121,6 +121,7 @@ mod helper;
 mod init;
 mod parent;
 mod proto;
+mod seccomp;
 mod spec;
 mod sys;
 mod user;
@@ -129,6 +130,7 @@ pub use error::{Error, Result};
 pub use helper::maybe_run_init;
 pub use parent::{run, spawn, ExitStatus, Output, Running};
 pub use proto::INIT_ARG;
+pub use seccomp::{Seccomp, SeccompError, SeccompProfile, DOCKER_DEFAULT_JSON};
 pub use spec::{ExecSpec, Mount, Network, Rootfs, Stdio};
 
 /// Docker's default capability set as a bit mask (`0x00000000a80425fb`).

@@ -1,0 +1,488 @@
+//! Seccomp: Docker's profile format compiled to BPF, and installing it in the container's init.
+//!
+//! A profile is Docker's JSON (`defaultAction`, `defaultErrnoRet`, `syscalls[]` with `names`,
+//! `action`, `errnoRet`, `args` and `includes`/`excludes`). [`SeccompProfile::docker_default`]
+//! is Docker's own default profile (`default.json` beside this file, see `NOTICE.md`), compiled
+//! once per process.
+//!
+//! # Docker's rules, as applied here
+//!
+//! * An entry applies when its `includes` hold and its `excludes` do not, against the native
+//!   architecture (Go's name: `amd64`, `arm64`, `riscv64`), the container's capability
+//!   *bounding* set (strata's is always Docker's default set, so `CAP_SYS_ADMIN` entries never
+//!   apply and the `clone` namespace-flag rule and `clone3` → `ENOSYS` do) and the running
+//!   kernel's version (`minKernel`): all `includes.caps` must be in the set, any
+//!   `excludes.caps` in the set drops the entry.
+//! * The `args` of one entry are ANDed, the entries for one syscall ORed; every comparison is
+//!   on the full 64-bit argument, as libseccomp does. `SCMP_CMP_MASKED_EQ` is
+//!   `arg & value == valueTwo`.
+//! * A syscall name the native architecture does not have is skipped, as libseccomp does.
+//! * An entry whose action is the default action changes nothing and is skipped.
+//!
+//! # One filter per action
+//!
+//! `seccompiler` builds filters with one match action each. The kernel runs every installed
+//! filter and keeps the result of highest precedence (KILL_PROCESS > KILL_THREAD > TRAP >
+//! ERRNO > TRACE > LOG > ALLOW); among equal actions the most recently installed filter's
+//! data wins. So a profile becomes, in installation order:
+//!
+//! 1. the *base* filter: `ALLOW` for every (syscall, args) that any entry matches, whatever its
+//!    action, and the default action for everything else (left out when the default is ALLOW);
+//! 2. one filter per other action `X` (sorted): `X` for the entries with action `X`, `ALLOW`
+//!    for everything else.
+//!
+//! A call matching an `X` entry gets ALLOW from the base, X from its filter, ALLOW from the
+//! others: X. A call matching no entry gets the default from the base and ALLOW from the rest.
+//! A call matching only ALLOW entries gets ALLOW everywhere. (Where entries with different
+//! actions overlap, the action of highest precedence wins; Docker's default profile has no
+//! such overlap for any capability set.) Docker's default profile is two filters: the
+//! allow-list, and `clone3` → `ERRNO(ENOSYS)` (so glibc falls back to `clone`, whose flags the
+//! base filter checks).
+//!
+//! # Limits
+//!
+//! * The filter checks the native architecture only: a system call of another ABI (32-bit
+//!   `int 0x80` on x86_64) kills the process, where Docker allows the i386 numbers too.
+//!   (x32 calls have their own numbers, which no rule matches: they get the default action.)
+//! * `SCMP_ACT_NOTIFY` (a user-space supervisor) is not supported; `flags` and
+//!   `listenerPath` are ignored.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::sync::{Arc, OnceLock};
+
+use seccompiler::{
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+    SeccompRule, TargetArch,
+};
+use serde::Deserialize;
+
+/// Docker's default profile, as published by moby (see `NOTICE.md`).
+pub const DOCKER_DEFAULT_JSON: &str = include_str!("default.json");
+
+/// Which seccomp filter the process gets.
+#[derive(Debug, Clone, Default)]
+pub enum Seccomp {
+    /// Docker's default profile (the default for every RUN and `strata run`).
+    #[default]
+    Default,
+    /// No filter (`--security-opt seccomp=unconfined`).
+    Unconfined,
+    /// A compiled profile of one's own (`--security-opt seccomp=PROFILE.json`).
+    Profile(Arc<SeccompProfile>),
+}
+
+/// Why a profile cannot be used.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SeccompError {
+    /// Not valid JSON, or not Docker's profile format.
+    #[error("invalid seccomp profile: {0}")]
+    Json(String),
+    /// A value the format does not allow (an unknown action or operator, ...).
+    #[error("invalid seccomp profile: {0}")]
+    Invalid(String),
+    /// Valid, but something strata does not do (a notify action, an architecture).
+    #[error("seccomp profile not supported: {0}")]
+    Unsupported(String),
+}
+
+/// A profile compiled for this machine and Docker's default capability set: the BPF filters,
+/// in installation order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeccompProfile {
+    filters: Vec<BpfProgram>,
+}
+
+impl SeccompProfile {
+    /// Parse and compile a profile in Docker's JSON format.
+    pub fn from_json(json: &[u8]) -> Result<Self, SeccompError> {
+        let profile: Profile =
+            serde_json::from_slice(json).map_err(|e| SeccompError::Json(e.to_string()))?;
+        Ok(SeccompProfile {
+            filters: compile(&profile, &Target::native()?)?,
+        })
+    }
+
+    /// Docker's default profile, compiled on first use and shared afterwards.
+    pub fn docker_default() -> Result<Arc<Self>, SeccompError> {
+        static DEFAULT: OnceLock<Result<Arc<SeccompProfile>, SeccompError>> = OnceLock::new();
+        DEFAULT
+            .get_or_init(|| SeccompProfile::from_json(DOCKER_DEFAULT_JSON.as_bytes()).map(Arc::new))
+            .clone()
+    }
+
+    /// How many BPF filters the profile installs.
+    pub fn filter_count(&self) -> usize {
+        self.filters.len()
+    }
+
+    /// The filters as packed instructions (`code << 48 | jt << 40 | jf << 32 | k`), for the
+    /// init's spec.
+    pub(crate) fn packed(&self) -> Vec<Vec<u64>> {
+        self.filters
+            .iter()
+            .map(|f| {
+                f.iter()
+                    .map(|i| {
+                        (u64::from(i.code) << 48)
+                            | (u64::from(i.jt) << 40)
+                            | (u64::from(i.jf) << 32)
+                            | u64::from(i.k)
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+impl Seccomp {
+    /// The packed filters to install (none when unconfined).
+    pub(crate) fn packed(&self) -> Result<Vec<Vec<u64>>, SeccompError> {
+        Ok(match self {
+            Seccomp::Default => SeccompProfile::docker_default()?.packed(),
+            Seccomp::Unconfined => Vec::new(),
+            Seccomp::Profile(p) => p.packed(),
+        })
+    }
+}
+
+/// Install packed filters (from [`SeccompProfile::packed`]) in order, on the calling thread.
+///
+/// No `PR_SET_NO_NEW_PRIVS`: the caller is root with `CAP_SYS_ADMIN` (the init, before it
+/// drops capabilities), which the kernel accepts instead, as runc does when no_new_privs is
+/// off. So set-uid binaries keep working in the container.
+pub(crate) fn install(filters: &[Vec<u64>]) -> std::io::Result<()> {
+    for f in filters {
+        let insns: Vec<libc::sock_filter> = f
+            .iter()
+            .map(|&p| libc::sock_filter {
+                code: (p >> 48) as u16,
+                jt: (p >> 40) as u8,
+                jf: (p >> 32) as u8,
+                k: p as u32,
+            })
+            .collect();
+        let len = u16::try_from(insns.len())
+            .map_err(|_| std::io::Error::other("seccomp filter too long"))?;
+        let prog = libc::sock_fprog {
+            len,
+            filter: insns.as_ptr().cast_mut(),
+        };
+        // SAFETY: `prog` points to `len` valid instructions that outlive the call; the kernel
+        // copies the program and keeps no reference to our memory.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                0 as libc::c_ulong,
+                &prog as *const libc::sock_fprog,
+            )
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+// ---- Docker's JSON format -------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Profile {
+    #[serde(default)]
+    default_action: String,
+    default_errno_ret: Option<u32>,
+    #[serde(default)]
+    syscalls: Vec<Syscall>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Syscall {
+    name: Option<String>,
+    #[serde(default)]
+    names: Vec<String>,
+    action: String,
+    errno_ret: Option<u32>,
+    #[serde(default)]
+    args: Vec<Arg>,
+    includes: Option<Conditions>,
+    excludes: Option<Conditions>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Arg {
+    index: u8,
+    value: u64,
+    #[serde(default)]
+    value_two: u64,
+    op: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Conditions {
+    #[serde(default)]
+    caps: Vec<String>,
+    #[serde(default)]
+    arches: Vec<String>,
+    min_kernel: Option<String>,
+}
+
+// ---- compiling ------------------------------------------------------------------------
+
+/// What an entry's conditions are checked against, and how names become numbers.
+struct Target {
+    arch: TargetArch,
+    /// Go's name of the architecture, as `includes.arches` spells it.
+    arch_name: &'static str,
+    /// The capability bounding set.
+    caps: u64,
+    /// The running kernel's (major, minor).
+    kernel: (u32, u32),
+    /// A syscall's number on this architecture.
+    number: fn(&str) -> Option<i64>,
+}
+
+impl Target {
+    fn native() -> Result<Self, SeccompError> {
+        let (arch, arch_name) = if cfg!(target_arch = "x86_64") {
+            (TargetArch::x86_64, "amd64")
+        } else if cfg!(target_arch = "aarch64") {
+            (TargetArch::aarch64, "arm64")
+        } else if cfg!(target_arch = "riscv64") {
+            (TargetArch::riscv64, "riscv64")
+        } else {
+            return Err(SeccompError::Unsupported(format!(
+                "architecture {}",
+                std::env::consts::ARCH
+            )));
+        };
+        let uname = rustix::system::uname();
+        let release = uname.release().to_string_lossy();
+        Ok(Target {
+            arch,
+            arch_name,
+            caps: crate::init::DEFAULT_CAPS.bits(),
+            kernel: parse_kernel(&release).unwrap_or((0, 0)),
+            number: |name| {
+                syscalls::Sysno::from_str(name)
+                    .ok()
+                    .map(|s| i64::from(s.id()))
+            },
+        })
+    }
+}
+
+/// `"5.15.0-91-generic"` → (5, 15).
+fn parse_kernel(s: &str) -> Option<(u32, u32)> {
+    let mut it = s.split(|c: char| !c.is_ascii_digit());
+    let major = it.next()?.parse().ok()?;
+    let minor = it.next().and_then(|m| m.parse().ok()).unwrap_or(0);
+    Some((major, minor))
+}
+
+/// Capability names in bit order (`capability.h`).
+const CAP_NAMES: [&str; 41] = [
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+    "PERFMON",
+    "BPF",
+    "CHECKPOINT_RESTORE",
+];
+
+/// Whether `name` (`CAP_SYS_ADMIN`) is in `caps`; an unknown name is in no set.
+fn has_cap(caps: u64, name: &str) -> bool {
+    let bare = name.strip_prefix("CAP_").unwrap_or(name);
+    CAP_NAMES
+        .iter()
+        .position(|n| *n == bare)
+        .is_some_and(|bit| caps & (1u64 << bit) != 0)
+}
+
+fn min_kernel(v: &str) -> Result<(u32, u32), SeccompError> {
+    parse_kernel(v)
+        .filter(|_| v.chars().next().is_some_and(|c| c.is_ascii_digit()))
+        .ok_or_else(|| SeccompError::Invalid(format!("minKernel {v:?} is not a kernel version")))
+}
+
+/// Docker's `includes`/`excludes` test (moby's `setupSeccomp`).
+fn applies(s: &Syscall, t: &Target) -> Result<bool, SeccompError> {
+    if let Some(ex) = &s.excludes {
+        if ex.arches.iter().any(|a| a == t.arch_name) || ex.caps.iter().any(|c| has_cap(t.caps, c))
+        {
+            return Ok(false);
+        }
+        if let Some(k) = &ex.min_kernel {
+            if t.kernel >= min_kernel(k)? {
+                return Ok(false);
+            }
+        }
+    }
+    if let Some(inc) = &s.includes {
+        if !inc.arches.is_empty() && !inc.arches.iter().any(|a| a == t.arch_name) {
+            return Ok(false);
+        }
+        if !inc.caps.iter().all(|c| has_cap(t.caps, c)) {
+            return Ok(false);
+        }
+        if let Some(k) = &inc.min_kernel {
+            if t.kernel < min_kernel(k)? {
+                return Ok(false);
+            }
+        }
+    }
+    Ok(true)
+}
+
+fn action(name: &str, errno: Option<u32>) -> Result<SeccompAction, SeccompError> {
+    // runc's rule: ERRNO and TRACE without a value return EPERM.
+    let data = errno.unwrap_or(libc::EPERM as u32);
+    Ok(match name {
+        "SCMP_ACT_ALLOW" => SeccompAction::Allow,
+        "SCMP_ACT_ERRNO" => SeccompAction::Errno(data),
+        "SCMP_ACT_KILL" | "SCMP_ACT_KILL_THREAD" => SeccompAction::KillThread,
+        "SCMP_ACT_KILL_PROCESS" => SeccompAction::KillProcess,
+        "SCMP_ACT_TRAP" => SeccompAction::Trap,
+        "SCMP_ACT_TRACE" => SeccompAction::Trace(data),
+        "SCMP_ACT_LOG" => SeccompAction::Log,
+        "SCMP_ACT_NOTIFY" => {
+            return Err(SeccompError::Unsupported(
+                "the action SCMP_ACT_NOTIFY (no seccomp agent)".into(),
+            ))
+        }
+        "" => return Err(SeccompError::Invalid("defaultAction is missing".into())),
+        other => return Err(SeccompError::Invalid(format!("unknown action {other:?}"))),
+    })
+}
+
+fn condition(a: &Arg) -> Result<SeccompCondition, SeccompError> {
+    let (op, value) = match a.op.as_str() {
+        "SCMP_CMP_NE" => (SeccompCmpOp::Ne, a.value),
+        "SCMP_CMP_LT" => (SeccompCmpOp::Lt, a.value),
+        "SCMP_CMP_LE" => (SeccompCmpOp::Le, a.value),
+        "SCMP_CMP_EQ" => (SeccompCmpOp::Eq, a.value),
+        "SCMP_CMP_GE" => (SeccompCmpOp::Ge, a.value),
+        "SCMP_CMP_GT" => (SeccompCmpOp::Gt, a.value),
+        "SCMP_CMP_MASKED_EQ" => (SeccompCmpOp::MaskedEq(a.value), a.value_two),
+        other => return Err(SeccompError::Invalid(format!("unknown operator {other:?}"))),
+    };
+    SeccompCondition::new(a.index, SeccompCmpArgLen::Qword, op, value).map_err(|_| {
+        SeccompError::Invalid(format!("argument index {} out of range (0 to 5)", a.index))
+    })
+}
+
+/// Rules per syscall number; `None` = matched whatever the arguments.
+type Rules = BTreeMap<i64, Option<Vec<SeccompRule>>>;
+
+fn add(rules: &mut Rules, nr: i64, rule: &Option<SeccompRule>) {
+    let slot = rules.entry(nr).or_insert_with(|| Some(Vec::new()));
+    match (slot.as_mut(), rule) {
+        (Some(v), Some(r)) => v.push(r.clone()),
+        (_, None) => *slot = None,
+        (None, Some(_)) => {}
+    }
+}
+
+fn filter(
+    rules: Rules,
+    mismatch: SeccompAction,
+    matched: SeccompAction,
+    arch: TargetArch,
+) -> Result<BpfProgram, SeccompError> {
+    let rules = rules
+        .into_iter()
+        .map(|(nr, r)| (nr, r.unwrap_or_default()))
+        .collect();
+    SeccompFilter::new(rules, mismatch, matched, arch)
+        .and_then(BpfProgram::try_from)
+        .map_err(|e| SeccompError::Unsupported(e.to_string()))
+}
+
+/// The filters of `p` for `t`, in installation order (see the module's doc).
+fn compile(p: &Profile, t: &Target) -> Result<Vec<BpfProgram>, SeccompError> {
+    let default = action(&p.default_action, p.default_errno_ret)?;
+    let mut base = Rules::new();
+    let mut by_action: BTreeMap<u32, (SeccompAction, Rules)> = BTreeMap::new();
+    for s in &p.syscalls {
+        if s.name.is_some() && !s.names.is_empty() {
+            return Err(SeccompError::Invalid(
+                "both 'name' and 'names' are specified for one entry".into(),
+            ));
+        }
+        // Validate every entry, even those that do not apply here.
+        let act = action(&s.action, s.errno_ret)?;
+        let rule = if s.args.is_empty() {
+            None
+        } else {
+            let conds = s.args.iter().map(condition).collect::<Result<_, _>>()?;
+            Some(SeccompRule::new(conds).map_err(|e| SeccompError::Invalid(e.to_string()))?)
+        };
+        if !applies(s, t)? || act == default {
+            continue;
+        }
+        for name in s.name.iter().chain(&s.names) {
+            let Some(nr) = (t.number)(name) else {
+                continue; // not a syscall of this architecture
+            };
+            if default != SeccompAction::Allow {
+                add(&mut base, nr, &rule);
+            }
+            if act != SeccompAction::Allow {
+                let group = by_action
+                    .entry(u32::from(act.clone()))
+                    .or_insert_with(|| (act.clone(), Rules::new()));
+                add(&mut group.1, nr, &rule);
+            }
+        }
+    }
+    let mut filters = Vec::new();
+    if default != SeccompAction::Allow {
+        filters.push(filter(base, default, SeccompAction::Allow, t.arch)?);
+    }
+    for (_, (act, rules)) in by_action {
+        filters.push(filter(rules, SeccompAction::Allow, act, t.arch)?);
+    }
+    Ok(filters)
+}
+
+#[cfg(test)]
+mod tests;
