@@ -356,3 +356,143 @@ fn native_default_profile() {
         assert!((Target::native().unwrap().number)(name).is_some(), "{name}");
     }
 }
+
+/// seccompiler's own filter (a linear scan of the syscall numbers): the reference.
+fn linear(
+    rules: Rules,
+    mismatch: SeccompAction,
+    matched: SeccompAction,
+    arch: TargetArch,
+) -> Result<BpfProgram, SeccompError> {
+    let rules = rules
+        .into_iter()
+        .map(|(nr, r)| (nr, r.unwrap_or_default()))
+        .collect();
+    seccompiler::SeccompFilter::new(rules, mismatch, matched, arch)
+        .and_then(BpfProgram::try_from)
+        .map_err(|e| SeccompError::Unsupported(e.to_string()))
+}
+
+/// The search tree decides every call exactly as seccompiler's linear filter does: Docker's
+/// profile with the native syscall table (with and without CAP_SYS_ADMIN) and the test
+/// profiles, over every syscall number up to 700, a few beyond, and interesting arguments.
+#[test]
+fn same_decisions_as_a_linear_filter() {
+    let native = Target::native().unwrap();
+    let targets = [
+        Target {
+            caps: crate::init::DEFAULT_CAPS.bits(),
+            ..Target::native().unwrap()
+        },
+        Target {
+            caps: u64::MAX,
+            ..native
+        },
+    ];
+    let profiles = [
+        DOCKER_DEFAULT_JSON,
+        r#"{"defaultAction":"SCMP_ACT_KILL_PROCESS","syscalls":[
+            {"names":["read","write","close"],"action":"SCMP_ACT_ALLOW"},
+            {"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":5},
+            {"names":["write"],"action":"SCMP_ACT_LOG","args":[{"index":0,"value":2,"op":"SCMP_CMP_EQ"}]},
+            {"names":["socket"],"action":"SCMP_ACT_ALLOW","args":[{"index":0,"value":255,"valueTwo":2,"op":"SCMP_CMP_MASKED_EQ"},{"index":1,"value":2,"op":"SCMP_CMP_LE"}]}]}"#,
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["read"],"action":"SCMP_ACT_TRAP"}]}"#,
+    ];
+    let values = [
+        0u64,
+        1,
+        2,
+        3,
+        8,
+        17,
+        38,
+        39,
+        40,
+        41,
+        0x0002_0000,
+        0x1000_0000,
+        0x7e02_0000,
+        0x0120_0011,
+        0xffff_ffff,
+        1 << 32,
+        u64::MAX,
+    ];
+    let mut numbers: Vec<i32> = (0..700).collect();
+    numbers.extend([0x4000_0000, 0x4000_0001, i32::MAX, -1]);
+    for t in &targets {
+        for json in profiles {
+            let p: Profile = serde_json::from_str(json).unwrap();
+            let ours = compile(&p, t).unwrap();
+            let reference = compile_with(&p, t, linear).unwrap();
+            for &nr in &numbers {
+                for &a0 in &values {
+                    for &a1 in &values[..6] {
+                        let args = [a0, a1, 0, 0, 0, 0];
+                        assert_eq!(
+                            run(&ours, audit_arch(t.arch), nr, args),
+                            run(&reference, audit_arch(t.arch), nr, args),
+                            "nr {nr}, args {args:?}, profile {json:.40}"
+                        );
+                    }
+                }
+            }
+            assert_eq!(run(&ours, 0x4000_0003, 0, NO), RET_KILL_PROCESS);
+        }
+    }
+    // And far smaller than the reference for Docker's profile.
+    let p: Profile = serde_json::from_str(DOCKER_DEFAULT_JSON).unwrap();
+    let (ours, reference) = (
+        compile(&p, &targets[0]).unwrap(),
+        compile_with(&p, &targets[0], linear).unwrap(),
+    );
+    assert!(
+        ours[0].len() * 4 < reference[0].len(),
+        "{} vs {}",
+        ours[0].len(),
+        reference[0].len()
+    );
+}
+
+/// A jump over a left half longer than 255 instructions needs the JA form.
+#[test]
+fn long_jumps() {
+    // 300 syscalls, each with an argument rule, alternate numbers: a big tree.
+    let mut rules = Rules::new();
+    for nr in 0..300i64 {
+        let c =
+            SeccompCondition::new(0, SeccompCmpArgLen::Qword, SeccompCmpOp::Eq, nr as u64).unwrap();
+        rules.insert(nr * 2, Some(vec![SeccompRule::new(vec![c]).unwrap()]));
+    }
+    let f = filter(
+        rules,
+        SeccompAction::Errno(1),
+        SeccompAction::Allow,
+        TargetArch::x86_64,
+    )
+    .unwrap();
+    assert!(f.len() > 600);
+    assert!(f.iter().any(|i| i.code == BPF_JMP_JA && i.k > 255));
+    for nr in 0..600i32 {
+        let want_allow = if nr % 2 == 0 { nr as u64 / 2 } else { u64::MAX };
+        assert_eq!(
+            run(
+                std::slice::from_ref(&f),
+                AUDIT_ARCH_X86_64,
+                nr,
+                [want_allow, 0, 0, 0, 0, 0]
+            ),
+            if nr % 2 == 0 { RET_ALLOW } else { EPERM },
+            "{nr}"
+        );
+        assert_eq!(
+            run(
+                std::slice::from_ref(&f),
+                AUDIT_ARCH_X86_64,
+                nr,
+                [7777, 0, 0, 0, 0, 0]
+            ),
+            EPERM,
+            "{nr}"
+        );
+    }
+}
