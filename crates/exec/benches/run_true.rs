@@ -115,17 +115,26 @@ fn seccomp_cost(base: &[PathBuf], scratch: &Path, n: usize) {
             }
         }
     }
+    // Each pair ran back to back: the median of the differences is robust to load changes.
+    let mut diffs: Vec<f64> = with
+        .iter()
+        .zip(&without)
+        .map(|(w, u)| ms(*w) - ms(*u))
+        .collect();
+    diffs.sort_by(f64::total_cmp);
     with.sort();
     without.sort();
     let (a, b) = (ms(with[n / 2]), ms(without[n / 2]));
     println!(
         "seccomp default vs unconfined (n={n} each, alternating): median {a:.2} ms vs {b:.2} ms, \
-         delta {:+.2} ms per RUN (p10 {:.2} vs {:.2}, p90 {:.2} vs {:.2})",
+         delta {:+.2} ms per RUN (p10 {:.2} vs {:.2}, p90 {:.2} vs {:.2}); \
+         median of the paired differences {:+.3} ms",
         a - b,
         ms(with[n / 10]),
         ms(without[n / 10]),
         ms(with[n * 9 / 10]),
         ms(without[n * 9 / 10]),
+        diffs[n / 2],
     );
 }
 
