@@ -119,8 +119,7 @@
 //!   parent-death signal at exec; it is still killed when the caller goes away, because the
 //!   helper SIGKILLs it.
 //! * No cgroups, no user namespaces (rootless) yet.
-//! * Seccomp filters the native architecture only: a 32-bit (`int 0x80`) system call on x86_64
-//!   kills the process, where Docker allows the i386 numbers too.
+//! * Seccomp's x32 calls get the default action (EPERM), where Docker allows them.
 
 mod error;
 mod files;

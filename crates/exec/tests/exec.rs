@@ -805,7 +805,8 @@ fn seccomp_custom_profile(fx: &Fx) {
 
 /// A host program (this test binary, on the host's /usr bound read-only) probes calls a shell
 /// cannot make: clone3 gives ENOSYS under the default profile (so libc falls back to clone),
-/// EINVAL (size 0) unconfined; threads still start; unshare(CLONE_NEWUSER) is EPERM.
+/// EINVAL (size 0) unconfined; threads still start; unshare(CLONE_NEWUSER) is EPERM, through
+/// the 64-bit and (on x86_64) the i386 entry.
 fn seccomp_clone3(fx: &Fx) {
     let libs = fx.fresh("libs");
     std::os::unix::fs::symlink("usr/lib", libs.join("lib")).unwrap();
@@ -839,13 +840,21 @@ fn seccomp_clone3(fx: &Fx) {
         ];
         stdout_ok(&spec)
     };
+    // The 32-bit ABI gets the profile too (its own syscall numbers).
+    let i386 = |unshare: i32| {
+        if cfg!(target_arch = "x86_64") {
+            format!("int80 getpid: 1\nint80 unshare(CLONE_NEWUTS): {unshare}\n")
+        } else {
+            String::new()
+        }
+    };
     assert_eq!(
         probe(exec::Seccomp::Default),
-        "clone3: errno 38\nthread: ok\nunshare(CLONE_NEWUSER): errno 1\n"
+        "clone3: errno 38\nthread: ok\nunshare(CLONE_NEWUSER): errno 1\n".to_string() + &i386(-1)
     );
     assert_eq!(
         probe(exec::Seccomp::Unconfined),
-        "clone3: errno 22\nthread: ok\nunshare(CLONE_NEWUSER): ok\n"
+        "clone3: errno 22\nthread: ok\nunshare(CLONE_NEWUSER): ok\n".to_string() + &i386(0)
     );
 }
 
@@ -873,7 +882,36 @@ fn seccomp_probe_mode() -> ! {
     // SAFETY: unshare takes only flags; the process exits right after.
     let rc = unsafe { libc::syscall(libc::SYS_unshare, libc::CLONE_NEWUSER) };
     println!("unshare(CLONE_NEWUSER): {}", errno(rc));
+    #[cfg(target_arch = "x86_64")]
+    {
+        // The i386 ABI (`int 0x80`) from this 64-bit process: getpid is 20, unshare 310.
+        println!("int80 getpid: {}", int80(20, 0));
+        // Unconfined, the process is now in its own user namespace, where it may do this.
+        println!(
+            "int80 unshare(CLONE_NEWUTS): {}",
+            int80(310, libc::CLONE_NEWUTS as u32)
+        );
+    }
     std::process::exit(0);
+}
+
+/// An i386 system call; returns the kernel's result (`-errno` on failure).
+#[cfg(target_arch = "x86_64")]
+fn int80(nr: u32, arg: u32) -> i32 {
+    let ret: i32;
+    // SAFETY: a plain system call through the i386 entry; rbx (reserved by LLVM) is swapped
+    // with a scratch register around it and restored, r8–r11 are declared clobbered.
+    unsafe {
+        std::arch::asm!(
+            "xchg {a:r}, rbx",
+            "int 0x80",
+            "xchg {a:r}, rbx",
+            a = inout(reg) u64::from(arg) => _,
+            inlateout("eax") nr as i32 => ret,
+            out("r8") _, out("r9") _, out("r10") _, out("r11") _,
+        );
+    }
+    ret
 }
 
 type Test = (&'static str, fn(&Fx));

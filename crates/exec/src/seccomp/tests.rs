@@ -30,11 +30,14 @@ fn number(name: &str) -> Option<i64> {
 
 fn target(caps: u64, arch_name: &'static str, kernel: (u32, u32)) -> Target {
     Target {
-        arch: TargetArch::x86_64,
+        abis: vec![Abi {
+            audit: AUDIT_ARCH_X86_64,
+            number,
+            narrow: false,
+        }],
         arch_name,
         caps,
         kernel,
-        number,
     }
 }
 
@@ -353,18 +356,31 @@ fn native_default_profile() {
     );
     // The calls the tests rely on exist in the native table.
     for name in ["clone", "clone3", "unshare", "mount", "fchmodat2"] {
-        assert!((Target::native().unwrap().number)(name).is_some(), "{name}");
+        assert!(
+            (Target::native().unwrap().abis[0].number)(name).is_some(),
+            "{name}"
+        );
     }
 }
 
-/// seccompiler's own filter (a linear scan of the syscall numbers): the reference.
+/// seccompiler's own filter (a linear scan of the syscall numbers): the reference, for one
+/// 64-bit ABI.
 fn linear(
-    rules: Rules,
+    abis: &[(u32, Rules)],
     mismatch: SeccompAction,
     matched: SeccompAction,
-    arch: TargetArch,
 ) -> Result<BpfProgram, SeccompError> {
+    let [(audit, rules)] = abis else {
+        panic!("one ABI only")
+    };
+    let arch = match *audit {
+        AUDIT_ARCH_X86_64 => seccompiler::TargetArch::x86_64,
+        0xc000_00b7 => seccompiler::TargetArch::aarch64,
+        0xc000_00f3 => seccompiler::TargetArch::riscv64,
+        other => panic!("no reference for {other:#x}"),
+    };
     let rules = rules
+        .clone()
         .into_iter()
         .map(|(nr, r)| (nr, r.unwrap_or_default()))
         .collect();
@@ -378,15 +394,15 @@ fn linear(
 /// profiles, over every syscall number up to 700, a few beyond, and interesting arguments.
 #[test]
 fn same_decisions_as_a_linear_filter() {
-    let native = Target::native().unwrap();
+    let native = || Target {
+        abis: Target::native().unwrap().abis[..1].to_vec(),
+        ..Target::native().unwrap()
+    };
     let targets = [
-        Target {
-            caps: crate::init::DEFAULT_CAPS.bits(),
-            ..Target::native().unwrap()
-        },
+        native(),
         Target {
             caps: u64::MAX,
-            ..native
+            ..native()
         },
     ];
     let profiles = [
@@ -429,8 +445,8 @@ fn same_decisions_as_a_linear_filter() {
                     for &a1 in &values[..6] {
                         let args = [a0, a1, 0, 0, 0, 0];
                         assert_eq!(
-                            run(&ours, audit_arch(t.arch), nr, args),
-                            run(&reference, audit_arch(t.arch), nr, args),
+                            run(&ours, t.abis[0].audit, nr, args),
+                            run(&reference, t.abis[0].audit, nr, args),
                             "nr {nr}, args {args:?}, profile {json:.40}"
                         );
                     }
@@ -464,10 +480,9 @@ fn long_jumps() {
         rules.insert(nr * 2, Some(vec![SeccompRule::new(vec![c]).unwrap()]));
     }
     let f = filter(
-        rules,
+        &[(AUDIT_ARCH_X86_64, rules)],
         SeccompAction::Errno(1),
         SeccompAction::Allow,
-        TargetArch::x86_64,
     )
     .unwrap();
     assert!(f.len() > 600);
@@ -495,4 +510,35 @@ fn long_jumps() {
             "{nr}"
         );
     }
+}
+
+/// The 32-bit ABI (i386 on x86_64) gets the same entries with its own numbers, its arguments
+/// compared on their low 32 bits only (as libseccomp; the kernel ignores the high halves).
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn i386_calls() {
+    const I386: u32 = 0x4000_0003;
+    let t = Target::native().unwrap();
+    assert_eq!(t.abis.len(), 2);
+    assert_eq!(t.abis[1].audit, I386);
+    let f = compile(&serde_json::from_str(DOCKER_DEFAULT_JSON).unwrap(), &t).unwrap();
+    assert_eq!(f.len(), 2);
+    let i386 = |nr: i32, a0: u64| run(&f, I386, nr, [a0, 0, 0, 0, 0, 0]);
+    assert_eq!(i386(20, 0), RET_ALLOW); // getpid
+    assert_eq!(i386(310, CLONE_NEWUSER), EPERM); // unshare
+    assert_eq!(i386(21, 0), EPERM); // mount
+    assert_eq!(i386(120, FORK_FLAGS), RET_ALLOW); // clone
+    assert_eq!(i386(120, FORK_FLAGS | CLONE_NEWUSER), EPERM);
+    assert_eq!(i386(435, 0), ENOSYS); // clone3
+    assert_eq!(i386(359, 2), RET_ALLOW); // socket(AF_INET)
+    assert_eq!(i386(359, 40), EPERM); // socket(AF_VSOCK)
+                                      // High halves do not count: no way around a rule by setting them.
+    assert_eq!(i386(359, 40 | 1 << 32), EPERM);
+    assert_eq!(i386(136, 0xffff_ffff | 1 << 32), RET_ALLOW); // personality
+                                                             // x86_64 numbers still decide x86_64 calls (mount is 165 there, getpid 39).
+    assert_eq!(run(&f, AUDIT_ARCH_X86_64, 39, NO), RET_ALLOW);
+    assert_eq!(run(&f, AUDIT_ARCH_X86_64, 165, NO), EPERM);
+    assert_eq!(run(&f, AUDIT_ARCH_X86_64, 21, NO), RET_ALLOW); // access
+                                                               // Any other architecture is killed.
+    assert_eq!(run(&f, 0xc000_00b7, 39, NO), RET_KILL_PROCESS);
 }
