@@ -13,10 +13,10 @@
 //!   apply and the `clone` namespace-flag rule and `clone3` → `ENOSYS` do) and the running
 //!   kernel's version (`minKernel`): all `includes.caps` must be in the set, any
 //!   `excludes.caps` in the set drops the entry.
-//! * The `args` of one entry are ANDed, the entries for one syscall ORed; every comparison is
-//!   on the full 64-bit argument, as libseccomp does. `SCMP_CMP_MASKED_EQ` is
-//!   `arg & value == valueTwo`.
-//! * A syscall name the native architecture does not have is skipped, as libseccomp does.
+//! * The `args` of one entry are ANDed, the entries for one syscall ORed; comparisons are on
+//!   the full 64-bit argument (on the low 32 bits for a 32-bit ABI), as libseccomp does.
+//!   `SCMP_CMP_MASKED_EQ` is `arg & value == valueTwo`.
+//! * A syscall name an ABI does not have is skipped for that ABI, as libseccomp does.
 //! * An entry whose action is the default action changes nothing and is skipped.
 //!
 //! # One filter per action
@@ -41,15 +41,15 @@
 //!
 //! # The program
 //!
-//! Each filter checks the architecture (one search per ABI), then finds the syscall number by binary search over
-//! ranges (consecutive numbers with the same unconditional outcome are one range), then runs
-//! the argument checks of that syscall, which `seccompiler` compiles (`SeccompRule`); ranges
-//! that only return jump to two `RET`s shared at the end. Docker's default profile for x86_64
-//! and i386 is about 310 instructions, which the kernel installs in about 0.15 ms here;
-//! `seccompiler`'s own filter (a linear scan, x86_64 alone) is 1,600 instructions and took
-//! 1.2 ms, because the kernel's cost grows with the program (it also evaluates a new filter
-//! for every syscall number to fill its action cache). A unit
-//! test checks that both make the same decisions.
+//! Each filter checks the architecture (one search per ABI), then finds the syscall number by
+//! binary search over ranges (consecutive numbers with the same unconditional outcome are one
+//! range), then runs the argument checks of that syscall, which `seccompiler` compiles
+//! (`SeccompRule`); ranges that only return jump to two `RET`s shared at the end. Docker's
+//! default profile for x86_64 and i386 is about 310 instructions, which the kernel installs in
+//! about 0.15 ms here; `seccompiler`'s own filter (a linear scan, x86_64 alone) is 1,600
+//! instructions and took 1.2 ms, because the kernel's cost grows with the program (it also
+//! evaluates a new filter for every syscall number to fill its action cache). A unit test
+//! checks that both make the same decisions.
 //!
 //! # Architectures
 //!
