@@ -38,6 +38,9 @@ pub enum Error {
         /// Why it could not be executed.
         message: String,
     },
+    /// The seccomp profile cannot be compiled.
+    #[error(transparent)]
+    Seccomp(#[from] crate::seccomp::SeccompError),
     /// The init helper broke its protocol or died before reporting (a bug, or it was killed).
     #[error("init helper: {0}")]
     Helper(String),

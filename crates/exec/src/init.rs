@@ -21,7 +21,7 @@ use rustix::thread::CapabilitySet;
 
 use crate::error::{errno_text, step, SetupError};
 use crate::proto::{self, FromInit, InitMount, InitRootfs, InitSpec, Stub};
-use crate::{sys, user};
+use crate::{seccomp, sys, user};
 
 /// Docker's default capability set (`0x00000000a80425fb`).
 pub(crate) const DEFAULT_CAPS: CapabilitySet = CapabilitySet::CHOWN
@@ -344,6 +344,14 @@ impl Init<'_> {
                 .map_err(step("make the rootfs read-only"))?;
         }
         let program = lookup(&spec.args[0], &spec.env)?;
+
+        // Seccomp goes last among the privileged steps but before the capabilities are
+        // dropped: the init still has CAP_SYS_ADMIN, so the kernel needs no no_new_privs
+        // (runc's order when no_new_privs is off), and set-uid binaries keep working. What
+        // runs after it (prctl, setgroups, setres[ug]id, capset, setsid, ioctl, dup2, write,
+        // rt_sigaction, rt_sigprocmask, execve) is allowed by Docker's default profile; a
+        // custom profile that denies one of them fails the start, as with runc.
+        seccomp::install(&spec.seccomp).map_err(step("install the seccomp filter"))?;
 
         set_identity(&id, spec.no_new_privs)?;
         // Changing uid/gid cleared the parent-death signal: set it again.

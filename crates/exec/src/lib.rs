@@ -55,13 +55,18 @@
 //!       user, as BuildKit does) and entered; the root made read-only if asked.
 //!    9. `args[0]` looked up in the `PATH` of the given env (not the host's; the default
 //!       `PATH` if the env has none), as Go's `exec.LookPath` does.
-//!    10. Capabilities: the bounding set cut to docker's default (`CHOWN DAC_OVERRIDE FSETID
+//!    10. Seccomp ([`ExecSpec::seccomp`]): Docker's default profile unless unconfined or
+//!        replaced, compiled to BPF by the caller (once per process for the default, see the
+//!        `seccomp` module), sent in the spec and installed here, while the init still holds
+//!        `CAP_SYS_ADMIN`, so without `no_new_privs` (set-uid binaries keep working), as runc
+//!        does. Everything the init does after it is allowed by Docker's profile.
+//!    11. Capabilities: the bounding set cut to docker's default (`CHOWN DAC_OVERRIDE FSETID
 //!        FOWNER MKNOD NET_RAW SETGID SETUID SETFCAP SETPCAP NET_BIND_SERVICE SYS_CHROOT KILL
 //!        AUDIT_WRITE`, `0xa80425fb`), ambient cleared, `setgroups`/`setgid`/`setuid`, then
 //!        permitted and effective = the default set for uid 0 and empty for other users
 //!        (docker's rule), inheritable empty (as docker since CVE-2022-24769);
 //!        `no_new_privs` if asked; the parent-death signal set again (a uid change clears it).
-//!    11. A last message to the helper listing the mount points it had to create, default
+//!    12. A last message to the helper listing the mount points it had to create, default
 //!        signal dispositions and an empty signal mask, and `execve` with exactly the given
 //!        env. The sync socket is close-on-exec: the helper sees EOF and tells the caller
 //!        `Started`.
@@ -113,7 +118,8 @@
 //! * If the command itself is set-uid or has file capabilities, the kernel clears its
 //!   parent-death signal at exec; it is still killed when the caller goes away, because the
 //!   helper SIGKILLs it.
-//! * No seccomp profile, no cgroups, no user namespaces (rootless) yet.
+//! * No cgroups, no user namespaces (rootless) yet.
+//! * Seccomp's x32 calls get the default action (EPERM), where Docker allows them.
 
 mod error;
 mod files;
@@ -121,6 +127,7 @@ mod helper;
 mod init;
 mod parent;
 mod proto;
+mod seccomp;
 mod spec;
 mod sys;
 mod user;
@@ -129,6 +136,7 @@ pub use error::{Error, Result};
 pub use helper::maybe_run_init;
 pub use parent::{run, spawn, ExitStatus, Output, Running};
 pub use proto::INIT_ARG;
+pub use seccomp::{Seccomp, SeccompError, SeccompProfile, DOCKER_DEFAULT_JSON};
 pub use spec::{ExecSpec, Mount, Network, Rootfs, Stdio};
 
 /// Docker's default capability set as a bit mask (`0x00000000a80425fb`).

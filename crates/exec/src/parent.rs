@@ -273,6 +273,7 @@ fn init_spec(spec: &ExecSpec) -> Result<InitSpec> {
         hosts: files::hosts(&spec.hostname, &spec.extra_hosts),
         resolv_conf: files::resolv_conf(&host_resolv, new_net),
         keep_dir_stubs: spec.keep_dir_stubs,
+        seccomp: spec.seccomp.packed()?,
     })
 }
 

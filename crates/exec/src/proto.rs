@@ -64,6 +64,10 @@ pub(crate) struct InitSpec {
     /// Leave the directories created as mount points (`/proc`, `/dev`, ...) in the rootfs.
     #[serde(default)]
     pub keep_dir_stubs: bool,
+    /// Seccomp filters to install in order, each instruction packed as
+    /// `code << 48 | jt << 40 | jf << 32 | k`; empty when unconfined.
+    #[serde(default)]
+    pub seccomp: Vec<Vec<u64>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

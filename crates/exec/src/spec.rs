@@ -5,6 +5,8 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::seccomp::Seccomp;
+
 /// The filesystem the process sees as `/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rootfs {
@@ -127,6 +129,8 @@ pub struct ExecSpec {
     /// Where the per-run private directory (mount point, hosts and resolv.conf files) is
     /// created; `None` means `std::env::temp_dir()`. Removed when the run ends.
     pub state_dir: Option<PathBuf>,
+    /// The seccomp filter: Docker's default profile unless set otherwise.
+    pub seccomp: Seccomp,
 }
 
 impl ExecSpec {
@@ -152,6 +156,7 @@ impl ExecSpec {
             helper: None,
             keep_dir_stubs: false,
             state_dir: None,
+            seccomp: Seccomp::Default,
         }
     }
 }

@@ -838,6 +838,187 @@ fn no_leftovers(fx: &Fx, mounts_at_start: &str) {
     );
 }
 
+/// Docker's default profile: the issue's escape (a user namespace, then a mount in it) is
+/// refused; the filter is installed without no_new_privs (set-uid binaries keep working).
+fn seccomp_default(fx: &Fx) {
+    let (spec, _l) = fx.sh("unshare -U -r -m sh -c 'mount -t tmpfs none /etc' && echo escaped");
+    let (code, o, e) = out(&spec);
+    assert_ne!(code, 0, "stdout: {o}\nstderr: {e}");
+    assert!(!o.contains("escaped"), "{o}");
+    assert!(
+        e.contains("unshare") && e.contains("Operation not permitted"),
+        "{e}"
+    );
+    let (code, _, e) = out(&fx.sh("unshare -p -f true").0);
+    assert_ne!(code, 0);
+    assert!(e.contains("Operation not permitted"), "{e}");
+    let o = stdout_ok(
+        &fx.sh("grep -E '^(NoNewPrivs|Seccomp|Seccomp_filters):' /proc/self/status")
+            .0,
+    );
+    assert_eq!(o, "NoNewPrivs:\t0\nSeccomp:\t2\nSeccomp_filters:\t2\n");
+    // Ordinary work still runs: fork, pipes, files.
+    assert_eq!(
+        stdout_ok(
+            &fx.sh("echo a | (cat; mkdir -p /tmp/d && echo b > /tmp/d/f; cat /tmp/d/f)")
+                .0
+        ),
+        "a\nb\n"
+    );
+}
+
+/// `Seccomp::Unconfined` installs nothing: the same escape works (as under
+/// `docker run --security-opt seccomp=unconfined`).
+fn seccomp_unconfined(fx: &Fx) {
+    let (mut spec, _l) = fx.sh("grep '^Seccomp:' /proc/self/status; unshare -U -r -m sh -c 'mount -t tmpfs none /etc && id -u'");
+    spec.seccomp = exec::Seccomp::Unconfined;
+    assert_eq!(stdout_ok(&spec), "Seccomp:\t0\n0\n");
+}
+
+/// A profile of one's own: mkdir denied (EPERM), the rest allowed; a profile that denies a
+/// call the init itself needs (setresuid) fails the start with a setup error.
+fn seccomp_custom_profile(fx: &Fx) {
+    let json = br#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[
+        {"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":1}]}"#;
+    let profile = std::sync::Arc::new(exec::SeccompProfile::from_json(json).unwrap());
+    let (mut spec, _l) = fx.sh("touch /tmp/f && echo touched; mkdir /tmp/d");
+    spec.seccomp = exec::Seccomp::Profile(profile);
+    let (code, o, e) = out(&spec);
+    assert_eq!(code, 1);
+    assert_eq!(o, "touched\n");
+    assert_eq!(
+        e,
+        "mkdir: can't create directory '/tmp/d': Operation not permitted\n"
+    );
+
+    let json = br#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[
+        {"names":["setresuid"],"action":"SCMP_ACT_ERRNO"}]}"#;
+    let (mut spec, _l) = fx.sh("true");
+    spec.seccomp = exec::Seccomp::Profile(std::sync::Arc::new(
+        exec::SeccompProfile::from_json(json).unwrap(),
+    ));
+    match exec::run(&spec) {
+        Err(Error::Setup { context, message }) => {
+            assert_eq!(
+                (context.as_str(), message.as_str()),
+                ("setuid 0", "operation not permitted")
+            );
+        }
+        other => panic!("expected a setup error, got {other:?}"),
+    }
+}
+
+/// A host program (this test binary, on the host's /usr bound read-only) probes calls a shell
+/// cannot make: clone3 gives ENOSYS under the default profile (so libc falls back to clone),
+/// EINVAL (size 0) unconfined; threads still start; unshare(CLONE_NEWUSER) is EPERM, through
+/// the 64-bit and (on x86_64) the i386 entry.
+fn seccomp_clone3(fx: &Fx) {
+    let libs = fx.fresh("libs");
+    std::os::unix::fs::symlink("usr/lib", libs.join("lib")).unwrap();
+    std::os::unix::fs::symlink("usr/lib64", libs.join("lib64")).unwrap();
+    let probe = |seccomp: exec::Seccomp| {
+        let l = fx.layers();
+        let mut spec = ExecSpec::new(
+            Rootfs::Overlay {
+                lower: vec![libs.clone(), fx.base.clone()],
+                upper: l.upper,
+                work: l.work,
+            },
+            vec!["/probe".into(), "__seccomp-probe".into()],
+        );
+        spec.env = vec![PATH.to_string()];
+        spec.stdout = Stdio::Pipe;
+        spec.stderr = Stdio::Pipe;
+        spec.state_dir = Some(fx.state.clone());
+        spec.seccomp = seccomp;
+        spec.mounts = vec![
+            Mount::Bind {
+                source: "/usr".into(),
+                target: "/usr".into(),
+                readonly: true,
+            },
+            Mount::Bind {
+                source: std::env::current_exe().unwrap(),
+                target: "/probe".into(),
+                readonly: true,
+            },
+        ];
+        stdout_ok(&spec)
+    };
+    // The 32-bit ABI gets the profile too (its own syscall numbers).
+    let i386 = |unshare: i32| {
+        if cfg!(target_arch = "x86_64") {
+            format!("int80 getpid: 1\nint80 unshare(CLONE_NEWUTS): {unshare}\n")
+        } else {
+            String::new()
+        }
+    };
+    assert_eq!(
+        probe(exec::Seccomp::Default),
+        "clone3: errno 38\nthread: ok\nunshare(CLONE_NEWUSER): errno 1\n".to_string() + &i386(-1)
+    );
+    assert_eq!(
+        probe(exec::Seccomp::Unconfined),
+        "clone3: errno 22\nthread: ok\nunshare(CLONE_NEWUSER): ok\n".to_string() + &i386(0)
+    );
+}
+
+/// `__seccomp-probe`: what `seccomp_clone3` checks, run inside the container.
+fn seccomp_probe_mode() -> ! {
+    let errno = |rc: libc::c_long| {
+        if rc == 0 {
+            "ok".to_string()
+        } else {
+            format!(
+                "errno {}",
+                std::io::Error::last_os_error().raw_os_error().unwrap()
+            )
+        }
+    };
+    // SAFETY: clone3 with a null argument and size 0 creates nothing: it fails (EINVAL) or is
+    // refused by the filter.
+    let rc = unsafe { libc::syscall(libc::SYS_clone3, std::ptr::null::<u8>(), 0usize) };
+    println!("clone3: {}", errno(rc));
+    let t = std::thread::spawn(|| 7).join();
+    println!(
+        "thread: {}",
+        if t.ok() == Some(7) { "ok" } else { "failed" }
+    );
+    // SAFETY: unshare takes only flags; the process exits right after.
+    let rc = unsafe { libc::syscall(libc::SYS_unshare, libc::CLONE_NEWUSER) };
+    println!("unshare(CLONE_NEWUSER): {}", errno(rc));
+    #[cfg(target_arch = "x86_64")]
+    {
+        // The i386 ABI (`int 0x80`) from this 64-bit process: getpid is 20, unshare 310.
+        println!("int80 getpid: {}", int80(20, 0));
+        // Unconfined, the process is now in its own user namespace, where it may do this.
+        println!(
+            "int80 unshare(CLONE_NEWUTS): {}",
+            int80(310, libc::CLONE_NEWUTS as u32)
+        );
+    }
+    std::process::exit(0);
+}
+
+/// An i386 system call; returns the kernel's result (`-errno` on failure).
+#[cfg(target_arch = "x86_64")]
+fn int80(nr: u32, arg: u32) -> i32 {
+    let ret: i32;
+    // SAFETY: a plain system call through the i386 entry; rbx (reserved by LLVM) is swapped
+    // with a scratch register around it and restored, r8–r11 are declared clobbered.
+    unsafe {
+        std::arch::asm!(
+            "xchg {a:r}, rbx",
+            "int 0x80",
+            "xchg {a:r}, rbx",
+            a = inout(reg) u64::from(arg) => _,
+            inlateout("eax") nr as i32 => ret,
+            out("r8") _, out("r9") _, out("r10") _, out("r11") _,
+        );
+    }
+    ret
+}
+
 type Test = (&'static str, fn(&Fx));
 
 fn main() {
@@ -845,6 +1026,9 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("__kill-parent") {
         kill_parent_mode(&args[2..]);
+    }
+    if args.get(1).map(String::as_str) == Some("__seccomp-probe") {
+        seccomp_probe_mode();
     }
     let filter: Vec<&String> = args[1..].iter().filter(|a| !a.starts_with('-')).collect();
 
@@ -873,6 +1057,10 @@ fn main() {
         ("tty", tty),
         ("sigkill_parent", sigkill_parent),
         ("parallel", parallel),
+        ("seccomp_default", seccomp_default),
+        ("seccomp_unconfined", seccomp_unconfined),
+        ("seccomp_custom_profile", seccomp_custom_profile),
+        ("seccomp_clone3", seccomp_clone3),
     ];
     let mounts_at_start = host_mounts();
     let fx = Fx::new();

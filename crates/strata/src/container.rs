@@ -57,6 +57,41 @@ pub struct Config {
     pub auto_remove: bool,
     /// The image's StopSignal, if any.
     pub stop_signal: Option<String>,
+    /// The seccomp profile (`--security-opt seccomp=...`); absent in configs written before.
+    #[serde(default)]
+    pub seccomp: SeccompOpt,
+}
+
+/// `--security-opt seccomp=...`: the profile's text is kept (not its path), so the container
+/// runs with what was given at `run` even if the file changes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SeccompOpt {
+    /// Docker's default profile.
+    #[default]
+    Default,
+    /// No filter.
+    Unconfined,
+    /// A profile in Docker's JSON format.
+    Profile {
+        /// The file as the user named it (for messages).
+        path: String,
+        /// Its contents.
+        json: String,
+    },
+}
+
+impl SeccompOpt {
+    /// The executor's setting; a profile is compiled here (errors name the file).
+    pub fn to_exec(&self) -> Result<exec::Seccomp> {
+        Ok(match self {
+            SeccompOpt::Default => exec::Seccomp::Default,
+            SeccompOpt::Unconfined => exec::Seccomp::Unconfined,
+            SeccompOpt::Profile { path, json } => exec::Seccomp::Profile(std::sync::Arc::new(
+                exec::SeccompProfile::from_json(json.as_bytes())
+                    .with_context(|| format!("seccomp profile {path}"))?,
+            )),
+        })
+    }
 }
 
 /// What the supervisor records; replaced atomically.

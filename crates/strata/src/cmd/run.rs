@@ -85,6 +85,10 @@ pub struct RunArgs {
     /// Publish all exposed ports (not available yet).
     #[arg(short = 'P', long)]
     pub publish_all: bool,
+    /// Security options: `seccomp=unconfined` (no seccomp filter) or `seccomp=PROFILE.json`
+    /// (a profile in Docker's JSON format instead of Docker's default profile).
+    #[arg(long = "security-opt", value_name = "OPT")]
+    pub security_opt: Vec<String>,
     /// The image: a name, an image id (or a prefix of one) or a manifest digest.
     pub image: String,
     /// The command and its arguments (replace the image's CMD).
@@ -178,6 +182,7 @@ pub(crate) fn prepare(
             a.network
         );
     }
+    let seccomp = seccomp_opt(&a.security_opt)?;
     let user_env = a
         .env
         .iter()
@@ -258,6 +263,7 @@ pub(crate) fn prepare(
         ports,
         auto_remove: a.rm,
         stop_signal: cfg.stop_signal.clone().filter(|s| !s.is_empty()),
+        seccomp,
     };
     Ok((config, image))
 }
@@ -289,7 +295,39 @@ pub(crate) fn spec_of(c: &container::Config, dir: &Path) -> Result<exec::ExecSpe
     };
     spec.state_dir = Some(state);
     spec.tty = c.tty;
+    spec.seccomp = c.seccomp.to_exec()?;
     Ok(spec)
+}
+
+/// `--security-opt` values (docker's `seccomp=` and legacy `seccomp:` forms); the last
+/// seccomp option wins, as in docker. A profile file is read and compiled here, so a bad one
+/// is an error naming the file before anything starts.
+fn seccomp_opt(opts: &[String]) -> Result<container::SeccompOpt> {
+    let mut seccomp = container::SeccompOpt::Default;
+    for o in opts {
+        let value = match o.split_once(['=', ':']) {
+            Some(("seccomp", v)) => v,
+            _ => bail!(
+                "invalid --security-opt {o:?}: strata supports seccomp=unconfined and \
+                 seccomp=PROFILE.json"
+            ),
+        };
+        seccomp = match value {
+            "unconfined" => container::SeccompOpt::Unconfined,
+            "" => bail!("invalid --security-opt {o:?}: seccomp needs unconfined or a file"),
+            path => {
+                let json = std::fs::read_to_string(path)
+                    .with_context(|| format!("opening seccomp profile {path} failed"))?;
+                let opt = container::SeccompOpt::Profile {
+                    path: path.to_string(),
+                    json,
+                };
+                opt.to_exec()?;
+                opt
+            }
+        };
+    }
+    Ok(seccomp)
 }
 
 /// Start the container, relay its terminal and signals, wait for it: its exit code, or
