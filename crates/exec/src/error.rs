@@ -38,6 +38,9 @@ pub enum Error {
         /// Why it could not be executed.
         message: String,
     },
+    /// The private network could not be set up (slirp4netns missing or failing).
+    #[error("private network: {0}")]
+    Network(String),
     /// The init helper broke its protocol or died before reporting (a bug, or it was killed).
     #[error("init helper: {0}")]
     Helper(String),

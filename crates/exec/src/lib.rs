@@ -16,7 +16,11 @@
 //!    close-on-exec on the control socket and calls
 //!    `unshare(CLONE_NEWPID|CLONE_NEWUTS|CLONE_NEWIPC[|CLONE_NEWNET])`, both raw,
 //!    async-signal-safe system calls. The spec goes to the helper as length-prefixed JSON on
-//!    that Unix socket (the *control socket*), which stays open for the whole run.
+//!    that Unix socket (the *control socket*), which stays open for the whole run. For
+//!    [`Network::Private`] the caller first starts `slirp4netns` on the helper's new network
+//!    namespace and waits for its ready byte (so the command never starts before its route
+//!    out exists); slirp4netns holds the read end of an *exit pipe* whose write end only
+//!    the caller has, and is stopped and reaped once the helper is (see `net.rs`).
 //! 2. **The helper**. The executable's `main` calls [`maybe_run_init`] first thing; seeing
 //!    `argv[1] == "__strata-init"` it becomes the helper and never returns. It is a fresh,
 //!    single-threaded process, so it may `fork`. It creates a private directory
@@ -76,6 +80,11 @@
 //!
 //! # Invariants
 //!
+//! * A private network's slirp4netns lives exactly as long as the run: it exits when the
+//!   exit pipe closes (the run ended, or the caller died, even by SIGKILL). It is started
+//!   with `--disable-host-loopback`, so the gateway 10.0.2.2 does not lead to the host's
+//!   127.0.0.1, and the namespace is fresh, so the host's abstract unix sockets are not
+//!   visible.
 //! * Nothing is ever mounted in the caller's mount namespace; all mounts live in the init's
 //!   private namespace and vanish with it.
 //! * The helper is single-threaded when it forks; the `pre_exec` hook makes only
@@ -119,6 +128,7 @@ mod error;
 mod files;
 mod helper;
 mod init;
+mod net;
 mod parent;
 mod proto;
 mod spec;

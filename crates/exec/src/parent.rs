@@ -12,6 +12,7 @@ use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
 use rustix::thread::UnshareFlags;
 
 use crate::error::{io_err, Error, Result};
+use crate::net::Slirp;
 use crate::proto::{self, InitMount, InitRootfs, InitSpec, ToHelper, ToParent, INIT_ARG};
 use crate::{files, ExecSpec, Mount, Network, Rootfs, Stdio};
 
@@ -60,6 +61,8 @@ pub struct Running {
     control: UnixStream,
     reader: BufReader<UnixStream>,
     status: Option<ExitStatus>,
+    /// slirp4netns for [`Network::Private`], stopped once the helper is reaped.
+    net: Option<Slirp>,
     /// The process's stdin, when [`Stdio::Pipe`].
     pub stdin: Option<ChildStdin>,
     /// The process's stdout, when [`Stdio::Pipe`].
@@ -118,10 +121,12 @@ impl Running {
                 None => break,
             }
         }
-        let helper = self
-            .helper
-            .wait()
-            .map_err(io_err("wait for the init helper"))?;
+        let helper = self.helper.wait();
+        // The namespace's processes are gone (or going): its network goes with them.
+        if let Some(mut net) = self.net.take() {
+            net.stop();
+        }
+        let helper = helper.map_err(io_err("wait for the init helper"))?;
         let status = match reported {
             Some(s) => s,
             None => match helper.signal() {
@@ -271,7 +276,7 @@ fn init_spec(spec: &ExecSpec) -> Result<InitSpec> {
         tty: spec.tty,
         state_dir: utf8(&state_dir, "state dir")?,
         hosts: files::hosts(&spec.hostname, &spec.extra_hosts),
-        resolv_conf: files::resolv_conf(&host_resolv, new_net),
+        resolv_conf: files::resolv_conf(&host_resolv, spec.network),
         keep_dir_stubs: spec.keep_dir_stubs,
     })
 }
@@ -348,12 +353,18 @@ pub fn spawn(spec: &ExecSpec) -> Result<Running> {
         ),
         control,
         status: None,
+        net: None,
         stdin: helper.stdin.take(),
         stdout: helper.stdout.take(),
         stderr: helper.stderr.take(),
         pty: None,
         helper,
     };
+    if spec.network == Network::Private {
+        // The helper already sits in its new network namespace; the command starts only
+        // once the namespace has its route out (the helper waits for the spec).
+        running.net = Some(Slirp::start(running.helper.id())?);
+    }
     let mut msg = (json.len() as u64).to_le_bytes().to_vec();
     msg.extend_from_slice(&json);
     // A helper that died early shows up as EOF below; the write error adds nothing.

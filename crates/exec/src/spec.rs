@@ -30,7 +30,9 @@ pub enum Network {
     Host,
     /// A new, empty network namespace with only `lo`, brought up.
     None,
-    /// For now the same as [`Network::None`]; later a namespace with its own route out.
+    /// A new network namespace with `lo` and a route out through slirp4netns (user-mode
+    /// networking: `tap0` 10.0.2.100/24, gateway 10.0.2.2, DNS forwarder 10.0.2.3), from
+    /// which the host's loopback is not reachable. Needs `slirp4netns` in `PATH`.
     Private,
 }
 

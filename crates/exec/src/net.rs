@@ -1,0 +1,205 @@
+//! The private network ([`Network::Private`](crate::Network::Private)): slirp4netns, a
+//! user-mode TCP/IP stack, attached to the helper's fresh network namespace.
+//!
+//! slirp4netns opens a tap device `tap0` inside the namespace (`--configure`: address
+//! 10.0.2.100/24, gateway 10.0.2.2, DNS forwarder 10.0.2.3) and carries the namespace's
+//! traffic out through ordinary sockets of the caller's namespace, so the container can
+//! reach what the host can reach, except the host's loopback (`--disable-host-loopback`:
+//! 10.0.2.2 does not lead to the host's 127.0.0.1). It runs sandboxed (its own mount
+//! namespace, capabilities dropped, a seccomp filter). Its lifetime is tied to the run by the
+//! *exit fd*: the read end of a pipe whose only write end the caller holds; when the run is
+//! over, or the caller dies (even by SIGKILL), the pipe closes and slirp4netns exits.
+
+use std::fs::File;
+use std::io::{Read, Seek};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command};
+
+use crate::error::{Error, Result};
+
+/// The program, looked up in `PATH`.
+const SLIRP: &str = "slirp4netns";
+/// How long slirp4netns may take to configure the namespace.
+const READY_TIMEOUT_MS: i32 = 30_000;
+
+/// The nameserver slirp4netns forwards to the host's resolver.
+pub(crate) const SLIRP_DNS: &str = "10.0.2.3";
+
+/// A running slirp4netns. [`stop`](Slirp::stop) (or drop) closes the exit fd and reaps it.
+#[derive(Debug)]
+pub(crate) struct Slirp {
+    child: Child,
+    exit: Option<OwnedFd>,
+}
+
+/// The arguments slirp4netns gets for the namespace of `pid`.
+pub(crate) fn args(pid: u32, exit_fd: i32, ready_fd: i32) -> Vec<String> {
+    vec![
+        "--configure".into(),
+        "--mtu=65520".into(),
+        "--disable-host-loopback".into(),
+        "--enable-sandbox".into(),
+        "--enable-seccomp".into(),
+        format!("--exit-fd={exit_fd}"),
+        format!("--ready-fd={ready_fd}"),
+        pid.to_string(),
+        "tap0".into(),
+    ]
+}
+
+fn err(what: impl std::fmt::Display) -> Error {
+    Error::Network(what.to_string())
+}
+
+/// A descriptor at 10 or above (clear of the stdio numbers the `Command` rewires), close-on-
+/// exec in this process.
+fn high(fd: &OwnedFd) -> Result<OwnedFd> {
+    rustix::io::fcntl_dupfd_cloexec(fd, 10).map_err(|e| err(format!("duplicate a pipe: {e}")))
+}
+
+impl Slirp {
+    /// Start slirp4netns on the network namespace of `pid` and wait until it has configured
+    /// it. An error names slirp4netns' own last words.
+    pub(crate) fn start(pid: u32) -> Result<Slirp> {
+        let flags = rustix::pipe::PipeFlags::CLOEXEC;
+        let (exit_r, exit_w) =
+            rustix::pipe::pipe_with(flags).map_err(|e| err(format!("create a pipe: {e}")))?;
+        let (ready_r, ready_w) =
+            rustix::pipe::pipe_with(flags).map_err(|e| err(format!("create a pipe: {e}")))?;
+        let (exit_r, ready_w) = (high(&exit_r)?, high(&ready_w)?);
+        let (er, rw) = (exit_r.as_raw_fd(), ready_w.as_raw_fd());
+        let log = File::from(
+            rustix::fs::memfd_create("slirp4netns-log", rustix::fs::MemfdFlags::CLOEXEC)
+                .map_err(|e| err(format!("create a log file: {e}")))?,
+        );
+        let program = find_program().ok_or_else(|| {
+            err(
+                "slirp4netns not found in PATH: install it (Debian package slirp4netns) or \
+                 use --network host or none",
+            )
+        })?;
+        let mut cmd = Command::new(program);
+        cmd.args(args(pid, er, rw))
+            .env_clear()
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(
+                log.try_clone()
+                    .map_err(|e| err(format!("duplicate the log file: {e}")))?,
+            );
+        let hook = move || -> std::io::Result<()> {
+            for raw in [er, rw] {
+                // SAFETY: both descriptors are open in the forked child (inherited; the
+                // parent keeps them alive until spawn returns); borrowed for one fcntl.
+                let fd = unsafe { BorrowedFd::borrow_raw(raw) };
+                rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
+            }
+            Ok(())
+        };
+        // SAFETY: the hook runs between fork and exec and only calls fcntl, which is
+        // async-signal-safe; it allocates nothing.
+        unsafe { cmd.pre_exec(hook) };
+        let child = cmd
+            .spawn()
+            .map_err(|e| err(format!("start slirp4netns: {e}")))?;
+        drop(exit_r);
+        drop(ready_w);
+        let mut slirp = Slirp {
+            child,
+            exit: Some(exit_w),
+        };
+        match wait_ready(&ready_r) {
+            Ok(()) => Ok(slirp),
+            Err(why) => {
+                slirp.stop();
+                let mut log = log;
+                let mut text = String::new();
+                let _ = log.rewind();
+                let _ = log.read_to_string(&mut text);
+                let last = text
+                    .lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty() && !l.starts_with("WARNING"))
+                    .unwrap_or("")
+                    .trim();
+                Err(if last.is_empty() {
+                    err(format!("slirp4netns {why}"))
+                } else {
+                    err(format!("slirp4netns {why}: {last}"))
+                })
+            }
+        }
+    }
+
+    /// Close the exit fd (slirp4netns sees it and exits) and reap the process.
+    pub(crate) fn stop(&mut self) {
+        if self.exit.take().is_some() {
+            // It exits within a poll interval of seeing the pipe closed; SIGKILL if not.
+            for _ in 0..200 {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl Drop for Slirp {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// slirp4netns in the caller's `PATH`, else in the usual system directories.
+fn find_program() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/local/bin", "/usr/bin", "/bin"].map(PathBuf::from))
+        .filter(|d| d.is_absolute())
+        .map(|d| d.join(SLIRP))
+        .find(|f| f.is_file())
+}
+
+/// Wait for slirp4netns' "ready" byte; EOF means it exited first.
+fn wait_ready(ready: &OwnedFd) -> std::result::Result<(), String> {
+    use rustix::event::{poll, PollFd, PollFlags};
+    let mut fds = [PollFd::new(ready, PollFlags::IN)];
+    let timeout = rustix::event::Timespec {
+        tv_sec: i64::from(READY_TIMEOUT_MS / 1000),
+        tv_nsec: 0,
+    };
+    loop {
+        match poll(&mut fds, Some(&timeout)) {
+            Ok(0) => return Err("did not configure the network in time".into()),
+            Ok(_) => break,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(format!("could not be waited for: {e}")),
+        }
+    }
+    let mut byte = [0u8; 1];
+    match rustix::io::read(ready.as_fd(), &mut byte) {
+        Ok(1) => Ok(()),
+        Ok(_) => Err("exited before configuring the network".into()),
+        Err(e) => Err(format!("could not be waited for: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn args_isolate_the_host_loopback_and_tie_the_lifetime() {
+        let a = args(42, 11, 12);
+        assert!(a.contains(&"--disable-host-loopback".to_string()));
+        assert!(a.contains(&"--configure".to_string()));
+        assert!(a.contains(&"--exit-fd=11".to_string()));
+        assert!(a.contains(&"--ready-fd=12".to_string()));
+        assert_eq!(a[a.len() - 2..], ["42".to_string(), "tap0".to_string()]);
+    }
+}
