@@ -140,7 +140,9 @@ pub(crate) fn execute(
     spec.hostname = "buildkitsandbox".into();
     spec.network = match network {
         "none" => exec::Network::None,
-        _ => exec::Network::Host,
+        "host" => exec::Network::Host,
+        // "default": a namespace of its own with a route out, as BuildKit's RUN.
+        _ => exec::Network::Private,
     };
     spec.state_dir = Some(state);
     // runc under BuildKit leaves the mount-point directories it had to create (/proc, /dev,

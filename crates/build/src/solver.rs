@@ -70,8 +70,12 @@ pub struct BuildOptions {
     pub no_cache: bool,
     /// `--no-cache-filter`: stage names whose steps ignore the cache.
     pub no_cache_filter: Vec<String>,
-    /// `--network` for RUN steps without their own `--network`.
+    /// `--network` for RUN steps without their own `--network`: `default` (or `None`) is a
+    /// private network namespace with a route out, `none` only loopback, `host` the host's.
     pub network: Option<String>,
+    /// The `network.host` entitlement (`--allow network.host`, implied by `--network host`):
+    /// without it `RUN --network=host` is refused before anything runs.
+    pub allow_network_host: bool,
     /// `--label K=V`.
     pub labels: Vec<(String, String)>,
     /// `-t` names.
@@ -294,6 +298,10 @@ pub fn build(
     let _lock = store.lock_shared()?;
     let plan = plan::plan(&opts.dockerfile, &opts.plan, &StoreResolver(store))
         .map_err(BuildError::Dockerfile)?;
+    let allow_host = opts.allow_network_host || opts.network.as_deref() == Some("host");
+    if let Some(d) = crate::entitlements::check(&plan, &opts.dockerfile, allow_host) {
+        return Err(BuildError::Dockerfile(d));
+    }
     let ctx = Ctx {
         store,
         opts,
