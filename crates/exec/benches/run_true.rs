@@ -102,6 +102,12 @@ fn main() {
         &scratch,
         Network::None,
     );
+    measure(
+        "overlay, private network (slirp4netns)",
+        std::slice::from_ref(&base),
+        &scratch,
+        Network::Private,
+    );
     let mut lowers = Vec::new();
     for i in 0..150 {
         let d = tmp.path().join(format!("layer-{i:03}"));

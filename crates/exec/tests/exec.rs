@@ -466,7 +466,7 @@ fn network_none(fx: &Fx) {
     }
 }
 
-/// slirp4netns processes whose parent is `ppid`.
+/// Live (not zombie) slirp4netns processes whose parent is `ppid`.
 fn slirps_of(ppid: u32) -> Vec<u32> {
     let mut v = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -484,6 +484,7 @@ fn slirps_of(ppid: u32) -> Vec<u32> {
         };
         if field("Name:").as_deref() == Some("slirp4netns")
             && field("PPid:").as_deref() == Some(&ppid.to_string())
+            && !field("State:").unwrap_or_default().starts_with('Z')
         {
             v.push(pid);
         }
@@ -556,7 +557,12 @@ fn network_private(fx: &Fx) {
     assert!(!o.contains("host-loopback"), "{o}");
     assert!(o.contains("lo=1") && o.contains("gw=1"), "{o}");
     assert!(o.contains("nameserver "), "{o}");
-    assert_eq!(slirps_of(std::process::id()), Vec::<u32>::new());
+    // Killed when the run ends (and reaped in the background: its exit takes a while).
+    let t = Instant::now();
+    while !slirps_of(std::process::id()).is_empty() {
+        assert!(t.elapsed() < Duration::from_secs(3), "slirp4netns left running");
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 fn network_host(fx: &Fx) {
