@@ -113,6 +113,7 @@ pub(crate) fn execute(
     user: &str,
     cwd: &str,
     network: &str,
+    networks: &std::sync::Arc<exec::NetworkPool>,
     display: &str,
     src: &MountSources,
 ) -> Result<Digest, BuildError> {
@@ -144,6 +145,7 @@ pub(crate) fn execute(
         // "default": a namespace of its own with a route out, as BuildKit's RUN.
         _ => exec::Network::Private,
     };
+    spec.network_pool = Some(networks.clone());
     spec.state_dir = Some(state);
     // runc under BuildKit leaves the mount-point directories it had to create (/proc, /dev,
     // /sys, /etc) in the layer; so do we, for the same layers and history.

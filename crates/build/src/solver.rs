@@ -160,6 +160,9 @@ struct Ctx<'a> {
     done: Mutex<BTreeMap<usize, bool>>,
     done_cv: std::sync::Condvar,
     used: Mutex<crate::cache::Used>,
+    /// The build's private networks: RUN steps take one each and hand it back, so
+    /// slirp4netns starts once per concurrent RUN rather than once per RUN.
+    networks: std::sync::Arc<exec::NetworkPool>,
 }
 
 /// How a stage that gave up because a stage it needs failed says so.
@@ -315,6 +318,7 @@ pub fn build(
         done: Mutex::new(BTreeMap::new()),
         done_cv: std::sync::Condvar::new(),
         used: Mutex::new(Default::default()),
+        networks: std::sync::Arc::new(exec::NetworkPool::new()),
     };
     let _imports = crate::cache::activate(store, &opts.cache_from);
     // Every external base image must be in the store (pulling comes with the registry work).
@@ -665,6 +669,7 @@ fn run_step(
                         &user,
                         &cwd,
                         &network,
+                        &ctx.networks,
                         &name(step.number),
                         &crate::run::MountSources {
                             context: ctx.opts.context.as_deref(),

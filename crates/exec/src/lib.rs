@@ -137,6 +137,7 @@ mod user;
 
 pub use error::{Error, Result};
 pub use helper::maybe_run_init;
+pub use net::NetworkPool;
 pub use parent::{run, spawn, ExitStatus, Output, Running};
 pub use proto::INIT_ARG;
 pub use spec::{ExecSpec, Mount, Network, Rootfs, Stdio};

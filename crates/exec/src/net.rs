@@ -34,9 +34,18 @@ pub(crate) struct Slirp {
     exit: Option<OwnedFd>,
 }
 
-/// The arguments slirp4netns gets for the namespace of `pid`.
-pub(crate) fn args(pid: u32, exit_fd: i32, ready_fd: i32) -> Vec<String> {
-    vec![
+/// Which network namespace slirp4netns attaches to.
+#[derive(Debug, Clone)]
+pub(crate) enum Target {
+    /// The namespace of a process.
+    Pid(u32),
+    /// A namespace file (`/proc/PID/fd/N` of a descriptor this process holds).
+    Path(String),
+}
+
+/// The arguments slirp4netns gets for `target`.
+pub(crate) fn args(target: &Target, exit_fd: i32, ready_fd: i32) -> Vec<String> {
+    let mut a: Vec<String> = vec![
         "--configure".into(),
         "--mtu=65520".into(),
         "--disable-host-loopback".into(),
@@ -44,9 +53,16 @@ pub(crate) fn args(pid: u32, exit_fd: i32, ready_fd: i32) -> Vec<String> {
         "--enable-seccomp".into(),
         format!("--exit-fd={exit_fd}"),
         format!("--ready-fd={ready_fd}"),
-        pid.to_string(),
-        "tap0".into(),
-    ]
+    ];
+    match target {
+        Target::Pid(pid) => a.push(pid.to_string()),
+        Target::Path(p) => {
+            a.push("--netns-type=path".into());
+            a.push(p.clone());
+        }
+    }
+    a.push("tap0".into());
+    a
 }
 
 fn err(what: impl std::fmt::Display) -> Error {
@@ -60,9 +76,9 @@ fn high(fd: &OwnedFd) -> Result<OwnedFd> {
 }
 
 impl Slirp {
-    /// Start slirp4netns on the network namespace of `pid` and wait until it has configured
+    /// Start slirp4netns on the network namespace `target` and wait until it has configured
     /// it. An error names slirp4netns' own last words.
-    pub(crate) fn start(pid: u32) -> Result<Slirp> {
+    pub(crate) fn start(target: &Target) -> Result<Slirp> {
         let flags = rustix::pipe::PipeFlags::CLOEXEC;
         let (exit_r, exit_w) =
             rustix::pipe::pipe_with(flags).map_err(|e| err(format!("create a pipe: {e}")))?;
@@ -81,7 +97,7 @@ impl Slirp {
             )
         })?;
         let mut cmd = Command::new(program);
-        cmd.args(args(pid, er, rw))
+        cmd.args(args(target, er, rw))
             .env_clear()
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
@@ -158,6 +174,93 @@ impl Drop for Slirp {
     }
 }
 
+impl Slirp {
+    /// Still running (not exited, not stopped).
+    fn alive(&mut self) -> bool {
+        self.exit.is_some() && matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+}
+
+/// A network namespace with slirp4netns attached, held by a descriptor.
+#[derive(Debug)]
+pub(crate) struct PrivateNet {
+    pub(crate) ns: OwnedFd,
+    slirp: Slirp,
+}
+
+/// A fresh network namespace: made by a short-lived thread that unshares its own and opens
+/// it; the descriptor keeps it alive after the thread is gone.
+fn new_netns() -> Result<OwnedFd> {
+    std::thread::Builder::new()
+        .name("strata-netns".into())
+        .spawn(|| -> Result<OwnedFd> {
+            // SAFETY: CLONE_NEWNET moves only this (throw-away) thread into a new network
+            // namespace; no memory or other thread is affected.
+            unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWNET) }
+                .map_err(|e| err(format!("create a network namespace: {e}")))?;
+            let f = File::open("/proc/thread-self/ns/net")
+                .map_err(|e| err(format!("open the new network namespace: {e}")))?;
+            Ok(OwnedFd::from(f))
+        })
+        .map_err(|e| err(format!("start a thread: {e}")))?
+        .join()
+        .map_err(|_| err("the namespace thread panicked"))?
+}
+
+/// Private networks kept for reuse, one run at a time each (BuildKit pools its network
+/// namespaces the same way): a build's RUN steps then pay for slirp4netns once instead of
+/// once per step. Dropping the pool stops its slirp4netns processes; they also exit with
+/// this process (their exit fds close).
+///
+/// Reuse is safe because nothing of a run outlives it in the namespace: every process of
+/// the run is dead when it is handed back (the pid namespace dies with its pid 1), so its
+/// sockets are closed, and docker's capability set has no `CAP_NET_ADMIN`, so a run cannot
+/// change addresses, routes or firewall rules for the next one.
+#[derive(Debug, Default)]
+pub struct NetworkPool {
+    idle: std::sync::Mutex<Vec<PrivateNet>>,
+}
+
+/// Idle namespaces kept at most (the rest are stopped when handed back).
+const POOL_MAX: usize = 8;
+
+impl NetworkPool {
+    /// An empty pool.
+    pub fn new() -> NetworkPool {
+        NetworkPool::default()
+    }
+
+    /// An idle private network, or a new one.
+    pub(crate) fn take(&self) -> Result<PrivateNet> {
+        loop {
+            let next = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            match next {
+                Some(mut n) => {
+                    if n.slirp.alive() {
+                        return Ok(n);
+                    } // else its slirp4netns died: dropped
+                }
+                None => break,
+            }
+        }
+        let ns = new_netns()?;
+        let path = format!("/proc/{}/fd/{}", std::process::id(), ns.as_raw_fd());
+        let slirp = Slirp::start(&Target::Path(path))?;
+        Ok(PrivateNet { ns, slirp })
+    }
+
+    /// Hand a network back once every process that used it is gone.
+    pub(crate) fn put_back(&self, mut n: PrivateNet) {
+        if !n.slirp.alive() {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < POOL_MAX {
+            idle.push(n);
+        }
+    }
+}
+
 /// slirp4netns in the caller's `PATH`, else in the usual system directories.
 fn find_program() -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
@@ -198,11 +301,16 @@ mod tests {
 
     #[test]
     fn args_isolate_the_host_loopback_and_tie_the_lifetime() {
-        let a = args(42, 11, 12);
+        let a = args(&Target::Pid(42), 11, 12);
         assert!(a.contains(&"--disable-host-loopback".to_string()));
         assert!(a.contains(&"--configure".to_string()));
         assert!(a.contains(&"--exit-fd=11".to_string()));
         assert!(a.contains(&"--ready-fd=12".to_string()));
         assert_eq!(a[a.len() - 2..], ["42".to_string(), "tap0".to_string()]);
+        let a = args(&Target::Path("/proc/1/fd/7".into()), 11, 12);
+        assert_eq!(
+            a[a.len() - 3..],
+            ["--netns-type=path", "/proc/1/fd/7", "tap0"]
+        );
     }
 }

@@ -126,6 +126,9 @@ pub struct ExecSpec {
     /// `/sys`, `/etc`, ...) in the rootfs after the run, as runc under BuildKit does (file
     /// mount points such as `/etc/hosts` are still removed). Off by default.
     pub keep_dir_stubs: bool,
+    /// For [`Network::Private`]: take the namespace from this pool (and hand it back after
+    /// the run) instead of making one, with its own slirp4netns, for this run alone.
+    pub network_pool: Option<Arc<crate::NetworkPool>>,
     /// Where the per-run private directory (mount point, hosts and resolv.conf files) is
     /// created; `None` means `std::env::temp_dir()`. Removed when the run ends.
     pub state_dir: Option<PathBuf>,
@@ -153,6 +156,7 @@ impl ExecSpec {
             tty: false,
             helper: None,
             keep_dir_stubs: false,
+            network_pool: None,
             state_dir: None,
         }
     }

@@ -560,9 +560,48 @@ fn network_private(fx: &Fx) {
     // Killed when the run ends (and reaped in the background: its exit takes a while).
     let t = Instant::now();
     while !slirps_of(std::process::id()).is_empty() {
-        assert!(t.elapsed() < Duration::from_secs(3), "slirp4netns left running");
+        assert!(
+            t.elapsed() < Duration::from_secs(3),
+            "slirp4netns left running"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// A pool's namespace serves one run after another with one slirp4netns, and nothing of a
+/// run (a listening socket) is left for the next; dropping the pool ends its slirp4netns.
+fn network_pool(fx: &Fx) {
+    in_test_netns(|| {
+        let test_host = serve("10.199.0.1", "test-host\n");
+        let pool = std::sync::Arc::new(exec::NetworkPool::new());
+        let run = |script: &str| {
+            let (mut spec, _l) = fx.sh(script);
+            spec.network = Network::Private;
+            spec.network_pool = Some(pool.clone());
+            stdout_ok(&spec)
+        };
+        // A listener left running in the background when the run ends (port 7777 = 0x1E61).
+        let first = run(
+            "busybox nc -l -p 7777 -e echo hi & sleep 0.3; cat /proc/net/tcp /proc/net/tcp6 | busybox grep -c ':1E61 '",
+        );
+        assert_eq!(first, "1\n");
+        let slirps = slirps_of(std::process::id());
+        assert_eq!(slirps.len(), 1, "{slirps:?}");
+        let second = run(&format!(
+            "busybox nc -w 2 127.0.0.1 7777 </dev/null; echo old=$?; busybox nc -w 5 10.199.0.1 {test_host} </dev/null"
+        ));
+        assert_eq!(second, "old=1\ntest-host\n");
+        assert_eq!(slirps_of(std::process::id()), slirps, "not reused");
+        drop(pool);
+        let t = Instant::now();
+        while !slirps_of(std::process::id()).is_empty() {
+            assert!(
+                t.elapsed() < Duration::from_secs(3),
+                "slirp4netns left running"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    });
 }
 
 fn network_host(fx: &Fx) {
@@ -864,6 +903,7 @@ fn main() {
         ("network_none", network_none),
         ("network_host", network_host),
         ("network_private", network_private),
+        ("network_pool", network_pool),
         ("bind_mounts", bind_mounts),
         ("tmpfs_mount", tmpfs_mount),
         ("readonly_rootfs", readonly_rootfs),

@@ -415,3 +415,37 @@ fn publish_works_and_detached_networks_end_with_their_container() {
     env.fsck_clean();
     after(&canary, &env);
 }
+
+#[test]
+fn a_run_step_leaves_nothing_listening_for_the_next() {
+    // RUN steps of one build reuse a private network (one slirp4netns per concurrent RUN,
+    // as BuildKit pools its namespaces): what one step left listening dies with it.
+    let (env, canary) = setup();
+    in_test_netns(|_| {
+        let ctx = env.path("ctx");
+        std::fs::create_dir_all(&ctx).unwrap();
+        std::fs::write(
+            ctx.join("Dockerfile"),
+            "FROM busybox:local\n\
+             RUN busybox nc -l -p 7777 -e echo left-behind & busybox sleep 0.3; \
+             cat /proc/net/tcp /proc/net/tcp6 | busybox grep -c ':1E61 ' > /listening\n\
+             RUN busybox nc -w 2 127.0.0.1 7777 </dev/null > /got 2>&1; echo rc=$? >> /got\n",
+        )
+        .unwrap();
+        env.ok(&["build", "-q", "-t", "steps", ctx.to_str().unwrap()]);
+        let out = env.ok(&[
+            "run",
+            "--network",
+            "none",
+            "steps",
+            "cat",
+            "/listening",
+            "/got",
+        ]);
+        assert_eq!(
+            out,
+            "1\nnc: can't connect to remote host (127.0.0.1): Connection refused\nrc=1\n"
+        );
+    });
+    after(&canary, &env);
+}
