@@ -29,7 +29,13 @@ fn rootfs(root: &Path) {
     }
 }
 
-fn measure(name: &str, base: &[PathBuf], scratch: &Path, network: Network) {
+fn measure(
+    name: &str,
+    base: &[PathBuf],
+    scratch: &Path,
+    network: Network,
+    pool: Option<&std::sync::Arc<exec::NetworkPool>>,
+) {
     let mut times = Vec::new();
     let mut spawns = Vec::new();
     for i in 0..RUNS + 5 {
@@ -46,6 +52,7 @@ fn measure(name: &str, base: &[PathBuf], scratch: &Path, network: Network) {
             vec!["/bin/true".into()],
         );
         spec.network = network;
+        spec.network_pool = pool.cloned();
         spec.state_dir = Some(scratch.to_path_buf());
         let t = Instant::now();
         let mut r = exec::spawn(&spec).unwrap();
@@ -95,18 +102,29 @@ fn main() {
         std::slice::from_ref(&base),
         &scratch,
         Network::Host,
+        None,
     );
     measure(
         "overlay, network none",
         std::slice::from_ref(&base),
         &scratch,
         Network::None,
+        None,
     );
     measure(
         "overlay, private network (slirp4netns)",
         std::slice::from_ref(&base),
         &scratch,
         Network::Private,
+        None,
+    );
+    let pool = std::sync::Arc::new(exec::NetworkPool::new());
+    measure(
+        "overlay, private network from a pool",
+        std::slice::from_ref(&base),
+        &scratch,
+        Network::Private,
+        Some(&pool),
     );
     let mut lowers = Vec::new();
     for i in 0..150 {
@@ -121,5 +139,6 @@ fn main() {
         &lowers,
         &scratch,
         Network::Host,
+        None,
     );
 }
