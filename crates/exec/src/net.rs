@@ -84,7 +84,13 @@ impl Slirp {
             rustix::pipe::pipe_with(flags).map_err(|e| err(format!("create a pipe: {e}")))?;
         let (ready_r, ready_w) =
             rustix::pipe::pipe_with(flags).map_err(|e| err(format!("create a pipe: {e}")))?;
-        let (exit_r, ready_w) = (high(&exit_r)?, high(&ready_w)?);
+        // Only the high copies may stay open: a second write end of the ready pipe here
+        // would hide slirp4netns' early death (no EOF).
+        let (exit_r, ready_w) = {
+            let high = (high(&exit_r)?, high(&ready_w)?);
+            drop((exit_r, ready_w));
+            high
+        };
         let (er, rw) = (exit_r.as_raw_fd(), ready_w.as_raw_fd());
         let log = File::from(
             rustix::fs::memfd_create("slirp4netns-log", rustix::fs::MemfdFlags::CLOEXEC)
@@ -298,6 +304,24 @@ fn wait_ready(ready: &OwnedFd) -> std::result::Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// slirp4netns that cannot attach says so at once, with its own words (needs
+    /// slirp4netns installed, as every private network does).
+    #[test]
+    fn a_failing_slirp4netns_is_a_prompt_clear_error() {
+        let t = std::time::Instant::now();
+        let e = Slirp::start(&Target::Path("/nonexistent/netns".into())).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("private network: slirp4netns exited before configuring the network"),
+            "{msg}"
+        );
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(5),
+            "{:?}",
+            t.elapsed()
+        );
+    }
 
     #[test]
     fn args_isolate_the_host_loopback_and_tie_the_lifetime() {
