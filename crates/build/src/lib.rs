@@ -5,10 +5,12 @@
 //!   RUN through `exec` on an overlay of the parent's layer snapshots, COPY/ADD through
 //!   `context`, layers committed with `layer` into the store.
 //! * [`progress`]: events and BuildKit's plain printer.
+//! * [`entitlements`]: `RUN --network=host` only with `network.host` allowed.
 
 pub mod cache;
 pub mod config;
 mod copy;
+pub mod entitlements;
 mod explain;
 mod fetch;
 mod fsutil;

@@ -107,6 +107,7 @@ pub(crate) fn execute(
     user: &str,
     cwd: &str,
     network: &str,
+    networks: &std::sync::Arc<exec::NetworkPool>,
     display: &str,
     src: &MountSources,
 ) -> Result<Digest, BuildError> {
@@ -134,8 +135,11 @@ pub(crate) fn execute(
     spec.hostname = "buildkitsandbox".into();
     spec.network = match network {
         "none" => exec::Network::None,
-        _ => exec::Network::Host,
+        "host" => exec::Network::Host,
+        // "default": a namespace of its own with a route out, as BuildKit's RUN.
+        _ => exec::Network::Private,
     };
+    spec.network_pool = Some(networks.clone());
     spec.state_dir = Some(state);
     // runc under BuildKit leaves the mount-point directories it had to create (/proc, /dev,
     // /sys, /etc) in the layer; so do we, for the same layers and history.

@@ -70,8 +70,12 @@ pub struct BuildOptions {
     pub no_cache: bool,
     /// `--no-cache-filter`: stage names whose steps ignore the cache.
     pub no_cache_filter: Vec<String>,
-    /// `--network` for RUN steps without their own `--network`.
+    /// `--network` for RUN steps without their own `--network`: `default` (or `None`) is a
+    /// private network namespace with a route out, `none` only loopback, `host` the host's.
     pub network: Option<String>,
+    /// The `network.host` entitlement (`--allow network.host`, implied by `--network host`):
+    /// without it `RUN --network=host` is refused before anything runs.
+    pub allow_network_host: bool,
     /// `--label K=V`.
     pub labels: Vec<(String, String)>,
     /// `-t` names.
@@ -156,6 +160,9 @@ struct Ctx<'a> {
     done: Mutex<BTreeMap<usize, bool>>,
     done_cv: std::sync::Condvar,
     used: Mutex<crate::cache::Used>,
+    /// The build's private networks: RUN steps take one each and hand it back, so
+    /// slirp4netns starts once per concurrent RUN rather than once per RUN.
+    networks: std::sync::Arc<exec::NetworkPool>,
 }
 
 /// How a stage that gave up because a stage it needs failed says so.
@@ -294,6 +301,10 @@ pub fn build(
     let _lock = store.lock_shared()?;
     let plan = plan::plan(&opts.dockerfile, &opts.plan, &StoreResolver(store))
         .map_err(BuildError::Dockerfile)?;
+    let allow_host = opts.allow_network_host || opts.network.as_deref() == Some("host");
+    if let Some(d) = crate::entitlements::check(&plan, &opts.dockerfile, allow_host) {
+        return Err(BuildError::Dockerfile(d));
+    }
     let ctx = Ctx {
         store,
         opts,
@@ -307,6 +318,7 @@ pub fn build(
         done: Mutex::new(BTreeMap::new()),
         done_cv: std::sync::Condvar::new(),
         used: Mutex::new(Default::default()),
+        networks: std::sync::Arc::new(exec::NetworkPool::new()),
     };
     let _imports = crate::cache::activate(store, &opts.cache_from);
     // Every external base image must be in the store (pulling comes with the registry work).
@@ -657,6 +669,7 @@ fn run_step(
                         &user,
                         &cwd,
                         &network,
+                        &ctx.networks,
                         &name(step.number),
                         &crate::run::MountSources {
                             context: ctx.opts.context.as_deref(),

@@ -38,6 +38,7 @@ fn once(
     base: &[PathBuf],
     scratch: &Path,
     network: Network,
+    pool: Option<&std::sync::Arc<exec::NetworkPool>>,
     seccomp: &Seccomp,
 ) -> (Duration, Duration) {
     let d = scratch.join(tag);
@@ -53,6 +54,7 @@ fn once(
         vec!["/bin/true".into()],
     );
     spec.network = network;
+    spec.network_pool = pool.cloned();
     spec.state_dir = Some(scratch.to_path_buf());
     spec.seccomp = seccomp.clone();
     let t = Instant::now();
@@ -69,7 +71,13 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-fn measure(name: &str, base: &[PathBuf], scratch: &Path, network: Network) {
+fn measure(
+    name: &str,
+    base: &[PathBuf],
+    scratch: &Path,
+    network: Network,
+    pool: Option<&std::sync::Arc<exec::NetworkPool>>,
+) {
     let mut times = Vec::new();
     let mut spawns = Vec::new();
     for i in 0..RUNS + 5 {
@@ -78,6 +86,7 @@ fn measure(name: &str, base: &[PathBuf], scratch: &Path, network: Network) {
             base,
             scratch,
             network,
+            pool,
             &Seccomp::Default,
         );
         if i >= 5 {
@@ -106,7 +115,7 @@ fn seccomp_cost(base: &[PathBuf], scratch: &Path, n: usize) {
             [Seccomp::Unconfined, Seccomp::Default]
         };
         for s in &order {
-            let (_, dt) = once(&format!("sc-{i}"), base, scratch, Network::Host, s);
+            let (_, dt) = once(&format!("sc-{i}"), base, scratch, Network::Host, None, s);
             if i >= 5 {
                 match s {
                     Seccomp::Unconfined => without.push(dt),
@@ -170,12 +179,29 @@ fn main() {
         std::slice::from_ref(&base),
         &scratch,
         Network::Host,
+        None,
     );
     measure(
         "overlay, network none",
         std::slice::from_ref(&base),
         &scratch,
         Network::None,
+        None,
+    );
+    measure(
+        "overlay, private network (slirp4netns)",
+        std::slice::from_ref(&base),
+        &scratch,
+        Network::Private,
+        None,
+    );
+    let pool = std::sync::Arc::new(exec::NetworkPool::new());
+    measure(
+        "overlay, private network from a pool",
+        std::slice::from_ref(&base),
+        &scratch,
+        Network::Private,
+        Some(&pool),
     );
     let mut lowers = Vec::new();
     for i in 0..150 {
@@ -190,6 +216,7 @@ fn main() {
         &lowers,
         &scratch,
         Network::Host,
+        None,
     );
     seccomp_cost(std::slice::from_ref(&base), &scratch, 200);
 }

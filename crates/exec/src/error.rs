@@ -41,6 +41,9 @@ pub enum Error {
     /// The seccomp profile cannot be compiled.
     #[error(transparent)]
     Seccomp(#[from] crate::seccomp::SeccompError),
+    /// The private network could not be set up (slirp4netns missing or failing).
+    #[error("private network: {0}")]
+    Network(String),
     /// The init helper broke its protocol or died before reporting (a bug, or it was killed).
     #[error("init helper: {0}")]
     Helper(String),

@@ -2,6 +2,8 @@
 
 use std::net::IpAddr;
 
+use crate::Network;
+
 /// BuildKit's hosts file: `127.0.0.1 localhost <hostname>`, the IPv6 loopback line, then one
 /// line per extra host.
 pub(crate) fn hosts(hostname: &str, extra: &[(String, IpAddr)]) -> String {
@@ -18,10 +20,11 @@ pub(crate) fn hosts(hostname: &str, extra: &[(String, IpAddr)]) -> String {
 }
 
 /// The host's resolv.conf. With the host network it is copied as is; in a namespace of its
-/// own the loopback nameservers (unreachable there) are dropped, and if none is left
-/// Google's public servers are used, as docker does.
-pub(crate) fn resolv_conf(host: &str, own_netns: bool) -> String {
-    if !own_netns {
+/// own the loopback nameservers (unreachable there) are dropped, as docker does; if none is
+/// left, the private network uses slirp4netns' forwarder (which asks the host's resolver)
+/// and an isolated one Google's public servers (docker's fallback).
+pub(crate) fn resolv_conf(host: &str, network: Network) -> String {
+    if network == Network::Host {
         return host.to_string();
     }
     let mut out = String::new();
@@ -40,7 +43,11 @@ pub(crate) fn resolv_conf(host: &str, own_netns: bool) -> String {
         out.push('\n');
     }
     if servers == 0 {
-        out.push_str("nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
+        if network == Network::Private {
+            out.push_str(&format!("nameserver {}\n", crate::net::SLIRP_DNS));
+        } else {
+            out.push_str("nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
+        }
     }
     out
 }
@@ -61,14 +68,22 @@ mod tests {
     #[test]
     fn resolv_filters_loopback_in_own_netns() {
         let host = "search example.com\nnameserver 127.0.0.53\nnameserver 1.1.1.1\n";
-        assert_eq!(resolv_conf(host, false), host);
+        assert_eq!(resolv_conf(host, Network::Host), host);
+        for net in [Network::None, Network::Private] {
+            assert_eq!(
+                resolv_conf(host, net),
+                "search example.com\nnameserver 1.1.1.1\n"
+            );
+        }
         assert_eq!(
-            resolv_conf(host, true),
-            "search example.com\nnameserver 1.1.1.1\n"
-        );
-        assert_eq!(
-            resolv_conf("nameserver 127.0.0.1\n", true),
+            resolv_conf("nameserver 127.0.0.1\n", Network::None),
             "nameserver 8.8.8.8\nnameserver 8.8.4.4\n"
+        );
+        // The private network falls back to slirp4netns' forwarder, which reaches the
+        // host's own (loopback) resolver.
+        assert_eq!(
+            resolv_conf("nameserver 127.0.0.53\nnameserver ::1\n", Network::Private),
+            "nameserver 10.0.2.3\n"
         );
     }
 }

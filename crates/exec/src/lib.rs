@@ -16,7 +16,14 @@
 //!    close-on-exec on the control socket and calls
 //!    `unshare(CLONE_NEWPID|CLONE_NEWUTS|CLONE_NEWIPC[|CLONE_NEWNET])`, both raw,
 //!    async-signal-safe system calls. The spec goes to the helper as length-prefixed JSON on
-//!    that Unix socket (the *control socket*), which stays open for the whole run.
+//!    that Unix socket (the *control socket*), which stays open for the whole run. For
+//!    [`Network::Private`] the caller first starts `slirp4netns` on the helper's new network
+//!    namespace and waits for its ready byte (so the command never starts before its route
+//!    out exists); slirp4netns holds the read end of an *exit pipe* whose write end only
+//!    the caller has, and is killed once the helper is reaped (see `net.rs`). With a
+//!    [`NetworkPool`] ([`ExecSpec::network_pool`]) the hook instead joins (`setns`) an idle
+//!    namespace of the pool, whose slirp4netns is already up, and the namespace goes back
+//!    to the pool after the run: a build pays for slirp4netns once per concurrent RUN.
 //! 2. **The helper**. The executable's `main` calls [`maybe_run_init`] first thing; seeing
 //!    `argv[1] == "__strata-init"` it becomes the helper and never returns. It is a fresh,
 //!    single-threaded process, so it may `fork`. It creates a private directory
@@ -81,6 +88,12 @@
 //!
 //! # Invariants
 //!
+//! * A private network's slirp4netns lives as long as the run (or, pooled, as long as the
+//!   pool): it is killed at the end, and exits by itself when the exit pipe closes (the
+//!   caller died, even by SIGKILL). It is started with `--disable-host-loopback`, so the
+//!   gateway 10.0.2.2 does not lead to the host's 127.0.0.1, and the namespace is not the
+//!   host's, so the host's abstract unix sockets are not visible. A pooled namespace is
+//!   handed to one run at a time, and only once every process of the previous run is gone.
 //! * Nothing is ever mounted in the caller's mount namespace; all mounts live in the init's
 //!   private namespace and vanish with it.
 //! * The helper is single-threaded when it forks; the `pre_exec` hook makes only
@@ -125,6 +138,7 @@ mod error;
 mod files;
 mod helper;
 mod init;
+mod net;
 mod parent;
 mod proto;
 mod seccomp;
@@ -134,6 +148,7 @@ mod user;
 
 pub use error::{Error, Result};
 pub use helper::maybe_run_init;
+pub use net::NetworkPool;
 pub use parent::{run, spawn, ExitStatus, Output, Running};
 pub use proto::INIT_ARG;
 pub use seccomp::{Seccomp, SeccompError, SeccompProfile, DOCKER_DEFAULT_JSON};

@@ -12,8 +12,11 @@ use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
 use rustix::thread::UnshareFlags;
 
 use crate::error::{io_err, Error, Result};
+use crate::net::{PrivateNet, Slirp, Target};
 use crate::proto::{self, InitMount, InitRootfs, InitSpec, ToHelper, ToParent, INIT_ARG};
+use crate::NetworkPool;
 use crate::{files, ExecSpec, Mount, Network, Rootfs, Stdio};
+use std::sync::Arc;
 
 /// How the process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +54,15 @@ pub struct Output {
     pub stderr: Vec<u8>,
 }
 
+/// The private network of a run.
+#[derive(Debug)]
+enum Net {
+    /// slirp4netns on the helper's own new namespace, for this run alone.
+    Own(Slirp),
+    /// A namespace from a pool, joined by the helper, handed back after the run.
+    Pooled(PrivateNet, Arc<NetworkPool>),
+}
+
 /// A started process. Dropping it without [`wait`](Running::wait) kills the container and
 /// reaps the helper.
 #[derive(Debug)]
@@ -60,6 +72,8 @@ pub struct Running {
     control: UnixStream,
     reader: BufReader<UnixStream>,
     status: Option<ExitStatus>,
+    /// The private network, ended or handed back to its pool once the helper is reaped.
+    net: Option<Net>,
     /// The process's stdin, when [`Stdio::Pipe`].
     pub stdin: Option<ChildStdin>,
     /// The process's stdout, when [`Stdio::Pipe`].
@@ -118,10 +132,14 @@ impl Running {
                 None => break,
             }
         }
-        let helper = self
-            .helper
-            .wait()
-            .map_err(io_err("wait for the init helper"))?;
+        let helper = self.helper.wait();
+        // The namespace's processes are gone (or going): its network goes with them.
+        match self.net.take() {
+            Some(Net::Own(mut slirp)) => slirp.stop(),
+            Some(Net::Pooled(n, pool)) => pool.put_back(n),
+            None => {}
+        }
+        let helper = helper.map_err(io_err("wait for the init helper"))?;
         let status = match reported {
             Some(s) => s,
             None => match helper.signal() {
@@ -271,7 +289,7 @@ fn init_spec(spec: &ExecSpec) -> Result<InitSpec> {
         tty: spec.tty,
         state_dir: utf8(&state_dir, "state dir")?,
         hosts: files::hosts(&spec.hostname, &spec.extra_hosts),
-        resolv_conf: files::resolv_conf(&host_resolv, new_net),
+        resolv_conf: files::resolv_conf(&host_resolv, spec.network),
         keep_dir_stubs: spec.keep_dir_stubs,
         seccomp: spec.seccomp.packed()?,
     })
@@ -307,8 +325,14 @@ pub fn spawn(spec: &ExecSpec) -> Result<Running> {
         .map_err(|e| io_err("duplicate the control socket")(e.into()))?;
     let raw = theirs.as_raw_fd();
 
+    // A pooled private network is joined (setns) instead of a new namespace made.
+    let pooled = match (&spec.network, &spec.network_pool) {
+        (Network::Private, Some(pool)) => Some((pool.take()?, pool.clone())),
+        _ => None,
+    };
+    let join_ns = pooled.as_ref().map(|(n, _)| n.ns.as_raw_fd());
     let mut flags = UnshareFlags::NEWPID | UnshareFlags::NEWUTS | UnshareFlags::NEWIPC;
-    if init.new_net {
+    if init.new_net && join_ns.is_none() {
         flags |= UnshareFlags::NEWNET;
     }
     let mut cmd = Command::new(&exe);
@@ -327,17 +351,33 @@ pub fn spawn(spec: &ExecSpec) -> Result<Running> {
         // `theirs` alive until spawn returns); borrowing it for one fcntl is sound.
         let fd = unsafe { BorrowedFd::borrow_raw(raw) };
         rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
+        if let Some(ns) = join_ns {
+            // SAFETY: `ns` is open in the forked child (the parent holds it in `pooled`);
+            // joining a network namespace changes only this single-threaded child.
+            let r = unsafe { libc::setns(ns, libc::CLONE_NEWNET) };
+            if r != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
         // SAFETY: only namespaces that affect the children of this process (NEWPID) or this
         // single-threaded child itself are unshared; no thread or memory state is involved.
         unsafe { rustix::thread::unshare_unsafe(flags) }?;
         Ok(())
     };
     // SAFETY: the hook runs between fork and exec and only makes raw system calls
-    // (fcntl, unshare), which are async-signal-safe; it allocates nothing.
+    // (fcntl, setns, unshare), which are async-signal-safe; it allocates nothing.
     unsafe { cmd.pre_exec(hook) };
-    let mut helper = cmd
-        .spawn()
-        .map_err(io_err(format!("start the init helper {}", exe.display())))?;
+    let mut helper = match cmd.spawn() {
+        Ok(h) => h,
+        Err(e) => {
+            if let Some((n, pool)) = pooled {
+                pool.put_back(n);
+            }
+            return Err(io_err(format!("start the init helper {}", exe.display()))(
+                e,
+            ));
+        }
+    };
     drop(theirs);
 
     let mut running = Running {
@@ -349,12 +389,18 @@ pub fn spawn(spec: &ExecSpec) -> Result<Running> {
         ),
         control,
         status: None,
+        net: pooled.map(|(n, pool)| Net::Pooled(n, pool)),
         stdin: helper.stdin.take(),
         stdout: helper.stdout.take(),
         stderr: helper.stderr.take(),
         pty: None,
         helper,
     };
+    if spec.network == Network::Private && running.net.is_none() {
+        // The helper already sits in its new network namespace; the command starts only
+        // once the namespace has its route out (the helper waits for the spec).
+        running.net = Some(Net::Own(Slirp::start(&Target::Pid(running.helper.id()))?));
+    }
     let mut msg = (json.len() as u64).to_le_bytes().to_vec();
     msg.extend_from_slice(&json);
     // A helper that died early shows up as EOF below; the write error adds nothing.

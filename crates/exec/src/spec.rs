@@ -32,7 +32,9 @@ pub enum Network {
     Host,
     /// A new, empty network namespace with only `lo`, brought up.
     None,
-    /// For now the same as [`Network::None`]; later a namespace with its own route out.
+    /// A new network namespace with `lo` and a route out through slirp4netns (user-mode
+    /// networking: `tap0` 10.0.2.100/24, gateway 10.0.2.2, DNS forwarder 10.0.2.3), from
+    /// which the host's loopback is not reachable. Needs `slirp4netns` in `PATH`.
     Private,
 }
 
@@ -126,6 +128,9 @@ pub struct ExecSpec {
     /// `/sys`, `/etc`, ...) in the rootfs after the run, as runc under BuildKit does (file
     /// mount points such as `/etc/hosts` are still removed). Off by default.
     pub keep_dir_stubs: bool,
+    /// For [`Network::Private`]: take the namespace from this pool (and hand it back after
+    /// the run) instead of making one, with its own slirp4netns, for this run alone.
+    pub network_pool: Option<Arc<crate::NetworkPool>>,
     /// Where the per-run private directory (mount point, hosts and resolv.conf files) is
     /// created; `None` means `std::env::temp_dir()`. Removed when the run ends.
     pub state_dir: Option<PathBuf>,
@@ -155,6 +160,7 @@ impl ExecSpec {
             tty: false,
             helper: None,
             keep_dir_stubs: false,
+            network_pool: None,
             state_dir: None,
             seccomp: Seccomp::Default,
         }

@@ -453,7 +453,8 @@ fn many_layers(fx: &Fx) {
 }
 
 fn network_none(fx: &Fx) {
-    for net in [Network::None, Network::Private] {
+    {
+        let net = Network::None;
         let (mut spec, _l) = fx.sh("ls /sys/class/net; cat /sys/class/net/lo/flags; ping -c1 -W1 127.0.0.1 >/dev/null && echo ping-ok");
         spec.network = net;
         let o = stdout_ok(&spec);
@@ -463,6 +464,144 @@ fn network_none(fx: &Fx) {
         assert_eq!(flags & 1, 1, "lo must be up: {o}");
         assert_eq!(lines[2], "ping-ok");
     }
+}
+
+/// Live (not zombie) slirp4netns processes whose parent is `ppid`.
+fn slirps_of(ppid: u32) -> Vec<u32> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+            continue;
+        };
+        let field = |k: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(k))
+                .map(|v| v.trim().to_string())
+        };
+        if field("Name:").as_deref() == Some("slirp4netns")
+            && field("PPid:").as_deref() == Some(&ppid.to_string())
+            && !field("State:").unwrap_or_default().starts_with('Z')
+        {
+            v.push(pid);
+        }
+    }
+    v
+}
+
+/// Run `f` on a thread of its own in a fresh network namespace that stands in for the
+/// host: `lo` up and a veth pair with the test host address 10.199.0.1/24 on `t0`. The
+/// container's slirp4netns starts from that thread, so it connects out from there.
+fn in_test_netns<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // SAFETY: unshare(CLONE_NEWNET) on this thread only; it changes no memory.
+            let r = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+            assert_eq!(r, 0, "unshare: {}", std::io::Error::last_os_error());
+            for args in [
+                &["link", "set", "lo", "up"][..],
+                &["link", "add", "t0", "type", "veth", "peer", "name", "t1"],
+                &["addr", "add", "10.199.0.1/24", "dev", "t0"],
+                &["link", "set", "t0", "up"],
+                &["link", "set", "t1", "up"],
+            ] {
+                let st = Command::new("ip")
+                    .args(args)
+                    .status()
+                    .expect("run ip (iproute2)");
+                assert!(st.success(), "ip {args:?}");
+            }
+            f()
+        })
+        .join()
+        .unwrap()
+    })
+}
+
+/// A TCP server answering every connection with `reply`; returns its port.
+fn serve(addr: &str, reply: &'static str) -> u16 {
+    let l = std::net::TcpListener::bind((addr, 0)).unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for c in l.incoming().flatten() {
+            let mut c = c;
+            let _ = c.write_all(reply.as_bytes());
+        }
+    });
+    port
+}
+
+/// The private network: `lo` and `tap0` (slirp4netns), a server on the (test) host's
+/// address reachable, the host's loopback not (directly or through the gateway), and no
+/// slirp4netns left after the run.
+fn network_private(fx: &Fx) {
+    let o = in_test_netns(|| {
+        let host_lo = serve("127.0.0.1", "host-loopback\n");
+        let test_host = serve("10.199.0.1", "test-host\n");
+        let (mut spec, _l) = fx.sh(&format!(
+            "ls /sys/class/net | tr '\\n' ' '; echo; \
+             nc -w 5 10.199.0.1 {test_host} </dev/null; echo far=$?; \
+             nc -w 2 127.0.0.1 {host_lo} </dev/null; echo lo=$?; \
+             nc -w 2 10.0.2.2 {host_lo} </dev/null; echo gw=$?; \
+             cat /etc/resolv.conf"
+        ));
+        spec.network = Network::Private;
+        stdout_ok(&spec)
+    });
+    let lines: Vec<&str> = o.lines().collect();
+    assert_eq!(lines[0].trim(), "lo tap0", "{o}");
+    assert_eq!(lines[1..3], ["test-host", "far=0"], "{o}");
+    assert!(!o.contains("host-loopback"), "{o}");
+    assert!(o.contains("lo=1") && o.contains("gw=1"), "{o}");
+    assert!(o.contains("nameserver "), "{o}");
+    // Killed when the run ends (and reaped in the background: its exit takes a while).
+    let t = Instant::now();
+    while !slirps_of(std::process::id()).is_empty() {
+        assert!(
+            t.elapsed() < Duration::from_secs(3),
+            "slirp4netns left running"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A pool's namespace serves one run after another with one slirp4netns, and nothing of a
+/// run (a listening socket) is left for the next; dropping the pool ends its slirp4netns.
+fn network_pool(fx: &Fx) {
+    in_test_netns(|| {
+        let test_host = serve("10.199.0.1", "test-host\n");
+        let pool = std::sync::Arc::new(exec::NetworkPool::new());
+        let run = |script: &str| {
+            let (mut spec, _l) = fx.sh(script);
+            spec.network = Network::Private;
+            spec.network_pool = Some(pool.clone());
+            stdout_ok(&spec)
+        };
+        // A listener left running in the background when the run ends (port 7777 = 0x1E61).
+        let first = run(
+            "busybox nc -l -p 7777 -e echo hi & sleep 0.3; cat /proc/net/tcp /proc/net/tcp6 | busybox grep -c ':1E61 '",
+        );
+        assert_eq!(first, "1\n");
+        let slirps = slirps_of(std::process::id());
+        assert_eq!(slirps.len(), 1, "{slirps:?}");
+        let second = run(&format!(
+            "busybox nc -w 2 127.0.0.1 7777 </dev/null; echo old=$?; busybox nc -w 5 10.199.0.1 {test_host} </dev/null"
+        ));
+        assert_eq!(second, "old=1\ntest-host\n");
+        assert_eq!(slirps_of(std::process::id()), slirps, "not reused");
+        drop(pool);
+        let t = Instant::now();
+        while !slirps_of(std::process::id()).is_empty() {
+            assert!(
+                t.elapsed() < Duration::from_secs(3),
+                "slirp4netns left running"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    });
 }
 
 fn network_host(fx: &Fx) {
@@ -762,6 +901,9 @@ fn sigkill_parent(fx: &Fx) {
     assert!(Path::new(&format!("/proc/{container}")).exists());
     let private_dirs = entries(&fx.state);
     assert_eq!(private_dirs.len(), 1, "{private_dirs:?}");
+    // The private network's slirp4netns goes with the caller (its exit fd closes).
+    let slirps = slirps_of(parent.id());
+    assert_eq!(slirps.len(), 1, "{slirps:?}");
 
     parent.kill().unwrap(); // SIGKILL
     parent.wait().unwrap();
@@ -771,10 +913,11 @@ fn sigkill_parent(fx: &Fx) {
         Ok(s) => s.rsplit(')').next().unwrap().trim_start().starts_with('Z'),
     };
     let t = Instant::now();
-    while !(gone(container) && gone(helper) && entries(&fx.state).is_empty()) {
+    let slirp = slirps[0] as i32;
+    while !(gone(container) && gone(helper) && gone(slirp) && entries(&fx.state).is_empty()) {
         assert!(
             t.elapsed() < Duration::from_secs(10),
-            "container {container} or helper {helper} survived, or {:?} stayed",
+            "container {container}, helper {helper} or slirp4netns {slirp} survived, or {:?} stayed",
             entries(&fx.state)
         );
         std::thread::sleep(Duration::from_millis(20));
@@ -796,6 +939,7 @@ fn kill_parent_mode(args: &[String]) -> ! {
     );
     spec.env = vec![PATH.to_string()];
     spec.state_dir = Some(PathBuf::from(&args[3]));
+    spec.network = Network::Private;
     let r = exec::spawn(&spec).unwrap();
     println!("{} {}", r.pid(), r.helper_pid());
     std::io::stdout().flush().unwrap();
@@ -1047,6 +1191,8 @@ fn main() {
         ("many_layers", many_layers),
         ("network_none", network_none),
         ("network_host", network_host),
+        ("network_private", network_private),
+        ("network_pool", network_pool),
         ("bind_mounts", bind_mounts),
         ("tmpfs_mount", tmpfs_mount),
         ("devices", devices),

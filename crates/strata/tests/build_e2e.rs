@@ -1,6 +1,6 @@
 //! `strata build` end to end on a private store with a busybox base: target pruning, cache
-//! behaviour counted by real executions (each RUN hits a counter on 127.0.0.1), bad input,
-//! and a killed build leaving nothing behind.
+//! behaviour counted by real executions (each RUN hits a counter on 127.0.0.1, so those
+//! builds use `--network host`), bad input, and a killed build leaving nothing behind.
 
 mod common;
 
@@ -50,10 +50,12 @@ fn target_runs_only_the_stages_it_needs() {
         c.hit("final")
     );
     let ctx = context(&env, "t", &df, &[]);
-    env.ok(&["build", "-q", "-t", "t:all", &ctx]);
+    env.ok(&["build", "--network", "host", "-q", "-t", "t:all", &ctx]);
     assert_eq!(hits(&c), vec!["a", "final"]);
     env.ok(&[
         "build",
+        "--network",
+        "host",
         "-q",
         "--no-cache",
         "--target",
@@ -87,30 +89,42 @@ fn cache_reruns_exactly_what_changed() {
             (".dockerignore", "ignored.txt\n"),
         ],
     );
-    env.ok(&["build", "-q", "-t", "c:1", &ctx]);
+    env.ok(&["build", "--network", "host", "-q", "-t", "c:1", &ctx]);
     assert_eq!(hits(&c).len(), 4);
     // Unchanged: nothing runs, and the image is identical.
-    let id1 = env.ok(&["build", "-q", "-t", "c:1", &ctx]);
+    let id1 = env.ok(&["build", "--network", "host", "-q", "-t", "c:1", &ctx]);
     assert_eq!(hits(&c), Vec::<String>::new());
-    let id2 = env.ok(&["build", "-q", "-t", "c:1", &ctx]);
+    let id2 = env.ok(&["build", "--network", "host", "-q", "-t", "c:1", &ctx]);
     assert_eq!(id1, id2);
     // A file excluded by .dockerignore never invalidates anything.
     fs::write(Path::new(&ctx).join("ignored.txt"), "changed").unwrap();
-    env.ok(&["build", "-q", "-t", "c:1", &ctx]);
+    env.ok(&["build", "--network", "host", "-q", "-t", "c:1", &ctx]);
     assert_eq!(hits(&c), Vec::<String>::new());
     // One source file: only the steps from the COPY that selects it.
     fs::write(Path::new(&ctx).join("app.txt"), "two").unwrap();
-    env.ok(&["build", "-q", "-t", "c:1", &ctx]);
+    env.ok(&["build", "--network", "host", "-q", "-t", "c:1", &ctx]);
     assert_eq!(hits(&c), vec!["after-app", "after-other"]);
     fs::write(Path::new(&ctx).join("other.txt"), "y").unwrap();
-    env.ok(&["build", "-q", "-t", "c:1", &ctx]);
+    env.ok(&["build", "--network", "host", "-q", "-t", "c:1", &ctx]);
     assert_eq!(hits(&c), vec!["after-other"]);
     // A build arg: only the steps that can see it.
-    env.ok(&["build", "-q", "--build-arg", "V=2", "-t", "c:1", &ctx]);
+    env.ok(&[
+        "build",
+        "--network",
+        "host",
+        "-q",
+        "--build-arg",
+        "V=2",
+        "-t",
+        "c:1",
+        &ctx,
+    ]);
     assert_eq!(hits(&c), vec!["after-app", "after-other", "sees-arg"]);
     // A proxy build arg invalidates nothing.
     env.ok(&[
         "build",
+        "--network",
+        "host",
         "-q",
         "--build-arg",
         "V=2",
@@ -124,6 +138,8 @@ fn cache_reruns_exactly_what_changed() {
     // --no-cache-filter on the (only, unnamed) stage re-runs it all; --no-cache too.
     env.ok(&[
         "build",
+        "--network",
+        "host",
         "-q",
         "--no-cache",
         "--build-arg",
@@ -395,25 +411,25 @@ fn prune_keeps_the_build_cache_until_all() {
         &format!("FROM busybox:local\nRUN {}\n", c.hit("run")),
         &[],
     );
-    let id = env.ok(&["build", "-q", &ctx]);
+    let id = env.ok(&["build", "--network", "host", "-q", &ctx]);
     assert_eq!(hits(&c), vec!["run"]);
     env.ok(&["rmi", id.trim()]);
     env.ok(&["prune"]);
-    env.ok(&["build", "-q", &ctx]);
+    env.ok(&["build", "--network", "host", "-q", &ctx]);
     assert_eq!(
         hits(&c),
         Vec::<String>::new(),
         "the cache survives a plain prune"
     );
     env.ok(&["prune", "--filter", "until=1h"]);
-    env.ok(&["build", "-q", &ctx]);
+    env.ok(&["build", "--network", "host", "-q", &ctx]);
     assert_eq!(
         hits(&c),
         Vec::<String>::new(),
         "records younger than an hour are kept"
     );
     env.ok(&["prune", "--all"]);
-    env.ok(&["build", "-q", &ctx]);
+    env.ok(&["build", "--network", "host", "-q", &ctx]);
     assert_eq!(hits(&c), vec!["run"], "prune --all drops the cache");
     env.fsck_clean();
 }

@@ -2,7 +2,7 @@
 //! hosts: store A builds and exports its cache; store B, holding only the base image, imports
 //! it, rebuilds with every step CACHED and fetches only the layers the final image needs;
 //! a one-file change re-runs only the steps it affects. RUN executions are counted by a
-//! counter on 127.0.0.1, as in build_e2e.
+//! counter on 127.0.0.1 (so the builds use `--network host`), as in build_e2e.
 
 mod common;
 
@@ -97,6 +97,8 @@ fn two_stores_share_a_local_cache() {
         &s.a,
         &[
             "build",
+            "--network",
+            "host",
             "--progress=plain",
             "--cache-to",
             &to,
@@ -121,6 +123,8 @@ fn two_stores_share_a_local_cache() {
         &s.b,
         &[
             "build",
+            "--network",
+            "host",
             "--progress=plain",
             "--cache-from",
             &from,
@@ -169,6 +173,8 @@ fn two_stores_share_a_local_cache() {
         &s.b,
         &[
             "build",
+            "--network",
+            "host",
             "--progress=plain",
             "--cache-from",
             &from,
@@ -207,6 +213,8 @@ fn two_stores_share_a_local_cache() {
         &s.b,
         &[
             "build",
+            "--network",
+            "host",
             "--progress=plain",
             "--cache-from",
             &from,
@@ -237,7 +245,17 @@ fn mode_min_exports_only_the_final_images_steps() {
     let (ctx, cache) = (s.ctx.to_str().unwrap(), s.cache.to_str().unwrap());
     let to = format!("type=local,dest={cache}");
     let from = format!("type=local,src={cache}");
-    s.a.ok(&["build", "-q", "--cache-to", &to, "-t", "app", ctx]);
+    s.a.ok(&[
+        "build",
+        "--network",
+        "host",
+        "-q",
+        "--cache-to",
+        &to,
+        "-t",
+        "app",
+        ctx,
+    ]);
     s.counter.take();
     // B: the build stage's steps are not in a min cache and run again; the final stage's
     // COPY --from finds the same content and everything after it is CACHED.
@@ -245,6 +263,8 @@ fn mode_min_exports_only_the_final_images_steps() {
         &s.b,
         &[
             "build",
+            "--network",
+            "host",
             "--progress=plain",
             "--cache-from",
             &from,
@@ -266,18 +286,48 @@ fn mode_min_exports_only_the_final_images_steps() {
 fn bad_cache_specs_and_damaged_caches_are_clear_errors() {
     let s = setup();
     let ctx = s.ctx.to_str().unwrap();
-    let err = s.a.fails(&["build", "--cache-to", "type=local", ctx]);
+    let err = s.a.fails(&[
+        "build",
+        "--network",
+        "host",
+        "--cache-to",
+        "type=local",
+        ctx,
+    ]);
     assert!(err.contains("type=local needs dest=DIR"), "{err}");
-    let err = s.a.fails(&["build", "--cache-to", "type=s3,dest=x", ctx]);
+    let err = s.a.fails(&[
+        "build",
+        "--network",
+        "host",
+        "--cache-to",
+        "type=s3,dest=x",
+        ctx,
+    ]);
     assert!(err.contains("cache type \"s3\" not supported"), "{err}");
-    let err =
-        s.a.fails(&["build", "--cache-to", "type=local,dest=x,mode=all", ctx]);
+    let err = s.a.fails(&[
+        "build",
+        "--network",
+        "host",
+        "--cache-to",
+        "type=local,dest=x,mode=all",
+        ctx,
+    ]);
     assert!(err.contains("use min or max"), "{err}");
     // A cache whose layer blob was damaged: store B says which blob, keeps nothing of it and
     // tags nothing; with the blob repaired, the same build succeeds.
     let cache = s.cache.to_str().unwrap();
     let to = format!("type=local,dest={cache},mode=max");
-    s.a.ok(&["build", "-q", "--cache-to", &to, "-t", "app", ctx]);
+    s.a.ok(&[
+        "build",
+        "--network",
+        "host",
+        "-q",
+        "--cache-to",
+        &to,
+        "-t",
+        "app",
+        ctx,
+    ]);
     let last_layer = inspect(&s.a, "app")["RootFS"]["Layers"]
         .as_array()
         .unwrap()
@@ -311,6 +361,8 @@ fn bad_cache_specs_and_damaged_caches_are_clear_errors() {
     let from = format!("type=local,src={cache}");
     let args = [
         "build",
+        "--network",
+        "host",
         "--progress=plain",
         "--cache-from",
         &from,

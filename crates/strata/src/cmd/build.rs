@@ -43,9 +43,13 @@ pub struct BuildArgs {
     /// In tty mode, say why each step missed the cache (plain mode always does).
     #[arg(long)]
     pub explain_cache: bool,
-    /// Networking mode for RUN instructions: default, none or host.
+    /// Networking mode for RUN instructions: default (a private network namespace with a
+    /// route out; the host's loopback is not reachable), none (loopback only) or host.
     #[arg(long)]
     pub network: Option<String>,
+    /// Allow an extra privileged entitlement: network.host (for `RUN --network=host`).
+    #[arg(long, value_name = "ENTITLEMENT")]
+    pub allow: Vec<String>,
     /// Secret to expose to the build: `id=ID,src=PATH`.
     #[arg(long)]
     pub secret: Vec<String>,
@@ -346,9 +350,22 @@ pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
         build_args: parse_build_args(&a.build_args),
         ..plan::PlanOptions::default()
     };
+    let mut allow_network_host = false;
+    for e in a.allow.iter().flat_map(|v| v.split(',')) {
+        match e.trim() {
+            build::entitlements::NETWORK_HOST => allow_network_host = true,
+            "security.insecure" => bail!("--allow: entitlement security.insecure is not supported"),
+            other => bail!("--allow: unknown entitlement {other:?} (supported: network.host)"),
+        }
+    }
+    let allow_host = allow_network_host || a.network.as_deref() == Some("host");
     // Base images and `--from` images not in the store (all of them with --pull) come from
-    // their registries first. A Dockerfile error is left for the build to report.
-    if let Ok(p) = plan::plan(&src.text, &plan_opts, &plan::Unresolved) {
+    // their registries first. A Dockerfile error (a refused entitlement too) is left for the
+    // build to report, before anything is pulled.
+    let planned = plan::plan(&src.text, &plan_opts, &plan::Unresolved)
+        .ok()
+        .filter(|p| build::entitlements::check(p, &src.text, allow_host).is_none());
+    if let Some(p) = planned {
         for r in build::external_images(&p) {
             ensure_image(store, &r, a.pull, &registry_options(&a), a.quiet)?;
         }
@@ -409,6 +426,7 @@ pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
         no_cache: a.no_cache,
         no_cache_filter: a.no_cache_filter.clone(),
         network: a.network.clone(),
+        allow_network_host,
         labels,
         tags: tags.clone(),
         ignore,

@@ -64,7 +64,8 @@ pub struct RunArgs {
     /// Username or UID (format: `name|uid[:group|gid]`).
     #[arg(short, long)]
     pub user: Option<String>,
-    /// Network: `default` (a private namespace with only loopback, up), `none` (the same)
+    /// Network: `default` (a private namespace with a route out through slirp4netns; the
+    /// host's loopback is not reachable), `none` (a private namespace with only loopback)
     /// or `host` (the host's network).
     #[arg(long, default_value = "default")]
     pub network: String,

@@ -137,7 +137,9 @@ pub fn unique(prefix: &str) -> String {
 }
 
 /// A tiny HTTP server on 127.0.0.1 that counts requests per path: RUN steps hit it with
-/// `wget -q -O- http://127.0.0.1:PORT/NAME`, so tests count real executions.
+/// `wget -q -O- http://127.0.0.1:PORT/NAME`, so tests count real executions. RUN reaches
+/// the host's loopback only on the host's network: builds that count pass
+/// `--network host` (the default private network cannot reach 127.0.0.1 by design).
 pub struct Counter {
     pub port: u16,
     hits: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, usize>>>,
