@@ -131,6 +131,9 @@
 //! * If the command itself is set-uid or has file capabilities, the kernel clears its
 //!   parent-death signal at exec; it is still killed when the caller goes away, because the
 //!   helper SIGKILLs it.
+//! * Devices are confined by mount flags, not a device cgroup: every mount but the bound
+//!   host nodes and devpts is `nodev`, so a node made by `mknod` or shipped in an image
+//!   cannot be opened (EACCES where Docker's cgroup gives EPERM).
 //! * No cgroups, no user namespaces (rootless) yet.
 //! * Seccomp's x32 calls get the default action (EPERM), where Docker allows them.
 
