@@ -5,8 +5,8 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use crate::common::{busybox_tar, tool, Env};
-use crate::guard::{after, Canary};
+use crate::common::tool;
+use crate::guard::{after, setup};
 
 /// The host's root disk as `major minor` (the block device of `/`'s filesystem, else any).
 fn host_disk() -> String {
@@ -39,15 +39,6 @@ fn token(what: &str) -> String {
 fn kernel_log_has(token: &str) -> bool {
     let o = std::process::Command::new("dmesg").output().expect("dmesg");
     String::from_utf8_lossy(&o.stdout).contains(token)
-}
-
-fn setup() -> (Env, Canary) {
-    let env = Env::new();
-    let tar = env.path("busybox.tar");
-    busybox_tar(&tar);
-    env.ok(&["import", tar.to_str().unwrap(), "busybox:local"]);
-    let canary = Canary::new(env.dir.path());
-    (env, canary)
 }
 
 /// The shell text that makes kmsg (c 1 11), mem (c 1 1) and the host's disk, tries to open

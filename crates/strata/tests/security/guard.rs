@@ -117,6 +117,22 @@ pub fn nothing_left(dir: &Path) {
     }
 }
 
+/// A throw-away store holding `busybox:local`.
+pub fn with_busybox() -> crate::common::Env {
+    let env = crate::common::Env::new();
+    let tar = env.path("busybox.tar");
+    crate::common::busybox_tar(&tar);
+    env.ok(&["import", tar.to_str().unwrap(), "busybox:local"]);
+    env
+}
+
+/// The standard prologue: a store with `busybox:local` and a canary beside it.
+pub fn setup() -> (crate::common::Env, Canary) {
+    let env = with_busybox();
+    let canary = Canary::new(env.dir.path());
+    (env, canary)
+}
+
 /// The standard epilogue: canary intact, nothing left under the test's directory.
 pub fn after(canary: &Canary, env: &crate::common::Env) {
     canary.check();

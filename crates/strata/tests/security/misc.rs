@@ -5,15 +5,7 @@ use std::fs;
 use std::process::Command;
 
 use crate::common::{busybox_tar, Env};
-use crate::guard::{after, Canary};
-
-fn with_busybox() -> Env {
-    let env = Env::new();
-    let tar = env.path("busybox.tar");
-    busybox_tar(&tar);
-    env.ok(&["import", tar.to_str().unwrap(), "busybox:local"]);
-    env
-}
+use crate::guard::{after, with_busybox, Canary};
 
 #[test]
 fn relative_secret_src_resolves_against_the_working_directory() {

@@ -15,20 +15,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::common::{busybox_tar, Env};
-use crate::guard::{after, Canary};
+use crate::guard::{after, setup};
 
 /// The test host's address, on a veth of the test's namespace.
 const TEST_HOST: &str = "10.199.0.1";
-
-fn setup() -> (Env, Canary) {
-    let env = Env::new();
-    let tar = env.path("busybox.tar");
-    busybox_tar(&tar);
-    env.ok(&["import", tar.to_str().unwrap(), "busybox:local"]);
-    let canary = Canary::new(env.dir.path());
-    (env, canary)
-}
 
 /// The namespace a test runs strata from.
 struct TestNet {

@@ -7,16 +7,8 @@ use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::Path;
 
-use crate::common::{busybox_tar, Env};
-use crate::guard::{after, Canary};
-
-fn with_busybox() -> Env {
-    let env = Env::new();
-    let tar = env.path("busybox.tar");
-    busybox_tar(&tar);
-    env.ok(&["import", tar.to_str().unwrap(), "busybox:local"]);
-    env
-}
+use crate::common::Env;
+use crate::guard::{after, with_busybox, Canary};
 
 fn context(env: &Env) -> String {
     let ctx = env.path("ctx");

@@ -8,21 +8,12 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::{busybox_tar, Env};
-use crate::guard::{after, Canary};
+use crate::common::Env;
+use crate::guard::{after, setup};
 
 const ESCAPE: &str =
     "busybox unshare -U -r -m sh -c 'busybox mount -t tmpfs none /etc' && echo escaped";
 const REFUSED: &str = "unshare: unshare(0x10020000): Operation not permitted";
-
-fn setup() -> (Env, Canary) {
-    let env = Env::new();
-    let tar = env.path("busybox.tar");
-    busybox_tar(&tar);
-    env.ok(&["import", tar.to_str().unwrap(), "busybox:local"]);
-    let canary = Canary::new(env.dir.path());
-    (env, canary)
-}
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
