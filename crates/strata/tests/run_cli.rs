@@ -329,6 +329,79 @@ fn stdin_only_with_i() {
     assert_clean(&env);
 }
 
+/// Options end at the image, as docker's pflag `SetInterspersed(false)`: what follows it is
+/// the command's, even when it looks like one of strata's options (`-e`, `-h`, `--version`,
+/// `--`); a `--` before the image only ends the options.
+#[test]
+fn arguments_after_the_image_belong_to_the_command() {
+    let env = setup();
+    let tar = env.path("busybox.tar");
+    // An image whose ENTRYPOINT takes options, as a `jq` image does: it prints QQ (set only
+    // by `-e`), its arguments and the first line of its stdin.
+    env.ok(&[
+        "import",
+        "--change",
+        r#"ENTRYPOINT ["sh", "-c", "read -r l; echo \"QQ=${QQ-unset} [$*] $l\"", "x"]"#,
+        tar.to_str().unwrap(),
+        "ep:local",
+    ]);
+    let piped = |args: &[&str], input: &str| {
+        let mut c = env.cmd();
+        c.arg("run")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
+        stdout(&o)
+    };
+    assert_eq!(
+        run(&env, &["--rm", "ep:local", "--version", "-h"], 0),
+        "QQ=unset [--version -h] \n"
+    );
+    assert_eq!(
+        run(&env, &["--rm", "ep:local", "-h"], 0),
+        "QQ=unset [-h] \n"
+    );
+    assert_eq!(
+        piped(&["-i", "ep:local", "-e", ".a"], "{\"a\":1}\n"),
+        "QQ=unset [-e .a] {\"a\":1}\n"
+    );
+    assert_eq!(
+        piped(&["-i", "--rm", "ep:local", "-e", "QQ=1", "-i"], "in\n"),
+        "QQ=unset [-e QQ=1 -i] in\n"
+    );
+    // After the image `--` is an argument like any other (docker passes it on too).
+    assert_eq!(
+        run(&env, &["ep:local", "--", "-e", "QQ=1"], 0),
+        "QQ=unset [-- -e QQ=1] \n"
+    );
+    // Before the image it ends strata's options; those before it still count.
+    assert_eq!(
+        run(&env, &["-e", "QQ=2", "--", "ep:local", "-e", "QQ=1"], 0),
+        "QQ=2 [-e QQ=1] \n"
+    );
+    assert_eq!(run(&env, &["--rm", "--", "ep:local"], 0), "QQ=unset [] \n");
+    // A command that is option-like is the command, not strata's `--version`.
+    let o = env.run(&["run", "--rm", "busybox:local", "--version"]);
+    assert_eq!(o.status.code(), Some(127), "{}{}", stdout(&o), stderr(&o));
+    assert!(stderr(&o).contains("\"--version\""), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "");
+    // An unknown option before the image is still an error, not taken for the image.
+    let o = env.run(&["run", "--bogus", "busybox:local", "true"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("'--bogus'"), "{}", stderr(&o));
+    assert_clean(&env);
+}
+
 /// Run `strata run ARGS` under a pty made by `script`, typing `input` after a pause; returns
 /// the exit status and everything the terminal showed.
 fn under_pty(env: &Env, args: &str, input: &[&[u8]]) -> (Option<i32>, String) {

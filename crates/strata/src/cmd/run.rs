@@ -90,15 +90,28 @@ pub struct RunArgs {
     /// (a profile in Docker's JSON format instead of Docker's default profile).
     #[arg(long = "security-opt", value_name = "OPT")]
     pub security_opt: Vec<String>,
-    /// The image: a name, an image id (or a prefix of one) or a manifest digest.
-    pub image: String,
-    /// The command and its arguments (replace the image's CMD).
+    /// The image (a name, an image id or a prefix of one, or a manifest digest), then the
+    /// command and its arguments (replace the image's CMD). Options end at the image, as
+    /// docker's: everything after it belongs to the command, `--` and `-h` included.
     #[arg(
+        required = true,
+        num_args = 1..,
         trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "COMMAND"
+        value_names = ["IMAGE", "COMMAND"]
     )]
-    pub command: Vec<String>,
+    pub argv: Vec<String>,
+}
+
+impl RunArgs {
+    /// The image as given (the first positional argument).
+    pub fn image(&self) -> &str {
+        &self.argv[0]
+    }
+
+    /// The command and its arguments after the image, verbatim.
+    pub fn command(&self) -> &[String] {
+        &self.argv[1..]
+    }
 }
 
 /// Run the container; `store` is the opened store (a failure to open it is exit code 125).
@@ -189,26 +202,26 @@ pub(crate) fn prepare(
         .iter()
         .map(|e| cli_env(e))
         .collect::<Result<Vec<_>>>()?;
-    let image = store.resolve(&a.image).map_err(|e| match e {
+    let image = store.resolve(a.image()).map_err(|e| match e {
         store::Error::NoSuchImage(_) => anyhow::anyhow!(
             "Unable to find image '{}' locally (import or load it first: strata does not \
              pull yet)",
-            a.image
+            a.image()
         ),
         e => anyhow::Error::new(e),
     })?;
     let cfg = &image.config.config;
 
     let (entrypoint, cmd) = match &a.entrypoint {
-        Some(e) if e.is_empty() => (Vec::new(), a.command.clone()),
-        Some(e) => (vec![e.clone()], a.command.clone()),
-        None if a.command.is_empty() => (
+        Some(e) if e.is_empty() => (Vec::new(), a.command().to_vec()),
+        Some(e) => (vec![e.clone()], a.command().to_vec()),
+        None if a.command().is_empty() => (
             cfg.entrypoint.clone().unwrap_or_default(),
             cfg.cmd.clone().unwrap_or_default(),
         ),
         None => (
             cfg.entrypoint.clone().unwrap_or_default(),
-            a.command.clone(),
+            a.command().to_vec(),
         ),
     };
     let argv: Vec<String> = entrypoint.into_iter().chain(cmd).collect();
@@ -233,7 +246,7 @@ pub(crate) fn prepare(
 
     // The executor wants absolute paths; `--root` may be relative.
     let lower = build::image_lowers(store, &image, dir)
-        .with_context(|| format!("prepare the layers of {}", a.image))?
+        .with_context(|| format!("prepare the layers of {}", a.image()))?
         .into_iter()
         .map(std::path::absolute)
         .collect::<std::io::Result<Vec<_>>>()
@@ -249,7 +262,7 @@ pub(crate) fn prepare(
     let config = container::Config {
         id,
         name: String::new(),
-        image: a.image.clone(),
+        image: a.image().to_string(),
         image_id: image.id().to_string(),
         manifest: image.manifest_digest.to_string(),
         created: crate::format::now_rfc3339(),
