@@ -401,6 +401,143 @@ fn outputs_and_stdin_contexts() {
     assert!(inspect.contains("\"Layers\""), "{inspect}");
 }
 
+/// `dest=-` streams the output to stdout (`-o -` is `type=tar,dest=-`, as buildx and Docker
+/// 20.10's CLI): a tar of the root filesystem, or the OCI or docker archive; nothing else the
+/// build prints goes to stdout (a RUN's output, `-q`'s image ID, `--report`). A terminal as
+/// stdout is refused, as buildx does ("refusing to write to console").
+#[test]
+fn outputs_streamed_to_stdout() {
+    let env = setup();
+    let ctx = context(
+        &env,
+        "s",
+        "FROM busybox:local\nCOPY f.txt /f.txt\nRUN echo noise-out; echo noise-err >&2; echo made > /made\n",
+        &[("f.txt", "hello\n")],
+    );
+    let cwd = env.path("cwd");
+    fs::create_dir_all(&cwd).unwrap();
+    // Runs in `cwd`, where a wrong reading of `-` would create a file or directory.
+    let build = |args: &[&str]| {
+        let o = env
+            .cmd()
+            .arg("build")
+            .args(args)
+            .current_dir(&cwd)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "build {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(
+            !cwd.join("-").exists(),
+            "build {args:?} wrote a file or directory named -"
+        );
+        o.stdout
+    };
+    // What `tar -t` lists of a stream (it must be a tar and nothing else: a whole number of
+    // 512-byte blocks that tar reads without a complaint).
+    let list = |name: &str, bytes: &[u8]| {
+        assert!(!bytes.is_empty(), "{name}: nothing on stdout");
+        assert_eq!(bytes.len() % 512, 0, "{name}: not a tar stream alone");
+        let f = env.path(name);
+        fs::write(&f, bytes).unwrap();
+        let o = std::process::Command::new("tar")
+            .arg("-tf")
+            .arg(&f)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success() && o.stderr.is_empty(),
+            "{name}: tar -t: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let has = |list: &str, path: &str| list.lines().any(|l| l.trim_start_matches("./") == path);
+    for args in [
+        &["-o", "-"][..],
+        &["--output", "type=tar,dest=-"],
+        &["--output", "type=tar"],
+        &["-q", "--report", "-o", "-"],
+    ] {
+        let mut all = args.to_vec();
+        all.push(&ctx);
+        let out = build(&all);
+        let files = list("rootfs.tar", &out);
+        assert!(
+            has(&files, "made") && has(&files, "f.txt"),
+            "{args:?}:\n{files}"
+        );
+        assert!(has(&files, "bin/busybox"), "{args:?}:\n{files}");
+    }
+    // The OCI archive: an OCI layout that `strata load` takes back, under the -t name.
+    let out = build(&[
+        "-q",
+        "-t",
+        "streamed:oci",
+        "--output",
+        "type=oci,dest=-",
+        &ctx,
+    ]);
+    let files = list("oci.tar", &out);
+    for f in ["oci-layout", "index.json"] {
+        assert!(has(&files, f), "{files}");
+    }
+    assert!(
+        files.lines().any(|l| l.contains("blobs/sha256/")),
+        "{files}"
+    );
+    let other = Env::new();
+    let loaded = other.ok(&["load", "-i", env.path("oci.tar").to_str().unwrap()]);
+    assert!(loaded.contains("streamed:oci"), "{loaded}");
+    assert_eq!(
+        other.ok(&["run", "--rm", "streamed:oci", "cat", "/made"]),
+        "made\n"
+    );
+    other.fsck_clean();
+    // The docker archive, with its manifest.json.
+    let out = build(&["-q", "--output", "type=docker,dest=-", &ctx]);
+    assert!(has(&list("docker.tar", &out), "manifest.json"));
+    // A directory cannot be stdout.
+    let e = env.fails(&["build", "-q", "--output", "type=local,dest=-", &ctx]);
+    assert!(e.contains("dest cannot be stdout"), "{e}");
+    // A failed build writes nothing to stdout and tags nothing.
+    let bad = context(&env, "bad", "FROM busybox:local\nRUN false\n", &[]);
+    let o = env
+        .cmd()
+        .args(["build", "-t", "bad:1", "-o", "-", &bad])
+        .current_dir(&cwd)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        o.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    assert!(!env.ok(&["images"]).contains("bad"));
+    // stdout a terminal: refused before anything is built.
+    let line = format!(
+        "{} --root {} build -t tty:1 -o - {ctx}",
+        env!("CARGO_BIN_EXE_strata"),
+        env.root().display()
+    );
+    let o = std::process::Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .current_dir(&cwd)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run script (util-linux)");
+    let shown = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{shown}");
+    assert!(shown.contains("refusing to write to console"), "{shown}");
+    assert!(!cwd.join("-").exists());
+    assert!(!env.ok(&["images"]).contains("tty"));
+    env.fsck_clean();
+}
+
 #[test]
 fn prune_keeps_the_build_cache_until_all() {
     let env = setup();

@@ -1,6 +1,6 @@
 //! `strata build`.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -73,8 +73,9 @@ pub struct BuildArgs {
     pub label: Vec<String>,
     /// Output destination: `type=image` (default: the store), `type=oci|docker,dest=FILE`
     /// (an archive; the image is kept in the store too), `type=local,dest=DIR` (the root
-    /// filesystem), `type=tar,dest=FILE` (the root filesystem as a tar). A bare `DIR` means
-    /// `type=local,dest=DIR`.
+    /// filesystem), `type=tar,dest=FILE` (the root filesystem as a tar). `dest=-` (the
+    /// default for tar and oci) streams the tar or archive to stdout, which must not be a
+    /// terminal; `-o -` means `type=tar,dest=-`. A bare `DIR` means `type=local,dest=DIR`.
     #[arg(short = 'o', long)]
     pub output: Option<String>,
     /// Export the build cache: `type=local,dest=DIR[,mode=min|max]` (an OCI layout
@@ -159,18 +160,64 @@ pub fn parse_cache_spec(v: &str, export: bool) -> Result<(CacheSpec, bool)> {
 }
 
 /// `--output`, parsed.
+#[derive(Debug, PartialEq)]
 enum Output {
     Image,
     /// `type=registry[,name=NAME]` or `type=image,name=NAME,push=true`: the image is kept in
     /// the store and pushed (under NAME and every `-t` name).
     Registry(Option<String>),
-    Archive(archive::Format, PathBuf),
+    Archive(archive::Format, Sink),
     Local(PathBuf),
-    Tar(PathBuf),
+    Tar(Sink),
+}
+
+/// Where a file output goes.
+#[derive(Debug, PartialEq)]
+enum Sink {
+    /// `dest=-`: streamed to stdout (nothing else the build prints goes there).
+    Stdout,
+    File(PathBuf),
+}
+
+impl Sink {
+    fn of(dest: PathBuf) -> Sink {
+        if dest.as_os_str() == "-" {
+            Sink::Stdout
+        } else {
+            Sink::File(dest)
+        }
+    }
+
+    /// Write the output with `fill`: to stdout through a large buffer (streamed, never held
+    /// whole), or to a file by `outpath`'s rules.
+    fn write(&self, fill: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
+        match self {
+            Sink::Stdout => {
+                let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+                fill(&mut out)?;
+                out.flush().context("write to stdout")
+            }
+            Sink::File(path) => crate::outpath::write(path, fill),
+        }
+    }
+}
+
+impl Output {
+    /// Whether the output is streamed to stdout.
+    fn to_stdout(&self) -> bool {
+        matches!(
+            self,
+            Output::Archive(_, Sink::Stdout) | Output::Tar(Sink::Stdout)
+        )
+    }
 }
 
 fn parse_output(s: Option<&str>) -> Result<Output> {
     let Some(s) = s else { return Ok(Output::Image) };
+    // As buildx (and Docker 20.10's CLI): `-o -` is `type=tar,dest=-`.
+    if s == "-" {
+        return Ok(Output::Tar(Sink::Stdout));
+    }
     if !s.contains('=') {
         return Ok(Output::Local(PathBuf::from(s)));
     }
@@ -189,14 +236,22 @@ fn parse_output(s: Option<&str>) -> Result<Output> {
     }
     let need =
         |d: Option<PathBuf>| d.ok_or_else(|| anyhow::anyhow!("--output {s:?} needs dest=PATH"));
+    // buildx's rules: a tar or OCI archive without dest goes to stdout; a docker archive
+    // needs one (buildx would load it into the daemon); a directory cannot be stdout.
+    let file = |d: Option<PathBuf>| Sink::of(d.unwrap_or_else(|| PathBuf::from("-")));
     Ok(match typ.as_deref().unwrap_or("local") {
         "image" if push => Output::Registry(name),
         "image" => Output::Image,
         "registry" => Output::Registry(name),
-        "oci" => Output::Archive(archive::Format::Oci, need(dest)?),
-        "docker" => Output::Archive(archive::Format::Docker, need(dest)?),
-        "local" => Output::Local(need(dest)?),
-        "tar" => Output::Tar(need(dest)?),
+        "oci" => Output::Archive(archive::Format::Oci, file(dest)),
+        "docker" => Output::Archive(archive::Format::Docker, Sink::of(need(dest)?)),
+        "local" => match need(dest)? {
+            d if d.as_os_str() == "-" => {
+                bail!("--output {s:?}: dest cannot be stdout for the local exporter: use type=tar,dest=-")
+            }
+            d => Output::Local(d),
+        },
+        "tar" => Output::Tar(file(dest)),
         other => bail!(
             "unsupported --output type {other:?}: use image, registry, oci, docker, local or tar"
         ),
@@ -239,6 +294,17 @@ fn parse_secret(s: &str) -> Result<(String, PathBuf)> {
 
 pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
     let output = parse_output(a.output.as_deref())?;
+    if output.to_stdout() && std::io::stdout().is_terminal() {
+        let kind = match output {
+            Output::Archive(archive::Format::Oci, _) => "oci",
+            Output::Archive(archive::Format::Docker, _) => "docker",
+            _ => "tar",
+        };
+        bail!(
+            "dest file is required for {kind} exporter. refusing to write to console \
+             (redirect stdout to a file or a pipe, or give dest=FILE)"
+        );
+    }
     if let Output::Local(dir) = &output {
         crate::outpath::check_dir(dir, "--output dest=")?;
     }
@@ -450,10 +516,13 @@ pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
         Ok(r) => {
             let id = r.image.id().to_string();
             if a.report {
-                print!(
-                    "{}",
-                    super::size::build_report(store, &r, a.report_format == "json")?
-                );
+                let report = super::size::build_report(store, &r, a.report_format == "json")?;
+                // stdout carries the streamed output, if any: the report goes to stderr then.
+                if output.to_stdout() {
+                    eprint!("{report}");
+                } else {
+                    print!("{report}");
+                }
             }
             match &output {
                 Output::Image | Output::Registry(_) => {}
@@ -462,7 +531,7 @@ pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
                         image: r.image.clone(),
                         names: tags.clone(),
                     };
-                    crate::outpath::write(dest, |w| {
+                    dest.write(|w| {
                         archive::save(store, &[item], *format, layer::Compression::Gzip, w)?;
                         Ok(())
                     })?;
@@ -472,7 +541,7 @@ pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
                     let tmp = tempfile_dir(store)?;
                     let root = tmp.0.join("rootfs");
                     unpack_image(store, &r.image, &root)?;
-                    crate::outpath::write(file, |w| {
+                    file.write(|w| {
                         layer::commit(&root, &layer::CommitOptions::default(), w)?;
                         Ok(())
                     })?;
@@ -539,7 +608,10 @@ pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
                     .with_context(|| format!("write {}", f.display()))?;
             }
             if a.quiet {
-                println!("{id}");
+                // As docker's CLI: with the output on stdout, -q prints no image ID there.
+                if !output.to_stdout() {
+                    println!("{id}");
+                }
             } else {
                 let mut e = std::io::stderr().lock();
                 let _ = writeln!(e, "\n#0 writing image {id} done");
@@ -683,4 +755,36 @@ fn ensure_image(
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_dest_dash_is_stdout() {
+        let p = |s: &str| parse_output(Some(s)).unwrap();
+        assert_eq!(p("-"), Output::Tar(Sink::Stdout));
+        assert_eq!(p("type=tar,dest=-"), Output::Tar(Sink::Stdout));
+        // buildx: tar and oci default to stdout, docker needs a dest.
+        assert_eq!(p("type=tar"), Output::Tar(Sink::Stdout));
+        assert_eq!(
+            p("type=oci"),
+            Output::Archive(archive::Format::Oci, Sink::Stdout)
+        );
+        assert_eq!(
+            p("type=docker,dest=-"),
+            Output::Archive(archive::Format::Docker, Sink::Stdout)
+        );
+        assert!(parse_output(Some("type=docker")).is_err());
+        assert_eq!(
+            p("type=tar,dest=out.tar"),
+            Output::Tar(Sink::File("out.tar".into()))
+        );
+        assert_eq!(p("out"), Output::Local("out".into()));
+        assert_eq!(p("./-"), Output::Local("./-".into()));
+        let e = parse_output(Some("type=local,dest=-")).unwrap_err();
+        assert!(e.to_string().contains("dest cannot be stdout"), "{e}");
+        assert!(p("-").to_stdout() && !p("type=tar,dest=x").to_stdout());
+    }
 }
