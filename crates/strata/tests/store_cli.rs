@@ -360,6 +360,48 @@ fn untagged_images_are_kept_until_removed() {
     other.fsck_clean();
 }
 
+/// Rows of `images` are per image id, as docker's: an untagged image that gets a name (by
+/// `tag`, or by building it again with `-t`) shows only its named rows, no `<none>` row as
+/// well (Docker 20.10 shows only `NAME TAG` in `images` and `images -a`); without its names
+/// it is gone, as `docker rmi` deletes it.
+#[test]
+fn a_named_image_has_no_none_row() {
+    let (env, tar) = setup();
+    let rows = |env: &Env| env.ok(&["images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"]);
+    let id = env.ok(&["import", &tar]);
+    let id = id.trim();
+    let short = &id[7..19];
+    env.ok(&["tag", short, "bb:1"]);
+    assert_eq!(rows(&env), format!("bb:1 {short}\n"));
+    env.ok(&["tag", "bb:1", "bb:2"]);
+    assert_eq!(rows(&env), format!("bb:1 {short}\nbb:2 {short}\n"));
+    assert_eq!(env.ok(&["images", "-q"]), format!("{short}\n"));
+    env.ok(&["rmi", "bb:2"]);
+    assert_eq!(
+        env.ok(&["rmi", "bb:1"]),
+        format!("Untagged: bb:1\nDeleted: {id}\n")
+    );
+    assert_eq!(rows(&env), "");
+    env.fsck_clean();
+    // An untagged build, then the same build with -t (the same image, from the cache).
+    env.ok(&["import", &tar, "base:1"]);
+    let ctx = env.path("ctx");
+    fs::create_dir_all(&ctx).unwrap();
+    fs::write(ctx.join("Dockerfile"), "FROM base:1\nCOPY f /f\n").unwrap();
+    fs::write(ctx.join("f"), "x\n").unwrap();
+    let ctx = ctx.to_str().unwrap();
+    let built = env.ok(&["build", "-q", ctx]);
+    let b = &built.trim()[7..19];
+    assert_eq!(env.ok(&["build", "-q", "-t", "app:1", ctx]), built);
+    let listed = rows(&env);
+    assert!(listed.contains(&format!("app:1 {b}\n")), "{listed}");
+    assert!(!listed.contains("<none>"), "{listed}");
+    // The reverse order too: named first, then built again without -t.
+    env.ok(&["build", "-q", ctx]);
+    assert!(!rows(&env).contains("<none>"), "{}", rows(&env));
+    env.fsck_clean();
+}
+
 #[test]
 fn save_into_a_fifo_writes_through_it_and_keeps_it() {
     // `save -o /dev/null` once replaced /dev/null with a regular file (write beside, then

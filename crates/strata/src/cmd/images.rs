@@ -39,12 +39,28 @@ pub fn images(store: &Store, a: ImagesArgs) -> Result<ExitCode> {
     let mut rows: Vec<(String, Row)> = Vec::new();
     let mut seen_ids = BTreeSet::new();
     let mut quiet = Vec::new();
-    let tagged = store.refs()?.into_iter().map(|(n, m)| (Some(n), m));
-    let untagged = store.untagged()?.into_iter().map(|m| (None, m));
-    for (name, manifest) in tagged.chain(untagged) {
+    // As docker, rows are per image id: an id with a name shows only its named rows, and an
+    // id without one a single `<none>` row, however many manifests the store keeps for it
+    // (an untagged build later tagged, or built again with -t, keeps its untagged root).
+    let mut named_ids = BTreeSet::new();
+    let mut listed = Vec::new();
+    for (name, manifest) in store.refs()? {
         let img = store
             .image(&manifest)
-            .with_context(|| format!("image {}", name.as_deref().unwrap_or(manifest.as_str())))?;
+            .with_context(|| format!("image {name}"))?;
+        named_ids.insert(img.id().clone());
+        listed.push((Some(name), img));
+    }
+    let mut none_ids = BTreeSet::new();
+    for manifest in store.untagged()? {
+        let img = store
+            .image(&manifest)
+            .with_context(|| format!("image {manifest}"))?;
+        if !named_ids.contains(img.id()) && none_ids.insert(img.id().clone()) {
+            listed.push((None, img));
+        }
+    }
+    for (name, img) in listed {
         let r = match &name {
             Some(n) => Some(Reference::parse(n).map_err(anyhow::Error::msg)?),
             None => None,
