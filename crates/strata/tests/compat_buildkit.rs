@@ -415,3 +415,96 @@ fn normaliser_filters_like_bk_norm() {
     assert!(err.contains("buildkit: f 0o644 0:0 /a 11"), "{err}");
     assert_eq!(compare("x", &bk, &bk), Ok(1));
 }
+
+/// Lists a tar stream as `NAME TYPE MODE SIZE SHA256 LINK UID:GID`, sorted (names without
+/// `./` or a trailing `/`).
+const TAR_LIST_PY: &str = r#"
+import hashlib, sys, tarfile
+t = tarfile.open(fileobj=sys.stdin.buffer, mode="r|")
+rows = []
+for e in t:
+    h = hashlib.sha256(t.extractfile(e).read()).hexdigest() if e.isfile() else "-"
+    n = e.name.lstrip("./").rstrip("/") or "."
+    rows.append(f"{n} {e.type!r} {oct(e.mode)} {e.size if e.isfile() else '-'} {h} {e.linkname} {e.uid}:{e.gid}")
+print("\n".join(sorted(rows)))
+"#;
+
+fn tar_list(bytes: &[u8]) -> String {
+    use std::io::Write;
+    let mut child = Command::new("python3")
+        .args(["-c", TAR_LIST_PY])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run python3");
+    child.stdin.take().unwrap().write_all(bytes).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "not a tar stream: {}", text(&o));
+    String::from_utf8(o.stdout).unwrap()
+}
+
+/// `build -o -` streams the same tar of the final root filesystem as Docker 20.10's BuildKit
+/// (names, types, modes, contents, link targets, owners), and both refuse a terminal as
+/// stdout with exit code 1.
+#[test]
+fn output_to_stdout_like_buildkit() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    require_peers(false);
+    let env = Env::new();
+    let ctx = env.path("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox:local\nCOPY f /app/f\nRUN echo made > /made && ln -s /made /app/l && echo noise\n",
+    )
+    .unwrap();
+    std::fs::write(ctx.join("f"), "from the context\n").unwrap();
+    let ctx = ctx.to_str().unwrap();
+    let o = docker()
+        .args(["build", "--network=none", "-o", "-", ctx])
+        .output()
+        .expect("run docker build");
+    assert!(o.status.success(), "docker build -o -: {}", text(&o));
+    let bk = tar_list(&o.stdout);
+    let base = Path::new(PEERS_DATA).join("busybox-rootfs.tar");
+    env.ok(&["import", base.to_str().unwrap(), "busybox:local"]);
+    // In the test's own directory, where a directory named `-` would go if `-` were a path.
+    let o = env
+        .cmd()
+        .args(["build", "--network", "none", "-o", "-", ctx])
+        .current_dir(env.dir.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "strata build -o -: {}", text(&o));
+    let st = tar_list(&o.stdout);
+    assert!(bk.contains("made "), "{bk}");
+    assert_eq!(bk, st, "the tar streams differ");
+    // A terminal as stdout: both refuse, exit code 1.
+    for (who, line) in [
+        (
+            "docker",
+            format!("DOCKER_BUILDKIT=1 {DOCKER} build --network=none -o - {ctx}"),
+        ),
+        (
+            "strata",
+            format!(
+                "{} --root {} build --network none -o - {ctx}",
+                env!("CARGO_BIN_EXE_strata"),
+                env.root().display()
+            ),
+        ),
+    ] {
+        let o = Command::new("script")
+            .args(["-qec", &line, "/dev/null"])
+            .current_dir(env.dir.path())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run script (util-linux)");
+        assert_eq!(o.status.code(), Some(1), "{who}: {}", text(&o));
+        assert!(
+            text(&o).contains("refusing to write"),
+            "{who}: {}",
+            text(&o)
+        );
+    }
+}
