@@ -543,10 +543,15 @@ fn created_by(step: &Step, run_args: Option<&[String]>) -> String {
     match &step.instruction {
         Instruction::Run(_) => {
             let args = run_args.unwrap_or(&[]).join(" ");
-            if step.args.is_empty() {
+            // Only the ARGs the stage declares; inherited ones reach the environment only.
+            if step.recorded_args.is_empty() {
                 format!("RUN {args}")
             } else {
-                let kv: Vec<String> = step.args.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let kv: Vec<String> = step
+                    .recorded_args
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
                 format!("RUN |{} {} {args}", kv.len(), kv.join(" "))
             }
         }

@@ -128,9 +128,14 @@ pub struct Step {
     /// Variables this step referenced that a base image's Env may define: the expansion is
     /// provisional until the engine resolves the base image.
     pub waits_on_base: Vec<String>,
-    /// For RUN, the declared ARGs with a value as the step sees them (proxy args excluded),
-    /// which RUN gets as environment and records in its history; empty for other steps.
+    /// For RUN, the ARGs with a value as the step sees them (proxy args excluded): the ones
+    /// this stage declares and the ones its base stage had (BuildKit's stage-from-stage
+    /// inheritance). RUN gets them as environment and they are part of its cache key; empty
+    /// for other steps.
     pub args: Vec<(String, String)>,
+    /// For RUN, the subset of `args` that this stage declares itself: what the history line
+    /// records (`RUN |N K=V ...`). Inherited ARGs stay out of it, as in BuildKit.
+    pub recorded_args: Vec<(String, String)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -163,6 +168,9 @@ pub struct Stage {
     pub env: Vec<(String, String)>,
     /// ONBUILD triggers this stage declares (the config's OnBuild).
     pub onbuild: Vec<String>,
+    /// ARG values at the end of the stage: a stage built FROM this one starts with them
+    /// (they reach its RUN environment and expansions, never an image config).
+    pub args: Vec<(String, String)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -853,6 +861,7 @@ pub fn plan(
             total_steps: 0,
             env: Vec::new(),
             onbuild: Vec::new(),
+            args: Vec::new(),
         });
         instrs.push(steps_src);
         resolved.push(base_image);
@@ -1028,11 +1037,17 @@ pub fn plan(
                     onbuild_trigger: trig,
                     waits_on_base: Vec::new(),
                     args: Vec::new(),
+                    recorded_args: Vec::new(),
                 });
             }
             stages[i].total_steps = number;
             continue;
         }
+        // A stage built FROM another stage starts with that stage's ARG values too.
+        let parent_args = match &stages[i].base {
+            Base::Stage { index, .. } => stages[*index].args.clone(),
+            _ => Vec::new(),
+        };
         let (env, env_known) = match &stages[i].base {
             Base::Scratch => (Vec::new(), true),
             Base::Stage { index, .. } => {
@@ -1045,7 +1060,11 @@ pub fn plan(
         };
         // The inherited environment counts against the stage's limit.
         ctx.new_scope();
-        let inherited_len: usize = env.iter().map(|(k, v)| entry_len(k, v)).sum();
+        let inherited_len: usize = env
+            .iter()
+            .chain(&parent_args)
+            .map(|(k, v)| entry_len(k, v))
+            .sum();
         ctx.spend(
             inherited_len,
             stages[i].span,
@@ -1058,8 +1077,10 @@ pub fn plan(
         let mut scope = Scope {
             env: VarList::from_pairs(env),
             env_known,
-            args: VarList::default(),
+            args: VarList::from_pairs(parent_args.into_iter().map(|(k, v)| (k, Some(v)))),
         };
+        // The ARGs this stage declares (the others in `scope.args` are inherited).
+        let mut declared: BTreeSet<String> = BTreeSet::new();
         let mut onbuild = Vec::new();
         for (span, inst, trig) in src {
             let mut un = BTreeSet::new();
@@ -1075,6 +1096,9 @@ pub fn plan(
             )?;
             if let Instruction::Onbuild { trigger } = &expanded {
                 onbuild.push(trigger.clone());
+            }
+            if let Instruction::Arg { args } = &expanded {
+                declared.extend(args.iter().map(|d| d.name.clone()));
             }
             let n = if expanded.creates_layer() {
                 number += 1;
@@ -1097,6 +1121,11 @@ pub fn plan(
             } else {
                 Vec::new()
             };
+            let recorded_args: Vec<(String, String)> = args
+                .iter()
+                .filter(|(k, _)| declared.contains(k))
+                .cloned()
+                .collect();
             ctx.spend(
                 args.iter().map(|(k, v)| entry_len(k, v)).sum(),
                 span,
@@ -1111,10 +1140,17 @@ pub fn plan(
                 onbuild_trigger: trig,
                 waits_on_base,
                 args,
+                recorded_args,
             });
         }
         stages[i].total_steps = number;
         stages[i].env = scope.env.into_vec();
+        stages[i].args = scope
+            .args
+            .into_vec()
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .collect();
         stages[i].onbuild = onbuild;
         if !scope.env_known {
             stages[i].waits_on_base = true;
@@ -1231,7 +1267,9 @@ fn expand(
                             ctx.outside_value(&d.name, v, span, "global ARG")?;
                             Some(v.clone())
                         }
-                        None => None,
+                        // BuildKit adds no value then: the one the stage already has (an
+                        // earlier ARG, or the base stage's) stays.
+                        None => scope.args.get(&d.name).cloned().flatten(),
                     },
                 };
                 scope.args.set_last(&d.name, value.clone());
