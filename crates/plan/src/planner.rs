@@ -133,8 +133,9 @@ pub struct Step {
     /// inheritance). RUN gets them as environment and they are part of its cache key; empty
     /// for other steps.
     pub args: Vec<(String, String)>,
-    /// For RUN, the subset of `args` that this stage declares itself: what the history line
-    /// records (`RUN |N K=V ...`). Inherited ARGs stay out of it, as in BuildKit.
+    /// For RUN, what its history line records (`RUN |N K=V ...`), as BuildKit: each ARG line
+    /// of this stage so far, in order and repeats included, with the value the step sees
+    /// (an ENV of the same name first; empty when it has none). Inherited ARGs stay out.
     pub recorded_args: Vec<(String, String)>,
 }
 
@@ -1079,8 +1080,9 @@ pub fn plan(
             env_known,
             args: VarList::from_pairs(parent_args.into_iter().map(|(k, v)| (k, Some(v)))),
         };
-        // The ARGs this stage declares (the others in `scope.args` are inherited).
-        let mut declared: BTreeSet<String> = BTreeSet::new();
+        // The ARG declarations of this stage in order, repeats included (the others in
+        // `scope.args` are inherited): what a RUN's history line lists.
+        let mut declared: Vec<String> = Vec::new();
         let mut onbuild = Vec::new();
         for (span, inst, trig) in src {
             let mut un = BTreeSet::new();
@@ -1121,13 +1123,20 @@ pub fn plan(
             } else {
                 Vec::new()
             };
-            let recorded_args: Vec<(String, String)> = args
-                .iter()
-                .filter(|(k, _)| declared.contains(k))
-                .cloned()
-                .collect();
+            // BuildKit's `runCommandString`: every ARG line of the stage so far, with the
+            // value the step sees (ENV first) or empty.
+            let recorded_args: Vec<(String, String)> = if matches!(expanded, Instruction::Run(_)) {
+                declared
+                    .iter()
+                    .map(|k| (k.clone(), scope.get_var(k).unwrap_or_default().to_string()))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let len =
+                |a: &[(String, String)]| -> usize { a.iter().map(|(k, v)| entry_len(k, v)).sum() };
             ctx.spend(
-                args.iter().map(|(k, v)| entry_len(k, v)).sum(),
+                len(&args).max(len(&recorded_args)),
                 span,
                 None,
                 "the ARG values this RUN records",

@@ -912,3 +912,19 @@ fn inherited_stage_args_reach_onbuild_triggers() {
     let p = ok("FROM busybox\nARG Y=1\nARG Y\nRUN true\n");
     assert_eq!(run_env_arg(&p, 0, 2, "Y"), Some("1"));
 }
+
+// The history line lists every ARG line of the stage in order, repeats included, with the
+// value the step sees (an ENV of the same name first) or empty (Docker 20.10's BuildKit:
+// `RUN |4 Q= A=1 B=2 A=1 /bin/sh -c true`, and `|2 X=fromB Y=envY` below).
+#[test]
+fn run_history_lists_each_arg_line() {
+    let p = ok("FROM busybox\nARG Q\nARG A=1\nARG B=2\nARG A\nRUN true\n");
+    assert_eq!(
+        recorded(&p, 0, 4),
+        kv(&[("Q", ""), ("A", "1"), ("B", "2"), ("A", "1")])
+    );
+    assert_eq!(run_env_arg(&p, 0, 4, "Q"), None);
+    let p = ok("FROM busybox AS a\nARG X=fromA\nARG Y=ya\n\
+                FROM a AS b\nARG X=fromB\nARG Y\nENV Y=envY\nRUN true\n");
+    assert_eq!(recorded(&p, 1, 3), kv(&[("X", "fromB"), ("Y", "envY")]));
+}
