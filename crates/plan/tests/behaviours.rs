@@ -928,3 +928,14 @@ fn run_history_lists_each_arg_line() {
                 FROM a AS b\nARG X=fromB\nARG Y\nENV Y=envY\nRUN true\n");
     assert_eq!(recorded(&p, 1, 3), kv(&[("X", "fromB"), ("Y", "envY")]));
 }
+
+// A value-less `ARG G` in the child imports the global ARG G, over the parent's value
+// (Docker 20.10's BuildKit: `G=global H=h`, history `RUN |1 G=global ...`).
+#[test]
+fn global_arg_import_wins_over_the_parent_stage_value() {
+    let p = ok("ARG G=global\nFROM busybox AS a\nARG G=p\nARG H=h\n\
+                FROM a AS b\nARG G\nRUN echo $G $H\n");
+    assert_eq!(run_env_arg(&p, 1, 1, "G"), Some("global"));
+    assert_eq!(run_env_arg(&p, 1, 1, "H"), Some("h"));
+    assert_eq!(recorded(&p, 1, 1), kv(&[("G", "global")]));
+}
