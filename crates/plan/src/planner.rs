@@ -310,15 +310,24 @@ fn entry_len(k: &str, v: &str) -> usize {
     k.len() + v.len() + 1
 }
 
-/// The lookup used while expanding inside a stage: ENV wins over ARG.
+/// The lookup used while expanding inside a stage: the later of an ENV and an ARG with a
+/// value of the same name wins (BuildKit writes both into the stage's LLB environment; the
+/// config keeps the ENV). A stage starts with its base's Env over any inherited ARG.
 struct Scope {
     env: VarList<String>,
     env_known: bool,
     args: VarList<Option<String>>,
+    /// Names whose latest value came from an ARG of this stage after an ENV of that name.
+    arg_over_env: BTreeSet<String>,
 }
 
 impl Vars for Scope {
     fn get_var(&self, name: &str) -> Option<&str> {
+        if self.arg_over_env.contains(name) {
+            if let Some(Some(v)) = self.args.get(name) {
+                return Some(v);
+            }
+        }
         if let Some(v) = self.env.get(name) {
             return Some(v);
         }
@@ -1079,6 +1088,7 @@ pub fn plan(
             env: VarList::from_pairs(env),
             env_known,
             args: VarList::from_pairs(parent_args.into_iter().map(|(k, v)| (k, Some(v)))),
+            arg_over_env: BTreeSet::new(),
         };
         // The ARG declarations of this stage in order, repeats included (the others in
         // `scope.args` are inherited): what a RUN's history line lists.
@@ -1113,11 +1123,15 @@ pub fn plan(
             } else {
                 un.into_iter().collect()
             };
-            // Only RUN sees ARGs as environment (and writes them into its history line).
+            // Only RUN sees ARGs as environment (and writes them into its history line): the
+            // ones no later ENV of the same name hides.
             let args: Vec<(String, String)> = if matches!(expanded, Instruction::Run(_)) {
                 scope
                     .args
                     .iter()
+                    .filter(|(k, _)| {
+                        scope.env.get(k).is_none() || scope.arg_over_env.contains(k.as_str())
+                    })
                     .filter_map(|(k, v)| v.as_ref().map(|v| (k.clone(), v.clone())))
                     .collect()
             } else {
@@ -1255,6 +1269,7 @@ fn expand(
                     ));
                 }
                 scope.env.set(&v.key, v.value.clone());
+                scope.arg_over_env.remove(&v.key);
             }
             Instruction::Env { vars }
         }
@@ -1265,7 +1280,7 @@ fn expand(
             let mut out = Vec::new();
             for d in args {
                 consumed.insert(d.name.clone());
-                let value = match (build_arg(&d.name), &d.default) {
+                let fresh = match (build_arg(&d.name), &d.default) {
                     (Some(v), _) => {
                         ctx.outside_value(&d.name, &v, span, "build arg")?;
                         Some(v)
@@ -1276,10 +1291,17 @@ fn expand(
                             ctx.outside_value(&d.name, v, span, "global ARG")?;
                             Some(v.clone())
                         }
-                        // BuildKit adds no value then: the one the stage already has (an
-                        // earlier ARG, or the base stage's) stays.
-                        None => scope.args.get(&d.name).cloned().flatten(),
+                        None => None,
                     },
+                };
+                let value = match fresh {
+                    Some(v) => {
+                        scope.arg_over_env.insert(d.name.clone());
+                        Some(v)
+                    }
+                    // BuildKit adds no value then: the one the stage already has (an
+                    // earlier ARG, or the base stage's) stays.
+                    None => scope.args.get(&d.name).cloned().flatten(),
                 };
                 scope.args.set_last(&d.name, value.clone());
                 out.push(ArgDecl {

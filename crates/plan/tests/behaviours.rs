@@ -939,3 +939,23 @@ fn global_arg_import_wins_over_the_parent_stage_value() {
     assert_eq!(run_env_arg(&p, 1, 1, "H"), Some("h"));
     assert_eq!(recorded(&p, 1, 1), kv(&[("G", "global")]));
 }
+
+// Within a stage the later of an ENV and an ARG of the same name wins for RUN and expansions
+// (Docker 20.10's BuildKit: `ENV P=penv` then `ARG P=parg` gives `P=parg` to RUN and LABEL,
+// the config keeps `P=penv`); a stage built FROM it starts with the Env over the ARG.
+#[test]
+fn a_later_arg_wins_over_an_env_of_the_same_name() {
+    let p = ok(
+        "FROM busybox AS a\nENV P=penv\nARG P=parg\nRUN true\nLABEL p=$P\n\
+                ENV Q=q1\nARG Q=qarg\nENV Q=q2\nRUN true\n\
+                FROM a AS b\nRUN true\nLABEL p=$P\n",
+    );
+    assert_eq!(run_env_arg(&p, 0, 2, "P"), Some("parg"));
+    assert_eq!(recorded(&p, 0, 2), kv(&[("P", "parg")]));
+    assert_eq!(p.stages[0].steps[3].display, "LABEL p=parg");
+    assert_eq!(run_env_arg(&p, 0, 7, "Q"), None);
+    assert_eq!(recorded(&p, 0, 7), kv(&[("P", "parg"), ("Q", "q2")]));
+    assert_eq!(p.stages[0].env, kv(&[("P", "penv"), ("Q", "q2")]));
+    assert_eq!(run_env_arg(&p, 1, 0, "P"), None);
+    assert_eq!(p.stages[1].steps[1].display, "LABEL p=penv");
+}

@@ -444,14 +444,15 @@ fn stage_arg_inheritance() {
          FROM busybox:local AS a\n\
          ARG X=fromA\nARG Y=ya\nARG G=p\nARG H=h\nARG P=parg\nENV P=penv\n\
          ONBUILD RUN echo \"onbuild X=$X\" > /onbuild\n\
-         RUN true\n\
+         ENV V=env\nARG V=arg\nLABEL v=$V\n\
+         RUN echo \"V=$V\" > /a && env | grep ^V= >> /a\n\
          FROM a AS b\n\
          ARG Y\nARG G\nARG Q\nARG W=1\nARG W\n\
          RUN echo \"X=$X Y=$Y G=$G H=$H P=$P Q=$Q W=$W\" > /out\n\
          ENV E=$X\nLABEL y=$Y\nWORKDIR /w-$H\n\
          FROM b AS c\n\
          ARG X=fromC\n\
-         RUN echo \"X=$X Y=$Y\" > /out2\n",
+         RUN echo \"X=$X Y=$Y V=$V\" > /out2 && env | grep ^V= >> /out2\n",
     )
     .unwrap();
     let ctx = ctx.to_str().unwrap();
