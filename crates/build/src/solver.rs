@@ -543,10 +543,15 @@ fn created_by(step: &Step, run_args: Option<&[String]>) -> String {
     match &step.instruction {
         Instruction::Run(_) => {
             let args = run_args.unwrap_or(&[]).join(" ");
-            if step.args.is_empty() {
+            // Only the ARGs the stage declares; inherited ones reach the environment only.
+            if step.recorded_args.is_empty() {
                 format!("RUN {args}")
             } else {
-                let kv: Vec<String> = step.args.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let kv: Vec<String> = step
+                    .recorded_args
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
                 format!("RUN |{} {} {args}", kv.len(), kv.join(" "))
             }
         }
@@ -595,9 +600,16 @@ fn run_step(
                 env.iter()
                     .any(|e| e.split_once('=').map(|(ek, _)| ek) == Some(k))
             };
+            // The plan lists only the ARGs no later ENV hides: they go over the config's Env
+            // (an ARG after an ENV of the same name wins in BuildKit's LLB environment).
             for (k, v) in &step.args {
-                if !has(&env, k) {
-                    env.push(format!("{k}={v}"));
+                let entry = format!("{k}={v}");
+                match env
+                    .iter_mut()
+                    .find(|e| e.split_once('=').map(|(ek, _)| ek) == Some(k.as_str()))
+                {
+                    Some(e) => *e = entry,
+                    None => env.push(entry),
                 }
             }
             // Proxy build args reach RUN in both spellings, as BuildKit passes them, and stay

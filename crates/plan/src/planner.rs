@@ -128,9 +128,15 @@ pub struct Step {
     /// Variables this step referenced that a base image's Env may define: the expansion is
     /// provisional until the engine resolves the base image.
     pub waits_on_base: Vec<String>,
-    /// For RUN, the declared ARGs with a value as the step sees them (proxy args excluded),
-    /// which RUN gets as environment and records in its history; empty for other steps.
+    /// For RUN, the ARGs with a value as the step sees them (proxy args excluded): the ones
+    /// this stage declares and the ones its base stage had (BuildKit's stage-from-stage
+    /// inheritance). RUN gets them as environment and they are part of its cache key; empty
+    /// for other steps.
     pub args: Vec<(String, String)>,
+    /// For RUN, what its history line records (`RUN |N K=V ...`), as BuildKit: each ARG line
+    /// of this stage so far, in order and repeats included, with the value the step sees
+    /// (an ENV of the same name first; empty when it has none). Inherited ARGs stay out.
+    pub recorded_args: Vec<(String, String)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -163,6 +169,9 @@ pub struct Stage {
     pub env: Vec<(String, String)>,
     /// ONBUILD triggers this stage declares (the config's OnBuild).
     pub onbuild: Vec<String>,
+    /// ARG values at the end of the stage: a stage built FROM this one starts with them
+    /// (they reach its RUN environment and expansions, never an image config).
+    pub args: Vec<(String, String)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -301,15 +310,24 @@ fn entry_len(k: &str, v: &str) -> usize {
     k.len() + v.len() + 1
 }
 
-/// The lookup used while expanding inside a stage: ENV wins over ARG.
+/// The lookup used while expanding inside a stage: the later of an ENV and an ARG with a
+/// value of the same name wins (BuildKit writes both into the stage's LLB environment; the
+/// config keeps the ENV). A stage starts with its base's Env over any inherited ARG.
 struct Scope {
     env: VarList<String>,
     env_known: bool,
     args: VarList<Option<String>>,
+    /// Names whose latest value came from an ARG of this stage after an ENV of that name.
+    arg_over_env: BTreeSet<String>,
 }
 
 impl Vars for Scope {
     fn get_var(&self, name: &str) -> Option<&str> {
+        if self.arg_over_env.contains(name) {
+            if let Some(Some(v)) = self.args.get(name) {
+                return Some(v);
+            }
+        }
         if let Some(v) = self.env.get(name) {
             return Some(v);
         }
@@ -853,6 +871,7 @@ pub fn plan(
             total_steps: 0,
             env: Vec::new(),
             onbuild: Vec::new(),
+            args: Vec::new(),
         });
         instrs.push(steps_src);
         resolved.push(base_image);
@@ -1028,11 +1047,17 @@ pub fn plan(
                     onbuild_trigger: trig,
                     waits_on_base: Vec::new(),
                     args: Vec::new(),
+                    recorded_args: Vec::new(),
                 });
             }
             stages[i].total_steps = number;
             continue;
         }
+        // A stage built FROM another stage starts with that stage's ARG values too.
+        let parent_args = match &stages[i].base {
+            Base::Stage { index, .. } => stages[*index].args.clone(),
+            _ => Vec::new(),
+        };
         let (env, env_known) = match &stages[i].base {
             Base::Scratch => (Vec::new(), true),
             Base::Stage { index, .. } => {
@@ -1045,7 +1070,11 @@ pub fn plan(
         };
         // The inherited environment counts against the stage's limit.
         ctx.new_scope();
-        let inherited_len: usize = env.iter().map(|(k, v)| entry_len(k, v)).sum();
+        let inherited_len: usize = env
+            .iter()
+            .chain(&parent_args)
+            .map(|(k, v)| entry_len(k, v))
+            .sum();
         ctx.spend(
             inherited_len,
             stages[i].span,
@@ -1058,8 +1087,12 @@ pub fn plan(
         let mut scope = Scope {
             env: VarList::from_pairs(env),
             env_known,
-            args: VarList::default(),
+            args: VarList::from_pairs(parent_args.into_iter().map(|(k, v)| (k, Some(v)))),
+            arg_over_env: BTreeSet::new(),
         };
+        // The ARG declarations of this stage in order, repeats included (the others in
+        // `scope.args` are inherited): what a RUN's history line lists.
+        let mut declared: Vec<String> = Vec::new();
         let mut onbuild = Vec::new();
         for (span, inst, trig) in src {
             let mut un = BTreeSet::new();
@@ -1076,6 +1109,9 @@ pub fn plan(
             if let Instruction::Onbuild { trigger } = &expanded {
                 onbuild.push(trigger.clone());
             }
+            if let Instruction::Arg { args } = &expanded {
+                declared.extend(args.iter().map(|d| d.name.clone()));
+            }
             let n = if expanded.creates_layer() {
                 number += 1;
                 Some(number)
@@ -1087,18 +1123,34 @@ pub fn plan(
             } else {
                 un.into_iter().collect()
             };
-            // Only RUN sees ARGs as environment (and writes them into its history line).
+            // Only RUN sees ARGs as environment (and writes them into its history line): the
+            // ones no later ENV of the same name hides.
             let args: Vec<(String, String)> = if matches!(expanded, Instruction::Run(_)) {
                 scope
                     .args
                     .iter()
+                    .filter(|(k, _)| {
+                        scope.env.get(k).is_none() || scope.arg_over_env.contains(k.as_str())
+                    })
                     .filter_map(|(k, v)| v.as_ref().map(|v| (k.clone(), v.clone())))
                     .collect()
             } else {
                 Vec::new()
             };
+            // BuildKit's `runCommandString`: every ARG line of the stage so far, with the
+            // value the step sees (ENV first) or empty.
+            let recorded_args: Vec<(String, String)> = if matches!(expanded, Instruction::Run(_)) {
+                declared
+                    .iter()
+                    .map(|k| (k.clone(), scope.get_var(k).unwrap_or_default().to_string()))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let len =
+                |a: &[(String, String)]| -> usize { a.iter().map(|(k, v)| entry_len(k, v)).sum() };
             ctx.spend(
-                args.iter().map(|(k, v)| entry_len(k, v)).sum(),
+                len(&args).max(len(&recorded_args)),
                 span,
                 None,
                 "the ARG values this RUN records",
@@ -1111,10 +1163,17 @@ pub fn plan(
                 onbuild_trigger: trig,
                 waits_on_base,
                 args,
+                recorded_args,
             });
         }
         stages[i].total_steps = number;
         stages[i].env = scope.env.into_vec();
+        stages[i].args = scope
+            .args
+            .into_vec()
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .collect();
         stages[i].onbuild = onbuild;
         if !scope.env_known {
             stages[i].waits_on_base = true;
@@ -1210,6 +1269,7 @@ fn expand(
                     ));
                 }
                 scope.env.set(&v.key, v.value.clone());
+                scope.arg_over_env.remove(&v.key);
             }
             Instruction::Env { vars }
         }
@@ -1220,7 +1280,7 @@ fn expand(
             let mut out = Vec::new();
             for d in args {
                 consumed.insert(d.name.clone());
-                let value = match (build_arg(&d.name), &d.default) {
+                let fresh = match (build_arg(&d.name), &d.default) {
                     (Some(v), _) => {
                         ctx.outside_value(&d.name, &v, span, "build arg")?;
                         Some(v)
@@ -1233,6 +1293,15 @@ fn expand(
                         }
                         None => None,
                     },
+                };
+                let value = match fresh {
+                    Some(v) => {
+                        scope.arg_over_env.insert(d.name.clone());
+                        Some(v)
+                    }
+                    // BuildKit adds no value then: the one the stage already has (an
+                    // earlier ARG, or the base stage's) stays.
+                    None => scope.args.get(&d.name).cloned().flatten(),
                 };
                 scope.args.set_last(&d.name, value.clone());
                 out.push(ArgDecl {

@@ -817,3 +817,145 @@ fn onbuild_triggers_are_bounded_where_they_run() {
     // The base stage alone plans.
     ok_with(&src, &target("base"));
 }
+
+fn recorded(p: &Plan, stage: usize, i: usize) -> Vec<(String, String)> {
+    p.stages[stage].steps[i].recorded_args.clone()
+}
+
+fn kv(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+// Issue 11, item 1: a stage built FROM another stage starts with its ARG values (BuildKit
+// keeps them in the stage's LLB environment). RUN sees them, expansions see them, the
+// history line records only the stage's own ARGs, and the config's Env never gets them.
+#[test]
+fn stage_args_are_inherited_by_stages_built_from_it() {
+    let src = "FROM busybox AS a\nARG X=fromA\nARG Y=ya\nRUN true\n\
+               FROM a AS b\nARG Y\nRUN echo \"X=$X Y=$Y\" > /out\nENV E=$X\nLABEL l=$Y\nWORKDIR /w/$X\n\
+               FROM b AS c\nARG Z=zc\nRUN echo $X $Y $Z\n";
+    let p = ok(src);
+    // b: the redeclared `ARG Y` takes a's value; X comes along without a line.
+    assert_eq!(run_env_arg(&p, 1, 1, "X"), Some("fromA"));
+    assert_eq!(run_env_arg(&p, 1, 1, "Y"), Some("ya"));
+    assert_eq!(recorded(&p, 1, 1), kv(&[("Y", "ya")]));
+    let Instruction::Env { vars } = step(&p, 1, 2) else {
+        panic!()
+    };
+    assert_eq!(vars[0].value, "fromA");
+    let Instruction::Label { labels } = step(&p, 1, 3) else {
+        panic!()
+    };
+    assert_eq!(labels[0].value, "ya");
+    assert_eq!(p.stages[1].steps[4].display, "WORKDIR /w/fromA");
+    assert_eq!(p.stages[1].env, kv(&[("E", "fromA")]));
+    // c, a grandchild: a's and b's ARGs, and its own; it records only Z.
+    assert_eq!(run_env_arg(&p, 2, 1, "X"), Some("fromA"));
+    assert_eq!(run_env_arg(&p, 2, 1, "Y"), Some("ya"));
+    assert_eq!(run_env_arg(&p, 2, 1, "Z"), Some("zc"));
+    assert_eq!(recorded(&p, 2, 1), kv(&[("Z", "zc")]));
+    // a is unchanged: both its ARGs in its own history line.
+    assert_eq!(recorded(&p, 0, 2), kv(&[("X", "fromA"), ("Y", "ya")]));
+}
+
+// A child's own default and a build arg win over the parent's value; a stage FROM an image
+// inherits nothing; a build arg for the parent's ARG reaches the child through the parent.
+#[test]
+fn inherited_stage_args_and_overrides() {
+    let src = "FROM busybox AS a\nARG X=fromA\nARG Y=ya\n\
+               FROM a AS b\nARG X=fromB\nARG Y\nRUN echo $X $Y\n\
+               FROM busybox AS other\nRUN echo $X $Y\n\
+               FROM scratch\nCOPY --from=b /out /b\nCOPY --from=other /out /o\n";
+    let p = ok(src);
+    assert_eq!(run_env_arg(&p, 1, 2, "X"), Some("fromB"));
+    assert_eq!(run_env_arg(&p, 1, 2, "Y"), Some("ya"));
+    assert_eq!(recorded(&p, 1, 2), kv(&[("X", "fromB"), ("Y", "ya")]));
+    assert_eq!(run_env_arg(&p, 2, 0, "X"), None);
+    assert_eq!(run_env_arg(&p, 2, 0, "Y"), None);
+
+    let p = ok_with(
+        src,
+        &PlanOptions {
+            target: Some("b".into()),
+            ..args(&[("Y", "cli"), ("X", "cliX")])
+        },
+    );
+    assert_eq!(p.target, 1);
+    // X: b's own ARG X takes the build arg; Y: the build arg wins over a's value.
+    assert_eq!(run_env_arg(&p, 1, 2, "X"), Some("cliX"));
+    assert_eq!(run_env_arg(&p, 1, 2, "Y"), Some("cli"));
+
+    // A build arg for an ARG only the parent declares reaches the child's RUN.
+    let p = ok_with(
+        "FROM busybox AS a\nARG X=fromA\nFROM a\nRUN echo $X\n",
+        &args(&[("X", "cli")]),
+    );
+    assert_eq!(run_env_arg(&p, 1, 0, "X"), Some("cli"));
+    assert!(recorded(&p, 1, 0).is_empty());
+    assert!(p.unused_build_args.is_empty());
+}
+
+// A parent's ONBUILD trigger runs in the child with the parent's ARG values; a re-declared
+// ARG without a value keeps the value an earlier ARG of the same stage gave it.
+#[test]
+fn inherited_stage_args_reach_onbuild_triggers() {
+    let src = "FROM busybox AS a\nARG X=fromA\nONBUILD RUN echo $X\nFROM a AS b\nRUN true\n";
+    let p = ok(src);
+    let trig = &p.stages[1].steps[0];
+    assert!(trig.onbuild_trigger);
+    assert_eq!(run_env_arg(&p, 1, 0, "X"), Some("fromA"));
+    assert!(trig.recorded_args.is_empty());
+
+    let p = ok("FROM busybox\nARG Y=1\nARG Y\nRUN true\n");
+    assert_eq!(run_env_arg(&p, 0, 2, "Y"), Some("1"));
+}
+
+// The history line lists every ARG line of the stage in order, repeats included, with the
+// value the step sees (an ENV of the same name first) or empty (Docker 20.10's BuildKit:
+// `RUN |4 Q= A=1 B=2 A=1 /bin/sh -c true`, and `|2 X=fromB Y=envY` below).
+#[test]
+fn run_history_lists_each_arg_line() {
+    let p = ok("FROM busybox\nARG Q\nARG A=1\nARG B=2\nARG A\nRUN true\n");
+    assert_eq!(
+        recorded(&p, 0, 4),
+        kv(&[("Q", ""), ("A", "1"), ("B", "2"), ("A", "1")])
+    );
+    assert_eq!(run_env_arg(&p, 0, 4, "Q"), None);
+    let p = ok("FROM busybox AS a\nARG X=fromA\nARG Y=ya\n\
+                FROM a AS b\nARG X=fromB\nARG Y\nENV Y=envY\nRUN true\n");
+    assert_eq!(recorded(&p, 1, 3), kv(&[("X", "fromB"), ("Y", "envY")]));
+}
+
+// A value-less `ARG G` in the child imports the global ARG G, over the parent's value
+// (Docker 20.10's BuildKit: `G=global H=h`, history `RUN |1 G=global ...`).
+#[test]
+fn global_arg_import_wins_over_the_parent_stage_value() {
+    let p = ok("ARG G=global\nFROM busybox AS a\nARG G=p\nARG H=h\n\
+                FROM a AS b\nARG G\nRUN echo $G $H\n");
+    assert_eq!(run_env_arg(&p, 1, 1, "G"), Some("global"));
+    assert_eq!(run_env_arg(&p, 1, 1, "H"), Some("h"));
+    assert_eq!(recorded(&p, 1, 1), kv(&[("G", "global")]));
+}
+
+// Within a stage the later of an ENV and an ARG of the same name wins for RUN and expansions
+// (Docker 20.10's BuildKit: `ENV P=penv` then `ARG P=parg` gives `P=parg` to RUN and LABEL,
+// the config keeps `P=penv`); a stage built FROM it starts with the Env over the ARG.
+#[test]
+fn a_later_arg_wins_over_an_env_of_the_same_name() {
+    let p = ok(
+        "FROM busybox AS a\nENV P=penv\nARG P=parg\nRUN true\nLABEL p=$P\n\
+                ENV Q=q1\nARG Q=qarg\nENV Q=q2\nRUN true\n\
+                FROM a AS b\nRUN true\nLABEL p=$P\n",
+    );
+    assert_eq!(run_env_arg(&p, 0, 2, "P"), Some("parg"));
+    assert_eq!(recorded(&p, 0, 2), kv(&[("P", "parg")]));
+    assert_eq!(p.stages[0].steps[3].display, "LABEL p=parg");
+    assert_eq!(run_env_arg(&p, 0, 7, "Q"), None);
+    assert_eq!(recorded(&p, 0, 7), kv(&[("P", "parg"), ("Q", "q2")]));
+    assert_eq!(p.stages[0].env, kv(&[("P", "penv"), ("Q", "q2")]));
+    assert_eq!(run_env_arg(&p, 1, 0, "P"), None);
+    assert_eq!(p.stages[1].steps[1].display, "LABEL p=penv");
+}

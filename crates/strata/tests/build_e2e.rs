@@ -771,3 +771,90 @@ RUN --mount=type=cache,target=/cache echo run >> /cache/log && cat /cache/log | 
         "2"
     );
 }
+
+// Issue 11, item 1: a stage built FROM another stage sees that stage's ARG values in its
+// RUN environment and expansions (Docker 20.10's BuildKit: `X=fromA Y=ya`); its history line
+// records only its own ARGs (`RUN |1 Y=ya ...`); the config's Env never gets them; a
+// change of the parent's ARG default re-runs the child's RUN (the value is in its key).
+#[test]
+fn stage_args_reach_stages_built_from_it() {
+    let env = setup();
+    let c = Counter::start();
+    let df = |x: &str| {
+        format!(
+            "FROM busybox:local AS a\nARG X={x}\nARG Y=ya\n\
+             FROM a AS b\nARG Y\nRUN echo \"X=$X Y=$Y\" > /out && {}\nENV E=$X\n\
+             FROM b AS c\nARG Z=zc\nRUN echo \"X=$X Y=$Y Z=$Z\" > /out2\n",
+            c.hit("child")
+        )
+    };
+    let ctx = context(&env, "inh", &df("fromA"), &[]);
+    let out = env.path("inh-out");
+    let dest = format!("type=local,dest={}", out.display());
+    env.ok(&["build", "--network", "host", "-q", "-t", "inh:1", &ctx]);
+    assert_eq!(hits(&c), vec!["child"]);
+    env.ok(&["build", "--network", "host", "-q", "-o", &dest, &ctx]);
+    assert_eq!(
+        fs::read_to_string(out.join("out")).unwrap(),
+        "X=fromA Y=ya\n"
+    );
+    assert_eq!(
+        fs::read_to_string(out.join("out2")).unwrap(),
+        "X=fromA Y=ya Z=zc\n"
+    );
+    let v: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", "inh:1"])).unwrap();
+    let text = v.to_string();
+    assert!(text.contains("\"E=fromA\""), "{text}");
+    assert!(
+        !text.contains("\"X=fromA\""),
+        "ARGs stay out of Env: {text}"
+    );
+    let hist = env.ok(&["history", "--no-trunc", "inh:1"]);
+    assert!(
+        hist.contains("RUN |1 Z=zc /bin/sh -c echo \"X=$X Y=$Y Z=$Z\" > /out2"),
+        "{hist}"
+    );
+    assert!(
+        hist.contains("RUN |1 Y=ya /bin/sh -c echo \"X=$X Y=$Y\" > /out"),
+        "{hist}"
+    );
+    // Unchanged: cached. The parent's default changes: the child's RUN runs again.
+    env.ok(&["build", "--network", "host", "-q", "-t", "inh:1", &ctx]);
+    assert_eq!(hits(&c), Vec::<String>::new());
+    fs::write(Path::new(&ctx).join("Dockerfile"), df("other")).unwrap();
+    env.ok(&[
+        "build",
+        "--network",
+        "host",
+        "-q",
+        "-t",
+        "inh:1",
+        "-o",
+        &dest,
+        &ctx,
+    ]);
+    assert_eq!(hits(&c), vec!["child"]);
+    assert_eq!(
+        fs::read_to_string(out.join("out")).unwrap(),
+        "X=other Y=ya\n"
+    );
+    // A build arg still wins; --target of the child builds the child with the parent's ARGs.
+    env.ok(&[
+        "build",
+        "--network",
+        "host",
+        "-q",
+        "--build-arg",
+        "Y=cli",
+        "--target",
+        "b",
+        "-o",
+        &dest,
+        &ctx,
+    ]);
+    assert_eq!(
+        fs::read_to_string(out.join("out")).unwrap(),
+        "X=other Y=cli\n"
+    );
+    env.fsck_clean();
+}

@@ -508,3 +508,83 @@ fn output_to_stdout_like_buildkit() {
         );
     }
 }
+
+/// The `created_by` of every RUN in a docker-archive's config history, without BuildKit's
+/// ` # buildkit` suffix (that suffix is issue 11, item 7, compared elsewhere).
+const RUN_HISTORY_PY: &str = r#"
+import json, sys, tarfile
+t = tarfile.open(sys.argv[1])
+m = json.load(t.extractfile("manifest.json"))
+c = json.load(t.extractfile(m[0]["Config"]))
+for h in c.get("history", []):
+    b = h.get("created_by", "")
+    if b.startswith("RUN "):
+        print(b[:-len(" # buildkit")] if b.endswith(" # buildkit") else b)
+"#;
+
+/// Issue 11, item 1, live: ARG values of a stage reach the stages built FROM it (files the
+/// RUNs write, the config, every file), and the RUN history lines list what BuildKit lists.
+#[test]
+fn stage_arg_inheritance() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    require_peers(false);
+    let env = Env::new();
+    let ctx = env.path("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "ARG G=global\n\
+         FROM busybox:local AS a\n\
+         ARG X=fromA\nARG Y=ya\nARG G=p\nARG H=h\nARG P=parg\nENV P=penv\n\
+         ONBUILD RUN echo \"onbuild X=$X\" > /onbuild\n\
+         ENV V=env\nARG V=arg\nLABEL v=$V\n\
+         RUN echo \"V=$V\" > /a && env | grep ^V= >> /a\n\
+         FROM a AS b\n\
+         ARG Y\nARG G\nARG Q\nARG W=1\nARG W\n\
+         RUN echo \"X=$X Y=$Y G=$G H=$H P=$P Q=$Q W=$W\" > /out\n\
+         ENV E=$X\nLABEL y=$Y\nWORKDIR /w-$H\n\
+         FROM b AS c\n\
+         ARG X=fromC\n\
+         RUN echo \"X=$X Y=$Y V=$V\" > /out2 && env | grep ^V= >> /out2\n",
+    )
+    .unwrap();
+    let ctx = ctx.to_str().unwrap();
+    let tag = format!("strata-compat/stage-args:{}", std::process::id());
+    let images = DockerImages(vec![tag.clone()]);
+    let o = docker()
+        .args(["build", "--network=none", "-t", &tag, ctx])
+        .output()
+        .expect("run docker build");
+    assert!(
+        o.status.success(),
+        "docker build failed:\n{}",
+        tail(&text(&o), 40)
+    );
+    let bk_tar = env.path("buildkit.tar");
+    let o = docker()
+        .args(["save", "-o", bk_tar.to_str().unwrap(), &tag])
+        .output()
+        .expect("run docker save");
+    assert!(o.status.success(), "docker save failed:\n{}", text(&o));
+    drop(images);
+
+    let tar = Path::new(PEERS_DATA).join("busybox-rootfs.tar");
+    env.ok(&["import", tar.to_str().unwrap(), "busybox:local"]);
+    env.ok(&["build", "--network", "none", "-q", "-t", &tag, ctx]);
+    let st_tar = env.path("strata.tar");
+    env.ok(&["save", "-o", st_tar.to_str().unwrap(), &tag]);
+
+    let (bk, st) = (normalised(&bk_tar, &[]), normalised(&st_tar, &[]));
+    if let Err(report) = compare("stage-args", &bk, &st) {
+        panic!("stage ARG inheritance: {report}");
+    }
+    let bk_hist = python(&["-c", RUN_HISTORY_PY, bk_tar.to_str().unwrap()]);
+    let st_hist = python(&["-c", RUN_HISTORY_PY, st_tar.to_str().unwrap()]);
+    assert_eq!(st_hist, bk_hist, "RUN history lines differ");
+    // What BuildKit wrote, so a change on either side shows here first.
+    assert!(
+        bk_hist.contains("RUN |5 Y=ya G=global Q= W=1 W=1 /bin/sh -c ")
+            && bk_hist.contains("RUN |1 X=fromC /bin/sh -c "),
+        "{bk_hist}"
+    );
+}
