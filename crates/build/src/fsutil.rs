@@ -87,6 +87,37 @@ pub fn join(root: &Path, comps: &[String]) -> PathBuf {
     p
 }
 
+/// Copy the tree at `src` into the existing directory `dst` (files, directories and
+/// symlinks with their modes and owners; other kinds are skipped). Used to seed a cache
+/// mount from `from=`'s `source=`.
+pub fn copy_tree(src: &Path, dst: &Path) -> Result<(), BuildError> {
+    use std::os::unix::fs::PermissionsExt;
+    let io = |what: &str, p: &Path, e| BuildError::io(format!("{what} {}", p.display()), e);
+    let rd = std::fs::read_dir(src).map_err(|e| io("read", src, e))?;
+    for entry in rd {
+        let entry = entry.map_err(|e| io("read", src, e))?;
+        let (from, to) = (entry.path(), dst.join(entry.file_name()));
+        let meta = std::fs::symlink_metadata(&from).map_err(|e| io("stat", &from, e))?;
+        let ft = meta.file_type();
+        if ft.is_symlink() {
+            let t = std::fs::read_link(&from).map_err(|e| io("readlink", &from, e))?;
+            std::os::unix::fs::symlink(&t, &to).map_err(|e| io("create", &to, e))?;
+        } else if ft.is_dir() {
+            std::fs::create_dir(&to).map_err(|e| io("create", &to, e))?;
+            copy_tree(&from, &to)?;
+            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(meta.mode() & 0o7777))
+                .map_err(|e| io("chmod", &to, e))?;
+        } else if ft.is_file() {
+            std::fs::copy(&from, &to).map_err(|e| io("copy", &from, e))?;
+        } else {
+            continue;
+        }
+        std::os::unix::fs::lchown(&to, Some(meta.uid()), Some(meta.gid()))
+            .map_err(|e| io("chown", &to, e))?;
+    }
+    Ok(())
+}
+
 /// uid and gid for a USER / --chown spec (`name`, `uid`, `name:group`, `uid:gid`), looked
 /// up in the rootfs: a name must exist; a bare uid takes its passwd gid or 0.
 pub fn resolve_user(root: &Path, spec: &str) -> Result<(u32, u32), BuildError> {

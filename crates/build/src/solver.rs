@@ -678,6 +678,8 @@ fn run_step(
                             secrets: &ctx.opts.secrets,
                             ssh: &ctx.opts.ssh,
                             used_mounts: &ctx.used,
+                            step,
+                            dockerfile: &ctx.opts.dockerfile,
                         },
                     )?;
                     ctx.runs.fetch_add(1, Ordering::SeqCst);
