@@ -118,6 +118,54 @@ pub fn copy_tree(src: &Path, dst: &Path) -> Result<(), BuildError> {
     Ok(())
 }
 
+/// A digest of the tree at `p` (not following links): each entry's relative path, type,
+/// mode, owner, and a file's bytes or a link's target; mtimes left out. Keys a RUN that
+/// bind-mounts a path of the build context, so the step reruns when those files change.
+pub fn content_digest(p: &Path) -> Result<String, BuildError> {
+    use sha2::Digest as _;
+    use std::io::Read;
+    fn walk(p: &Path, rel: &str, h: &mut sha2::Sha256) -> Result<(), BuildError> {
+        let io = |e| BuildError::io(format!("read {}", p.display()), e);
+        let m = std::fs::symlink_metadata(p).map_err(io)?;
+        h.update(format!("{rel}\0{:o} {} {}\0", m.mode(), m.uid(), m.gid()).as_bytes());
+        let ft = m.file_type();
+        if ft.is_symlink() {
+            h.update(
+                std::fs::read_link(p)
+                    .map_err(io)?
+                    .as_os_str()
+                    .as_encoded_bytes(),
+            );
+        } else if ft.is_dir() {
+            let mut names: Vec<std::ffi::OsString> = std::fs::read_dir(p)
+                .map_err(io)?
+                .map(|e| e.map(|e| e.file_name()))
+                .collect::<Result<_, _>>()
+                .map_err(io)?;
+            names.sort();
+            for n in names {
+                let r = format!("{rel}/{}", n.to_string_lossy());
+                walk(&p.join(&n), &r, h)?;
+            }
+        } else if ft.is_file() {
+            let mut f = std::fs::File::open(p).map_err(io)?;
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                let n = f.read(&mut buf).map_err(io)?;
+                if n == 0 {
+                    break;
+                }
+                h.update(&buf[..n]);
+            }
+        }
+        h.update(b"\0");
+        Ok(())
+    }
+    let mut h = sha2::Sha256::new();
+    walk(p, "", &mut h)?;
+    Ok(hex::encode(h.finalize()))
+}
+
 /// uid and gid for a USER / --chown spec (`name`, `uid`, `name:group`, `uid:gid`), looked
 /// up in the rootfs: a name must exist; a bare uid takes its passwd gid or 0.
 pub fn resolve_user(root: &Path, spec: &str) -> Result<(u32, u32), BuildError> {

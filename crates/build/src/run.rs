@@ -365,6 +365,9 @@ fn execute_here(
                                 .into(),
                             tail: Vec::new(),
                         })?;
+                        // exec wants absolute mount sources (the context may be `.`).
+                        let ctx = &std::path::absolute(ctx)
+                            .map_err(|e| BuildError::io("locate the build context", e))?;
                         let (done, missing) = crate::fsutil::resolve(ctx, &source)?;
                         if !missing.is_empty() {
                             return Err(missing_source(src, &source, "the build context"));

@@ -188,3 +188,60 @@ RUN --mount=target=/mnt/cc,id=x,type=cache ls /mnt/cc\n"
         "{e}"
     );
 }
+
+#[test]
+fn a_changed_mount_source_reruns_the_step() {
+    let env = setup();
+    let df = "FROM busybox:local AS a\nARG V=1\nRUN echo $V > /c\n\
+FROM busybox:local\n\
+RUN --mount=type=bind,from=a,source=/c,target=/mnt/c cat /mnt/c > /from-stage\n\
+RUN --mount=type=bind,source=f.txt,target=/mnt/f cat /mnt/f > /from-context\n";
+    let ctx = context(&env, "ctx", df, &[("f.txt", "one\n")]);
+    let build = |v: &str| {
+        let out = env.path(&format!("out-{v}-{}", rand_suffix()));
+        let o = env.run(&[
+            "build",
+            "--progress=plain",
+            "--build-arg",
+            &format!("V={v}"),
+            "-o",
+            &format!("type=local,dest={}", out.display()),
+            &ctx,
+        ]);
+        let e = String::from_utf8_lossy(&o.stderr).to_string();
+        assert!(o.status.success(), "{e}");
+        let read = |n: &str| fs::read_to_string(out.join(n)).unwrap();
+        (e, read("from-stage"), read("from-context"))
+    };
+    let cached = |e: &str, n: usize| {
+        let step = format!("[stage-1 {n}/3]");
+        let id = e
+            .lines()
+            .find(|l| l.contains(&step))
+            .and_then(|l| l.split(' ').next())
+            .unwrap()
+            .to_string();
+        e.lines().any(|l| l == format!("{id} CACHED"))
+    };
+    let (_, s, c) = build("1");
+    assert_eq!((s.as_str(), c.as_str()), ("1\n", "one\n"));
+    let (e, _, _) = build("1");
+    assert!(cached(&e, 2) && cached(&e, 3), "nothing changed: {e}");
+    // The stage it mounts from changed: that RUN runs again and sees the new file.
+    let (e, s, _) = build("2");
+    assert!(!cached(&e, 2), "{e}");
+    assert!(e.contains("the mount at /mnt/c changed"), "{e}");
+    assert_eq!(s, "2\n");
+    // The context file it mounts changed.
+    fs::write(std::path::Path::new(&ctx).join("f.txt"), "two\n").unwrap();
+    let (e, _, c) = build("2");
+    assert!(cached(&e, 2) && !cached(&e, 3), "{e}");
+    assert_eq!(c, "two\n");
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
