@@ -287,6 +287,55 @@ mod tests {
     }
 
     #[test]
+    fn content_digest_covers_bytes_names_and_modes_not_mtimes() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let r = d.path().join("t");
+        std::fs::create_dir_all(r.join("s")).unwrap();
+        std::fs::write(r.join("s/f"), "one").unwrap();
+        std::os::unix::fs::symlink("s/f", r.join("l")).unwrap();
+        let a = content_digest(&r).unwrap();
+        let touched = std::fs::File::options()
+            .write(true)
+            .open(r.join("s/f"))
+            .unwrap();
+        touched
+            .set_modified(std::time::SystemTime::UNIX_EPOCH)
+            .unwrap();
+        assert_eq!(content_digest(&r).unwrap(), a, "an mtime is no change");
+        std::fs::write(r.join("s/f"), "two").unwrap();
+        let b = content_digest(&r).unwrap();
+        assert_ne!(a, b, "bytes");
+        std::fs::set_permissions(r.join("s/f"), std::fs::Permissions::from_mode(0o600)).unwrap();
+        let c = content_digest(&r).unwrap();
+        assert_ne!(b, c, "mode");
+        std::fs::rename(r.join("s/f"), r.join("s/g")).unwrap();
+        assert_ne!(content_digest(&r).unwrap(), c, "names");
+        // A single file works too.
+        assert_ne!(content_digest(&r.join("s/g")).unwrap(), c);
+    }
+
+    #[test]
+    fn copy_tree_keeps_files_links_and_modes() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let (src, dst) = (d.path().join("src"), d.path().join("dst"));
+        std::fs::create_dir_all(src.join("a/b")).unwrap();
+        std::fs::create_dir_all(&dst).unwrap();
+        std::fs::write(src.join("a/b/f"), "x").unwrap();
+        std::fs::set_permissions(src.join("a"), std::fs::Permissions::from_mode(0o711)).unwrap();
+        std::os::unix::fs::symlink("/nowhere", src.join("l")).unwrap();
+        copy_tree(&src, &dst).unwrap();
+        assert_eq!(std::fs::read_to_string(dst.join("a/b/f")).unwrap(), "x");
+        assert_eq!(
+            std::fs::read_link(dst.join("l")).unwrap(),
+            Path::new("/nowhere")
+        );
+        let mode = std::fs::metadata(dst.join("a")).unwrap().mode() & 0o7777;
+        assert_eq!(mode, 0o711);
+    }
+
+    #[test]
     fn users() {
         let d = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(d.path().join("etc")).unwrap();
