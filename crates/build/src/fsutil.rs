@@ -122,9 +122,26 @@ pub fn copy_tree(src: &Path, dst: &Path) -> Result<(), BuildError> {
 /// mode, owner, and a file's bytes or a link's target; mtimes left out. Keys a RUN that
 /// bind-mounts a path of the build context, so the step reruns when those files change.
 pub fn content_digest(p: &Path) -> Result<String, BuildError> {
+    content_digest_filtered(p, &|_| true)
+}
+
+/// [`content_digest`] of only the paths `keep` accepts (the build context less what
+/// `.dockerignore` excludes).
+pub fn content_digest_filtered(
+    p: &Path,
+    keep: &dyn Fn(&Path) -> bool,
+) -> Result<String, BuildError> {
     use sha2::Digest as _;
     use std::io::Read;
-    fn walk(p: &Path, rel: &str, h: &mut sha2::Sha256) -> Result<(), BuildError> {
+    fn walk(
+        p: &Path,
+        rel: &str,
+        h: &mut sha2::Sha256,
+        keep: &dyn Fn(&Path) -> bool,
+    ) -> Result<(), BuildError> {
+        if !keep(p) {
+            return Ok(());
+        }
         let io = |e| BuildError::io(format!("read {}", p.display()), e);
         let m = std::fs::symlink_metadata(p).map_err(io)?;
         h.update(format!("{rel}\0{:o} {} {}\0", m.mode(), m.uid(), m.gid()).as_bytes());
@@ -145,7 +162,7 @@ pub fn content_digest(p: &Path) -> Result<String, BuildError> {
             names.sort();
             for n in names {
                 let r = format!("{rel}/{}", n.to_string_lossy());
-                walk(&p.join(&n), &r, h)?;
+                walk(&p.join(&n), &r, h, keep)?;
             }
         } else if ft.is_file() {
             let mut f = std::fs::File::open(p).map_err(io)?;
@@ -162,7 +179,7 @@ pub fn content_digest(p: &Path) -> Result<String, BuildError> {
         Ok(())
     }
     let mut h = sha2::Sha256::new();
-    walk(p, "", &mut h)?;
+    walk(p, "", &mut h, keep)?;
     Ok(hex::encode(h.finalize()))
 }
 

@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 use std::io::BufRead;
 use std::os::fd::OwnedFd;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -29,6 +30,68 @@ pub(crate) struct MountSources<'a> {
     /// The step and the Dockerfile's text, to locate a missing mount source.
     pub step: &'a plan::Step,
     pub dockerfile: &'a str,
+    /// `.dockerignore` patterns: excluded files are not in a context mount.
+    pub ignore: &'a [String],
+}
+
+/// The context as a mount shows it: with `.dockerignore` patterns, a walked tree whose
+/// excluded paths do not exist (as BuildKit's context transfer leaves them out); `None`
+/// when there are none (the directory is used as it is).
+pub(crate) fn filtered_context(
+    ctx: &Path,
+    ignore: &[String],
+) -> Result<Option<context::Context>, BuildError> {
+    if ignore.iter().all(|l| l.trim().is_empty()) {
+        return Ok(None);
+    }
+    let m = context::Matcher::from_ignore_file(ignore.join("\n").as_bytes())
+        .map_err(|e| BuildError::Other(format!("invalid .dockerignore: {e}")))?;
+    context::Context::load(ctx, Some(&m))
+        .map(Some)
+        .map_err(|e| BuildError::Other(e.to_string()))
+}
+
+/// Resolve `source` in the filtered context (symlinks inside it); the path relative to
+/// the context, or `None` when it is missing or excluded.
+pub(crate) fn resolve_filtered(
+    tree: &context::Context,
+    source: &str,
+) -> Result<Option<PathBuf>, BuildError> {
+    let r = context::resolve_in_root(tree, source.as_bytes(), true)
+        .map_err(|e| BuildError::Other(e.to_string()))?;
+    Ok(r.map(|(rel, _)| rel))
+}
+
+/// Copy what `tree` keeps under `rel` to `dest` (files hard-linked when possible).
+fn materialize(tree: &context::Context, rel: &Path, dest: &Path) -> Result<(), BuildError> {
+    use context::SourceTree;
+    let io = |what: &str, p: &Path, e| BuildError::io(format!("{what} {}", p.display()), e);
+    let Some(node) = tree.lstat(rel).map_err(|e| io("stat", rel, e))? else {
+        return Ok(());
+    };
+    let disk = tree.disk_path(rel);
+    match node.kind {
+        context::FileKind::Dir => {
+            std::fs::create_dir(dest).map_err(|e| io("create", dest, e))?;
+            for name in tree.read_dir(rel).map_err(|e| io("read", &disk, e))? {
+                materialize(tree, &rel.join(&name), &dest.join(&name))?;
+            }
+            let mode = std::os::unix::fs::PermissionsExt::mode(&node.metadata.permissions());
+            std::fs::set_permissions(dest, std::fs::Permissions::from_mode(mode & 0o7777))
+                .map_err(|e| io("chmod", dest, e))?;
+        }
+        context::FileKind::File => {
+            if std::fs::hard_link(&disk, dest).is_err() {
+                std::fs::copy(&disk, dest).map_err(|e| io("copy", &disk, e))?;
+            }
+        }
+        context::FileKind::Symlink => {
+            let t = node.link_target.clone().unwrap_or_default();
+            std::os::unix::fs::symlink(&t, dest).map_err(|e| io("create", dest, e))?;
+        }
+        context::FileKind::Other => {}
+    }
+    Ok(())
 }
 
 /// `error: Dockerfile:LINE:COL: mount source "/x" not found in ...`, the caret on the
@@ -368,11 +431,23 @@ fn execute_here(
                         // exec wants absolute mount sources (the context may be `.`).
                         let ctx = &std::path::absolute(ctx)
                             .map_err(|e| BuildError::io("locate the build context", e))?;
-                        let (done, missing) = crate::fsutil::resolve(ctx, &source)?;
-                        if !missing.is_empty() {
-                            return Err(missing_source(src, &source, "the build context"));
+                        match filtered_context(ctx, src.ignore)? {
+                            Some(tree) => {
+                                let Some(rel) = resolve_filtered(&tree, &source)? else {
+                                    return Err(missing_source(src, &source, "the build context"));
+                                };
+                                let dest = tmp.0.join(format!("context-{n}"));
+                                materialize(&tree, &rel, &dest)?;
+                                dest
+                            }
+                            None => {
+                                let (done, missing) = crate::fsutil::resolve(ctx, &source)?;
+                                if !missing.is_empty() {
+                                    return Err(missing_source(src, &source, "the build context"));
+                                }
+                                crate::fsutil::join(ctx, &done)
+                            }
                         }
-                        crate::fsutil::join(ctx, &done)
                     }
                 };
                 if !p.is_dir() {

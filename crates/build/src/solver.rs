@@ -640,11 +640,24 @@ fn run_step(
                 } else if let (Some(c), "bind") = (ctx.opts.context.as_deref(), m.kind.as_str()) {
                     // A context path: its contents (a missing one fails in the step).
                     let source = m.source.as_deref().unwrap_or("/");
-                    let (done, missing) = crate::fsutil::resolve(c, source)?;
-                    if missing.is_empty() {
-                        let p = crate::fsutil::join(c, &done);
-                        let d = crate::fsutil::content_digest(&p)?;
-                        bases.push((m.target.clone().unwrap_or_default(), d));
+                    let found = match crate::run::filtered_context(c, &ctx.opts.ignore)? {
+                        Some(tree) => crate::run::resolve_filtered(&tree, source)?.map(|rel| {
+                            use context::SourceTree;
+                            let keep = |p: &std::path::Path| {
+                                let rel = p.strip_prefix(tree.disk_root()).unwrap_or(p);
+                                matches!(tree.lstat(rel), Ok(Some(_)))
+                            };
+                            crate::fsutil::content_digest_filtered(&tree.disk_path(&rel), &keep)
+                        }),
+                        None => {
+                            let (done, missing) = crate::fsutil::resolve(c, source)?;
+                            missing.is_empty().then(|| {
+                                crate::fsutil::content_digest(&crate::fsutil::join(c, &done))
+                            })
+                        }
+                    };
+                    if let Some(d) = found {
+                        bases.push((m.target.clone().unwrap_or_default(), d?));
                     }
                 }
             }
@@ -714,6 +727,7 @@ fn run_step(
                             used_mounts: &ctx.used,
                             step,
                             dockerfile: &ctx.opts.dockerfile,
+                            ignore: &ctx.opts.ignore,
                         },
                     )?;
                     ctx.runs.fetch_add(1, Ordering::SeqCst);

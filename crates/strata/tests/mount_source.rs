@@ -245,3 +245,54 @@ fn rand_suffix() -> u128 {
         .unwrap()
         .as_nanos()
 }
+
+#[test]
+fn context_mounts_leave_out_what_dockerignore_excludes() {
+    let env = setup();
+    let df = "FROM busybox:local\n\
+RUN --mount=type=bind,target=/ctx ls -a /ctx /ctx/sub > /all\n\
+RUN --mount=type=bind,source=sub,target=/s,rw echo x > /s/new && ls /s > /sub\n";
+    let ctx = context(
+        &env,
+        "ctx",
+        df,
+        &[
+            (".dockerignore", "secret.txt\nsub/b\n"),
+            ("secret.txt", "s\n"),
+            ("keep.txt", "k\n"),
+            ("sub/a", "a\n"),
+            ("sub/b", "b\n"),
+        ],
+    );
+    let build = |out: &str| {
+        let o = env.run(&[
+            "build",
+            "--progress=plain",
+            "-o",
+            &format!("type=local,dest={}", env.path(out).display()),
+            &ctx,
+        ]);
+        let e = String::from_utf8_lossy(&o.stderr).to_string();
+        assert!(o.status.success(), "{e}");
+        e
+    };
+    build("out");
+    let read = |n: &str| fs::read_to_string(env.path("out").join(n)).unwrap();
+    assert_eq!(
+        read("all"),
+        "/ctx:\n.\n..\n.dockerignore\nDockerfile\nkeep.txt\nsub\n\n/ctx/sub:\n.\n..\na\n"
+    );
+    assert_eq!(read("sub"), "a\nnew\n");
+    assert!(!std::path::Path::new(&ctx).join("sub/new").exists());
+    // An excluded file is no source, and changing it reruns nothing.
+    fs::write(std::path::Path::new(&ctx).join("sub/b"), "changed\n").unwrap();
+    let e = build("out2");
+    assert_eq!(e.matches(" CACHED").count(), 2, "{e}");
+    let df2 = "FROM busybox:local\nRUN --mount=type=bind,source=secret.txt,target=/x cat /x\n";
+    fs::write(std::path::Path::new(&ctx).join("Dockerfile"), df2).unwrap();
+    let e = env.fails(&["build", &ctx]);
+    assert!(
+        e.contains("Dockerfile:2:") && e.contains("mount source \"/secret.txt\" not found"),
+        "{e}"
+    );
+}
