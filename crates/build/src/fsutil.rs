@@ -87,6 +87,102 @@ pub fn join(root: &Path, comps: &[String]) -> PathBuf {
     p
 }
 
+/// Copy the tree at `src` into the existing directory `dst` (files, directories and
+/// symlinks with their modes and owners; other kinds are skipped). Used to seed a cache
+/// mount from `from=`'s `source=`.
+pub fn copy_tree(src: &Path, dst: &Path) -> Result<(), BuildError> {
+    use std::os::unix::fs::PermissionsExt;
+    let io = |what: &str, p: &Path, e| BuildError::io(format!("{what} {}", p.display()), e);
+    let rd = std::fs::read_dir(src).map_err(|e| io("read", src, e))?;
+    for entry in rd {
+        let entry = entry.map_err(|e| io("read", src, e))?;
+        let (from, to) = (entry.path(), dst.join(entry.file_name()));
+        let meta = std::fs::symlink_metadata(&from).map_err(|e| io("stat", &from, e))?;
+        let ft = meta.file_type();
+        if ft.is_symlink() {
+            let t = std::fs::read_link(&from).map_err(|e| io("readlink", &from, e))?;
+            std::os::unix::fs::symlink(&t, &to).map_err(|e| io("create", &to, e))?;
+        } else if ft.is_dir() {
+            std::fs::create_dir(&to).map_err(|e| io("create", &to, e))?;
+            copy_tree(&from, &to)?;
+            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(meta.mode() & 0o7777))
+                .map_err(|e| io("chmod", &to, e))?;
+        } else if ft.is_file() {
+            std::fs::copy(&from, &to).map_err(|e| io("copy", &from, e))?;
+        } else {
+            continue;
+        }
+        std::os::unix::fs::lchown(&to, Some(meta.uid()), Some(meta.gid()))
+            .map_err(|e| io("chown", &to, e))?;
+    }
+    Ok(())
+}
+
+/// A digest of the tree at `p` (not following links): each entry's relative path, type,
+/// mode, owner, and a file's bytes or a link's target; mtimes left out. Keys a RUN that
+/// bind-mounts a path of the build context, so the step reruns when those files change.
+pub fn content_digest(p: &Path) -> Result<String, BuildError> {
+    content_digest_filtered(p, &|_| true)
+}
+
+/// [`content_digest`] of only the paths `keep` accepts (the build context less what
+/// `.dockerignore` excludes).
+pub fn content_digest_filtered(
+    p: &Path,
+    keep: &dyn Fn(&Path) -> bool,
+) -> Result<String, BuildError> {
+    use sha2::Digest as _;
+    use std::io::Read;
+    fn walk(
+        p: &Path,
+        rel: &str,
+        h: &mut sha2::Sha256,
+        keep: &dyn Fn(&Path) -> bool,
+    ) -> Result<(), BuildError> {
+        if !keep(p) {
+            return Ok(());
+        }
+        let io = |e| BuildError::io(format!("read {}", p.display()), e);
+        let m = std::fs::symlink_metadata(p).map_err(io)?;
+        h.update(format!("{rel}\0{:o} {} {}\0", m.mode(), m.uid(), m.gid()).as_bytes());
+        let ft = m.file_type();
+        if ft.is_symlink() {
+            h.update(
+                std::fs::read_link(p)
+                    .map_err(io)?
+                    .as_os_str()
+                    .as_encoded_bytes(),
+            );
+        } else if ft.is_dir() {
+            let mut names: Vec<std::ffi::OsString> = std::fs::read_dir(p)
+                .map_err(io)?
+                .map(|e| e.map(|e| e.file_name()))
+                .collect::<Result<_, _>>()
+                .map_err(io)?;
+            names.sort();
+            for n in names {
+                let r = format!("{rel}/{}", n.to_string_lossy());
+                walk(&p.join(&n), &r, h, keep)?;
+            }
+        } else if ft.is_file() {
+            let mut f = std::fs::File::open(p).map_err(io)?;
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                let n = f.read(&mut buf).map_err(io)?;
+                if n == 0 {
+                    break;
+                }
+                h.update(&buf[..n]);
+            }
+        }
+        h.update(b"\0");
+        Ok(())
+    }
+    let mut h = sha2::Sha256::new();
+    walk(p, "", &mut h, keep)?;
+    Ok(hex::encode(h.finalize()))
+}
+
 /// uid and gid for a USER / --chown spec (`name`, `uid`, `name:group`, `uid:gid`), looked
 /// up in the rootfs: a name must exist; a bare uid takes its passwd gid or 0.
 pub fn resolve_user(root: &Path, spec: &str) -> Result<(u32, u32), BuildError> {
@@ -205,6 +301,55 @@ mod tests {
             resolve(r, "/hostetc/passwd").unwrap(),
             (vec![], vec!["etc".to_string(), "passwd".into()])
         );
+    }
+
+    #[test]
+    fn content_digest_covers_bytes_names_and_modes_not_mtimes() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let r = d.path().join("t");
+        std::fs::create_dir_all(r.join("s")).unwrap();
+        std::fs::write(r.join("s/f"), "one").unwrap();
+        std::os::unix::fs::symlink("s/f", r.join("l")).unwrap();
+        let a = content_digest(&r).unwrap();
+        let touched = std::fs::File::options()
+            .write(true)
+            .open(r.join("s/f"))
+            .unwrap();
+        touched
+            .set_modified(std::time::SystemTime::UNIX_EPOCH)
+            .unwrap();
+        assert_eq!(content_digest(&r).unwrap(), a, "an mtime is no change");
+        std::fs::write(r.join("s/f"), "two").unwrap();
+        let b = content_digest(&r).unwrap();
+        assert_ne!(a, b, "bytes");
+        std::fs::set_permissions(r.join("s/f"), std::fs::Permissions::from_mode(0o600)).unwrap();
+        let c = content_digest(&r).unwrap();
+        assert_ne!(b, c, "mode");
+        std::fs::rename(r.join("s/f"), r.join("s/g")).unwrap();
+        assert_ne!(content_digest(&r).unwrap(), c, "names");
+        // A single file works too.
+        assert_ne!(content_digest(&r.join("s/g")).unwrap(), c);
+    }
+
+    #[test]
+    fn copy_tree_keeps_files_links_and_modes() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let (src, dst) = (d.path().join("src"), d.path().join("dst"));
+        std::fs::create_dir_all(src.join("a/b")).unwrap();
+        std::fs::create_dir_all(&dst).unwrap();
+        std::fs::write(src.join("a/b/f"), "x").unwrap();
+        std::fs::set_permissions(src.join("a"), std::fs::Permissions::from_mode(0o711)).unwrap();
+        std::os::unix::fs::symlink("/nowhere", src.join("l")).unwrap();
+        copy_tree(&src, &dst).unwrap();
+        assert_eq!(std::fs::read_to_string(dst.join("a/b/f")).unwrap(), "x");
+        assert_eq!(
+            std::fs::read_link(dst.join("l")).unwrap(),
+            Path::new("/nowhere")
+        );
+        let mode = std::fs::metadata(dst.join("a")).unwrap().mode() & 0o7777;
+        assert_eq!(mode, 0o711);
     }
 
     #[test]

@@ -636,6 +636,49 @@ fn run_step(
                 .filter(|w| !w.is_empty())
                 .unwrap_or_else(|| "/".into());
             let mounts = serde_json::to_string(&r.mounts).unwrap_or_default();
+            // What a `from=` mount shows is part of the step: the layers of that stage or
+            // image (a rebuilt stage reruns the RUN that mounts it).
+            let mut bases = Vec::new();
+            for m in r
+                .mounts
+                .iter()
+                .filter(|m| m.kind == "bind" || m.kind == "cache")
+            {
+                if let Some(f) = &m.from {
+                    let stage_layers = |i: usize| ctx.stage_layers(i);
+                    let layers = crate::copy::layers_of(ctx.store, ctx.plan, &stage_layers, f)?;
+                    let l: Vec<&str> = layers.iter().map(|d| d.as_str()).collect();
+                    bases.push((m.target.clone().unwrap_or_default(), l.join(",")));
+                } else if let (Some(c), "bind") = (ctx.opts.context.as_deref(), m.kind.as_str()) {
+                    // A context path: its contents (a missing one fails in the step).
+                    let source = m.source.as_deref().unwrap_or("/");
+                    let found = match crate::run::filtered_context(c, &ctx.opts.ignore)? {
+                        Some(tree) => crate::run::resolve_filtered(&tree, source)?.map(|rel| {
+                            use context::SourceTree;
+                            let keep = |p: &std::path::Path| {
+                                let rel = p.strip_prefix(tree.disk_root()).unwrap_or(p);
+                                matches!(tree.lstat(rel), Ok(Some(_)))
+                            };
+                            crate::fsutil::content_digest_filtered(&tree.disk_path(&rel), &keep)
+                        }),
+                        None => {
+                            let (done, missing) = crate::fsutil::resolve(c, source)?;
+                            missing.is_empty().then(|| {
+                                crate::fsutil::content_digest(&crate::fsutil::join(c, &done))
+                            })
+                        }
+                    };
+                    if let Some(d) = found {
+                        bases.push((m.target.clone().unwrap_or_default(), d?));
+                    }
+                }
+            }
+            let mounts = if bases.is_empty() {
+                mounts
+            } else {
+                let b: Vec<String> = bases.iter().map(|(t, d)| format!("{t}={d}")).collect();
+                format!("{mounts}\u{0}{}", b.join(";"))
+            };
             let k = key(&[
                 state.key.as_str(),
                 "run",
@@ -651,7 +694,11 @@ fn run_step(
                 parent: state.key.to_string(),
                 instruction: step.display.clone(),
                 args: step.args.iter().cloned().collect(),
-                files: Default::default(),
+                // What the mounts showed, so a miss names the mount whose source changed.
+                files: bases
+                    .iter()
+                    .map(|(t, d)| (format!("the mount at {t}"), d.clone()))
+                    .collect(),
             };
             let (diff, created) = match (!no_cache)
                 .then(|| crate::cache::get(ctx.store, &k))
@@ -690,6 +737,9 @@ fn run_step(
                             secrets: &ctx.opts.secrets,
                             ssh: &ctx.opts.ssh,
                             used_mounts: &ctx.used,
+                            step,
+                            dockerfile: &ctx.opts.dockerfile,
+                            ignore: &ctx.opts.ignore,
                         },
                     )?;
                     ctx.runs.fetch_add(1, Ordering::SeqCst);

@@ -44,6 +44,8 @@ pub enum ErrorKind {
     InvalidBuildArg,
     /// A value or a stage's values past the expansion limits.
     TooLarge,
+    /// A `RUN --mount` source (`source=`) that does not exist where `from=` points.
+    MountSourceNotFound,
 }
 
 impl std::fmt::Display for Diagnostic {

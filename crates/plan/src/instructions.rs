@@ -45,6 +45,10 @@ pub struct Mount {
     pub required: bool,
     pub size: Option<String>,
     pub env: Option<String>,
+    /// The flag's value as written (expanded like the fields), which the step's name
+    /// prints as BuildKit does: in its own order, `source=` and `id=` included.
+    #[serde(skip)]
+    pub spec: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -216,6 +220,10 @@ impl Instruction {
             Instruction::Run(r) => {
                 let mut s = String::from("RUN ");
                 for m in &r.mounts {
+                    if !m.spec.is_empty() {
+                        s.push_str(&format!("--mount={} ", m.spec));
+                        continue;
+                    }
                     s.push_str(&format!("--mount=type={}", m.kind));
                     if let Some(t) = &m.target {
                         s.push_str(&format!(",target={t}"));
@@ -498,6 +506,7 @@ fn parse_mount(spec: &str, node: &Node, loc: &Locator) -> Result<Mount, Diagnost
     };
     let mut m = Mount {
         kind: "bind".into(),
+        spec: spec.to_string(),
         ..Mount::default()
     };
     let mut readonly: Option<bool> = None;

@@ -1365,6 +1365,9 @@ fn expand(
                 {
                     *v = ctx.word(v, scope, span, un)?;
                 }
+                if !m.spec.is_empty() {
+                    m.spec = ctx.word(&m.spec, scope, span, un)?;
+                }
             }
             Instruction::Run(r)
         }

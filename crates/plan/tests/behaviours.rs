@@ -537,6 +537,21 @@ fn run_mounts_and_heredoc_copy() {
 }
 
 #[test]
+fn run_mount_display_is_the_spec_as_written() {
+    // BuildKit names the step with the instruction as written (variables expanded): every
+    // field of --mount, source= and id= included, in the Dockerfile's order.
+    let p = ok("FROM busybox AS a\nRUN true\nFROM busybox\nARG S=/c\nRUN --mount=type=bind,from=a,source=$S,target=/mnt/c --mount=target=/k,id=x,type=cache cat /mnt/c\n");
+    assert_eq!(
+        p.stages[1].steps[1].display,
+        "RUN --mount=type=bind,from=a,source=/c,target=/mnt/c --mount=target=/k,id=x,type=cache cat /mnt/c"
+    );
+    let Instruction::Run(r) = step(&p, 1, 1) else {
+        panic!()
+    };
+    assert_eq!(r.mounts[0].source.as_deref(), Some("/c"));
+}
+
+#[test]
 fn healthcheck_parsing() {
     let p = ok("FROM scratch\nHEALTHCHECK --interval=5s --timeout=2s --retries=4 CMD [\"true\"]\nHEALTHCHECK NONE\n");
     let Instruction::Healthcheck(h) = step(&p, 0, 0) else {
