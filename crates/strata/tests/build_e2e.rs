@@ -692,6 +692,30 @@ fn config_history_and_layers_follow_buildkit() {
     // The layer ids history used to print are no image: nothing takes them.
     env.fails(&["inspect", layers[2].as_str().unwrap()]);
 
+    // A WORKDIR kept as written but not clean: made, and worked in, at its clean path, by
+    // RUN and by `run` (docker cleans WorkingDir before it chdirs).
+    let ctx = context(
+        &env,
+        "unclean",
+        "FROM busybox:local\nWORKDIR /x/../y/.\nRUN pwd > /pwd-at-build\n",
+        &[],
+    );
+    env.ok(&["build", "--network", "none", "-q", "-t", "unclean:1", &ctx]);
+    let inspect: serde_json::Value =
+        serde_json::from_str(&env.ok(&["inspect", "unclean:1"])).unwrap();
+    assert_eq!(inspect[0]["Config"]["WorkingDir"], "/x/../y/.");
+    let o = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "unclean:1",
+        "sh",
+        "-c",
+        "pwd; cat /pwd-at-build",
+    ]);
+    assert_eq!(o, "/y\n/y\n");
+
     // ENTRYPOINT alone sets no ArgsEscaped, in either form.
     for (name, ep) in [
         ("ep1", "ENTRYPOINT echo hi"),
