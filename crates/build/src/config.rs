@@ -84,15 +84,22 @@ pub fn command_args(cfg: &RunConfig, c: &Command) -> Vec<String> {
     }
 }
 
-/// `path.Join("/", base, p)` for relative WORKDIRs, cleaned like Go's path.Clean.
+/// The WORKDIR BuildKit writes to the config (dispatchWorkdir, through
+/// `system.NormalizeWorkdir`): an absolute path as written (`/root/` stays `/root/`), a
+/// relative one `path.Join("/", current, p)`, which Go cleans.
 pub fn resolve_workdir(current: Option<&str>, p: &str) -> String {
-    let joined = if p.starts_with('/') {
+    if p.starts_with('/') {
         p.to_string()
     } else {
-        format!("{}/{}", current.unwrap_or("/"), p)
-    };
+        clean_path(&format!("{}/{}", current.unwrap_or("/"), p))
+    }
+}
+
+/// Go's `path.Clean` of `/` + `p`: the directory a WORKDIR names on the file system (and
+/// what docker chdirs to, as it cleans the config's WorkingDir).
+pub fn clean_path(p: &str) -> String {
     let mut parts: Vec<&str> = Vec::new();
-    for c in joined.split('/') {
+    for c in p.split('/') {
         match c {
             "" | "." => {}
             ".." => {
@@ -102,6 +109,13 @@ pub fn resolve_workdir(current: Option<&str>, p: &str) -> String {
         }
     }
     format!("/{}", parts.join("/"))
+}
+
+/// `fmt.Sprintf("%q", args)` of a Go string slice, as BuildKit writes CMD and ENTRYPOINT
+/// into the history: `["node" "dist/server.js"]`.
+pub fn go_quote_list(args: &[String]) -> String {
+    let q: Vec<String> = args.iter().map(|a| escape::quote(a.as_bytes())).collect();
+    format!("[{}]", q.join(" "))
 }
 
 /// Apply a (planned, expanded) instruction to the runtime config. Returns false for
@@ -142,15 +156,15 @@ pub fn apply(cfg: &mut RunConfig, st: &mut StageState, inst: &Instruction) -> bo
         Instruction::StopSignal { signal } => cfg.stop_signal = Some(signal.clone()),
         Instruction::Shell { shell } => cfg.shell = Some(shell.clone()),
         Instruction::Cmd(c) => {
+            // BuildKit's dispatchCmd: `ArgsEscaped = true`, for both forms.
             cfg.cmd = Some(command_args(cfg, c));
             cfg.extra
                 .insert("ArgsEscaped".into(), serde_json::Value::Bool(true));
             st.cmd_set = true;
         }
         Instruction::Entrypoint(c) => {
+            // BuildKit's dispatchEntrypoint sets no ArgsEscaped (only dispatchCmd does).
             cfg.entrypoint = Some(command_args(cfg, c));
-            cfg.extra
-                .insert("ArgsEscaped".into(), serde_json::Value::Bool(true));
             if !st.cmd_set {
                 cfg.cmd = None;
             }
@@ -304,5 +318,58 @@ mod tests {
             c.healthcheck.unwrap(),
             serde_json::json!({"Test": ["CMD-SHELL", "true"], "Interval": 5_000_000_000u64})
         );
+    }
+
+    /// Issue 11, item 3: BuildKit's dispatchWorkdir keeps an absolute WORKDIR as written and
+    /// joins (and cleans) a relative one onto the previous one.
+    #[test]
+    fn workdir_absolute_as_written_relative_joined() {
+        let c = cfg_of("FROM scratch\nWORKDIR /root/\n");
+        assert_eq!(c.working_dir.as_deref(), Some("/root/"));
+        let c = cfg_of("FROM scratch\nWORKDIR /root/\nWORKDIR sub/\n");
+        assert_eq!(c.working_dir.as_deref(), Some("/root/sub"));
+        let c = cfg_of("FROM scratch\nWORKDIR /x/../y/.\n");
+        assert_eq!(c.working_dir.as_deref(), Some("/x/../y/."));
+        let c = cfg_of("FROM scratch\nWORKDIR /x/../y/.\nWORKDIR ./z\n");
+        assert_eq!(c.working_dir.as_deref(), Some("/y/z"));
+        assert_eq!(clean_path("/x/../y/."), "/y");
+        assert_eq!(clean_path("/root/"), "/root");
+    }
+
+    /// Issue 11, item 5: CMD sets ArgsEscaped (both forms), ENTRYPOINT never does
+    /// (dispatchCmd / dispatchEntrypoint in BuildKit's convert.go; Docker 20.10 agrees).
+    #[test]
+    fn args_escaped_from_cmd_only() {
+        for df in [
+            "FROM scratch\nENTRYPOINT [\"e\"]\n",
+            "FROM scratch\nENTRYPOINT e x\n",
+        ] {
+            assert_eq!(cfg_of(df).extra.get("ArgsEscaped"), None, "{df}");
+        }
+        for df in [
+            "FROM scratch\nCMD [\"c\"]\n",
+            "FROM scratch\nCMD c x\n",
+            "FROM scratch\nCMD c\nENTRYPOINT [\"e\"]\n",
+        ] {
+            assert_eq!(
+                cfg_of(df).extra.get("ArgsEscaped"),
+                Some(&serde_json::Value::Bool(true)),
+                "{df}"
+            );
+        }
+    }
+
+    #[test]
+    fn history_lists_quote_like_go() {
+        let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            go_quote_list(&v(&["node", "dist/server.js"])),
+            r#"["node" "dist/server.js"]"#
+        );
+        assert_eq!(
+            go_quote_list(&v(&["a \"b\"", "c\\d\n"])),
+            r#"["a \"b\"" "c\\d\n"]"#
+        );
+        assert_eq!(go_quote_list(&[]), "[]");
     }
 }

@@ -536,7 +536,8 @@ pub(crate) struct StageView {
 }
 
 /// WORKDIR creates its directory (owned by the current USER) when it is missing; a layer
-/// holds the new directories, or nothing when the directory exists.
+/// holds the new directories, or nothing when the directory exists (the solver still keeps
+/// that empty layer, as BuildKit does).
 fn workdir(input: &CopyInput, path: &str) -> Result<CopyOutput, BuildError> {
     let cwd = input
         .config
@@ -544,7 +545,7 @@ fn workdir(input: &CopyInput, path: &str) -> Result<CopyOutput, BuildError> {
         .working_dir
         .clone()
         .filter(|w| !w.is_empty());
-    let full = config::resolve_workdir(cwd.as_deref(), path);
+    let full = config::clean_path(&config::resolve_workdir(cwd.as_deref(), path));
     let user = input.config.config.user.clone().unwrap_or_default();
     let key = key(&[input.parent_key.as_str(), "workdir", &full, &user]);
     // Whether the directory exists is a function of the key's inputs: remembered, so a

@@ -538,23 +538,33 @@ fn history(created: &str, created_by: String, empty: bool) -> History {
     }
 }
 
-/// BuildKit's `created_by` for a step.
-fn created_by(step: &Step, run_args: Option<&[String]>) -> String {
+/// BuildKit's `created_by` for a step (its commitToHistory messages), from the config as it
+/// was before the step.
+fn created_by(step: &Step, cfg: &store::image::RunConfig, run_args: Option<&[String]>) -> String {
     match &step.instruction {
         Instruction::Run(_) => {
             let args = run_args.unwrap_or(&[]).join(" ");
             // Only the ARGs the stage declares; inherited ones reach the environment only.
             if step.recorded_args.is_empty() {
-                format!("RUN {args}")
+                format!("RUN {args} # buildkit")
             } else {
                 let kv: Vec<String> = step
                     .recorded_args
                     .iter()
                     .map(|(k, v)| format!("{k}={v}"))
                     .collect();
-                format!("RUN |{} {} {args}", kv.len(), kv.join(" "))
+                format!("RUN |{} {} {args} # buildkit", kv.len(), kv.join(" "))
             }
         }
+        Instruction::Cmd(c) => format!(
+            "CMD {}",
+            config::go_quote_list(&config::command_args(cfg, c))
+        ),
+        Instruction::Entrypoint(c) => format!(
+            "ENTRYPOINT {}",
+            config::go_quote_list(&config::command_args(cfg, c))
+        ),
+        Instruction::Workdir { path } => format!("WORKDIR {}", workdir_of(cfg, path)),
         Instruction::Copy(c) | Instruction::Add(c) => {
             format!(
                 "{} {} {} # buildkit",
@@ -594,7 +604,7 @@ fn run_step(
     match &step.instruction {
         Instruction::Run(r) => {
             let args = config::command_args(&state.config.config, &run_command(r));
-            let created_by = created_by(step, Some(&args));
+            let created_by = created_by(step, &state.config.config, Some(&args));
             let mut env = state.config.config.env.clone().unwrap_or_default();
             let has = |env: &[String], k: &str| {
                 env.iter()
@@ -634,6 +644,7 @@ fn run_step(
                 .working_dir
                 .clone()
                 .filter(|w| !w.is_empty())
+                .map(|w| config::clean_path(&w))
                 .unwrap_or_else(|| "/".into());
             let mounts = serde_json::to_string(&r.mounts).unwrap_or_default();
             // What a `from=` mount shows is part of the step: the layers of that stage or
@@ -750,7 +761,8 @@ fn run_step(
             };
             state.created = created;
             ctx.record(s.index, &k, &diff, &state.created);
-            push_layer(state, diff, created_by, k);
+            let layer = diff != empty_layer();
+            push_layer(state, diff, created_by, k, layer);
         }
         Instruction::Copy(_) | Instruction::Add(_) | Instruction::Workdir { .. } => {
             let id = ctx.vertex(name(step.number));
@@ -793,9 +805,20 @@ fn run_step(
                 ctx.progress.event(Event::Miss { id, reason });
                 ctx.progress.event(Event::Done { id });
             }
-            if let Instruction::Workdir { .. } = step.instruction {
-                config::apply(&mut state.config.config, &mut state.st, &step.instruction);
-            }
+            let created_by = created_by(step, &state.config.config, None);
+            // BuildKit's dispatchWorkdir commits a layer (its mkdir) for every WORKDIR but `/`,
+            // also when the directory exists and the layer is empty; see ARCHITECTURE.md.
+            let layer = match &step.instruction {
+                Instruction::Workdir { path } => {
+                    let with_layer = workdir_of(&state.config.config, path) != "/";
+                    config::apply(&mut state.config.config, &mut state.st, &step.instruction);
+                    if with_layer && out.diff_id == empty_layer() {
+                        ensure_empty_layer(ctx.store)?;
+                    }
+                    with_layer
+                }
+                _ => out.diff_id != empty_layer(),
+            };
             if let Some(c) = out.created {
                 state.created = c;
             }
@@ -807,9 +830,10 @@ fn run_step(
                     .memos
                     .push((s.index, crate::cache::Memo { key, value }));
             }
-            push_layer(state, out.diff_id, created_by(step, None), out.key);
+            push_layer(state, out.diff_id, created_by, out.key, layer);
         }
         other => {
+            let created_by = created_by(step, &state.config.config, None);
             let changed = config::apply(&mut state.config.config, &mut state.st, other);
             let _ = changed;
             if let Some(a) = &state.st.author {
@@ -818,19 +842,36 @@ fn run_step(
             // Metadata changes no layer: the cache chain follows layers only. What a later
             // step does depend on (ENV, ARG values, USER, WORKDIR, SHELL) is in that step's own
             // key, so changing an ARG re-runs only the steps that see it.
-            let h = history(&state.created, created_by(step, None), true);
+            let h = history(&state.created, created_by, true);
             state.config.history.push(h);
         }
     }
     Ok(())
 }
 
-fn push_layer(state: &mut State, diff: Digest, created_by: String, k: Digest) {
-    let empty = diff == empty_layer();
-    if !empty {
+/// The WORKDIR BuildKit writes, in the config and in the history.
+fn workdir_of(cfg: &store::image::RunConfig, path: &str) -> String {
+    config::resolve_workdir(cfg.working_dir.as_deref().filter(|w| !w.is_empty()), path)
+}
+
+/// The empty layer's blob (two zero blocks), for a WORKDIR that keeps it.
+fn ensure_empty_layer(store: &store::Store) -> Result<(), BuildError> {
+    if store.has_blob(&empty_layer()) {
+        return Ok(());
+    }
+    let mut w = store.ingest()?;
+    std::io::Write::write_all(&mut w, &[0u8; 1024])
+        .map_err(|e| BuildError::io("write the empty layer", e))?;
+    w.commit(Some(&empty_layer()))?;
+    Ok(())
+}
+
+/// Record a step's history entry and, when it has one (`layer`), its layer.
+fn push_layer(state: &mut State, diff: Digest, created_by: String, k: Digest, layer: bool) {
+    if layer {
         state.diff_ids.push(diff);
     }
-    let h = history(&state.created, created_by, empty);
+    let h = history(&state.created, created_by, !layer);
     state.config.history.push(h);
     state.key = k;
 }

@@ -858,3 +858,102 @@ fn stage_args_reach_stages_built_from_it() {
     );
     env.fsck_clean();
 }
+
+/// The Dockerfile of [`config_history_and_layers_follow_buildkit`]; compat_buildkit.rs builds
+/// the same with Docker 20.10's BuildKit.
+const WORKDIR_HISTORY_DF: &str = "FROM busybox:local\nCOPY . /app\nWORKDIR /app\nRUN echo x > /ran\nWORKDIR /\nWORKDIR /root/\nWORKDIR sub/\nWORKDIR /root/\nENTRYPOINT [\"/bin/echo\", \"a \\\"b\\\"\"]\nCMD [\"node\",\"dist/server.js\"]\n";
+
+/// Issue 11, items 3, 5, 6 and 7, with what Docker 20.10's BuildKit wrote for the same
+/// Dockerfile: WORKDIR kept as written when absolute, a layer for every WORKDIR but `/` (an
+/// empty one where the directory exists), ArgsEscaped from CMD only, history text as
+/// BuildKit's commitToHistory writes it, and `<missing>` for history rows that are no image.
+#[test]
+fn config_history_and_layers_follow_buildkit() {
+    let env = setup();
+    let ctx = context(&env, "wd", WORKDIR_HISTORY_DF, &[("f.txt", "hi\n")]);
+    env.ok(&["build", "--network", "none", "-q", "-t", "wd:1", &ctx]);
+    let inspect: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", "wd:1"])).unwrap();
+    let cfg = &inspect[0]["Config"];
+    assert_eq!(cfg["WorkingDir"], "/root/");
+    assert_eq!(cfg["ArgsEscaped"], true, "CMD sets ArgsEscaped");
+    assert_eq!(cfg["Cmd"], serde_json::json!(["node", "dist/server.js"]));
+    // base, COPY, WORKDIR /app (empty), RUN, WORKDIR /root/, WORKDIR /root/sub, WORKDIR /root/
+    // (empty); `WORKDIR /` has none.
+    let layers = inspect[0]["RootFS"]["Layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 7, "{layers:?}");
+    let empty = "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef";
+    assert_eq!(layers[2], empty);
+    assert_eq!(layers[6], empty);
+    let hist = env.ok(&[
+        "history",
+        "--no-trunc",
+        "--format",
+        "{{.ID}}\t{{.CreatedBy}}\t{{.Size}}",
+        "wd:1",
+    ]);
+    let rows: Vec<Vec<&str>> = hist.lines().map(|l| l.split('\t').collect()).collect();
+    let want = [
+        "CMD [\"node\" \"dist/server.js\"]",
+        "ENTRYPOINT [\"/bin/echo\" \"a \\\"b\\\"\"]",
+        "WORKDIR /root/",
+        "WORKDIR /root/sub",
+        "WORKDIR /root/",
+        "WORKDIR /",
+        "RUN /bin/sh -c echo x > /ran # buildkit",
+        "WORKDIR /app",
+        "COPY . /app # buildkit",
+        "",
+    ];
+    assert_eq!(
+        rows.iter().map(|r| r[1]).collect::<Vec<_>>(),
+        want,
+        "{hist}"
+    );
+    assert_eq!(rows[0][0], inspect[0]["Id"].as_str().unwrap(), "{hist}");
+    for r in &rows[1..] {
+        assert_eq!(r[0], "<missing>", "{hist}");
+    }
+    // The layer ids history used to print are no image: nothing takes them.
+    env.fails(&["inspect", layers[2].as_str().unwrap()]);
+
+    // A WORKDIR kept as written but not clean: made, and worked in, at its clean path, by
+    // RUN and by `run` (docker cleans WorkingDir before it chdirs).
+    let ctx = context(
+        &env,
+        "unclean",
+        "FROM busybox:local\nWORKDIR /x/../y/.\nRUN pwd > /pwd-at-build\n",
+        &[],
+    );
+    env.ok(&["build", "--network", "none", "-q", "-t", "unclean:1", &ctx]);
+    let inspect: serde_json::Value =
+        serde_json::from_str(&env.ok(&["inspect", "unclean:1"])).unwrap();
+    assert_eq!(inspect[0]["Config"]["WorkingDir"], "/x/../y/.");
+    let o = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "unclean:1",
+        "sh",
+        "-c",
+        "pwd; cat /pwd-at-build",
+    ]);
+    assert_eq!(o, "/y\n/y\n");
+
+    // ENTRYPOINT alone sets no ArgsEscaped, in either form.
+    for (name, ep) in [
+        ("ep1", "ENTRYPOINT echo hi"),
+        ("ep2", "ENTRYPOINT [\"echo\"]"),
+    ] {
+        let ctx = context(&env, name, &format!("FROM busybox:local\n{ep}\n"), &[]);
+        let tag = format!("{name}:1");
+        env.ok(&["build", "-q", "-t", &tag, &ctx]);
+        let inspect: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", &tag])).unwrap();
+        assert!(
+            inspect[0]["Config"].get("ArgsEscaped").is_none(),
+            "{ep}: {}",
+            inspect[0]["Config"]
+        );
+    }
+    env.fsck_clean();
+}

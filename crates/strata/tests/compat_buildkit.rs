@@ -687,3 +687,87 @@ RUN --mount=type=cache,id=compat-seed,from=a,source=d/e,target=/mnt/cc ls /mnt/c
     assert_eq!(names(&bk_log).len(), 12, "{bk_log}");
     assert_eq!(names(&bk_log), names(&st_log));
 }
+
+/// Issue 11, items 3, 5, 6 and 7 against Docker 20.10's BuildKit, live: the same Dockerfile
+/// (as build_e2e's `config_history_and_layers_follow_buildkit`) built by both must give the
+/// same WorkingDir, Cmd, Entrypoint and ArgsEscaped, the same layers where they are empty
+/// (WORKDIR over an existing directory keeps one) and the same count, and `history` must
+/// print the same IDs column (the image, then `<missing>`) and the same CREATED BY text.
+#[test]
+fn workdir_argsescaped_and_history_text() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    require_peers(false);
+    let env = Env::new();
+    let ctx = env.path("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("f.txt"), "hi\n").unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox:local\nCOPY . /app\nWORKDIR /app\nRUN echo x > /ran\nWORKDIR /\nWORKDIR /root/\nWORKDIR sub/\nWORKDIR /root/\nENTRYPOINT [\"/bin/echo\", \"a \\\"b\\\"\"]\nCMD [\"node\",\"dist/server.js\"]\n",
+    )
+    .unwrap();
+    let ctx = ctx.to_str().unwrap();
+    let tag = format!("strata-compat/workdir-history:{}", std::process::id());
+    let _images = DockerImages(vec![tag.clone()]);
+    let o = docker()
+        .args(["build", "--network=none", "-q", "-t", &tag, ctx])
+        .output()
+        .expect("run docker build");
+    assert!(o.status.success(), "docker build failed:\n{}", text(&o));
+    let tar = Path::new(PEERS_DATA).join("busybox-rootfs.tar");
+    env.ok(&["import", tar.to_str().unwrap(), "busybox:local"]);
+    env.ok(&["build", "--network", "none", "-q", "-t", &tag, ctx]);
+
+    let inspect = |json: &str| -> (serde_json::Value, Vec<bool>, usize) {
+        let v: serde_json::Value = serde_json::from_str(json).unwrap();
+        let c = &v[0]["Config"];
+        let fields = serde_json::json!({
+            "WorkingDir": c["WorkingDir"],
+            "Cmd": c["Cmd"],
+            "Entrypoint": c["Entrypoint"],
+            "ArgsEscaped": c.get("ArgsEscaped").cloned().unwrap_or(serde_json::json!(false)),
+        });
+        let layers = v[0]["RootFS"]["Layers"].as_array().unwrap();
+        let empty = "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef";
+        let flags = layers.iter().map(|l| l == empty).collect();
+        (fields, flags, layers.len())
+    };
+    let o = docker()
+        .args(["image", "inspect", &tag])
+        .output()
+        .expect("docker inspect");
+    assert!(o.status.success(), "{}", text(&o));
+    let bk = inspect(&String::from_utf8_lossy(&o.stdout));
+    let st = inspect(&env.ok(&["inspect", &tag]));
+    assert_eq!(st, bk, "strata (left) and BuildKit (right) differ");
+    assert_eq!(bk.0["WorkingDir"], "/root/");
+
+    let format = "{{.ID}}\t{{.CreatedBy}}";
+    let rows = |out: &str, id: &str| -> Vec<String> {
+        out.lines()
+            .map(|l| {
+                let (i, by) = l.split_once('\t').unwrap();
+                let i = if i == id { "IMAGE" } else { i };
+                format!("{i}\t{by}")
+            })
+            .collect()
+    };
+    let o = docker()
+        .args(["history", "--no-trunc", "--format", format, &tag])
+        .output()
+        .expect("docker history");
+    assert!(o.status.success(), "{}", text(&o));
+    let bk_id = text(
+        &docker()
+            .args(["image", "inspect", "--format", "{{.Id}}", &tag])
+            .output()
+            .unwrap(),
+    );
+    let bk_rows = rows(&String::from_utf8_lossy(&o.stdout), bk_id.trim());
+    let st_id: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", &tag])).unwrap();
+    let st_rows = rows(
+        &env.ok(&["history", "--no-trunc", "--format", format, &tag]),
+        st_id[0]["Id"].as_str().unwrap(),
+    );
+    assert_eq!(st_rows, bk_rows, "history: strata (left), BuildKit (right)");
+}

@@ -164,6 +164,9 @@ pub fn history(store: &Store, a: HistoryArgs) -> Result<ExitCode> {
     let mut rows: Vec<Row> = Vec::new();
     let n = entries.len();
     for (i, (l, h)) in entries.into_iter().rev().enumerate() {
+        // Only the image itself has an id: the entries below it name no image (their layers'
+        // diffIDs are no image id any command takes), and docker prints `<missing>` for them
+        // in a BuildKit-built image.
         let id = if i == 0 {
             if a.no_trunc {
                 img.id().to_string()
@@ -171,11 +174,7 @@ pub fn history(store: &Store, a: HistoryArgs) -> Result<ExitCode> {
                 img.id().short().to_string()
             }
         } else {
-            match l {
-                Some(d) if a.no_trunc => d.to_string(),
-                Some(d) => d.short().to_string(),
-                None => "<missing>".to_string(),
-            }
+            "<missing>".to_string()
         };
         let size = match l {
             Some(d) => archive::layer_content_size(store, d)?,

@@ -233,8 +233,9 @@ pub(crate) fn prepare(
             bail!("the working directory '{w}' is invalid, it needs to be an absolute path")
         }
         Some(w) => w.to_string(),
+        // Kept as the Dockerfile wrote it (`/root/`); cleaned before use, as docker does.
         None => match cfg.working_dir.as_deref() {
-            Some(w) if !w.is_empty() => w.to_string(),
+            Some(w) if !w.is_empty() => build::config::clean_path(w),
             _ => "/".to_string(),
         },
     };
