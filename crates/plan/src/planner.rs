@@ -157,7 +157,7 @@ pub struct Stage {
     /// triggers are applied by the engine.
     pub waits_on_base: bool,
     pub steps: Vec<Step>,
-    /// Progress step total: a non-scratch FROM plus layer steps.
+    /// Progress step total: the FROM of an image (not scratch, not a stage) plus layer steps.
     pub total_steps: usize,
     /// Env at the end of the stage as far as it is known.
     pub env: Vec<(String, String)>,
@@ -1010,7 +1010,9 @@ pub fn plan(
         }
     }
     for i in 0..n {
-        let numbered_from = !matches!(stages[i].base, Base::Scratch);
+        // BuildKit numbers the FROM of an image; `FROM scratch` and `FROM <stage>` are no
+        // step (`FROM base AS b` + one COPY prints `[b 1/1] COPY ...`).
+        let numbered_from = matches!(stages[i].base, Base::Image { .. });
         let mut number = usize::from(numbered_from);
         let src = std::mem::take(&mut instrs[i]);
         if !stages[i].needed {

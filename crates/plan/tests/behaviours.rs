@@ -182,6 +182,23 @@ fn step_numbers() {
     assert_eq!(p.stages[1].total_steps, 1);
 }
 
+/// BuildKit numbers no step for the FROM of a stage (Docker 20.10: `FROM base AS build` with
+/// two COPY and a RUN prints `[build 1/3] COPY scripts/ ./scripts/`).
+#[test]
+fn step_numbers_from_stage() {
+    let p = ok("FROM busybox AS base
+RUN x
+FROM base AS b
+COPY a b
+ENV X=1
+RUN y
+");
+    assert_eq!(p.stages[0].total_steps, 2);
+    assert_eq!(p.stages[1].total_steps, 2);
+    let nums: Vec<Option<usize>> = p.stages[1].steps.iter().map(|s| s.number).collect();
+    assert_eq!(nums, vec![Some(1), None, Some(2)]);
+}
+
 // 19: a global ARG used in FROM, overridden by --build-arg.
 #[test]
 fn global_arg_in_from() {
