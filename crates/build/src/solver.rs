@@ -283,8 +283,11 @@ fn env_get<'a>(cfg: &'a ImageConfig, k: &str) -> Option<&'a str> {
         .find_map(|e| e.split_once('=').filter(|(ek, _)| *ek == k).map(|(_, v)| v))
 }
 
+/// BuildKit names the stage in a step's prefix only when the Dockerfile has more than one
+/// (a lone `FROM busybox AS base` prints `[1/2]`: the stored reference
+/// build-buildkit-failing-run.txt and Docker 20.10 live).
 fn stage_prefix(plan: &Plan, s: &Stage) -> String {
-    if s.name.is_some() || plan.stages.len() > 1 {
+    if plan.stages.len() > 1 {
         format!("{} ", s.display_name)
     } else {
         String::new()
@@ -324,8 +327,17 @@ pub fn build(
     // Every external base image must be in the store (pulling comes with the registry work).
     for s in plan.stages.iter().filter(|s| s.needed) {
         if let Base::Image { reference } = &s.base {
-            resolve_image(store, reference, s)?;
+            resolve_image(store, &plan, reference, s)?;
         }
+    }
+    // BuildKit would pull the frontend image a `# syntax=` line names (the planner refuses
+    // any but docker/dockerfile); strata's built-in frontend serves it: say so, once.
+    if let Some(syntax) = &plan.syntax {
+        let id = ctx.vertex(format!(
+            "[internal] # syntax={} is served by the built-in Dockerfile frontend",
+            syntax.trim()
+        ));
+        ctx.progress.event(Event::Done { id });
     }
     let results = &ctx.results;
     // Every needed stage starts at once; a stage waits for its base stage, and a step that
@@ -373,11 +385,13 @@ pub fn build(
                         .get(index)
                         .map(|s| s.diff_ids.len())
                         .unwrap_or(0),
-                    Base::Image { reference } => resolve_image(store, reference, &plan.stages[i])?
-                        .config
-                        .rootfs
-                        .diff_ids
-                        .len(),
+                    Base::Image { reference } => {
+                        resolve_image(store, &plan, reference, &plan.stages[i])?
+                            .config
+                            .rootfs
+                            .diff_ids
+                            .len()
+                    }
                     Base::Scratch => 0,
                 };
                 stage_layers.push((
@@ -428,12 +442,17 @@ pub fn build(
     })
 }
 
-fn resolve_image(store: &Store, reference: &str, s: &Stage) -> Result<Image, BuildError> {
+fn resolve_image(
+    store: &Store,
+    plan: &Plan,
+    reference: &str,
+    s: &Stage,
+) -> Result<Image, BuildError> {
     store.resolve(reference).map_err(|e| match e {
         store::Error::NoSuchImage(_) => {
             let full = Reference::parse(reference).map(|r| r.to_string()).unwrap_or_else(|_| reference.to_string());
             BuildError::Step {
-                step: format!("[{} 1/{}] FROM {full}", s.display_name, s.total_steps),
+                step: format!("[{}1/{}] FROM {full}", stage_prefix(plan, s), s.total_steps),
                 message: format!(
                     "failed to resolve image {full}: not in the local store (import or load it first: strata import ROOTFS.tar {reference})"
                 ),
@@ -470,7 +489,7 @@ fn initial_state(ctx: &Ctx, i: usize, base: Option<State>) -> Result<State, Buil
             created: String::new(),
         },
         Base::Image { reference } => {
-            let img = resolve_image(ctx.store, reference, s)?;
+            let img = resolve_image(ctx.store, ctx.plan, reference, s)?;
             State {
                 diff_ids: img.config.rootfs.diff_ids.clone(),
                 key: key(&["image", img.id().as_str()]),
@@ -583,8 +602,8 @@ fn run_step(
     no_cache: bool,
 ) -> Result<(), BuildError> {
     let name = |n: Option<usize>| match n {
-        Some(n) => format!("[{prefix}{n}/{}] {}", s.total_steps, step.display),
-        None => step.display.clone(),
+        Some(n) => format!("[{prefix}{n}/{}] {}", s.total_steps, step.progress),
+        None => step.progress.clone(),
     };
     match &step.instruction {
         Instruction::Run(r) => {

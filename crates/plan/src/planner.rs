@@ -123,6 +123,8 @@ pub struct Step {
     pub instruction: Instruction,
     /// `instruction.display()`, kept for printing.
     pub display: String,
+    /// The name BuildKit's progress gives the step (see [`progress_name`]).
+    pub progress: String,
     /// True for an ONBUILD trigger inherited from the base.
     pub onbuild_trigger: bool,
     /// Variables this step referenced that a base image's Env may define: the expansion is
@@ -314,6 +316,45 @@ impl Vars for Scope {
             return Some(v);
         }
         self.args.get(name).and_then(|v| v.as_deref())
+    }
+}
+
+/// The name BuildKit prints for a step in its progress (Docker 20.10, checked live): the
+/// instruction as written (continuations joined, comment lines dropped: the parser's
+/// `original`), its keyword upper-cased, expanded with the step's ENV and ARG values as one
+/// word. RUN keeps quotes and leaves unset variables as written (BuildKit's RawQuotes and
+/// SkipUnsetEnv: `RUN echo "$V" $NOPE` prints `RUN echo "val" $NOPE`); COPY, ADD and WORKDIR
+/// use the plain expansion (`COPY "a" ./$V/` prints `COPY a ./val/`). So flags print as
+/// written (`--mount=type=cache,target=/c,id=foo`) and exec form keeps its JSON spacing.
+/// When the expansion fails, the text as written.
+pub(crate) fn progress_name(
+    lexer: &ShellLexer,
+    original: &str,
+    inst: &Instruction,
+    vars: &dyn Vars,
+) -> String {
+    let original = original.trim();
+    let mut lx = *lexer;
+    match inst {
+        Instruction::Run(_) => {
+            lx.raw_quotes = true;
+            lx.skip_unset = true;
+        }
+        Instruction::Copy(_) | Instruction::Add(_) | Instruction::Workdir { .. } => {}
+        _ => return uppercase_keyword(original),
+    }
+    match lx.process_word(original, vars) {
+        Ok(w) => uppercase_keyword(&w.value),
+        Err(_) => uppercase_keyword(original),
+    }
+}
+
+/// BuildKit's uppercaseCmd: the first space-separated word upper-cased.
+fn uppercase_keyword(s: &str) -> String {
+    let s = s.trim();
+    match s.split_once(' ') {
+        Some((kw, rest)) => format!("{} {rest}", kw.to_uppercase()),
+        None => s.to_uppercase(),
     }
 }
 
@@ -752,7 +793,7 @@ pub fn plan(
 
     // Bases, names, ONBUILD triggers.
     let mut stages: Vec<Stage> = Vec::new();
-    let mut instrs: Vec<Vec<(Span, Instruction, bool)>> = Vec::new();
+    let mut instrs: Vec<Vec<(Span, Instruction, bool, String)>> = Vec::new();
     let mut by_name_so_far: HashMap<String, usize> = HashMap::new();
     let mut resolved: Vec<Option<BaseImage>> = Vec::new();
     for (i, rs) in raw.iter().enumerate() {
@@ -782,7 +823,7 @@ pub fn plan(
             None => None,
         };
         let display_name = names[i].clone().unwrap_or_else(|| format!("stage-{i}"));
-        let mut steps_src: Vec<(Span, Instruction, bool)> = Vec::new();
+        let mut steps_src: Vec<(Span, Instruction, bool, String)> = Vec::new();
         let mut waits = false;
         let mut base_image = None;
         let base = if image == "scratch" {
@@ -791,7 +832,12 @@ pub fn plan(
             // ONBUILD triggers the base stage declares run here.
             for (node, inst) in &raw[b].instrs {
                 if let (Instruction::Onbuild { .. }, Some(next)) = (inst, &node.next) {
-                    steps_src.push((next.span, from_node(next, loc)?, true));
+                    steps_src.push((
+                        next.span,
+                        from_node(next, loc)?,
+                        true,
+                        next.original.clone(),
+                    ));
                 }
             }
             Base::Stage {
@@ -817,7 +863,7 @@ pub fn plan(
                         for n in &tdf.nodes {
                             let inst =
                                 from_node(n, &Locator::new(trig)).map_err(|e| bad(e.message))?;
-                            steps_src.push((span, inst, true));
+                            steps_src.push((span, inst, true, n.original.clone()));
                         }
                     }
                     base_image = Some(cfg);
@@ -834,7 +880,7 @@ pub fn plan(
         steps_src.extend(
             rs.instrs
                 .iter()
-                .map(|(n, inst)| (n.span, inst.clone(), false)),
+                .map(|(n, inst)| (n.span, inst.clone(), false, n.original.clone())),
         );
         stages.push(Stage {
             index: i,
@@ -863,7 +909,7 @@ pub fn plan(
     let mut copy_deps: Vec<BTreeMap<usize, (Span, String)>> = vec![BTreeMap::new(); n];
     for i in 0..n {
         let mut images = BTreeSet::new();
-        for (span, inst, _) in &instrs[i] {
+        for (span, inst, _, _) in &instrs[i] {
             let mut refs: Vec<&str> = Vec::new();
             match inst {
                 Instruction::Copy(c) => refs.extend(c.from.as_deref()),
@@ -1017,7 +1063,7 @@ pub fn plan(
         let src = std::mem::take(&mut instrs[i]);
         if !stages[i].needed {
             // Shown as written; nothing is expanded for a stage that does not run.
-            for (span, inst, trig) in src {
+            for (span, inst, trig, original) in src {
                 if inst.creates_layer() {
                     number += 1;
                 }
@@ -1025,6 +1071,7 @@ pub fn plan(
                 stages[i].steps.push(Step {
                     span,
                     number: n,
+                    progress: uppercase_keyword(&original),
                     display: inst.display(),
                     instruction: inst,
                     onbuild_trigger: trig,
@@ -1063,7 +1110,7 @@ pub fn plan(
             args: VarList::default(),
         };
         let mut onbuild = Vec::new();
-        for (span, inst, trig) in src {
+        for (span, inst, trig, original) in src {
             let mut un = BTreeSet::new();
             let expanded = expand(
                 &ctx,
@@ -1105,9 +1152,11 @@ pub fn plan(
                 None,
                 "the ARG values this RUN records",
             )?;
+            let progress = progress_name(&ctx.lexer, &original, &expanded, &scope);
             stages[i].steps.push(Step {
                 span,
                 number: n,
+                progress,
                 display: expanded.display(),
                 instruction: expanded,
                 onbuild_trigger: trig,
