@@ -163,6 +163,8 @@ struct Ctx<'a> {
     /// The build's private networks: RUN steps take one each and hand it back, so
     /// slirp4netns starts once per concurrent RUN rather than once per RUN.
     networks: std::sync::Arc<exec::NetworkPool>,
+    /// Base images whose FROM vertex was printed (once per build, as BuildKit shows it).
+    from_shown: Mutex<std::collections::BTreeSet<String>>,
 }
 
 /// How a stage that gave up because a stage it needs failed says so.
@@ -283,6 +285,13 @@ fn env_get<'a>(cfg: &'a ImageConfig, k: &str) -> Option<&'a str> {
         .find_map(|e| e.split_once('=').filter(|(ek, _)| *ek == k).map(|(_, v)| v))
 }
 
+/// A step's number padded to the width of the stage's total, as BuildKit prints it
+/// (`[ 1/21]`; its prefixCommand formats `%*d` with the total's digit count).
+fn step_no(n: usize, total: usize) -> String {
+    let width = total.max(1).to_string().len();
+    format!("{n:>width$}")
+}
+
 /// BuildKit names the stage in a step's prefix only when the Dockerfile has more than one
 /// (a lone `FROM busybox AS base` prints `[1/2]`: the stored reference
 /// build-buildkit-failing-run.txt and Docker 20.10 live).
@@ -322,6 +331,7 @@ pub fn build(
         done_cv: std::sync::Condvar::new(),
         used: Mutex::new(Default::default()),
         networks: std::sync::Arc::new(exec::NetworkPool::new()),
+        from_shown: Mutex::new(Default::default()),
     };
     let _imports = crate::cache::activate(store, &opts.cache_from);
     // Every external base image must be in the store (pulling comes with the registry work).
@@ -452,7 +462,12 @@ fn resolve_image(
         store::Error::NoSuchImage(_) => {
             let full = Reference::parse(reference).map(|r| r.to_string()).unwrap_or_else(|_| reference.to_string());
             BuildError::Step {
-                step: format!("[{}1/{}] FROM {full}", stage_prefix(plan, s), s.total_steps),
+                step: format!(
+                    "[{}{}/{}] FROM {full}",
+                    stage_prefix(plan, s),
+                    step_no(1, s.total_steps),
+                    s.total_steps
+                ),
                 message: format!(
                     "failed to resolve image {full}: not in the local store (import or load it first: strata import ROOTFS.tar {reference})"
                 ),
@@ -532,8 +547,21 @@ fn run_stage(ctx: &Ctx, i: usize, base: Option<State>) -> Result<State, BuildErr
         let full = Reference::parse(reference)
             .map(|r| r.to_string())
             .unwrap_or_else(|_| reference.clone());
-        let id = ctx.vertex(format!("[{prefix}1/{}] FROM {full}", s.total_steps));
-        ctx.progress.event(Event::Done { id });
+        // BuildKit shows a base image once however many stages start from it (the same
+        // vertex), named after one of them.
+        let first = ctx
+            .from_shown
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(full.clone());
+        if first {
+            let id = ctx.vertex(format!(
+                "[{prefix}{}/{}] FROM {full}",
+                step_no(1, s.total_steps),
+                s.total_steps
+            ));
+            ctx.progress.event(Event::Done { id });
+        }
     }
     let no_cache = ctx.opts.no_cache
         || ctx
@@ -602,7 +630,12 @@ fn run_step(
     no_cache: bool,
 ) -> Result<(), BuildError> {
     let name = |n: Option<usize>| match n {
-        Some(n) => format!("[{prefix}{n}/{}] {}", s.total_steps, step.progress),
+        Some(n) => format!(
+            "[{prefix}{}/{}] {}",
+            step_no(n, s.total_steps),
+            s.total_steps,
+            step.progress
+        ),
         None => step.progress.clone(),
     };
     match &step.instruction {
