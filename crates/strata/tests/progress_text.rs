@@ -80,9 +80,7 @@ fn normalise(out: &str) -> Vec<(String, Vec<String>)> {
             text.to_string()
         } else if text.starts_with("cache miss: ") {
             continue;
-        } else if text.starts_with("DONE ") {
-            "DONE".to_string()
-        } else if is_from && text == "CACHED" {
+        } else if text.starts_with("DONE ") || (is_from && text == "CACHED") {
             "DONE".to_string()
         } else {
             match text.split_once(' ') {
