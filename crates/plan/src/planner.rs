@@ -326,13 +326,14 @@ impl Vars for Scope {
 /// SkipUnsetEnv: `RUN echo "$V" $NOPE` prints `RUN echo "val" $NOPE`); COPY, ADD and WORKDIR
 /// use the plain expansion (`COPY "a" ./$V/` prints `COPY a ./val/`). So flags print as
 /// written (`--mount=type=cache,target=/c,id=foo`) and exec form keeps its JSON spacing.
-/// When the expansion fails, the text as written.
+/// When the expansion fails (or would pass the lexer's `max_len`), the text as written.
+/// Returns the name and the pattern steps the expansion took.
 pub(crate) fn progress_name(
     lexer: &ShellLexer,
     original: &str,
     inst: &Instruction,
     vars: &dyn Vars,
-) -> String {
+) -> (String, u64) {
     let original = original.trim();
     let mut lx = *lexer;
     match inst {
@@ -341,13 +342,21 @@ pub(crate) fn progress_name(
             lx.skip_unset = true;
         }
         Instruction::Copy(_) | Instruction::Add(_) | Instruction::Workdir { .. } => {}
-        _ => return uppercase_keyword(original),
+        _ => return (uppercase_keyword(original), 0),
     }
     match lx.process_word(original, vars) {
-        Ok(w) => uppercase_keyword(&w.value),
-        Err(_) => uppercase_keyword(original),
+        Ok(w) => (uppercase_keyword(&w.value), w.pattern_steps),
+        // A pattern that ran out of steps used them all; other errors are of the text.
+        Err(e) if e.kind == dockerfile::shell::ShellErrorKind::PatternTooCostly => {
+            (uppercase_keyword(original), lx.max_pattern_steps)
+        }
+        Err(_) => (uppercase_keyword(original), 0),
     }
 }
+
+/// The longest step name progress prints expanded (a display string only: longer, it is
+/// printed as written, so names stay bounded by the Dockerfile's size).
+const MAX_PROGRESS_NAME_LEN: usize = 64 << 10;
 
 /// BuildKit's uppercaseCmd: the first space-separated word upper-cased.
 fn uppercase_keyword(s: &str) -> String {
@@ -1152,7 +1161,10 @@ pub fn plan(
                 None,
                 "the ARG values this RUN records",
             )?;
-            let progress = progress_name(&ctx.lexer, &original, &expanded, &scope);
+            let mut lexer = ctx.lexer();
+            lexer.max_len = lexer.max_len.min(MAX_PROGRESS_NAME_LEN);
+            let (progress, steps) = progress_name(&lexer, &original, &expanded, &scope);
+            ctx.used_pattern_steps(steps);
             stages[i].steps.push(Step {
                 span,
                 number: n,
