@@ -55,7 +55,8 @@ pub struct Plain {
 
 struct PlainState {
     out: Box<dyn Write + Send>,
-    started: Vec<(usize, Instant)>,
+    /// Each started vertex: its start, its name, whether it ended.
+    started: Vec<(usize, Instant, String, bool)>,
     last: Option<usize>,
 }
 
@@ -79,18 +80,40 @@ impl PlainState {
     fn elapsed(&self, id: usize) -> f64 {
         self.started
             .iter()
-            .find(|(i, _)| *i == id)
-            .map(|(_, t)| t.elapsed().as_secs_f64())
+            .find(|(i, ..)| *i == id)
+            .map(|(_, t, ..)| t.elapsed().as_secs_f64())
             .unwrap_or(0.0)
+    }
+
+    /// Leave the vertex printed last, as BuildKit's plain printer does: `#N ...` when it
+    /// has not ended yet, then a blank line.
+    fn leave_last(&mut self) {
+        if let Some(last) = self.last {
+            let open = self
+                .started
+                .iter()
+                .any(|(i, .., ended)| *i == last && !ended);
+            if open {
+                let _ = writeln!(self.out, "#{last} ...");
+            }
+            let _ = writeln!(self.out);
+        }
     }
 
     /// A vertex's header again when its lines interleave with another's.
     fn switch_to(&mut self, id: usize) {
         if self.last != Some(id) {
-            if self.last.is_some() {
-                let _ = writeln!(self.out);
-            }
+            self.leave_last();
             self.last = Some(id);
+            if let Some((.., name, _)) = self.started.iter().find(|(i, ..)| *i == id) {
+                let _ = writeln!(self.out, "#{id} {name}");
+            }
+        }
+    }
+
+    fn end(&mut self, id: usize) {
+        if let Some(v) = self.started.iter_mut().find(|(i, ..)| *i == id) {
+            v.3 = true;
         }
     }
 }
@@ -100,12 +123,10 @@ impl Progress for Plain {
         let mut s = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         match e {
             Event::Start { id, name } => {
-                if s.last.is_some() {
-                    let _ = writeln!(s.out);
-                }
+                s.leave_last();
                 s.last = Some(id);
-                s.started.push((id, Instant::now()));
                 let _ = writeln!(s.out, "#{id} {name}");
+                s.started.push((id, Instant::now(), name, false));
             }
             Event::Log { id, line } => {
                 s.switch_to(id);
@@ -118,15 +139,18 @@ impl Progress for Plain {
             }
             Event::Cached { id } => {
                 s.switch_to(id);
+                s.end(id);
                 let _ = writeln!(s.out, "#{id} CACHED");
             }
             Event::Done { id } => {
                 s.switch_to(id);
+                s.end(id);
                 let t = s.elapsed(id);
                 let _ = writeln!(s.out, "#{id} DONE {t:.1}s");
             }
             Event::Error { id, message } => {
                 s.switch_to(id);
+                s.end(id);
                 let _ = writeln!(s.out, "#{id} ERROR: {message}");
             }
         }
@@ -276,5 +300,49 @@ mod tests {
         );
         assert_eq!(lines[5], "#2 ERROR: exit code: 3");
         assert_eq!(lines[8], "#3 CACHED");
+    }
+
+    /// Interleaved vertices print as BuildKit's plain printer does (Docker 20.10 on the
+    /// parallel scenario): `#N ...` when leaving a vertex that has not ended, its header
+    /// again when coming back to it.
+    #[test]
+    fn plain_interleaved() {
+        let buf = Buf::default();
+        let p = Plain::new(Box::new(buf.clone()));
+        p.event(Event::Start {
+            id: 5,
+            name: "[a 2/2] RUN sleep 3".into(),
+        });
+        p.event(Event::Start {
+            id: 7,
+            name: "[b 2/2] RUN true".into(),
+        });
+        p.event(Event::Done { id: 7 });
+        p.event(Event::Log {
+            id: 5,
+            line: "a".into(),
+        });
+        p.event(Event::Done { id: 5 });
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[..5],
+            [
+                "#5 [a 2/2] RUN sleep 3",
+                "#5 ...",
+                "",
+                "#7 [b 2/2] RUN true",
+                lines[4]
+            ],
+            "{text}"
+        );
+        assert!(lines[4].starts_with("#7 DONE "), "{text}");
+        assert_eq!(lines[5..7], ["", "#5 [a 2/2] RUN sleep 3"], "{text}");
+        assert!(
+            lines[7].starts_with("#5 0.") && lines[7].ends_with(" a"),
+            "{text}"
+        );
+        assert!(lines[8].starts_with("#5 DONE "), "{text}");
+        assert_eq!(lines.len(), 9, "{text}");
     }
 }

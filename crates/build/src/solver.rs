@@ -163,6 +163,8 @@ struct Ctx<'a> {
     /// The build's private networks: RUN steps take one each and hand it back, so
     /// slirp4netns starts once per concurrent RUN rather than once per RUN.
     networks: std::sync::Arc<exec::NetworkPool>,
+    /// Base images whose FROM vertex was printed (once per build, as BuildKit shows it).
+    from_shown: Mutex<std::collections::BTreeSet<String>>,
 }
 
 /// How a stage that gave up because a stage it needs failed says so.
@@ -283,8 +285,18 @@ fn env_get<'a>(cfg: &'a ImageConfig, k: &str) -> Option<&'a str> {
         .find_map(|e| e.split_once('=').filter(|(ek, _)| *ek == k).map(|(_, v)| v))
 }
 
+/// A step's number padded to the width of the stage's total, as BuildKit prints it
+/// (`[ 1/21]`; its prefixCommand formats `%*d` with the total's digit count).
+fn step_no(n: usize, total: usize) -> String {
+    let width = total.max(1).to_string().len();
+    format!("{n:>width$}")
+}
+
+/// BuildKit names the stage in a step's prefix only when the Dockerfile has more than one
+/// (a lone `FROM busybox AS base` prints `[1/2]`: the stored reference
+/// build-buildkit-failing-run.txt and Docker 20.10 live).
 fn stage_prefix(plan: &Plan, s: &Stage) -> String {
-    if s.name.is_some() || plan.stages.len() > 1 {
+    if plan.stages.len() > 1 {
         format!("{} ", s.display_name)
     } else {
         String::new()
@@ -319,13 +331,23 @@ pub fn build(
         done_cv: std::sync::Condvar::new(),
         used: Mutex::new(Default::default()),
         networks: std::sync::Arc::new(exec::NetworkPool::new()),
+        from_shown: Mutex::new(Default::default()),
     };
     let _imports = crate::cache::activate(store, &opts.cache_from);
     // Every external base image must be in the store (pulling comes with the registry work).
     for s in plan.stages.iter().filter(|s| s.needed) {
         if let Base::Image { reference } = &s.base {
-            resolve_image(store, reference, s)?;
+            resolve_image(store, &plan, reference, s)?;
         }
+    }
+    // BuildKit would pull the frontend image a `# syntax=` line names (the planner refuses
+    // any but docker/dockerfile); strata's built-in frontend serves it: say so, once.
+    if let Some(syntax) = &plan.syntax {
+        let id = ctx.vertex(format!(
+            "[internal] # syntax={} is served by the built-in Dockerfile frontend",
+            syntax.trim()
+        ));
+        ctx.progress.event(Event::Done { id });
     }
     let results = &ctx.results;
     // Every needed stage starts at once; a stage waits for its base stage, and a step that
@@ -373,11 +395,13 @@ pub fn build(
                         .get(index)
                         .map(|s| s.diff_ids.len())
                         .unwrap_or(0),
-                    Base::Image { reference } => resolve_image(store, reference, &plan.stages[i])?
-                        .config
-                        .rootfs
-                        .diff_ids
-                        .len(),
+                    Base::Image { reference } => {
+                        resolve_image(store, &plan, reference, &plan.stages[i])?
+                            .config
+                            .rootfs
+                            .diff_ids
+                            .len()
+                    }
                     Base::Scratch => 0,
                 };
                 stage_layers.push((
@@ -428,12 +452,22 @@ pub fn build(
     })
 }
 
-fn resolve_image(store: &Store, reference: &str, s: &Stage) -> Result<Image, BuildError> {
+fn resolve_image(
+    store: &Store,
+    plan: &Plan,
+    reference: &str,
+    s: &Stage,
+) -> Result<Image, BuildError> {
     store.resolve(reference).map_err(|e| match e {
         store::Error::NoSuchImage(_) => {
             let full = Reference::parse(reference).map(|r| r.to_string()).unwrap_or_else(|_| reference.to_string());
             BuildError::Step {
-                step: format!("[{} 1/{}] FROM {full}", s.display_name, s.total_steps),
+                step: format!(
+                    "[{}{}/{}] FROM {full}",
+                    stage_prefix(plan, s),
+                    step_no(1, s.total_steps),
+                    s.total_steps
+                ),
                 message: format!(
                     "failed to resolve image {full}: not in the local store (import or load it first: strata import ROOTFS.tar {reference})"
                 ),
@@ -470,7 +504,7 @@ fn initial_state(ctx: &Ctx, i: usize, base: Option<State>) -> Result<State, Buil
             created: String::new(),
         },
         Base::Image { reference } => {
-            let img = resolve_image(ctx.store, reference, s)?;
+            let img = resolve_image(ctx.store, ctx.plan, reference, s)?;
             State {
                 diff_ids: img.config.rootfs.diff_ids.clone(),
                 key: key(&["image", img.id().as_str()]),
@@ -513,8 +547,21 @@ fn run_stage(ctx: &Ctx, i: usize, base: Option<State>) -> Result<State, BuildErr
         let full = Reference::parse(reference)
             .map(|r| r.to_string())
             .unwrap_or_else(|_| reference.clone());
-        let id = ctx.vertex(format!("[{prefix}1/{}] FROM {full}", s.total_steps));
-        ctx.progress.event(Event::Done { id });
+        // BuildKit shows a base image once however many stages start from it (the same
+        // vertex), named after one of them.
+        let first = ctx
+            .from_shown
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(full.clone());
+        if first {
+            let id = ctx.vertex(format!(
+                "[{prefix}{}/{}] FROM {full}",
+                step_no(1, s.total_steps),
+                s.total_steps
+            ));
+            ctx.progress.event(Event::Done { id });
+        }
     }
     let no_cache = ctx.opts.no_cache
         || ctx
@@ -598,8 +645,13 @@ fn run_step(
     no_cache: bool,
 ) -> Result<(), BuildError> {
     let name = |n: Option<usize>| match n {
-        Some(n) => format!("[{prefix}{n}/{}] {}", s.total_steps, step.display),
-        None => step.display.clone(),
+        Some(n) => format!(
+            "[{prefix}{}/{}] {}",
+            step_no(n, s.total_steps),
+            s.total_steps,
+            step.progress
+        ),
+        None => step.progress.clone(),
     };
     match &step.instruction {
         Instruction::Run(r) => {

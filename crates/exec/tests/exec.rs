@@ -150,8 +150,21 @@ fn entries(dir: &Path) -> Vec<String> {
     v
 }
 
-fn host_mounts() -> String {
-    std::fs::read_to_string("/proc/self/mountinfo").unwrap()
+/// The host's mounts at or under `dir` (mountinfo lines, mount point in field 5). Only the
+/// test's own directories are looked at: anything else on the machine (another builder, a
+/// dockerd) may mount and unmount while the suite runs.
+fn mounts_under(dir: &Path) -> Vec<String> {
+    let dir = dir.to_str().unwrap();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter(|l| {
+            l.split(' ').nth(4).is_some_and(|mp| {
+                mp == dir || mp.strip_prefix(dir).is_some_and(|r| r.starts_with('/'))
+            })
+        })
+        .map(str::to_string)
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -878,7 +891,7 @@ fn tty(fx: &Fx) {
 }
 
 fn sigkill_parent(fx: &Fx) {
-    let before = host_mounts();
+    let before = mounts_under(&fx.dir);
     let l = fx.layers();
     let mut parent = Command::new(std::env::current_exe().unwrap())
         .arg("__kill-parent")
@@ -922,7 +935,7 @@ fn sigkill_parent(fx: &Fx) {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert_eq!(host_mounts(), before);
+    assert_eq!(mounts_under(&fx.dir), before);
     assert_eq!(entries(&l.upper), vec!["etc"]);
 }
 
@@ -972,9 +985,15 @@ fn parallel(fx: &Fx) {
     });
 }
 
-fn no_leftovers(fx: &Fx, mounts_at_start: &str) {
-    assert_eq!(host_mounts(), mounts_at_start, "mounts changed on the host");
-    assert!(!host_mounts().contains("strata-exec"));
+fn no_leftovers(fx: &Fx, mounts_at_start: &[String]) {
+    let now = mounts_under(&fx.dir);
+    assert_eq!(
+        now,
+        mounts_at_start,
+        "mounts changed under {}",
+        fx.dir.display()
+    );
+    assert!(!now.iter().any(|l| l.contains("strata-exec")), "{now:?}");
     assert_eq!(
         entries(&fx.state),
         Vec::<String>::new(),
@@ -1208,8 +1227,8 @@ fn main() {
         ("seccomp_custom_profile", seccomp_custom_profile),
         ("seccomp_clone3", seccomp_clone3),
     ];
-    let mounts_at_start = host_mounts();
     let fx = Fx::new();
+    let mounts_at_start = mounts_under(&fx.dir);
     let (mut passed, mut failed) = (0, 0);
     let mut run = |name: &str, f: &dyn Fn()| {
         let t = Instant::now();

@@ -123,6 +123,8 @@ pub struct Step {
     pub instruction: Instruction,
     /// `instruction.display()`, kept for printing.
     pub display: String,
+    /// The name BuildKit's progress gives the step (see [`progress_name`]).
+    pub progress: String,
     /// True for an ONBUILD trigger inherited from the base.
     pub onbuild_trigger: bool,
     /// Variables this step referenced that a base image's Env may define: the expansion is
@@ -163,7 +165,7 @@ pub struct Stage {
     /// triggers are applied by the engine.
     pub waits_on_base: bool,
     pub steps: Vec<Step>,
-    /// Progress step total: a non-scratch FROM plus layer steps.
+    /// Progress step total: the FROM of an image (not scratch, not a stage) plus layer steps.
     pub total_steps: usize,
     /// Env at the end of the stage as far as it is known.
     pub env: Vec<(String, String)>,
@@ -332,6 +334,54 @@ impl Vars for Scope {
             return Some(v);
         }
         self.args.get(name).and_then(|v| v.as_deref())
+    }
+}
+
+/// The name BuildKit prints for a step in its progress (Docker 20.10, checked live): the
+/// instruction as written (continuations joined, comment lines dropped: the parser's
+/// `original`), its keyword upper-cased, expanded with the step's ENV and ARG values as one
+/// word. RUN keeps quotes and leaves unset variables as written (BuildKit's RawQuotes and
+/// SkipUnsetEnv: `RUN echo "$V" $NOPE` prints `RUN echo "val" $NOPE`); COPY, ADD and WORKDIR
+/// use the plain expansion (`COPY "a" ./$V/` prints `COPY a ./val/`). So flags print as
+/// written (`--mount=type=cache,target=/c,id=foo`) and exec form keeps its JSON spacing.
+/// When the expansion fails (or would pass the lexer's `max_len`), the text as written.
+/// Returns the name and the pattern steps the expansion took.
+pub(crate) fn progress_name(
+    lexer: &ShellLexer,
+    original: &str,
+    inst: &Instruction,
+    vars: &dyn Vars,
+) -> (String, u64) {
+    let original = original.trim();
+    let mut lx = *lexer;
+    match inst {
+        Instruction::Run(_) => {
+            lx.raw_quotes = true;
+            lx.skip_unset = true;
+        }
+        Instruction::Copy(_) | Instruction::Add(_) | Instruction::Workdir { .. } => {}
+        _ => return (uppercase_keyword(original), 0),
+    }
+    match lx.process_word(original, vars) {
+        Ok(w) => (uppercase_keyword(&w.value), w.pattern_steps),
+        // A pattern that ran out of steps used them all; other errors are of the text.
+        Err(e) if e.kind == dockerfile::shell::ShellErrorKind::PatternTooCostly => {
+            (uppercase_keyword(original), lx.max_pattern_steps)
+        }
+        Err(_) => (uppercase_keyword(original), 0),
+    }
+}
+
+/// The longest step name progress prints expanded (a display string only: longer, it is
+/// printed as written, so names stay bounded by the Dockerfile's size).
+const MAX_PROGRESS_NAME_LEN: usize = 64 << 10;
+
+/// BuildKit's uppercaseCmd: the first space-separated word upper-cased.
+fn uppercase_keyword(s: &str) -> String {
+    let s = s.trim();
+    match s.split_once(' ') {
+        Some((kw, rest)) => format!("{} {rest}", kw.to_uppercase()),
+        None => s.to_uppercase(),
     }
 }
 
@@ -770,7 +820,7 @@ pub fn plan(
 
     // Bases, names, ONBUILD triggers.
     let mut stages: Vec<Stage> = Vec::new();
-    let mut instrs: Vec<Vec<(Span, Instruction, bool)>> = Vec::new();
+    let mut instrs: Vec<Vec<(Span, Instruction, bool, String)>> = Vec::new();
     let mut by_name_so_far: HashMap<String, usize> = HashMap::new();
     let mut resolved: Vec<Option<BaseImage>> = Vec::new();
     for (i, rs) in raw.iter().enumerate() {
@@ -800,7 +850,7 @@ pub fn plan(
             None => None,
         };
         let display_name = names[i].clone().unwrap_or_else(|| format!("stage-{i}"));
-        let mut steps_src: Vec<(Span, Instruction, bool)> = Vec::new();
+        let mut steps_src: Vec<(Span, Instruction, bool, String)> = Vec::new();
         let mut waits = false;
         let mut base_image = None;
         let base = if image == "scratch" {
@@ -809,7 +859,12 @@ pub fn plan(
             // ONBUILD triggers the base stage declares run here.
             for (node, inst) in &raw[b].instrs {
                 if let (Instruction::Onbuild { .. }, Some(next)) = (inst, &node.next) {
-                    steps_src.push((next.span, from_node(next, loc)?, true));
+                    steps_src.push((
+                        next.span,
+                        from_node(next, loc)?,
+                        true,
+                        next.original.clone(),
+                    ));
                 }
             }
             Base::Stage {
@@ -835,7 +890,7 @@ pub fn plan(
                         for n in &tdf.nodes {
                             let inst =
                                 from_node(n, &Locator::new(trig)).map_err(|e| bad(e.message))?;
-                            steps_src.push((span, inst, true));
+                            steps_src.push((span, inst, true, n.original.clone()));
                         }
                     }
                     base_image = Some(cfg);
@@ -852,7 +907,7 @@ pub fn plan(
         steps_src.extend(
             rs.instrs
                 .iter()
-                .map(|(n, inst)| (n.span, inst.clone(), false)),
+                .map(|(n, inst)| (n.span, inst.clone(), false, n.original.clone())),
         );
         stages.push(Stage {
             index: i,
@@ -882,7 +937,7 @@ pub fn plan(
     let mut copy_deps: Vec<BTreeMap<usize, (Span, String)>> = vec![BTreeMap::new(); n];
     for i in 0..n {
         let mut images = BTreeSet::new();
-        for (span, inst, _) in &instrs[i] {
+        for (span, inst, _, _) in &instrs[i] {
             let mut refs: Vec<&str> = Vec::new();
             match inst {
                 Instruction::Copy(c) => refs.extend(c.from.as_deref()),
@@ -1029,12 +1084,14 @@ pub fn plan(
         }
     }
     for i in 0..n {
-        let numbered_from = !matches!(stages[i].base, Base::Scratch);
+        // BuildKit numbers the FROM of an image; `FROM scratch` and `FROM <stage>` are no
+        // step (`FROM base AS b` + one COPY prints `[b 1/1] COPY ...`).
+        let numbered_from = matches!(stages[i].base, Base::Image { .. });
         let mut number = usize::from(numbered_from);
         let src = std::mem::take(&mut instrs[i]);
         if !stages[i].needed {
             // Shown as written; nothing is expanded for a stage that does not run.
-            for (span, inst, trig) in src {
+            for (span, inst, trig, original) in src {
                 if inst.creates_layer() {
                     number += 1;
                 }
@@ -1042,6 +1099,7 @@ pub fn plan(
                 stages[i].steps.push(Step {
                     span,
                     number: n,
+                    progress: uppercase_keyword(&original),
                     display: inst.display(),
                     instruction: inst,
                     onbuild_trigger: trig,
@@ -1094,7 +1152,7 @@ pub fn plan(
         // `scope.args` are inherited): what a RUN's history line lists.
         let mut declared: Vec<String> = Vec::new();
         let mut onbuild = Vec::new();
-        for (span, inst, trig) in src {
+        for (span, inst, trig, original) in src {
             let mut un = BTreeSet::new();
             let expanded = expand(
                 &ctx,
@@ -1155,9 +1213,14 @@ pub fn plan(
                 None,
                 "the ARG values this RUN records",
             )?;
+            let mut lexer = ctx.lexer();
+            lexer.max_len = lexer.max_len.min(MAX_PROGRESS_NAME_LEN);
+            let (progress, steps) = progress_name(&lexer, &original, &expanded, &scope);
+            ctx.used_pattern_steps(steps);
             stages[i].steps.push(Step {
                 span,
                 number: n,
+                progress,
                 display: expanded.display(),
                 instruction: expanded,
                 onbuild_trigger: trig,

@@ -182,6 +182,55 @@ fn step_numbers() {
     assert_eq!(p.stages[1].total_steps, 1);
 }
 
+/// BuildKit numbers no step for the FROM of a stage (Docker 20.10: `FROM base AS build` with
+/// two COPY and a RUN prints `[build 1/3] COPY scripts/ ./scripts/`).
+#[test]
+fn step_numbers_from_stage() {
+    let p = ok("FROM busybox AS base
+RUN x
+FROM base AS b
+COPY a b
+ENV X=1
+RUN y
+");
+    assert_eq!(p.stages[0].total_steps, 2);
+    assert_eq!(p.stages[1].total_steps, 2);
+    let nums: Vec<Option<usize>> = p.stages[1].steps.iter().map(|s| s.number).collect();
+    assert_eq!(nums, vec![Some(1), None, Some(2)]);
+}
+
+/// Step names as BuildKit's progress prints them (Docker 20.10, checked live; the end-to-end
+/// comparison is tests/progress_text.rs of the strata crate).
+#[test]
+fn progress_names() {
+    let p = ok("FROM busybox AS a\nARG V=val\nENV E=e\n\
+                run [\"sh\", \"-c\",  \"x\"]\n\
+                RUN --mount=type=cache,target=/c,id=foo echo \"$V\" $NOPE '$E' \\\n  # c\n  && ${E}\n\
+                WORKDIR \"/w$V\"\ncopy --chown=1 \"f\" ./$V/ \n\
+                RUN echo $V ${NOPE:?} ${V\n");
+    let names: Vec<&str> = p.stages[0]
+        .steps
+        .iter()
+        .filter(|s| s.number.is_some())
+        .map(|s| s.progress.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "RUN [\"sh\", \"-c\",  \"x\"]",
+            "RUN --mount=type=cache,target=/c,id=foo echo \"val\" $NOPE '$E'   && e",
+            "WORKDIR /wval",
+            "COPY --chown=1 f ./val/",
+            // An expansion that fails (unterminated `${`): the text as written.
+            "RUN echo $V ${NOPE:?} ${V",
+        ]
+    );
+    // A name that would expand past 64 KiB is printed as written.
+    let big = "x".repeat(40_000);
+    let p = ok(&format!("FROM busybox\nARG B={big}\nRUN echo $B$B\n"));
+    assert_eq!(p.stages[0].steps[1].progress, "RUN echo $B$B");
+}
+
 // 19: a global ARG used in FROM, overridden by --build-arg.
 #[test]
 fn global_arg_in_from() {

@@ -164,7 +164,7 @@ fn run_failure_names_the_step_and_exit_code_and_tags_nothing() {
     assert_eq!(o.status.code(), Some(1));
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(
-        e.contains("[base 2/2] RUN echo before && echo oops >&2 && exit 3"),
+        e.contains("[2/2] RUN echo before && echo oops >&2 && exit 3") && !e.contains("[base 2/2]"),
         "{e}"
     );
     assert!(e.contains("exit code: 3"), "{e}");

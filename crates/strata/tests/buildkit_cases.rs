@@ -3,11 +3,10 @@
 //! do not pass yet are listed in buildkit-known-failing.txt; the test fails on any failure
 //! that is not listed, and on a listed case that now passes (so the list only shrinks).
 //!
-//! The shared copy of the cases has lost its symlinks: each is a regular file holding the
-//! link's target (e.g. `copy-through-symlink-context/ctx/link` holds `sub`). The cases'
-//! `source` files and BuildKit's tests say they are symlinks, so the test runs a temporary
-//! copy of the cases with the links listed in buildkit-symlinks.txt put back. Against the
-//! damaged data those three cases cannot pass (the link is not a link).
+//! The shared copy of the cases may store a symbolic link of a context as a regular file;
+//! each case keeps its links in a `symlinks` list that run.sh's `bk_prep_ctx`
+//! (tools/common.sh) turns back into links in the context it prepares, so the cases run in
+//! place, read-only.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -22,29 +21,6 @@ fn buildkit_cases() {
         "{} is missing: CI expects ../shared beside the checkout",
         dir.display()
     );
-    let copy = tempfile::tempdir().expect("tempdir");
-    let status = Command::new("cp")
-        .arg("-r")
-        .arg(&dir)
-        .arg(copy.path())
-        .status()
-        .expect("cp");
-    assert!(status.success());
-    let dir = copy.path().join("buildkit-cases");
-    let _ = Command::new("chmod").args(["-R", "u+w"]).arg(&dir).status();
-    let mut restored = 0;
-    for line in include_str!("buildkit-symlinks.txt").lines() {
-        let line = line.split('#').next().unwrap_or("").trim();
-        if line.is_empty() {
-            continue;
-        }
-        let p = dir.join("cases").join(line);
-        let target = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-        std::fs::remove_file(&p).unwrap();
-        std::os::unix::fs::symlink(target.trim_end_matches('\n'), &p).unwrap();
-        restored += 1;
-    }
-    println!("symlinks restored in the copy of the cases: {restored}");
     let tarball = Path::new("/var/tmp/strata-peers/busybox-rootfs.tar");
     assert!(
         tarball.exists(),
