@@ -229,6 +229,11 @@ fn parallel() {
     scenario("parallel", None);
 }
 
+#[test]
+fn bigtree() {
+    scenario("bigtree", None);
+}
+
 /// The names the issue found wrong: exec form as written, a cache mount's `id=`, ARG values
 /// in the name (RUN keeps quotes and unset variables), COPY/WORKDIR expanded, the keyword
 /// upper-cased, comment lines of a continuation dropped, a stage FROM a stage numbered from 1.
