@@ -45,7 +45,7 @@ enum ProcState {
 /// Parse the state and start time out of the text of `/proc/PID/stat`. The command name
 /// (field 2) is in parentheses and may hold spaces and parentheses: fields are counted
 /// from the last `)`.
-fn parse_stat(text: &str) -> Option<(char, u64)> {
+pub fn parse_stat(text: &str) -> Option<(char, u64)> {
     let rest = &text[text.rfind(')')? + 1..];
     let mut fields = rest.split_whitespace();
     // Field 3 is the state; field 22 the start time.

@@ -298,19 +298,12 @@ pub fn proc_start(pid: u32) -> Option<u64> {
     if pid == 0 {
         return None;
     }
-    let mut s = String::new();
-    File::open(format!("/proc/{pid}/stat"))
-        .ok()?
-        .read_to_string(&mut s)
-        .ok()?;
-    // The command name may contain anything, spaces and parentheses included.
-    let rest = &s[s.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // `rest` starts at field 3 (state); field 22 is index 19. A zombie counts as gone.
-    if fields.first() == Some(&"Z") {
-        return None;
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    match store::temp::parse_stat(&text)? {
+        // A zombie counts as gone.
+        ('Z', _) => None,
+        (_, start) => Some(start),
     }
-    fields.get(19)?.parse().ok()
 }
 
 /// Whether `pid` is still the process that started at `start`.
