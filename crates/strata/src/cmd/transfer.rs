@@ -180,48 +180,16 @@ pub fn save(store: &Store, a: SaveArgs) -> Result<ExitCode> {
             archive::save(store, &items, format, compression, &mut out)?;
             out.flush()?;
         }
-        Some(path) if crate::outpath::mode(path)? == crate::outpath::Mode::Through => {
-            // A device or a pipe (`-o /dev/null`, a FIFO): write into it, never replace it.
-            let f = std::fs::OpenOptions::new()
-                .write(true)
-                .open(path)
-                .with_context(|| format!("open {}", path.display()))?;
-            let mut out = BufWriter::with_capacity(1 << 20, f);
-            archive::save(store, &items, format, compression, &mut out).map_err(|e| {
-                anyhow::Error::from(e).context(format!("save to {}", path.display()))
-            })?;
-            out.flush()?;
-        }
         Some(path) => {
-            // Write beside the target and rename, so a failed save leaves no partial file.
-            let dir = path
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(std::path::Path::new("."));
-            // `.X.strata-tmp.<pid>.<start>.<n>`: named after this process, so a later save
-            // to X removes what a killed one left (never a running one's).
-            let kind = format!(
-                ".{}.strata-tmp",
-                path.file_name().and_then(|n| n.to_str()).unwrap_or("save")
-            );
-            store::temp::sweep(dir, store::temp::SweepScope::Kind(&kind));
-            let tmp = dir.join(store::temp_name(&kind));
-            let res = (|| -> Result<()> {
-                // Never through a symlink planted at the temp's name (rename replaces one
-                // at `path` itself).
-                let f = crate::outpath::create_temp(&tmp)?;
-                let mut out = BufWriter::with_capacity(1 << 20, f);
-                archive::save(store, &items, format, compression, &mut out)?;
-                let f = out.into_inner().map_err(|e| e.into_error())?;
-                f.sync_all()?;
-                std::fs::rename(&tmp, path)
-                    .with_context(|| format!("rename to {}", path.display()))?;
+            // outpath's rules: a device or a pipe (`-o /dev/null`, a FIFO) is written into;
+            // anything else is written beside the path (named after this process, so a
+            // later save removes what a killed one left) and renamed over it, so a failed
+            // save leaves no partial file and a planted symlink is replaced, not followed.
+            crate::outpath::write(path, |w| {
+                archive::save(store, &items, format, compression, w)?;
                 Ok(())
-            })();
-            if let Err(e) = res {
-                let _ = std::fs::remove_file(&tmp);
-                return Err(e.context(format!("save to {}", path.display())));
-            }
+            })
+            .with_context(|| format!("save to {}", path.display()))?;
         }
     }
     Ok(ExitCode::SUCCESS)
