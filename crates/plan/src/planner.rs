@@ -611,7 +611,19 @@ impl Ctx<'_> {
     }
 }
 
-/// Plan a build of `source` (a Dockerfile's text).
+/// One step's source before expansion: where it stands, what it is, whether it is an ONBUILD
+/// trigger, and its text as written.
+type StepSource = (Span, Instruction, bool, String);
+
+/// Plan a build of `source` (a Dockerfile's text), in phases: parse and check the directives,
+/// split into stages, name them and find the target, evaluate the global scope, lay out the
+/// stages' bases, link and prune them (resolving the needed stages' base images, whose
+/// ONBUILD triggers may link more), then expand each needed stage in its scope.
+///
+/// The resolver is asked about the base images of needed stages only, once each, after every
+/// structural error of the Dockerfile has been reported: an engine whose resolver pulls a
+/// missing image pulls nothing for a Dockerfile that cannot build, nor for a stage the
+/// target does not need.
 pub fn plan(
     source: &str,
     opts: &PlanOptions,
@@ -626,7 +638,6 @@ pub fn plan(
         plan_used: Cell::new(0),
         pattern_steps_left: Cell::new(MAX_PLAN_PATTERN_STEPS),
     };
-    let loc = &ctx.loc;
     let mut warnings: Vec<Warning> = df
         .warnings
         .iter()
@@ -635,7 +646,71 @@ pub fn plan(
             message: w.message.clone(),
         })
         .collect();
+    let syntax = check_syntax(&df, &ctx.loc)?;
+    check_build_args(opts)?;
+    let (meta, raw) = split_stages(&df, &ctx.loc)?;
+    let names = StageNames::of(&raw, &ctx.loc, &mut warnings)?;
+    let target = names.target(opts, raw.len())?;
+    let mut globals = Globals::evaluate(&ctx, opts, &meta)?;
+    let target_stage_name = names.names[target]
+        .clone()
+        .unwrap_or_else(|| "default".into());
+    globals.inherited.set("TARGETSTAGE", target_stage_name);
+    let (mut stages, mut instrs) = lay_out(&ctx, &raw, &names, &globals.env, &mut warnings)?;
+    let resolved = link(
+        &ctx,
+        &raw,
+        &names,
+        &mut stages,
+        &mut instrs,
+        target,
+        resolver,
+    )?;
+    let waves = waves(&mut stages, target);
+    let proxy_args = proxy_args(opts)?;
+    for (i, src) in instrs.into_iter().enumerate() {
+        if stages[i].needed {
+            expand_stage(&ctx, &mut stages, i, src, &resolved[i], opts, &mut globals)?;
+        } else {
+            show_as_written(&mut stages[i], src);
+        }
+    }
+    let unused_build_args = opts
+        .build_args
+        .iter()
+        .map(|(k, _)| k.clone())
+        .filter(|k| {
+            !globals.consumed.contains(k)
+                && !PROXY_ARGS.contains(&k.as_str())
+                && !globals.auto.iter().any(|(a, _)| a == k)
+        })
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    Ok(Plan {
+        syntax,
+        global_args: globals.args,
+        stages,
+        target,
+        waves,
+        proxy_args,
+        unused_build_args,
+        warnings,
+        escape: df.directives.escape,
+    })
+}
 
+/// The last `--build-arg NAME` given, if any.
+fn build_arg(opts: &PlanOptions, name: &str) -> Option<String> {
+    opts.build_args
+        .iter()
+        .rev()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
+}
+
+/// The `# syntax=` directive: only the built-in frontend's names are accepted.
+fn check_syntax(df: &dockerfile::Dockerfile, loc: &Locator) -> Result<Option<String>, Diagnostic> {
     let syntax = df.directives.syntax.as_ref().map(|(s, _)| s.clone());
     if let Some((s, line)) = &df.directives.syntax {
         if !is_standard_frontend(s) {
@@ -653,7 +728,10 @@ pub fn plan(
             ));
         }
     }
+    Ok(syntax)
+}
 
+fn check_build_args(opts: &PlanOptions) -> Result<(), Diagnostic> {
     for (k, _) in &opts.build_args {
         if k.is_empty() {
             return Err(unlocated(
@@ -663,15 +741,15 @@ pub fn plan(
             ));
         }
     }
-    let build_arg = |name: &str| -> Option<String> {
-        opts.build_args
-            .iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    };
+    Ok(())
+}
 
-    // Split into the global section and stages; type every instruction.
+/// The global ARGs before the first FROM, and the stages with their typed instructions.
+#[allow(clippy::type_complexity)]
+fn split_stages<'a>(
+    df: &'a dockerfile::Dockerfile,
+    loc: &Locator,
+) -> Result<(Vec<(&'a Node, Vec<ArgDecl>)>, Vec<RawStage<'a>>), Diagnostic> {
     let mut meta: Vec<(&Node, Vec<ArgDecl>)> = Vec::new();
     let mut raw: Vec<RawStage> = Vec::new();
     for node in &df.nodes {
@@ -714,119 +792,170 @@ pub fn plan(
             Some("add FROM IMAGE to start a stage".into()),
         ));
     }
+    Ok((meta, raw))
+}
 
-    // Stage names, the target, TARGETSTAGE.
-    let mut names: Vec<Option<String>> = Vec::new();
-    let mut by_name_all: HashMap<String, usize> = HashMap::new();
-    for (i, rs) in raw.iter().enumerate() {
-        let name = rs.name.as_ref().map(|n| n.to_lowercase());
-        if let Some(n) = &name {
-            if !is_valid_stage_name(n) {
-                return Err(loc.at(
-                    ErrorKind::InvalidStageName,
-                    rs.node.span,
-                    rs.name.as_deref(),
-                    format!("invalid name for build stage: {:?}, name can't start with a number or contain symbols", rs.name.as_deref().unwrap_or("")),
-                    Some("stage names match ^[a-z][a-z0-9-_.]*$".into()),
-                ));
-            }
-            if n == "scratch" || n == "context" {
-                warnings.push(Warning {
-                    line: rs.node.span.start,
-                    message: format!("ReservedStageName: {n:?} is reserved and should not be used as a stage name"),
-                });
-            }
-            if let Some(prev) = by_name_all.insert(n.clone(), i) {
-                warnings.push(Warning {
-                    line: rs.node.span.start,
-                    message: format!(
-                        "DuplicateStageName: duplicate stage name {n:?} (first defined on line {})",
-                        raw[prev].node.span.start
-                    ),
-                });
-            }
-        }
-        names.push(name);
-    }
-    let target = match &opts.target {
-        None => raw.len() - 1,
-        Some(t) => match by_name_all.get(&t.to_lowercase()) {
-            Some(i) => *i,
-            None => {
-                let hint = did_you_mean(t, by_name_all.keys().map(String::as_str))
-                    .map(|s| format!("did you mean {s}?"))
-                    .or_else(|| {
-                        let mut all: Vec<&str> = by_name_all.keys().map(String::as_str).collect();
-                        all.sort();
-                        (!all.is_empty()).then(|| format!("stages are: {}", all.join(", ")))
+/// The stages' names (lowercased) and an index of them.
+struct StageNames {
+    names: Vec<Option<String>>,
+    /// Every named stage; the last of a duplicated name wins, as in BuildKit.
+    by_name: HashMap<String, usize>,
+}
+
+impl StageNames {
+    fn of(
+        raw: &[RawStage],
+        loc: &Locator,
+        warnings: &mut Vec<Warning>,
+    ) -> Result<Self, Diagnostic> {
+        let mut names: Vec<Option<String>> = Vec::new();
+        let mut by_name: HashMap<String, usize> = HashMap::new();
+        for (i, rs) in raw.iter().enumerate() {
+            let name = rs.name.as_ref().map(|n| n.to_lowercase());
+            if let Some(n) = &name {
+                if !is_valid_stage_name(n) {
+                    return Err(loc.at(
+                        ErrorKind::InvalidStageName,
+                        rs.node.span,
+                        rs.name.as_deref(),
+                        format!("invalid name for build stage: {:?}, name can't start with a number or contain symbols", rs.name.as_deref().unwrap_or("")),
+                        Some("stage names match ^[a-z][a-z0-9-_.]*$".into()),
+                    ));
+                }
+                if n == "scratch" || n == "context" {
+                    warnings.push(Warning {
+                        line: rs.node.span.start,
+                        message: format!("ReservedStageName: {n:?} is reserved and should not be used as a stage name"),
                     });
-                return Err(unlocated(
-                    ErrorKind::TargetNotFound,
-                    format!("target stage {t:?} could not be found"),
-                    hint,
-                ));
-            }
-        },
-    };
-    let target_stage_name = names[target].clone().unwrap_or_else(|| "default".into());
-
-    // Global scope: automatic platform args, then the global ARGs.
-    let tp = &opts.target_platform;
-    let bp = &opts.build_platform;
-    let mut auto: Vec<(String, String)> = vec![
-        ("BUILDPLATFORM".into(), bp.to_string()),
-        ("BUILDOS".into(), bp.os.clone()),
-        ("BUILDARCH".into(), bp.arch.clone()),
-        ("BUILDVARIANT".into(), bp.variant.clone()),
-        ("TARGETPLATFORM".into(), tp.to_string()),
-        ("TARGETOS".into(), tp.os.clone()),
-        ("TARGETARCH".into(), tp.arch.clone()),
-        ("TARGETVARIANT".into(), tp.variant.clone()),
-    ];
-    for (k, v) in auto.iter_mut() {
-        if let Some(b) = build_arg(k) {
-            *v = b;
-        }
-    }
-    let mut global_env = VarList::from_pairs(auto.clone());
-    let mut global_args: VarList<Option<String>> = VarList::default();
-    let mut consumed: BTreeSet<String> = BTreeSet::new();
-    for (node, decls) in &meta {
-        for d in decls {
-            consumed.insert(d.name.clone());
-            let value = match (build_arg(&d.name), &d.default) {
-                (Some(v), _) => {
-                    ctx.outside_value(&d.name, &v, node.span, "build arg")?;
-                    Some(v)
                 }
-                (None, Some(def)) => {
-                    let mut un = BTreeSet::new();
-                    Some(ctx.word(def, &global_env, node.span, &mut un)?)
+                if let Some(prev) = by_name.insert(n.clone(), i) {
+                    warnings.push(Warning {
+                        line: rs.node.span.start,
+                        message: format!(
+                            "DuplicateStageName: duplicate stage name {n:?} (first defined on line {})",
+                            raw[prev].node.span.start
+                        ),
+                    });
                 }
-                (None, None) => None,
-            };
-            if let Some(v) = &value {
-                global_env.set(&d.name, v.clone());
-            } else {
-                global_env.remove(&d.name);
             }
-            global_args.set_last(&d.name, value);
+            names.push(name);
         }
+        Ok(StageNames { names, by_name })
     }
-    let global_args = global_args.into_vec();
-    // What an in-stage `ARG NAME` with no default and no build arg inherits.
-    let mut inherited = global_env.clone();
-    inherited.set("TARGETSTAGE", target_stage_name.clone());
 
-    // Bases, names, ONBUILD triggers.
+    /// The index of the target stage: `--target`, or the last stage.
+    fn target(&self, opts: &PlanOptions, count: usize) -> Result<usize, Diagnostic> {
+        let Some(t) = &opts.target else {
+            return Ok(count - 1);
+        };
+        if let Some(i) = self.by_name.get(&t.to_lowercase()) {
+            return Ok(*i);
+        }
+        let hint = did_you_mean(t, self.by_name.keys().map(String::as_str))
+            .map(|s| format!("did you mean {s}?"))
+            .or_else(|| {
+                let mut all: Vec<&str> = self.by_name.keys().map(String::as_str).collect();
+                all.sort();
+                (!all.is_empty()).then(|| format!("stages are: {}", all.join(", ")))
+            });
+        Err(unlocated(
+            ErrorKind::TargetNotFound,
+            format!("target stage {t:?} could not be found"),
+            hint,
+        ))
+    }
+}
+
+/// The global scope: the automatic platform ARGs, then the ARGs before the first FROM.
+struct Globals {
+    /// The automatic platform ARGs, with their `--build-arg` overrides.
+    auto: Vec<(String, String)>,
+    /// What FROM lines expand with.
+    env: VarList<String>,
+    /// The global ARGs as declared (a value or none).
+    args: Vec<(String, Option<String>)>,
+    /// What an in-stage `ARG NAME` with no default and no build arg inherits.
+    inherited: VarList<String>,
+    /// ARG names some declaration consumed (for the unused build args warning).
+    consumed: BTreeSet<String>,
+}
+
+impl Globals {
+    fn evaluate(
+        ctx: &Ctx,
+        opts: &PlanOptions,
+        meta: &[(&Node, Vec<ArgDecl>)],
+    ) -> Result<Self, Diagnostic> {
+        let tp = &opts.target_platform;
+        let bp = &opts.build_platform;
+        let mut auto: Vec<(String, String)> = vec![
+            ("BUILDPLATFORM".into(), bp.to_string()),
+            ("BUILDOS".into(), bp.os.clone()),
+            ("BUILDARCH".into(), bp.arch.clone()),
+            ("BUILDVARIANT".into(), bp.variant.clone()),
+            ("TARGETPLATFORM".into(), tp.to_string()),
+            ("TARGETOS".into(), tp.os.clone()),
+            ("TARGETARCH".into(), tp.arch.clone()),
+            ("TARGETVARIANT".into(), tp.variant.clone()),
+        ];
+        for (k, v) in auto.iter_mut() {
+            if let Some(b) = build_arg(opts, k) {
+                *v = b;
+            }
+        }
+        let mut env = VarList::from_pairs(auto.clone());
+        let mut args: VarList<Option<String>> = VarList::default();
+        let mut consumed: BTreeSet<String> = BTreeSet::new();
+        for (node, decls) in meta {
+            for d in decls {
+                consumed.insert(d.name.clone());
+                let value = match (build_arg(opts, &d.name), &d.default) {
+                    (Some(v), _) => {
+                        ctx.outside_value(&d.name, &v, node.span, "build arg")?;
+                        Some(v)
+                    }
+                    (None, Some(def)) => {
+                        let mut un = BTreeSet::new();
+                        Some(ctx.word(def, &env, node.span, &mut un)?)
+                    }
+                    (None, None) => None,
+                };
+                if let Some(v) = &value {
+                    env.set(&d.name, v.clone());
+                } else {
+                    env.remove(&d.name);
+                }
+                args.set_last(&d.name, value);
+            }
+        }
+        Ok(Globals {
+            auto,
+            inherited: env.clone(),
+            env,
+            args: args.into_vec(),
+            consumed,
+        })
+    }
+}
+
+/// Every stage with its base (a stage, an image or scratch), name and platform, and its steps'
+/// sources: the ONBUILD triggers of a base stage first, then its own instructions. Image
+/// bases are not resolved here.
+fn lay_out(
+    ctx: &Ctx,
+    raw: &[RawStage],
+    names: &StageNames,
+    global_env: &VarList<String>,
+    warnings: &mut Vec<Warning>,
+) -> Result<(Vec<Stage>, Vec<Vec<StepSource>>), Diagnostic> {
+    let loc = &ctx.loc;
     let mut stages: Vec<Stage> = Vec::new();
-    let mut instrs: Vec<Vec<(Span, Instruction, bool, String)>> = Vec::new();
+    let mut instrs: Vec<Vec<StepSource>> = Vec::new();
     let mut by_name_so_far: HashMap<String, usize> = HashMap::new();
-    let mut resolved: Vec<Option<BaseImage>> = Vec::new();
     for (i, rs) in raw.iter().enumerate() {
         let span = rs.node.span;
         let mut un = BTreeSet::new();
-        let image = ctx.word(&rs.image, &global_env, span, &mut un)?;
+        let image = ctx.word(&rs.image, global_env, span, &mut un)?;
         for name in &un {
             warnings.push(Warning {
                 line: span.start,
@@ -846,13 +975,13 @@ pub fn plan(
             ));
         }
         let platform = match &rs.platform {
-            Some(p) => Some(ctx.word(p, &global_env, span, &mut BTreeSet::new())?),
+            Some(p) => Some(ctx.word(p, global_env, span, &mut BTreeSet::new())?),
             None => None,
         };
-        let display_name = names[i].clone().unwrap_or_else(|| format!("stage-{i}"));
-        let mut steps_src: Vec<(Span, Instruction, bool, String)> = Vec::new();
-        let mut waits = false;
-        let mut base_image = None;
+        let display_name = names.names[i]
+            .clone()
+            .unwrap_or_else(|| format!("stage-{i}"));
+        let mut steps_src: Vec<StepSource> = Vec::new();
         let base = if image == "scratch" {
             Base::Scratch
         } else if let Some(&b) = by_name_so_far.get(&image.to_lowercase()) {
@@ -872,36 +1001,11 @@ pub fn plan(
                 name: stages[b].display_name.clone(),
             }
         } else {
-            match resolver.resolve(&image) {
-                Some(cfg) => {
-                    for trig in &cfg.onbuild {
-                        let bad = |m: String| {
-                            loc.at(
-                                ErrorKind::InvalidArguments,
-                                span,
-                                Some(&rs.image),
-                                format!(
-                                    "invalid ONBUILD trigger {trig:?} in base image {image}: {m}"
-                                ),
-                                None,
-                            )
-                        };
-                        let tdf = dockerfile::parse(trig).map_err(|e| bad(e.message))?;
-                        for n in &tdf.nodes {
-                            let inst =
-                                from_node(n, &Locator::new(trig)).map_err(|e| bad(e.message))?;
-                            steps_src.push((span, inst, true, n.original.clone()));
-                        }
-                    }
-                    base_image = Some(cfg);
-                }
-                None => waits = true,
-            }
             Base::Image {
                 reference: image.clone(),
             }
         };
-        if let Some(n) = &names[i] {
+        if let Some(n) = &names.names[i] {
             by_name_so_far.insert(n.clone(), i);
         }
         steps_src.extend(
@@ -911,7 +1015,7 @@ pub fn plan(
         );
         stages.push(Stage {
             index: i,
-            name: names[i].clone(),
+            name: names.names[i].clone(),
             display_name,
             base,
             platform,
@@ -921,7 +1025,7 @@ pub fn plan(
             needed: false,
             skip_reason: None,
             wave: None,
-            waits_on_base: waits,
+            waits_on_base: false,
             steps: Vec::new(),
             total_steps: 0,
             env: Vec::new(),
@@ -929,10 +1033,90 @@ pub fn plan(
             args: Vec::new(),
         });
         instrs.push(steps_src);
-        resolved.push(base_image);
     }
+    Ok((stages, instrs))
+}
 
-    // Dependencies through --from and --mount from=.
+/// Link the stages (`--from`, `--mount from=`, bases), mark what the target needs, and
+/// resolve the needed stages' base images; a base image's ONBUILD triggers become the first
+/// steps of its stage and may link more stages, so this repeats until nothing changes.
+/// Returns each stage's resolved base image.
+fn link(
+    ctx: &Ctx,
+    raw: &[RawStage],
+    names: &StageNames,
+    stages: &mut [Stage],
+    instrs: &mut [Vec<StepSource>],
+    target: usize,
+    resolver: &dyn ImageResolver,
+) -> Result<Vec<Option<BaseImage>>, Diagnostic> {
+    let n = stages.len();
+    let mut resolved: Vec<Option<BaseImage>> = vec![None; n];
+    let mut asked = vec![false; n];
+    loop {
+        dependencies(&ctx.loc, stages, instrs, &names.by_name)?;
+        mark_needed(stages, target);
+        let mut more = false;
+        for i in 0..n {
+            let Base::Image { reference } = &stages[i].base else {
+                continue;
+            };
+            if !stages[i].needed || asked[i] {
+                continue;
+            }
+            asked[i] = true;
+            let Some(cfg) = resolver.resolve(reference) else {
+                stages[i].waits_on_base = true;
+                continue;
+            };
+            let triggers = onbuild_triggers(ctx, &raw[i], reference, &cfg)?;
+            more |= !triggers.is_empty();
+            instrs[i].splice(0..0, triggers);
+            resolved[i] = Some(cfg);
+        }
+        if !more {
+            return Ok(resolved);
+        }
+    }
+}
+
+/// A base image's ONBUILD triggers as steps of the stage built on it, located at its FROM.
+fn onbuild_triggers(
+    ctx: &Ctx,
+    rs: &RawStage,
+    image: &str,
+    cfg: &BaseImage,
+) -> Result<Vec<StepSource>, Diagnostic> {
+    let span = rs.node.span;
+    let mut out = Vec::new();
+    for trig in &cfg.onbuild {
+        let bad = |m: String| {
+            ctx.loc.at(
+                ErrorKind::InvalidArguments,
+                span,
+                Some(&rs.image),
+                format!("invalid ONBUILD trigger {trig:?} in base image {image}: {m}"),
+                None,
+            )
+        };
+        let tdf = dockerfile::parse(trig).map_err(|e| bad(e.message))?;
+        for n in &tdf.nodes {
+            let inst = from_node(n, &Locator::new(trig)).map_err(|e| bad(e.message))?;
+            out.push((span, inst, true, n.original.clone()));
+        }
+    }
+    Ok(out)
+}
+
+/// Each stage's dependencies through its base, `--from` and `--mount from=`, and the
+/// external images it reads; cycles are refused first (as BuildKit), then references to
+/// later stages.
+fn dependencies(
+    loc: &Locator,
+    stages: &mut [Stage],
+    instrs: &[Vec<StepSource>],
+    by_name: &HashMap<String, usize>,
+) -> Result<(), Diagnostic> {
     let n = stages.len();
     let mut copy_deps: Vec<BTreeMap<usize, (Span, String)>> = vec![BTreeMap::new(); n];
     for i in 0..n {
@@ -970,7 +1154,7 @@ pub fn plan(
                         }
                     }
                 } else {
-                    by_name_all.get(&r.to_lowercase()).copied()
+                    by_name.get(&r.to_lowercase()).copied()
                 };
                 match dep {
                     Some(d) => {
@@ -984,8 +1168,6 @@ pub fn plan(
         }
         stages[i].images = images.into_iter().collect();
     }
-
-    // Cycles first (as BuildKit), then references to later stages.
     for (start, stage) in stages.iter().enumerate() {
         let mut visited = vec![false; n];
         let mut on_path = vec![false; n];
@@ -1025,8 +1207,14 @@ pub fn plan(
         }
         stages[i].depends_on = deps.into_iter().collect();
     }
+    Ok(())
+}
 
-    // Prune to the target; waves of concurrently runnable stages.
+/// Mark the target and everything it depends on as needed.
+fn mark_needed(stages: &mut [Stage], target: usize) {
+    for s in stages.iter_mut() {
+        s.needed = false;
+    }
     let mut stack = vec![target];
     while let Some(s) = stack.pop() {
         if stages[s].needed {
@@ -1035,8 +1223,13 @@ pub fn plan(
         stages[s].needed = true;
         stack.extend(stages[s].depends_on.iter().copied());
     }
+}
+
+/// Say why each stage the target does not need is skipped, and group the needed ones by
+/// depth: a stage's wave is one more than its deepest dependency's.
+fn waves(stages: &mut [Stage], target: usize) -> Vec<Vec<usize>> {
     let mut waves: Vec<Vec<usize>> = Vec::new();
-    for i in 0..n {
+    for i in 0..stages.len() {
         if !stages[i].needed {
             stages[i].skip_reason = Some(if i > target {
                 format!(
@@ -1064,13 +1257,16 @@ pub fn plan(
         }
         waves[w].push(i);
     }
+    waves
+}
 
-    // Expand each needed stage in its scope.
+/// The proxy build args given; they reach every RUN without an ARG line to locate an error
+/// at, so their size is checked here.
+fn proxy_args(opts: &PlanOptions) -> Result<Vec<(String, String)>, Diagnostic> {
     let proxy_args: Vec<(String, String)> = PROXY_ARGS
         .iter()
-        .filter_map(|k| build_arg(k).map(|v| (k.to_string(), v)))
+        .filter_map(|k| build_arg(opts, k).map(|v| (k.to_string(), v)))
         .collect();
-    // Proxy args reach every RUN without an ARG line to locate an error at.
     for (k, v) in &proxy_args {
         if v.len() > MAX_VALUE_LEN {
             return Err(unlocated(
@@ -1083,190 +1279,180 @@ pub fn plan(
             ));
         }
     }
-    for i in 0..n {
-        // BuildKit numbers the FROM of an image; `FROM scratch` and `FROM <stage>` are no
-        // step (`FROM base AS b` + one COPY prints `[b 1/1] COPY ...`).
-        let numbered_from = matches!(stages[i].base, Base::Image { .. });
-        let mut number = usize::from(numbered_from);
-        let src = std::mem::take(&mut instrs[i]);
-        if !stages[i].needed {
-            // Shown as written; nothing is expanded for a stage that does not run.
-            for (span, inst, trig, original) in src {
-                if inst.creates_layer() {
-                    number += 1;
-                }
-                let n = inst.creates_layer().then_some(number);
-                stages[i].steps.push(Step {
-                    span,
-                    number: n,
-                    progress: uppercase_keyword(&original),
-                    display: inst.display(),
-                    instruction: inst,
-                    onbuild_trigger: trig,
-                    waits_on_base: Vec::new(),
-                    args: Vec::new(),
-                    recorded_args: Vec::new(),
-                });
-            }
-            stages[i].total_steps = number;
-            continue;
+    Ok(proxy_args)
+}
+
+/// BuildKit numbers the FROM of an image; `FROM scratch` and `FROM <stage>` are no step
+/// (`FROM base AS b` + one COPY prints `[b 1/1] COPY ...`).
+fn first_number(stage: &Stage) -> usize {
+    usize::from(matches!(stage.base, Base::Image { .. }))
+}
+
+/// A stage that does not run: its steps shown as written; nothing is expanded.
+fn show_as_written(stage: &mut Stage, src: Vec<StepSource>) {
+    let mut number = first_number(stage);
+    for (span, inst, trig, original) in src {
+        if inst.creates_layer() {
+            number += 1;
         }
-        // A stage built FROM another stage starts with that stage's ARG values too.
-        let parent_args = match &stages[i].base {
-            Base::Stage { index, .. } => stages[*index].args.clone(),
-            _ => Vec::new(),
-        };
-        let (env, env_known) = match &stages[i].base {
-            Base::Scratch => (Vec::new(), true),
-            Base::Stage { index, .. } => {
-                (stages[*index].env.clone(), !stages[*index].waits_on_base)
-            }
-            Base::Image { .. } => match &resolved[i] {
-                Some(cfg) => (cfg.env.clone(), true),
-                None => (Vec::new(), false),
-            },
-        };
-        // The inherited environment counts against the stage's limit.
-        ctx.new_scope();
-        let inherited_len: usize = env
-            .iter()
-            .chain(&parent_args)
-            .map(|(k, v)| entry_len(k, v))
-            .sum();
-        ctx.spend(
-            inherited_len,
-            stages[i].span,
-            None,
-            &format!(
-                "the environment stage {} starts with",
-                stages[i].display_name
-            ),
-        )?;
-        let mut scope = Scope {
-            env: VarList::from_pairs(env),
-            env_known,
-            args: VarList::from_pairs(parent_args.into_iter().map(|(k, v)| (k, Some(v)))),
-            arg_over_env: BTreeSet::new(),
-        };
-        // The ARG declarations of this stage in order, repeats included (the others in
-        // `scope.args` are inherited): what a RUN's history line lists.
-        let mut declared: Vec<String> = Vec::new();
-        let mut onbuild = Vec::new();
-        for (span, inst, trig, original) in src {
-            let mut un = BTreeSet::new();
-            let expanded = expand(
-                &ctx,
-                inst,
-                span,
-                &mut scope,
-                &mut un,
-                &build_arg,
-                &inherited,
-                &mut consumed,
-            )?;
-            if let Instruction::Onbuild { trigger } = &expanded {
-                onbuild.push(trigger.clone());
-            }
-            if let Instruction::Arg { args } = &expanded {
-                declared.extend(args.iter().map(|d| d.name.clone()));
-            }
-            let n = if expanded.creates_layer() {
-                number += 1;
-                Some(number)
-            } else {
-                None
-            };
-            let waits_on_base = if scope.env_known {
-                Vec::new()
-            } else {
-                un.into_iter().collect()
-            };
-            // Only RUN sees ARGs as environment (and writes them into its history line): the
-            // ones no later ENV of the same name hides.
-            let args: Vec<(String, String)> = if matches!(expanded, Instruction::Run(_)) {
-                scope
-                    .args
-                    .iter()
-                    .filter(|(k, _)| {
-                        scope.env.get(k).is_none() || scope.arg_over_env.contains(k.as_str())
-                    })
-                    .filter_map(|(k, v)| v.as_ref().map(|v| (k.clone(), v.clone())))
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            // BuildKit's `runCommandString`: every ARG line of the stage so far, with the
-            // value the step sees (ENV first) or empty.
-            let recorded_args: Vec<(String, String)> = if matches!(expanded, Instruction::Run(_)) {
-                declared
-                    .iter()
-                    .map(|k| (k.clone(), scope.get_var(k).unwrap_or_default().to_string()))
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            let len =
-                |a: &[(String, String)]| -> usize { a.iter().map(|(k, v)| entry_len(k, v)).sum() };
-            ctx.spend(
-                len(&args).max(len(&recorded_args)),
-                span,
-                None,
-                "the ARG values this RUN records",
-            )?;
-            let mut lexer = ctx.lexer();
-            lexer.max_len = lexer.max_len.min(MAX_PROGRESS_NAME_LEN);
-            let (progress, steps) = progress_name(&lexer, &original, &expanded, &scope);
-            ctx.used_pattern_steps(steps);
-            stages[i].steps.push(Step {
-                span,
-                number: n,
-                progress,
-                display: expanded.display(),
-                instruction: expanded,
-                onbuild_trigger: trig,
-                waits_on_base,
-                args,
-                recorded_args,
-            });
-        }
-        stages[i].total_steps = number;
-        stages[i].env = scope.env.into_vec();
-        stages[i].args = scope
-            .args
-            .into_vec()
-            .into_iter()
-            .filter_map(|(k, v)| v.map(|v| (k, v)))
-            .collect();
-        stages[i].onbuild = onbuild;
-        if !scope.env_known {
-            stages[i].waits_on_base = true;
-        }
+        let n = inst.creates_layer().then_some(number);
+        stage.steps.push(Step {
+            span,
+            number: n,
+            progress: uppercase_keyword(&original),
+            display: inst.display(),
+            instruction: inst,
+            onbuild_trigger: trig,
+            waits_on_base: Vec::new(),
+            args: Vec::new(),
+            recorded_args: Vec::new(),
+        });
     }
+    stage.total_steps = number;
+}
 
-    let unused_build_args = opts
-        .build_args
+/// Expand needed stage `i`'s steps in its scope: the environment it starts with (its base
+/// stage's or base image's), its base stage's ARG values, then each instruction in order.
+fn expand_stage(
+    ctx: &Ctx,
+    stages: &mut [Stage],
+    i: usize,
+    src: Vec<StepSource>,
+    resolved: &Option<BaseImage>,
+    opts: &PlanOptions,
+    globals: &mut Globals,
+) -> Result<(), Diagnostic> {
+    let mut number = first_number(&stages[i]);
+    // A stage built FROM another stage starts with that stage's ARG values too.
+    let parent_args = match &stages[i].base {
+        Base::Stage { index, .. } => stages[*index].args.clone(),
+        _ => Vec::new(),
+    };
+    let (env, env_known) = match &stages[i].base {
+        Base::Scratch => (Vec::new(), true),
+        Base::Stage { index, .. } => (stages[*index].env.clone(), !stages[*index].waits_on_base),
+        Base::Image { .. } => match resolved {
+            Some(cfg) => (cfg.env.clone(), true),
+            None => (Vec::new(), false),
+        },
+    };
+    // The inherited environment counts against the stage's limit.
+    ctx.new_scope();
+    let inherited_len: usize = env
         .iter()
-        .map(|(k, _)| k.clone())
-        .filter(|k| {
-            !consumed.contains(k)
-                && !PROXY_ARGS.contains(&k.as_str())
-                && !auto.iter().any(|(a, _)| a == k)
-        })
-        .collect::<BTreeSet<_>>()
+        .chain(&parent_args)
+        .map(|(k, v)| entry_len(k, v))
+        .sum();
+    ctx.spend(
+        inherited_len,
+        stages[i].span,
+        None,
+        &format!(
+            "the environment stage {} starts with",
+            stages[i].display_name
+        ),
+    )?;
+    let mut scope = Scope {
+        env: VarList::from_pairs(env),
+        env_known,
+        args: VarList::from_pairs(parent_args.into_iter().map(|(k, v)| (k, Some(v)))),
+        arg_over_env: BTreeSet::new(),
+    };
+    let build_arg = |name: &str| build_arg(opts, name);
+    // The ARG declarations of this stage in order, repeats included (the others in
+    // `scope.args` are inherited): what a RUN's history line lists.
+    let mut declared: Vec<String> = Vec::new();
+    let mut onbuild = Vec::new();
+    let stage = &mut stages[i];
+    for (span, inst, trig, original) in src {
+        let mut un = BTreeSet::new();
+        let expanded = expand(
+            ctx,
+            inst,
+            span,
+            &mut scope,
+            &mut un,
+            &build_arg,
+            &globals.inherited,
+            &mut globals.consumed,
+        )?;
+        if let Instruction::Onbuild { trigger } = &expanded {
+            onbuild.push(trigger.clone());
+        }
+        if let Instruction::Arg { args } = &expanded {
+            declared.extend(args.iter().map(|d| d.name.clone()));
+        }
+        let n = if expanded.creates_layer() {
+            number += 1;
+            Some(number)
+        } else {
+            None
+        };
+        let waits_on_base = if scope.env_known {
+            Vec::new()
+        } else {
+            un.into_iter().collect()
+        };
+        let (args, recorded_args) = if matches!(expanded, Instruction::Run(_)) {
+            run_args(&scope, &declared)
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        let len =
+            |a: &[(String, String)]| -> usize { a.iter().map(|(k, v)| entry_len(k, v)).sum() };
+        ctx.spend(
+            len(&args).max(len(&recorded_args)),
+            span,
+            None,
+            "the ARG values this RUN records",
+        )?;
+        let mut lexer = ctx.lexer();
+        lexer.max_len = lexer.max_len.min(MAX_PROGRESS_NAME_LEN);
+        let (progress, steps) = progress_name(&lexer, &original, &expanded, &scope);
+        ctx.used_pattern_steps(steps);
+        stage.steps.push(Step {
+            span,
+            number: n,
+            progress,
+            display: expanded.display(),
+            instruction: expanded,
+            onbuild_trigger: trig,
+            waits_on_base,
+            args,
+            recorded_args,
+        });
+    }
+    stage.total_steps = number;
+    stage.env = scope.env.into_vec();
+    stage.args = scope
+        .args
+        .into_vec()
         .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
         .collect();
+    stage.onbuild = onbuild;
+    if !scope.env_known {
+        stage.waits_on_base = true;
+    }
+    Ok(())
+}
 
-    Ok(Plan {
-        syntax,
-        global_args,
-        stages,
-        target,
-        waves,
-        proxy_args,
-        unused_build_args,
-        warnings,
-        escape: df.directives.escape,
-    })
+/// What a RUN sees of the ARGs: as environment, the ones no later ENV of the same name hides;
+/// for its history line (BuildKit's `runCommandString`), every ARG line of the stage so far
+/// with the value the step sees (ENV first) or empty.
+#[allow(clippy::type_complexity)]
+fn run_args(scope: &Scope, declared: &[String]) -> (Vec<(String, String)>, Vec<(String, String)>) {
+    let args = scope
+        .args
+        .iter()
+        .filter(|(k, _)| scope.env.get(k).is_none() || scope.arg_over_env.contains(k.as_str()))
+        .filter_map(|(k, v)| v.as_ref().map(|v| (k.clone(), v.clone())))
+        .collect();
+    let recorded = declared
+        .iter()
+        .map(|k| (k.clone(), scope.get_var(k).unwrap_or_default().to_string()))
+        .collect();
+    (args, recorded)
 }
 
 fn find_cycle(

@@ -1023,3 +1023,57 @@ fn a_later_arg_wins_over_an_env_of_the_same_name() {
     assert_eq!(run_env_arg(&p, 1, 0, "P"), None);
     assert_eq!(p.stages[1].steps[1].display, "LABEL p=penv");
 }
+
+/// A resolver that records what it was asked; `onbuild` images carry a trigger that copies
+/// from stage `extra`.
+#[derive(Default)]
+struct Recording(std::cell::RefCell<Vec<String>>);
+
+impl ImageResolver for Recording {
+    fn resolve(&self, r: &str) -> Option<BaseImage> {
+        self.0.borrow_mut().push(r.to_string());
+        Some(BaseImage {
+            env: Vec::new(),
+            onbuild: if r == "onbuild" {
+                vec!["COPY --from=extra /x /x".into()]
+            } else {
+                Vec::new()
+            },
+        })
+    }
+}
+
+#[test]
+fn only_needed_base_images_are_resolved_once_each() {
+    let r = Recording::default();
+    let src = "FROM a AS one\nFROM b AS unused\nFROM a AS two\nCOPY --from=one / /\n";
+    plan(src, &PlanOptions::default(), &r).unwrap();
+    assert_eq!(*r.0.borrow(), ["a", "a"], "b is not needed: never asked");
+}
+
+#[test]
+fn a_dockerfile_that_cannot_build_resolves_nothing() {
+    for src in [
+        "FROM a AS x\nCOPY --from=y / /\nFROM b AS y\nCOPY --from=x / /\n",
+        "FROM a\nCOPY --from=later / /\nFROM b AS later\n",
+        "FROM a\nCOPY --from=$X / /\n",
+    ] {
+        let r = Recording::default();
+        assert!(plan(src, &PlanOptions::default(), &r).is_err(), "{src}");
+        assert!(r.0.borrow().is_empty(), "{src}: asked {:?}", r.0.borrow());
+    }
+}
+
+#[test]
+fn a_base_images_onbuild_trigger_links_the_stage_it_copies_from() {
+    let r = Recording::default();
+    let src = "FROM e AS extra\nFROM onbuild\nRUN true\n";
+    let p = plan(src, &PlanOptions::default(), &r).unwrap();
+    assert!(
+        p.stages[0].needed,
+        "the trigger's COPY --from=extra needs stage 0"
+    );
+    assert_eq!(p.stages[1].depends_on, [0]);
+    assert!(p.stages[1].steps[0].onbuild_trigger);
+    assert_eq!(*r.0.borrow(), ["onbuild", "e"]);
+}
