@@ -419,7 +419,7 @@ pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
     let mut allow_network_host = false;
     for e in a.allow.iter().flat_map(|v| v.split(',')) {
         match e.trim() {
-            build::entitlements::NETWORK_HOST => allow_network_host = true,
+            engine::entitlements::NETWORK_HOST => allow_network_host = true,
             "security.insecure" => bail!("--allow: entitlement security.insecure is not supported"),
             other => bail!("--allow: unknown entitlement {other:?} (supported: network.host)"),
         }
@@ -430,9 +430,9 @@ pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
     // build to report, before anything is pulled.
     let planned = plan::plan(&src.text, &plan_opts, &plan::Unresolved)
         .ok()
-        .filter(|p| build::entitlements::check(p, &src.text, allow_host).is_none());
+        .filter(|p| engine::entitlements::check(p, &src.text, allow_host).is_none());
     if let Some(p) = planned {
-        for r in build::external_images(&p) {
+        for r in engine::external_images(&p) {
             ensure_image(store, &r, a.pull, &registry_options(&a), a.quiet)?;
         }
     }
@@ -443,7 +443,7 @@ pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
                 // A missing cache is not an error (the first build that exports it).
                 if dir.join("index.json").exists() {
                     cache_from.push(std::sync::Arc::new(
-                        build::cache::Imported::open_local(&dir).map_err(anyhow::Error::msg)?,
+                        engine::cache::Imported::open_local(&dir).map_err(anyhow::Error::msg)?,
                     ));
                 } else if !a.quiet {
                     eprintln!(
@@ -462,7 +462,7 @@ pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
                     .with_context(|| format!("--cache-from {r}"))?
                 {
                     Some(m) => cache_from.push(std::sync::Arc::new(
-                        build::cache::Imported::open(
+                        engine::cache::Imported::open(
                             Box::new(RegistryCache { repo, store: None }),
                             &m,
                         )
@@ -484,7 +484,7 @@ pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
         }
         cache_to.push(spec);
     }
-    let opts = build::BuildOptions {
+    let opts = engine::BuildOptions {
         cache_from,
         dockerfile: src.text.clone(),
         context: context.clone(),
@@ -505,14 +505,14 @@ pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
         ProgressMode::Plain => false,
         ProgressMode::Auto => std::io::IsTerminal::is_terminal(&std::io::stderr()),
     };
-    let progress: Box<dyn build::Progress> = if a.quiet {
-        Box::new(build::Quiet)
+    let progress: Box<dyn engine::Progress> = if a.quiet {
+        Box::new(engine::Quiet)
     } else if tty {
-        Box::new(build::Tty::new(a.explain_cache))
+        Box::new(engine::Tty::new(a.explain_cache))
     } else {
-        Box::new(build::Plain::stderr())
+        Box::new(engine::Plain::stderr())
     };
-    match build::build(store, &opts, progress.as_ref()) {
+    match engine::build(store, &opts, progress.as_ref()) {
         Ok(r) => {
             let id = r.image.id().to_string();
             if a.report {
@@ -549,15 +549,18 @@ pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
             }
             for (spec, max) in &cache_to {
                 let stats = match spec {
-                    CacheSpec::Local(dir) => {
-                        build::cache::export(store, &r, *max, &build::cache::LocalDir(dir.clone()))?
-                    }
+                    CacheSpec::Local(dir) => engine::cache::export(
+                        store,
+                        &r,
+                        *max,
+                        &engine::cache::LocalDir(dir.clone()),
+                    )?,
                     CacheSpec::Registry(name) => {
                         let reference = store::Reference::parse(name)
                             .map_err(|e| anyhow::anyhow!("--cache-to {name}: {e}"))?;
                         let repo = registry::Repo::connect(&reference, &registry_options(&a), true)
                             .with_context(|| format!("--cache-to {name}"))?;
-                        build::cache::export(
+                        engine::cache::export(
                             store,
                             &r,
                             *max,
@@ -628,11 +631,11 @@ pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Err(build::BuildError::Dockerfile(d)) => {
+        Err(engine::BuildError::Dockerfile(d)) => {
             eprint!("{}", d.render(&src.display));
             Ok(ExitCode::FAILURE)
         }
-        Err(build::BuildError::Step {
+        Err(engine::BuildError::Step {
             step,
             message,
             tail,
@@ -680,7 +683,7 @@ struct RegistryCache<'s> {
     store: Option<&'s store::Store>,
 }
 
-impl build::cache::BlobSource for RegistryCache<'static> {
+impl engine::cache::BlobSource for RegistryCache<'static> {
     fn describe(&self) -> String {
         self.repo.describe()
     }
@@ -689,7 +692,7 @@ impl build::cache::BlobSource for RegistryCache<'static> {
     }
 }
 
-impl build::cache::BlobSink for RegistryCache<'_> {
+impl engine::cache::BlobSink for RegistryCache<'_> {
     fn describe(&self) -> String {
         self.repo.describe()
     }
