@@ -34,6 +34,11 @@ pub enum Event {
         id: usize,
         message: String,
     },
+    /// A line of the build's own (`#0 pulling ...`, `#0 exporting cache ...`), outside any
+    /// vertex.
+    Message {
+        line: String,
+    },
 }
 
 /// A consumer of progress events. Must be shareable across the stage threads.
@@ -153,6 +158,9 @@ impl Progress for Plain {
                 s.end(id);
                 let _ = writeln!(s.out, "#{id} ERROR: {message}");
             }
+            Event::Message { line } => {
+                let _ = writeln!(s.out, "{line}");
+            }
         }
         let _ = s.out.flush();
     }
@@ -239,6 +247,7 @@ impl Progress for Tty {
                 );
                 b.finish_with_message(format!(" => ERROR {name}: {message}"));
             }),
+            Event::Message { line } => eprintln!("{line}"),
         }
     }
 }
