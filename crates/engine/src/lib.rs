@@ -6,7 +6,7 @@
 //! * [`solver`]: every needed stage on its own thread, a cache key per step,
 //!   RUN through `exec` on an overlay of the parent's layer snapshots, COPY/ADD through
 //!   `context`, layers committed with `layer` into the store.
-//! * [`progress`]: events and BuildKit's plain printer.
+//! * [`progress`]: events and BuildKit's plain format, written to any `Write` (no terminal).
 //! * [`entitlements`]: `RUN --network=host` only with `network.host` allowed.
 
 pub mod cache;
@@ -23,7 +23,7 @@ mod snapshot;
 pub mod solver;
 mod view;
 
-pub use progress::{Event, Plain, Progress, Quiet, Tty};
+pub use progress::{Event, Plain, Progress, Quiet};
 pub use request::{
     build, BuildRequest, CacheExport, CacheImport, ContextSource, DockerfileSource, Exporter,
     Failure, Remote, Sink,

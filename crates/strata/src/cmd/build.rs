@@ -449,9 +449,9 @@ pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
     let progress: Box<dyn engine::Progress> = if a.quiet {
         Box::new(engine::Quiet)
     } else if tty {
-        Box::new(engine::Tty::new(a.explain_cache))
+        Box::new(crate::progress::Tty::new(a.explain_cache))
     } else {
-        Box::new(engine::Plain::stderr())
+        Box::new(crate::progress::plain_stderr())
     };
     let remote = RegistryRemote(registry_options(&a));
     match engine::build(store, request, &remote, progress.as_ref()) {
