@@ -8,8 +8,6 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use store::{Reference, Store};
 
-use super::plan::parse_build_args;
-
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ProgressMode {
     Auto,
@@ -22,15 +20,8 @@ pub struct BuildArgs {
     /// Name and optionally a tag (`name:tag`).
     #[arg(short = 't', long = "tag")]
     pub tags: Vec<String>,
-    /// Name of the Dockerfile (default: CONTEXT/Dockerfile).
-    #[arg(short = 'f', long = "file")]
-    pub file: Option<PathBuf>,
-    /// Set the target build stage to build.
-    #[arg(long)]
-    pub target: Option<String>,
-    /// Set build-time variables.
-    #[arg(long = "build-arg", value_name = "NAME[=VALUE]")]
-    pub build_args: Vec<String>,
+    #[command(flatten)]
+    pub dockerfile: super::DockerfileFlags,
     /// Do not use cache when building the image.
     #[arg(long)]
     pub no_cache: bool,
@@ -69,8 +60,8 @@ pub struct BuildArgs {
     #[arg(long)]
     pub iidfile: Option<PathBuf>,
     /// Set metadata for an image (`KEY=VALUE`).
-    #[arg(long)]
-    pub label: Vec<String>,
+    #[arg(long, value_name = "KEY=VALUE", value_parser = key_value)]
+    pub label: Vec<(String, String)>,
     /// Output destination: `type=image` (default: the store), `type=oci|docker,dest=FILE`
     /// (an archive; the image is kept in the store too), `type=local,dest=DIR` (the root
     /// filesystem), `type=tar,dest=FILE` (the root filesystem as a tar). `dest=-` (the
@@ -92,9 +83,8 @@ pub struct BuildArgs {
     /// Push the image to its registry after the build (every `-t` name).
     #[arg(long)]
     pub push: bool,
-    /// A registry that may be reached over plain http (also `STRATA_INSECURE_REGISTRIES`).
-    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
-    pub insecure_registry: Vec<String>,
+    #[command(flatten)]
+    pub registry: super::registry::RegistryFlags,
     /// Build context: a directory, or `-` for a tar archive or a lone Dockerfile on stdin.
     pub context: PathBuf,
 }
@@ -268,6 +258,12 @@ fn parse_output(s: Option<&str>) -> Result<Output> {
     })
 }
 
+/// `--label KEY=VALUE` (a bare `KEY` is an empty value).
+fn key_value(l: &str) -> Result<(String, String), std::convert::Infallible> {
+    let (k, v) = l.split_once('=').unwrap_or((l, ""));
+    Ok((k.to_string(), v.to_string()))
+}
+
 fn parse_secret(s: &str) -> Result<(String, PathBuf)> {
     let mut id = None;
     let mut src = None;
@@ -315,11 +311,6 @@ pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
     let mut tags = Vec::new();
     for t in &a.tags {
         tags.push(Reference::parse(t).map_err(anyhow::Error::msg)?);
-    }
-    let mut labels = Vec::new();
-    for l in &a.label {
-        let (k, v) = l.split_once('=').unwrap_or((l, ""));
-        labels.push((k.to_string(), v.to_string()));
     }
     let secrets = a
         .secret
@@ -411,7 +402,7 @@ pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
         } else {
             engine::ContextSource::Dir(a.context.clone())
         },
-        dockerfile: match &a.file {
+        dockerfile: match &a.dockerfile.file {
             None => engine::DockerfileSource::Default,
             Some(f) if f.as_os_str() == "-" => {
                 engine::DockerfileSource::Stream(Box::new(std::io::stdin()))
@@ -419,16 +410,12 @@ pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
             Some(f) => engine::DockerfileSource::Path(f.clone()),
         },
         options: engine::BuildOptions {
-            plan: plan::PlanOptions {
-                target: a.target.clone(),
-                build_args: parse_build_args(&a.build_args),
-                ..plan::PlanOptions::default()
-            },
+            plan: a.dockerfile.plan_options(),
             no_cache: a.no_cache,
             no_cache_filter: a.no_cache_filter.clone(),
             network: a.network.clone(),
             allow_network_host,
-            labels,
+            labels: a.label.clone(),
             tags: tags.clone(),
             secrets,
             ssh,
@@ -453,7 +440,7 @@ pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
     } else {
         Box::new(crate::progress::plain_stderr())
     };
-    let remote = RegistryRemote(registry_options(&a));
+    let remote = RegistryRemote(a.registry.options());
     match engine::build(store, request, &remote, progress.as_ref()) {
         Ok(r) => {
             let id = r.image.id().to_string();
@@ -505,13 +492,6 @@ pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
             other => Err(anyhow::Error::new(other).context("failed to solve")),
         },
     }
-}
-
-/// Registries this build may reach over plain http, and mirrors: the environment's.
-fn registry_options(a: &BuildArgs) -> registry::Options {
-    let mut o = registry::Options::from_env();
-    o.insecure.extend(a.insecure_registry.iter().cloned());
-    o
 }
 
 /// The engine's registry side: pulls, pushes and registry caches through `registry`.
@@ -653,5 +633,41 @@ mod tests {
         let e = parse_output(Some("type=local,dest=-")).unwrap_err();
         assert!(e.to_string().contains("dest cannot be stdout"), "{e}");
         assert!(p("-").to_stdout() && !p("type=tar,dest=x").to_stdout());
+    }
+
+    #[test]
+    fn flags_defined_once() {
+        #[derive(clap::Parser)]
+        struct T {
+            #[command(flatten)]
+            b: BuildArgs,
+        }
+        let t = <T as clap::Parser>::try_parse_from([
+            "t",
+            "--label",
+            "a=b=c",
+            "--label",
+            "bare",
+            "--insecure-registry",
+            "h:5000",
+            "--build-arg",
+            "K=V",
+            "ctx",
+        ])
+        .unwrap();
+        assert_eq!(
+            t.b.label,
+            [("a".into(), "b=c".into()), ("bare".into(), String::new())]
+        );
+        assert!(t
+            .b
+            .registry
+            .options()
+            .insecure
+            .contains(&"h:5000".to_string()));
+        assert_eq!(
+            t.b.dockerfile.plan_options().build_args,
+            [("K".into(), "V".into())]
+        );
     }
 }
