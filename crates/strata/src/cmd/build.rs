@@ -290,52 +290,12 @@ fn parse_secret(s: &str) -> Result<(String, PathBuf)> {
 pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
     let output = parse_output(a.output.as_deref())?;
     let to_stdout = output.to_stdout();
-    if to_stdout && std::io::stdout().is_terminal() {
-        let kind = match output {
-            Output::Archive(archive::Format::Oci, _) => "oci",
-            Output::Archive(archive::Format::Docker, _) => "docker",
-            _ => "tar",
-        };
-        bail!(
-            "dest file is required for {kind} exporter. refusing to write to console \
-             (redirect stdout to a file or a pipe, or give dest=FILE)"
-        );
-    }
-    if let Output::Local(dir) = &output {
-        crate::outpath::check_dir(dir, "--output dest=")?;
-    }
-    if let Some(f) = &a.iidfile {
-        // As docker: no stale image ID survives a failed build.
-        crate::outpath::remove_stale(f)?;
-    }
+    check_destinations(&output, &a)?;
     let mut tags = Vec::new();
     for t in &a.tags {
         tags.push(Reference::parse(t).map_err(anyhow::Error::msg)?);
     }
-    let secrets = a
-        .secret
-        .iter()
-        .map(|s| parse_secret(s))
-        .collect::<Result<Vec<_>>>()?;
-    let mut ssh = Vec::new();
-    for s in &a.ssh {
-        let (id, path) = match s.split_once('=') {
-            Some((id, p)) => (id.to_string(), PathBuf::from(p)),
-            None => match std::env::var_os("SSH_AUTH_SOCK") {
-                Some(p) => (s.clone(), PathBuf::from(p)),
-                None => bail!("--ssh {s}: SSH_AUTH_SOCK is not set; pass --ssh {s}=SOCKET"),
-            },
-        };
-        if !path.exists() {
-            bail!("--ssh {id}: {} does not exist", path.display());
-        }
-        ssh.push((id, path));
-    }
-    if let Some(n) = &a.network {
-        if !["default", "none", "host"].contains(&n.as_str()) {
-            bail!("network mode {n:?} not supported: use default, none or host");
-        }
-    }
+    let mut options = options(&a)?;
     if let Output::Registry(Some(n)) = &output {
         let r = Reference::parse(n).map_err(anyhow::Error::msg)?;
         if !tags.contains(&r) {
@@ -346,45 +306,9 @@ pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
     if push && tags.is_empty() {
         bail!("--push needs a name: give -t NAME or --output type=registry,name=NAME");
     }
-    let mut allow_network_host = false;
-    for e in a.allow.iter().flat_map(|v| v.split(',')) {
-        match e.trim() {
-            engine::entitlements::NETWORK_HOST => allow_network_host = true,
-            "security.insecure" => bail!("--allow: entitlement security.insecure is not supported"),
-            other => bail!("--allow: unknown entitlement {other:?} (supported: network.host)"),
-        }
-    }
-    let cache_spec = |(spec, max): (CacheSpec, bool)| engine::CacheExport {
-        to: match spec {
-            CacheSpec::Local(d) => engine::CacheImport::Local(d),
-            CacheSpec::Registry(r) => engine::CacheImport::Registry(r),
-        },
-        max,
-    };
-    let mut cache_imports = Vec::new();
-    for v in &a.cache_from {
-        cache_imports.push(cache_spec(parse_cache_spec(v, false)?).to);
-    }
-    let mut cache_exports = Vec::new();
-    for v in &a.cache_to {
-        let spec = parse_cache_spec(v, true)?;
-        if let (CacheSpec::Local(dir), _) = &spec {
-            crate::outpath::check_dir(dir, "--cache-to dest=")?;
-        }
-        cache_exports.push(cache_spec(spec));
-    }
-    let mut exporters = Vec::new();
-    match output {
-        Output::Image | Output::Registry(_) => {}
-        Output::Archive(format, sink) => {
-            exporters.push(engine::Exporter::Archive(format, Box::new(sink)))
-        }
-        Output::Local(dir) => exporters.push(engine::Exporter::Local(dir)),
-        Output::Tar(sink) => exporters.push(engine::Exporter::Tar(Box::new(sink))),
-    }
-    if push {
-        exporters.push(engine::Exporter::Push);
-    }
+    options.tags = tags.clone();
+    options.allow_network_host = allow_network_host(&a.allow)?;
+    let (cache_imports, cache_exports) = cache_specs(&a)?;
     let report = |r: &engine::BuildResult| -> Result<(), String> {
         let report = super::size::build_report(store, r, a.report_format == "json")
             .map_err(|e| format!("{e:#}"))?;
@@ -409,20 +333,9 @@ pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
             }
             Some(f) => engine::DockerfileSource::Path(f.clone()),
         },
-        options: engine::BuildOptions {
-            plan: a.dockerfile.plan_options(),
-            no_cache: a.no_cache,
-            no_cache_filter: a.no_cache_filter.clone(),
-            network: a.network.clone(),
-            allow_network_host,
-            labels: a.label.clone(),
-            tags: tags.clone(),
-            secrets,
-            ssh,
-            ..engine::BuildOptions::default()
-        },
+        options,
         pull: a.pull,
-        exporters,
+        exporters: exporters(output, push),
         cache_imports,
         cache_exports,
         on_built: if a.report { Some(&report) } else { None },
@@ -442,55 +355,185 @@ pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
     };
     let remote = RegistryRemote(a.registry.options());
     match engine::build(store, request, &remote, progress.as_ref()) {
-        Ok(r) => {
-            let id = r.image.id().to_string();
-            if let Some(f) = &a.iidfile {
-                crate::outpath::write(f, |w| Ok(w.write_all(id.as_bytes())?))
-                    .with_context(|| format!("write {}", f.display()))?;
-            }
-            if a.quiet {
-                // As docker's CLI: with the output on stdout, -q prints no image ID there.
-                if !to_stdout {
-                    println!("{id}");
-                }
-            } else {
-                let mut e = std::io::stderr().lock();
-                let _ = writeln!(e, "\n#0 writing image {id} done");
-                for t in &tags {
-                    let _ = writeln!(e, "#0 naming to {t} done");
-                }
-                let _ = writeln!(
-                    e,
-                    "#0 DONE {:.1}s ({} RUN executed, {} steps cached)",
-                    started.elapsed().as_secs_f64(),
-                    r.runs_executed,
-                    r.cached
-                );
-            }
-            Ok(ExitCode::SUCCESS)
+        Ok(r) => done(&a, &r, &tags, to_stdout, started),
+        Err(f) => failed(f),
+    }
+}
+
+/// A built image: the `--iidfile`, then the ID (`-q`) or docker's closing lines.
+fn done(
+    a: &BuildArgs,
+    r: &engine::BuildResult,
+    tags: &[Reference],
+    to_stdout: bool,
+    started: std::time::Instant,
+) -> Result<ExitCode> {
+    let id = r.image.id().to_string();
+    if let Some(f) = &a.iidfile {
+        crate::outpath::write(f, |w| Ok(w.write_all(id.as_bytes())?))
+            .with_context(|| format!("write {}", f.display()))?;
+    }
+    if a.quiet {
+        // As docker's CLI: with the output on stdout, -q prints no image ID there.
+        if !to_stdout {
+            println!("{id}");
         }
-        Err(engine::Failure { dockerfile, error }) => match *error {
-            engine::BuildError::Dockerfile(d) => {
-                eprint!("{}", d.render(&dockerfile));
-                Ok(ExitCode::FAILURE)
+    } else {
+        let mut e = std::io::stderr().lock();
+        let _ = writeln!(e, "\n#0 writing image {id} done");
+        for t in tags {
+            let _ = writeln!(e, "#0 naming to {t} done");
+        }
+        let _ = writeln!(
+            e,
+            "#0 DONE {:.1}s ({} RUN executed, {} steps cached)",
+            started.elapsed().as_secs_f64(),
+            r.runs_executed,
+            r.cached
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Refuse a terminal for a streamed output, and a symlinked output directory; remove a stale
+/// `--iidfile` (as docker: no stale image ID survives a failed build).
+fn check_destinations(output: &Output, a: &BuildArgs) -> Result<()> {
+    if output.to_stdout() && std::io::stdout().is_terminal() {
+        let kind = match output {
+            Output::Archive(archive::Format::Oci, _) => "oci",
+            Output::Archive(archive::Format::Docker, _) => "docker",
+            _ => "tar",
+        };
+        bail!(
+            "dest file is required for {kind} exporter. refusing to write to console \
+             (redirect stdout to a file or a pipe, or give dest=FILE)"
+        );
+    }
+    if let Output::Local(dir) = output {
+        crate::outpath::check_dir(dir, "--output dest=")?;
+    }
+    if let Some(f) = &a.iidfile {
+        crate::outpath::remove_stale(f)?;
+    }
+    Ok(())
+}
+
+/// The build's options from the flags (tags and entitlements are filled in by the caller).
+fn options(a: &BuildArgs) -> Result<engine::BuildOptions> {
+    let secrets = a
+        .secret
+        .iter()
+        .map(|s| parse_secret(s))
+        .collect::<Result<Vec<_>>>()?;
+    let mut ssh = Vec::new();
+    for s in &a.ssh {
+        let (id, path) = match s.split_once('=') {
+            Some((id, p)) => (id.to_string(), PathBuf::from(p)),
+            None => match std::env::var_os("SSH_AUTH_SOCK") {
+                Some(p) => (s.clone(), PathBuf::from(p)),
+                None => bail!("--ssh {s}: SSH_AUTH_SOCK is not set; pass --ssh {s}=SOCKET"),
+            },
+        };
+        if !path.exists() {
+            bail!("--ssh {id}: {} does not exist", path.display());
+        }
+        ssh.push((id, path));
+    }
+    if let Some(n) = &a.network {
+        if !["default", "none", "host"].contains(&n.as_str()) {
+            bail!("network mode {n:?} not supported: use default, none or host");
+        }
+    }
+    Ok(engine::BuildOptions {
+        plan: a.dockerfile.plan_options(),
+        no_cache: a.no_cache,
+        no_cache_filter: a.no_cache_filter.clone(),
+        network: a.network.clone(),
+        labels: a.label.clone(),
+        secrets,
+        ssh,
+        ..engine::BuildOptions::default()
+    })
+}
+
+/// `--allow`: whether `network.host` is granted.
+fn allow_network_host(allow: &[String]) -> Result<bool> {
+    let mut granted = false;
+    for e in allow.iter().flat_map(|v| v.split(',')) {
+        match e.trim() {
+            engine::entitlements::NETWORK_HOST => granted = true,
+            "security.insecure" => bail!("--allow: entitlement security.insecure is not supported"),
+            other => bail!("--allow: unknown entitlement {other:?} (supported: network.host)"),
+        }
+    }
+    Ok(granted)
+}
+
+/// `--cache-from` and `--cache-to`, parsed (a local export directory must not be a link).
+fn cache_specs(a: &BuildArgs) -> Result<(Vec<engine::CacheImport>, Vec<engine::CacheExport>)> {
+    let place = |spec: CacheSpec| match spec {
+        CacheSpec::Local(d) => engine::CacheImport::Local(d),
+        CacheSpec::Registry(r) => engine::CacheImport::Registry(r),
+    };
+    let mut imports = Vec::new();
+    for v in &a.cache_from {
+        imports.push(place(parse_cache_spec(v, false)?.0));
+    }
+    let mut exports = Vec::new();
+    for v in &a.cache_to {
+        let (spec, max) = parse_cache_spec(v, true)?;
+        if let CacheSpec::Local(dir) = &spec {
+            crate::outpath::check_dir(dir, "--cache-to dest=")?;
+        }
+        exports.push(engine::CacheExport {
+            to: place(spec),
+            max,
+        });
+    }
+    Ok((imports, exports))
+}
+
+/// The engine's exporters for `--output` (and `--push`).
+fn exporters(output: Output, push: bool) -> Vec<engine::Exporter> {
+    let mut out = Vec::new();
+    match output {
+        Output::Image | Output::Registry(_) => {}
+        Output::Archive(format, sink) => {
+            out.push(engine::Exporter::Archive(format, Box::new(sink)))
+        }
+        Output::Local(dir) => out.push(engine::Exporter::Local(dir)),
+        Output::Tar(sink) => out.push(engine::Exporter::Tar(Box::new(sink))),
+    }
+    if push {
+        out.push(engine::Exporter::Push);
+    }
+    out
+}
+
+/// A failed build as docker prints it: a Dockerfile error located, a failed step with the
+/// tail of its output, anything else as an error.
+fn failed(f: engine::Failure) -> Result<ExitCode> {
+    match *f.error {
+        engine::BuildError::Dockerfile(d) => {
+            eprint!("{}", d.render(&f.dockerfile));
+            Ok(ExitCode::FAILURE)
+        }
+        engine::BuildError::Step {
+            step,
+            message,
+            tail,
+        } => {
+            let mut e = std::io::stderr().lock();
+            let _ = writeln!(e, "------\n > {step}:");
+            for l in &tail {
+                let _ = writeln!(e, "{l}");
             }
-            engine::BuildError::Step {
-                step,
-                message,
-                tail,
-            } => {
-                let mut e = std::io::stderr().lock();
-                let _ = writeln!(e, "------\n > {step}:");
-                for l in &tail {
-                    let _ = writeln!(e, "{l}");
-                }
-                let _ = writeln!(e, "------");
-                let _ = writeln!(e, "error: failed to solve: {step}: {message}");
-                Ok(ExitCode::FAILURE)
-            }
-            engine::BuildError::Request(m) => Err(anyhow::Error::msg(m)),
-            other => Err(anyhow::Error::new(other).context("failed to solve")),
-        },
+            let _ = writeln!(e, "------");
+            let _ = writeln!(e, "error: failed to solve: {step}: {message}");
+            Ok(ExitCode::FAILURE)
+        }
+        engine::BuildError::Request(m) => Err(anyhow::Error::msg(m)),
+        other => Err(anyhow::Error::new(other).context("failed to solve")),
     }
 }
 
