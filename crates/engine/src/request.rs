@@ -162,17 +162,10 @@ fn run(
         }
     };
     *name = display;
-    // <Dockerfile>.dockerignore wins over the context's .dockerignore, as in BuildKit.
-    let ignore_text = match (&context, &path) {
-        (Some(ctx), Some(path)) => {
-            let specific = PathBuf::from(format!("{}.dockerignore", path.display()));
-            std::fs::read_to_string(&specific)
-                .or_else(|_| std::fs::read_to_string(ctx.join(".dockerignore")))
-                .unwrap_or_default()
-        }
-        _ => String::new(),
+    options.ignore = match (&context, &path) {
+        (Some(ctx), Some(path)) => ignore_patterns(ctx, path),
+        _ => Vec::new(),
     };
-    options.ignore = ignore_text.lines().map(str::to_string).collect();
     options.dockerfile = text;
     options.context = context;
     // Base images and `--from` images not in the store (all of them with `pull`) come from
@@ -283,6 +276,18 @@ fn prepare_context(
             Ok((Some(dir), None))
         }
     }
+}
+
+/// The context's `.dockerignore` lines: `<Dockerfile>.dockerignore` wins over the context's
+/// `.dockerignore`, as in BuildKit.
+fn ignore_patterns(context: &Path, dockerfile: &Path) -> Vec<String> {
+    let specific = PathBuf::from(format!("{}.dockerignore", dockerfile.display()));
+    std::fs::read_to_string(&specific)
+        .or_else(|_| std::fs::read_to_string(context.join(".dockerignore")))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 /// The Dockerfile's name for diagnostics, its text, and its path (`-` for a stream).
@@ -512,5 +517,82 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = store::remove_tree(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stream_is_a_tar_context_or_a_dockerfile() {
+        let tmp = tempfile::tempdir().unwrap();
+        let df = "FROM scratch\nCOPY a /\n";
+        let (ctx, text) =
+            prepare_context(ContextSource::Stream(Box::new(df.as_bytes())), tmp.path()).unwrap();
+        assert_eq!((ctx, text.as_deref()), (None, Some(df)));
+
+        let src = tmp.path().join("src");
+        std::fs::create_dir(&src).unwrap();
+        std::fs::write(src.join("a"), "hi").unwrap();
+        let mut tar = Vec::new();
+        layer::commit(&src, &layer::CommitOptions::default(), &mut tar).unwrap();
+        let out = tmp.path().join("ctx");
+        std::fs::create_dir(&out).unwrap();
+        let (ctx, text) = prepare_context(
+            ContextSource::Stream(Box::new(std::io::Cursor::new(tar))),
+            &out,
+        )
+        .unwrap();
+        assert_eq!((ctx.as_deref(), text), (Some(out.as_path()), None));
+        assert_eq!(std::fs::read_to_string(out.join("a")).unwrap(), "hi");
+
+        let bad = prepare_context(ContextSource::Stream(Box::new(&b"\xff\xfe"[..])), &out);
+        let Err(BuildError::Request(m)) = bad else {
+            panic!("{bad:?}")
+        };
+        assert!(
+            m.starts_with("the Dockerfile on stdin is not valid UTF-8"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn dockerfile_specific_dockerignore_wins() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ctx = tmp.path();
+        std::fs::write(ctx.join(".dockerignore"), "ctx-rule\n").unwrap();
+        let df = ctx.join("app.Dockerfile");
+        assert_eq!(ignore_patterns(ctx, &df), ["ctx-rule"]);
+        std::fs::write(ctx.join("app.Dockerfile.dockerignore"), "a\n!b\n").unwrap();
+        assert_eq!(ignore_patterns(ctx, &df), ["a", "!b"]);
+        std::fs::remove_file(ctx.join(".dockerignore")).unwrap();
+        assert!(ignore_patterns(ctx, &ctx.join("Dockerfile")).is_empty());
+    }
+
+    #[test]
+    fn dockerfile_errors_name_the_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let r = read_dockerfile(DockerfileSource::Default, tmp.path());
+        let Err(BuildError::Request(m)) = r else {
+            panic!("{r:?}")
+        };
+        assert!(m.starts_with("cannot read Dockerfile "), "{m}");
+        let p = tmp.path().join("Dockerfile");
+        std::fs::write(&p, b"FROM scratch\n\xff").unwrap();
+        let r = read_dockerfile(DockerfileSource::Path(p.clone()), tmp.path());
+        let Err(BuildError::Request(m)) = r else {
+            panic!("{r:?}")
+        };
+        assert_eq!(m, format!("{}: not valid UTF-8 (byte 13)", p.display()));
+        let (name, text, path) = read_dockerfile(
+            DockerfileSource::Stream(Box::new(&b"FROM a"[..])),
+            tmp.path(),
+        )
+        .unwrap();
+        assert_eq!(
+            (name.as_str(), text.as_str(), path),
+            ("-", "FROM a", PathBuf::from("-"))
+        );
     }
 }
