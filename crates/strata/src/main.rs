@@ -10,6 +10,7 @@ mod cmd;
 mod container;
 mod format;
 mod outpath;
+mod progress;
 mod proxy;
 
 /// Daemonless, Docker-compatible builder for multi-stage Dockerfiles.

@@ -8,8 +8,6 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use store::{Reference, Store};
 
-use super::plan::parse_build_args;
-
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ProgressMode {
     Auto,
@@ -22,15 +20,8 @@ pub struct BuildArgs {
     /// Name and optionally a tag (`name:tag`).
     #[arg(short = 't', long = "tag")]
     pub tags: Vec<String>,
-    /// Name of the Dockerfile (default: CONTEXT/Dockerfile).
-    #[arg(short = 'f', long = "file")]
-    pub file: Option<PathBuf>,
-    /// Set the target build stage to build.
-    #[arg(long)]
-    pub target: Option<String>,
-    /// Set build-time variables.
-    #[arg(long = "build-arg", value_name = "NAME[=VALUE]")]
-    pub build_args: Vec<String>,
+    #[command(flatten)]
+    pub dockerfile: super::DockerfileFlags,
     /// Do not use cache when building the image.
     #[arg(long)]
     pub no_cache: bool,
@@ -69,8 +60,8 @@ pub struct BuildArgs {
     #[arg(long)]
     pub iidfile: Option<PathBuf>,
     /// Set metadata for an image (`KEY=VALUE`).
-    #[arg(long)]
-    pub label: Vec<String>,
+    #[arg(long, value_name = "KEY=VALUE", value_parser = key_value)]
+    pub label: Vec<(String, String)>,
     /// Output destination: `type=image` (default: the store), `type=oci|docker,dest=FILE`
     /// (an archive; the image is kept in the store too), `type=local,dest=DIR` (the root
     /// filesystem), `type=tar,dest=FILE` (the root filesystem as a tar). `dest=-` (the
@@ -92,9 +83,8 @@ pub struct BuildArgs {
     /// Push the image to its registry after the build (every `-t` name).
     #[arg(long)]
     pub push: bool,
-    /// A registry that may be reached over plain http (also `STRATA_INSECURE_REGISTRIES`).
-    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
-    pub insecure_registry: Vec<String>,
+    #[command(flatten)]
+    pub registry: super::registry::RegistryFlags,
     /// Build context: a directory, or `-` for a tar archive or a lone Dockerfile on stdin.
     pub context: PathBuf,
 }
@@ -202,6 +192,16 @@ impl Sink {
     }
 }
 
+/// The engine writes file outputs through the CLI, which owns stdout and `outpath`'s rules.
+impl engine::Sink for Sink {
+    fn write(
+        &self,
+        fill: &mut dyn FnMut(&mut dyn Write) -> Result<(), String>,
+    ) -> Result<(), String> {
+        Sink::write(self, |w| fill(w).map_err(anyhow::Error::msg)).map_err(|e| format!("{e:#}"))
+    }
+}
+
 impl Output {
     /// Whether the output is streamed to stdout.
     fn to_stdout(&self) -> bool {
@@ -258,15 +258,10 @@ fn parse_output(s: Option<&str>) -> Result<Output> {
     })
 }
 
-/// Unpack an image's layers into `dir` (whiteouts applied).
-fn unpack_image(store: &Store, image: &store::Image, dir: &std::path::Path) -> Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
-    for l in &image.config.rootfs.diff_ids {
-        let blob = store.open_blob(l)?;
-        layer::apply(blob, dir, &layer::ApplyOptions::default())
-            .with_context(|| format!("unpack layer {l}"))?;
-    }
-    Ok(())
+/// `--label KEY=VALUE` (a bare `KEY` is an empty value).
+fn key_value(l: &str) -> Result<(String, String), std::convert::Infallible> {
+    let (k, v) = l.split_once('=').unwrap_or((l, ""));
+    Ok((k.to_string(), v.to_string()))
 }
 
 fn parse_secret(s: &str) -> Result<(String, PathBuf)> {
@@ -294,6 +289,115 @@ fn parse_secret(s: &str) -> Result<(String, PathBuf)> {
 
 pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
     let output = parse_output(a.output.as_deref())?;
+    let to_stdout = output.to_stdout();
+    check_destinations(&output, &a)?;
+    let mut tags = Vec::new();
+    for t in &a.tags {
+        tags.push(Reference::parse(t).map_err(anyhow::Error::msg)?);
+    }
+    let mut options = options(&a)?;
+    if let Output::Registry(Some(n)) = &output {
+        let r = Reference::parse(n).map_err(anyhow::Error::msg)?;
+        if !tags.contains(&r) {
+            tags.push(r);
+        }
+    }
+    let push = a.push || matches!(output, Output::Registry(_));
+    if push && tags.is_empty() {
+        bail!("--push needs a name: give -t NAME or --output type=registry,name=NAME");
+    }
+    options.tags = tags.clone();
+    options.allow_network_host = allow_network_host(&a.allow)?;
+    let (cache_imports, cache_exports) = cache_specs(&a)?;
+    let report = |r: &engine::BuildResult| -> Result<(), String> {
+        let report = super::size::build_report(store, r, a.report_format == "json")
+            .map_err(|e| format!("{e:#}"))?;
+        // stdout carries the streamed output, if any: the report goes to stderr then.
+        if to_stdout {
+            eprint!("{report}");
+        } else {
+            print!("{report}");
+        }
+        Ok(())
+    };
+    let request = engine::BuildRequest {
+        context: if a.context.as_os_str() == "-" {
+            engine::ContextSource::Stream(Box::new(std::io::stdin()))
+        } else {
+            engine::ContextSource::Dir(a.context.clone())
+        },
+        dockerfile: match &a.dockerfile.file {
+            None => engine::DockerfileSource::Default,
+            Some(f) if f.as_os_str() == "-" => {
+                engine::DockerfileSource::Stream(Box::new(std::io::stdin()))
+            }
+            Some(f) => engine::DockerfileSource::Path(f.clone()),
+        },
+        options,
+        pull: a.pull,
+        exporters: exporters(output, push),
+        cache_imports,
+        cache_exports,
+        on_built: if a.report { Some(&report) } else { None },
+    };
+    let started = std::time::Instant::now();
+    let tty = match a.progress {
+        ProgressMode::Tty => true,
+        ProgressMode::Plain => false,
+        ProgressMode::Auto => std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    };
+    let progress: Box<dyn engine::Progress> = if a.quiet {
+        Box::new(engine::Quiet)
+    } else if tty {
+        Box::new(crate::progress::Tty::new(a.explain_cache))
+    } else {
+        Box::new(crate::progress::plain_stderr())
+    };
+    let remote = RegistryRemote(a.registry.options());
+    match engine::build(store, request, &remote, progress.as_ref()) {
+        Ok(r) => done(&a, &r, &tags, to_stdout, started),
+        Err(f) => failed(f),
+    }
+}
+
+/// A built image: the `--iidfile`, then the ID (`-q`) or docker's closing lines.
+fn done(
+    a: &BuildArgs,
+    r: &engine::BuildResult,
+    tags: &[Reference],
+    to_stdout: bool,
+    started: std::time::Instant,
+) -> Result<ExitCode> {
+    let id = r.image.id().to_string();
+    if let Some(f) = &a.iidfile {
+        crate::outpath::write(f, |w| Ok(w.write_all(id.as_bytes())?))
+            .with_context(|| format!("write {}", f.display()))?;
+    }
+    if a.quiet {
+        // As docker's CLI: with the output on stdout, -q prints no image ID there.
+        if !to_stdout {
+            println!("{id}");
+        }
+    } else {
+        let mut e = std::io::stderr().lock();
+        let _ = writeln!(e, "\n#0 writing image {id} done");
+        for t in tags {
+            let _ = writeln!(e, "#0 naming to {t} done");
+        }
+        let _ = writeln!(
+            e,
+            "#0 DONE {:.1}s ({} RUN executed, {} steps cached)",
+            started.elapsed().as_secs_f64(),
+            r.runs_executed,
+            r.cached
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Refuse a terminal for a streamed output, and a symlinked output directory; remove a stale
+/// `--iidfile` (as docker: no stale image ID survives a failed build).
+fn check_destinations(output: &Output, a: &BuildArgs) -> Result<()> {
     if output.to_stdout() && std::io::stdout().is_terminal() {
         let kind = match output {
             Output::Archive(archive::Format::Oci, _) => "oci",
@@ -305,78 +409,17 @@ pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
              (redirect stdout to a file or a pipe, or give dest=FILE)"
         );
     }
-    if let Output::Local(dir) = &output {
+    if let Output::Local(dir) = output {
         crate::outpath::check_dir(dir, "--output dest=")?;
     }
     if let Some(f) = &a.iidfile {
-        // As docker: no stale image ID survives a failed build.
         crate::outpath::remove_stale(f)?;
     }
-    // `-`: a tar archive (the context) or a lone Dockerfile (no context) on stdin.
-    let stdin_ctx = tempfile_dir(store)?;
-    let mut stdin_dockerfile = None;
-    let context = if a.context.as_os_str() == "-" {
-        use std::io::Read;
-        let mut head = Vec::new();
-        std::io::stdin().lock().take(512).read_to_end(&mut head)?;
-        if layer::is_tar_header(&head) {
-            let reader = std::io::Cursor::new(head).chain(std::io::stdin().lock());
-            context::extract_tar(reader, &stdin_ctx.0)
-                .context("unable to prepare context from stdin")?;
-            Some(stdin_ctx.0.clone())
-        } else {
-            let mut text = head;
-            std::io::stdin().lock().read_to_end(&mut text)?;
-            stdin_dockerfile = Some(
-                String::from_utf8(text).context("the Dockerfile on stdin is not valid UTF-8")?,
-            );
-            None
-        }
-    } else {
-        let meta = std::fs::metadata(&a.context).with_context(|| {
-            format!(
-                "unable to prepare context: path {:?} not found",
-                a.context.display().to_string()
-            )
-        })?;
-        if !meta.is_dir() {
-            bail!(
-                "unable to prepare context: {} is not a directory",
-                a.context.display()
-            );
-        }
-        Some(a.context.clone())
-    };
-    let path = super::dockerfile_path(
-        a.file.as_deref(),
-        context.as_deref().unwrap_or(std::path::Path::new(".")),
-    );
-    let src = match (&stdin_dockerfile, &context) {
-        (Some(text), _) => super::DockerfileSource {
-            display: "Dockerfile".into(),
-            text: text.clone(),
-        },
-        (None, Some(_)) => super::read_dockerfile(&path)?,
-        (None, None) => unreachable!("stdin gave either a context or a Dockerfile"),
-    };
-    // <Dockerfile>.dockerignore wins over the context's .dockerignore, as in BuildKit.
-    let specific = PathBuf::from(format!("{}.dockerignore", path.display()));
-    let ignore_text = match &context {
-        Some(ctx) => std::fs::read_to_string(&specific)
-            .or_else(|_| std::fs::read_to_string(ctx.join(".dockerignore")))
-            .unwrap_or_default(),
-        None => String::new(),
-    };
-    let ignore: Vec<String> = ignore_text.lines().map(str::to_string).collect();
-    let mut tags = Vec::new();
-    for t in &a.tags {
-        tags.push(Reference::parse(t).map_err(anyhow::Error::msg)?);
-    }
-    let mut labels = Vec::new();
-    for l in &a.label {
-        let (k, v) = l.split_once('=').unwrap_or((l, ""));
-        labels.push((k.to_string(), v.to_string()));
-    }
+    Ok(())
+}
+
+/// The build's options from the flags (tags and entitlements are filled in by the caller).
+fn options(a: &BuildArgs) -> Result<engine::BuildOptions> {
     let secrets = a
         .secret
         .iter()
@@ -401,242 +444,85 @@ pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
             bail!("network mode {n:?} not supported: use default, none or host");
         }
     }
-    if let Output::Registry(Some(n)) = &output {
-        let r = Reference::parse(n).map_err(anyhow::Error::msg)?;
-        if !tags.contains(&r) {
-            tags.push(r);
-        }
-    }
-    let push = a.push || matches!(output, Output::Registry(_));
-    if push && tags.is_empty() {
-        bail!("--push needs a name: give -t NAME or --output type=registry,name=NAME");
-    }
-    let plan_opts = plan::PlanOptions {
-        target: a.target.clone(),
-        build_args: parse_build_args(&a.build_args),
-        ..plan::PlanOptions::default()
-    };
-    let mut allow_network_host = false;
-    for e in a.allow.iter().flat_map(|v| v.split(',')) {
+    Ok(engine::BuildOptions {
+        plan: a.dockerfile.plan_options(),
+        no_cache: a.no_cache,
+        no_cache_filter: a.no_cache_filter.clone(),
+        network: a.network.clone(),
+        labels: a.label.clone(),
+        secrets,
+        ssh,
+        ..engine::BuildOptions::default()
+    })
+}
+
+/// `--allow`: whether `network.host` is granted.
+fn allow_network_host(allow: &[String]) -> Result<bool> {
+    let mut granted = false;
+    for e in allow.iter().flat_map(|v| v.split(',')) {
         match e.trim() {
-            build::entitlements::NETWORK_HOST => allow_network_host = true,
+            engine::entitlements::NETWORK_HOST => granted = true,
             "security.insecure" => bail!("--allow: entitlement security.insecure is not supported"),
             other => bail!("--allow: unknown entitlement {other:?} (supported: network.host)"),
         }
     }
-    let allow_host = allow_network_host || a.network.as_deref() == Some("host");
-    // Base images and `--from` images not in the store (all of them with --pull) come from
-    // their registries first. A Dockerfile error (a refused entitlement too) is left for the
-    // build to report, before anything is pulled.
-    let planned = plan::plan(&src.text, &plan_opts, &plan::Unresolved)
-        .ok()
-        .filter(|p| build::entitlements::check(p, &src.text, allow_host).is_none());
-    if let Some(p) = planned {
-        for r in build::external_images(&p) {
-            ensure_image(store, &r, a.pull, &registry_options(&a), a.quiet)?;
-        }
-    }
-    let mut cache_from = Vec::new();
+    Ok(granted)
+}
+
+/// `--cache-from` and `--cache-to`, parsed (a local export directory must not be a link).
+fn cache_specs(a: &BuildArgs) -> Result<(Vec<engine::CacheImport>, Vec<engine::CacheExport>)> {
+    let place = |spec: CacheSpec| match spec {
+        CacheSpec::Local(d) => engine::CacheImport::Local(d),
+        CacheSpec::Registry(r) => engine::CacheImport::Registry(r),
+    };
+    let mut imports = Vec::new();
     for v in &a.cache_from {
-        match parse_cache_spec(v, false)? {
-            (CacheSpec::Local(dir), _) => {
-                // A missing cache is not an error (the first build that exports it).
-                if dir.join("index.json").exists() {
-                    cache_from.push(std::sync::Arc::new(
-                        build::cache::Imported::open_local(&dir).map_err(anyhow::Error::msg)?,
-                    ));
-                } else if !a.quiet {
-                    eprintln!(
-                        "#0 importing cache from {}: no cache there yet",
-                        dir.display()
-                    );
-                }
-            }
-            (CacheSpec::Registry(r), _) => {
-                let reference = store::Reference::parse(&r)
-                    .map_err(|e| anyhow::anyhow!("--cache-from {r}: {e}"))?;
-                let repo = registry::Repo::connect(&reference, &registry_options(&a), false)
-                    .with_context(|| format!("--cache-from {r}"))?;
-                match repo
-                    .manifest()
-                    .with_context(|| format!("--cache-from {r}"))?
-                {
-                    Some(m) => cache_from.push(std::sync::Arc::new(
-                        build::cache::Imported::open(
-                            Box::new(RegistryCache { repo, store: None }),
-                            &m,
-                        )
-                        .map_err(anyhow::Error::msg)?,
-                    )),
-                    None if !a.quiet => {
-                        eprintln!("#0 importing cache from {r}: no cache there yet")
-                    }
-                    None => {}
-                }
-            }
-        }
+        imports.push(place(parse_cache_spec(v, false)?.0));
     }
-    let mut cache_to = Vec::new();
+    let mut exports = Vec::new();
     for v in &a.cache_to {
-        let spec = parse_cache_spec(v, true)?;
-        if let (CacheSpec::Local(dir), _) = &spec {
+        let (spec, max) = parse_cache_spec(v, true)?;
+        if let CacheSpec::Local(dir) = &spec {
             crate::outpath::check_dir(dir, "--cache-to dest=")?;
         }
-        cache_to.push(spec);
+        exports.push(engine::CacheExport {
+            to: place(spec),
+            max,
+        });
     }
-    let opts = build::BuildOptions {
-        cache_from,
-        dockerfile: src.text.clone(),
-        context: context.clone(),
-        plan: plan_opts,
-        no_cache: a.no_cache,
-        no_cache_filter: a.no_cache_filter.clone(),
-        network: a.network.clone(),
-        allow_network_host,
-        labels,
-        tags: tags.clone(),
-        ignore,
-        secrets,
-        ssh,
-    };
-    let started = std::time::Instant::now();
-    let tty = match a.progress {
-        ProgressMode::Tty => true,
-        ProgressMode::Plain => false,
-        ProgressMode::Auto => std::io::IsTerminal::is_terminal(&std::io::stderr()),
-    };
-    let progress: Box<dyn build::Progress> = if a.quiet {
-        Box::new(build::Quiet)
-    } else if tty {
-        Box::new(build::Tty::new(a.explain_cache))
-    } else {
-        Box::new(build::Plain::stderr())
-    };
-    match build::build(store, &opts, progress.as_ref()) {
-        Ok(r) => {
-            let id = r.image.id().to_string();
-            if a.report {
-                let report = super::size::build_report(store, &r, a.report_format == "json")?;
-                // stdout carries the streamed output, if any: the report goes to stderr then.
-                if output.to_stdout() {
-                    eprint!("{report}");
-                } else {
-                    print!("{report}");
-                }
-            }
-            match &output {
-                Output::Image | Output::Registry(_) => {}
-                Output::Archive(format, dest) => {
-                    let item = archive::SaveItem {
-                        image: r.image.clone(),
-                        names: tags.clone(),
-                    };
-                    dest.write(|w| {
-                        archive::save(store, &[item], *format, layer::Compression::Gzip, w)?;
-                        Ok(())
-                    })?;
-                }
-                Output::Local(dir) => unpack_image(store, &r.image, dir)?,
-                Output::Tar(file) => {
-                    let tmp = tempfile_dir(store)?;
-                    let root = tmp.0.join("rootfs");
-                    unpack_image(store, &r.image, &root)?;
-                    file.write(|w| {
-                        layer::commit(&root, &layer::CommitOptions::default(), w)?;
-                        Ok(())
-                    })?;
-                }
-            }
-            for (spec, max) in &cache_to {
-                let stats = match spec {
-                    CacheSpec::Local(dir) => {
-                        build::cache::export(store, &r, *max, &build::cache::LocalDir(dir.clone()))?
-                    }
-                    CacheSpec::Registry(name) => {
-                        let reference = store::Reference::parse(name)
-                            .map_err(|e| anyhow::anyhow!("--cache-to {name}: {e}"))?;
-                        let repo = registry::Repo::connect(&reference, &registry_options(&a), true)
-                            .with_context(|| format!("--cache-to {name}"))?;
-                        build::cache::export(
-                            store,
-                            &r,
-                            *max,
-                            &RegistryCache {
-                                repo,
-                                store: Some(store),
-                            },
-                        )?
-                    }
-                };
-                if !a.quiet {
-                    let where_ = match spec {
-                        CacheSpec::Local(d) => d.display().to_string(),
-                        CacheSpec::Registry(r) => r.clone(),
-                    };
-                    eprintln!(
-                        "#0 exporting cache to {where_} (mode={}): {} records, {} layers, {} cache mounts, {} blobs written",
-                        if *max { "max" } else { "min" },
-                        stats.records,
-                        stats.layers,
-                        stats.mounts,
-                        stats.uploaded
-                    );
-                }
-            }
-            if !r.cache_fetched.is_empty() && !a.quiet {
-                eprintln!(
-                    "#0 fetched {} layers from the imported cache",
-                    r.cache_fetched.len()
-                );
-            }
-            if push {
-                let opts = registry_options(&a);
-                for t in &tags {
-                    if !a.quiet {
-                        eprintln!("#0 pushing {t}");
-                    }
-                    let quiet = |_: &str, _: &str| {};
-                    let p = registry::push(store, t, &opts, &quiet)
-                        .with_context(|| format!("pushing {t} to {}", t.domain))?;
-                    if !a.quiet {
-                        eprintln!("#0 pushed {t}: digest: {} size: {}", p.digest, p.size);
-                    }
-                }
-            }
-            if let Some(f) = &a.iidfile {
-                crate::outpath::write(f, |w| Ok(w.write_all(id.as_bytes())?))
-                    .with_context(|| format!("write {}", f.display()))?;
-            }
-            if a.quiet {
-                // As docker's CLI: with the output on stdout, -q prints no image ID there.
-                if !output.to_stdout() {
-                    println!("{id}");
-                }
-            } else {
-                let mut e = std::io::stderr().lock();
-                let _ = writeln!(e, "\n#0 writing image {id} done");
-                for t in &tags {
-                    let _ = writeln!(e, "#0 naming to {t} done");
-                }
-                let _ = writeln!(
-                    e,
-                    "#0 DONE {:.1}s ({} RUN executed, {} steps cached)",
-                    started.elapsed().as_secs_f64(),
-                    r.runs_executed,
-                    r.cached
-                );
-            }
-            Ok(ExitCode::SUCCESS)
+    Ok((imports, exports))
+}
+
+/// The engine's exporters for `--output` (and `--push`).
+fn exporters(output: Output, push: bool) -> Vec<engine::Exporter> {
+    let mut out = Vec::new();
+    match output {
+        Output::Image | Output::Registry(_) => {}
+        Output::Archive(format, sink) => {
+            out.push(engine::Exporter::Archive(format, Box::new(sink)))
         }
-        Err(build::BuildError::Dockerfile(d)) => {
-            eprint!("{}", d.render(&src.display));
+        Output::Local(dir) => out.push(engine::Exporter::Local(dir)),
+        Output::Tar(sink) => out.push(engine::Exporter::Tar(Box::new(sink))),
+    }
+    if push {
+        out.push(engine::Exporter::Push);
+    }
+    out
+}
+
+/// A failed build as docker prints it: a Dockerfile error located, a failed step with the
+/// tail of its output, anything else as an error.
+fn failed(f: engine::Failure) -> Result<ExitCode> {
+    match *f.error {
+        engine::BuildError::Dockerfile(d) => {
+            eprint!("{}", d.render(&f.dockerfile));
             Ok(ExitCode::FAILURE)
         }
-        Err(build::BuildError::Step {
+        engine::BuildError::Step {
             step,
             message,
             tail,
-        }) => {
+        } => {
             let mut e = std::io::stderr().lock();
             let _ = writeln!(e, "------\n > {step}:");
             for l in &tail {
@@ -646,30 +532,69 @@ pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
             let _ = writeln!(e, "error: failed to solve: {step}: {message}");
             Ok(ExitCode::FAILURE)
         }
-        Err(other) => Err(anyhow::Error::new(other).context("failed to solve")),
+        engine::BuildError::Request(m) => Err(anyhow::Error::msg(m)),
+        other => Err(anyhow::Error::new(other).context("failed to solve")),
     }
 }
 
-/// A private directory under the store's tmp/, removed on drop.
-struct TempDir(PathBuf);
+/// The engine's registry side: pulls, pushes and registry caches through `registry`.
+struct RegistryRemote(registry::Options);
 
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = store::remove_tree(&self.0);
+impl engine::Remote for RegistryRemote {
+    fn pull(&self, store: &Store, reference: &Reference) -> Result<String, String> {
+        let progress = |_: &str, _: &str| {};
+        registry::pull(store, reference, &self.0, &progress)
+            .map(|p| p.digest.to_string())
+            .map_err(|e| e.to_string())
     }
-}
 
-fn tempfile_dir(store: &Store) -> Result<TempDir> {
-    let p = store.temp_path("cli");
-    std::fs::create_dir_all(&p).with_context(|| format!("create {}", p.display()))?;
-    Ok(TempDir(p))
-}
+    fn push(&self, store: &Store, reference: &Reference) -> Result<(String, u64), String> {
+        let quiet = |_: &str, _: &str| {};
+        registry::push(store, reference, &self.0, &quiet)
+            .map(|p| (p.digest.to_string(), p.size))
+            .map_err(|e| format!("{:#}", anyhow::Error::from(e)))
+    }
 
-/// Registries this build may reach over plain http, and mirrors: the environment's.
-fn registry_options(a: &BuildArgs) -> registry::Options {
-    let mut o = registry::Options::from_env();
-    o.insecure.extend(a.insecure_registry.iter().cloned());
-    o
+    fn cache_source(
+        &self,
+        r: &str,
+    ) -> Result<Option<(Box<dyn engine::cache::BlobSource>, Vec<u8>)>, String> {
+        let open = || -> Result<_> {
+            let reference =
+                store::Reference::parse(r).map_err(|e| anyhow::anyhow!("--cache-from {r}: {e}"))?;
+            let repo = registry::Repo::connect(&reference, &self.0, false)
+                .with_context(|| format!("--cache-from {r}"))?;
+            let manifest = repo
+                .manifest()
+                .with_context(|| format!("--cache-from {r}"))?;
+            Ok(manifest.map(|m| {
+                (
+                    Box::new(RegistryCache { repo, store: None })
+                        as Box<dyn engine::cache::BlobSource>,
+                    m,
+                )
+            }))
+        };
+        open().map_err(|e| format!("{e:#}"))
+    }
+
+    fn cache_sink<'s>(
+        &'s self,
+        store: &'s Store,
+        name: &str,
+    ) -> Result<Box<dyn engine::cache::BlobSink + 's>, String> {
+        let connect = || -> Result<_> {
+            let reference = store::Reference::parse(name)
+                .map_err(|e| anyhow::anyhow!("--cache-to {name}: {e}"))?;
+            registry::Repo::connect(&reference, &self.0, true)
+                .with_context(|| format!("--cache-to {name}"))
+        };
+        let repo = connect().map_err(|e| format!("{e:#}"))?;
+        Ok(Box::new(RegistryCache {
+            repo,
+            store: Some(store),
+        }))
+    }
 }
 
 /// A build cache in a registry repository: the cache manifest under the reference's tag,
@@ -680,7 +605,7 @@ struct RegistryCache<'s> {
     store: Option<&'s store::Store>,
 }
 
-impl build::cache::BlobSource for RegistryCache<'static> {
+impl engine::cache::BlobSource for RegistryCache<'static> {
     fn describe(&self) -> String {
         self.repo.describe()
     }
@@ -689,7 +614,7 @@ impl build::cache::BlobSource for RegistryCache<'static> {
     }
 }
 
-impl build::cache::BlobSink for RegistryCache<'_> {
+impl engine::cache::BlobSink for RegistryCache<'_> {
     fn describe(&self) -> String {
         self.repo.describe()
     }
@@ -722,41 +647,6 @@ impl build::cache::BlobSink for RegistryCache<'_> {
     }
 }
 
-/// Make sure the store has image `r`: pulled when it is missing, or always with `--pull`.
-fn ensure_image(
-    store: &Store,
-    r: &str,
-    force: bool,
-    opts: &registry::Options,
-    quiet: bool,
-) -> Result<()> {
-    if !force && store.resolve(r).is_ok() {
-        return Ok(());
-    }
-    let reference =
-        Reference::parse(r).map_err(|e| anyhow::anyhow!("failed to resolve image {r}: {e}"))?;
-    if !quiet {
-        eprintln!("#0 pulling {reference}");
-    }
-    let started = std::time::Instant::now();
-    let progress = |_: &str, _: &str| {};
-    let p = registry::pull(store, &reference, opts, &progress).map_err(|e| {
-        if force {
-            anyhow::anyhow!("failed to resolve image {reference} (--pull): {e}")
-        } else {
-            anyhow::anyhow!("failed to resolve image {reference}: not in the local store, and {e}")
-        }
-    })?;
-    if !quiet {
-        eprintln!(
-            "#0 pulled {reference} ({}) in {:.1}s",
-            p.digest,
-            started.elapsed().as_secs_f64()
-        );
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -786,5 +676,41 @@ mod tests {
         let e = parse_output(Some("type=local,dest=-")).unwrap_err();
         assert!(e.to_string().contains("dest cannot be stdout"), "{e}");
         assert!(p("-").to_stdout() && !p("type=tar,dest=x").to_stdout());
+    }
+
+    #[test]
+    fn flags_defined_once() {
+        #[derive(clap::Parser)]
+        struct T {
+            #[command(flatten)]
+            b: BuildArgs,
+        }
+        let t = <T as clap::Parser>::try_parse_from([
+            "t",
+            "--label",
+            "a=b=c",
+            "--label",
+            "bare",
+            "--insecure-registry",
+            "h:5000",
+            "--build-arg",
+            "K=V",
+            "ctx",
+        ])
+        .unwrap();
+        assert_eq!(
+            t.b.label,
+            [("a".into(), "b=c".into()), ("bare".into(), String::new())]
+        );
+        assert!(t
+            .b
+            .registry
+            .options()
+            .insecure
+            .contains(&"h:5000".to_string()));
+        assert_eq!(
+            t.b.dockerfile.plan_options().build_args,
+            [("K".into(), "V".into())]
+        );
     }
 }

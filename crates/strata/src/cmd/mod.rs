@@ -11,6 +11,44 @@ pub mod transfer;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use clap::Args;
+
+/// The flags that say which Dockerfile and what of it (`build` and `plan` both take them).
+#[derive(Args)]
+pub struct DockerfileFlags {
+    /// Name of the Dockerfile (Default is 'PATH/Dockerfile').
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<PathBuf>,
+    /// Set the target build stage to build.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Set build-time variables (`NAME=VALUE`, or `NAME` to take it from the environment).
+    #[arg(long = "build-arg", value_name = "NAME[=VALUE]", value_parser = build_arg)]
+    pub build_args: Vec<BuildArg>,
+}
+
+/// A `--build-arg`: `NAME=VALUE`, or `NAME` with the environment's value (none when the
+/// environment has no such variable: the argument is dropped, as docker does).
+#[derive(Clone, Debug, PartialEq)]
+pub struct BuildArg(Option<(String, String)>);
+
+fn build_arg(a: &str) -> Result<BuildArg, std::convert::Infallible> {
+    Ok(BuildArg(match a.split_once('=') {
+        Some((k, v)) => Some((k.to_string(), v.to_string())),
+        None => std::env::var(a).ok().map(|v| (a.to_string(), v)),
+    }))
+}
+
+impl DockerfileFlags {
+    /// The planner's options: the target and the build args that have a value.
+    pub fn plan_options(&self) -> ::plan::PlanOptions {
+        ::plan::PlanOptions {
+            target: self.target.clone(),
+            build_args: self.build_args.iter().filter_map(|a| a.0.clone()).collect(),
+            ..::plan::PlanOptions::default()
+        }
+    }
+}
 
 /// A Dockerfile read from disk, with the name diagnostics use for it.
 pub struct DockerfileSource {
@@ -46,5 +84,43 @@ pub fn dockerfile_path(file: Option<&Path>, context: &Path) -> PathBuf {
     match file {
         Some(f) => f.to_path_buf(),
         None => context.join("Dockerfile"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct T {
+        #[command(flatten)]
+        f: DockerfileFlags,
+    }
+
+    #[test]
+    fn dockerfile_flags() {
+        let t = T::try_parse_from([
+            "t",
+            "-f",
+            "x/Dockerfile",
+            "--target",
+            "b",
+            "--build-arg",
+            "A=1=2",
+            "--build-arg",
+            "STRATA_TEST_SURELY_UNSET_ARG",
+            "--build-arg",
+            "E=",
+        ])
+        .unwrap();
+        assert_eq!(t.f.file.as_deref(), Some(Path::new("x/Dockerfile")));
+        let o = t.f.plan_options();
+        assert_eq!(o.target.as_deref(), Some("b"));
+        // `NAME` without a value in the environment is dropped, as docker does.
+        assert_eq!(
+            o.build_args,
+            [("A".into(), "1=2".into()), ("E".into(), String::new())]
+        );
     }
 }

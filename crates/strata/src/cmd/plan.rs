@@ -4,19 +4,12 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Args, ValueEnum};
-use plan::{Base, Plan, PlanOptions};
+use plan::{Base, Plan};
 
 #[derive(Args)]
 pub struct PlanArgs {
-    /// Name of the Dockerfile (default: CONTEXT/Dockerfile).
-    #[arg(short = 'f', long = "file")]
-    pub file: Option<PathBuf>,
-    /// Set the target build stage.
-    #[arg(long)]
-    pub target: Option<String>,
-    /// Set a build-time variable (`NAME=VALUE`, or `NAME` to take it from the environment).
-    #[arg(long = "build-arg", value_name = "NAME[=VALUE]")]
-    pub build_args: Vec<String>,
+    #[command(flatten)]
+    pub dockerfile: super::DockerfileFlags,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -31,25 +24,10 @@ pub enum Format {
     Json,
 }
 
-/// `--build-arg` values as docker reads them: `K=V`, or `K` taken from the environment
-/// (and dropped when the environment has no such variable).
-pub fn parse_build_args(raw: &[String]) -> Vec<(String, String)> {
-    raw.iter()
-        .filter_map(|a| match a.split_once('=') {
-            Some((k, v)) => Some((k.to_string(), v.to_string())),
-            None => std::env::var(a).ok().map(|v| (a.clone(), v)),
-        })
-        .collect()
-}
-
 pub fn run(args: PlanArgs) -> Result<ExitCode> {
-    let path = super::dockerfile_path(args.file.as_deref(), &args.context);
+    let path = super::dockerfile_path(args.dockerfile.file.as_deref(), &args.context);
     let src = super::read_dockerfile(&path)?;
-    let opts = PlanOptions {
-        target: args.target.clone(),
-        build_args: parse_build_args(&args.build_args),
-        ..PlanOptions::default()
-    };
+    let opts = args.dockerfile.plan_options();
     let plan = match plan::plan(&src.text, &opts, &plan::Unresolved) {
         Ok(p) => p,
         Err(d) => {

@@ -16,7 +16,7 @@ pub struct RegistryFlags {
 }
 
 impl RegistryFlags {
-    fn options(&self) -> registry::Options {
+    pub fn options(&self) -> registry::Options {
         let mut o = registry::Options::from_env();
         o.insecure.extend(self.insecure.iter().cloned());
         o

@@ -235,7 +235,7 @@ pub(crate) fn prepare(
         Some(w) => w.to_string(),
         // Kept as the Dockerfile wrote it (`/root/`); cleaned before use, as docker does.
         None => match cfg.working_dir.as_deref() {
-            Some(w) if !w.is_empty() => build::config::clean_path(w),
+            Some(w) if !w.is_empty() => engine::config::clean_path(w),
             _ => "/".to_string(),
         },
     };
@@ -246,7 +246,7 @@ pub(crate) fn prepare(
     let hostname = id.get(..12).unwrap_or(&id).to_string();
 
     // The executor wants absolute paths; `--root` may be relative.
-    let lower = build::image_lowers(store, &image, dir)
+    let lower = engine::image_lowers(store, &image, dir)
         .with_context(|| format!("prepare the layers of {}", a.image()))?
         .into_iter()
         .map(std::path::absolute)

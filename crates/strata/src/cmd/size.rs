@@ -21,7 +21,7 @@ fn layers_size(store: &Store, layers: &[Digest]) -> Result<u64> {
 }
 
 /// The per-stage report of a finished build.
-pub fn build_report(store: &Store, r: &build::BuildResult, json_out: bool) -> Result<String> {
+pub fn build_report(store: &Store, r: &engine::BuildResult, json_out: bool) -> Result<String> {
     let final_layers: BTreeSet<&Digest> = r.image.config.rootfs.diff_ids.iter().collect();
     let final_size = layers_size(store, &r.image.config.rootfs.diff_ids)?;
     let mut rows = Vec::new();

@@ -50,7 +50,7 @@ fn config_from_changes(changes: &[String]) -> Result<store::image::RunConfig> {
         "SHELL",
     ];
     let mut cfg = store::image::RunConfig::default();
-    let mut st = build::config::StageState::default();
+    let mut st = engine::config::StageState::default();
     for c in changes {
         let src = format!("FROM scratch\n{c}\n");
         let p = plan::plan(&src, &plan::PlanOptions::default(), &plan::Unresolved)
@@ -60,7 +60,7 @@ fn config_from_changes(changes: &[String]) -> Result<store::image::RunConfig> {
             if !ALLOWED.contains(&kw) {
                 bail!("{kw} is not a valid change command");
             }
-            build::config::apply(&mut cfg, &mut st, &step.instruction);
+            engine::config::apply(&mut cfg, &mut st, &step.instruction);
         }
     }
     Ok(cfg)

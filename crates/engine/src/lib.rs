@@ -1,10 +1,12 @@
-//! The build engine: runs a [`plan::Plan`] on the store.
+//! The build engine: one [`BuildRequest`] in, an image (and its exports) out.
 //!
+//! * [`request`]: the request: context, Dockerfile, base images (store first, registry on a
+//!   miss), cache imports, the solve, exporters and cache exports, under the store's lock.
 //! * [`config`]: how metadata instructions change an image config.
-//! * [`solver`]: stages in waves (independent stages concurrently), a cache key per step,
+//! * [`solver`]: every needed stage on its own thread, a cache key per step,
 //!   RUN through `exec` on an overlay of the parent's layer snapshots, COPY/ADD through
 //!   `context`, layers committed with `layer` into the store.
-//! * [`progress`]: events and BuildKit's plain printer.
+//! * [`progress`]: events and BuildKit's plain format, written to any `Write` (no terminal).
 //! * [`entitlements`]: `RUN --network=host` only with `network.host` allowed.
 
 pub mod cache;
@@ -15,13 +17,18 @@ mod explain;
 mod fetch;
 mod fsutil;
 pub mod progress;
+pub mod request;
 mod run;
 mod snapshot;
 pub mod solver;
 mod view;
 
-pub use progress::{Event, Plain, Progress, Quiet, Tty};
-pub use solver::{build, BuildError, BuildOptions, BuildResult, StoreResolver};
+pub use progress::{Event, Plain, Progress, Quiet};
+pub use request::{
+    build, BuildRequest, CacheExport, CacheImport, ContextSource, DockerfileSource, Exporter,
+    Failure, Remote, Sink,
+};
+pub use solver::{BuildError, BuildOptions, BuildResult, StoreResolver};
 
 /// Overlay lowerdirs for an image's layers, top first, each layer's snapshot unpacked on
 /// first use (`strata run`); an image without layers gets an empty directory made under

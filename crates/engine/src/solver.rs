@@ -1,4 +1,5 @@
-//! The solver: stages in waves, steps with cache keys, execution, the final image.
+//! The solver: every needed stage on its own thread, steps with cache keys, execution, the
+//! final image.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -47,6 +48,10 @@ pub enum BuildError {
     },
     #[error("{0}")]
     Other(String),
+    /// An error of the request's own I/O (its context, its Dockerfile, a pull, an export),
+    /// reported as it is.
+    #[error("{0}")]
+    Request(String),
 }
 
 impl BuildError {
@@ -303,14 +308,13 @@ fn stage_prefix(plan: &Plan, s: &Stage) -> String {
     }
 }
 
-/// Run the plan's target. Everything written goes through the store under its shared lock;
-/// nothing is tagged unless the whole build succeeds.
-pub fn build(
+/// Run the plan's target; the caller holds the store's shared lock (see
+/// [`crate::request`]). Nothing is tagged unless the whole build succeeds.
+pub(crate) fn solve(
     store: &Store,
     opts: &BuildOptions,
     progress: &dyn Progress,
 ) -> Result<BuildResult, BuildError> {
-    let _lock = store.lock_shared()?;
     let plan = plan::plan(&opts.dockerfile, &opts.plan, &StoreResolver(store))
         .map_err(BuildError::Dockerfile)?;
     let allow_host = opts.allow_network_host || opts.network.as_deref() == Some("host");
@@ -334,7 +338,7 @@ pub fn build(
         from_shown: Mutex::new(Default::default()),
     };
     let _imports = crate::cache::activate(store, &opts.cache_from);
-    // Every external base image must be in the store (pulling comes with the registry work).
+    // Every external base image is in the store now (the request pulled what was missing).
     for s in plan.stages.iter().filter(|s| s.needed) {
         if let Base::Image { reference } = &s.base {
             resolve_image(store, &plan, reference, s)?;

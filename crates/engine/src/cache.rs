@@ -1,7 +1,7 @@
 //! The build cache beyond one store: `--cache-to` writes the cache records of a build, the
 //! layers they name and the contents of its `RUN --mount=type=cache` mounts as one OCI
-//! manifest (in an OCI image layout directory, or pushed to a registry by the caller through
-//! [`BlobSink`]); `--cache-from` reads one back and serves its records *lazily*: a step whose
+//! manifest (in an OCI image layout directory, or in a registry repository: a [`BlobSink`]
+//! from the request's `Remote`); `--cache-from` reads one back and serves its records *lazily*: a step whose
 //! key is in an imported record is CACHED without its layer, and a layer is fetched only
 //! when something needs its bytes (a snapshot for a RUN or a COPY, or the final image).
 //!

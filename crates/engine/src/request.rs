@@ -1,0 +1,598 @@
+//! A build request: the context, the Dockerfile, the options, the exporters and the cache
+//! imports and exports of one build, run as one operation under the store's shared lock.
+//!
+//! The request reads its context (a directory, or a stream holding a tar archive or a lone
+//! Dockerfile), its Dockerfile and `.dockerignore` (`<Dockerfile>.dockerignore` first, as
+//! BuildKit), makes sure the images the build reads are in the store (through a [`Remote`]
+//! on a miss, always with `pull`), opens the cache imports, solves, and then runs the
+//! exporters, the cache exports and the pushes, all before the lock is released.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use store::{Reference, Store};
+
+use crate::cache::{self, BlobSink, BlobSource, Imported};
+use crate::progress::{Event, Progress};
+use crate::solver::{BuildError, BuildOptions, BuildResult};
+
+/// Where the build context comes from.
+pub enum ContextSource {
+    /// A directory.
+    Dir(PathBuf),
+    /// `-`: a tar archive (the context) or a lone Dockerfile (no context).
+    Stream(Box<dyn Read>),
+}
+
+/// Where the Dockerfile comes from.
+pub enum DockerfileSource {
+    /// `CONTEXT/Dockerfile`.
+    Default,
+    /// `-f PATH`, relative to the working directory.
+    Path(PathBuf),
+    /// `-f -`.
+    Stream(Box<dyn Read>),
+}
+
+/// A file output: the caller decides how a path is written (beside + rename, a device
+/// directly, a stream).
+pub trait Sink {
+    fn write(
+        &self,
+        fill: &mut dyn FnMut(&mut dyn Write) -> Result<(), String>,
+    ) -> Result<(), String>;
+}
+
+/// What happens to the built image besides being kept (and tagged) in the store.
+pub enum Exporter {
+    /// Push every tag to its registry.
+    Push,
+    /// A docker or OCI archive of the image (gzip layers), its names the tags.
+    Archive(archive::Format, Box<dyn Sink>),
+    /// The root filesystem unpacked into a directory.
+    Local(PathBuf),
+    /// The root filesystem as a tar.
+    Tar(Box<dyn Sink>),
+}
+
+/// A `--cache-from`.
+pub enum CacheImport {
+    /// An OCI layout directory; none there yet is no error.
+    Local(PathBuf),
+    /// A registry reference, read through the [`Remote`].
+    Registry(String),
+}
+
+/// A `--cache-to`.
+pub struct CacheExport {
+    pub to: CacheImport,
+    /// `mode=max`.
+    pub max: bool,
+}
+
+/// The registry side of a build, as BuildKit's solver has its resolver and pusher: images
+/// pulled into the store, pushed from it, and caches in registry repositories. The CLI
+/// implements it with the `registry` crate; every call comes with the store's lock held.
+pub trait Remote {
+    /// Pull `reference` into the store; the digest the registry knows it by.
+    fn pull(&self, store: &Store, reference: &Reference) -> Result<String, String>;
+    /// Push the image named `reference`; its manifest's digest and size.
+    fn push(&self, store: &Store, reference: &Reference) -> Result<(String, u64), String>;
+    /// The cache manifest under `name` and a source of its blobs; `None` when there is none.
+    fn cache_source(&self, name: &str) -> Result<Option<CacheManifest>, String>;
+    /// A destination for a cache export under `name`, uploading from `store`.
+    fn cache_sink<'s>(
+        &'s self,
+        store: &'s Store,
+        name: &str,
+    ) -> Result<Box<dyn BlobSink + 's>, String>;
+}
+
+/// An imported cache's manifest and where its blobs come from.
+pub type CacheManifest = (Box<dyn BlobSource>, Vec<u8>);
+
+/// A look at the result before the exporters run (the CLI's `--report`).
+pub type OnBuilt<'a> = &'a dyn Fn(&BuildResult) -> Result<(), String>;
+
+/// Everything one build asks for.
+pub struct BuildRequest<'a> {
+    pub context: ContextSource,
+    pub dockerfile: DockerfileSource,
+    /// What to build and how; its `dockerfile`, `context`, `ignore` and `cache_from` are
+    /// filled in from the request.
+    pub options: BuildOptions,
+    /// `--pull`: base images from their registries even when the store has them.
+    pub pull: bool,
+    pub exporters: Vec<Exporter>,
+    pub cache_imports: Vec<CacheImport>,
+    pub cache_exports: Vec<CacheExport>,
+    /// Called with the result once the image is made, before the exporters run.
+    pub on_built: Option<OnBuilt<'a>>,
+}
+
+/// A failed request: the error, and the name the Dockerfile goes by in diagnostics.
+#[derive(Debug)]
+pub struct Failure {
+    pub dockerfile: String,
+    pub error: Box<BuildError>,
+}
+
+/// Run a build request. Everything written goes through the store under its shared lock,
+/// the exports and the cache exports included.
+pub fn build(
+    store: &Store,
+    req: BuildRequest,
+    remote: &dyn Remote,
+    progress: &dyn Progress,
+) -> Result<BuildResult, Failure> {
+    let mut name = String::new();
+    run(store, req, remote, progress, &mut name).map_err(|error| Failure {
+        dockerfile: name,
+        error: Box::new(error),
+    })
+}
+
+fn run(
+    store: &Store,
+    req: BuildRequest,
+    remote: &dyn Remote,
+    progress: &dyn Progress,
+    name: &mut String,
+) -> Result<BuildResult, BuildError> {
+    let _lock = store.lock_shared()?;
+    let BuildRequest {
+        context,
+        dockerfile,
+        mut options,
+        pull,
+        exporters,
+        cache_imports,
+        cache_exports,
+        on_built,
+    } = req;
+    let stdin_ctx = TempDir::new(store)?;
+    let (context, stdin_dockerfile) = prepare_context(context, &stdin_ctx.0)?;
+    let (display, text, path) = match stdin_dockerfile {
+        Some(text) => ("Dockerfile".to_string(), text, None),
+        None => {
+            let ctx = context.as_deref().unwrap_or(Path::new("."));
+            let (display, text, path) = read_dockerfile(dockerfile, ctx)?;
+            (display, text, Some(path))
+        }
+    };
+    *name = display;
+    options.ignore = match (&context, &path) {
+        (Some(ctx), Some(path)) => ignore_patterns(ctx, path),
+        _ => Vec::new(),
+    };
+    options.dockerfile = text;
+    options.context = context;
+    // Base images and `--from` images not in the store (all of them with `pull`) come from
+    // their registries first. A Dockerfile error (a refused entitlement too) is left for the
+    // solver to report, before anything is pulled.
+    let allow_host = options.allow_network_host || options.network.as_deref() == Some("host");
+    let planned = plan::plan(&options.dockerfile, &options.plan, &plan::Unresolved)
+        .ok()
+        .filter(|p| crate::entitlements::check(p, &options.dockerfile, allow_host).is_none());
+    if let Some(p) = planned {
+        for r in crate::external_images(&p) {
+            ensure_image(store, &r, pull, remote, progress)?;
+        }
+    }
+    for c in &cache_imports {
+        if let Some(i) = open_import(c, remote, progress)? {
+            options.cache_from.push(Arc::new(i));
+        }
+    }
+    let r = crate::solver::solve(store, &options, progress)?;
+    if let Some(f) = on_built {
+        f(&r).map_err(BuildError::Request)?;
+    }
+    for e in &exporters {
+        export(store, &r, &options.tags, e)?;
+    }
+    for c in &cache_exports {
+        export_cache(store, &r, c, remote, progress)?;
+    }
+    if !r.cache_fetched.is_empty() {
+        message(
+            progress,
+            format!(
+                "#0 fetched {} layers from the imported cache",
+                r.cache_fetched.len()
+            ),
+        );
+    }
+    if exporters.iter().any(|e| matches!(e, Exporter::Push)) {
+        for t in &options.tags {
+            message(progress, format!("#0 pushing {t}"));
+            let (digest, size) = remote
+                .push(store, t)
+                .map_err(|e| BuildError::Request(format!("pushing {t} to {}: {e}", t.domain)))?;
+            message(
+                progress,
+                format!("#0 pushed {t}: digest: {digest} size: {size}"),
+            );
+        }
+    }
+    Ok(r)
+}
+
+fn message(progress: &dyn Progress, line: String) {
+    progress.event(Event::Message { line });
+}
+
+/// The context directory (`None`: the stream was a Dockerfile) and the Dockerfile read from
+/// the stream, if it was one. A tar stream is extracted into `tmp`.
+fn prepare_context(
+    src: ContextSource,
+    tmp: &Path,
+) -> Result<(Option<PathBuf>, Option<String>), BuildError> {
+    match src {
+        ContextSource::Stream(mut stream) => {
+            let mut head = Vec::new();
+            (&mut stream)
+                .take(512)
+                .read_to_end(&mut head)
+                .map_err(|e| BuildError::Request(e.to_string()))?;
+            if layer::is_tar_header(&head) {
+                let reader = std::io::Cursor::new(head).chain(stream);
+                context::extract_tar(reader, tmp).map_err(|e| {
+                    BuildError::Request(format!(
+                        "unable to prepare context from stdin: {}",
+                        chain(&e)
+                    ))
+                })?;
+                Ok((Some(tmp.to_path_buf()), None))
+            } else {
+                let mut text = head;
+                stream
+                    .read_to_end(&mut text)
+                    .map_err(|e| BuildError::Request(e.to_string()))?;
+                let text = String::from_utf8(text).map_err(|e| {
+                    BuildError::Request(format!(
+                        "the Dockerfile on stdin is not valid UTF-8: {}",
+                        chain(&e)
+                    ))
+                })?;
+                Ok((None, Some(text)))
+            }
+        }
+        ContextSource::Dir(dir) => {
+            let meta = std::fs::metadata(&dir).map_err(|e| {
+                BuildError::Request(format!(
+                    "unable to prepare context: path {:?} not found: {}",
+                    dir.display().to_string(),
+                    chain(&e)
+                ))
+            })?;
+            if !meta.is_dir() {
+                return Err(BuildError::Request(format!(
+                    "unable to prepare context: {} is not a directory",
+                    dir.display()
+                )));
+            }
+            Ok((Some(dir), None))
+        }
+    }
+}
+
+/// The context's `.dockerignore` lines: `<Dockerfile>.dockerignore` wins over the context's
+/// `.dockerignore`, as in BuildKit.
+fn ignore_patterns(context: &Path, dockerfile: &Path) -> Vec<String> {
+    let specific = PathBuf::from(format!("{}.dockerignore", dockerfile.display()));
+    std::fs::read_to_string(&specific)
+        .or_else(|_| std::fs::read_to_string(context.join(".dockerignore")))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// The Dockerfile's name for diagnostics, its text, and its path (`-` for a stream).
+fn read_dockerfile(
+    src: DockerfileSource,
+    context: &Path,
+) -> Result<(String, String, PathBuf), BuildError> {
+    let (path, bytes) = match src {
+        DockerfileSource::Stream(mut s) => {
+            let mut buf = Vec::new();
+            s.read_to_end(&mut buf).map_err(|e| {
+                BuildError::Request(format!("reading Dockerfile from stdin: {}", chain(&e)))
+            })?;
+            (PathBuf::from("-"), buf)
+        }
+        DockerfileSource::Default | DockerfileSource::Path(_) => {
+            let path = match src {
+                DockerfileSource::Path(p) => p,
+                _ => context.join("Dockerfile"),
+            };
+            let bytes = std::fs::read(&path).map_err(|e| {
+                BuildError::Request(format!(
+                    "cannot read Dockerfile {}: {}",
+                    path.display(),
+                    chain(&e)
+                ))
+            })?;
+            (path, bytes)
+        }
+    };
+    let text = String::from_utf8(bytes).map_err(|e| {
+        BuildError::Request(format!(
+            "{}: not valid UTF-8 (byte {})",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        ))
+    })?;
+    Ok((path.display().to_string(), text, path))
+}
+
+/// An error and its sources, `: `-separated (as the CLI prints errors).
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    s
+}
+
+/// Make sure the store has image `r`, as BuildKit's MetaResolver: the store first, the
+/// registry on a miss; with `force` (`--pull`) the registry always.
+fn ensure_image(
+    store: &Store,
+    r: &str,
+    force: bool,
+    remote: &dyn Remote,
+    progress: &dyn Progress,
+) -> Result<(), BuildError> {
+    if !force && store.resolve(r).is_ok() {
+        return Ok(());
+    }
+    let reference = Reference::parse(r)
+        .map_err(|e| BuildError::Request(format!("failed to resolve image {r}: {e}")))?;
+    message(progress, format!("#0 pulling {reference}"));
+    let started = std::time::Instant::now();
+    let digest = remote.pull(store, &reference).map_err(|e| {
+        BuildError::Request(if force {
+            format!("failed to resolve image {reference} (--pull): {e}")
+        } else {
+            format!("failed to resolve image {reference}: not in the local store, and {e}")
+        })
+    })?;
+    message(
+        progress,
+        format!(
+            "#0 pulled {reference} ({digest}) in {:.1}s",
+            started.elapsed().as_secs_f64()
+        ),
+    );
+    Ok(())
+}
+
+fn open_import(
+    c: &CacheImport,
+    remote: &dyn Remote,
+    progress: &dyn Progress,
+) -> Result<Option<Imported>, BuildError> {
+    match c {
+        CacheImport::Local(dir) => {
+            // A missing cache is not an error (the first build that exports it).
+            if dir.join("index.json").exists() {
+                Imported::open_local(dir)
+                    .map(Some)
+                    .map_err(BuildError::Request)
+            } else {
+                message(
+                    progress,
+                    format!(
+                        "#0 importing cache from {}: no cache there yet",
+                        dir.display()
+                    ),
+                );
+                Ok(None)
+            }
+        }
+        CacheImport::Registry(r) => match remote.cache_source(r).map_err(BuildError::Request)? {
+            Some((source, manifest)) => Imported::open(source, &manifest)
+                .map(Some)
+                .map_err(BuildError::Request),
+            None => {
+                message(
+                    progress,
+                    format!("#0 importing cache from {r}: no cache there yet"),
+                );
+                Ok(None)
+            }
+        },
+    }
+}
+
+fn export_cache(
+    store: &Store,
+    r: &BuildResult,
+    c: &CacheExport,
+    remote: &dyn Remote,
+    progress: &dyn Progress,
+) -> Result<(), BuildError> {
+    let request = |e: BuildError| BuildError::Request(chain(&e));
+    let (stats, where_) = match &c.to {
+        CacheImport::Local(dir) => (
+            cache::export(store, r, c.max, &cache::LocalDir(dir.clone())).map_err(request)?,
+            dir.display().to_string(),
+        ),
+        CacheImport::Registry(name) => {
+            let sink = remote
+                .cache_sink(store, name)
+                .map_err(BuildError::Request)?;
+            (
+                cache::export(store, r, c.max, sink.as_ref()).map_err(request)?,
+                name.clone(),
+            )
+        }
+    };
+    message(
+        progress,
+        format!(
+            "#0 exporting cache to {where_} (mode={}): {} records, {} layers, {} cache mounts, {} blobs written",
+            if c.max { "max" } else { "min" },
+            stats.records,
+            stats.layers,
+            stats.mounts,
+            stats.uploaded
+        ),
+    );
+    Ok(())
+}
+
+fn export(
+    store: &Store,
+    r: &BuildResult,
+    tags: &[Reference],
+    e: &Exporter,
+) -> Result<(), BuildError> {
+    match e {
+        Exporter::Push => Ok(()),
+        Exporter::Archive(format, sink) => {
+            let item = archive::SaveItem {
+                image: r.image.clone(),
+                names: tags.to_vec(),
+            };
+            sink.write(&mut |w| {
+                archive::save(
+                    store,
+                    std::slice::from_ref(&item),
+                    *format,
+                    layer::Compression::Gzip,
+                    w,
+                )
+                .map_err(|e| chain(&e))
+            })
+            .map_err(BuildError::Request)
+        }
+        Exporter::Local(dir) => unpack_image(store, &r.image, dir),
+        Exporter::Tar(sink) => {
+            let tmp = TempDir::new(store)?;
+            let root = tmp.0.join("rootfs");
+            unpack_image(store, &r.image, &root)?;
+            sink.write(&mut |w| {
+                layer::commit(&root, &layer::CommitOptions::default(), w)
+                    .map(|_| ())
+                    .map_err(|e| chain(&e))
+            })
+            .map_err(BuildError::Request)
+        }
+    }
+}
+
+/// Unpack an image's layers into `dir` (whiteouts applied).
+fn unpack_image(store: &Store, image: &store::Image, dir: &Path) -> Result<(), BuildError> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| BuildError::Request(format!("create {}: {}", dir.display(), chain(&e))))?;
+    for l in &image.config.rootfs.diff_ids {
+        let blob = store
+            .open_blob(l)
+            .map_err(|e| BuildError::Request(chain(&e)))?;
+        layer::apply(blob, dir, &layer::ApplyOptions::default())
+            .map_err(|e| BuildError::Request(format!("unpack layer {l}: {}", chain(&e))))?;
+    }
+    Ok(())
+}
+
+/// A private directory under the store's tmp/, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(store: &Store) -> Result<TempDir, BuildError> {
+        let p = store.temp_path("cli");
+        std::fs::create_dir_all(&p)
+            .map_err(|e| BuildError::Request(format!("create {}: {}", p.display(), chain(&e))))?;
+        Ok(TempDir(p))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = store::remove_tree(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stream_is_a_tar_context_or_a_dockerfile() {
+        let tmp = tempfile::tempdir().unwrap();
+        let df = "FROM scratch\nCOPY a /\n";
+        let (ctx, text) =
+            prepare_context(ContextSource::Stream(Box::new(df.as_bytes())), tmp.path()).unwrap();
+        assert_eq!((ctx, text.as_deref()), (None, Some(df)));
+
+        let src = tmp.path().join("src");
+        std::fs::create_dir(&src).unwrap();
+        std::fs::write(src.join("a"), "hi").unwrap();
+        let mut tar = Vec::new();
+        layer::commit(&src, &layer::CommitOptions::default(), &mut tar).unwrap();
+        let out = tmp.path().join("ctx");
+        std::fs::create_dir(&out).unwrap();
+        let (ctx, text) = prepare_context(
+            ContextSource::Stream(Box::new(std::io::Cursor::new(tar))),
+            &out,
+        )
+        .unwrap();
+        assert_eq!((ctx.as_deref(), text), (Some(out.as_path()), None));
+        assert_eq!(std::fs::read_to_string(out.join("a")).unwrap(), "hi");
+
+        let bad = prepare_context(ContextSource::Stream(Box::new(&b"\xff\xfe"[..])), &out);
+        let Err(BuildError::Request(m)) = bad else {
+            panic!("{bad:?}")
+        };
+        assert!(
+            m.starts_with("the Dockerfile on stdin is not valid UTF-8"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn dockerfile_specific_dockerignore_wins() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ctx = tmp.path();
+        std::fs::write(ctx.join(".dockerignore"), "ctx-rule\n").unwrap();
+        let df = ctx.join("app.Dockerfile");
+        assert_eq!(ignore_patterns(ctx, &df), ["ctx-rule"]);
+        std::fs::write(ctx.join("app.Dockerfile.dockerignore"), "a\n!b\n").unwrap();
+        assert_eq!(ignore_patterns(ctx, &df), ["a", "!b"]);
+        std::fs::remove_file(ctx.join(".dockerignore")).unwrap();
+        assert!(ignore_patterns(ctx, &ctx.join("Dockerfile")).is_empty());
+    }
+
+    #[test]
+    fn dockerfile_errors_name_the_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let r = read_dockerfile(DockerfileSource::Default, tmp.path());
+        let Err(BuildError::Request(m)) = r else {
+            panic!("{r:?}")
+        };
+        assert!(m.starts_with("cannot read Dockerfile "), "{m}");
+        let p = tmp.path().join("Dockerfile");
+        std::fs::write(&p, b"FROM scratch\n\xff").unwrap();
+        let r = read_dockerfile(DockerfileSource::Path(p.clone()), tmp.path());
+        let Err(BuildError::Request(m)) = r else {
+            panic!("{r:?}")
+        };
+        assert_eq!(m, format!("{}: not valid UTF-8 (byte 13)", p.display()));
+        let (name, text, path) = read_dockerfile(
+            DockerfileSource::Stream(Box::new(&b"FROM a"[..])),
+            tmp.path(),
+        )
+        .unwrap();
+        assert_eq!(
+            (name.as_str(), text.as_str(), path),
+            ("-", "FROM a", PathBuf::from("-"))
+        );
+    }
+}
