@@ -168,24 +168,38 @@ fn run(
     };
     options.dockerfile = text;
     options.context = context;
-    // Base images and `--from` images not in the store (all of them with `pull`) come from
-    // their registries first. A Dockerfile error (a refused entitlement too) is left for the
-    // solver to report, before anything is pulled.
+    // Planned once, base images resolved as BuildKit's MetaResolver does: the store first,
+    // the registry on a miss (always with `pull`). The planner asks only for the needed
+    // stages' bases and only after every structural error of the Dockerfile was reported;
+    // an expansion error or a refused entitlement comes after those pulls, as in BuildKit,
+    // whose dispatcher resolves base images before it expands a stage.
+    let resolver = MetaResolver {
+        store,
+        remote,
+        pull,
+        progress,
+        seen: Default::default(),
+        failed: Default::default(),
+    };
+    let planned = plan::plan(&options.dockerfile, &options.plan, &resolver);
+    if let Some(e) = resolver.failed.take() {
+        return Err(e);
+    }
+    let plan = planned.map_err(BuildError::Dockerfile)?;
     let allow_host = options.allow_network_host || options.network.as_deref() == Some("host");
-    let planned = plan::plan(&options.dockerfile, &options.plan, &plan::Unresolved)
-        .ok()
-        .filter(|p| crate::entitlements::check(p, &options.dockerfile, allow_host).is_none());
-    if let Some(p) = planned {
-        for r in crate::external_images(&p) {
-            ensure_image(store, &r, pull, remote, progress)?;
-        }
+    if let Some(d) = crate::entitlements::check(&plan, &options.dockerfile, allow_host) {
+        return Err(BuildError::Dockerfile(d));
+    }
+    // `--from` / `--mount from=` images: the planner needs nothing of them, the solver does.
+    for r in crate::external_images(&plan) {
+        resolver.ensure(&r)?;
     }
     for c in &cache_imports {
         if let Some(i) = open_import(c, remote, progress)? {
             options.cache_from.push(Arc::new(i));
         }
     }
-    let r = crate::solver::solve(store, &options, progress)?;
+    let r = crate::solver::solve(store, &options, plan, progress)?;
     if let Some(f) = on_built {
         f(&r).map_err(BuildError::Request)?;
     }
@@ -338,6 +352,41 @@ pub(crate) fn chain(e: &dyn std::error::Error) -> String {
         src = c.source();
     }
     s
+}
+
+/// The planner's resolver for a build: each reference made sure of once (pulled on a miss,
+/// or always with `pull`), then answered from the store. A failed pull is kept for the
+/// request to report after planning (the planner itself only sees "unknown").
+struct MetaResolver<'a> {
+    store: &'a Store,
+    remote: &'a dyn Remote,
+    pull: bool,
+    progress: &'a dyn Progress,
+    seen: std::cell::RefCell<std::collections::BTreeSet<String>>,
+    failed: std::cell::RefCell<Option<BuildError>>,
+}
+
+impl MetaResolver<'_> {
+    /// Make sure of `r` once per build.
+    fn ensure(&self, r: &str) -> Result<(), BuildError> {
+        if !self.seen.borrow_mut().insert(r.to_string()) {
+            return Ok(());
+        }
+        ensure_image(self.store, r, self.pull, self.remote, self.progress)
+    }
+}
+
+impl plan::ImageResolver for MetaResolver<'_> {
+    fn resolve(&self, reference: &str) -> Option<plan::BaseImage> {
+        if self.failed.borrow().is_some() {
+            return None;
+        }
+        if let Err(e) = self.ensure(reference) {
+            *self.failed.borrow_mut() = Some(e);
+            return None;
+        }
+        crate::StoreResolver(self.store).resolve(reference)
+    }
 }
 
 /// Make sure the store has image `r`, as BuildKit's MetaResolver: the store first, the
@@ -594,5 +643,65 @@ mod tests {
             (name.as_str(), text.as_str(), path),
             ("-", "FROM a", PathBuf::from("-"))
         );
+    }
+
+    /// A registry that has no image and records what it was asked for.
+    #[derive(Default)]
+    struct EmptyRegistry(std::cell::RefCell<Vec<String>>);
+
+    impl Remote for EmptyRegistry {
+        fn pull(&self, _: &Store, r: &Reference) -> Result<String, String> {
+            self.0.borrow_mut().push(r.to_string());
+            Err("manifest unknown".into())
+        }
+        fn push(&self, _: &Store, _: &Reference) -> Result<(String, u64), String> {
+            unreachable!("no push in these tests")
+        }
+        fn cache_source(&self, _: &str) -> Result<Option<CacheManifest>, String> {
+            Ok(None)
+        }
+        fn cache_sink<'s>(
+            &'s self,
+            _: &'s Store,
+            _: &str,
+        ) -> Result<Box<dyn BlobSink + 's>, String> {
+            Err("no cache".into())
+        }
+    }
+
+    /// Plan `df` once through the build's resolver; what was pulled, and whether planning
+    /// failed on a pull.
+    fn plan_once(df: &str) -> (Vec<String>, Option<String>) {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path().join("store")).unwrap();
+        let registry = EmptyRegistry::default();
+        let r = MetaResolver {
+            store: &store,
+            remote: &registry,
+            pull: false,
+            progress: &crate::Quiet,
+            seen: Default::default(),
+            failed: Default::default(),
+        };
+        let _ = plan::plan(df, &plan::PlanOptions::default(), &r);
+        let failed = r.failed.take().map(|e| e.to_string());
+        let pulled = registry.0.take();
+        (pulled, failed)
+    }
+
+    #[test]
+    fn the_build_pulls_only_needed_bases_once_and_nothing_for_a_broken_dockerfile() {
+        let (pulled, failed) =
+            plan_once("FROM nothere/a AS unused\nFROM nothere/b AS x\nFROM x\nFROM nothere/b\n");
+        assert_eq!(pulled, ["docker.io/nothere/b:latest"]);
+        let failed = failed.expect("the pull failed");
+        assert!(failed.contains("failed to resolve image docker.io/nothere/b:latest: not in the local store, and manifest unknown"), "{failed}");
+        // A cycle and a reference to a later stage are reported before anything is pulled.
+        for df in [
+            "FROM nothere/a AS x\nCOPY --from=y / /\nFROM nothere/b AS y\nCOPY --from=x / /\n",
+            "FROM nothere/a\nCOPY --from=later / /\nFROM nothere/b AS later\n",
+        ] {
+            assert_eq!(plan_once(df), (Vec::new(), None), "{df}");
+        }
     }
 }

@@ -313,14 +313,9 @@ fn stage_prefix(plan: &Plan, s: &Stage) -> String {
 pub(crate) fn solve(
     store: &Store,
     opts: &BuildOptions,
+    plan: Plan,
     progress: &dyn Progress,
 ) -> Result<BuildResult, BuildError> {
-    let plan = plan::plan(&opts.dockerfile, &opts.plan, &StoreResolver(store))
-        .map_err(BuildError::Dockerfile)?;
-    let allow_host = opts.allow_network_host || opts.network.as_deref() == Some("host");
-    if let Some(d) = crate::entitlements::check(&plan, &opts.dockerfile, allow_host) {
-        return Err(BuildError::Dockerfile(d));
-    }
     let ctx = Ctx {
         store,
         opts,
