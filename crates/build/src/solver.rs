@@ -10,7 +10,7 @@ use plan::{
     Step,
 };
 use store::image::{Descriptor, History, ImageConfig, RootFs, MEDIA_OCI_LAYER};
-use store::{Digest, Image, Reference, Store};
+use store::{Digest, Image, Reference, Store, Writer};
 
 use crate::config::{self, StageState};
 use crate::progress::{Event, Progress};
@@ -147,7 +147,7 @@ struct State {
 }
 
 struct Ctx<'a> {
-    store: &'a Store,
+    store: &'a Writer<'a>,
     opts: &'a BuildOptions,
     plan: &'a Plan,
     progress: &'a dyn Progress,
@@ -310,7 +310,7 @@ pub fn build(
     opts: &BuildOptions,
     progress: &dyn Progress,
 ) -> Result<BuildResult, BuildError> {
-    let _lock = store.lock_shared()?;
+    let store = &store.lock_shared()?;
     let plan = plan::plan(&opts.dockerfile, &opts.plan, &StoreResolver(store))
         .map_err(BuildError::Dockerfile)?;
     let allow_host = opts.allow_network_host || opts.network.as_deref() == Some("host");
@@ -907,7 +907,7 @@ fn workdir_of(cfg: &store::image::RunConfig, path: &str) -> String {
 }
 
 /// The empty layer's blob (two zero blocks), for a WORKDIR that keeps it.
-fn ensure_empty_layer(store: &store::Store) -> Result<(), BuildError> {
+fn ensure_empty_layer(store: &store::Writer<'_>) -> Result<(), BuildError> {
     if store.has_blob(&empty_layer()) {
         return Ok(());
     }

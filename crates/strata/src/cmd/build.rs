@@ -512,6 +512,9 @@ pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
     } else {
         Box::new(build::Plain::stderr())
     };
+    // The store lock, held across the build, its report and the cache export (which
+    // write compressed layers and size records), so no prune runs between them.
+    let store = &store.lock_shared()?;
     match build::build(store, &opts, progress.as_ref()) {
         Ok(r) => {
             let id = r.image.id().to_string();
