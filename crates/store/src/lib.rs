@@ -9,9 +9,11 @@
 //!                                  lazily on save/push and kept
 //! $ROOT/meta/<kind>/<hex>          small facts about a blob (e.g. a layer's content size),
 //!                                  removed with the blob
-//! $ROOT/snapshots/<chainid-hex>/   unpacked layer chains (overlay lowerdirs)
-//! $ROOT/roots/<kind>/<name>        extra GC roots (cache records, cache mounts), one digest
-//!                                  or chain id per line
+//! $ROOT/snapshots/<diffid-hex>/    one layer's diff unpacked in overlay format (whiteouts as
+//!                                  0:0 devices), an overlay lowerdir; a chain is these
+//!                                  stacked; `<diffid-hex>-<n>` for a repeat in one chain
+//! $ROOT/roots/<kind>/<name>        extra GC roots (cache records, containers' images), one
+//!                                  digest per line (a layer's diff id keeps its snapshot)
 //! $ROOT/tmp/                       in-flight writes; renamed into place when complete;
 //!                                  each named after its owner (pid, start time), removed
 //!                                  by whoever takes the lock once the owner is gone
@@ -709,7 +711,7 @@ impl Store {
         let mut snapshots = BTreeSet::new();
         let mut manifests: Vec<Digest> = self.refs()?.into_values().collect();
         for r in self.extra_roots()? {
-            // A root may name any blob or a chain id.
+            // A root may name any blob; a layer's diff id keeps its snapshot too.
             snapshots.insert(r.hex().to_string());
             if self.has_blob(&r) {
                 let bytes = self.read_blob(&r).ok();

@@ -160,8 +160,9 @@ fn prune_keeps_reachable_and_roots() {
     let gz = w.write_blob(b"pretend gzip of kept").unwrap();
     w.record_compressed(&kept.manifest.layers[0].digest, Compression::Gzip, &gz, 20)
         .unwrap();
-    fs::create_dir_all(s.snapshot_path(&kept.config.chain_ids()[0])).unwrap();
-    fs::create_dir_all(s.snapshot_path(&gone.config.chain_ids()[0]).join("sub")).unwrap();
+    // Snapshots are keyed by diff id (one layer's diff each).
+    fs::create_dir_all(s.snapshot_path(&kept.config.rootfs.diff_ids[0])).unwrap();
+    fs::create_dir_all(s.snapshot_path(&gone.config.rootfs.diff_ids[0]).join("sub")).unwrap();
     fs::write(s.root().join("tmp/leftover"), b"x").unwrap();
     drop(w);
 
@@ -176,8 +177,8 @@ fn prune_keeps_reachable_and_roots() {
             .unwrap(),
         Some((gz, 20))
     );
-    assert!(s.snapshot_path(&kept.config.chain_ids()[0]).exists());
-    assert!(!s.snapshot_path(&gone.config.chain_ids()[0]).exists());
+    assert!(s.snapshot_path(&kept.config.rootfs.diff_ids[0]).exists());
+    assert!(!s.snapshot_path(&gone.config.rootfs.diff_ids[0]).exists());
     assert_eq!(rep.snapshots.len(), 1);
     assert!(!s.root().join("tmp/leftover").exists());
     let x = s.lock_exclusive().unwrap();
