@@ -172,6 +172,7 @@ pub struct StoreLock {
 /// let store = store::Store::open(&dir).unwrap();
 /// store.write_blob(b"hello").unwrap(); // no method `write_blob` on `Store`
 /// ```
+#[must_use = "the lock is released when the guard is dropped"]
 pub struct Writer<'s> {
     store: &'s Store,
     _lock: StoreLock,
@@ -186,6 +187,7 @@ impl std::ops::Deref for Writer<'_> {
 
 /// The store lock held exclusive (no [`Writer`] runs meanwhile): garbage collection, and
 /// every write, through `Deref<Target = Writer>`.
+#[must_use = "the lock is released when the guard is dropped"]
 pub struct Exclusive<'s>(Writer<'s>);
 
 impl<'s> std::ops::Deref for Exclusive<'s> {
