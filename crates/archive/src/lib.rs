@@ -20,7 +20,7 @@ use std::io::{self, Read, Write};
 pub use load::{load, Loaded};
 pub use save::{compressed_layer, export_manifest, save, Format, SaveItem};
 use store::image::{Descriptor, History, ImageConfig, RootFs, RunConfig, MEDIA_OCI_LAYER};
-use store::{Digest, Image, Store};
+use store::{Digest, Image, Store, Writer};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -92,7 +92,7 @@ impl<R: Read, W: Write> Read for Tee<'_, R, W> {
 /// Stream a layer (plain, gzip or zstd tar) into the store uncompressed. The stream must be
 /// a well-formed tar archive; the content after its end-of-archive marker is kept too, so
 /// the blob's digest is the digest of the whole uncompressed input.
-pub fn ingest_layer<R: Read>(store: &Store, reader: R, what: &str) -> Result<IngestedLayer> {
+pub fn ingest_layer<R: Read>(store: &Writer<'_>, reader: R, what: &str) -> Result<IngestedLayer> {
     let dec = layer::Decompressor::new(reader)?;
     let compression = dec.compression();
     let mut ingest = store.ingest()?;
@@ -128,7 +128,7 @@ pub fn ingest_layer<R: Read>(store: &Store, reader: R, what: &str) -> Result<Ing
 }
 
 /// Docker's size of a stored layer (computed by scanning it when not recorded).
-pub fn layer_content_size(store: &Store, diff_id: &Digest) -> Result<u64> {
+pub fn layer_content_size(store: &Writer<'_>, diff_id: &Digest) -> Result<u64> {
     if let Some(v) = store
         .meta(META_CONTENT_SIZE, diff_id)
         .and_then(|s| s.trim().parse().ok())
@@ -144,7 +144,7 @@ pub fn layer_content_size(store: &Store, diff_id: &Digest) -> Result<u64> {
 }
 
 /// Docker's size of an image: the sum of its layers' content sizes.
-pub fn image_size(store: &Store, image: &Image) -> Result<u64> {
+pub fn image_size(store: &Writer<'_>, image: &Image) -> Result<u64> {
     image
         .config
         .rootfs
@@ -173,7 +173,7 @@ pub fn import_rootfs<R: Read>(
     opts: &ImportOptions,
     tags: &[store::Reference],
 ) -> Result<Image> {
-    let _lock = store.lock_shared()?;
+    let store = &store.lock_shared()?;
     let layer = ingest_layer(store, reader, "rootfs tarball")?;
     let config = ImageConfig {
         created: Some(opts.created.clone()),

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use store::image::{Descriptor, ImageConfig, Index, Manifest, MEDIA_OCI_LAYER};
-use store::{Compression as StoreCompression, Digest, Image, Reference, Store};
+use store::{Compression as StoreCompression, Digest, Image, Reference, Store, Writer};
 
 use crate::{ingest_layer, io_err, Error, Result};
 
@@ -142,7 +142,7 @@ struct DockerManifestEntry {
 /// Ingest layers (spooled path, member name, OCI descriptor if any), checking each against
 /// the config's diff_ids and, for OCI blobs, against the descriptor's digest.
 fn ingest_layers(
-    store: &Store,
+    store: &Writer<'_>,
     config: &ImageConfig,
     layers: Vec<(PathBuf, String, Option<Descriptor>)>,
 ) -> Result<Vec<Descriptor>> {
@@ -198,7 +198,7 @@ fn ingest_layers(
     Ok(out)
 }
 
-fn load_docker(store: &Store, spool: &Spool) -> Result<Vec<Loaded>> {
+fn load_docker(store: &Writer<'_>, spool: &Spool) -> Result<Vec<Loaded>> {
     let entries: Vec<DockerManifestEntry> =
         serde_json::from_slice(&spool.read_small("manifest.json")?)
             .map_err(|e| Error::Format(format!("manifest.json: {e}")))?;
@@ -281,7 +281,7 @@ fn is_amd64_linux(p: &Option<serde_json::Value>) -> bool {
     }
 }
 
-fn load_oci(store: &Store, spool: &Spool) -> Result<Vec<Loaded>> {
+fn load_oci(store: &Writer<'_>, spool: &Spool) -> Result<Vec<Loaded>> {
     let index: Index = serde_json::from_slice(&spool.read_small("index.json")?)
         .map_err(|e| Error::Format(format!("index.json: {e}")))?;
     let mut out = Vec::new();
@@ -348,7 +348,7 @@ fn names_of(d: &Descriptor) -> Vec<Reference> {
 /// the names the archive gives it, under the store's shared lock. Nothing is tagged when
 /// any part fails; blobs written before the failure stay unreferenced until the next prune.
 pub fn load<R: Read>(store: &Store, reader: R) -> Result<Vec<Loaded>> {
-    let _lock = store.lock_shared()?;
+    let store = &store.lock_shared()?;
     let spool = Spool::read(store, reader)?;
     let loaded = if spool.path("manifest.json").is_some() {
         load_docker(store, &spool)?

@@ -8,7 +8,7 @@ use store::image::{
     Descriptor, Index, Manifest, ANNOTATION_REF_NAME, MEDIA_OCI_CONFIG, MEDIA_OCI_INDEX,
     MEDIA_OCI_LAYER_GZIP, MEDIA_OCI_LAYER_ZSTD, MEDIA_OCI_MANIFEST,
 };
-use store::{Compression as StoreCompression, Digest, Image, Reference, Store};
+use store::{Compression as StoreCompression, Digest, Image, Reference, Store, Writer};
 
 use crate::{io_err, Error, Result};
 
@@ -92,7 +92,7 @@ fn to_store(c: layer::Compression) -> StoreCompression {
 /// The compressed blob of a layer: made once (streamed from the stored layer through the
 /// compressor into the store) and kept.
 pub fn compressed_layer(
-    store: &Store,
+    store: &Writer<'_>,
     diff_id: &Digest,
     c: layer::Compression,
 ) -> Result<(Digest, u64)> {
@@ -110,7 +110,7 @@ pub fn compressed_layer(
 
 /// The OCI manifest an image is exported or pushed with: compressed layers.
 pub fn export_manifest(
-    store: &Store,
+    store: &Writer<'_>,
     image: &Image,
     c: layer::Compression,
 ) -> Result<(Vec<u8>, Digest)> {
@@ -155,7 +155,7 @@ pub fn save<W: Write>(
     compression: layer::Compression,
     out: W,
 ) -> Result<()> {
-    let _lock = store.lock_shared()?;
+    let store = &store.lock_shared()?;
     let mut o = Out {
         tar: tar::Builder::new(out),
         dirs: BTreeSet::new(),
@@ -236,7 +236,7 @@ fn save_docker<W: Write>(store: &Store, items: &[SaveItem], o: &mut Out<W>) -> R
 }
 
 fn save_oci<W: Write>(
-    store: &Store,
+    store: &Writer<'_>,
     items: &[SaveItem],
     c: layer::Compression,
     o: &mut Out<W>,

@@ -68,7 +68,7 @@ fn import_keeps_the_tar_and_counts_docker_size() {
     assert_eq!(img.config.rootfs.diff_ids, vec![Digest::of(&tar)]);
     assert_eq!(s.read_blob(&img.config.rootfs.diff_ids[0]).unwrap(), tar);
     // file (18 bytes) + symlink target "hello" (5); the hard link counts once.
-    assert_eq!(image_size(&s, &img).unwrap(), 23);
+    assert_eq!(image_size(&s.lock_shared().unwrap(), &img).unwrap(), 23);
     assert_eq!(
         img.config.history[0].comment.as_deref(),
         Some("Imported from -")
@@ -130,9 +130,12 @@ fn loaded_gzip_blobs_keep_their_digest() {
     let (_d, s) = store();
     let img = import(&s, &rootfs_tar());
     let oci = save_bytes(&s, &img, "x:1", Format::Oci);
-    let (gz, _) =
-        save::compressed_layer(&s, &img.config.rootfs.diff_ids[0], layer::Compression::Gzip)
-            .unwrap();
+    let (gz, _) = save::compressed_layer(
+        &s.lock_shared().unwrap(),
+        &img.config.rootfs.diff_ids[0],
+        layer::Compression::Gzip,
+    )
+    .unwrap();
     let (_d2, s2) = store();
     load(&s2, &oci[..]).unwrap();
     let kept = s2

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
-use store::{Digest, Store};
+use store::{Digest, Store, Writer};
 
 use crate::solver::BuildError;
 
@@ -400,7 +400,7 @@ pub(crate) fn memo(store: &Store, key: &Digest) -> Option<String> {
 /// Make sure the store has the layer `diff_id`, fetching it from an imported cache if it
 /// is not there. The fetched layer is decompressed, hashed and checked against its diffID
 /// on the way in; nothing half-written stays in the store.
-pub(crate) fn ensure_blob(store: &Store, diff_id: &Digest) -> Result<(), BuildError> {
+pub(crate) fn ensure_blob(store: &Writer<'_>, diff_id: &Digest) -> Result<(), BuildError> {
     if store.has_blob(diff_id) {
         return Ok(());
     }
@@ -438,7 +438,7 @@ pub(crate) fn ensure_blob(store: &Store, diff_id: &Digest) -> Result<(), BuildEr
 }
 
 /// Fill an empty cache mount directory from an imported cache, if one carries it.
-pub(crate) fn ensure_mount(store: &Store, id: &str, dir: &Path) -> Result<(), BuildError> {
+pub(crate) fn ensure_mount(store: &Writer<'_>, id: &str, dir: &Path) -> Result<(), BuildError> {
     let empty = std::fs::read_dir(dir)
         .map(|mut d| d.next().is_none())
         .unwrap_or(true);
@@ -498,7 +498,7 @@ pub struct ExportStats {
 /// Export the cache of a finished build: with `max`, every step of every stage; else only
 /// the steps whose layers are in the final image (BuildKit's `mode=min`).
 pub fn export(
-    store: &Store,
+    store: &Writer<'_>,
     result: &crate::BuildResult,
     max: bool,
     sink: &dyn BlobSink,
@@ -598,7 +598,7 @@ pub fn export(
 
 /// A cache mount's contents as a gzip tarball in the store (a blob that the next prune
 /// drops unless something refers to it).
-fn mount_blob(store: &Store, dir: &Path) -> Result<(Digest, u64), BuildError> {
+fn mount_blob(store: &Writer<'_>, dir: &Path) -> Result<(Digest, u64), BuildError> {
     let mut ing = store.ingest()?;
     let opts = layer::CommitOptions::default();
     let tar_tmp = {
@@ -681,7 +681,7 @@ mod tests {
                 fetched: Mutex::new(Vec::new()),
             });
             let _active = activate(&store, std::slice::from_ref(&imported));
-            let err = match ensure_blob(&store, &d) {
+            let err = match ensure_blob(&store.lock_shared().unwrap(), &d) {
                 Err(BuildError::Other(e)) => e,
                 other => panic!("size {size}: {other:?}"),
             };

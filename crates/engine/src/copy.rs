@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use plan::{Instruction, Plan, Step};
 use store::image::ImageConfig;
-use store::{Digest, Store};
+use store::{Digest, Store, Writer};
 
 use crate::config;
 use crate::fsutil;
@@ -15,7 +15,7 @@ use crate::solver::{empty_layer, key, BuildError};
 use crate::view::View;
 
 pub(crate) struct CopyInput<'a> {
-    pub store: &'a Store,
+    pub store: &'a Writer<'a>,
     pub context: Option<&'a Path>,
     pub ignore: &'a [String],
     pub stage_layers: &'a (dyn Fn(usize) -> Option<Vec<Digest>> + Sync),
@@ -514,7 +514,7 @@ fn copy_memo(input: &CopyInput, mk: &Digest) -> Option<CopyOutput> {
 
 /// A merged read-only view of the stage's current layers, and the temp dir holding its
 /// padding lowerdir.
-pub(crate) fn stage_view(store: &Store, diff_ids: &[Digest]) -> Result<StageView, BuildError> {
+pub(crate) fn stage_view(store: &Writer<'_>, diff_ids: &[Digest]) -> Result<StageView, BuildError> {
     let tmp = TempDir::new(store, "view")?;
     let empty = tmp.0.join("empty");
     let mnt = tmp.0.join("mnt");

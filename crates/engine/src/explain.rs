@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use store::{Digest, Store};
+use store::{Digest, Writer};
 
 /// What a step saw.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -17,22 +17,17 @@ pub struct Seen {
     pub files: BTreeMap<String, String>,
 }
 
-fn path(store: &Store, slot: &Digest) -> std::path::PathBuf {
-    store.root().join("meta").join("explain").join(slot.hex())
-}
+/// The meta kind of a slot's record (`meta/explain/<slot>`).
+const META_EXPLAIN: &str = "explain";
 
 /// Compare with the last build of this slot, remember `now`, and say what changed.
-pub fn explain(store: &Store, slot: &Digest, now: &Seen) -> String {
-    let p = path(store, slot);
-    let before: Option<Seen> = std::fs::read(&p)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok());
+pub fn explain(store: &Writer<'_>, slot: &Digest, now: &Seen) -> String {
+    let before: Option<Seen> = store
+        .meta(META_EXPLAIN, slot)
+        .and_then(|b| serde_json::from_str(&b).ok());
     if before.as_ref() != Some(now) {
-        if let Some(dir) = p.parent() {
-            let _ = std::fs::create_dir_all(dir);
-        }
-        if let Ok(bytes) = serde_json::to_vec(now) {
-            let _ = store::atomic_write(&p, &bytes);
+        if let Ok(text) = serde_json::to_string(now) {
+            let _ = store.set_meta(META_EXPLAIN, slot, &text);
         }
     }
     let Some(before) = before else {

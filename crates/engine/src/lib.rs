@@ -34,7 +34,7 @@ pub use solver::{BuildError, BuildOptions, BuildResult, StoreResolver};
 /// first use (`strata run`); an image without layers gets an empty directory made under
 /// `tmp`.
 pub fn image_lowers(
-    store: &store::Store,
+    store: &store::Writer<'_>,
     image: &store::Image,
     tmp: &std::path::Path,
 ) -> Result<Vec<std::path::PathBuf>, BuildError> {

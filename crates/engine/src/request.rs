@@ -11,7 +11,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use store::{Reference, Store};
+use store::{Reference, Store, Writer};
 
 use crate::cache::{self, BlobSink, BlobSource, Imported};
 use crate::progress::{Event, Progress};
@@ -76,7 +76,7 @@ pub struct CacheExport {
 /// implements it with the `registry` crate; every call comes with the store's lock held.
 pub trait Remote {
     /// Pull `reference` into the store; the digest the registry knows it by.
-    fn pull(&self, store: &Store, reference: &Reference) -> Result<String, String>;
+    fn pull(&self, store: &Writer<'_>, reference: &Reference) -> Result<String, String>;
     /// Push the image named `reference`; its manifest's digest and size.
     fn push(&self, store: &Store, reference: &Reference) -> Result<(String, u64), String>;
     /// The cache manifest under `name` and a source of its blobs; `None` when there is none.
@@ -84,7 +84,7 @@ pub trait Remote {
     /// A destination for a cache export under `name`, uploading from `store`.
     fn cache_sink<'s>(
         &'s self,
-        store: &'s Store,
+        store: &'s Writer<'s>,
         name: &str,
     ) -> Result<Box<dyn BlobSink + 's>, String>;
 }
@@ -93,7 +93,7 @@ pub trait Remote {
 pub type CacheManifest = (Box<dyn BlobSource>, Vec<u8>);
 
 /// A look at the result before the exporters run (the CLI's `--report`).
-pub type OnBuilt<'a> = &'a dyn Fn(&BuildResult) -> Result<(), String>;
+pub type OnBuilt<'a> = &'a dyn Fn(&Writer<'_>, &BuildResult) -> Result<(), String>;
 
 /// Everything one build asks for.
 pub struct BuildRequest<'a> {
@@ -140,7 +140,7 @@ fn run(
     progress: &dyn Progress,
     name: &mut String,
 ) -> Result<BuildResult, BuildError> {
-    let _lock = store.lock_shared()?;
+    let store = &store.lock_shared()?;
     let BuildRequest {
         context,
         dockerfile,
@@ -201,7 +201,7 @@ fn run(
     }
     let r = crate::solver::solve(store, &options, plan, progress)?;
     if let Some(f) = on_built {
-        f(&r).map_err(BuildError::Request)?;
+        f(store, &r).map_err(BuildError::Request)?;
     }
     for e in &exporters {
         export(store, &r, &options.tags, e)?;
@@ -358,7 +358,7 @@ pub(crate) fn chain(e: &dyn std::error::Error) -> String {
 /// or always with `pull`), then answered from the store. A failed pull is kept for the
 /// request to report after planning (the planner itself only sees "unknown").
 struct MetaResolver<'a> {
-    store: &'a Store,
+    store: &'a Writer<'a>,
     remote: &'a dyn Remote,
     pull: bool,
     progress: &'a dyn Progress,
@@ -392,7 +392,7 @@ impl plan::ImageResolver for MetaResolver<'_> {
 /// Make sure the store has image `r`, as BuildKit's MetaResolver: the store first, the
 /// registry on a miss; with `force` (`--pull`) the registry always.
 fn ensure_image(
-    store: &Store,
+    store: &Writer<'_>,
     r: &str,
     force: bool,
     remote: &dyn Remote,
@@ -461,7 +461,7 @@ fn open_import(
 }
 
 fn export_cache(
-    store: &Store,
+    store: &Writer<'_>,
     r: &BuildResult,
     c: &CacheExport,
     remote: &dyn Remote,
@@ -498,7 +498,7 @@ fn export_cache(
 }
 
 fn export(
-    store: &Store,
+    store: &Writer<'_>,
     r: &BuildResult,
     tags: &[Reference],
     e: &Exporter,
@@ -650,7 +650,7 @@ mod tests {
     struct EmptyRegistry(std::cell::RefCell<Vec<String>>);
 
     impl Remote for EmptyRegistry {
-        fn pull(&self, _: &Store, r: &Reference) -> Result<String, String> {
+        fn pull(&self, _: &Writer<'_>, r: &Reference) -> Result<String, String> {
             self.0.borrow_mut().push(r.to_string());
             Err("manifest unknown".into())
         }
@@ -662,7 +662,7 @@ mod tests {
         }
         fn cache_sink<'s>(
             &'s self,
-            _: &'s Store,
+            _: &'s Writer<'s>,
             _: &str,
         ) -> Result<Box<dyn BlobSink + 's>, String> {
             Err("no cache".into())
@@ -674,9 +674,10 @@ mod tests {
     fn plan_once(df: &str) -> (Vec<String>, Option<String>) {
         let tmp = tempfile::tempdir().unwrap();
         let store = Store::open(tmp.path().join("store")).unwrap();
+        let store = &store.lock_shared().unwrap();
         let registry = EmptyRegistry::default();
         let r = MetaResolver {
-            store: &store,
+            store,
             remote: &registry,
             pull: false,
             progress: &crate::Quiet,

@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use store::{Digest, Store};
+use store::{Digest, Store, Writer};
 
 use crate::progress::{Event, Progress};
 use crate::snapshot;
@@ -165,7 +165,7 @@ impl Drop for TempDir {
 
 /// Overlay lowerdirs for a layer chain, top first; an empty directory for no layers.
 pub(crate) fn lowers(
-    store: &Store,
+    store: &Writer<'_>,
     diff_ids: &[Digest],
     tmp: &Path,
 ) -> Result<Vec<PathBuf>, BuildError> {
@@ -183,7 +183,7 @@ pub(crate) fn lowers(
 /// directory then becomes the layer's snapshot when none exists yet. Returns the diffID
 /// (the empty-layer digest when nothing changed).
 pub(crate) fn commit_dir(
-    store: &Store,
+    store: &Writer<'_>,
     dir: &Path,
     source: layer::Source,
 ) -> Result<Digest, BuildError> {
@@ -216,7 +216,7 @@ pub(crate) fn commit_dir(
 /// attached (the helper and the command inherit that namespace; nothing reaches the host's).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn execute(
-    store: &Store,
+    store: &Writer<'_>,
     progress: &dyn Progress,
     id: usize,
     diff_ids: &[Digest],
@@ -259,7 +259,7 @@ pub(crate) fn execute(
 /// `/`: `..` and symlinks, absolute or not, never leave it). Returns the path of the
 /// source within the view, which stays attached while `views` lives.
 fn from_source(
-    store: &Store,
+    store: &Writer<'_>,
     src: &MountSources,
     tmp: &Path,
     n: usize,
@@ -286,7 +286,7 @@ fn from_source(
 
 #[allow(clippy::too_many_arguments)]
 fn execute_here(
-    store: &Store,
+    store: &Writer<'_>,
     progress: &dyn Progress,
     id: usize,
     diff_ids: &[Digest],

@@ -4,14 +4,14 @@
 
 use std::path::PathBuf;
 
-use store::{Digest, Store};
+use store::{Digest, Writer};
 
 use crate::solver::BuildError;
 
 /// Lowerdirs for a layer chain, top first. A layer that occurs more than once in the chain
 /// (the same COPY twice) gets a second snapshot for each repeat: overlayfs refuses the same
 /// directory twice.
-pub fn chain(store: &Store, diff_ids: &[Digest]) -> Result<Vec<PathBuf>, BuildError> {
+pub fn chain(store: &Writer<'_>, diff_ids: &[Digest]) -> Result<Vec<PathBuf>, BuildError> {
     let mut seen: std::collections::HashMap<&Digest, usize> = std::collections::HashMap::new();
     let mut out = Vec::new();
     for d in diff_ids {
@@ -23,7 +23,7 @@ pub fn chain(store: &Store, diff_ids: &[Digest]) -> Result<Vec<PathBuf>, BuildEr
     Ok(out)
 }
 
-fn ensure_copy(store: &Store, diff_id: &Digest, n: usize) -> Result<PathBuf, BuildError> {
+fn ensure_copy(store: &Writer<'_>, diff_id: &Digest, n: usize) -> Result<PathBuf, BuildError> {
     if n == 0 {
         return ensure(store, diff_id);
     }
@@ -37,7 +37,7 @@ fn ensure_copy(store: &Store, diff_id: &Digest, n: usize) -> Result<PathBuf, Bui
 
 /// The snapshot directory of a layer, unpacking it first if needed. Unpacking happens in a
 /// temp directory that is renamed into place, so a crash never leaves a half snapshot.
-pub fn ensure(store: &Store, diff_id: &Digest) -> Result<PathBuf, BuildError> {
+pub fn ensure(store: &Writer<'_>, diff_id: &Digest) -> Result<PathBuf, BuildError> {
     let dest = store.snapshot_path(diff_id);
     if dest.exists() {
         return Ok(dest);
@@ -59,7 +59,11 @@ type LockMap = std::collections::HashMap<Digest, std::sync::Arc<std::sync::Mutex
 static UNPACKING: std::sync::LazyLock<std::sync::Mutex<LockMap>> =
     std::sync::LazyLock::new(Default::default);
 
-fn unpack(store: &Store, diff_id: &Digest, dest: &std::path::Path) -> Result<PathBuf, BuildError> {
+fn unpack(
+    store: &Writer<'_>,
+    diff_id: &Digest,
+    dest: &std::path::Path,
+) -> Result<PathBuf, BuildError> {
     let dest = dest.to_path_buf();
     // Unique per call (two stages of one build may unpack the same layer at once), named
     // after this process and removed on every way out but the rename: a refused layer

@@ -11,7 +11,7 @@ use plan::{
     Step,
 };
 use store::image::{Descriptor, History, ImageConfig, RootFs, MEDIA_OCI_LAYER};
-use store::{Digest, Image, Reference, Store};
+use store::{Digest, Image, Reference, Store, Writer};
 
 use crate::config::{self, StageState};
 use crate::progress::{Event, Progress};
@@ -152,7 +152,7 @@ struct State {
 }
 
 struct Ctx<'a> {
-    store: &'a Store,
+    store: &'a Writer<'a>,
     opts: &'a BuildOptions,
     plan: &'a Plan,
     progress: &'a dyn Progress,
@@ -311,7 +311,7 @@ fn stage_prefix(plan: &Plan, s: &Stage) -> String {
 /// Run the plan's target; the caller holds the store's shared lock (see
 /// [`crate::request`]). Nothing is tagged unless the whole build succeeds.
 pub(crate) fn solve(
-    store: &Store,
+    store: &Writer<'_>,
     opts: &BuildOptions,
     plan: Plan,
     progress: &dyn Progress,
@@ -906,7 +906,7 @@ fn workdir_of(cfg: &store::image::RunConfig, path: &str) -> String {
 }
 
 /// The empty layer's blob (two zero blocks), for a WORKDIR that keeps it.
-fn ensure_empty_layer(store: &store::Store) -> Result<(), BuildError> {
+fn ensure_empty_layer(store: &store::Writer<'_>) -> Result<(), BuildError> {
     if store.has_blob(&empty_layer()) {
         return Ok(());
     }

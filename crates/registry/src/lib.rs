@@ -226,7 +226,7 @@ pub(crate) fn short(d: &store::Digest) -> String {
 
 /// Append `line` to a meta record of lines (kept unique).
 pub(crate) fn add_meta_line(
-    store: &store::Store,
+    store: &store::Writer<'_>,
     kind: &str,
     d: &store::Digest,
     line: &str,

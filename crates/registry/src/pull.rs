@@ -5,7 +5,7 @@
 use std::io::{self, Read, Write};
 
 use store::image::{Descriptor, ImageConfig, Index, Manifest, MEDIA_OCI_LAYER};
-use store::{Compression, Digest, HashingReader, Image, Reference, Store};
+use store::{Compression, Digest, HashingReader, Image, Reference, Store, Writer};
 
 use crate::client::{error_message, read_small, read_upto, Client, ACCEPT_MANIFESTS};
 use crate::{
@@ -352,7 +352,7 @@ fn pull_from(
         )));
     }
 
-    let _lock = store.lock_shared()?;
+    let store = &store.lock_shared()?;
     let jobs: Vec<(Descriptor, Digest)> = manifest
         .layers
         .iter()
@@ -413,7 +413,7 @@ fn pull_from(
 /// either is renamed into place.
 fn fetch_layer(
     c: &Client,
-    store: &Store,
+    store: &Writer<'_>,
     repo: &str,
     scope: &str,
     desc: &Descriptor,

@@ -3,7 +3,7 @@
 //! it, else uploaded in one streamed PATCH; then the manifest.
 
 use store::image::{Descriptor, Manifest};
-use store::{Digest, Image, Reference, Store};
+use store::{Digest, Image, Reference, Store, Writer};
 
 use crate::client::{error_message, Client};
 use crate::{
@@ -24,7 +24,7 @@ pub struct Pushed {
 /// The manifest an image is pushed with: the one it was pulled (or last pushed) with when
 /// every blob of that one is still here, else an OCI manifest of its gzip layers (made once
 /// and kept).
-pub fn registry_manifest(store: &Store, image: &Image) -> Result<(Vec<u8>, Manifest)> {
+pub fn registry_manifest(store: &Writer<'_>, image: &Image) -> Result<(Vec<u8>, Manifest)> {
     if let Some(text) = store.meta(META_REGISTRY_MANIFEST, &image.manifest_digest) {
         if let Ok(m) = serde_json::from_str::<Manifest>(&text) {
             let usable = m.config.digest == image.manifest.config.digest
@@ -59,7 +59,7 @@ pub fn push(
         )));
     }
     let tag = reference.tag.clone().unwrap_or_else(|| "latest".into());
-    let _lock = store.lock_shared()?;
+    let store = &store.lock_shared()?;
     let image = store.resolve(&reference.to_string())?;
     let (mbytes, manifest) = registry_manifest(store, &image)?;
     let r = crate::Repo::connect(reference, opts, true)?;

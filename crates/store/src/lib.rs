@@ -9,14 +9,27 @@
 //!                                  lazily on save/push and kept
 //! $ROOT/meta/<kind>/<hex>          small facts about a blob (e.g. a layer's content size),
 //!                                  removed with the blob
-//! $ROOT/snapshots/<chainid-hex>/   unpacked layer chains (overlay lowerdirs)
-//! $ROOT/roots/<kind>/<name>        extra GC roots (cache records, cache mounts), one digest
-//!                                  or chain id per line
+//! $ROOT/snapshots/<diffid-hex>/    one layer's diff unpacked in overlay format (whiteouts as
+//!                                  0:0 devices), an overlay lowerdir; a chain is these
+//!                                  stacked; `<diffid-hex>-<n>` for a repeat in one chain
+//! $ROOT/roots/<kind>/<name>        extra GC roots (cache records, containers' images), one
+//!                                  digest per line (a layer's diff id keeps its snapshot)
 //! $ROOT/tmp/                       in-flight writes; renamed into place when complete;
 //!                                  each named after its owner (pid, start time), removed
 //!                                  by whoever takes the lock once the owner is gone
 //! $ROOT/lock                       flock: writers hold it shared, prune exclusive
 //! ```
+//!
+//! Writes need the lock, by type: [`Store::lock_shared`] returns a [`Writer`], and every
+//! write API (ingest and blobs, images, refs, untagged roots, meta, compressed-form records,
+//! GC roots, build-cache records and memos, temp dirs that become store items) is a method
+//! of `Writer`, not of `Store`; [`Store::lock_exclusive`] returns an [`Exclusive`], which
+//! alone can [`prune`](Exclusive::prune) and derefs to a `Writer`. Reads (`resolve`,
+//! `read_blob`, `refs`, ...) are methods of `Store` and need no lock; a reader that must not
+//! see a prune midway holds a `Writer` too. Paths handed out ([`Store::snapshot_path`],
+//! [`Store::temp_path`]) are not covered by the type: a snapshot is renamed into place by
+//! code that holds a `Writer`, and `temp_path` is for scratch that never becomes a store
+//! item.
 //!
 //! Invariants: a blob is visible under `blobs/` only once complete, fsynced and verified; a
 //! ref is written only after every blob it reaches exists; index.json is replaced atomically;
@@ -129,9 +142,59 @@ fn secure_root(root: &Path) -> Result<Option<u32>> {
     Ok(Some(mode))
 }
 
-/// A held store lock (released on drop).
+/// A held flock (released on drop).
 pub struct StoreLock {
     _file: File,
+}
+
+/// The store lock held shared: the one way to write to the store. Every write API (blobs,
+/// images, refs, meta, roots, cache records, temp dirs that become store items) is a method
+/// of `Writer`, so a write without the lock does not compile; reads go through
+/// `Deref<Target = Store>` as on an unlocked [`Store`]. Prune waits until every `Writer`
+/// is dropped, so nothing written under one can be collected before it is referenced.
+/// Released on drop. Two `Writer`s of one process coexist (the lock is shared), but an
+/// [`Exclusive`] taken while this process holds a `Writer` waits for ever.
+///
+/// ```
+/// # let dir = std::env::temp_dir().join(format!("store-doc-writer-{}", std::process::id()));
+/// let store = store::Store::open(&dir).unwrap();
+/// let w = store.lock_shared().unwrap();
+/// let d = w.write_blob(b"hello").unwrap();
+/// drop(w);
+/// assert!(store.has_blob(&d)); // reads need no lock
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// ```
+///
+/// Without the guard the same write does not compile:
+///
+/// ```compile_fail
+/// # let dir = std::env::temp_dir().join(format!("store-doc-nowriter-{}", std::process::id()));
+/// let store = store::Store::open(&dir).unwrap();
+/// store.write_blob(b"hello").unwrap(); // no method `write_blob` on `Store`
+/// ```
+#[must_use = "the lock is released when the guard is dropped"]
+pub struct Writer<'s> {
+    store: &'s Store,
+    _lock: StoreLock,
+}
+
+impl std::ops::Deref for Writer<'_> {
+    type Target = Store;
+    fn deref(&self) -> &Store {
+        self.store
+    }
+}
+
+/// The store lock held exclusive (no [`Writer`] runs meanwhile): garbage collection, and
+/// every write, through `Deref<Target = Writer>`.
+#[must_use = "the lock is released when the guard is dropped"]
+pub struct Exclusive<'s>(Writer<'s>);
+
+impl<'s> std::ops::Deref for Exclusive<'s> {
+    type Target = Writer<'s>;
+    fn deref(&self) -> &Writer<'s> {
+        &self.0
+    }
 }
 
 /// An image as the store holds it: manifest and config, with the exact bytes hashed.
@@ -374,30 +437,35 @@ impl Store {
         Ok(StoreLock { _file: f })
     }
 
-    /// Held by every writer for the whole of its work, so prune never removes a blob that
-    /// a writer has written but not yet referenced. Taking it sweeps the temporaries of
-    /// commands that are gone ([`Store::sweep_tmp`]).
-    pub fn lock_shared(&self) -> Result<StoreLock> {
+    /// Take the store lock shared, for writing: held by every writer for the whole of its
+    /// work, so prune never removes a blob that a writer has written but not yet
+    /// referenced. Readers may hold it too, so no prune removes what they read. Taking it
+    /// sweeps the temporaries of commands that are gone ([`Store::sweep_tmp`]).
+    pub fn lock_shared(&self) -> Result<Writer<'_>> {
         let l = self.lock_file("lock", rustix::fs::FlockOperation::LockShared)?;
         self.sweep_tmp();
-        Ok(l)
+        Ok(Writer {
+            store: self,
+            _lock: l,
+        })
     }
 
-    /// Held by prune (which sweeps the temporaries itself, to count them).
-    pub fn lock_exclusive(&self) -> Result<StoreLock> {
-        self.lock_file("lock", rustix::fs::FlockOperation::LockExclusive)
+    /// Take the store lock exclusive, waiting for every writer: for prune (which sweeps
+    /// the temporaries itself, to count them).
+    pub fn lock_exclusive(&self) -> Result<Exclusive<'_>> {
+        let l = self.lock_file("lock", rustix::fs::FlockOperation::LockExclusive)?;
+        Ok(Exclusive(Writer {
+            store: self,
+            _lock: l,
+        }))
     }
 
     /// A fresh path under `tmp/` named after this process (`<kind>.<pid>.<start>.<n>`);
-    /// nothing is created.
+    /// nothing is created. For scratch that never becomes a store item (a container's upper
+    /// dir, a command's temp file): it needs no lock, and the sweep spares it while this
+    /// process lives. What becomes a store item is made in a [`Writer::temp_dir`].
     pub fn temp_path(&self, kind: &str) -> PathBuf {
         self.root.join("tmp").join(temp_name(kind))
-    }
-
-    /// A fresh directory under `tmp/` named after this process, removed on drop.
-    pub fn temp_dir(&self, kind: &str) -> Result<TempDir> {
-        let tmp = self.root.join("tmp");
-        TempDir::new_in(&tmp, kind).ctx(|| format!("create a directory in {}", tmp.display()))
     }
 
     /// Remove the temporaries whose owner is gone: entries of `tmp/`, and the temp files
@@ -436,29 +504,6 @@ impl Store {
         }
     }
 
-    /// Start writing a blob.
-    pub fn ingest(&self) -> Result<Ingest<'_>> {
-        let path = self.temp_path("ingest");
-        let f = File::create(&path).ctx(|| format!("create {}", path.display()))?;
-        Ok(Ingest {
-            store: self,
-            path,
-            writer: Some(HashingWriter::new(io::BufWriter::with_capacity(1 << 20, f))),
-        })
-    }
-
-    /// Write a small blob from memory (manifests, configs).
-    pub fn write_blob(&self, bytes: &[u8]) -> Result<Digest> {
-        let d = Digest::of(bytes);
-        if self.has_blob(&d) {
-            return Ok(d);
-        }
-        let mut i = self.ingest()?;
-        i.write_all(bytes).ctx(|| "write blob".into())?;
-        i.commit(Some(&d))?;
-        Ok(d)
-    }
-
     /// Read a small blob, verified.
     pub fn read_blob(&self, d: &Digest) -> Result<Vec<u8>> {
         let bytes = match fs::read(self.blob_path(d)) {
@@ -491,46 +536,6 @@ impl Store {
             inner: HashingReader::new(io::BufReader::with_capacity(1 << 20, f)),
             expected: d.clone(),
             done: false,
-        })
-    }
-
-    /// Store config and manifest for an image whose layer blobs are already present.
-    pub fn put_image(&self, config_bytes: &[u8], layers: Vec<Descriptor>) -> Result<Image> {
-        for l in &layers {
-            let size = self.blob_size(&l.digest)?;
-            if size != l.size {
-                return Err(Error::SizeMismatch {
-                    what: "layer".into(),
-                    digest: l.digest.clone(),
-                    expected: l.size,
-                    actual: size,
-                });
-            }
-        }
-        let config: ImageConfig = serde_json::from_slice(config_bytes)
-            .map_err(|e| Error::Invalid(format!("invalid image config: {e}")))?;
-        let config_digest = self.write_blob(config_bytes)?;
-        let manifest = Manifest {
-            schema_version: 2,
-            media_type: Some(image::MEDIA_OCI_MANIFEST.into()),
-            config: Descriptor {
-                media_type: image::MEDIA_OCI_CONFIG.into(),
-                digest: config_digest,
-                size: config_bytes.len() as u64,
-                annotations: None,
-                platform: None,
-            },
-            layers,
-            annotations: None,
-        };
-        let manifest_bytes = serde_json::to_vec(&manifest).expect("manifest serializes");
-        let manifest_digest = self.write_blob(&manifest_bytes)?;
-        Ok(Image {
-            manifest_digest,
-            manifest,
-            manifest_bytes,
-            config,
-            config_bytes: config_bytes.to_vec(),
         })
     }
 
@@ -573,66 +578,6 @@ impl Store {
                 Some((name, d.digest))
             })
             .collect())
-    }
-
-    /// Point `name` at an image; returns the previous target. Every blob the image reaches
-    /// must already be in the store.
-    pub fn set_ref(&self, name: &Reference, image: &Image) -> Result<Option<Digest>> {
-        self.check_complete(image)?;
-        let _g = self.refs_lock()?;
-        let mut index = self.read_index()?;
-        let full = name.to_string();
-        let prev = take_ref(&mut index, &full);
-        let mut ann = BTreeMap::new();
-        ann.insert(ANNOTATION_REF_NAME.to_string(), full);
-        index.manifests.push(Descriptor {
-            media_type: image::MEDIA_OCI_MANIFEST.into(),
-            digest: image.manifest_digest.clone(),
-            size: image.manifest_bytes.len() as u64,
-            annotations: Some(ann),
-            platform: Some(serde_json::json!({
-                "architecture": image.config.architecture,
-                "os": image.config.os,
-            })),
-        });
-        index.manifests.sort_by(|a, b| {
-            let n = |d: &Descriptor| {
-                d.annotations
-                    .as_ref()
-                    .and_then(|x| x.get(ANNOTATION_REF_NAME))
-                    .cloned()
-            };
-            n(a).cmp(&n(b))
-        });
-        self.write_index(&index)?;
-        Ok(prev)
-    }
-
-    /// Remove a ref; returns its target if it existed.
-    pub fn remove_ref(&self, name: &Reference) -> Result<Option<Digest>> {
-        let _g = self.refs_lock()?;
-        let mut index = self.read_index()?;
-        let full = name.to_string();
-        let prev = take_ref(&mut index, &full);
-        if prev.is_some() {
-            self.write_index(&index)?;
-        }
-        Ok(prev)
-    }
-
-    /// Keep an untagged image (docker's `<none>:<none>`): a GC root naming its manifest.
-    pub fn keep_untagged(&self, image: &Image) -> Result<()> {
-        self.check_complete(image)?;
-        self.set_root(
-            ROOT_UNTAGGED,
-            image.manifest_digest.hex(),
-            std::slice::from_ref(&image.manifest_digest),
-        )
-    }
-
-    /// Stop keeping an untagged image.
-    pub fn drop_untagged(&self, manifest: &Digest) -> Result<()> {
-        self.remove_root(ROOT_UNTAGGED, manifest.hex())
     }
 
     /// Manifest digests of the untagged images kept.
@@ -739,48 +684,9 @@ impl Store {
         Ok(self.has_blob(&d).then_some((d, s)))
     }
 
-    /// Record the compressed form of a layer (its blob must be present).
-    pub fn record_compressed(
-        &self,
-        diff_id: &Digest,
-        c: Compression,
-        blob: &Digest,
-        size: u64,
-    ) -> Result<()> {
-        let p = self
-            .root
-            .join("compressed")
-            .join(c.name())
-            .join(diff_id.hex());
-        atomic_write(&p, format!("{blob} {size}\n").as_bytes())
-    }
-
     /// A small fact recorded about a blob (`kind` names what it is), if any.
     pub fn meta(&self, kind: &str, d: &Digest) -> Option<String> {
         fs::read_to_string(self.root.join("meta").join(kind).join(d.hex())).ok()
-    }
-
-    /// Record a small fact about a blob; pruned together with the blob.
-    pub fn set_meta(&self, kind: &str, d: &Digest, value: &str) -> Result<()> {
-        let dir = self.root.join("meta").join(kind);
-        fs::create_dir_all(&dir).ctx(|| format!("create {}", dir.display()))?;
-        atomic_write(&dir.join(d.hex()), value.as_bytes())
-    }
-
-    /// Set an extra GC root (e.g. a cache record): the listed digests stay alive.
-    pub fn set_root(&self, kind: &str, name: &str, digests: &[Digest]) -> Result<()> {
-        let dir = self.root.join("roots").join(kind);
-        fs::create_dir_all(&dir).ctx(|| format!("create {}", dir.display()))?;
-        let text: String = digests.iter().map(|d| format!("{d}\n")).collect();
-        atomic_write(&dir.join(name), text.as_bytes())
-    }
-
-    pub fn remove_root(&self, kind: &str, name: &str) -> Result<()> {
-        match fs::remove_file(self.root.join("roots").join(kind).join(name)) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e).ctx(|| format!("remove root {kind}/{name}")),
-        }
     }
 
     fn extra_roots(&self) -> Result<Vec<Digest>> {
@@ -807,7 +713,7 @@ impl Store {
         let mut snapshots = BTreeSet::new();
         let mut manifests: Vec<Digest> = self.refs()?.into_values().collect();
         for r in self.extra_roots()? {
-            // A root may name any blob or a chain id.
+            // A root may name any blob; a layer's diff id keeps its snapshot too.
             snapshots.insert(r.hex().to_string());
             if self.has_blob(&r) {
                 let bytes = self.read_blob(&r).ok();
@@ -845,76 +751,6 @@ impl Store {
             blobs.extend(extra);
         }
         Ok((blobs, snapshots))
-    }
-
-    /// Remove every blob, compressed-form record and snapshot that no ref or root reaches,
-    /// and the temporaries of gone commands (counted in the report; a live owner's stay).
-    /// Waits for running writers.
-    pub fn prune(&self) -> Result<PruneReport> {
-        let _g = self.lock_exclusive()?;
-        let (live, live_snaps) = self.live_set()?;
-        let mut report = PruneReport::default();
-        let dir = self.root.join("blobs/sha256");
-        for e in fs::read_dir(&dir).ctx(|| format!("read {}", dir.display()))? {
-            let e = e.ctx(|| "read blobs".into())?;
-            let name = e.file_name();
-            let Some(name) = name.to_str() else { continue };
-            let Ok(d) = Digest::from_hex(name) else {
-                continue;
-            };
-            if !live.contains(&d) {
-                let size = e.metadata().map(|m| m.len()).unwrap_or(0);
-                fs::remove_file(e.path()).ctx(|| format!("remove blob {d}"))?;
-                report.bytes += size;
-                report.blobs.push((d, size));
-            }
-        }
-        for c in [Compression::Gzip, Compression::Zstd] {
-            remove_dead(&self.root.join("compressed").join(c.name()), &live)?;
-        }
-        let mdir = self.root.join("meta");
-        for kind in fs::read_dir(&mdir)
-            .ctx(|| format!("read {}", mdir.display()))?
-            .flatten()
-        {
-            remove_dead(&kind.path(), &live)?;
-        }
-        let sdir = self.root.join("snapshots");
-        for e in fs::read_dir(&sdir)
-            .ctx(|| format!("read {}", sdir.display()))?
-            .flatten()
-        {
-            let name = e.file_name().to_string_lossy().to_string();
-            // `<diffID>` or `<diffID>-<n>` (a repeat of the layer within one chain).
-            let id = name.split('-').next().unwrap_or("");
-            if !live_snaps.contains(id) {
-                let size = dir_size(&e.path());
-                remove_tree(&e.path())?;
-                report.bytes += size;
-                report.snapshots.push(name);
-            }
-        }
-        // Temporaries of gone commands, and those no strata names (an older version's): no
-        // writer holds the lock now. A live owner's (a foreground `run`, or a command
-        // waiting for the lock) stays.
-        report.temporaries = self.sweep(temp::SweepScope::DeadOwnersAndUnnamed);
-        // Temp files of atomic writes beside roots and memos (their own names are digests
-        // or keys, never temporary names).
-        let mut dirs = vec![self.root.join("memo")];
-        dirs.extend(
-            fs::read_dir(self.root.join("roots"))
-                .into_iter()
-                .flatten()
-                .flatten()
-                .map(|e| e.path()),
-        );
-        for d in dirs {
-            let s = temp::sweep(&d, temp::SweepScope::Hidden);
-            report.temporaries.entries.extend(s.entries);
-            report.temporaries.bytes += s.bytes;
-        }
-        report.bytes += report.temporaries.bytes;
-        Ok(report)
     }
 
     /// Check the store: every ref reaches a manifest, config and layers that exist and
@@ -993,6 +829,177 @@ impl Store {
         self.has_blob(&d).then_some((d, created))
     }
 
+    /// A memo of the build cache: a small value derived from `key` (e.g. what a COPY's
+    /// content key is, given its inputs' identities), so a cached step need not look at
+    /// file contents again. Dropped with the cache records.
+    pub fn memo_get(&self, key: &Digest) -> Option<String> {
+        fs::read_to_string(self.root.join("memo").join(key.hex())).ok()
+    }
+}
+
+impl Writer<'_> {
+    /// Start writing a blob.
+    pub fn ingest(&self) -> Result<Ingest<'_>> {
+        let path = self.temp_path("ingest");
+        let f = File::create(&path).ctx(|| format!("create {}", path.display()))?;
+        Ok(Ingest {
+            store: self.store,
+            path,
+            writer: Some(HashingWriter::new(io::BufWriter::with_capacity(1 << 20, f))),
+        })
+    }
+
+    /// Write a small blob from memory (manifests, configs).
+    pub fn write_blob(&self, bytes: &[u8]) -> Result<Digest> {
+        let d = Digest::of(bytes);
+        if self.has_blob(&d) {
+            return Ok(d);
+        }
+        let mut i = self.ingest()?;
+        i.write_all(bytes).ctx(|| "write blob".into())?;
+        i.commit(Some(&d))?;
+        Ok(d)
+    }
+
+    /// Store config and manifest for an image whose layer blobs are already present.
+    pub fn put_image(&self, config_bytes: &[u8], layers: Vec<Descriptor>) -> Result<Image> {
+        for l in &layers {
+            let size = self.blob_size(&l.digest)?;
+            if size != l.size {
+                return Err(Error::SizeMismatch {
+                    what: "layer".into(),
+                    digest: l.digest.clone(),
+                    expected: l.size,
+                    actual: size,
+                });
+            }
+        }
+        let config: ImageConfig = serde_json::from_slice(config_bytes)
+            .map_err(|e| Error::Invalid(format!("invalid image config: {e}")))?;
+        let config_digest = self.write_blob(config_bytes)?;
+        let manifest = Manifest {
+            schema_version: 2,
+            media_type: Some(image::MEDIA_OCI_MANIFEST.into()),
+            config: Descriptor {
+                media_type: image::MEDIA_OCI_CONFIG.into(),
+                digest: config_digest,
+                size: config_bytes.len() as u64,
+                annotations: None,
+                platform: None,
+            },
+            layers,
+            annotations: None,
+        };
+        let manifest_bytes = serde_json::to_vec(&manifest).expect("manifest serializes");
+        let manifest_digest = self.write_blob(&manifest_bytes)?;
+        Ok(Image {
+            manifest_digest,
+            manifest,
+            manifest_bytes,
+            config,
+            config_bytes: config_bytes.to_vec(),
+        })
+    }
+
+    /// Point `name` at an image; returns the previous target. Every blob the image reaches
+    /// must already be in the store.
+    pub fn set_ref(&self, name: &Reference, image: &Image) -> Result<Option<Digest>> {
+        self.check_complete(image)?;
+        let _g = self.refs_lock()?;
+        let mut index = self.read_index()?;
+        let full = name.to_string();
+        let prev = take_ref(&mut index, &full);
+        let mut ann = BTreeMap::new();
+        ann.insert(ANNOTATION_REF_NAME.to_string(), full);
+        index.manifests.push(Descriptor {
+            media_type: image::MEDIA_OCI_MANIFEST.into(),
+            digest: image.manifest_digest.clone(),
+            size: image.manifest_bytes.len() as u64,
+            annotations: Some(ann),
+            platform: Some(serde_json::json!({
+                "architecture": image.config.architecture,
+                "os": image.config.os,
+            })),
+        });
+        index.manifests.sort_by(|a, b| {
+            let n = |d: &Descriptor| {
+                d.annotations
+                    .as_ref()
+                    .and_then(|x| x.get(ANNOTATION_REF_NAME))
+                    .cloned()
+            };
+            n(a).cmp(&n(b))
+        });
+        self.write_index(&index)?;
+        Ok(prev)
+    }
+
+    /// Remove a ref; returns its target if it existed.
+    pub fn remove_ref(&self, name: &Reference) -> Result<Option<Digest>> {
+        let _g = self.refs_lock()?;
+        let mut index = self.read_index()?;
+        let full = name.to_string();
+        let prev = take_ref(&mut index, &full);
+        if prev.is_some() {
+            self.write_index(&index)?;
+        }
+        Ok(prev)
+    }
+
+    /// Keep an untagged image (docker's `<none>:<none>`): a GC root naming its manifest.
+    pub fn keep_untagged(&self, image: &Image) -> Result<()> {
+        self.check_complete(image)?;
+        self.set_root(
+            ROOT_UNTAGGED,
+            image.manifest_digest.hex(),
+            std::slice::from_ref(&image.manifest_digest),
+        )
+    }
+
+    /// Stop keeping an untagged image.
+    pub fn drop_untagged(&self, manifest: &Digest) -> Result<()> {
+        self.remove_root(ROOT_UNTAGGED, manifest.hex())
+    }
+
+    /// Record the compressed form of a layer (its blob must be present).
+    pub fn record_compressed(
+        &self,
+        diff_id: &Digest,
+        c: Compression,
+        blob: &Digest,
+        size: u64,
+    ) -> Result<()> {
+        let p = self
+            .root
+            .join("compressed")
+            .join(c.name())
+            .join(diff_id.hex());
+        atomic_write(&p, format!("{blob} {size}\n").as_bytes())
+    }
+
+    /// Record a small fact about a blob; pruned together with the blob.
+    pub fn set_meta(&self, kind: &str, d: &Digest, value: &str) -> Result<()> {
+        let dir = self.root.join("meta").join(kind);
+        fs::create_dir_all(&dir).ctx(|| format!("create {}", dir.display()))?;
+        atomic_write(&dir.join(d.hex()), value.as_bytes())
+    }
+
+    /// Set an extra GC root (e.g. a cache record): the listed digests stay alive.
+    pub fn set_root(&self, kind: &str, name: &str, digests: &[Digest]) -> Result<()> {
+        let dir = self.root.join("roots").join(kind);
+        fs::create_dir_all(&dir).ctx(|| format!("create {}", dir.display()))?;
+        let text: String = digests.iter().map(|d| format!("{d}\n")).collect();
+        atomic_write(&dir.join(name), text.as_bytes())
+    }
+
+    pub fn remove_root(&self, kind: &str, name: &str) -> Result<()> {
+        match fs::remove_file(self.root.join("roots").join(kind).join(name)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e).ctx(|| format!("remove root {kind}/{name}")),
+        }
+    }
+
     /// Record that the step with cache key `key` produced layer `diff_id` at `created` (a
     /// GC root until `prune --all`).
     pub fn cache_put(&self, key: &Digest, diff_id: &Digest, created: &str) -> Result<()> {
@@ -1002,13 +1009,6 @@ impl Store {
             &dir.join(key.hex()),
             format!("{diff_id}\n{created}\n").as_bytes(),
         )
-    }
-
-    /// A memo of the build cache: a small value derived from `key` (e.g. what a COPY's
-    /// content key is, given its inputs' identities), so a cached step need not look at
-    /// file contents again. Dropped with the cache records.
-    pub fn memo_get(&self, key: &Digest) -> Option<String> {
-        fs::read_to_string(self.root.join("memo").join(key.hex())).ok()
     }
 
     pub fn memo_put(&self, key: &Digest, value: &str) -> Result<()> {
@@ -1025,6 +1025,84 @@ impl Store {
             &self.root.join("roots").join(ROOT_CACHE),
             until,
         ))
+    }
+
+    /// A fresh directory under `tmp/` named after this process, removed on drop: for what
+    /// becomes a store item (e.g. a snapshot, renamed into place while this lock is held).
+    pub fn temp_dir(&self, kind: &str) -> Result<TempDir> {
+        let tmp = self.root.join("tmp");
+        TempDir::new_in(&tmp, kind).ctx(|| format!("create a directory in {}", tmp.display()))
+    }
+}
+
+impl Exclusive<'_> {
+    /// Remove every blob, compressed-form record and snapshot that no ref or root reaches,
+    /// and the temporaries of gone commands (counted in the report; a live owner's stay).
+    /// Running writers were waited for when the lock was taken.
+    pub fn prune(&self) -> Result<PruneReport> {
+        let (live, live_snaps) = self.live_set()?;
+        let mut report = PruneReport::default();
+        let dir = self.root.join("blobs/sha256");
+        for e in fs::read_dir(&dir).ctx(|| format!("read {}", dir.display()))? {
+            let e = e.ctx(|| "read blobs".into())?;
+            let name = e.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let Ok(d) = Digest::from_hex(name) else {
+                continue;
+            };
+            if !live.contains(&d) {
+                let size = e.metadata().map(|m| m.len()).unwrap_or(0);
+                fs::remove_file(e.path()).ctx(|| format!("remove blob {d}"))?;
+                report.bytes += size;
+                report.blobs.push((d, size));
+            }
+        }
+        for c in [Compression::Gzip, Compression::Zstd] {
+            remove_dead(&self.root.join("compressed").join(c.name()), &live)?;
+        }
+        let mdir = self.root.join("meta");
+        for kind in fs::read_dir(&mdir)
+            .ctx(|| format!("read {}", mdir.display()))?
+            .flatten()
+        {
+            remove_dead(&kind.path(), &live)?;
+        }
+        let sdir = self.root.join("snapshots");
+        for e in fs::read_dir(&sdir)
+            .ctx(|| format!("read {}", sdir.display()))?
+            .flatten()
+        {
+            let name = e.file_name().to_string_lossy().to_string();
+            // `<diffID>` or `<diffID>-<n>` (a repeat of the layer within one chain).
+            let id = name.split('-').next().unwrap_or("");
+            if !live_snaps.contains(id) {
+                let size = dir_size(&e.path());
+                remove_tree(&e.path())?;
+                report.bytes += size;
+                report.snapshots.push(name);
+            }
+        }
+        // Temporaries of gone commands, and those no strata names (an older version's): no
+        // writer holds the lock now. A live owner's (a foreground `run`, or a command
+        // waiting for the lock) stays.
+        report.temporaries = self.sweep(temp::SweepScope::DeadOwnersAndUnnamed);
+        // Temp files of atomic writes beside roots and memos (their own names are digests
+        // or keys, never temporary names).
+        let mut dirs = vec![self.root.join("memo")];
+        dirs.extend(
+            fs::read_dir(self.root.join("roots"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path()),
+        );
+        for d in dirs {
+            let s = temp::sweep(&d, temp::SweepScope::Hidden);
+            report.temporaries.entries.extend(s.entries);
+            report.temporaries.bytes += s.bytes;
+        }
+        report.bytes += report.temporaries.bytes;
+        Ok(report)
     }
 }
 

@@ -7,7 +7,7 @@ fn store() -> (tempfile::TempDir, Store) {
     (dir, s)
 }
 
-fn layer(s: &Store, content: &[u8]) -> Descriptor {
+fn layer(s: &Writer, content: &[u8]) -> Descriptor {
     let mut i = s.ingest().unwrap();
     i.write_all(content).unwrap();
     let (digest, size) = i.commit(None).unwrap();
@@ -42,7 +42,7 @@ fn config_for(layers: &[Descriptor], created_by: &str) -> Vec<u8> {
     serde_json::to_vec(&c).unwrap()
 }
 
-fn image(s: &Store, content: &[u8]) -> Image {
+fn image(s: &Writer, content: &[u8]) -> Image {
     let l = layer(s, content);
     let cfg = config_for(std::slice::from_ref(&l), "test");
     s.put_image(&cfg, vec![l]).unwrap()
@@ -61,7 +61,7 @@ fn layout_files_exist() {
 #[test]
 fn blobs_are_verified() {
     let (_d, s) = store();
-    let d = s.write_blob(b"hello").unwrap();
+    let d = s.lock_shared().unwrap().write_blob(b"hello").unwrap();
     assert_eq!(s.read_blob(&d).unwrap(), b"hello");
     fs::write(s.blob_path(&d), b"jello").unwrap();
     assert!(matches!(s.read_blob(&d), Err(Error::Corrupt { .. })));
@@ -75,7 +75,8 @@ fn blobs_are_verified() {
 #[test]
 fn ingest_rejects_wrong_digest_and_leaves_nothing() {
     let (_d, s) = store();
-    let mut i = s.ingest().unwrap();
+    let w = s.lock_shared().unwrap();
+    let mut i = w.ingest().unwrap();
     i.write_all(b"abc").unwrap();
     let wrong = Digest::of(b"abd");
     assert!(matches!(i.commit(Some(&wrong)), Err(Error::Corrupt { .. })));
@@ -83,7 +84,7 @@ fn ingest_rejects_wrong_digest_and_leaves_nothing() {
     assert!(!s.has_blob(&Digest::of(b"abc")));
     assert_eq!(fs::read_dir(s.root().join("tmp")).unwrap().count(), 0);
     // A dropped ingest leaves no temp file either.
-    let mut i = s.ingest().unwrap();
+    let mut i = w.ingest().unwrap();
     i.write_all(b"x").unwrap();
     drop(i);
     assert_eq!(fs::read_dir(s.root().join("tmp")).unwrap().count(), 0);
@@ -92,9 +93,10 @@ fn ingest_rejects_wrong_digest_and_leaves_nothing() {
 #[test]
 fn refs_tag_resolve_remove() {
     let (_d, s) = store();
-    let img = image(&s, b"layer-1");
+    let w = s.lock_shared().unwrap();
+    let img = image(&w, b"layer-1");
     let r = Reference::parse("busybox").unwrap();
-    assert_eq!(s.set_ref(&r, &img).unwrap(), None);
+    assert_eq!(w.set_ref(&r, &img).unwrap(), None);
     assert_eq!(
         s.refs().unwrap().get("docker.io/library/busybox:latest"),
         Some(&img.manifest_digest)
@@ -118,25 +120,26 @@ fn refs_tag_resolve_remove() {
         img.manifest_digest
     );
     assert!(matches!(s.resolve("nosuch"), Err(Error::NoSuchImage(_))));
-    let img2 = image(&s, b"layer-2");
+    let img2 = image(&w, b"layer-2");
     assert_eq!(
-        s.set_ref(&r, &img2).unwrap(),
+        w.set_ref(&r, &img2).unwrap(),
         Some(img.manifest_digest.clone())
     );
     assert_eq!(
-        s.remove_ref(&r).unwrap(),
+        w.remove_ref(&r).unwrap(),
         Some(img2.manifest_digest.clone())
     );
-    assert_eq!(s.remove_ref(&r).unwrap(), None);
+    assert_eq!(w.remove_ref(&r).unwrap(), None);
     assert!(s.refs().unwrap().is_empty());
 }
 
 #[test]
 fn set_ref_refuses_incomplete_image() {
     let (_d, s) = store();
-    let img = image(&s, b"layer");
+    let w = s.lock_shared().unwrap();
+    let img = image(&w, b"layer");
     fs::remove_file(s.blob_path(&img.manifest.layers[0].digest)).unwrap();
-    let err = s
+    let err = w
         .set_ref(&Reference::parse("x").unwrap(), &img)
         .unwrap_err();
     assert!(matches!(err, Error::MissingBlob(_)));
@@ -146,21 +149,24 @@ fn set_ref_refuses_incomplete_image() {
 #[test]
 fn prune_keeps_reachable_and_roots() {
     let (_d, s) = store();
-    let kept = image(&s, b"kept");
-    s.set_ref(&Reference::parse("kept").unwrap(), &kept)
+    let w = s.lock_shared().unwrap();
+    let kept = image(&w, b"kept");
+    w.set_ref(&Reference::parse("kept").unwrap(), &kept)
         .unwrap();
-    let gone = image(&s, b"gone");
-    let rooted = layer(&s, b"cache record layer");
-    s.set_root("cache", "rec1", std::slice::from_ref(&rooted.digest))
+    let gone = image(&w, b"gone");
+    let rooted = layer(&w, b"cache record layer");
+    w.set_root("cache", "rec1", std::slice::from_ref(&rooted.digest))
         .unwrap();
-    let gz = s.write_blob(b"pretend gzip of kept").unwrap();
-    s.record_compressed(&kept.manifest.layers[0].digest, Compression::Gzip, &gz, 20)
+    let gz = w.write_blob(b"pretend gzip of kept").unwrap();
+    w.record_compressed(&kept.manifest.layers[0].digest, Compression::Gzip, &gz, 20)
         .unwrap();
-    fs::create_dir_all(s.snapshot_path(&kept.config.chain_ids()[0])).unwrap();
-    fs::create_dir_all(s.snapshot_path(&gone.config.chain_ids()[0]).join("sub")).unwrap();
+    // Snapshots are keyed by diff id (one layer's diff each).
+    fs::create_dir_all(s.snapshot_path(&kept.config.rootfs.diff_ids[0])).unwrap();
+    fs::create_dir_all(s.snapshot_path(&gone.config.rootfs.diff_ids[0]).join("sub")).unwrap();
     fs::write(s.root().join("tmp/leftover"), b"x").unwrap();
+    drop(w);
 
-    let rep = s.prune().unwrap();
+    let rep = s.lock_exclusive().unwrap().prune().unwrap();
     assert_eq!(rep.blobs.len(), 3, "{rep:?}"); // gone's manifest, config, layer
     assert!(!s.has_blob(&gone.manifest_digest));
     assert!(s.has_blob(&kept.manifest_digest));
@@ -171,12 +177,13 @@ fn prune_keeps_reachable_and_roots() {
             .unwrap(),
         Some((gz, 20))
     );
-    assert!(s.snapshot_path(&kept.config.chain_ids()[0]).exists());
-    assert!(!s.snapshot_path(&gone.config.chain_ids()[0]).exists());
+    assert!(s.snapshot_path(&kept.config.rootfs.diff_ids[0]).exists());
+    assert!(!s.snapshot_path(&gone.config.rootfs.diff_ids[0]).exists());
     assert_eq!(rep.snapshots.len(), 1);
     assert!(!s.root().join("tmp/leftover").exists());
-    s.remove_root("cache", "rec1").unwrap();
-    let rep = s.prune().unwrap();
+    let x = s.lock_exclusive().unwrap();
+    x.remove_root("cache", "rec1").unwrap();
+    let rep = x.prune().unwrap();
     assert_eq!(rep.blobs.len(), 1);
     assert!(s.fsck().unwrap().is_empty());
 }
@@ -184,8 +191,9 @@ fn prune_keeps_reachable_and_roots() {
 #[test]
 fn fsck_finds_corruption() {
     let (_d, s) = store();
-    let img = image(&s, b"data");
-    s.set_ref(&Reference::parse("x").unwrap(), &img).unwrap();
+    let w = s.lock_shared().unwrap();
+    let img = image(&w, b"data");
+    w.set_ref(&Reference::parse("x").unwrap(), &img).unwrap();
     assert!(s.fsck().unwrap().is_empty());
     fs::write(s.blob_path(&img.manifest.layers[0].digest), b"dat4").unwrap();
     let p = s.fsck().unwrap();
@@ -204,12 +212,12 @@ fn concurrent_writers_and_prune_stay_consistent() {
             let s = s.clone();
             scope.spawn(move || {
                 for i in 0..25 {
-                    let _g = s.lock_shared().unwrap();
-                    let img = image(&s, format!("t{t}-i{i}").as_bytes());
+                    let w = s.lock_shared().unwrap();
+                    let img = image(&w, format!("t{t}-i{i}").as_bytes());
                     let r = Reference::parse(&format!("t{t}:i{i}")).unwrap();
-                    s.set_ref(&r, &img).unwrap();
+                    w.set_ref(&r, &img).unwrap();
                     if i % 2 == 0 {
-                        s.remove_ref(&r).unwrap();
+                        w.remove_ref(&r).unwrap();
                     }
                 }
             });
@@ -217,7 +225,7 @@ fn concurrent_writers_and_prune_stay_consistent() {
         let s2 = s.clone();
         scope.spawn(move || {
             for _ in 0..20 {
-                s2.prune().unwrap();
+                s2.lock_exclusive().unwrap().prune().unwrap();
             }
         });
     });
@@ -313,8 +321,11 @@ fn taking_the_lock_sweeps_gone_owners_temporaries() {
         .root()
         .join(format!(".index.json.tmp.{}.{}.3", g.pid, g.start));
     fs::write(&dead_index, b"{").unwrap();
-    let live = s.temp_dir("run").unwrap();
-    let ingest = s.ingest().unwrap();
+    let w = s.lock_shared().unwrap();
+    let live = w.temp_dir("run").unwrap();
+    let ingest = w.ingest().unwrap();
+    assert!(!dead.exists());
+    // Taken again (a second writer of this process), the lock spares the live entries.
     let _l = s.lock_shared().unwrap();
     assert!(!dead.exists());
     assert!(!dead_index.exists());
@@ -329,11 +340,12 @@ fn taking_the_lock_sweeps_gone_owners_temporaries() {
 fn prune_reports_the_temporaries_it_freed() {
     let (_d, s) = store();
     let g = gone_owner();
+    // A temp dir outlives its writer (a live owner's entry is spared by name, not lock).
+    let live = s.lock_shared().unwrap().temp_dir("container").unwrap();
     let name = format!("ingest.{}.{}.9", g.pid, g.start);
     fs::write(s.root().join("tmp").join(&name), vec![1u8; 3000]).unwrap();
-    let live = s.temp_dir("container").unwrap();
     fs::write(live.path().join("f"), b"kept").unwrap();
-    let rep = s.prune().unwrap();
+    let rep = s.lock_exclusive().unwrap().prune().unwrap();
     assert_eq!(rep.temporaries.entries, vec![name]);
     assert_eq!(rep.temporaries.bytes, 3000);
     assert_eq!(rep.bytes, 3000);
@@ -360,9 +372,10 @@ fn concurrent_sweeps_never_touch_live_temporaries() {
                 let s = s.clone();
                 scope.spawn(move || {
                     for i in 0..40 {
-                        let d = s.temp_dir("run").unwrap();
+                        let w = s.lock_shared().unwrap();
+                        let d = w.temp_dir("run").unwrap();
                         fs::write(d.path().join("f"), format!("{t}-{i}")).unwrap();
-                        let mut ing = s.ingest().unwrap();
+                        let mut ing = w.ingest().unwrap();
                         ing.write_all(format!("blob {t} {i}").as_bytes()).unwrap();
                         let _l = s.lock_shared().unwrap();
                         assert_eq!(
@@ -422,11 +435,13 @@ fn a_mounted_entry_is_not_swept() {
 fn prune_removes_gone_owners_atomic_write_temporaries() {
     let (_d, s) = store();
     let g = gone_owner();
-    let img = image(&s, b"kept");
-    s.set_ref(&Reference::parse("kept").unwrap(), &img).unwrap();
-    s.set_root("cache", "rec", std::slice::from_ref(&img.manifest_digest))
+    let w = s.lock_shared().unwrap();
+    let img = image(&w, b"kept");
+    w.set_ref(&Reference::parse("kept").unwrap(), &img).unwrap();
+    w.set_root("cache", "rec", std::slice::from_ref(&img.manifest_digest))
         .unwrap();
-    s.memo_put(&img.manifest_digest, "m").unwrap();
+    w.memo_put(&img.manifest_digest, "m").unwrap();
+    drop(w);
     let leftovers = [
         s.root()
             .join(format!("roots/cache/.rec.tmp.{}.{}.1", g.pid, g.start)),
@@ -442,7 +457,7 @@ fn prune_removes_gone_owners_atomic_write_temporaries() {
     }
     let mine = s.root().join("roots/cache").join(temp_name(".x.tmp"));
     fs::write(&mine, b"being written").unwrap();
-    let rep = s.prune().unwrap();
+    let rep = s.lock_exclusive().unwrap().prune().unwrap();
     assert_eq!(rep.temporaries.entries.len(), 2, "{rep:?}");
     assert_eq!(rep.temporaries.bytes, 8);
     for l in &leftovers {
@@ -451,5 +466,33 @@ fn prune_removes_gone_owners_atomic_write_temporaries() {
     assert!(mine.exists());
     assert!(s.root().join("roots/cache/rec").exists());
     assert_eq!(s.memo_get(&img.manifest_digest).as_deref(), Some("m"));
+    assert!(s.fsck().unwrap().is_empty());
+}
+
+/// Prune waits for a writer: a blob written but not yet referenced survives a prune
+/// started meanwhile, which finishes only once the writer is gone.
+#[test]
+fn prune_waits_for_a_writer() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let (_d, s) = store();
+    let w = s.lock_shared().unwrap();
+    let img = image(&w, b"not yet tagged");
+    let pruned = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let gc = scope.spawn(|| {
+            let rep = s.lock_exclusive().unwrap().prune().unwrap();
+            pruned.store(true, Ordering::SeqCst);
+            rep
+        });
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert!(!pruned.load(Ordering::SeqCst), "prune ran under a writer");
+        assert!(s.has_blob(&img.manifest_digest));
+        w.set_ref(&Reference::parse("late").unwrap(), &img).unwrap();
+        drop(w);
+        let rep = gc.join().unwrap();
+        assert!(pruned.load(Ordering::SeqCst));
+        assert!(rep.blobs.is_empty(), "{rep:?}");
+    });
+    assert!(s.has_blob(&img.manifest_digest));
     assert!(s.fsck().unwrap().is_empty());
 }

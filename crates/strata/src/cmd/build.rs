@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
-use store::{Reference, Store};
+use store::{Reference, Store, Writer};
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ProgressMode {
@@ -309,7 +309,7 @@ pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
     options.tags = tags.clone();
     options.allow_network_host = allow_network_host(&a.allow)?;
     let (cache_imports, cache_exports) = cache_specs(&a)?;
-    let report = |r: &engine::BuildResult| -> Result<(), String> {
+    let report = |store: &Writer<'_>, r: &engine::BuildResult| -> Result<(), String> {
         let report = super::size::build_report(store, r, a.report_format == "json")
             .map_err(|e| format!("{e:#}"))?;
         // stdout carries the streamed output, if any: the report goes to stderr then.
@@ -541,7 +541,7 @@ fn failed(f: engine::Failure) -> Result<ExitCode> {
 struct RegistryRemote(registry::Options);
 
 impl engine::Remote for RegistryRemote {
-    fn pull(&self, store: &Store, reference: &Reference) -> Result<String, String> {
+    fn pull(&self, store: &Writer<'_>, reference: &Reference) -> Result<String, String> {
         let progress = |_: &str, _: &str| {};
         registry::pull(store, reference, &self.0, &progress)
             .map(|p| p.digest.to_string())
@@ -580,7 +580,7 @@ impl engine::Remote for RegistryRemote {
 
     fn cache_sink<'s>(
         &'s self,
-        store: &'s Store,
+        store: &'s Writer<'s>,
         name: &str,
     ) -> Result<Box<dyn engine::cache::BlobSink + 's>, String> {
         let connect = || -> Result<_> {
@@ -592,7 +592,7 @@ impl engine::Remote for RegistryRemote {
         let repo = connect().map_err(|e| format!("{e:#}"))?;
         Ok(Box::new(RegistryCache {
             repo,
-            store: Some(store),
+            store: Some(&**store),
         }))
     }
 }

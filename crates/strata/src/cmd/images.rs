@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde_json::{json, Value};
-use store::{Image, Reference, Store};
+use store::{Image, Reference, Store, Writer};
 
 use crate::format::{created_at, ellipsis, human_size, render, since, Row};
 
@@ -34,8 +34,9 @@ fn short_id(img: &Image, no_trunc: bool) -> String {
 }
 
 pub fn images(store: &Store, a: ImagesArgs) -> Result<ExitCode> {
-    // Readers hold the store lock shared, so no prune removes what they are reading.
-    let _lock = store.lock_shared()?;
+    // Readers hold the store lock shared, so no prune removes what they are reading (and
+    // the sizes computed are recorded).
+    let store = &store.lock_shared()?;
     let mut rows: Vec<(String, Row)> = Vec::new();
     let mut seen_ids = BTreeSet::new();
     let mut quiet = Vec::new();
@@ -147,7 +148,7 @@ pub struct HistoryArgs {
 }
 
 pub fn history(store: &Store, a: HistoryArgs) -> Result<ExitCode> {
-    let _lock = store.lock_shared()?;
+    let store = &store.lock_shared()?;
     let img = store.resolve(&a.image)?;
     let diff_ids = &img.config.rootfs.diff_ids;
     // Pair history entries that made a layer with the layers, in order.
@@ -228,7 +229,7 @@ pub fn history(store: &Store, a: HistoryArgs) -> Result<ExitCode> {
 }
 
 /// `docker image inspect`'s shape for one image.
-pub fn inspect_json(store: &Store, img: &Image) -> Result<Value> {
+pub fn inspect_json(store: &Writer<'_>, img: &Image) -> Result<Value> {
     let names = store.names_by_manifest()?;
     let mut repo_tags: Vec<String> = Vec::new();
     for (m, ns) in &names {
@@ -332,7 +333,7 @@ pub fn inspect_json(store: &Store, img: &Image) -> Result<Value> {
 }
 
 pub fn inspect(store: &Store, images: &[String]) -> Result<ExitCode> {
-    let _lock = store.lock_shared()?;
+    let store = &store.lock_shared()?;
     let mut out = Vec::new();
     let mut missing = Vec::new();
     // Containers first, then images, as docker's untyped `inspect` looks them up.
@@ -360,7 +361,7 @@ pub fn inspect(store: &Store, images: &[String]) -> Result<ExitCode> {
 }
 
 pub fn tag(store: &Store, src: &str, dst: &str) -> Result<ExitCode> {
-    let _lock = store.lock_shared()?;
+    let store = &store.lock_shared()?;
     let img = store.resolve(src)?;
     let r = Reference::parse(dst).map_err(anyhow::Error::msg)?;
     if r.digest.is_some() {
@@ -372,7 +373,7 @@ pub fn tag(store: &Store, src: &str, dst: &str) -> Result<ExitCode> {
 
 pub fn rmi(store: &Store, images: &[String], force: bool) -> Result<ExitCode> {
     let mut failed = false;
-    let lock = store.lock_shared()?;
+    let w = store.lock_shared()?;
     for what in images {
         let result = (|| -> Result<()> {
             let img = store.resolve(what)?;
@@ -416,15 +417,15 @@ pub fn rmi(store: &Store, images: &[String], force: bool) -> Result<ExitCode> {
             }
             for n in &untag {
                 let r = Reference::parse(n).map_err(anyhow::Error::msg)?;
-                store.remove_ref(&r)?;
+                w.remove_ref(&r)?;
                 println!("Untagged: {}", r.familiar());
             }
             if last_name && !users.is_empty() {
-                store.keep_untagged(&img)?;
+                w.keep_untagged(&img)?;
             } else if last_name {
                 for m in store.untagged()? {
                     if store.image(&m)?.id() == img.id() {
-                        store.drop_untagged(&m)?;
+                        w.drop_untagged(&m)?;
                     }
                 }
                 println!("Deleted: {}", img.id());
@@ -436,9 +437,9 @@ pub fn rmi(store: &Store, images: &[String], force: bool) -> Result<ExitCode> {
             failed = true;
         }
     }
-    drop(lock);
+    drop(w);
     // Reclaim what no ref reaches any more.
-    store.prune()?;
+    store.lock_exclusive()?.prune()?;
     Ok(if failed {
         ExitCode::FAILURE
     } else {
@@ -458,8 +459,11 @@ pub fn prune(store: &Store, all: bool, filter: Option<&str>) -> Result<ExitCode>
             Some(std::time::SystemTime::now() - d)
         }
     };
+    // Exclusive before anything is dropped: a running build may be writing cache records
+    // or using a cache mount.
+    let x = store.lock_exclusive()?;
     if all || until.is_some() {
-        let n = store.drop_cache(until)?;
+        let n = x.drop_cache(until)?;
         println!("deleted build cache records: {n}");
         if until.is_none() {
             let mounts = store.root().join("cache-mounts");
@@ -469,7 +473,8 @@ pub fn prune(store: &Store, all: bool, filter: Option<&str>) -> Result<ExitCode>
             }
         }
     }
-    let rep = store.prune()?;
+    let rep = x.prune()?;
+    drop(x);
     for (d, size) in &rep.blobs {
         println!("deleted: {d} ({})", human_size(*size));
     }

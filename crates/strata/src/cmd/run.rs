@@ -130,7 +130,7 @@ pub fn run(store: Result<Store>, a: RunArgs) -> Result<ExitCode> {
         return Ok(detach::run(&store, &a));
     }
     // Locals drop in reverse order: the temp dir goes before the lock is released.
-    let _lock = match store.lock_shared() {
+    let lock = match store.lock_shared() {
         Ok(l) => l,
         Err(e) => return Ok(start_failed(e.into())),
     };
@@ -138,7 +138,7 @@ pub fn run(store: Result<Store>, a: RunArgs) -> Result<ExitCode> {
         Ok(t) => t,
         Err(e) => return Ok(start_failed(e)),
     };
-    let prepared = prepare(&store, &a, &tmp.0, container::random_id()).and_then(|(cfg, _)| {
+    let prepared = prepare(&lock, &a, &tmp.0, container::random_id()).and_then(|(cfg, _)| {
         let listeners = proxy::bind(&cfg.ports)?;
         Ok((spec_of(&cfg, &tmp.0)?, listeners))
     });
@@ -170,7 +170,7 @@ pub(crate) fn start_failed(e: anyhow::Error) -> ExitCode {
 /// Everything before the container starts: the image, its config with the overrides, the
 /// overlay's lowerdirs (an empty one goes under `dir`). The name is left empty.
 pub(crate) fn prepare(
-    store: &Store,
+    store: &store::Writer<'_>,
     a: &RunArgs,
     dir: &Path,
     id: String,

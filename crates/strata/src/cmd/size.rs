@@ -8,11 +8,11 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use serde_json::json;
-use store::{Digest, Store};
+use store::{Digest, Store, Writer};
 
 use crate::format::human_size;
 
-fn layers_size(store: &Store, layers: &[Digest]) -> Result<u64> {
+fn layers_size(store: &Writer<'_>, layers: &[Digest]) -> Result<u64> {
     let mut total = 0;
     for l in layers {
         total += archive::layer_content_size(store, l)?;
@@ -21,7 +21,7 @@ fn layers_size(store: &Store, layers: &[Digest]) -> Result<u64> {
 }
 
 /// The per-stage report of a finished build.
-pub fn build_report(store: &Store, r: &engine::BuildResult, json_out: bool) -> Result<String> {
+pub fn build_report(store: &Writer<'_>, r: &engine::BuildResult, json_out: bool) -> Result<String> {
     let final_layers: BTreeSet<&Digest> = r.image.config.rootfs.diff_ids.iter().collect();
     let final_size = layers_size(store, &r.image.config.rootfs.diff_ids)?;
     let mut rows = Vec::new();
@@ -130,7 +130,7 @@ pub fn build_report(store: &Store, r: &engine::BuildResult, json_out: bool) -> R
 
 /// `strata size IMAGE...`: each image's size; with two or more, each compared with the first.
 pub fn size(store: &Store, images: &[String], json_out: bool) -> Result<ExitCode> {
-    let _lock = store.lock_shared()?;
+    let store = &store.lock_shared()?;
     let mut rows = Vec::new();
     for i in images {
         let img = store.resolve(i)?;
@@ -183,7 +183,7 @@ pub fn size(store: &Store, images: &[String], json_out: bool) -> Result<ExitCode
 /// `strata size --compare SINGLE MULTI ...`: for each pair, the single-stage image, the
 /// multi-stage image that replaces it, and what multi-stage saved.
 pub fn compare(store: &Store, images: &[String], json_out: bool) -> Result<ExitCode> {
-    let _lock = store.lock_shared()?;
+    let store = &store.lock_shared()?;
     let mut rows = Vec::new();
     for pair in images.chunks(2) {
         let [single, multi] = pair else {

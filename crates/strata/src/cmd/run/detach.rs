@@ -115,7 +115,7 @@ fn create(store: &Store, containers: &Containers, a: &RunArgs, id: &str, dir: &P
     let mut config = {
         // Held while the image is resolved and its snapshots unpacked, until the GC root
         // exists; not for the container's lifetime (prune would wait for it).
-        let _lock = store.lock_shared()?;
+        let store = &store.lock_shared()?;
         let (config, image) = prepare(store, a, dir, id.to_string())?;
         store.set_root(
             container::ROOT_KIND,
