@@ -246,7 +246,7 @@ pub(crate) fn prepare(
     let hostname = id.get(..12).unwrap_or(&id).to_string();
 
     // The executor wants absolute paths; `--root` may be relative.
-    let lower = build::image_lowers(store, &image, dir)
+    let lower = image_lowers(store, &image, dir)
         .with_context(|| format!("prepare the layers of {}", a.image()))?
         .into_iter()
         .map(std::path::absolute)
@@ -281,6 +281,23 @@ pub(crate) fn prepare(
         seccomp,
     };
     Ok((config, image))
+}
+
+/// Overlay lowerdirs for an image's layers, top first, each layer's snapshot unpacked on
+/// first use; an image without layers gets an empty directory made under `tmp`.
+fn image_lowers(store: &Store, image: &store::Image, tmp: &Path) -> Result<Vec<PathBuf>> {
+    let nothing_to_fetch = |_: &store::Digest| Ok::<(), layer::snapshot::SnapshotError>(());
+    let mut out = layer::snapshot::chain(store, &image.config.rootfs.diff_ids, &nothing_to_fetch)?;
+    if out.is_empty() {
+        let empty = tmp.join("empty-lower");
+        if let Err(e) = std::fs::create_dir_all(&empty) {
+            // As the engine words it: its context, then the error.
+            let what = format!("create an empty lowerdir: {e}");
+            return Err(anyhow::Error::new(e).context(what));
+        }
+        out.push(empty);
+    }
+    Ok(out)
 }
 
 /// The executor's spec for a container whose writable directories live under `dir`
