@@ -1,5 +1,8 @@
 //! The `strata` command line: argument parsing and output formatting only; every command
-//! is a call into a library crate.
+//! is a call into a library crate. No `unsafe` here: what needs a syscall lives in a
+//! library (the container runtime's in `runtime`).
+
+#![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 use std::process::ExitCode;
