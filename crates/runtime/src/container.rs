@@ -565,4 +565,111 @@ mod tests {
         assert!(n.contains('_'), "{n}");
         assert_ne!(generated_name(&id, 1), n);
     }
+
+    /// A container as `create` leaves it, written by hand (no image, no process).
+    fn fake(store: &store::Store, id: &str, name: &str, created: &str) -> Container {
+        let containers = Containers::open(store).unwrap();
+        let dir = containers.dir.join(id);
+        std::fs::create_dir(&dir).unwrap();
+        let config = Config {
+            id: id.into(),
+            name: name.into(),
+            image: "busybox".into(),
+            image_id: "sha256:ab".into(),
+            manifest: "sha256:cd".into(),
+            created: created.into(),
+            args: vec!["sh".into(), "-c".into(), "true".into()],
+            env: vec!["PATH=/bin".into()],
+            cwd: "/".into(),
+            user: None,
+            hostname: id[..12].into(),
+            network: "private".into(),
+            lower: Vec::new(),
+            tty: false,
+            ports: vec![crate::ports::parse("127.0.0.1:8080:80").unwrap()],
+            auto_remove: false,
+            stop_signal: None,
+            seccomp: SeccompOpt::Default,
+        };
+        std::fs::write(
+            dir.join("config.json"),
+            serde_json::to_vec(&config).unwrap(),
+        )
+        .unwrap();
+        containers.load(id).unwrap()
+    }
+
+    #[test]
+    fn find_list_inspect_remove() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = store::Store::open(tmp.path().join("s")).unwrap();
+        let a = format!("ab{}", "1".repeat(62));
+        let b = format!("ab{}", "2".repeat(62));
+        fake(&store, &a, "web", "2026-01-01T00:00:00Z");
+        fake(&store, &b, "db", "2026-01-02T00:00:00Z");
+        store.set_root(ROOT_KIND, &a, &[]).unwrap();
+
+        // Newest first; by id, name (with docker's leading slash), unique prefix.
+        let ids: Vec<String> = crate::list(&store)
+            .unwrap()
+            .into_iter()
+            .map(|c| c.config.id)
+            .collect();
+        assert_eq!(ids, vec![b.clone(), a.clone()]);
+        assert_eq!(crate::find(&store, "/web").unwrap().id(), a);
+        assert_eq!(crate::find(&store, "ab2").unwrap().id(), b);
+        let e = crate::find(&store, "ab").err().unwrap().to_string();
+        assert_eq!(e, "multiple IDs found with provided prefix: ab");
+        let e = crate::find(&store, "nope").err().unwrap().to_string();
+        assert_eq!(e, "No such container: nope");
+
+        let c = crate::find(&store, "web").unwrap();
+        assert_eq!(c.status(), Status::Created);
+        let j = c.inspect();
+        assert_eq!(j["Name"], "/web");
+        assert_eq!(j["Path"], "sh");
+        assert_eq!(j["State"]["Status"], "created");
+        assert_eq!(j["HostConfig"]["NetworkMode"], "default");
+        assert_eq!(
+            j["HostConfig"]["PortBindings"]["80/tcp"][0]["HostPort"],
+            "8080"
+        );
+        assert_eq!(j["NetworkSettings"]["Ports"], serde_json::json!({}));
+
+        // Not running: stop has nothing to do, remove takes the directory and the GC root.
+        let mut c = c;
+        c.stop(Some("SIGNOPE"), None).unwrap();
+        c.remove(false).unwrap();
+        assert!(!store.root().join("containers").join(&a).exists());
+        assert!(!store.root().join("roots").join(ROOT_KIND).join(&a).exists());
+        assert_eq!(crate::list(&store).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_running_container_whose_supervisor_is_gone_is_dead() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = store::Store::open(tmp.path().join("s")).unwrap();
+        let mut c = fake(&store, &"c".repeat(64), "x1", "2026-01-01T00:00:00Z");
+        let me = std::process::id();
+        let mut state = State {
+            status: "running".into(),
+            supervisor: me,
+            supervisor_start: proc_start(me).unwrap(),
+            ..State::default()
+        };
+        write_state(&c.dir, &state).unwrap();
+        c.reload().unwrap();
+        assert_eq!(c.status(), Status::Running);
+        assert_eq!(c.inspect()["State"]["Running"], true);
+        let e = crate::find(&store, "x1")
+            .unwrap()
+            .remove(false)
+            .unwrap_err();
+        assert!(e.to_string().contains("container is running"), "{e}");
+        state.supervisor_start += 1;
+        write_state(&c.dir, &state).unwrap();
+        c.reload().unwrap();
+        assert_eq!(c.status(), Status::Dead);
+        assert_eq!(c.status().word(), "dead");
+    }
 }

@@ -158,4 +158,39 @@ mod tests {
         assert_eq!(frames.len(), 3);
         assert_eq!(used, bytes.len() - 12);
     }
+
+    #[test]
+    fn read_gives_the_last_frames_of_a_container() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = store::Store::open(tmp.path().join("s")).unwrap();
+        let containers = crate::Containers::open(&store).unwrap();
+        let id = "d".repeat(64);
+        let dir = containers.dir.join(&id);
+        std::fs::create_dir(&dir).unwrap();
+        let config = serde_json::json!({
+            "id": id, "name": "logger", "image": "i", "image_id": "sha256:a",
+            "manifest": "sha256:b", "created": "2026-01-01T00:00:00Z", "args": ["x"],
+            "env": [], "cwd": "/", "user": null, "hostname": "h", "network": "none",
+            "lower": [], "tty": false, "ports": [], "auto_remove": false, "stop_signal": null,
+        });
+        std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+        let mut c = crate::find(&store, "logger").unwrap();
+        let mut got: Vec<(u8, Vec<u8>)> = Vec::new();
+        // No log yet: nothing, and `follow` returns at once for a container not running.
+        follow(&mut c, None, &mut |f| {
+            got.extend(f.iter().map(|(s, p)| (*s, p.to_vec())));
+            Ok(())
+        })
+        .unwrap();
+        assert!(got.is_empty());
+        let log = Mutex::new(File::create(dir.join("log")).unwrap());
+        pump(Box::new(&b"a\nb\nc\n"[..]), 1, &log);
+        pump(Box::new(&b"oops\n"[..]), 2, &log);
+        read(&c, Some(2), &mut |f| {
+            got.extend(f.iter().map(|(s, p)| (*s, p.to_vec())));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(got, vec![(1, b"c\n".to_vec()), (2, b"oops\n".to_vec())]);
+    }
 }
