@@ -181,6 +181,7 @@ pub(crate) fn copy_winsize(terminal: [RawFd; 2], master: RawFd) {
     for fd in terminal {
         // SAFETY: winsize is plain data; TIOCGWINSZ fills it or fails on a non-terminal.
         let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+        // SAFETY: `ws` is a valid winsize for TIOCGWINSZ to write into.
         if unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) } == 0 {
             // SAFETY: TIOCSWINSZ reads the winsize; `master` is an open pty master.
             unsafe { libc::ioctl(master, libc::TIOCSWINSZ, &ws) };
@@ -199,6 +200,7 @@ impl RawMode {
     fn enable(fd: RawFd) -> Option<RawMode> {
         // SAFETY: termios is plain data; tcgetattr fills it or fails on a non-terminal.
         let mut saved: libc::termios = unsafe { std::mem::zeroed() };
+        // SAFETY: `saved` is a valid termios for tcgetattr to write into.
         if unsafe { libc::tcgetattr(fd, &mut saved) } != 0 {
             return None;
         }

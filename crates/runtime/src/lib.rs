@@ -2,7 +2,7 @@
 //! `rm` (and the coming `exec`, `cp`, volumes, healthchecks and compose), as a library.
 //!
 //! * [`run`]: a container in the foreground, attached to the caller's streams
-//!   ([`foreground`]: overlay rootfs, terminal relay, signal forwarding).
+//!   (`foreground.rs`: overlay rootfs, terminal relay, signal forwarding).
 //! * [`create`] then [`Container::start`]: a detached container under a supervisor
 //!   ([`supervise`]); [`Containers`] lists and finds them; [`Container::stop`], `kill`,
 //!   `wait`, `remove` and `inspect` manage one; [`logs`] reads and follows its output.
@@ -19,6 +19,8 @@
 //! prints: what reaches a terminal goes through what the caller passes (the [`Attach`]
 //! streams, a [`logs`] sink) or comes back as a value ([`RunError`], errors, inspect JSON).
 //! Every `unsafe` block of the container runtime lives here, each with a `// SAFETY:` line.
+
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod container;
 mod foreground;
