@@ -13,13 +13,9 @@ pub fn send(pid: u32, start: u64, sig: i32) -> Result<bool> {
     if pid == 0 {
         return Ok(false);
     }
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-    if fd < 0 {
+    let Some(fd) = pidfd_open(pid) else {
         return Ok(false);
-    }
-    // SAFETY: the kernel just returned this descriptor, which nothing else owns.
-    let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) };
+    };
     // The pidfd pins the process: if the start time matches now, it is the same process.
     if crate::container::proc_start(pid) != Some(start) {
         return Ok(false);
@@ -158,7 +154,8 @@ pub(crate) fn forward(
     }
 }
 
-/// A pidfd for the container's pid 1, so a forwarded signal never reaches a recycled pid.
+/// A pidfd for the container's pid 1, so a signal sent through it never reaches a recycled
+/// pid; `None` when the process is gone.
 pub(crate) fn pidfd_open(pid: u32) -> Option<OwnedFd> {
     // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
