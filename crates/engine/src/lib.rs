@@ -30,17 +30,6 @@ pub use request::{
 };
 pub use solver::{BuildError, BuildOptions, BuildResult, StoreResolver};
 
-/// Overlay lowerdirs for an image's layers, top first, each layer's snapshot unpacked on
-/// first use (`strata run`); an image without layers gets an empty directory made under
-/// `tmp`.
-pub fn image_lowers(
-    store: &store::Writer<'_>,
-    image: &store::Image,
-    tmp: &std::path::Path,
-) -> Result<Vec<std::path::PathBuf>, BuildError> {
-    run::lowers(store, &image.config.rootfs.diff_ids, tmp)
-}
-
 /// The images a plan reads from outside the Dockerfile: the needed stages' base images and
 /// their `--from` / `--mount from=` images, each once, in stage order.
 pub fn external_images(plan: &plan::Plan) -> Vec<String> {

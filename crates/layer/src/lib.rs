@@ -66,6 +66,11 @@
 //! Separate from commit so the same uncompressed layer can be stored and exported in
 //! several ways: gzip in parallel blocks or multithreaded zstd, with the blob digest
 //! computed while writing; and a reader that detects gzip/zstd by magic number.
+//!
+//! # Snapshots ([`snapshot`])
+//!
+//! A store's layer blob applied once (overlay whiteouts) under the store's
+//! `snapshots/<diffID>`, for the engine's RUN steps and the runtime's containers alike.
 
 #![forbid(unsafe_code)]
 
@@ -76,6 +81,7 @@ mod digest;
 mod error;
 mod fsat;
 mod scan;
+pub mod snapshot;
 mod tarfmt;
 mod xattr;
 

@@ -1,5 +1,6 @@
 //! The `strata` command line: argument parsing and output formatting only; every command
-//! is a call into a library crate.
+//! is a call into a library crate; what needs a raw syscall lives in a library (the
+//! container runtime's in `runtime`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,11 +8,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod cmd;
-mod container;
 mod format;
 mod outpath;
 mod progress;
-mod proxy;
 
 /// Daemonless, Docker-compatible builder for multi-stage Dockerfiles.
 #[derive(Parser)]
@@ -142,7 +141,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Logs(a) => cmd::containers::logs(&open()?, a),
         Command::Stop(a) => cmd::containers::stop(&open()?, a),
         Command::Rm(a) => cmd::containers::rm(&open()?, a),
-        Command::Supervise { id } => Ok(cmd::run::supervise(open()?.root(), &id)),
+        Command::Supervise { id } => Ok(cmd::run::supervise(&open()?, &id)),
         Command::Debug(c) => cmd::debug::run(c),
         Command::Import(a) => cmd::transfer::import(&open()?, a),
         Command::Load(a) => cmd::transfer::load(&open()?, a),
@@ -166,10 +165,7 @@ fn main() -> ExitCode {
     exec::maybe_run_init();
     // Die quietly on a closed pipe (`strata images | head`), as other Unix tools do,
     // instead of failing to print.
-    // SAFETY: restoring a signal's default disposition before any thread exists.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
+    runtime::signal::die_on_broken_pipe();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,

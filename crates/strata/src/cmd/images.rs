@@ -337,10 +337,10 @@ pub fn inspect(store: &Store, images: &[String]) -> Result<ExitCode> {
     let mut out = Vec::new();
     let mut missing = Vec::new();
     // Containers first, then images, as docker's untyped `inspect` looks them up.
-    let containers = crate::container::Containers::new(store.root())?;
+    let containers = runtime::Containers::open(store)?;
     for i in images {
         if let Ok(c) = containers.find(i) {
-            out.push(crate::cmd::containers::inspect_json(&c));
+            out.push(c.inspect());
             continue;
         }
         match store.resolve(i) {
@@ -403,7 +403,7 @@ pub fn rmi(store: &Store, images: &[String], force: bool) -> Result<ExitCode> {
             // not) was created from; forced, it untags and the image stays as <none>.
             let last_name = untag.len() == refs_to_image.len();
             let users = if last_name {
-                crate::container::Containers::new(store.root())?.using_image(img.id())?
+                runtime::Containers::open(store)?.using_image(img.id())?
             } else {
                 Vec::new()
             };

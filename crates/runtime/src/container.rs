@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::proxy::PortMap;
+use crate::ports::PortMap;
 
 /// The GC-root kind under `<root>/roots/`.
 pub const ROOT_KIND: &str = "containers";
@@ -126,13 +126,33 @@ pub enum Status {
     Dead,
 }
 
+impl Status {
+    /// docker's State.Status word: `running`, `exited`, `created` or `dead`.
+    pub fn word(self) -> &'static str {
+        match self {
+            Status::Running => "running",
+            Status::Exited(_) => "exited",
+            Status::Created => "created",
+            Status::Dead => "dead",
+        }
+    }
+}
+
+/// A container on disk: its directory, what it runs and what its supervisor last recorded.
 pub struct Container {
     pub dir: PathBuf,
     pub config: Config,
     pub state: State,
+    /// The store's root (for the GC root under `roots/containers/`).
+    pub(crate) store_root: PathBuf,
 }
 
 impl Container {
+    /// The full 64-hex-digit id.
+    pub fn id(&self) -> &str {
+        &self.config.id
+    }
+
     pub fn status(&self) -> Status {
         match self.state.status.as_str() {
             "running" if alive(self.state.supervisor, self.state.supervisor_start) => {
@@ -153,12 +173,18 @@ impl Container {
 /// The containers directory of a store.
 pub struct Containers {
     pub dir: PathBuf,
+    store_root: PathBuf,
 }
 
 /// An exclusive flock on `containers/.lock`, released on drop.
 pub struct Lock(#[allow(dead_code)] File);
 
 impl Containers {
+    /// The containers of `store` (the directory made on first use).
+    pub fn open(store: &store::Store) -> Result<Containers> {
+        Containers::new(store.root())
+    }
+
     pub fn new(store_root: &Path) -> Result<Containers> {
         let dir = store_root.join("containers");
         // Private: logs and environments may hold secrets (docker's is 0710).
@@ -167,10 +193,13 @@ impl Containers {
             .mode(0o700)
             .create(&dir)
             .with_context(|| format!("create {}", dir.display()))?;
-        Ok(Containers { dir })
+        Ok(Containers {
+            dir,
+            store_root: store_root.to_path_buf(),
+        })
     }
 
-    pub fn lock(&self) -> Result<Lock> {
+    pub(crate) fn lock(&self) -> Result<Lock> {
         let p = self.dir.join(".lock");
         let f = OpenOptions::new()
             .create(true)
@@ -216,7 +245,12 @@ impl Containers {
         let config: Config = serde_json::from_slice(&bytes)
             .with_context(|| format!("parse the config of container {id}"))?;
         let state = read_state(&dir)?;
-        Ok(Container { dir, config, state })
+        Ok(Container {
+            dir,
+            config,
+            state,
+            store_root: self.store_root.clone(),
+        })
     }
 
     /// A container by full id, name, or unique id prefix (docker's order).
@@ -257,7 +291,8 @@ impl Containers {
     }
 
     /// Remove a container's directory and its GC root (under the containers lock).
-    pub fn remove(&self, store_root: &Path, id: &str) -> Result<()> {
+    pub(crate) fn remove(&self, id: &str) -> Result<()> {
+        let store_root = &self.store_root;
         let _l = self.lock()?;
         let dir = self.dir.join(id);
         // Renamed first, so a half-removed container is never listed.
@@ -277,7 +312,7 @@ impl Containers {
     }
 }
 
-pub fn read_state(dir: &Path) -> Result<State> {
+pub(crate) fn read_state(dir: &Path) -> Result<State> {
     match std::fs::read(dir.join("state.json")) {
         Ok(b) => serde_json::from_slice(&b).context("parse the container's state"),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State {
@@ -288,7 +323,7 @@ pub fn read_state(dir: &Path) -> Result<State> {
     }
 }
 
-pub fn write_state(dir: &Path, s: &State) -> Result<()> {
+pub(crate) fn write_state(dir: &Path, s: &State) -> Result<()> {
     let bytes = serde_json::to_vec_pretty(s).context("encode the container's state")?;
     store::atomic_write(&dir.join("state.json"), &bytes).context("write the container's state")
 }
@@ -312,7 +347,7 @@ pub fn alive(pid: u32, start: u64) -> bool {
 }
 
 /// Wait until `done` holds, checking every 20 ms, at most `timeout`.
-pub fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+pub(crate) fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + timeout;
     loop {
         if done() {
@@ -325,71 +360,8 @@ pub fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
     }
 }
 
-/// Send `sig` to the container's pid 1 through a pidfd, after checking its start time, so a
-/// recycled pid is never signalled. `Ok(false)` when the process is already gone.
-pub fn signal(pid: u32, start: u64, sig: i32) -> Result<bool> {
-    if pid == 0 {
-        return Ok(false);
-    }
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-    if fd < 0 {
-        return Ok(false);
-    }
-    // SAFETY: the kernel just returned this descriptor, which nothing else owns.
-    let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) };
-    // The pidfd pins the process: if the start time matches now, it is the same process.
-    if proc_start(pid) != Some(start) {
-        return Ok(false);
-    }
-    // SAFETY: pidfd_send_signal with an open pidfd and no siginfo.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            fd.as_raw_fd(),
-            sig,
-            std::ptr::null::<libc::siginfo_t>(),
-            0,
-        )
-    };
-    if r < 0 {
-        let e = std::io::Error::last_os_error();
-        if e.raw_os_error() == Some(libc::ESRCH) {
-            return Ok(false);
-        }
-        return Err(e).context("send a signal to the container");
-    }
-    Ok(true)
-}
-
-/// A signal by name (`SIGTERM`, `TERM`) or number, as docker's StopSignal accepts it.
-pub fn parse_signal(s: &str) -> Result<i32> {
-    if let Ok(n) = s.parse::<i32>() {
-        if (1..=64).contains(&n) {
-            return Ok(n);
-        }
-    }
-    let up = s.to_ascii_uppercase();
-    let name = up.strip_prefix("SIG").unwrap_or(&up);
-    let n = match name {
-        "HUP" => libc::SIGHUP,
-        "INT" => libc::SIGINT,
-        "QUIT" => libc::SIGQUIT,
-        "KILL" => libc::SIGKILL,
-        "USR1" => libc::SIGUSR1,
-        "USR2" => libc::SIGUSR2,
-        "TERM" => libc::SIGTERM,
-        "STOP" => libc::SIGSTOP,
-        "CONT" => libc::SIGCONT,
-        "WINCH" => libc::SIGWINCH,
-        "PWR" => libc::SIGPWR,
-        _ => bail!("invalid signal: {s}"),
-    };
-    Ok(n)
-}
-
 /// A random 64-hex-digit id.
-pub fn random_id() -> String {
+pub(crate) fn random_id() -> String {
     let mut bytes = [0u8; 32];
     let random = File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
     if random.is_err() {
@@ -415,7 +387,7 @@ const SURNAMES: [&str; 24] = [
 ];
 
 /// A docker-style `adjective_surname` name from the id's bytes (callers retry on conflict).
-pub fn generated_name(id: &str, attempt: usize) -> String {
+pub(crate) fn generated_name(id: &str, attempt: usize) -> String {
     let b = |i: usize| {
         usize::from_str_radix(id.get(i..i + 2).unwrap_or("00"), 16).unwrap_or(0) + attempt
     };
@@ -431,18 +403,150 @@ pub fn generated_name(id: &str, attempt: usize) -> String {
     }
 }
 
+/// The lifecycle of a created container (see `crate::create` and `Container::start`).
+impl Container {
+    /// Wait until the container is no longer running; `None` waits forever. False when it
+    /// still runs after `timeout`.
+    pub fn wait(&mut self, timeout: Option<Duration>) -> bool {
+        let t = timeout.unwrap_or(Duration::from_secs(u64::MAX / 4));
+        wait_until(t, || {
+            self.reload().is_err() || self.status() != Status::Running
+        })
+    }
+
+    /// Send `sig` to the container's pid 1 (never to a recycled pid). `Ok(false)` when it is
+    /// already gone.
+    pub fn signal(&self, sig: i32) -> Result<bool> {
+        crate::signal::send(self.state.pid, self.state.pid_start, sig)
+    }
+
+    /// SIGKILL, and wait for the supervisor to record the end.
+    pub fn kill(&mut self) -> Result<()> {
+        self.signal(libc::SIGKILL)?;
+        if !self.wait(Some(Duration::from_secs(30))) {
+            bail!(
+                "container {} did not exit after SIGKILL",
+                &self.config.id[..12]
+            );
+        }
+        Ok(())
+    }
+
+    /// Stop a running container: `signal` (by name or number; default the image's
+    /// StopSignal, else SIGTERM), then SIGKILL after `timeout` (`None` waits forever).
+    /// Nothing to do for a container that is not running.
+    pub fn stop(&mut self, signal: Option<&str>, timeout: Option<Duration>) -> Result<()> {
+        if self.status() != Status::Running {
+            return Ok(());
+        }
+        let sig = match signal.or(self.config.stop_signal.as_deref()) {
+            Some(s) => crate::signal::parse(s)?,
+            None => libc::SIGTERM,
+        };
+        self.signal(sig)?;
+        if self.wait(timeout) {
+            return Ok(());
+        }
+        self.kill()
+    }
+
+    /// Remove the container (its directory and GC root); a running one only with `force`
+    /// (SIGKILL first).
+    pub fn remove(mut self, force: bool) -> Result<()> {
+        if self.status() == Status::Running {
+            if !force {
+                bail!(
+                    "cannot remove container \"/{}\": container is running: stop the container \
+                     before removing or force remove",
+                    self.config.name
+                );
+            }
+            self.kill()?;
+        }
+        Containers::new(&self.store_root)?.remove(&self.config.id)
+    }
+
+    /// `docker container inspect`'s fields that strata knows.
+    pub fn inspect(&self) -> serde_json::Value {
+        use serde_json::json;
+        let status = self.status();
+        let running = status == Status::Running;
+        let bindings = |ports: &[PortMap]| {
+            let mut m = serde_json::Map::new();
+            for p in ports {
+                let e = m
+                    .entry(format!("{}/tcp", p.container_port))
+                    .or_insert_with(|| json!([]));
+                if let Some(a) = e.as_array_mut() {
+                    a.push(json!({
+                        "HostIp": p.host_ip.to_string(),
+                        "HostPort": if p.host_port == 0 { String::new() } else { p.host_port.to_string() },
+                    }));
+                }
+            }
+            serde_json::Value::Object(m)
+        };
+        let (c, st) = (&self.config, &self.state);
+        let network_mode = match c.network.as_str() {
+            "private" => "default",
+            other => other,
+        };
+        json!({
+            "Id": c.id,
+            "Created": c.created,
+            "Path": c.args.first().cloned().unwrap_or_default(),
+            "Args": c.args.iter().skip(1).collect::<Vec<_>>(),
+            "State": {
+                "Status": status.word(),
+                "Running": running,
+                "Paused": false,
+                "Restarting": false,
+                "OOMKilled": false,
+                "Dead": status == Status::Dead,
+                "Pid": if running { st.pid } else { 0 },
+                "ExitCode": st.exit_code.unwrap_or(0),
+                "Error": st.error.clone().unwrap_or_default(),
+                "StartedAt": st.started_at.clone().unwrap_or_else(|| ZERO_TIME.into()),
+                "FinishedAt": st.finished_at.clone().unwrap_or_else(|| ZERO_TIME.into()),
+            },
+            "Image": c.image_id,
+            "LogPath": self.dir.join("log"),
+            "Name": format!("/{}", c.name),
+            "RestartCount": 0,
+            "HostConfig": {
+                "NetworkMode": network_mode,
+                "PortBindings": bindings(&c.ports),
+                "AutoRemove": c.auto_remove,
+            },
+            "Config": {
+                "Hostname": c.hostname,
+                "User": c.user.clone().unwrap_or_default(),
+                "Tty": c.tty,
+                "Env": c.env,
+                "Image": c.image,
+                "WorkingDir": c.cwd,
+                "StopSignal": c.stop_signal,
+            },
+            "NetworkSettings": {
+                "Ports": if running { bindings(&st.ports) } else { json!({}) },
+            },
+        })
+    }
+}
+
+/// docker's zero time, for a container that never started or never finished.
+const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+/// Now, RFC 3339 with nanoseconds, as docker records a container's times.
+pub(crate) fn now_rfc3339() -> String {
+    store::go_rfc3339_nano(
+        &humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn signals() {
-        assert_eq!(parse_signal("SIGTERM").unwrap(), libc::SIGTERM);
-        assert_eq!(parse_signal("int").unwrap(), libc::SIGINT);
-        assert_eq!(parse_signal("9").unwrap(), 9);
-        assert!(parse_signal("SIGNOPE").is_err());
-        assert!(parse_signal("0").is_err());
-    }
 
     #[test]
     fn own_start_time() {
@@ -460,5 +564,116 @@ mod tests {
         let n = generated_name(&id, 0);
         assert!(n.contains('_'), "{n}");
         assert_ne!(generated_name(&id, 1), n);
+    }
+
+    /// A container as `create` leaves it, written by hand (no image, no process).
+    fn fake(store: &store::Store, id: &str, name: &str, created: &str) -> Container {
+        let containers = Containers::open(store).unwrap();
+        let dir = containers.dir.join(id);
+        std::fs::create_dir(&dir).unwrap();
+        let config = Config {
+            id: id.into(),
+            name: name.into(),
+            image: "busybox".into(),
+            image_id: "sha256:ab".into(),
+            manifest: "sha256:cd".into(),
+            created: created.into(),
+            args: vec!["sh".into(), "-c".into(), "true".into()],
+            env: vec!["PATH=/bin".into()],
+            cwd: "/".into(),
+            user: None,
+            hostname: id[..12].into(),
+            network: "private".into(),
+            lower: Vec::new(),
+            tty: false,
+            ports: vec![crate::ports::parse("127.0.0.1:8080:80").unwrap()],
+            auto_remove: false,
+            stop_signal: None,
+            seccomp: SeccompOpt::Default,
+        };
+        std::fs::write(
+            dir.join("config.json"),
+            serde_json::to_vec(&config).unwrap(),
+        )
+        .unwrap();
+        containers.load(id).unwrap()
+    }
+
+    #[test]
+    fn find_list_inspect_remove() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = store::Store::open(tmp.path().join("s")).unwrap();
+        let a = format!("ab{}", "1".repeat(62));
+        let b = format!("ab{}", "2".repeat(62));
+        fake(&store, &a, "web", "2026-01-01T00:00:00Z");
+        fake(&store, &b, "db", "2026-01-02T00:00:00Z");
+        store
+            .lock_shared()
+            .unwrap()
+            .set_root(ROOT_KIND, &a, &[])
+            .unwrap();
+
+        // Newest first; by id, name (with docker's leading slash), unique prefix.
+        let ids: Vec<String> = crate::list(&store)
+            .unwrap()
+            .into_iter()
+            .map(|c| c.config.id)
+            .collect();
+        assert_eq!(ids, vec![b.clone(), a.clone()]);
+        assert_eq!(crate::find(&store, "/web").unwrap().id(), a);
+        assert_eq!(crate::find(&store, "ab2").unwrap().id(), b);
+        let e = crate::find(&store, "ab").err().unwrap().to_string();
+        assert_eq!(e, "multiple IDs found with provided prefix: ab");
+        let e = crate::find(&store, "nope").err().unwrap().to_string();
+        assert_eq!(e, "No such container: nope");
+
+        let c = crate::find(&store, "web").unwrap();
+        assert_eq!(c.status(), Status::Created);
+        let j = c.inspect();
+        assert_eq!(j["Name"], "/web");
+        assert_eq!(j["Path"], "sh");
+        assert_eq!(j["State"]["Status"], "created");
+        assert_eq!(j["HostConfig"]["NetworkMode"], "default");
+        assert_eq!(
+            j["HostConfig"]["PortBindings"]["80/tcp"][0]["HostPort"],
+            "8080"
+        );
+        assert_eq!(j["NetworkSettings"]["Ports"], serde_json::json!({}));
+
+        // Not running: stop has nothing to do, remove takes the directory and the GC root.
+        let mut c = c;
+        c.stop(Some("SIGNOPE"), None).unwrap();
+        c.remove(false).unwrap();
+        assert!(!store.root().join("containers").join(&a).exists());
+        assert!(!store.root().join("roots").join(ROOT_KIND).join(&a).exists());
+        assert_eq!(crate::list(&store).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_running_container_whose_supervisor_is_gone_is_dead() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = store::Store::open(tmp.path().join("s")).unwrap();
+        let mut c = fake(&store, &"c".repeat(64), "x1", "2026-01-01T00:00:00Z");
+        let me = std::process::id();
+        let mut state = State {
+            status: "running".into(),
+            supervisor: me,
+            supervisor_start: proc_start(me).unwrap(),
+            ..State::default()
+        };
+        write_state(&c.dir, &state).unwrap();
+        c.reload().unwrap();
+        assert_eq!(c.status(), Status::Running);
+        assert_eq!(c.inspect()["State"]["Running"], true);
+        let e = crate::find(&store, "x1")
+            .unwrap()
+            .remove(false)
+            .unwrap_err();
+        assert!(e.to_string().contains("container is running"), "{e}");
+        state.supervisor_start += 1;
+        write_state(&c.dir, &state).unwrap();
+        c.reload().unwrap();
+        assert_eq!(c.status(), Status::Dead);
+        assert_eq!(c.status().word(), "dead");
     }
 }

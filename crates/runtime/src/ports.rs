@@ -1,5 +1,5 @@
-//! `-p [IP:][HOST_PORT:]CONTAINER_PORT[/tcp]`: a userspace TCP proxy from a host address
-//! into a container's private network namespace.
+//! Published ports, `-p [IP:][HOST_PORT:]CONTAINER_PORT[/tcp]`: a userspace TCP proxy
+//! from a host address into a container's private network namespace.
 //!
 //! The listeners are bound in the caller's (the host's) namespace before the container
 //! starts, so a busy port fails the start. Once the container runs, one *dialer* thread

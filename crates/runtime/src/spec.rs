@@ -1,0 +1,396 @@
+//! What a container runs: the caller's [`Spec`] with the image's config turned into a
+//! container's [`Config`](crate::Config) (docker's rules for command, environment, working
+//! directory, user, name), and that config into the executor's spec.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use crate::{container, ports};
+
+/// Docker's default `PATH` for containers whose image sets none.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// What to run, as `docker run` (or a compose service) says it; strings in docker's syntax
+/// are checked when the container is created, in docker's order.
+#[derive(Debug, Clone, Default)]
+pub struct Spec {
+    /// The image: a name, an image id or a prefix of one, or a manifest digest.
+    pub image: String,
+    /// The command and its arguments (replace the image's CMD; empty keeps it).
+    pub command: Vec<String>,
+    /// Overwrites the image's ENTRYPOINT (`""` clears it) and drops its CMD.
+    pub entrypoint: Option<String>,
+    /// `KEY=VALUE`, or a bare `KEY`: this process's value of `KEY`, else `KEY` unset
+    /// (docker's rule for `-e KEY`).
+    pub env: Vec<String>,
+    /// An absolute working directory (created if missing).
+    pub workdir: Option<String>,
+    /// `name|uid[:group|gid]`.
+    pub user: Option<String>,
+    /// `default` (or `private`), `none` or `host`.
+    pub network: String,
+    /// The container's name (a detached container without one gets a generated name).
+    pub name: Option<String>,
+    /// A pseudo-terminal.
+    pub tty: bool,
+    /// Published ports, `[IP:][HOST_PORT:]CONTAINER_PORT[/tcp]` each.
+    pub publish: Vec<String>,
+    /// Remove the container when it exits.
+    pub auto_remove: bool,
+    /// `--security-opt` values: `seccomp=unconfined` or `seccomp=PROFILE.json`.
+    pub security_opt: Vec<String>,
+}
+
+/// Everything before the container starts: the image, its config with the overrides, the
+/// overlay's lowerdirs (an empty one goes under `dir`). The name is left empty.
+pub(crate) fn prepare(
+    store: &store::Writer<'_>,
+    a: &Spec,
+    dir: &Path,
+    id: String,
+) -> Result<(container::Config, store::Image)> {
+    if let Some(n) = &a.name {
+        check_name(n)?;
+    }
+    let network = match a.network.as_str() {
+        "default" | "private" => "private",
+        "none" => "none",
+        "host" => "host",
+        other => bail!("network {other:?} not supported: use default, none or host"),
+    };
+    let ports = a
+        .publish
+        .iter()
+        .map(|p| ports::parse(p))
+        .collect::<Result<Vec<_>>>()?;
+    if !ports.is_empty() && network != "private" {
+        bail!(
+            "-p/--publish needs the default network (a private namespace): the container's \
+             ports cannot be published with --network {}",
+            a.network
+        );
+    }
+    let seccomp = seccomp_opt(&a.security_opt)?;
+    let user_env = a
+        .env
+        .iter()
+        .map(|e| env_value(e))
+        .collect::<Result<Vec<_>>>()?;
+    let image = store.resolve(&a.image).map_err(|e| match e {
+        store::Error::NoSuchImage(_) => anyhow::anyhow!(
+            "Unable to find image '{}' locally (import or load it first: strata does not \
+             pull yet)",
+            a.image
+        ),
+        e => anyhow::Error::new(e),
+    })?;
+    let cfg = &image.config.config;
+
+    let (entrypoint, cmd) = match &a.entrypoint {
+        Some(e) if e.is_empty() => (Vec::new(), a.command.clone()),
+        Some(e) => (vec![e.clone()], a.command.clone()),
+        None if a.command.is_empty() => (
+            cfg.entrypoint.clone().unwrap_or_default(),
+            cfg.cmd.clone().unwrap_or_default(),
+        ),
+        None => (
+            cfg.entrypoint.clone().unwrap_or_default(),
+            a.command.clone(),
+        ),
+    };
+    let argv: Vec<String> = entrypoint.into_iter().chain(cmd).collect();
+    if argv.is_empty() {
+        bail!("No command specified");
+    }
+    let workdir = match a.workdir.as_deref() {
+        Some(w) if !w.starts_with('/') => {
+            bail!("the working directory '{w}' is invalid, it needs to be an absolute path")
+        }
+        Some(w) => w.to_string(),
+        // Kept as the Dockerfile wrote it (`/root/`); cleaned before use, as docker does.
+        None => match cfg.working_dir.as_deref() {
+            Some(w) if !w.is_empty() => clean_path(w),
+            _ => "/".to_string(),
+        },
+    };
+    let user = match a.user.as_deref() {
+        Some(u) if !u.is_empty() => Some(u.to_string()),
+        _ => cfg.user.clone().filter(|u| !u.is_empty()),
+    };
+    let hostname = id.get(..12).unwrap_or(&id).to_string();
+
+    // The executor wants absolute paths; `--root` may be relative.
+    let lower = image_lowers(store, &image, dir)
+        .with_context(|| format!("prepare the layers of {}", a.image))?
+        .into_iter()
+        .map(std::path::absolute)
+        .collect::<std::io::Result<Vec<_>>>()
+        .context("make the layer paths absolute")?;
+    let home = home_dir(&lower, user.as_deref());
+    let env = container_env(
+        cfg.env.as_deref().unwrap_or_default(),
+        &user_env,
+        &hostname,
+        a.tty,
+        &home,
+    );
+    let config = container::Config {
+        id,
+        name: String::new(),
+        image: a.image.clone(),
+        image_id: image.id().to_string(),
+        manifest: image.manifest_digest.to_string(),
+        created: container::now_rfc3339(),
+        args: argv,
+        env,
+        cwd: workdir,
+        user,
+        hostname,
+        network: network.to_string(),
+        lower,
+        tty: a.tty,
+        ports,
+        auto_remove: a.auto_remove,
+        stop_signal: cfg.stop_signal.clone().filter(|s| !s.is_empty()),
+        seccomp,
+    };
+    Ok((config, image))
+}
+
+/// Overlay lowerdirs for an image's layers, top first, each layer's snapshot unpacked on
+/// first use; an image without layers gets an empty directory made under `tmp`.
+fn image_lowers(
+    store: &store::Writer<'_>,
+    image: &store::Image,
+    tmp: &Path,
+) -> Result<Vec<PathBuf>> {
+    let nothing_to_fetch = |_: &store::Digest| Ok::<(), layer::snapshot::SnapshotError>(());
+    let mut out = layer::snapshot::chain(store, &image.config.rootfs.diff_ids, &nothing_to_fetch)?;
+    if out.is_empty() {
+        let empty = tmp.join("empty-lower");
+        if let Err(e) = std::fs::create_dir_all(&empty) {
+            // As the engine words it: its context, then the error.
+            let what = format!("create an empty lowerdir: {e}");
+            return Err(anyhow::Error::new(e).context(what));
+        }
+        out.push(empty);
+    }
+    Ok(out)
+}
+
+/// The executor's spec for a container whose writable directories live under `dir`
+/// (`upper`, `work`, `state`, created here); standard streams on /dev/null.
+pub(crate) fn spec_of(c: &container::Config, dir: &Path) -> Result<exec::ExecSpec> {
+    let dir = std::path::absolute(dir).context("make the container's path absolute")?;
+    let upper = dir.join("upper");
+    let work = dir.join("work");
+    let state = dir.join("state");
+    for d in [&upper, &work, &state] {
+        std::fs::create_dir_all(d).with_context(|| format!("create {}", d.display()))?;
+    }
+    let rootfs = exec::Rootfs::Overlay {
+        lower: c.lower.clone(),
+        upper,
+        work,
+    };
+    let mut spec = exec::ExecSpec::new(rootfs, c.args.clone());
+    spec.env = c.env.clone();
+    spec.cwd = PathBuf::from(&c.cwd);
+    spec.user = c.user.clone();
+    spec.hostname = c.hostname.clone();
+    spec.network = match c.network.as_str() {
+        "host" => exec::Network::Host,
+        "none" => exec::Network::None,
+        _ => exec::Network::Private,
+    };
+    spec.state_dir = Some(state);
+    spec.tty = c.tty;
+    spec.seccomp = c.seccomp.to_exec()?;
+    Ok(spec)
+}
+
+/// `--security-opt` values (docker's `seccomp=` and legacy `seccomp:` forms); the last
+/// seccomp option wins, as in docker. A profile file is read and compiled here, so a bad one
+/// is an error naming the file before anything starts.
+fn seccomp_opt(opts: &[String]) -> Result<container::SeccompOpt> {
+    let mut seccomp = container::SeccompOpt::Default;
+    for o in opts {
+        let value = match o.split_once(['=', ':']) {
+            Some(("seccomp", v)) => v,
+            _ => bail!(
+                "invalid --security-opt {o:?}: strata supports seccomp=unconfined and \
+                 seccomp=PROFILE.json"
+            ),
+        };
+        seccomp = match value {
+            "unconfined" => container::SeccompOpt::Unconfined,
+            "" => bail!("invalid --security-opt {o:?}: seccomp needs unconfined or a file"),
+            path => {
+                let json = std::fs::read_to_string(path)
+                    .with_context(|| format!("opening seccomp profile {path} failed"))?;
+                let opt = container::SeccompOpt::Profile {
+                    path: path.to_string(),
+                    json,
+                };
+                opt.to_exec()?;
+                opt
+            }
+        };
+    }
+    Ok(seccomp)
+}
+
+/// docker's rule for container names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
+fn check_name(n: &str) -> Result<()> {
+    let ok = n.len() >= 2
+        && n.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if !ok {
+        bail!("Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed");
+    }
+    Ok(())
+}
+
+/// `-e KEY=VALUE` as given; `-e KEY` takes strata's own value, or stays a bare `KEY`, which
+/// unsets it (docker's rule).
+fn env_value(e: &str) -> Result<String> {
+    let key = e.split('=').next().unwrap_or_default();
+    if key.is_empty() {
+        bail!("invalid environment variable: {e}");
+    }
+    if e.contains('=') {
+        return Ok(e.to_string());
+    }
+    Ok(match std::env::var(e) {
+        Ok(v) => format!("{e}={v}"),
+        Err(_) => e.to_string(),
+    })
+}
+
+fn env_key(e: &str) -> &str {
+    e.split('=').next().unwrap_or_default()
+}
+
+/// The container's environment as docker makes it: `PATH` (docker's default), `HOSTNAME`,
+/// `TERM=xterm` with a tty, overridden by the `-e` variables and then by the image's that
+/// `-e` does not name; a bare `KEY` removes `KEY`; `HOME` from the user's passwd entry when
+/// nothing sets it (as runc does).
+fn container_env(
+    image: &[String],
+    user: &[String],
+    hostname: &str,
+    tty: bool,
+    home: &str,
+) -> Vec<String> {
+    let mut container: Vec<String> = user.to_vec();
+    for e in image {
+        if !user.iter().any(|u| env_key(u) == env_key(e)) {
+            container.push(e.clone());
+        }
+    }
+    let mut env = vec![
+        format!("PATH={DEFAULT_PATH}"),
+        format!("HOSTNAME={hostname}"),
+    ];
+    if tty {
+        env.push("TERM=xterm".to_string());
+    }
+    for e in container {
+        match env.iter().position(|d| env_key(d) == env_key(&e)) {
+            Some(i) => env[i] = e,
+            None => env.push(e),
+        }
+    }
+    env.retain(|e| e.contains('='));
+    if !env.iter().any(|e| env_key(e) == "HOME") {
+        env.push(format!("HOME={home}"));
+    }
+    env
+}
+
+/// The user's home directory from the image's `/etc/passwd` (found in the topmost layer that
+/// has one); `/` when the user has no entry, as runc defaults.
+fn home_dir(lowers: &[PathBuf], user: Option<&str>) -> String {
+    let name = user
+        .unwrap_or_default()
+        .split(':')
+        .next()
+        .unwrap_or_default();
+    let name = if name.is_empty() { "0" } else { name };
+    let numeric = name.bytes().all(|b| b.is_ascii_digit());
+    let passwd = lowers.iter().find_map(|l| {
+        let p = l.join("etc/passwd");
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.is_file() => Some(std::fs::read_to_string(&p).unwrap_or_default()),
+            // A whiteout or anything else hides the lower layers' file.
+            Ok(_) => Some(String::new()),
+            Err(_) => None,
+        }
+    });
+    for line in passwd.unwrap_or_default().lines() {
+        let f: Vec<&str> = line.split(':').collect();
+        if f.len() < 6 {
+            continue;
+        }
+        let hit = if numeric { f[2] == name } else { f[0] == name };
+        if hit {
+            return if f[5].is_empty() { "/" } else { f[5] }.to_string();
+        }
+    }
+    "/".to_string()
+}
+
+/// Go's `path.Clean` of `/` + `p` (the engine's `config::clean_path`): docker cleans the
+/// image's WorkingDir before it chdirs.
+fn clean_path(p: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in p.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_follows_docker_rules() {
+        let image = vec!["PATH=/img".to_string(), "A=1".into(), "B=2".into()];
+        let user = vec!["B=3".to_string(), "STRATA_UNSET_C".into(), "A".into()];
+        let env = container_env(&image, &user, "abc", true, "/root");
+        assert_eq!(
+            env,
+            vec![
+                "PATH=/img",
+                "HOSTNAME=abc",
+                "TERM=xterm",
+                "B=3",
+                "HOME=/root"
+            ]
+        );
+    }
+
+    #[test]
+    fn workdir_is_cleaned() {
+        assert_eq!(clean_path("/root/"), "/root");
+        assert_eq!(clean_path("/x/../y/."), "/y");
+        assert_eq!(clean_path(""), "/");
+    }
+
+    #[test]
+    fn names() {
+        assert!(check_name("web-1.a_b").is_ok());
+        assert!(check_name("-x").is_err());
+        assert!(check_name("a").is_err());
+        assert!(check_name("a/b").is_err());
+    }
+}

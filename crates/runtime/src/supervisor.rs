@@ -1,0 +1,288 @@
+//! Detached containers: `create` and `Container::start`, and the supervisor they leave
+//! behind.
+//!
+//! `create` prepares the container under the store's shared lock (the image resolved, its
+//! snapshots unpacked, a GC root `roots/containers/<id>` naming its manifest), and reserves
+//! the name under the containers lock by writing `config.json`. `start` starts the
+//! supervisor (the command the caller gives, which must end up in [`supervise`]) in a new
+//! session, with stdin on /dev/null and its own stdout and stderr in `supervisor.log`. It
+//! waits until the supervisor records the container as running or as failed to start (with
+//! docker's 125/126/127, as a foreground run would), and returns.
+//!
+//! The supervisor binds the published ports, starts the container on the executor (the
+//! overlay's upper and work dirs in the container's directory), records `running` with the
+//! pids and start times, proxies the ports, writes the container's stdout and stderr to
+//! `log` (see [`crate::logs`]), and when the container ends records `exited` with its exit
+//! code. With `auto_remove` it then removes the container. The supervisor holds the
+//! executor's control socket: if it dies, the executor kills the container, and `ps` shows it
+//! `Dead` (its pid no longer has the recorded start time).
+
+use std::fs::{File, OpenOptions};
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use store::Store;
+
+use crate::container::{self, Container, Containers, State};
+use crate::foreground::spawn_error_code;
+use crate::{logs, ports, spec, RunError, Spec, EXIT_START};
+
+/// Create a detached container (not started yet): the image resolved and its snapshots
+/// unpacked, the container rooted and its name reserved.
+pub fn create(store: &Store, spec: &Spec) -> Result<Container, RunError> {
+    let containers = Containers::open(store).map_err(RunError::start)?;
+    let id = container::random_id();
+    let dir = containers.dir.join(&id);
+    match create_in(store, &containers, spec, &id, &dir) {
+        Ok(c) => Ok(c),
+        Err(e) => {
+            let _ = containers.remove(&id);
+            Err(RunError::start(e))
+        }
+    }
+}
+
+/// Prepare the container and write its config (the name reserved under the lock).
+fn create_in(
+    store: &Store,
+    containers: &Containers,
+    a: &Spec,
+    id: &str,
+    dir: &Path,
+) -> Result<Container> {
+    std::fs::create_dir(dir).with_context(|| format!("create {}", dir.display()))?;
+    let mut config = {
+        // Held while the image is resolved and its snapshots unpacked, until the GC root
+        // exists; not for the container's lifetime (prune would wait for it).
+        let store = &store.lock_shared()?;
+        let (config, image) = spec::prepare(store, a, dir, id.to_string())?;
+        store.set_root(
+            container::ROOT_KIND,
+            id,
+            std::slice::from_ref(&image.manifest_digest),
+        )?;
+        config
+    };
+    let _l = containers.lock()?;
+    let existing = containers.list()?;
+    config.name = match &a.name {
+        Some(n) => {
+            if let Some(c) = existing.iter().find(|c| &c.config.name == n) {
+                bail!(
+                    "Conflict. The container name \"/{n}\" is already in use by container \
+                     \"{}\". You have to remove (or rename) that container to be able to reuse \
+                     that name.",
+                    c.config.id
+                );
+            }
+            n.clone()
+        }
+        None => (0..)
+            .map(|i| container::generated_name(id, i))
+            .find(|n| !existing.iter().any(|c| &c.config.name == n))
+            .expect("an unused name"),
+    };
+    let bytes = serde_json::to_vec_pretty(&config).context("encode the container's config")?;
+    store::atomic_write(&dir.join("config.json"), &bytes)
+        .context("write the container's config")?;
+    containers.load(id)
+}
+
+impl Container {
+    /// Start a created container under a supervisor: `supervisor` is the command that runs
+    /// [`supervise`] for this container (its stdio, directory and session are set here).
+    /// Returns once the container runs (or already ran, and with `auto_remove` is gone);
+    /// a container that could not be started is removed when it was to be auto-removed, or
+    /// when its supervisor never reported.
+    pub fn start(&self, mut supervisor: Command) -> Result<(), RunError> {
+        let containers = Containers::new(&self.store_root).map_err(RunError::start)?;
+        let id = self.config.id.as_str();
+        let dir = self.dir.as_path();
+        let mut child = match start_supervisor(&mut supervisor, dir) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = containers.remove(id);
+                return Err(RunError::start(e));
+            }
+        };
+        // The supervisor records the start within milliseconds; the timeout only guards
+        // against a supervisor that hangs before writing anything.
+        let mut state = State::default();
+        let mut exited = false;
+        let settled = container::wait_until(Duration::from_secs(60), || {
+            state = container::read_state(dir).unwrap_or_default();
+            if state.status != "created" || state.error.is_some() {
+                return true;
+            }
+            // Gone without a word: one last look at the state below.
+            exited = matches!(child.try_wait(), Ok(Some(_)));
+            exited
+        });
+        if exited {
+            state = container::read_state(dir).unwrap_or_default();
+        }
+        if let Some(err) = &state.error {
+            if self.config.auto_remove {
+                let _ = containers.remove(id);
+            }
+            let code = state.exit_code.unwrap_or(EXIT_START as i32);
+            return Err(RunError {
+                code: u8::try_from(code).unwrap_or(EXIT_START),
+                message: err.clone(),
+            });
+        }
+        // Running, or already exited (and maybe removed with --rm): started either way.
+        if state.status == "running"
+            || state.status == "exited"
+            || (self.config.auto_remove && !dir.exists())
+        {
+            return Ok(());
+        }
+        let log = std::fs::read_to_string(dir.join("supervisor.log")).unwrap_or_default();
+        let why = if settled {
+            "the container's supervisor ended before starting it"
+        } else {
+            "timed out waiting for the container's supervisor"
+        };
+        let message = format!("{why}{}", indent(&log));
+        if !exited {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = containers.remove(id);
+        Err(RunError {
+            code: EXIT_START,
+            message,
+        })
+    }
+}
+
+fn indent(log: &str) -> String {
+    if log.trim().is_empty() {
+        return String::new();
+    }
+    format!(":\n{}", log.trim_end())
+}
+
+fn start_supervisor(cmd: &mut Command, dir: &Path) -> Result<std::process::Child> {
+    let log = File::create(dir.join("supervisor.log")).context("create supervisor.log")?;
+    cmd.current_dir("/")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().context("duplicate supervisor.log")?)
+        .stderr(log);
+    // SAFETY: setsid is async-signal-safe and touches no memory of the forked child.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn().context("start the container's supervisor")
+}
+
+/// The supervisor of the container `id` of the store at `store_root`: runs it to its end.
+/// Call it in a process of its own, before starting any thread (`Container::start` starts
+/// that process); an error is for the supervisor's own stderr (`supervisor.log`).
+pub fn supervise(store_root: &Path, id: &str) -> Result<()> {
+    // A peer closing a proxied connection must not kill the supervisor.
+    // SAFETY: changing a signal's disposition before this process starts any thread.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+    let containers = Containers::new(store_root)?;
+    let c = containers.load(id)?;
+    let dir = c.dir.clone();
+    let me = std::process::id();
+    let mut state = State {
+        status: "created".into(),
+        supervisor: me,
+        supervisor_start: container::proc_start(me).unwrap_or(0),
+        ..State::default()
+    };
+    let fail = |mut state: State, msg: String, code: u8| -> Result<()> {
+        state.error = Some(msg);
+        state.exit_code = Some(code.into());
+        container::write_state(&dir, &state)
+    };
+    let listeners = match ports::bind(&c.config.ports) {
+        Ok(l) => l,
+        Err(e) => return fail(state, format!("{e:#}"), EXIT_START),
+    };
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("log"))
+        .context("open the container's log");
+    let (mut spec, log) = match spec::spec_of(&c.config, &dir).and_then(|s| Ok((s, log?))) {
+        Ok(s) => s,
+        Err(e) => return fail(state, format!("{e:#}"), EXIT_START),
+    };
+    if !c.config.tty {
+        spec.stdout = exec::Stdio::Pipe;
+        spec.stderr = exec::Stdio::Pipe;
+    }
+    let mut running = match exec::spawn(&spec) {
+        Ok(r) => r,
+        Err(e) => return fail(state, e.to_string(), spawn_error_code(&e)),
+    };
+    let pid = running.pid();
+    state.ports = listeners.iter().map(|(m, _)| m.clone()).collect();
+    if let Err(e) = ports::start(listeners, pid) {
+        let _ = running.kill();
+        let _ = running.wait();
+        return fail(state, format!("publish ports: {e:#}"), EXIT_START);
+    }
+    state.status = "running".into();
+    state.pid = pid;
+    state.pid_start = container::proc_start(pid).unwrap_or(0);
+    state.started_at = Some(container::now_rfc3339());
+    container::write_state(&dir, &state)?;
+
+    let log = Arc::new(Mutex::new(log));
+    let mut pumps = Vec::new();
+    let mut streams: Vec<(u8, Box<dyn Read + Send>)> = Vec::new();
+    if let Some(m) = running.pty.take() {
+        streams.push((1, Box::new(m)));
+    }
+    if let Some(o) = running.stdout.take() {
+        streams.push((1, Box::new(o)));
+    }
+    if let Some(e) = running.stderr.take() {
+        streams.push((2, Box::new(e)));
+    }
+    for (stream, r) in streams {
+        let log = log.clone();
+        pumps.push(std::thread::spawn(move || logs::pump(r, stream, &log)));
+    }
+    let status = running.wait();
+    for p in pumps {
+        let _ = p.join();
+    }
+    drop(running);
+    state.status = "exited".into();
+    state.finished_at = Some(container::now_rfc3339());
+    state.exit_code = Some(match &status {
+        Ok(s) => s.code,
+        Err(_) => EXIT_START.into(),
+    });
+    if let Err(e) = &status {
+        state.error = Some(e.to_string());
+    }
+    // A concurrent `rm -f` may have removed the directory already.
+    if dir.exists() {
+        container::write_state(&dir, &state)?;
+    }
+    // The writable layer is no longer mounted anywhere (the mount namespace died with the
+    // container); the executor's private files went with its state dir.
+    if c.config.auto_remove {
+        containers.remove(id)?;
+    }
+    Ok(())
+}
