@@ -1,0 +1,173 @@
+//! Behaviours the BuildKit cases do not cover: base-image metadata through the provider,
+//! the configuration's edge cases, and no panic on any input.
+
+use check::{check, BaseImage, BaseImages, Input, NoImages, Report};
+
+struct Images;
+
+impl BaseImages for Images {
+    fn image(&self, reference: &str) -> Option<BaseImage> {
+        match reference {
+            "python:3.12" => Some(BaseImage {
+                env: vec![
+                    ("PATH".into(), "/usr/local/bin:/usr/bin".into()),
+                    ("PYTHON_VERSION".into(), "3.12.4".into()),
+                ],
+                has_shell: false,
+                platform: Some("linux/amd64".into()),
+            }),
+            "shelly" => Some(BaseImage {
+                has_shell: true,
+                platform: Some("linux/amd64".into()),
+                ..BaseImage::default()
+            }),
+            "armonly" => Some(BaseImage {
+                platform: Some("linux/arm64".into()),
+                ..BaseImage::default()
+            }),
+            _ => None,
+        }
+    }
+}
+
+fn run(df: &str, images: &dyn BaseImages) -> Report {
+    check(&Input {
+        dockerfile: df,
+        dockerignore: None,
+        build_args: &[],
+        images,
+    })
+}
+
+fn shorts(r: &Report) -> Vec<String> {
+    r.warnings.iter().map(|w| w.short()).collect()
+}
+
+#[test]
+fn base_image_env_defines_variables() {
+    let df = "FROM python:3.12\nRUN true\nCOPY $PYTHON_VERSION $PYTHON_VERSON /\n";
+    let r = run(df, &Images);
+    assert_eq!(
+        shorts(&r),
+        ["UndefinedVar: Usage of undefined variable '$PYTHON_VERSON' (did you mean $PYTHON_VERSION?) (line 3)"]
+    );
+    assert!(r.unresolved_images.is_empty());
+    // Unknown to the provider: the image's ENV cannot count, and the report says so.
+    let r = run(df, &NoImages);
+    assert_eq!(r.warnings.len(), 2);
+    assert_eq!(r.unresolved_images, ["python:3.12"]);
+}
+
+#[test]
+fn base_image_shell_silences_json_args() {
+    assert!(run("FROM shelly\nCMD run\n", &Images).warnings.is_empty());
+    let r = run("FROM python:3.12\nCMD run\n", &Images);
+    assert_eq!(r.warnings[0].rule, "JSONArgsRecommended");
+    // Inherited through a stage.
+    assert!(run("FROM shelly AS a\nFROM a\nENTRYPOINT run\n", &Images)
+        .warnings
+        .is_empty());
+}
+
+#[test]
+fn base_image_platform() {
+    let r = run("FROM armonly\n", &Images);
+    assert_eq!(
+        shorts(&r),
+        ["InvalidBaseImagePlatform: Base image armonly was pulled with platform \"linux/arm64\", expected \"linux/amd64\" for current build (line 1)"]
+    );
+    assert_eq!(r.warnings[0].url, "");
+    assert!(
+        run("FROM --platform=linux/arm64 armonly AS arm64\n", &Images)
+            .warnings
+            .is_empty()
+    );
+}
+
+#[test]
+fn configuration() {
+    // error=true with nothing firing: no error.
+    let r = run("# check=error=true\nFROM scratch\n", &NoImages);
+    assert_eq!(r.error, None);
+    // A bad directive stops the check.
+    let r = run("# check=skip\nFROM scratch as a\n", &NoImages);
+    assert_eq!(
+        r.error.as_deref(),
+        Some("failed to parse check options: invalid check option \"skip\"")
+    );
+    let r = run("# check=error=maybe\nFROM scratch\n", &NoImages);
+    assert_eq!(
+        r.error.as_deref(),
+        Some("failed to parse check options: failed to parse check option \"error=maybe\": strconv.ParseBool: parsing \"maybe\": invalid syntax")
+    );
+    // skip=all does not skip an enabled experimental rule.
+    let r = run(
+        "# check=skip=all;experimental=all\n# nope\nARG a\nFROM scratch\n",
+        &NoImages,
+    );
+    assert_eq!(r.warnings.len(), 1);
+    assert_eq!(r.warnings[0].rule, "InvalidDefinitionDescription");
+    // A per-instruction skip only covers its instruction.
+    let r = run(
+        "FROM scratch\n# check=skip=MaintainerDeprecated\nMAINTAINER a\nMAINTAINER b\n",
+        &NoImages,
+    );
+    assert_eq!(r.warnings.len(), 1);
+    assert_eq!(r.warnings[0].line, 4);
+    // Several rules in the violation, in the order they first fired.
+    let r = run(
+        "# check=error=true\nFROM scratch as A\nMAINTAINER x\n",
+        &NoImages,
+    );
+    assert!(r.lint_error);
+    assert_eq!(
+        r.error.as_deref(),
+        Some("lint violation found for rules: StageNameCasing, FromAsCasing, MaintainerDeprecated")
+    );
+}
+
+#[test]
+fn unknown_instruction_suggests() {
+    let r = run("FROM scratch\nCOPPY a b\n", &NoImages);
+    assert_eq!(
+        r.error.as_deref(),
+        Some("dockerfile parse error on line 2: unknown instruction: COPPY (did you mean COPY?)")
+    );
+}
+
+/// Every case's Dockerfile and a few odd ones, truncated at every char boundary: the
+/// checker returns, never panics.
+#[test]
+fn no_panic() {
+    let data = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/conformance/buildkit-lint/cases.jsonl"
+    );
+    let mut inputs: Vec<String> = std::fs::read_to_string(data)
+        .expect("cases")
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|c| c["dockerfile"].as_str().map(str::to_string))
+        .collect();
+    inputs.extend(
+        [
+            "FROM --platform=${X:?bad} a\n",
+            "ARG A=${\nFROM $A\n",
+            "FROM a AS\u{212a}\nEXPOSE ::::/ 1:2:3/TCP [::1]\nWORKDIR\nENV\n",
+            "FROM é/ü:ß@sha256:xx\nCOPY --from= <<EOF\nEOF\nADD git@x:y /\n",
+            "ONBUILD RUN x\nFROM a\nHEALTHCHECK NONE\nHEALTHCHECK NONE\n",
+        ]
+        .map(str::to_string),
+    );
+    for df in &inputs {
+        for (i, _) in df.char_indices() {
+            let _ = run(&df[..i], &Images);
+            let _ = check(&Input {
+                dockerfile: &df[..i],
+                dockerignore: Some("*\n!a\n**\n["),
+                build_args: &[("BUILDKIT_DOCKERFILE_CHECK".into(), "error=1".into())],
+                images: &Images,
+            });
+        }
+    }
+}
