@@ -988,6 +988,16 @@ impl Dispatch<'_, '_> {
                 }
             }
             "copy" | "add" => self.copy(n, cfg)?,
+            "run" => {
+                // `--mount` fields are expanded (BuildKit's parseMount), the command is not.
+                for spec in n.flags.iter().filter_map(|f| f.strip_prefix("--mount=")) {
+                    for field in csv_fields(spec) {
+                        if let Some((_, value)) = field.split_once('=') {
+                            self.expand(value, n, cfg)?;
+                        }
+                    }
+                }
+            }
             _ => {}
         }
         Ok(())
@@ -1131,6 +1141,27 @@ impl Dispatch<'_, '_> {
         }
         Ok(())
     }
+}
+
+/// One CSV record's fields (`a=b,"c=d,e"`), as csvvalue reads a `--mount` value.
+fn csv_fields(s: &str) -> Vec<String> {
+    let mut fields = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                cur.push('"');
+                chars.next();
+            }
+            '"' => quoted = !quoted,
+            ',' if !quoted => fields.push(std::mem::take(&mut cur)),
+            c => cur.push(c),
+        }
+    }
+    fields.push(cur);
+    fields
 }
 
 /// A git source for ADD (`git@`, `git://`, `.git` URLs, `github.com/...`).

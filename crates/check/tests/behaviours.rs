@@ -127,6 +127,18 @@ fn configuration() {
 }
 
 #[test]
+fn run_mounts_are_expanded_not_the_command() {
+    let r = run(
+        "FROM scratch\nARG id=x\nRUN --mount=type=cache,id=$id,target=/c$directory,ro echo $nope\n",
+        &NoImages,
+    );
+    assert_eq!(
+        shorts(&r),
+        ["UndefinedVar: Usage of undefined variable '$directory' (line 3)"]
+    );
+}
+
+#[test]
 fn unknown_instruction_suggests() {
     let r = run("FROM scratch\nCOPPY a b\n", &NoImages);
     assert_eq!(
