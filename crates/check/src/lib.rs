@@ -11,9 +11,9 @@
 //! instructions in file order with its environment (undefined variables, ENV/LABEL format,
 //! secrets, WORKDIR, CMD/ENTRYPOINT/HEALTHCHECK, EXPOSE, COPY of ignored files).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
-use dockerfile::shell::ShellLexer;
+use dockerfile::shell::{ShellLexer, Vars};
 use dockerfile::{Dockerfile, Node};
 
 pub mod rules;
@@ -277,26 +277,35 @@ fn keyword(n: &Node) -> &str {
         .unwrap_or("")
 }
 
-/// An ordered environment: BuildKit's LLB state env (`AddEnv` replaces in place).
+/// An ordered environment: BuildKit's LLB state env (`AddEnv` replaces in place), with a
+/// name index so that a stage with many variables costs linear time.
 #[derive(Clone, Debug, Default)]
-struct Env(Vec<(String, String)>);
+struct Env {
+    vars: Vec<(String, String)>,
+    index: HashMap<String, usize>,
+}
 
 impl Env {
     fn set(&mut self, k: &str, v: &str) {
-        if let Some(e) = self.0.iter_mut().find(|(key, _)| key == k) {
-            e.1 = v.to_string();
-        } else {
-            self.0.push((k.to_string(), v.to_string()));
+        match self.index.get(k) {
+            Some(&i) => self.vars[i].1 = v.to_string(),
+            None => {
+                self.index.insert(k.to_string(), self.vars.len());
+                self.vars.push((k.to_string(), v.to_string()));
+            }
         }
     }
     fn get(&self, k: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.as_str())
+        self.index.get(k).map(|&i| self.vars[i].1.as_str())
     }
     fn keys(&self) -> Vec<&str> {
-        self.0.iter().map(|(k, _)| k.as_str()).collect()
+        self.vars.iter().map(|(k, _)| k.as_str()).collect()
+    }
+}
+
+impl Vars for Env {
+    fn get_var(&self, name: &str) -> Option<&str> {
+        self.get(name)
     }
 }
 
@@ -406,7 +415,7 @@ fn run(input: &Input, lint: &mut Lint, report: &mut Report) -> Result<Config, St
     // Base images with the global ARGs' defaults only.
     if let Ok((args, _)) = meta_args_env(&defaults, &lex, &meta_args, &[]) {
         for st in &stages {
-            let Ok(r) = lex.process_word(&st.base_name, &args.0) else {
+            let Ok(r) = lex.process_word(&st.base_name, &args) else {
                 break;
             };
             if !valid_reference(&r.value) {
@@ -432,7 +441,7 @@ fn run(input: &Input, lint: &mut Lint, report: &mut Report) -> Result<Config, St
     for st in &stages {
         let scfg = cfg.with_comments(&st.from.comments);
         let loc = span(st.from);
-        let r = lex.process_word(&st.base_name, &global.0);
+        let r = lex.process_word(&st.base_name, &global);
         if let Ok(r) = &r {
             undefined_from_args(&r.unmatched, &from_keys, &scfg, loc, lint);
         }
@@ -442,7 +451,7 @@ fn run(input: &Input, lint: &mut Lint, report: &mut Report) -> Result<Config, St
         }
         let mut platform = None;
         if let Some(v) = &st.platform {
-            let pm = lex.process_word(v, &global.0);
+            let pm = lex.process_word(v, &global);
             if let Ok(pm) = &pm {
                 undefined_from_args(&pm.unmatched, &from_keys, &scfg, loc, lint);
                 if pm.matched.len() == 1
@@ -502,11 +511,11 @@ fn run(input: &Input, lint: &mut Lint, report: &mut Report) -> Result<Config, St
         .and_then(|t| context::Matcher::from_ignore_file(t.as_bytes()).ok())
         .filter(|m| !m.is_empty());
     let mut states: Vec<State> = Vec::new();
+    // Stage names (lower-cased) to the latest stage of that name, as BuildKit's map.
+    let mut by_name: HashMap<&str, usize> = HashMap::new();
     for (i, st) in stages.iter().enumerate() {
         let (base, platform) = &bases[i];
-        let parent = stages[..i]
-            .iter()
-            .rposition(|s| s.name.as_deref() == Some(base.as_str()));
+        let parent = by_name.get(base.as_str()).copied();
         let mut state = match parent {
             Some(p) => states[p].clone(),
             None => {
@@ -570,6 +579,9 @@ fn run(input: &Input, lint: &mut Lint, report: &mut Report) -> Result<Config, St
             d.dispatch(cmd, &ccfg)?;
         }
         states.push(d.state);
+        if let Some(name) = st.name.as_deref() {
+            by_name.insert(name, i);
+        }
     }
     Ok(cfg)
 }
@@ -630,7 +642,7 @@ fn meta_args_env(
             let value = match build_arg(build_args, &a.key) {
                 Some(v) => Some(v.to_string()),
                 None => match &a.value {
-                    Some(v) => Some(lex.process_word(v, &env.0).map_err(|e| e.message)?.value),
+                    Some(v) => Some(lex.process_word(v, &env).map_err(|e| e.message)?.value),
                     None => None,
                 },
             };
@@ -862,7 +874,7 @@ impl Dispatch<'_, '_> {
     fn expand(&mut self, word: &str, n: &Node, cfg: &Config) -> Result<String, String> {
         let r = self
             .lex
-            .process_word(word, &self.state.env.0)
+            .process_word(word, &self.state.env)
             .map_err(|e| e.message)?;
         self.unmatched(&r.unmatched, n, cfg);
         Ok(r.value)
@@ -979,7 +991,7 @@ impl Dispatch<'_, '_> {
                 for a in &n.args {
                     let r = self
                         .lex
-                        .process_words(a, &self.state.env.0)
+                        .process_words(a, &self.state.env)
                         .map_err(|e| e.message)?;
                     ports.extend(r.value);
                 }
@@ -1102,7 +1114,7 @@ impl Dispatch<'_, '_> {
             let mut raw = ShellLexer::new('\\');
             raw.skip_process_quotes = true;
             let r = raw
-                .process_word(&h.content, &self.state.env.0)
+                .process_word(&h.content, &self.state.env)
                 .map_err(|e| e.message)?;
             self.unmatched(&r.unmatched, n, cfg);
         }
