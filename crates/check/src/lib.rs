@@ -67,6 +67,9 @@ pub struct BaseImage {
     pub has_shell: bool,
     /// `os/arch[/variant]` of the image, when known.
     pub platform: Option<String>,
+    /// Config OnBuild triggers, as written (`RUN echo hi`): a stage the target reaches runs
+    /// them first, and they are checked there.
+    pub onbuild: Vec<String>,
 }
 
 /// Answers for base images (the CLI answers from the store).
@@ -513,9 +516,27 @@ fn run(input: &Input, lint: &mut Lint, report: &mut Report) -> Result<Config, St
     let mut states: Vec<State> = Vec::new();
     // Stage names (lower-cased) to the latest stage of that name, as BuildKit's map.
     let mut by_name: HashMap<&str, usize> = HashMap::new();
+    let mut parents = Vec::new();
+    for (i, st) in stages.iter().enumerate() {
+        parents.push(by_name.get(bases[i].0.as_str()).copied());
+        if let Some(name) = st.name.as_deref() {
+            by_name.insert(name, i);
+        }
+    }
+    let reachable = reachable(&stages, &parents, &by_name);
     for (i, st) in stages.iter().enumerate() {
         let (base, platform) = &bases[i];
-        let parent = by_name.get(base.as_str()).copied();
+        let parent = parents[i];
+        // ONBUILD triggers: the base stage's ONBUILD instructions or the base image's.
+        let mut triggers: Vec<String> = match parent {
+            Some(p) => stages[p]
+                .commands
+                .iter()
+                .filter(|n| n.keyword == "onbuild")
+                .map(|n| n.rest.clone())
+                .collect(),
+            None => Vec::new(),
+        };
         let mut state = match parent {
             Some(p) => states[p].clone(),
             None => {
@@ -537,6 +558,7 @@ fn run(input: &Input, lint: &mut Lint, report: &mut Report) -> Result<Config, St
                                 s.env.set(k, v);
                             }
                             s.has_shell = img.has_shell;
+                            triggers.extend(img.onbuild.iter().cloned());
                             if let Some(Ok(actual)) = img.platform.as_deref().map(parse_platform) {
                                 if actual.os != s.platform.os || actual.arch != s.platform.arch {
                                     lint.run(
@@ -574,16 +596,67 @@ fn run(input: &Input, lint: &mut Lint, report: &mut Report) -> Result<Config, St
             lint,
             used: [None, None, None],
         };
+        if reachable[i] {
+            // Each trigger parsed on its own, located at the FROM line, checked with the
+            // file's configuration (BuildKit's initOnBuildTriggers).
+            for t in &triggers {
+                let parsed = dockerfile::parse(t).map_err(|e| e.message)?;
+                let [node] = parsed.nodes.as_slice() else {
+                    return Err("onbuild trigger should be a single expression".into());
+                };
+                if !dockerfile::INSTRUCTIONS.contains(&node.keyword.as_str()) {
+                    return Err(format!("unknown instruction: {}", keyword(node)));
+                }
+                let mut node = node.clone();
+                node.span = st.from.span;
+                d.dispatch(&node, &cfg)?;
+            }
+        }
         for cmd in &st.commands {
             let ccfg = cfg.with_comments(&cmd.comments);
             d.dispatch(cmd, &ccfg)?;
         }
         states.push(d.state);
-        if let Some(name) = st.name.as_deref() {
-            by_name.insert(name, i);
-        }
     }
     Ok(cfg)
+}
+
+/// The stages the last one (the default target) needs: its base stage and the stages its
+/// `COPY --from` and `RUN --mount from=` name (a name or an index), transitively.
+fn reachable(
+    stages: &[Stage],
+    parents: &[Option<usize>],
+    by_name: &HashMap<&str, usize>,
+) -> Vec<bool> {
+    let mut seen = vec![false; stages.len()];
+    let mut todo: Vec<usize> = stages.len().checked_sub(1).into_iter().collect();
+    let find = |r: &str| -> Option<usize> {
+        match r.parse::<usize>() {
+            Ok(i) => (i < stages.len()).then_some(i),
+            Err(_) => by_name.get(r.to_lowercase().as_str()).copied(),
+        }
+    };
+    while let Some(i) = todo.pop() {
+        if std::mem::replace(&mut seen[i], true) {
+            continue;
+        }
+        todo.extend(parents[i]);
+        for n in &stages[i].commands {
+            for f in &n.flags {
+                let from = match n.keyword.as_str() {
+                    "copy" => f.strip_prefix("--from=").map(str::to_string),
+                    "run" => f.strip_prefix("--mount=").and_then(|spec| {
+                        csv_fields(spec)
+                            .into_iter()
+                            .find_map(|field| field.strip_prefix("from=").map(str::to_string))
+                    }),
+                    _ => None,
+                };
+                todo.extend(from.as_deref().and_then(find));
+            }
+        }
+    }
+    seen
 }
 
 /// UndefinedArgInFrom for the unmatched names of a FROM word.

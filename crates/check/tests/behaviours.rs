@@ -15,6 +15,11 @@ impl BaseImages for Images {
                 ],
                 has_shell: false,
                 platform: Some("linux/amd64".into()),
+                onbuild: Vec::new(),
+            }),
+            "onbuilder" => Some(BaseImage {
+                onbuild: vec!["COPY $NOPE /".into()],
+                ..BaseImage::default()
             }),
             "shelly" => Some(BaseImage {
                 has_shell: true,
@@ -135,6 +140,26 @@ fn run_mounts_are_expanded_not_the_command() {
     assert_eq!(
         shorts(&r),
         ["UndefinedVar: Usage of undefined variable '$directory' (line 3)"]
+    );
+}
+
+#[test]
+fn onbuild_triggers_are_checked_where_they_run() {
+    // From a base stage the target reaches: checked at the FROM line of the stage using it.
+    let df = "FROM scratch AS base\nONBUILD COPY $missing /\nFROM base\n";
+    let r = run(df, &NoImages);
+    assert_eq!(
+        shorts(&r),
+        ["UndefinedVar: Usage of undefined variable '$missing' (line 3)"]
+    );
+    // Not reached from the target: not run, not checked.
+    let df = "FROM scratch AS base\nONBUILD COPY $missing /\nFROM base AS child\nFROM scratch\n";
+    assert!(run(df, &NoImages).warnings.is_empty());
+    // From the base image's config.
+    let df = "FROM onbuilder\n";
+    assert_eq!(
+        shorts(&run(df, &Images)),
+        ["UndefinedVar: Usage of undefined variable '$NOPE' (line 1)"]
     );
 }
 

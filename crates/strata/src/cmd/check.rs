@@ -51,6 +51,7 @@ impl BaseImages for StoreImages<'_> {
             env,
             has_shell: c.config.shell.as_ref().is_some_and(|s| !s.is_empty()),
             platform: (!c.os.is_empty() && !c.architecture.is_empty()).then_some(platform),
+            onbuild: c.config.on_build.clone().unwrap_or_default(),
         })
     }
 }
