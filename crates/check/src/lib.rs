@@ -387,7 +387,7 @@ fn run(input: &Input, lint: &mut Lint, report: &mut Report) -> Result<Config, St
         );
     }
 
-    let (stages, meta_args) = parse_instructions(&df, &cfg, lint)?;
+    let (stages, meta_args) = parse_instructions(&df, input.dockerfile, &cfg, lint)?;
     if stages.is_empty() {
         return Err("dockerfile contains no stages to build".into());
     }
@@ -731,11 +731,21 @@ fn meta_args_env(
 /// BuildKit's `instructions.Parse` with its lint calls: stages, global ARGs.
 fn parse_instructions<'a>(
     df: &'a Dockerfile,
+    source: &str,
     cfg: &Config,
     lint: &mut Lint,
 ) -> Result<(Vec<Stage<'a>>, Vec<&'a Node>), String> {
     let mut stages: Vec<Stage> = Vec::new();
     let mut meta = Vec::new();
+    let parser = plan::InstructionParser::new(source);
+    let parse = |n: &Node| -> Result<(), String> {
+        parser.parse(n).map(|_| ()).map_err(|d| {
+            format!(
+                "dockerfile parse error on line {}: {}",
+                n.span.start, d.message
+            )
+        })
+    };
     for n in &df.nodes {
         let ncfg = cfg.with_comments(&n.comments);
         let kw = keyword(n);
@@ -755,12 +765,15 @@ fn parse_instructions<'a>(
             ));
         }
         match n.keyword.as_str() {
-            "maintainer" => lint.run(
-                &ncfg,
-                &rules::MAINTAINER_DEPRECATED,
-                span(n),
-                "Maintainer instruction is deprecated in favor of using label".into(),
-            ),
+            "maintainer" => {
+                lint.run(
+                    &ncfg,
+                    &rules::MAINTAINER_DEPRECATED,
+                    span(n),
+                    "Maintainer instruction is deprecated in favor of using label".into(),
+                );
+                parse(n)?;
+            }
             "from" => {
                 let a = &n.args;
                 if a.len() == 3 && a[2] != a[2].to_lowercase() {
@@ -790,6 +803,7 @@ fn parse_instructions<'a>(
                         );
                     }
                 }
+                parse(n)?;
                 let valid = a.len() == 1 || (a.len() == 3 && a[1].eq_ignore_ascii_case("as"));
                 if !valid {
                     return Err(format!(
@@ -817,11 +831,12 @@ fn parse_instructions<'a>(
                 continue;
             }
             "arg" => {
+                parse(n)?;
                 let decls = arg_decls(n);
                 let keys: Vec<&str> = decls.iter().map(|d| d.key.as_str()).collect();
                 definition_description("ARG", &keys, n, &ncfg, lint);
             }
-            _ => {}
+            _ => parse(n)?,
         }
         match stages.last_mut() {
             Some(st) => st.commands.push(n),

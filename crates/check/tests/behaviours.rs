@@ -164,6 +164,22 @@ fn onbuild_triggers_are_checked_where_they_run() {
 }
 
 #[test]
+fn instruction_errors_stop_the_check_after_earlier_warnings() {
+    let r = run(
+        "FROM scratch AS A\nCOPY --bogus=1 a b\nMAINTAINER x\n",
+        &NoImages,
+    );
+    assert_eq!(r.warnings.len(), 1, "{:?}", r.warnings);
+    assert_eq!(r.warnings[0].rule, "StageNameCasing");
+    let e = r.error.unwrap_or_default();
+    assert!(
+        e.starts_with("dockerfile parse error on line 2: unknown flag: "),
+        "{e}"
+    );
+    assert!(!r.lint_error);
+}
+
+#[test]
 fn unknown_instruction_suggests() {
     let r = run("FROM scratch\nCOPPY a b\n", &NoImages);
     assert_eq!(
