@@ -10,6 +10,13 @@
 //! (undeclared ARGs, platform flag), base images (platform), then each stage's
 //! instructions in file order with its environment (undefined variables, ENV/LABEL format,
 //! secrets, WORKDIR, CMD/ENTRYPOINT/HEALTHCHECK, EXPOSE, COPY of ignored files).
+//!
+//! Known differences from BuildKit, none covered by its check tests: instruction errors use
+//! `plan`'s texts (e.g. `unknown flag: --x` where BuildKit says `unknown flag: x`); errors
+//! BuildKit finds while building its LLB graph (`COPY --from` a later stage, circular stage
+//! dependencies, invalid EXPOSE ports, named contexts) are not reported; an invalid base image
+//! reference is reported without distribution/reference's detail; a trigger that is itself
+//! `ONBUILD`, `FROM` or `MAINTAINER` is not rejected.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -509,10 +516,13 @@ fn run(input: &Input, lint: &mut Lint, report: &mut Report) -> Result<Config, St
     }
 
     // Base images, then each stage in file order.
-    let ignore = input
-        .dockerignore
-        .and_then(|t| context::Matcher::from_ignore_file(t.as_bytes()).ok())
-        .filter(|m| !m.is_empty());
+    let ignore = match input.dockerignore {
+        Some(t) => {
+            Some(context::Matcher::from_ignore_file(t.as_bytes()).map_err(|e| e.to_string())?)
+        }
+        None => None,
+    }
+    .filter(|m| !m.is_empty());
     let mut states: Vec<State> = Vec::new();
     // Stage names (lower-cased) to the latest stage of that name, as BuildKit's map.
     let mut by_name: HashMap<&str, usize> = HashMap::new();
