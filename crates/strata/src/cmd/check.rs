@@ -85,6 +85,10 @@ pub fn run(store: Option<&store::Store>, args: CheckArgs) -> Result<ExitCode> {
         );
     }
     if let Some(e) = &report.error {
+        // buildx separates the error from the warnings with an empty line on stdout.
+        if !report.warnings.is_empty() {
+            println!();
+        }
         eprintln!("ERROR: {}", escape::message(e));
     }
     Ok(if report.warnings.is_empty() && report.error.is_none() {
