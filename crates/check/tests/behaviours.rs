@@ -1,6 +1,8 @@
 //! Behaviours the BuildKit cases do not cover: base-image metadata through the provider,
 //! the configuration's edge cases, and no panic on any input.
 
+mod common;
+
 use check::{check, BaseImage, BaseImages, Input, NoImages, Report};
 
 struct Images;
@@ -192,10 +194,7 @@ fn unknown_instruction_suggests() {
 /// checker returns, never panics.
 #[test]
 fn no_panic() {
-    let data = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/conformance/buildkit-lint/cases.jsonl"
-    );
+    let data = format!("{}/cases.jsonl", common::DATA);
     let mut inputs: Vec<String> = std::fs::read_to_string(data)
         .expect("cases")
         .lines()

@@ -12,11 +12,8 @@ use std::collections::BTreeSet;
 use check::{check, BaseImages, Input, NoImages};
 use serde_json::Value;
 
-/// The data set (the one place to repoint when the data moves into the repository).
-const DATA: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/conformance/buildkit-lint"
-);
+mod common;
+use common::DATA;
 
 fn s(v: &Value) -> String {
     v.as_str().unwrap_or_default().to_string()
