@@ -70,6 +70,12 @@ pub struct Node {
     pub heredocs: Vec<Heredoc>,
     /// Physical lines covered, including continuation lines and heredoc bodies.
     pub span: Span,
+    /// The comment lines right above the instruction (BuildKit's `PrevComment`): each
+    /// without its first character (`#`) and trimmed; an empty comment (`#`) clears the
+    /// list, blank lines do not, parser directives are left out. Empty for ONBUILD's
+    /// nested instruction.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub comments: Vec<String>,
 }
 
 /// A non-fatal finding (BuildKit prints these as warnings), e.g. an empty continuation line.

@@ -12,7 +12,9 @@ pub mod instructions;
 mod planner;
 
 pub use diag::{Diagnostic, ErrorKind};
-pub use instructions::{ArgDecl, Command, Copy, Healthcheck, Instruction, KeyValue, Mount, Run};
+pub use instructions::{
+    ArgDecl, Command, Copy, Healthcheck, Instruction, InstructionParser, KeyValue, Mount, Run,
+};
 pub use planner::{
     plan, Base, BaseImage, ImageResolver, Plan, PlanOptions, Platform, Stage, Step, Unresolved,
     Warning, PROXY_ARGS,

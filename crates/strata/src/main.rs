@@ -27,6 +27,8 @@ struct Cli {
 enum Command {
     /// Build an image from a Dockerfile.
     Build(cmd::build::BuildArgs),
+    /// Check a Dockerfile against BuildKit's rules, as `docker build --check` (no build).
+    Check(cmd::check::CheckArgs),
     /// Image sizes (as docker counts them); with several images, each compared with the first.
     Size {
         /// `table` or `json`.
@@ -121,6 +123,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Plan(args) => cmd::plan::run(args),
         Command::Build(a) => cmd::build::run(&open()?, a),
+        Command::Check(a) => {
+            // Base images come from an existing store only: a check creates nothing.
+            let root = cli.root.clone().unwrap_or_else(store::Store::default_root);
+            let store = root.is_dir().then(|| open().ok()).flatten();
+            cmd::check::run(store.as_ref(), a)
+        }
         Command::Size {
             format,
             compare,

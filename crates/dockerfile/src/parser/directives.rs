@@ -11,25 +11,25 @@ pub(super) struct DirectiveState {
 
 impl DirectiveState {
     /// Look at one line while directives are still possible. `raw` is the physical line
-    /// `token` was cut from (for the column of errors).
+    /// `token` was cut from (for the column of errors). True when the line was a directive.
     pub(super) fn check(
         &mut self,
         token: &str,
         raw: &str,
         line_no: usize,
         dirs: &mut Directives,
-    ) -> Result<(), ParseError> {
+    ) -> Result<bool, ParseError> {
         if self.done {
-            return Ok(());
+            return Ok(false);
         }
         let Some((key, value)) = match_directive(token, "#") else {
             self.done = true;
-            return Ok(());
+            return Ok(false);
         };
         let key = key.to_ascii_lowercase();
         if !matches!(key.as_str(), "syntax" | "escape" | "check") {
             self.done = true;
-            return Ok(());
+            return Ok(false);
         }
         let col_of = |s: &str| {
             raw.get(..offset_in(raw, s))
@@ -60,7 +60,7 @@ impl DirectiveState {
             "syntax" => dirs.syntax = Some((value.to_string(), line_no)),
             _ => dirs.check = Some((value.to_string(), line_no)),
         }
-        Ok(())
+        Ok(true)
     }
 }
 

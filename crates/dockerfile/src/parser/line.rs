@@ -24,6 +24,7 @@ pub(super) fn new_node(text: &str, base: &str, esc: char, depth: usize) -> Resul
         original: text.to_string(),
         next: None,
         heredocs: Vec::new(),
+        comments: Vec::new(),
         span: Span::default(),
     };
     let at = |s: &str| offset_in(base, s);

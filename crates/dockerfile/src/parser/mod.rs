@@ -78,6 +78,7 @@ pub fn parse(src: &str) -> Result<Dockerfile, ParseError> {
     let mut nodes: Vec<Node> = Vec::new();
     let mut warnings = Vec::new();
     let mut current_line = 0usize;
+    let mut comments: Vec<String> = Vec::new();
 
     while let Some(raw) = sc.next_line() {
         let raw = if current_line == 0 {
@@ -85,8 +86,19 @@ pub fn parse(src: &str) -> Result<Dockerfile, ParseError> {
         } else {
             raw
         };
+        if is_comment(raw) {
+            // BuildKit: the line without its first byte, trimmed (Go's TrimSpace).
+            let comment = raw.get(1..).unwrap_or("").trim_matches(is_go_space);
+            if comment.is_empty() {
+                comments.clear();
+            } else {
+                comments.push(comment.to_string());
+            }
+        }
         let token = trim_newline(raw).trim_start();
-        dir.check(token, raw, current_line + 1, &mut directives)?;
+        if dir.check(token, raw, current_line + 1, &mut directives)? {
+            comments.pop();
+        }
         let token = if is_comment(token) {
             &token[token.len()..]
         } else {
@@ -156,6 +168,7 @@ pub fn parse(src: &str) -> Result<Dockerfile, ParseError> {
             cur.span = span;
             n = cur.next.as_deref_mut();
         }
+        node.comments = std::mem::take(&mut comments);
         nodes.push(node);
     }
 
@@ -311,6 +324,14 @@ fn offset_in(outer: &str, inner: &str) -> usize {
 /// Go `bytes.TrimRight(line, "\r\n")`.
 fn trim_newline(line: &str) -> &str {
     line.trim_end_matches(['\r', '\n'])
+}
+
+/// Go's `unicode.IsSpace`.
+fn is_go_space(c: char) -> bool {
+    matches!(
+        c,
+        '\t' | '\n' | '\u{0B}' | '\u{0C}' | '\r' | ' ' | '\u{85}' | '\u{A0}'
+    ) || c.is_whitespace()
 }
 
 fn is_comment(line: &str) -> bool {
@@ -697,6 +718,33 @@ mod tests {
         let df = p("RUN a \\\n # c\n b\n");
         assert!(df.warnings.is_empty());
         assert_eq!(df.nodes[0].args, vec!["a  b"]);
+    }
+
+    #[test]
+    fn comments_above_instructions() {
+        // BuildKit's PrevComment: directives left out, blank lines keep the list, an empty
+        // comment clears it, comments inside a continuation are not collected.
+        let df = p(concat!(
+            "# check=skip=all\n",
+            "# a  \n",
+            "\n",
+            "  #b\n",
+            "FROM x\n",
+            "# c\n",
+            "#\n",
+            "# d\n",
+            "RUN a \\\n",
+            "# e\n",
+            " b\n",
+            "RUN c\n",
+        ));
+        let comments: Vec<Vec<&str>> = df
+            .nodes
+            .iter()
+            .map(|n| n.comments.iter().map(String::as_str).collect())
+            .collect();
+        assert_eq!(comments, vec![vec!["a", "#b"], vec!["d"], vec![]]);
+        assert_eq!(df.directives.check, Some(("skip=all".to_string(), 1)));
     }
 
     #[test]

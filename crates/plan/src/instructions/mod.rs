@@ -311,3 +311,19 @@ fn quote_if_needed(v: &str) -> String {
         v.to_string()
     }
 }
+
+/// Typed instructions of one Dockerfile's nodes, one at a time (the `check` crate reports
+/// the first error as BuildKit's instruction parser does, after the lint calls before it).
+pub struct InstructionParser<'a>(crate::diag::Locator<'a>);
+
+impl<'a> InstructionParser<'a> {
+    /// `source` is the Dockerfile text the nodes were parsed from (errors are located in it).
+    pub fn new(source: &'a str) -> Self {
+        InstructionParser(crate::diag::Locator::new(source))
+    }
+
+    /// The node as a typed instruction, or the error that rejects it.
+    pub fn parse(&self, node: &dockerfile::Node) -> Result<Instruction, crate::Diagnostic> {
+        from_node(node, &self.0)
+    }
+}

@@ -1,4 +1,5 @@
 pub mod build;
+pub mod check;
 pub mod containers;
 pub mod debug;
 pub mod images;

@@ -1,0 +1,8 @@
+//! Shared by the check crate's tests.
+
+/// BuildKit's check cases (`cases.jsonl`, `rules.tsv`, README): the one place to repoint
+/// when the data moves into the repository.
+pub const DATA: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../shared/conformance/buildkit-lint"
+);
