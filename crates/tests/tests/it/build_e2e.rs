@@ -2,14 +2,12 @@
 //! behaviour counted by real executions (each RUN hits a counter on 127.0.0.1, so those
 //! builds use `--network host`), bad input, and a killed build leaving nothing behind.
 
-mod common;
-
 use std::fs;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{busybox_tar, Counter, Env};
+use crate::common::{busybox_tar, Counter, Env};
 
 fn setup() -> Env {
     let env = Env::new();
@@ -40,6 +38,7 @@ fn hits(c: &Counter) -> Vec<String> {
 
 #[test]
 fn target_runs_only_the_stages_it_needs() {
+    strata_tests::require!(Root, Busybox);
     let env = setup();
     let c = Counter::start();
     let df = format!(
@@ -69,6 +68,7 @@ fn target_runs_only_the_stages_it_needs() {
 
 #[test]
 fn cache_reruns_exactly_what_changed() {
+    strata_tests::require!(Root, Busybox);
     let env = setup();
     let c = Counter::start();
     let df = format!(
@@ -153,6 +153,7 @@ fn cache_reruns_exactly_what_changed() {
 
 #[test]
 fn run_failure_names_the_step_and_exit_code_and_tags_nothing() {
+    strata_tests::require!(Root, Busybox);
     let env = setup();
     let ctx = context(
         &env,
@@ -186,6 +187,7 @@ fn run_failure_names_the_step_and_exit_code_and_tags_nothing() {
 
 #[test]
 fn bad_input_exits_1_with_a_clear_message() {
+    strata_tests::require!(Root, Busybox);
     let env = setup();
     let cases: Vec<(&str, &str, &str)> = vec![
         (
@@ -247,6 +249,7 @@ fn mounts_under(root: &Path) -> Vec<String> {
 
 #[test]
 fn killed_build_leaves_no_mount_and_no_process() {
+    strata_tests::require!(Root, Busybox);
     let env = setup();
     let marker = format!("strata-kill-test-{}", std::process::id());
     let ctx = context(
@@ -296,16 +299,16 @@ fn killed_build_leaves_no_mount_and_no_process() {
 
 #[test]
 fn c_static_scenario_binary_runs_in_the_built_image() {
+    strata_tests::require!(Root, Busybox, PeersData);
     let env = Env::new();
     let peers = Path::new("/var/tmp/strata-peers/debian-build-rootfs.tar");
     assert!(
         peers.exists(),
-        "{} is missing: run ../shared/peers/setup.sh (.ci/run does)",
+        "{} is missing: run scripts/peers.sh",
         peers.display()
     );
     env.ok(&["import", peers.to_str().unwrap(), "debian-build:local"]);
-    let scen =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/peers/scenarios/c-static");
+    let scen = strata_tests::repo_root().join("conformance/scenarios/c-static");
     env.ok(&["build", "-q", "-t", "c-static:1", scen.to_str().unwrap()]);
     // Run the image's binary through the executor: a RUN in exec form on top of it.
     let ctx = context(&env, "runit", "FROM c-static:1\nRUN [\"/hello\"]\n", &[]);
@@ -326,6 +329,7 @@ fn c_static_scenario_binary_runs_in_the_built_image() {
 
 #[test]
 fn outputs_and_stdin_contexts() {
+    strata_tests::require!(Root, Busybox, Skopeo);
     use std::io::Write;
     let env = setup();
     let ctx = context(
@@ -351,7 +355,7 @@ fn outputs_and_stdin_contexts() {
     assert!(child.wait_with_output().unwrap().status.success());
     // A tar context on stdin.
     let tar = env.path("ctx.tar");
-    common::tool("tar", &["-C", &ctx, "-cf", tar.to_str().unwrap(), "."]);
+    crate::common::tool("tar", &["-C", &ctx, "-cf", tar.to_str().unwrap(), "."]);
     let o = env
         .cmd()
         .args(["build", "-q", "-t", "stdin:tar", "-"])
@@ -378,7 +382,7 @@ fn outputs_and_stdin_contexts() {
         &format!("type=tar,dest={}", t.display()),
         &ctx,
     ]);
-    let list = common::tool("tar", &["-tf", t.to_str().unwrap()]);
+    let list = crate::common::tool("tar", &["-tf", t.to_str().unwrap()]);
     assert!(
         list.lines().any(|l| l.trim_start_matches("./") == "made"),
         "{list}"
@@ -394,7 +398,7 @@ fn outputs_and_stdin_contexts() {
         &format!("type=oci,dest={}", oci.display()),
         &ctx,
     ]);
-    let inspect = common::tool(
+    let inspect = crate::common::tool(
         "skopeo",
         &["inspect", &format!("oci-archive:{}", oci.display())],
     );
@@ -407,6 +411,7 @@ fn outputs_and_stdin_contexts() {
 /// stdout is refused, as buildx does ("refusing to write to console").
 #[test]
 fn outputs_streamed_to_stdout() {
+    strata_tests::require!(Root, Busybox);
     let env = setup();
     let ctx = context(
         &env,
@@ -521,7 +526,7 @@ fn outputs_streamed_to_stdout() {
     // stdout a terminal: refused before anything is built.
     let line = format!(
         "{} --root {} build -t tty:1 -o - {ctx}",
-        env!("CARGO_BIN_EXE_strata"),
+        strata_tests::strata_bin(),
         env.root().display()
     );
     let o = std::process::Command::new("script")
@@ -540,6 +545,7 @@ fn outputs_streamed_to_stdout() {
 
 #[test]
 fn prune_keeps_the_build_cache_until_all() {
+    strata_tests::require!(Root, Busybox);
     let env = setup();
     let c = Counter::start();
     let ctx = context(
@@ -573,6 +579,7 @@ fn prune_keeps_the_build_cache_until_all() {
 
 #[test]
 fn plain_progress_says_why_a_step_missed() {
+    strata_tests::require!(Root, Busybox);
     let env = setup();
     let ctx = context(
         &env,
@@ -597,6 +604,7 @@ fn plain_progress_says_why_a_step_missed() {
 
 #[test]
 fn add_fetches_urls_from_a_local_server() {
+    strata_tests::require!(Root, Busybox);
     use std::io::{BufRead, Write};
     let env = setup();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -692,6 +700,7 @@ fn add_fetches_urls_from_a_local_server() {
 
 #[test]
 fn run_mounts_bind_secret_ssh_cache() {
+    strata_tests::require!(Root, Busybox);
     let env = setup();
     let secret = env.path("token.txt");
     fs::write(&secret, "s3cr3t-value").unwrap();
@@ -778,6 +787,7 @@ RUN --mount=type=cache,target=/cache echo run >> /cache/log && cat /cache/log | 
 // change of the parent's ARG default re-runs the child's RUN (the value is in its key).
 #[test]
 fn stage_args_reach_stages_built_from_it() {
+    strata_tests::require!(Root, Busybox);
     let env = setup();
     let c = Counter::start();
     let df = |x: &str| {
@@ -869,6 +879,7 @@ const WORKDIR_HISTORY_DF: &str = "FROM busybox:local\nCOPY . /app\nWORKDIR /app\
 /// BuildKit's commitToHistory writes it, and `<missing>` for history rows that are no image.
 #[test]
 fn config_history_and_layers_follow_buildkit() {
+    strata_tests::require!(Root, Busybox);
     let env = setup();
     let ctx = context(&env, "wd", WORKDIR_HISTORY_DF, &[("f.txt", "hi\n")]);
     env.ok(&["build", "--network", "none", "-q", "-t", "wd:1", &ctx]);

@@ -1,12 +1,10 @@
-//! BuildKit's own Dockerfile tests (../shared/conformance/buildkit-cases: 53 images to match
+//! BuildKit's own Dockerfile tests (conformance/buildkit-cases: 53 images to match
 //! and 19 builds that must fail), run by its run.sh against this strata binary. Cases that
 //! do not pass yet are listed in buildkit-known-failing.txt; the test fails on any failure
 //! that is not listed, and on a listed case that now passes (so the list only shrinks).
 //!
-//! The shared copy of the cases may store a symbolic link of a context as a regular file;
-//! each case keeps its links in a `symlinks` list that run.sh's `bk_prep_ctx`
-//! (tools/common.sh) turns back into links in the context it prepares, so the cases run in
-//! place, read-only.
+//! run.sh's `bk_prep_ctx` (tools/common.sh) copies each case's context (its symbolic links
+//! are committed as links) to a temporary directory, so the cases run in place, read-only.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -14,22 +12,22 @@ use std::process::Command;
 
 #[test]
 fn buildkit_cases() {
-    let dir =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance/buildkit-cases");
+    strata_tests::require!(Root, PeersData, Python3);
+    let dir = strata_tests::repo_root().join("conformance/buildkit-cases");
     assert!(
         dir.join("run.sh").exists(),
-        "{} is missing: CI expects ../shared beside the checkout",
+        "{} is missing from the checkout",
         dir.display()
     );
     let tarball = Path::new("/var/tmp/strata-peers/busybox-rootfs.tar");
     assert!(
         tarball.exists(),
-        "{} is missing: run ../shared/peers/setup.sh (.ci/run does)",
+        "{} is missing: run scripts/peers.sh",
         tarball.display()
     );
     let out = Command::new("bash")
         .arg(dir.join("run.sh"))
-        .env("STRATA_BIN", env!("CARGO_BIN_EXE_strata"))
+        .env("STRATA_BIN", strata_tests::strata_bin())
         .output()
         .expect("run run.sh");
     let stdout = String::from_utf8_lossy(&out.stdout);

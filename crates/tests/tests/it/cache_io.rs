@@ -4,12 +4,10 @@
 //! a one-file change re-runs only the steps it affects. RUN executions are counted by a
 //! counter on 127.0.0.1 (so the builds use `--network host`), as in build_e2e.
 
-mod common;
-
 use std::fs;
 use std::path::Path;
 
-use common::{busybox_tar, Counter, Env};
+use crate::common::{busybox_tar, Counter, Env};
 
 /// Blobs (by hex digest) in a store.
 fn blobs(root: &Path) -> std::collections::BTreeSet<String> {
@@ -88,6 +86,7 @@ RUN {} && echo final > /marker\n",
 
 #[test]
 fn two_stores_share_a_local_cache() {
+    strata_tests::require!(Root, Busybox);
     let s = setup();
     let (ctx, cache) = (s.ctx.to_str().unwrap(), s.cache.to_str().unwrap());
     let to = format!("type=local,dest={cache},mode=max");
@@ -241,6 +240,7 @@ fn is_small_json(root: &Path, hex: &str) -> bool {
 
 #[test]
 fn mode_min_exports_only_the_final_images_steps() {
+    strata_tests::require!(Root, Busybox);
     let s = setup();
     let (ctx, cache) = (s.ctx.to_str().unwrap(), s.cache.to_str().unwrap());
     let to = format!("type=local,dest={cache}");
@@ -284,6 +284,7 @@ fn mode_min_exports_only_the_final_images_steps() {
 
 #[test]
 fn bad_cache_specs_and_damaged_caches_are_clear_errors() {
+    strata_tests::require!(Root, Busybox);
     let s = setup();
     let ctx = s.ctx.to_str().unwrap();
     let err = s.a.fails(&[

@@ -1,8 +1,8 @@
-//! Compatibility with real BuildKit on the peer scenarios in ../shared/peers/scenarios: each
+//! Compatibility with real BuildKit on the peer scenarios in conformance/scenarios: each
 //! scenario is built by Docker 20.10's BuildKit (`DOCKER_BUILDKIT=1 docker build`) and by
 //! strata (in a private store that imports the same base rootfs tarballs), both images are
 //! saved as docker-archives and normalised with the conformance suite's trusted normaliser
-//! (../shared/conformance/buildkit-cases/tools/imgtree.py), and the results must be equal:
+//! (conformance/buildkit-cases/tools/imgtree.py), and the results must be equal:
 //! every config field imgtree prints, os/arch, and the whole file tree (type, mode, uid:gid,
 //! path, content hash or link target). As `bk_norm` in tools/common.sh does, the layer count
 //! and the bare mount-point directories /dev /proc /sys /etc are not compared.
@@ -10,14 +10,12 @@
 //! Files whose content is random by design (bigtree's RUN reads /dev/urandom) are compared by
 //! size instead of content hash; see RANDOM_CONTENT.
 //!
-//! Docker and the base images come from ../shared/peers/setup.sh (run by .ci/run). When docker
+//! Docker and the base images come from scripts/peers.sh (run by scripts/test.sh). When docker
 //! is not reachable these tests FAIL, they never skip. Every docker image they create has a
 //! name unique to the test process and is removed afterwards; no other docker image is touched.
 //!
 //! The scenarios run one at a time (a lock), even when the harness runs tests in parallel:
 //! bigtree and c-static each take tens of seconds and the machine has two cores.
-
-mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -25,7 +23,7 @@ use std::process::{Command, Output};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use common::Env;
+use crate::common::Env;
 
 /// Differences that are accepted, as (scenario, normalised line as BuildKit prints it or as
 /// strata prints it, reason). Only BuildKit-version noise that can be shown to be such may be
@@ -41,10 +39,10 @@ const RANDOM_CONTENT: &[(&str, &str, &str)] = &[(
 )];
 
 const DOCKER: &str = "/usr/bin/docker";
-const SCENARIOS: &str = "../../../shared/peers/scenarios";
-const IMGTREE: &str = "../../../shared/conformance/buildkit-cases/tools/imgtree.py";
+const SCENARIOS: &str = "conformance/scenarios";
+const IMGTREE: &str = "conformance/buildkit-cases/tools/imgtree.py";
 const PEERS_DATA: &str = "/var/tmp/strata-peers";
-const SETUP_HINT: &str = "run ../shared/peers/setup.sh (as root) to install and start Docker \
+const SETUP_HINT: &str = "run scripts/peers.sh (as root) to install and start Docker \
                           20.10 with BuildKit and to make busybox:local and debian-build:local";
 
 /// Prints `size PATH N` for every regular file of the image's final root filesystem, applying
@@ -83,8 +81,8 @@ for p in sorted(sizes):
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
-fn shared(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+fn in_repo(rel: &str) -> PathBuf {
+    strata_tests::repo_root().join(rel)
 }
 
 fn text(o: &Output) -> String {
@@ -168,7 +166,7 @@ fn python(args: &[&str]) -> String {
 /// content below one of `random` prefixes get `size=N` in place of their content hash.
 fn normalised(archive: &Path, random: &[&str]) -> Vec<String> {
     let archive = archive.to_str().unwrap();
-    let out = python(&[shared(IMGTREE).to_str().unwrap(), archive]);
+    let out = python(&[in_repo(IMGTREE).to_str().unwrap(), archive]);
     let sizes: BTreeMap<String, String> = if random.is_empty() {
         BTreeMap::new()
     } else {
@@ -281,7 +279,7 @@ fn scenario(name: &str, target: Option<&str>) {
         Some(t) => format!("{name} --target {t}"),
         None => name.to_string(),
     };
-    let ctx = shared(SCENARIOS).join(name);
+    let ctx = in_repo(SCENARIOS).join(name);
     assert!(ctx.is_dir(), "no scenario {}", ctx.display());
     let ctx = ctx.to_str().unwrap().to_string();
     let tag = format!(
@@ -373,31 +371,37 @@ fn scenario(name: &str, target: Option<&str>) {
 
 #[test]
 fn bigtree() {
+    strata_tests::require!(Root, Docker, PeersData, Python3);
     scenario("bigtree", None);
 }
 
 #[test]
 fn c_static() {
+    strata_tests::require!(Root, Docker, PeersData, Python3);
     scenario("c-static", None);
 }
 
 #[test]
 fn devprod_production() {
+    strata_tests::require!(Root, Docker, PeersData, Python3);
     scenario("devprod", None);
 }
 
 #[test]
 fn devprod_development() {
+    strata_tests::require!(Root, Docker, PeersData, Python3);
     scenario("devprod", Some("development"));
 }
 
 #[test]
 fn parallel() {
+    strata_tests::require!(Root, Docker, PeersData, Python3);
     scenario("parallel", None);
 }
 
 #[test]
 fn runsteps() {
+    strata_tests::require!(Root, Docker, PeersData, Python3);
     scenario("runsteps", None);
 }
 
@@ -448,6 +452,7 @@ fn tar_list(bytes: &[u8]) -> String {
 /// stdout with exit code 1.
 #[test]
 fn output_to_stdout_like_buildkit() {
+    strata_tests::require!(Root, Docker, PeersData, Python3);
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     require_peers(false);
     let env = Env::new();
@@ -489,7 +494,7 @@ fn output_to_stdout_like_buildkit() {
             "strata",
             format!(
                 "{} --root {} build --network none -o - {ctx}",
-                env!("CARGO_BIN_EXE_strata"),
+                strata_tests::strata_bin(),
                 env.root().display()
             ),
         ),
@@ -526,6 +531,7 @@ for h in c.get("history", []):
 /// RUNs write, the config, every file), and the RUN history lines list what BuildKit lists.
 #[test]
 fn stage_arg_inheritance() {
+    strata_tests::require!(Root, Docker, PeersData, Python3);
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     require_peers(false);
     let env = Env::new();
@@ -598,6 +604,7 @@ fn stage_arg_inheritance() {
 /// resolves it inside the stage; mount_source.rs tests that strata keeps it inside.)
 #[test]
 fn mount_sources() {
+    strata_tests::require!(Root, Docker, PeersData, Python3);
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     require_peers(false);
     let env = Env::new();
@@ -695,6 +702,7 @@ RUN --mount=type=cache,id=compat-seed,from=a,source=d/e,target=/mnt/cc ls /mnt/c
 /// print the same IDs column (the image, then `<missing>`) and the same CREATED BY text.
 #[test]
 fn workdir_argsescaped_and_history_text() {
+    strata_tests::require!(Root, Docker, PeersData, Python3);
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     require_peers(false);
     let env = Env::new();

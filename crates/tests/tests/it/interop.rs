@@ -1,11 +1,9 @@
 //! Real clients accept strata's archives, and strata loads theirs with identical layer
 //! digests: skopeo, umoci, podman and Docker 20.10 (installed and started by .ci/run through
-//! ../shared/peers/setup.sh). Every name used in docker's and podman's stores is unique to
+//! scripts/peers.sh). Every name used in docker's and podman's stores is unique to
 //! the test run and removed afterwards.
 
-mod common;
-
-use common::{busybox_tar, tool, unique, Env};
+use crate::common::{busybox_tar, tool, unique, Env};
 use serde_json::Value;
 
 const DOCKER: &str = "/usr/bin/docker";
@@ -26,6 +24,7 @@ fn setup() -> (Env, String, Value) {
 
 #[test]
 fn skopeo_inspects_both_archive_formats() {
+    strata_tests::require!(Root, Busybox, Skopeo);
     let (env, _, inspect) = setup();
     let docker = env.path("d.tar");
     let oci = env.path("o.tar");
@@ -73,6 +72,7 @@ fn skopeo_inspects_both_archive_formats() {
 
 #[test]
 fn umoci_unpacks_an_oci_export() {
+    strata_tests::require!(Root, Busybox, Umoci);
     let (env, _, _) = setup();
     let oci = env.path("o.tar");
     env.ok(&[
@@ -122,6 +122,7 @@ impl Drop for Cleanup {
 
 #[test]
 fn podman_loads_and_runs_strata_archives() {
+    strata_tests::require!(Root, Busybox, Podman);
     let (env, _, inspect) = setup();
     let name = unique("podman");
     env.ok(&["tag", "interop/bb:1", &name]);
@@ -161,6 +162,7 @@ fn podman_loads_and_runs_strata_archives() {
 
 #[test]
 fn docker_loads_and_runs_strata_archives() {
+    strata_tests::require!(Root, Busybox, Docker);
     let (env, _, inspect) = setup();
     let name = unique("docker");
     env.ok(&["tag", "interop/bb:1", &name]);
@@ -194,6 +196,7 @@ fn docker_loads_and_runs_strata_archives() {
 
 #[test]
 fn archives_saved_by_docker_and_podman_load_with_identical_layer_digests() {
+    strata_tests::require!(Root, Busybox, Docker, Podman);
     let env = Env::new();
     let tar = env.path("busybox.tar");
     busybox_tar(&tar);

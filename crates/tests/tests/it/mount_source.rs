@@ -4,11 +4,9 @@
 //! discarded; `type=cache,from=` is seeded from PATH; a missing source is a located error.
 //! BuildKit (Docker 20.10) gives the same outputs for the same Dockerfile.
 
-mod common;
-
 use std::fs;
 
-use common::{busybox_tar, Env};
+use crate::common::{busybox_tar, Env};
 
 /// The busybox rootfs's /etc/passwd (common::busybox_tar), not the host's.
 const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n";
@@ -40,6 +38,7 @@ RUN rm /d/gone && echo later > /d/later\n";
 
 #[test]
 fn bind_source_is_the_path_inside_the_stage_image_or_context() {
+    strata_tests::require!(Root, Busybox);
     let env = setup();
     let df = format!(
         "{STAGE_A}FROM busybox:local\n\
@@ -102,6 +101,7 @@ RUN --mount=type=bind,from=a,source=/c,target=/mnt/c cat /mnt/c > /after-rw\n"
 
 #[test]
 fn cache_mount_from_is_seeded_from_the_source_path() {
+    strata_tests::require!(Root, Busybox);
     let env = setup();
     let df = format!(
         "{STAGE_A}FROM busybox:local\n\
@@ -128,6 +128,7 @@ RUN --mount=type=cache,id=seeded,from=a,source=d/e,target=/mnt/cc ls /mnt/cc > /
 
 #[test]
 fn missing_mount_source_is_a_located_error_and_tags_nothing() {
+    strata_tests::require!(Root, Busybox);
     let env = setup();
     for (name, mount) in [
         ("stage", "type=bind,from=a,source=/nope/x,target=/mnt"),
@@ -167,6 +168,7 @@ fn missing_mount_source_is_a_located_error_and_tags_nothing() {
 
 #[test]
 fn step_name_keeps_the_mount_as_written() {
+    strata_tests::require!(Root, Busybox);
     let env = setup();
     let df = format!(
         "{STAGE_A}FROM busybox:local\n\
@@ -191,6 +193,7 @@ RUN --mount=target=/mnt/cc,id=x,type=cache ls /mnt/cc\n"
 
 #[test]
 fn a_changed_mount_source_reruns_the_step() {
+    strata_tests::require!(Root, Busybox);
     let env = setup();
     let df = "FROM busybox:local AS a\nARG V=1\nRUN echo $V > /c\n\
 FROM busybox:local\n\
@@ -248,6 +251,7 @@ fn rand_suffix() -> u128 {
 
 #[test]
 fn context_mounts_leave_out_what_dockerignore_excludes() {
+    strata_tests::require!(Root, Busybox);
     let env = setup();
     let df = "FROM busybox:local\n\
 RUN --mount=type=bind,target=/ctx ls -a /ctx /ctx/sub > /all\n\

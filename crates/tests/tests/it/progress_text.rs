@@ -1,5 +1,5 @@
 //! `--progress=plain` against Docker 20.10's BuildKit, line for line (issue 11, item 8). Each
-//! shared scenario (../shared/peers/scenarios) and one Dockerfile of this file's own (exec
+//! peer scenario (conformance/scenarios) and one Dockerfile of this file's own (exec
 //! form, a cache mount with `id=`, a stage built FROM a stage, ARG expansion in step names)
 //! is built by BuildKit (`DOCKER_BUILDKIT=1 docker build --progress=plain --no-cache`) and by
 //! strata in the same run, and both outputs are normalised by [`normalise`] and must be equal.
@@ -32,17 +32,15 @@
 //!   earlier builds (seen: c-static's `WORKDIR /src` CACHED under `--no-cache`). RUN's state
 //!   is compared.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Mutex;
 
-use common::Env;
+use crate::common::Env;
 
 const DOCKER: &str = "/usr/bin/docker";
-const SCENARIOS: &str = "../../../shared/peers/scenarios";
+const SCENARIOS: &str = "conformance/scenarios";
 const BUSYBOX: &str = "/var/tmp/strata-peers/busybox-rootfs.tar";
 const DEBIAN_BUILD: &str = "/var/tmp/strata-peers/debian-build-rootfs.tar";
 
@@ -130,10 +128,10 @@ fn docker_ready() {
     let o = Command::new(DOCKER)
         .args(["image", "inspect", "--format", "{{.Id}}", "busybox:local"])
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {DOCKER} ({e}): run ../shared/peers/setup.sh"));
+        .unwrap_or_else(|e| panic!("cannot run {DOCKER} ({e}): run scripts/peers.sh"));
     assert!(
         o.status.success(),
-        "docker has no busybox:local: run ../shared/peers/setup.sh\n{}",
+        "docker has no busybox:local: run scripts/peers.sh\n{}",
         String::from_utf8_lossy(&o.stderr)
     );
 }
@@ -209,9 +207,7 @@ fn compare(label: &str, bk: &str, st: &str) {
 }
 
 fn scenario(name: &str, target: Option<&str>) {
-    let ctx = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join(SCENARIOS)
-        .join(name);
+    let ctx = strata_tests::repo_root().join(SCENARIOS).join(name);
     assert!(ctx.is_dir(), "no scenario {}", ctx.display());
     let (bk, st) = both(&ctx, None, target);
     compare(name, &bk, &st);
@@ -219,31 +215,37 @@ fn scenario(name: &str, target: Option<&str>) {
 
 #[test]
 fn devprod_production() {
+    strata_tests::require!(Root, Docker, PeersData);
     scenario("devprod", None);
 }
 
 #[test]
 fn devprod_development() {
+    strata_tests::require!(Root, Docker, PeersData);
     scenario("devprod", Some("development"));
 }
 
 #[test]
 fn runsteps() {
+    strata_tests::require!(Root, Docker, PeersData);
     scenario("runsteps", None);
 }
 
 #[test]
 fn parallel() {
+    strata_tests::require!(Root, Docker, PeersData);
     scenario("parallel", None);
 }
 
 #[test]
 fn c_static() {
+    strata_tests::require!(Root, Docker, PeersData);
     scenario("c-static", None);
 }
 
 #[test]
 fn bigtree() {
+    strata_tests::require!(Root, Docker, PeersData);
     scenario("bigtree", None);
 }
 
@@ -252,6 +254,7 @@ fn bigtree() {
 /// upper-cased, comment lines of a continuation dropped, a stage FROM a stage numbered from 1.
 #[test]
 fn step_names() {
+    strata_tests::require!(Root, Docker, PeersData);
     let d = tempfile::tempdir().unwrap();
     let ctx = d.path().join("names");
     std::fs::create_dir(&ctx).unwrap();
@@ -289,6 +292,7 @@ fn step_names() {
 /// reference build-buildkit-failing-run.txt).
 #[test]
 fn single_stage() {
+    strata_tests::require!(Root, Docker, PeersData);
     let d = tempfile::tempdir().unwrap();
     let ctx = d.path().join("single");
     std::fs::create_dir(&ctx).unwrap();
@@ -309,6 +313,7 @@ fn single_stage() {
 /// serves it (BuildKit would pull the image; there is no registry to compare with here).
 #[test]
 fn syntax_notice() {
+    strata_tests::require!(Root, Docker, PeersData);
     let env = Env::new();
     env.ok(&["import", BUSYBOX, "busybox:local"]);
     let ctx = env.path("ctx");

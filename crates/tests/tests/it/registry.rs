@@ -1,8 +1,6 @@
 //! `strata pull/push/login/logout` against real registries: each test starts its own
 //! Debian `docker-registry` on a free loopback port (killed by a Drop guard), and checks the
-//! results with skopeo and Docker 20.10 (dockerd started by ../shared/peers/setup.sh).
-
-mod common;
+//! results with skopeo and Docker 20.10 (dockerd started by scripts/peers.sh).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -10,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{busybox_tar, tool, Env};
+use crate::common::{busybox_tar, tool, Env};
 use serde_json::Value;
 
 const DOCKER: &str = "/usr/bin/docker";
@@ -61,7 +59,7 @@ impl Registry {
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
-            .expect("/usr/bin/docker-registry (Debian package docker-registry; ../shared/peers/setup.sh installs it)");
+            .expect("/usr/bin/docker-registry (Debian package docker-registry; scripts/peers.sh installs it)");
         self.child = Some(child);
         let start = Instant::now();
         while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
@@ -230,6 +228,7 @@ fn blobs_intact(env: &Env) {
 
 #[test]
 fn push_then_pull_into_a_fresh_store_gives_identical_digests() {
+    strata_tests::require!(Root, Busybox, Registry);
     let reg = Registry::start();
     let a = Env::new();
     let name = format!("{}/strata/two:1", reg.host());
@@ -299,6 +298,7 @@ fn push_then_pull_into_a_fresh_store_gives_identical_digests() {
 
 #[test]
 fn skopeo_reads_what_strata_pushed() {
+    strata_tests::require!(Root, Busybox, Skopeo, Registry);
     let reg = Registry::start();
     let env = Env::new();
     let name = format!("{}/strata/sk:1", reg.host());
@@ -343,6 +343,7 @@ fn skopeo_reads_what_strata_pushed() {
 
 #[test]
 fn strata_pulls_what_skopeo_pushed_gzip_zstd_and_by_digest() {
+    strata_tests::require!(Root, Busybox, Skopeo, Registry);
     let reg = Registry::start();
     let env = Env::new();
     two_layer_image(&env, "src/img:1", b"pushed by skopeo\n");
@@ -504,6 +505,7 @@ fn put_manifest(port: u16, repo: &str, reference: &str, media: &str, bytes: &[u8
 
 #[test]
 fn uncompressed_layers_and_image_indexes() {
+    strata_tests::require!(Root, Busybox, Registry);
     let reg = Registry::start();
     let env = Env::new();
     let tar = env.path("bb.tar");
@@ -592,13 +594,14 @@ impl Drop for DockerCleanup {
 
 #[test]
 fn docker_pulls_and_runs_what_strata_pushed_and_strata_pulls_what_docker_pushed() {
+    strata_tests::require!(Root, Busybox, Docker, Registry);
     let info = Command::new(DOCKER)
         .args(["info", "--format", "{{.ServerVersion}}"])
         .output();
     match &info {
         Ok(o) if o.status.success() => {}
         _ => panic!(
-            "dockerd is not running or {DOCKER} is missing: run `bash ../shared/peers/setup.sh` \
+            "dockerd is not running or {DOCKER} is missing: run `bash scripts/peers.sh` \
              (CI's .ci/run does) -- this test needs Docker 20.10: {info:?}"
         ),
     }
@@ -674,6 +677,7 @@ fn htpasswd_line(user: &str, pass: &str) -> String {
 
 #[test]
 fn login_with_htpasswd_then_push_and_pull() {
+    strata_tests::require!(Root, Busybox, Skopeo, Registry);
     let dir = tempfile::tempdir().unwrap();
     let htpasswd = dir.path().join("htpasswd");
     std::fs::write(&htpasswd, htpasswd_line("alice", "s3cret pass")).unwrap();
@@ -754,6 +758,7 @@ fn login_with_htpasswd_then_push_and_pull() {
 
 #[test]
 fn damaged_blobs_are_refused_and_nothing_half_written_stays() {
+    strata_tests::require!(Root, Busybox, Skopeo, Registry);
     let reg = Registry::start();
     let env = Env::new();
     let name = format!("{}/fault/img:1", reg.host());
@@ -866,6 +871,7 @@ fn slow_proxy(upstream: u16, rate: usize) -> (u16, std::sync::Arc<std::sync::ato
 
 #[test]
 fn registry_stopped_mid_push_then_push_again_after_restart() {
+    strata_tests::require!(Root, Busybox, Registry);
     let mut reg = Registry::start();
     let (proxy, sent) = slow_proxy(reg.port, 2 << 20);
     let env = Env::new();
@@ -931,6 +937,7 @@ fn registry_stopped_mid_push_then_push_again_after_restart() {
 
 #[test]
 fn unreachable_registry_fails_fast_naming_image_and_registry() {
+    strata_tests::require!(Root, Busybox);
     let env = Env::new();
     let port = free_port(); // nothing listens there
     let name = format!("127.0.0.1:{port}/nobody/img:1");
@@ -955,6 +962,7 @@ fn unreachable_registry_fails_fast_naming_image_and_registry() {
 
 #[test]
 fn insecure_opt_in_and_bad_input() {
+    strata_tests::require!(Root, Busybox, Registry);
     let reg = Registry::start();
     let env = Env::new();
     // `localhost` is as insecure-allowed as 127.0.0.1.
@@ -1131,6 +1139,7 @@ impl TokenServer {
 
 #[test]
 fn bearer_token_auth_login_push_pull() {
+    strata_tests::require!(Root, Busybox, Registry);
     let dir = tempfile::tempdir().unwrap();
     let ts = TokenServer::start(dir.path(), "alice", "tok3n-pass");
     let reg = Registry::start_with(&format!(
@@ -1184,6 +1193,7 @@ fn bearer_token_auth_login_push_pull() {
 
 #[test]
 fn docker_hub_pulls_go_through_the_mirrors_in_order() {
+    strata_tests::require!(Root, Busybox, Registry);
     let mirror = Registry::start();
     let env = Env::new();
     let tar = env.path("bb.tar");
@@ -1260,6 +1270,7 @@ fn docker_hub_pulls_go_through_the_mirrors_in_order() {
 /// and the final image's own layers.
 #[test]
 fn builds_pull_bases_push_and_share_a_registry_cache() {
+    strata_tests::require!(Root, Busybox, Registry);
     let reg = Registry::start();
     let port = reg.port;
     let a = Env::new();
@@ -1269,7 +1280,7 @@ fn builds_pull_bases_push_and_share_a_registry_cache() {
     let base = format!("127.0.0.1:{port}/base/busybox:1");
     ok(&a, &["import", tar.to_str().unwrap(), &base]);
     ok(&a, &["push", &base]);
-    let counter = common::Counter::start();
+    let counter = crate::common::Counter::start();
     let ctx = a.path("ctx");
     std::fs::create_dir_all(&ctx).unwrap();
     std::fs::write(ctx.join("a.txt"), "a\n").unwrap();
@@ -1371,6 +1382,7 @@ FROM {base}\nCOPY --from=build /out /out\nRUN {} && echo done > /done\n",
 /// and the registry tried.
 #[test]
 fn a_base_image_nowhere_fails_fast_naming_image_and_registry() {
+    strata_tests::require!(Root, Busybox);
     let env = Env::new();
     let ctx = env.path("ctx");
     std::fs::create_dir_all(&ctx).unwrap();

@@ -1,14 +1,12 @@
 //! `strata run` end to end on a private store with a busybox base: the image's config and
 //! its overrides, exit codes, stdin, a real pty, networks, signals, and nothing left behind.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::{busybox_tar, Env};
+use crate::common::{busybox_tar, Env};
 
 /// A store with `busybox:local` and `cfg:local` (busybox with ENV, WORKDIR, USER and CMD).
 fn setup() -> Env {
@@ -95,6 +93,7 @@ fn interfaces(dev: &str) -> Vec<String> {
 
 #[test]
 fn exit_codes_propagate() {
+    strata_tests::require!(Root, Busybox);
     let env = setup();
     run(&env, &["busybox:local", "sh", "-c", "exit 7"], 7);
     run(&env, &["busybox:local", "true"], 0);
@@ -147,6 +146,7 @@ fn exit_codes_propagate() {
 
 #[test]
 fn image_config_and_overrides() {
+    strata_tests::require!(Root, Busybox);
     let env = setup();
     // The image's CMD, user, working directory and environment.
     assert_eq!(run(&env, &["cfg:local"], 0), "cmd-ran\n");
@@ -215,6 +215,7 @@ fn image_config_and_overrides() {
 
 #[test]
 fn entrypoint_and_cmd() {
+    strata_tests::require!(Root, Busybox);
     let env = setup();
     let tar = env.path("busybox.tar");
     env.ok(&[
@@ -261,6 +262,7 @@ fn entrypoint_and_cmd() {
 
 #[test]
 fn built_image_runs_and_writes_are_discarded() {
+    strata_tests::require!(Root, Busybox);
     let env = setup();
     let ctx = env.path("ctx");
     std::fs::create_dir_all(&ctx).unwrap();
@@ -297,6 +299,7 @@ fn built_image_runs_and_writes_are_discarded() {
 
 #[test]
 fn stdin_only_with_i() {
+    strata_tests::require!(Root, Busybox);
     let env = setup();
     let pipe = |args: &[&str]| {
         let mut c = env.cmd();
@@ -334,6 +337,7 @@ fn stdin_only_with_i() {
 /// `--`); a `--` before the image only ends the options.
 #[test]
 fn arguments_after_the_image_belong_to_the_command() {
+    strata_tests::require!(Root, Busybox);
     let env = setup();
     let tar = env.path("busybox.tar");
     // An image whose ENTRYPOINT takes options, as a `jq` image does: it prints QQ (set only
@@ -407,7 +411,7 @@ fn arguments_after_the_image_belong_to_the_command() {
 fn under_pty(env: &Env, args: &str, input: &[&[u8]]) -> (Option<i32>, String) {
     let line = format!(
         "stty cols 91 rows 27; {} --root {} run {args}",
-        env!("CARGO_BIN_EXE_strata"),
+        strata_tests::strata_bin(),
         env.root().display()
     );
     let mut child = Command::new("timeout")
@@ -431,6 +435,7 @@ fn under_pty(env: &Env, args: &str, input: &[&[u8]]) -> (Option<i32>, String) {
 
 #[test]
 fn tty_through_a_real_pty() {
+    strata_tests::require!(Root, Busybox);
     let env = setup();
     let (code, out) = under_pty(
         &env,
@@ -462,6 +467,7 @@ fn tty_through_a_real_pty() {
 
 #[test]
 fn networks() {
+    strata_tests::require!(Root, Busybox);
     let env = setup();
     let dev = |net: Option<&str>| {
         let mut args = Vec::new();
@@ -483,6 +489,7 @@ fn networks() {
 
 #[test]
 fn signals_are_forwarded() {
+    strata_tests::require!(Root, Busybox);
     let env = setup();
     let mut child = env
         .cmd()
@@ -511,11 +518,12 @@ fn signals_are_forwarded() {
 
 #[test]
 fn help_explains_foreground_and_detached() {
+    strata_tests::require!(Root, Busybox);
     let env = Env::new();
     let help = env.ok(&["run", "--help"]);
     assert!(help.contains("DISCARDED"), "{help}");
     assert!(help.contains("strata ps"), "{help}");
-    assert!(Path::new(env!("CARGO_BIN_EXE_strata")).exists());
+    assert!(Path::new(strata_tests::strata_bin()).exists());
 }
 
 // ---- detached containers: run -d, ps, logs, stop, rm, -p ----
@@ -593,6 +601,7 @@ fn ps_line(env: &Env, id: &str) -> Option<String> {
 
 #[test]
 fn detached_lifecycle() {
+    strata_tests::require!(Root, Busybox);
     let env = setup();
     let _guard = Detached(&env);
     let id = run_d(
@@ -707,6 +716,7 @@ fn detached_lifecycle() {
 
 #[test]
 fn stop_kills_after_the_timeout_and_rm_force() {
+    strata_tests::require!(Root, Busybox);
     let env = setup();
     let _guard = Detached(&env);
     // pid 1 without a handler ignores SIGTERM: SIGKILL after -t, exit 137 as in docker.
@@ -757,6 +767,7 @@ fn stop_kills_after_the_timeout_and_rm_force() {
 
 #[test]
 fn detached_exit_codes_names_and_rm() {
+    strata_tests::require!(Root, Busybox);
     let env = setup();
     let _guard = Detached(&env);
     // The exit code of a detached container is recorded.
@@ -832,6 +843,7 @@ fn detached_exit_codes_names_and_rm() {
 
 #[test]
 fn prune_keeps_what_a_container_uses() {
+    strata_tests::require!(Root, Busybox);
     let env = setup();
     let _guard = Detached(&env);
     let ctx = env.path("ctx");
@@ -903,6 +915,7 @@ const HTTPD: &str = "busybox mkdir -p /www && echo hello-from-container > /www/i
 
 #[test]
 fn publish_a_port_of_a_detached_container() {
+    strata_tests::require!(Root, Busybox);
     let env = setup();
     let _guard = Detached(&env);
     let port = free_port();
@@ -949,6 +962,7 @@ fn publish_a_port_of_a_detached_container() {
 
 #[test]
 fn publish_a_port_of_a_foreground_container() {
+    strata_tests::require!(Root, Busybox);
     let env = setup();
     let port = free_port();
     let publish = format!("127.0.0.1:{port}:80");
@@ -972,6 +986,7 @@ fn publish_a_port_of_a_foreground_container() {
 
 #[test]
 fn a_killed_supervisor_is_not_up_forever() {
+    strata_tests::require!(Root, Busybox);
     let env = setup();
     let _guard = Detached(&env);
     let id = run_d(&env, &["busybox:local", "sleep", "1000"]);

@@ -1,9 +1,7 @@
 //! The size report's numbers equal the layer sizes in the store (counted independently from
 //! the saved archive) and what Docker 20.10 reports for the same image.
 
-mod common;
-
-use common::{busybox_tar, tool, unique, Env};
+use crate::common::{busybox_tar, tool, unique, Env};
 use std::fs;
 
 /// Docker's size of a docker-archive: regular files' sizes plus symlink target lengths.
@@ -24,6 +22,7 @@ print(total)
 
 #[test]
 fn size_report_matches_the_layers_and_docker() {
+    strata_tests::require!(Root, Busybox, Docker, Python3);
     let env = Env::new();
     let tar = env.path("busybox.tar");
     busybox_tar(&tar);

@@ -1,13 +1,11 @@
 //! The image commands end to end on a private store: determinism, bad input, crash safety,
 //! concurrency. No peers needed.
 
-mod common;
-
 use std::fs;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{busybox_tar, tool, Env};
+use crate::common::{busybox_tar, tool, Env};
 
 fn setup() -> (Env, String) {
     let env = Env::new();
@@ -18,6 +16,7 @@ fn setup() -> (Env, String) {
 
 #[test]
 fn import_save_load_save_is_byte_identical() {
+    strata_tests::require!(Root, Busybox);
     let (env, tar) = setup();
     env.ok(&["import", &tar, "bb:1"]);
     for format in ["docker", "oci"] {
@@ -59,6 +58,7 @@ fn import_save_load_save_is_byte_identical() {
 
 #[test]
 fn images_history_inspect_tag_rmi() {
+    strata_tests::require!(Root, Busybox);
     let (env, tar) = setup();
     let id = env.ok(&[
         "import",
@@ -123,6 +123,7 @@ fn images_history_inspect_tag_rmi() {
 
 #[test]
 fn bad_input_gets_one_line_errors_and_leaves_the_store_as_it_was() {
+    strata_tests::require!(Root, Busybox);
     let (env, tar) = setup();
     env.ok(&["import", &tar, "bb:1"]);
     let saved = env.path("bb.tar");
@@ -176,6 +177,7 @@ fn bad_input_gets_one_line_errors_and_leaves_the_store_as_it_was() {
 
 #[test]
 fn full_disk_fails_cleanly() {
+    strata_tests::require!(Root, Busybox);
     let (env, tar) = setup();
     let small = env.path("small");
     fs::create_dir_all(&small).unwrap();
@@ -202,7 +204,7 @@ fn full_disk_fails_cleanly() {
     }
     let _u = Unmount(small.clone());
     let root = small.join("store");
-    let o = Command::new(env!("CARGO_BIN_EXE_strata"))
+    let o = Command::new(strata_tests::strata_bin())
         .args(["--root", root.to_str().unwrap(), "import", &tar, "big:1"])
         .output()
         .unwrap();
@@ -210,7 +212,7 @@ fn full_disk_fails_cleanly() {
     let e = String::from_utf8_lossy(&o.stderr);
     assert_eq!(e.lines().count(), 1, "{e}");
     assert!(e.contains("No space left on device"), "{e}");
-    let o = Command::new(env!("CARGO_BIN_EXE_strata"))
+    let o = Command::new(strata_tests::strata_bin())
         .args(["--root", root.to_str().unwrap(), "fsck"])
         .output()
         .unwrap();
@@ -226,6 +228,7 @@ fn full_disk_fails_cleanly() {
 /// next command succeeds.
 #[test]
 fn killed_at_random_moments_store_stays_consistent() {
+    strata_tests::require!(Root, Busybox);
     let (env, tar) = setup();
     env.ok(&["import", &tar, "base:1"]);
     let archive = env.path("base.tar");
@@ -281,6 +284,7 @@ fn killed_at_random_moments_store_stays_consistent() {
 /// fifth prunes in a loop.
 #[test]
 fn concurrent_processes_share_one_store() {
+    strata_tests::require!(Root, Busybox);
     let (env, tar) = setup();
     let stop = std::sync::atomic::AtomicBool::new(false);
     // Stops the pruner however the workers end (a failed worker must fail the test, not
@@ -338,6 +342,7 @@ fn concurrent_processes_share_one_store() {
 
 #[test]
 fn untagged_images_are_kept_until_removed() {
+    strata_tests::require!(Root, Busybox);
     let (env, tar) = setup();
     let id = env.ok(&["import", &tar]);
     let id = id.trim();
@@ -366,6 +371,7 @@ fn untagged_images_are_kept_until_removed() {
 /// it is gone, as `docker rmi` deletes it.
 #[test]
 fn a_named_image_has_no_none_row() {
+    strata_tests::require!(Root, Busybox);
     let (env, tar) = setup();
     let rows = |env: &Env| env.ok(&["images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"]);
     let id = env.ok(&["import", &tar]);
@@ -404,6 +410,7 @@ fn a_named_image_has_no_none_row() {
 
 #[test]
 fn save_into_a_fifo_writes_through_it_and_keeps_it() {
+    strata_tests::require!(Root, Busybox);
     // `save -o /dev/null` once replaced /dev/null with a regular file (write beside, then
     // rename). A FIFO stands in for the device: it must stay a FIFO and carry the archive.
     let (env, tar) = setup();

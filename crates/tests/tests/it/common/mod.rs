@@ -25,7 +25,7 @@ impl Env {
 
     /// `strata --root <store> args...`
     pub fn cmd(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_strata"));
+        let mut c = Command::new(strata_tests::strata_bin());
         c.arg("--root").arg(self.root());
         c
     }
@@ -68,9 +68,10 @@ impl Env {
 
 /// Run an external tool; panics with its output when it fails.
 pub fn tool(cmd: &str, args: &[&str]) -> String {
-    let o = Command::new(cmd).args(args).output().unwrap_or_else(|e| {
-        panic!("cannot run {cmd}: {e} (run ../shared/peers/setup.sh or .ci/run to install it)")
-    });
+    let o = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd}: {e} (run scripts/peers.sh to install it)"));
     assert!(
         o.status.success(),
         "{cmd} {args:?} failed ({}):\n{}{}",

@@ -4,8 +4,8 @@
 
 use std::fs;
 
+use super::guard::{after, Canary};
 use crate::common::{busybox_tar, tool, Env};
-use crate::guard::{after, Canary};
 
 /// One ustar entry: header (name up to 100 bytes) and data padded to 512.
 fn ustar(name: &[u8], typeflag: u8, data: &[u8]) -> Vec<u8> {
@@ -44,6 +44,7 @@ fn escaped(stderr: &str, want: &str) {
 
 #[test]
 fn tar_member_names_are_escaped() {
+    strata_tests::require!(Root, Busybox);
     let env = Env::new();
     let canary = Canary::new(env.dir.path());
     let base = env.path("busybox.tar");
@@ -81,6 +82,7 @@ fn tar_member_names_are_escaped() {
 
 #[test]
 fn archive_manifest_names_are_escaped() {
+    strata_tests::require!(Root, Busybox);
     let env = Env::new();
     let canary = Canary::new(env.dir.path());
     let dir = env.path("arch");
@@ -127,6 +129,7 @@ fn archive_manifest_names_are_escaped() {
 
 #[test]
 fn dockerfile_diagnostics_escape_control_characters() {
+    strata_tests::require!(Root, Busybox);
     let env = Env::new();
     let canary = Canary::new(env.dir.path());
     let ctx = env.path("ctx");

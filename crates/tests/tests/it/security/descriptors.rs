@@ -6,8 +6,8 @@
 use std::fs;
 use std::path::Path;
 
+use super::guard::{after, Canary};
 use crate::common::{tool, Env};
-use crate::guard::{after, Canary};
 use store::Digest;
 
 /// A 2 MB one-layer image saved as an OCI archive, unpacked into `dir`; returns the layer's
@@ -97,6 +97,7 @@ fn with_layer_size(dir: &Path, size: u64, out: &Path) {
 
 #[test]
 fn load_refuses_a_layer_descriptor_with_the_wrong_size() {
+    strata_tests::require!(Root, Busybox);
     let src = Env::new();
     let layout = src.path("layout");
     let (layer, actual) = oci_layout(&src, &layout);

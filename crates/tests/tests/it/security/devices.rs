@@ -5,8 +5,8 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
+use super::guard::{after, setup};
 use crate::common::tool;
-use crate::guard::{after, setup};
 
 /// The host's root disk as `major minor` (the block device of `/`'s filesystem, else any).
 fn host_disk() -> String {
@@ -57,6 +57,7 @@ fn attack(token: &str) -> String {
 
 #[test]
 fn run_step_cannot_open_device_nodes() {
+    strata_tests::require!(Root, Busybox);
     let (env, canary) = setup();
     let t = token("build");
     let ctx = env.path("ctx");
@@ -90,6 +91,7 @@ fn run_step_cannot_open_device_nodes() {
 
 #[test]
 fn run_cannot_open_device_nodes() {
+    strata_tests::require!(Root, Busybox);
     let (env, canary) = setup();
     let t = token("run");
     let o = env.run(&["run", "--rm", "busybox:local", "sh", "-c", &attack(&t)]);
@@ -109,6 +111,7 @@ fn run_cannot_open_device_nodes() {
 /// unpacked into the store, but a container cannot open them.
 #[test]
 fn image_device_nodes_cannot_be_opened() {
+    strata_tests::require!(Root, Busybox, Python3);
     let (env, canary) = setup();
     let t = token("image");
     let tar = env.path("devimg.tar");

@@ -8,8 +8,8 @@
 use std::path::Path;
 use std::process::Output;
 
+use super::guard::{after, Canary};
 use crate::common::Env;
-use crate::guard::{after, Canary};
 
 /// The address-space limit the attacked commands run under.
 const AS_LIMIT: &str = "--as=1073741824";
@@ -18,7 +18,7 @@ const AS_LIMIT: &str = "--as=1073741824";
 fn limited(env: &Env, args: &[&str]) -> Output {
     let mut c = std::process::Command::new("prlimit");
     c.arg(AS_LIMIT)
-        .arg(env!("CARGO_BIN_EXE_strata"))
+        .arg(strata_tests::strata_bin())
         .arg("--root")
         .arg(env.root())
         .args(args);
@@ -94,6 +94,7 @@ fn mib_arg() -> String {
 
 #[test]
 fn doubling_env_is_refused_by_plan_and_build() {
+    strata_tests::require!(Root, Busybox);
     let env = Env::new();
     let canary = Canary::new(env.dir.path());
     // The file: 39 doubling ENV lines, 827 bytes.
@@ -112,6 +113,7 @@ fn doubling_env_is_refused_by_plan_and_build() {
 
 #[test]
 fn doubling_arg_is_refused_in_global_and_stage_scope() {
+    strata_tests::require!(Root, Busybox);
     let env = Env::new();
     let canary = Canary::new(env.dir.path());
     let ctx = context(
@@ -138,6 +140,7 @@ fn doubling_arg_is_refused_in_global_and_stage_scope() {
 
 #[test]
 fn a_huge_build_arg_doubled_is_refused() {
+    strata_tests::require!(Root, Busybox);
     let env = Env::new();
     let canary = Canary::new(env.dir.path());
     // 120 KiB: about what one command-line argument may hold (MAX_ARG_STRLEN is 128 KiB).
@@ -158,6 +161,7 @@ fn a_huge_build_arg_doubled_is_refused() {
 
 #[test]
 fn many_env_in_one_instruction_hit_the_stage_limit() {
+    strata_tests::require!(Root, Busybox);
     let env = Env::new();
     let canary = Canary::new(env.dir.path());
     let mut line = String::from("ENV");
@@ -179,6 +183,7 @@ fn many_env_in_one_instruction_hit_the_stage_limit() {
 
 #[test]
 fn labels_doubled_through_args_hit_the_stage_limit() {
+    strata_tests::require!(Root, Busybox);
     let env = Env::new();
     let canary = Canary::new(env.dir.path());
     // One key over and over: the labels stay 1 MiB, the history would not.
@@ -196,6 +201,7 @@ fn labels_doubled_through_args_hit_the_stage_limit() {
 
 #[test]
 fn a_copy_heredoc_is_bounded() {
+    strata_tests::require!(Root, Busybox);
     let env = Env::new();
     let canary = Canary::new(env.dir.path());
     let ctx = context(
@@ -214,6 +220,7 @@ fn a_copy_heredoc_is_bounded() {
 
 #[test]
 fn a_costly_pattern_is_refused() {
+    strata_tests::require!(Root, Busybox);
     let env = Env::new();
     let canary = Canary::new(env.dir.path());
     // 64 KiB of `a` against `b` and 2,000 `*`: about 2^27 matcher steps, hours unbounded
@@ -250,6 +257,7 @@ fn a_costly_pattern_is_refused() {
 
 #[test]
 fn many_env_lines_build_with_every_value() {
+    strata_tests::require!(Root, Busybox);
     let env = Env::new();
     let canary = Canary::new(env.dir.path());
     let mut text = String::from("FROM scratch\n");

@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::guard::{after, Canary};
 use crate::common::{busybox_tar, tool, Env};
-use crate::guard::{after, Canary};
 
 /// Bytes under `p` (file lengths).
 fn size_of(p: &Path) -> u64 {
@@ -135,6 +135,7 @@ fn next_command_sweeps(env: &Env) {
 /// those 50 MB among what it freed, and tmp/ is empty.
 #[test]
 fn killed_build_is_swept_and_prune_counts_it() {
+    strata_tests::require!(Root, Busybox);
     let env = Env::new();
     let canary = Canary::new(env.dir.path());
     env.ok(&["import", bb(&env).to_str().unwrap(), "bb:1"]);
@@ -203,6 +204,7 @@ fn killed_build_is_swept_and_prune_counts_it() {
 /// A load killed while it spools a 48 MB archive from a pipe that has stopped.
 #[test]
 fn killed_load_is_swept_by_the_next_command() {
+    strata_tests::require!(Root, Busybox);
     let src = Env::new();
     big_image(&src, 48);
     let archive = src.path("big-archive.tar");
@@ -359,6 +361,7 @@ impl Drop for Registry {
 /// behind a proxy after 16 MB).
 #[test]
 fn killed_pull_is_swept_by_the_next_command() {
+    strata_tests::require!(Root, Busybox, Registry);
     let reg = Registry::start();
     let src = Env::new();
     big_image(&src, 48);
@@ -391,6 +394,7 @@ fn killed_pull_is_swept_by_the_next_command() {
 /// `save -o X`, which removes it (and leaves a live save's sibling and other files alone).
 #[test]
 fn killed_save_leaves_a_sibling_the_next_save_removes() {
+    strata_tests::require!(Root, Busybox);
     let env = Env::new();
     let canary = Canary::new(env.dir.path());
     big_image(&env, 48);
@@ -463,6 +467,7 @@ fn killed_save_leaves_a_sibling_the_next_save_removes() {
 /// refused unpack leaves no `tmp/snap-*` behind.
 #[test]
 fn refused_unpack_leaves_no_snapshot_temporary() {
+    strata_tests::require!(Root, Busybox);
     let env = Env::new();
     let canary = Canary::new(env.dir.path());
     // A docker-archive whose only layer holds `../escaped`.

@@ -4,11 +4,12 @@
 use std::fs;
 use std::process::Command;
 
+use super::guard::{after, with_busybox, Canary};
 use crate::common::{busybox_tar, Env};
-use crate::guard::{after, with_busybox, Canary};
 
 #[test]
 fn relative_secret_src_resolves_against_the_working_directory() {
+    strata_tests::require!(Root, Busybox);
     let env = with_busybox();
     let canary = Canary::new(env.dir.path());
     let work = env.path("work");
@@ -57,6 +58,7 @@ fn relative_secret_src_resolves_against_the_working_directory() {
 /// A 1 MiB tmpfs as the store: importing 3 MiB fills it.
 #[test]
 fn import_on_a_full_disk_says_the_disk_is_full() {
+    strata_tests::require!(Root, Busybox);
     let env = Env::new();
     let canary = Canary::new(env.dir.path());
     let root = env.root();
@@ -113,6 +115,7 @@ fn import_on_a_full_disk_says_the_disk_is_full() {
 
 #[test]
 fn import_file_names_the_file_and_records_docker_history() {
+    strata_tests::require!(Root, Busybox);
     let env = Env::new();
     let canary = Canary::new(env.dir.path());
     let bad = env.path("not-a.tar");

@@ -3,12 +3,9 @@
 //! refusal, the error line, that a canary file outside the store is untouched and that
 //! nothing is left mounted or running ([`guard`]).
 //!
-//! Run it alone with `cargo test -p strata --test security`, or one item with a name filter
-//! (`cargo test -p strata --test security devices::`). It needs root and namespaces, as the
+//! Run it alone with `cargo test -p strata-tests --test it security::`, or one item with a name filter
+//! (`cargo test -p strata-tests --test it security::devices::`). It needs root and namespaces, as the
 //! rest of the end-to-end tests do; CI runs it as part of `cargo test --workspace`.
-
-#[path = "../common/mod.rs"]
-mod common;
 
 mod guard;
 

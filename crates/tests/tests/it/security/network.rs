@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::guard::{after, setup};
+use super::guard::{after, setup};
 
 /// The test host's address, on a veth of the test's namespace.
 const TEST_HOST: &str = "10.199.0.1";
@@ -159,6 +159,7 @@ fn unique(what: &str) -> String {
 
 #[test]
 fn run_reaches_neither_the_hosts_loopback_nor_its_abstract_sockets() {
+    strata_tests::require!(Root, Busybox);
     let (env, canary) = setup();
     in_test_netns(|_| {
         let (port, hits) = serve("127.0.0.1", "host-loopback\n");
@@ -198,6 +199,7 @@ fn run_reaches_neither_the_hosts_loopback_nor_its_abstract_sockets() {
 
 #[test]
 fn build_run_reaches_neither_the_hosts_loopback_nor_its_abstract_sockets() {
+    strata_tests::require!(Root, Busybox);
     let (env, canary) = setup();
     in_test_netns(|_| {
         let (port, hits) = serve("127.0.0.1", "host-loopback\n");
@@ -245,6 +247,7 @@ fn build_run_reaches_neither_the_hosts_loopback_nor_its_abstract_sockets() {
 
 #[test]
 fn a_test_host_is_reachable_from_run_and_build_through_the_private_network() {
+    strata_tests::require!(Root, Busybox);
     let (env, canary) = setup();
     in_test_netns(|_| {
         let (port, hits) = serve(TEST_HOST, "hello-from-the-test-host\n");
@@ -296,6 +299,7 @@ fn a_test_host_is_reachable_from_run_and_build_through_the_private_network() {
 
 #[test]
 fn run_network_host_needs_the_network_host_entitlement() {
+    strata_tests::require!(Root, Busybox);
     let (env, canary) = setup();
     in_test_netns(|_| {
         let (port, hits) = serve("127.0.0.1", "host-loopback\n");
@@ -351,6 +355,7 @@ fn http_get(port: u16) -> Option<String> {
 
 #[test]
 fn publish_works_and_detached_networks_end_with_their_container() {
+    strata_tests::require!(Root, Busybox);
     let (env, canary) = setup();
     in_test_netns(|net| {
         let (far, _) = serve(TEST_HOST, "hello-from-the-test-host\n");
@@ -408,6 +413,7 @@ fn publish_works_and_detached_networks_end_with_their_container() {
 
 #[test]
 fn a_run_step_leaves_nothing_listening_for_the_next() {
+    strata_tests::require!(Root, Busybox);
     // RUN steps of one build reuse a private network (one slirp4netns per concurrent RUN,
     // as BuildKit pools its namespaces): what one step left listening dies with it.
     let (env, canary) = setup();

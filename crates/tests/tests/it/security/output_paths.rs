@@ -7,8 +7,8 @@ use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::Path;
 
+use super::guard::{after, with_busybox, Canary};
 use crate::common::Env;
-use crate::guard::{after, with_busybox, Canary};
 
 fn context(env: &Env) -> String {
     let ctx = env.path("ctx");
@@ -40,6 +40,7 @@ fn replaced(path: &Path, prefix: &[u8]) {
 
 #[test]
 fn iidfile_symlink_is_replaced_not_followed() {
+    strata_tests::require!(Root, Busybox);
     let env = with_busybox();
     let canary = Canary::new(env.dir.path());
     let ctx = context(&env);
@@ -65,6 +66,7 @@ fn iidfile_symlink_is_replaced_not_followed() {
 
 #[test]
 fn save_o_symlink_is_replaced_not_followed() {
+    strata_tests::require!(Root, Busybox);
     let env = with_busybox();
     let canary = Canary::new(env.dir.path());
     let f = env.path("saved.tar");
@@ -99,6 +101,7 @@ fn save_o_symlink_is_replaced_not_followed() {
 
 #[test]
 fn build_file_outputs_replace_a_symlink() {
+    strata_tests::require!(Root, Busybox);
     let env = with_busybox();
     let canary = Canary::new(env.dir.path());
     let ctx = context(&env);
@@ -122,6 +125,7 @@ fn build_file_outputs_replace_a_symlink() {
 
 #[test]
 fn local_output_refuses_a_symlinked_dest_and_stays_inside_one() {
+    strata_tests::require!(Root, Busybox);
     let env = with_busybox();
     let canary = Canary::new(env.dir.path());
     let ctx = context(&env);
@@ -178,6 +182,7 @@ fn local_output_refuses_a_symlinked_dest_and_stays_inside_one() {
 
 #[test]
 fn cache_to_refuses_a_symlinked_dest_or_blobs_dir() {
+    strata_tests::require!(Root, Busybox);
     let env = with_busybox();
     let canary = Canary::new(env.dir.path());
     let ctx = context(&env);

@@ -8,8 +8,8 @@
 
 use std::time::{Duration, Instant};
 
+use super::guard::{after, setup};
 use crate::common::Env;
-use crate::guard::{after, setup};
 
 const ESCAPE: &str =
     "busybox unshare -U -r -m sh -c 'busybox mount -t tmpfs none /etc' && echo escaped";
@@ -21,6 +21,7 @@ fn text(b: &[u8]) -> String {
 
 #[test]
 fn build_run_cannot_unshare_a_user_namespace() {
+    strata_tests::require!(Root, Busybox);
     let (env, canary) = setup();
     let ctx = env.path("ctx");
     std::fs::create_dir(&ctx).unwrap();
@@ -67,6 +68,7 @@ fn build_run_cannot_unshare_a_user_namespace() {
 
 #[test]
 fn run_cannot_unshare_unless_unconfined() {
+    strata_tests::require!(Root, Busybox);
     let (env, canary) = setup();
     let o = env.run(&["run", "--rm", "busybox:local", "sh", "-c", ESCAPE]);
     assert_eq!(o.status.code(), Some(1));
@@ -107,6 +109,7 @@ fn exited(env: &Env, id: &str) -> String {
 
 #[test]
 fn detached_run_gets_the_profile_too() {
+    strata_tests::require!(Root, Busybox);
     let (env, canary) = setup();
     let id = env.ok(&["run", "-d", "busybox:local", "sh", "-c", ESCAPE]);
     let id = id.trim();
@@ -135,6 +138,7 @@ fn detached_run_gets_the_profile_too() {
 
 #[test]
 fn run_with_a_profile_file() {
+    strata_tests::require!(Root, Busybox);
     let (env, canary) = setup();
     let profile = env.path("no-mkdir.json");
     std::fs::write(

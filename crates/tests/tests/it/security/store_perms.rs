@@ -6,8 +6,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
+use super::guard::{after, Canary};
 use crate::common::{busybox_tar, tool, Env};
-use crate::guard::{after, Canary};
 
 fn mode(p: &Path) -> u32 {
     std::fs::metadata(p).unwrap().permissions().mode() & 0o7777
@@ -41,6 +41,7 @@ fn as_nobody(path: &Path) -> (bool, String) {
 
 #[test]
 fn setuid_binary_in_the_store_is_out_of_reach() {
+    strata_tests::require!(Root, Busybox, Python3);
     let env = Env::new();
     let canary = Canary::new(env.dir.path());
     // The test's directory must be open, so that only the store's own mode stands between
