@@ -20,3 +20,4 @@ mod run_cli;
 mod security;
 mod size_report;
 mod store_cli;
+mod tidy;
