@@ -19,7 +19,7 @@ mkdir -p "$PEERS_DATA"
 DOCKER=/usr/bin/docker
 
 need=()
-for p in docker.io buildah podman skopeo umoci busybox-static docker-registry debootstrap zstd pigz; do
+for p in docker.io buildah podman skopeo umoci busybox-static docker-registry debootstrap zstd pigz curl; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if ((${#need[@]})); then

@@ -15,11 +15,12 @@
 //!
 //! The binary under test is [`strata_bin`]: `$STRATA_BIN` when set (scripts/test.sh builds
 //! `cargo build --release --locked -p strata` once and points it there, and the main job runs
-//! the same file), else the release binary of this workspace, built on first use with
-//! `cargo build --release --locked -p strata` so that a bare `cargo test` never runs a stale one.
+//! the same file), else the release binary of this workspace, which must be newer than the
+//! sources (a stale one fails the test with the command that rebuilds it).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+
 use std::sync::OnceLock;
 
 /// Something outside the repository that a test needs.
@@ -186,8 +187,11 @@ pub fn repo_root() -> &'static Path {
     })
 }
 
-/// The strata binary under test: `$STRATA_BIN`, else this workspace's release binary, built
-/// (or found up to date) once per test process with `cargo build --release --locked -p strata`.
+/// The strata binary under test: `$STRATA_BIN` when set (scripts/test.sh sets it), else this
+/// workspace's release binary, `target/release/strata` (or under `$CARGO_TARGET_DIR`). That
+/// one must exist and be newer than every source of the product (`crates/*/src`, the
+/// manifests, Cargo.lock): a stale binary fails the test with the command that rebuilds it,
+/// so a bare `cargo test` never tests old code.
 pub fn strata_bin() -> &'static str {
     static BIN: OnceLock<String> = OnceLock::new();
     BIN.get_or_init(|| {
@@ -201,21 +205,69 @@ pub fn strata_bin() -> &'static str {
             return p.to_str().expect("STRATA_BIN is UTF-8").to_string();
         }
         let root = repo_root();
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(&cargo)
-            .args(["build", "--release", "--locked", "-p", "strata"])
-            .current_dir(root)
-            .stdout(Stdio::null())
-            .status()
-            .unwrap_or_else(|e| panic!("cannot run {cargo:?}: {e}"));
-        assert!(status.success(), "cargo build --release -p strata failed");
         let target = std::env::var_os("CARGO_TARGET_DIR")
             .map(|t| root.join(t))
             .unwrap_or_else(|| root.join("target"));
         let bin = target.join("release/strata");
-        assert!(bin.is_file(), "{} was not built", bin.display());
+        let built = std::fs::metadata(&bin)
+            .and_then(|m| m.modified())
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{}: {e}: run `cargo build --release --locked -p strata` (scripts/test.sh \
+                     does) or set STRATA_BIN",
+                    bin.display()
+                )
+            });
+        if let Some(newer) = newer_source(root, built) {
+            panic!(
+                "{} is older than {}: run `cargo build --release --locked -p strata` \
+                 (scripts/test.sh does) or set STRATA_BIN",
+                bin.display(),
+                newer.display()
+            );
+        }
         bin.to_str().expect("a UTF-8 target path").to_string()
     })
+}
+
+/// A source of the product modified after `built`, if any: files under `crates/*/src`, the
+/// crates' Cargo.toml, and the workspace's Cargo.toml and Cargo.lock (not the tests crate).
+fn newer_source(root: &Path, built: std::time::SystemTime) -> Option<PathBuf> {
+    let newer = |p: &Path| {
+        std::fs::metadata(p)
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t > built)
+    };
+    let mut stack = Vec::new();
+    for f in ["Cargo.toml", "Cargo.lock"] {
+        if newer(&root.join(f)) {
+            return Some(root.join(f));
+        }
+    }
+    for e in std::fs::read_dir(root.join("crates")).ok()?.flatten() {
+        let dir = e.path();
+        if dir.file_name().is_some_and(|n| n == "tests") {
+            continue;
+        }
+        if newer(&dir.join("Cargo.toml")) {
+            return Some(dir.join("Cargo.toml"));
+        }
+        stack.push(dir.join("src"));
+    }
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if newer(&p) {
+                return Some(p);
+            }
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -288,5 +340,19 @@ mod tests {
             Ok(()) => assert_eq!(reached, Need::Busybox.met()),
             Err(_) => assert!(in_ci() && !Need::Busybox.met()),
         }
+    }
+
+    #[test]
+    fn a_source_newer_than_the_binary_is_found() {
+        let d = std::env::temp_dir().join(format!("strata-tests-newer-{}", std::process::id()));
+        let src = d.join("crates/x/src");
+        std::fs::create_dir_all(&src).unwrap();
+        std::fs::write(d.join("Cargo.toml"), "").unwrap();
+        std::fs::write(src.join("lib.rs"), "").unwrap();
+        let before = std::time::SystemTime::UNIX_EPOCH;
+        let after = std::time::SystemTime::now() + std::time::Duration::from_secs(3600);
+        assert_eq!(newer_source(&d, before), Some(d.join("Cargo.toml")));
+        assert_eq!(newer_source(&d, after), None);
+        std::fs::remove_dir_all(&d).unwrap();
     }
 }

@@ -20,7 +20,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::Mutex;
 use std::time::Instant;
 
 use crate::common::Env;
@@ -79,7 +78,8 @@ for p in sorted(sizes):
     print("size %s %d" % (p, sizes[p]))
 "#;
 
-static SERIAL: Mutex<()> = Mutex::new(());
+/// Shared with progress_text.rs: one BuildKit comparison at a time in the whole binary.
+use crate::common::BUILDKIT_SERIAL as SERIAL;
 
 fn in_repo(rel: &str) -> PathBuf {
     strata_tests::repo_root().join(rel)

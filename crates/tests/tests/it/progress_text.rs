@@ -35,7 +35,6 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
-use std::sync::Mutex;
 
 use crate::common::Env;
 
@@ -44,8 +43,9 @@ const SCENARIOS: &str = "conformance/scenarios";
 const BUSYBOX: &str = "/var/tmp/strata-peers/busybox-rootfs.tar";
 const DEBIAN_BUILD: &str = "/var/tmp/strata-peers/debian-build-rootfs.tar";
 
-/// One build at a time: the machine has two cores and BuildKit's output is compared whole.
-static SERIAL: Mutex<()> = Mutex::new(());
+/// One build at a time (shared with compat_buildkit.rs): the machine has two cores and
+/// BuildKit's output is compared whole.
+use crate::common::BUILDKIT_SERIAL as SERIAL;
 
 /// The vertices of a plain progress output as (name, normalised lines), sorted by name.
 fn normalise(out: &str) -> Vec<(String, Vec<String>)> {

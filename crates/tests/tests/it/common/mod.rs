@@ -181,3 +181,9 @@ impl Counter {
         std::mem::take(&mut *self.hits.lock().unwrap())
     }
 }
+
+/// One comparison with Docker's BuildKit at a time in the whole test binary (compat_buildkit
+/// and progress_text): when they were separate binaries they never overlapped, and two
+/// BuildKit builds of the same scenario at once (bigtree: 20,000 files) load the two cores
+/// and dockerd's overlay store together.
+pub static BUILDKIT_SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
