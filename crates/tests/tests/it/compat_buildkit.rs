@@ -78,9 +78,6 @@ for p in sorted(sizes):
     print("size %s %d" % (p, sizes[p]))
 "#;
 
-/// Shared with progress_text.rs: one BuildKit comparison at a time in the whole binary.
-use crate::common::BUILDKIT_SERIAL as SERIAL;
-
 fn in_repo(rel: &str) -> PathBuf {
     strata_tests::repo_root().join(rel)
 }
@@ -272,7 +269,7 @@ fn compare(scenario: &str, bk: &[String], st: &[String]) -> Result<usize, String
 
 /// Build one scenario (optionally one target) with BuildKit and with strata and compare.
 fn scenario(name: &str, target: Option<&str>) {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = crate::common::exclusive();
     let needs_debian = name == "c-static";
     require_peers(needs_debian);
     let label = match target {
@@ -453,7 +450,7 @@ fn tar_list(bytes: &[u8]) -> String {
 #[test]
 fn output_to_stdout_like_buildkit() {
     strata_tests::require!(Root, Docker, PeersData, Python3);
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = crate::common::exclusive();
     require_peers(false);
     let env = Env::new();
     let ctx = env.path("ctx");
@@ -532,7 +529,7 @@ for h in c.get("history", []):
 #[test]
 fn stage_arg_inheritance() {
     strata_tests::require!(Root, Docker, PeersData, Python3);
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = crate::common::exclusive();
     require_peers(false);
     let env = Env::new();
     let ctx = env.path("ctx");
@@ -605,7 +602,7 @@ fn stage_arg_inheritance() {
 #[test]
 fn mount_sources() {
     strata_tests::require!(Root, Docker, PeersData, Python3);
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = crate::common::exclusive();
     require_peers(false);
     let env = Env::new();
     let ctx = env.path("ctx");
@@ -703,7 +700,7 @@ RUN --mount=type=cache,id=compat-seed,from=a,source=d/e,target=/mnt/cc ls /mnt/c
 #[test]
 fn workdir_argsescaped_and_history_text() {
     strata_tests::require!(Root, Docker, PeersData, Python3);
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = crate::common::exclusive();
     require_peers(false);
     let env = Env::new();
     let ctx = env.path("ctx");

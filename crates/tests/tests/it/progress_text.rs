@@ -43,10 +43,6 @@ const SCENARIOS: &str = "conformance/scenarios";
 const BUSYBOX: &str = "/var/tmp/strata-peers/busybox-rootfs.tar";
 const DEBIAN_BUILD: &str = "/var/tmp/strata-peers/debian-build-rootfs.tar";
 
-/// One build at a time (shared with compat_buildkit.rs): the machine has two cores and
-/// BuildKit's output is compared whole.
-use crate::common::BUILDKIT_SERIAL as SERIAL;
-
 /// The vertices of a plain progress output as (name, normalised lines), sorted by name.
 fn normalise(out: &str) -> Vec<(String, Vec<String>)> {
     let mut names: BTreeMap<String, String> = BTreeMap::new();
@@ -139,7 +135,7 @@ fn docker_ready() {
 /// Builds `ctx` (with `dockerfile`, if given) with BuildKit and strata; returns both plain
 /// outputs.
 fn both(ctx: &Path, dockerfile: Option<&Path>, target: Option<&str>) -> (String, String) {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = crate::common::exclusive();
     docker_ready();
     let tag = format!(
         "strata-progress/{}:{}",

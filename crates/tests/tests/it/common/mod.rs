@@ -6,12 +6,23 @@ use std::process::{Command, Output};
 
 pub struct Env {
     pub dir: tempfile::TempDir,
+    /// A share of [`E2E`] (see [`exclusive`]); dropped after `dir`.
+    _shared: Option<std::sync::RwLockReadGuard<'static, ()>>,
 }
 
 impl Env {
     pub fn new() -> Env {
+        // The first Env of a test thread takes a share of E2E (a second one on the same thread
+        // must not: a waiting writer would deadlock it), none under `exclusive()`.
+        let shared = if EXCLUSIVE.get() || ENVS.get() > 0 {
+            None
+        } else {
+            Some(E2E.read().unwrap_or_else(|e| e.into_inner()))
+        };
+        ENVS.set(ENVS.get() + 1);
         Env {
             dir: tempfile::tempdir().expect("tempdir"),
+            _shared: shared,
         }
     }
 
@@ -182,8 +193,37 @@ impl Counter {
     }
 }
 
-/// One comparison with Docker's BuildKit at a time in the whole test binary (compat_buildkit
-/// and progress_text): when they were separate binaries they never overlapped, and two
-/// BuildKit builds of the same scenario at once (bigtree: 20,000 files) load the two cores
-/// and dockerd's overlay store together.
-pub static BUILDKIT_SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+impl Drop for Env {
+    fn drop(&mut self) {
+        ENVS.set(ENVS.get().saturating_sub(1));
+    }
+}
+
+/// Every end-to-end test holds a share of this lock through its [`Env`]; the comparisons with
+/// Docker's BuildKit (compat_buildkit, progress_text) hold it alone through [`exclusive`].
+/// As separate binaries they never overlapped with the other tests, and in one binary they
+/// failed beside them: `docker save` of bigtree lost files of its overlay mount, and
+/// BuildKit left its /etc/hosts and /etc/resolv.conf stubs in runsteps' image, while
+/// interop's docker save/load/rmi ran at the same time (each passes alone).
+static E2E: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+thread_local! {
+    static EXCLUSIVE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static ENVS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Held by a BuildKit comparison: no other end-to-end test runs meanwhile (Envs made on this
+/// thread meanwhile take no share).
+pub struct Exclusive(#[allow(dead_code)] std::sync::RwLockWriteGuard<'static, ()>);
+
+pub fn exclusive() -> Exclusive {
+    let g = E2E.write().unwrap_or_else(|e| e.into_inner());
+    EXCLUSIVE.set(true);
+    Exclusive(g)
+}
+
+impl Drop for Exclusive {
+    fn drop(&mut self) {
+        EXCLUSIVE.set(false);
+    }
+}
