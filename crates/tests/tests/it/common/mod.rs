@@ -14,11 +14,7 @@ impl Env {
     pub fn new() -> Env {
         // The first Env of a test thread takes a share of E2E (a second one on the same thread
         // must not: a waiting writer would deadlock it), none under `exclusive()`.
-        let shared = if EXCLUSIVE.get() || ENVS.get() > 0 {
-            None
-        } else {
-            Some(E2E.read().unwrap_or_else(|e| e.into_inner()))
-        };
+        let shared = share();
         ENVS.set(ENVS.get() + 1);
         Env {
             dir: tempfile::tempdir().expect("tempdir"),
@@ -210,6 +206,16 @@ static E2E: std::sync::RwLock<()> = std::sync::RwLock::new(());
 thread_local! {
     static EXCLUSIVE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     static ENVS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// A share of [`E2E`] for a test that runs strata without an [`Env`] (buildkit_cases' run.sh):
+/// none under `exclusive()` or when this thread's Env holds one already.
+pub fn share() -> Option<std::sync::RwLockReadGuard<'static, ()>> {
+    if EXCLUSIVE.get() || ENVS.get() > 0 {
+        None
+    } else {
+        Some(E2E.read().unwrap_or_else(|e| e.into_inner()))
+    }
 }
 
 /// Held by a BuildKit comparison: no other end-to-end test runs meanwhile (Envs made on this
