@@ -9,7 +9,7 @@ corpus=corpus/frontend
 mkdir -p "$corpus"
 i=0
 for f in ../conformance/buildkit-parser/*/*/Dockerfile ../conformance/buildkit-parser/testfile-line/Dockerfile \
-         ../../shared/conformance/buildkit-cases/cases/*/Dockerfile; do
+         ../conformance/buildkit-cases/cases/*/Dockerfile; do
   [ -f "$f" ] && cp "$f" "$corpus/seed-df-$((i++))"
 done
 while IFS= read -r line; do

@@ -7,7 +7,7 @@
 #   node:18-bookworm, node:18-bookworm-slim, python:3.11-bookworm, python:3.11-slim-bookworm,
 #   golang:1.19-bookworm
 # The rootfs tarballs are cached in $BASE_DATA (default /var/tmp/strata-base); when
-# ../shared/peers/setup.sh has made the same tarballs ($PEERS_DATA), they are reused. A second
+# scripts/peers.sh has made the same tarballs ($PEERS_DATA), they are reused. A second
 # run does nothing. Needs root. Usage: scripts/base-images.sh STRATA_BINARY
 set -euo pipefail
 ST=${1:?usage: base-images.sh STRATA_BINARY}

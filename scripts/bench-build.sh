@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Build benchmarks against BuildKit (Docker 20.10's, started by ../shared/peers/setup.sh),
-# measured in the same run on the scenarios of ../shared/peers/scenarios. Prints each time
+# Build benchmarks against BuildKit (Docker 20.10's, started by scripts/peers.sh),
+# measured in the same run on the scenarios of conformance/scenarios. Prints each time
 # and the ratio strata/BuildKit. Not a test: numbers, not assertions.
 #   bash scripts/bench-build.sh            (builds strata in release mode first)
 # Goals (issue 4): parallel < 3.3 s (floor 3.0 s); runsteps cold <= 0.25x; no-op rebuild
 # <= 0.5x as a whole process; bigtree total <= 0.6x.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SCEN=${SCEN:-../shared/peers/scenarios}
+SCEN=${SCEN:-conformance/scenarios}
 PEERS_DATA=${PEERS_DATA:-/var/tmp/strata-peers}
 DOCKER=/usr/bin/docker
 cargo build --release --locked -p strata >/dev/null 2>&1
@@ -16,7 +16,7 @@ ROOT=$(mktemp -d /var/tmp/strata-bench.XXXXXX)
 trap 'rm -rf "$ROOT"' EXIT
 st() { "$ST" --root "$ROOT" "$@"; }
 st import "$PEERS_DATA/busybox-rootfs.tar" busybox:local >/dev/null
-$DOCKER info >/dev/null 2>&1 || { echo "docker is not running: run ../shared/peers/setup.sh" >&2; exit 1; }
+$DOCKER info >/dev/null 2>&1 || { echo "docker is not running: run scripts/peers.sh" >&2; exit 1; }
 
 now() { date +%s.%N; }
 t() { local s e; s=$(now); "$@" >/dev/null 2>&1 || { echo "failed: $*" >&2; return 1; }; e=$(now); awk -v a="$e" -v b="$s" 'BEGIN{printf "%.3f", a - b}'; }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Registry benchmarks against skopeo, measured in the same run on the bigtree image
-# (../shared/peers/scenarios/bigtree: ~280 MB of layers, one 200 MiB incompressible file and
+# (conformance/scenarios/bigtree: ~280 MB of layers, one 200 MiB incompressible file and
 # 20,000 small files). Each side pushes to its own fresh docker-registry on the loopback
 # (storage on /dev/shm), so neither finds the other's blobs. Not a test: numbers only.
 #   bash scripts/bench-registry.sh          (builds strata in release mode first)
@@ -12,7 +12,7 @@
 #   push+gz strata's first push, which also gzip-compresses the layers (as docker push does)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SCEN=${SCEN:-../shared/peers/scenarios}
+SCEN=${SCEN:-conformance/scenarios}
 PEERS_DATA=${PEERS_DATA:-/var/tmp/strata-peers}
 cargo build --release --locked -p strata >/dev/null 2>&1
 ST=$PWD/target/release/strata

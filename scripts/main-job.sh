@@ -2,11 +2,17 @@
 # The main job, end to end, on a fresh machine (root): build strata (release), make the base
 # images from Debian packages, build every example single-stage and multi-stage (twice: the
 # second round must run no RUN step), check that a failing test fails the build and tags
-# nothing, print what multi-stage saved, and run the final images.
+# nothing, print what multi-stage saved, and run the final images. It runs $STRATA_BIN when
+# set, else the release build (scripts/test.sh has made it: then the build is a no-op and the
+# main job runs the very binary the tests ran).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --locked -p strata
-ST=$PWD/target/release/strata
+if [[ -n ${STRATA_BIN:-} ]]; then
+  ST=$(realpath "$STRATA_BIN")
+else
+  cargo build --release --locked -p strata
+  ST=$(realpath "${CARGO_TARGET_DIR:-target}/release/strata")
+fi
 export STRATA_ROOT=${STRATA_ROOT:-/var/lib/strata}
 bash scripts/base-images.sh "$ST"
 

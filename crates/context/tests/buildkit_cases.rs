@@ -1,4 +1,4 @@
-//! The cases of `shared/conformance/buildkit-cases/` about .dockerignore and COPY, run as
+//! The cases of `conformance/buildkit-cases/` about .dockerignore and COPY, run as
 //! selection + destination mapping against their `ctx/` directories.
 //!
 //! Each case's COPY instructions are written out by hand below (this crate has no
@@ -8,10 +8,9 @@
 //! cases, the error text with the case's `expect-fail` regex.
 //!
 //! The cases' contexts are prepared like `tools/common.sh` `bk_prep_ctx` does (copy,
-//! directories 0755, files 0755/0644). The shared copy of the cases has lost its symlinks
-//! (each is a regular file holding the link target), so the symlinks the upstream tests
-//! create are listed per case and re-created from those files; a checkout that kept them
-//! is used as it is.
+//! directories 0755, files 0755/0644). The symlinks the upstream tests create are
+//! committed as links and listed per case; a copy that stored one as a regular file holding
+//! the link target gets it re-created from that file.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -26,14 +25,14 @@ use sha2::{Digest, Sha256};
 
 const CASES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/conformance/buildkit-cases/cases"
+    "/../../conformance/buildkit-cases/cases"
 );
 
 fn case_dir(name: &str) -> PathBuf {
     let root = Path::new(CASES);
     assert!(
         root.is_dir(),
-        "BuildKit conformance cases not found at {CASES}: these tests need shared/ beside the checkout"
+        "BuildKit conformance cases not found at {CASES}: the checkout is incomplete"
     );
     let d = root.join(name);
     assert!(

@@ -1,6 +1,6 @@
 //! Run a process in a rootfs: namespaces, mounts, user, env, cwd.
 //!
-//! This crate is strata's executor for `RUN` (and later `strata run`). It knows nothing of
+//! This crate is strata's executor for `RUN` and for `strata run`. It knows nothing of
 //! layers, images, Dockerfiles or caches: it is given directories (an overlay's lower, upper
 //! and work dirs, or a plain rootfs dir), a command and its environment, and it runs the
 //! command as a container and reports how it ended.

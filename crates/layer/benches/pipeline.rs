@@ -1,5 +1,5 @@
 //! Layer pipeline against the shell pipelines a user would reach for, on the tree of
-//! ../shared/peers/scenarios/bigtree (20,000 files of 1–4 KiB + one 200 MiB random file),
+//! conformance/scenarios/bigtree (20,000 files of 1–4 KiB + one 200 MiB random file),
 //! generated with the same shell loop on tmpfs. Prints times and ratios measured in this run,
 //! and the peak RSS of each of our pipelines (each runs in a child process).
 //!

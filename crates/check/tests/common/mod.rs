@@ -4,5 +4,5 @@
 /// when the data moves into the repository.
 pub const DATA: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/conformance/buildkit-lint"
+    "/../../conformance/buildkit-lint"
 );

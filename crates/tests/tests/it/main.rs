@@ -1,0 +1,24 @@
+//! The CLI's end-to-end tests, one binary (as uv's `tests/it`): one module per area. They run
+//! the release binary [`strata_tests::strata_bin`] (`$STRATA_BIN`, set by scripts/test.sh), and
+//! each test that needs root, dockerd, a registry or another peer says so in its first line
+//! with [`strata_tests::require!`].
+//!
+//! `cargo test -p strata-tests --test it` runs them all; a module alone with a filter, e.g.
+//! `cargo test -p strata-tests --test it registry::`. The tidy test is [`tidy`].
+
+mod common;
+
+mod build_e2e;
+mod buildkit_cases;
+mod cache_io;
+mod check_cli;
+mod compat_buildkit;
+mod interop;
+mod mount_source;
+mod progress_text;
+mod registry;
+mod run_cli;
+mod security;
+mod size_report;
+mod store_cli;
+mod tidy;
