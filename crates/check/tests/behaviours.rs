@@ -43,6 +43,7 @@ fn run(df: &str, images: &dyn BaseImages) -> Report {
         dockerignore: None,
         build_args: &[],
         images,
+        ..Default::default()
     })
 }
 
@@ -237,6 +238,7 @@ fn no_panic() {
                 dockerignore: Some("*\n!a\n**\n["),
                 build_args: &[("BUILDKIT_DOCKERFILE_CHECK".into(), "error=1".into())],
                 images: &Images,
+                ..Default::default()
             });
         }
     }
@@ -267,9 +269,47 @@ fn large_dockerfile_is_linear() {
         dockerignore: Some("secret\n"),
         build_args: &[],
         images: &NoImages,
+        ..Default::default()
     });
     let took = start.elapsed();
     println!("checked {} lines in {took:?}", df.lines().count());
     assert!(r.error.is_none(), "{:?}", r.error);
     assert!(took < std::time::Duration::from_secs(3), "{took:?}");
+}
+
+/// `--target` and build mode: the dispatched stages are those the target needs; parse-time
+/// rules (FromAsCasing) still see every stage; an unknown target is BuildKit's error.
+#[test]
+fn target_and_build_mode() {
+    let df = "FROM scratch as a\nENV x y\nFROM scratch AS b\nENV p q\nFROM b AS c\nENV r s\n";
+    let run = |target: Option<&str>, mode: check::Mode| {
+        let r = check(&Input {
+            dockerfile: df,
+            target,
+            mode,
+            ..Default::default()
+        });
+        (shorts(&r), r.error)
+    };
+    let lines = |v: Vec<String>| -> Vec<String> {
+        v.into_iter()
+            .map(|s| s.rsplit(' ').next().unwrap_or("").to_string())
+            .collect()
+    };
+    // Check mode without a target: every stage.
+    assert_eq!(
+        lines(run(None, check::Mode::Check).0),
+        ["1)", "2)", "4)", "6)"]
+    );
+    // A build of the last stage: b and c dispatched, a not.
+    assert_eq!(lines(run(None, check::Mode::Build).0), ["1)", "4)", "6)"]);
+    // With a target, check mode too dispatches only what the target needs.
+    assert_eq!(lines(run(Some("a"), check::Mode::Check).0), ["1)", "2)"]);
+    assert_eq!(lines(run(Some("B"), check::Mode::Build).0), ["1)", "4)"]);
+    let (w, e) = run(Some("bb"), check::Mode::Build);
+    assert_eq!(
+        e.as_deref(),
+        Some("target stage \"bb\" could not be found (did you mean b?)")
+    );
+    assert_eq!(lines(w), ["1)"]);
 }

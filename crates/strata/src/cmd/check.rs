@@ -67,6 +67,7 @@ pub fn run(store: Option<&store::Store>, args: CheckArgs) -> Result<ExitCode> {
         dockerignore: ignore.as_deref(),
         build_args: &build_args,
         images: images.as_ref(),
+        ..Default::default()
     });
     let name = if args.dockerfile.file.is_some() {
         src.display.clone()
@@ -172,6 +173,7 @@ mod tests {
             dockerignore: None,
             build_args: &[],
             images: &NoImages,
+            ..Default::default()
         });
         let text = render(&report, df, "Dockerfile");
         assert_eq!(
@@ -205,6 +207,7 @@ mod tests {
             dockerignore: None,
             build_args: &[],
             images: &NoImages,
+            ..Default::default()
         });
         assert_eq!(
             render(&clean, "FROM scratch\n", "Dockerfile"),
