@@ -21,7 +21,7 @@ pub struct CheckArgs {
 }
 
 /// Base images from the store: Env, whether the config has a Shell, the platform.
-struct StoreImages<'s>(&'s store::Store);
+pub struct StoreImages<'s>(pub &'s store::Store);
 
 impl BaseImages for StoreImages<'_> {
     fn image(&self, reference: &str) -> Option<BaseImage> {
@@ -54,10 +54,20 @@ impl BaseImages for StoreImages<'_> {
 
 /// `store` is the store if one exists; base images not in it are reported, not pulled.
 pub fn run(store: Option<&store::Store>, args: CheckArgs) -> Result<ExitCode> {
-    let path = super::dockerfile_path(args.dockerfile.file.as_deref(), &args.context);
+    check_and_print(store, &args.dockerfile, &args.context)
+}
+
+/// `strata check` and `strata build --check`: check, print as `docker build --check`, and
+/// the exit status.
+pub fn check_and_print(
+    store: Option<&store::Store>,
+    flags: &super::DockerfileFlags,
+    context: &Path,
+) -> Result<ExitCode> {
+    let path = super::dockerfile_path(flags.file.as_deref(), context);
     let src = super::read_dockerfile(&path)?;
-    let ignore = read_dockerignore(&args.context)?;
-    let build_args = args.dockerfile.plan_options().build_args;
+    let ignore = read_dockerignore(context, &path)?;
+    let build_args = flags.plan_options().build_args;
     let images: Box<dyn BaseImages> = match store {
         Some(s) => Box::new(StoreImages(s)),
         None => Box::new(NoImages),
@@ -67,20 +77,16 @@ pub fn run(store: Option<&store::Store>, args: CheckArgs) -> Result<ExitCode> {
         dockerignore: ignore.as_deref(),
         build_args: &build_args,
         images: images.as_ref(),
-        ..Default::default()
+        target: flags.target.as_deref(),
+        mode: check::Mode::Check,
     });
-    let name = if args.dockerfile.file.is_some() {
+    let name = if flags.file.is_some() {
         src.display.clone()
     } else {
         "Dockerfile".to_string()
     };
     print!("{}", render(&report, &src.text, &name));
-    for image in &report.unresolved_images {
-        eprintln!(
-            "notice: base image {} is not in the store: rules that read its config (UndefinedVar with its ENV, JSONArgsRecommended with its SHELL, InvalidBaseImagePlatform) treated it as empty",
-            escape::text(image)
-        );
-    }
+    unresolved_notice(&report);
     if let Some(e) = &report.error {
         // buildx separates the error from the warnings with an empty line on stdout.
         if !report.warnings.is_empty() {
@@ -95,12 +101,53 @@ pub fn run(store: Option<&store::Store>, args: CheckArgs) -> Result<ExitCode> {
     })
 }
 
-fn read_dockerignore(context: &Path) -> Result<Option<String>> {
-    match std::fs::read(context.join(".dockerignore")) {
-        Ok(b) => Ok(Some(String::from_utf8_lossy(&b).into_owned())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(anyhow::anyhow!("cannot read .dockerignore: {e}")),
+/// A notice on stderr for each base image the store did not have.
+pub fn unresolved_notice(report: &Report) {
+    for image in &report.unresolved_images {
+        eprintln!(
+            "notice: base image {} is not in the store: rules that read its config (UndefinedVar with its ENV, JSONArgsRecommended with its SHELL, InvalidBaseImagePlatform) treated it as empty",
+            escape::text(image)
+        );
     }
+}
+
+/// The ignore file BuildKit reads: `<Dockerfile>.dockerignore` first, else the context's
+/// `.dockerignore` (as the build does).
+pub fn read_dockerignore(context: &Path, dockerfile: &Path) -> Result<Option<String>> {
+    let specific = PathBuf::from(format!("{}.dockerignore", dockerfile.display()));
+    for p in [specific, context.join(".dockerignore")] {
+        match std::fs::read(&p) {
+            Ok(b) => return Ok(Some(String::from_utf8_lossy(&b).into_owned())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(anyhow::anyhow!("cannot read {}: {e}", p.display())),
+        }
+    }
+    Ok(None)
+}
+
+/// What buildx prints on stderr after a build with warnings (`printWarnings`): an empty
+/// line, ` N warnings found (use docker --debug to expand):` and ` - Rule: detail (line N)`
+/// for each. buildx colours the count line yellow always; strata only on a terminal.
+pub fn render_build_warnings(report: &Report, color: bool) -> String {
+    let n = report.warnings.len();
+    if n == 0 {
+        return String::new();
+    }
+    let mut count = match n {
+        1 => "1 warning found".to_string(),
+        n => format!("{n} warnings found"),
+    };
+    count.push_str(" (use docker --debug to expand):\n");
+    let mut out = String::from("\n ");
+    if color {
+        out.push_str(&format!("\x1b[33m{count}\x1b[0m"));
+    } else {
+        out.push_str(&count);
+    }
+    for w in &report.warnings {
+        out.push_str(&format!(" - {}\n", escape::message(&w.short())));
+    }
+    out
 }
 
 /// The text `docker build --check` prints on stdout.
@@ -213,5 +260,41 @@ mod tests {
             render(&clean, "FROM scratch\n", "Dockerfile"),
             "Check complete, no warnings found.\n"
         );
+    }
+
+    /// buildx's `printWarnings` text, as a build with warnings ends (docker 27's output:
+    /// `\n 2 warnings found (use docker --debug to expand):\n - Rule: detail (line N)\n`).
+    #[test]
+    fn build_warnings_like_buildx() {
+        let df = "\nFROM scratch as base\ncopy Dockerfile .\n";
+        let report = check::check(&Input {
+            dockerfile: df,
+            mode: check::Mode::Build,
+            ..Default::default()
+        });
+        assert_eq!(
+            render_build_warnings(&report, false),
+            concat!(
+                "\n 2 warnings found (use docker --debug to expand):\n",
+                " - FromAsCasing: 'as' and 'FROM' keywords' casing do not match (line 2)\n",
+                " - ConsistentInstructionCasing: Command 'copy' should match the case of the command majority (uppercase) (line 3)\n",
+            )
+        );
+        let one = check::check(&Input {
+            dockerfile: "FROM scratch\nMAINTAINER me\n",
+            ..Default::default()
+        });
+        assert_eq!(
+            render_build_warnings(&one, true),
+            concat!(
+                "\n \x1b[33m1 warning found (use docker --debug to expand):\n\x1b[0m",
+                " - MaintainerDeprecated: Maintainer instruction is deprecated in favor of using label (line 2)\n",
+            )
+        );
+        let none = check::check(&Input {
+            dockerfile: "FROM scratch\n",
+            ..Default::default()
+        });
+        assert_eq!(render_build_warnings(&none, false), "");
     }
 }

@@ -1,0 +1,158 @@
+//! `strata build` and BuildKit's checks (issue 16): the warnings printed after a build as
+//! buildx prints them, only for the stages the build dispatches; `build --check` (no build,
+//! `strata check`'s output and exit status); `error=true` failing the build before it runs
+//! anything. Every Dockerfile here is `FROM scratch`: no image is needed.
+
+use std::path::Path;
+use std::process::Command;
+
+fn strata(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(args)
+        .current_dir(dir)
+        .env("STRATA_ROOT", dir.join("store"))
+        .output()
+        .expect("run strata");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const SUMMARY: &str = concat!(
+    "\n",
+    " 2 warnings found (use docker --debug to expand):\n",
+    " - FromAsCasing: 'as' and 'FROM' keywords' casing do not match (line 1)\n",
+    " - LegacyKeyValueFormat: \"ENV key=value\" should be used instead of legacy \"ENV key value\" format (line 5)\n",
+);
+
+#[test]
+fn build_prints_warnings_after_the_build() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    std::fs::write(dir.join("app"), "hi\n").expect("write");
+    // Stage `unused` is not dispatched: its legacy ENV (line 3) is not a build's warning,
+    // but `strata check` (every stage) reports it.
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM scratch as base\nFROM scratch AS unused\nENV a b\nFROM base\nENV c d\nCOPY app /app\n",
+    )
+    .expect("write");
+    let (code, _, err) = strata(dir, &["build", "--progress=plain", "-t", "w:1", "."]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.ends_with(SUMMARY), "{err}");
+    // After the build's own lines.
+    let at = err.find(" 2 warnings found").expect("summary");
+    assert!(
+        err[..at].contains("#0 naming to docker.io/library/w:1 done"),
+        "{err}"
+    );
+
+    // -q: the image ID only.
+    let (code, out, err) = strata(dir, &["build", "-q", "-t", "w:1", "."]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("sha256:"), "{out}");
+    assert!(!err.contains("warning"), "{err}");
+
+    // --target: the dispatched stages change.
+    let (code, _, err) = strata(
+        dir,
+        &["build", "--progress=plain", "--target", "unused", "."],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.ends_with(concat!(
+            "\n",
+            " 2 warnings found (use docker --debug to expand):\n",
+            " - FromAsCasing: 'as' and 'FROM' keywords' casing do not match (line 1)\n",
+            " - LegacyKeyValueFormat: \"ENV key=value\" should be used instead of legacy \"ENV key value\" format (line 3)\n",
+        )),
+        "{err}"
+    );
+
+    // The same build from stdin (`-f -`) warns the same.
+    let out = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["build", "--progress=plain", "-f", "-", "."])
+        .current_dir(dir)
+        .env("STRATA_ROOT", dir.join("store"))
+        .stdin(std::fs::File::open(dir.join("Dockerfile")).expect("open"))
+        .output()
+        .expect("run strata");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.ends_with(SUMMARY), "{err}");
+
+    // --check: strata check's output and exit status, no build.
+    let (code, out, err) = strata(dir, &["build", "--check", "-t", "w:2", "."]);
+    let (ccode, cout, _) = strata(dir, &["check", "."]);
+    assert_eq!((code, out.as_str()), (ccode, cout.as_str()), "{err}");
+    assert_eq!(code, 1);
+    assert!(
+        out.starts_with("Check complete, 3 warnings have been found!\n"),
+        "{out}"
+    );
+    let (_, _, err) = strata(dir, &["inspect", "w:2"]);
+    assert!(err.contains("w:2"), "no image w:2 was built: {err}");
+}
+
+#[test]
+fn build_without_warnings_prints_nothing_more() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    std::fs::write(dir.join("Dockerfile"), "FROM scratch\nENV a=b\n").expect("write");
+    let (code, _, err) = strata(dir, &["build", "--progress=plain", "-t", "c:1", "."]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("warning"), "{err}");
+    assert!(err.trim_end().ends_with("steps cached)"), "{err}");
+}
+
+#[test]
+fn error_true_fails_before_the_build() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "# check=error=true\nFROM scratch as base\nENV a=b\n",
+    )
+    .expect("write");
+    let (code, out, err) = strata(dir, &["build", "--progress=plain", "-t", "e:1", "."]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(out, "");
+    assert_eq!(
+        err,
+        concat!(
+            "\n",
+            " 1 warning found (use docker --debug to expand):\n",
+            " - FromAsCasing: 'as' and 'FROM' keywords' casing do not match (line 2)\n",
+            "error: failed to solve: lint violation found for rules: FromAsCasing\n",
+        )
+    );
+    // The build arg overrides the directive.
+    let (code, _, err) = strata(
+        dir,
+        &[
+            "build",
+            "--progress=plain",
+            "--build-arg",
+            "BUILDKIT_DOCKERFILE_CHECK=error=false",
+            "-t",
+            "e:1",
+            ".",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.ends_with(" - FromAsCasing: 'as' and 'FROM' keywords' casing do not match (line 2)\n"),
+        "{err}"
+    );
+    // skip= makes it pass as well.
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "# check=error=true;skip=FromAsCasing\nFROM scratch as base\nENV a=b\n",
+    )
+    .expect("write");
+    let (code, _, err) = strata(dir, &["build", "--progress=plain", "."]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("warning"), "{err}");
+}
