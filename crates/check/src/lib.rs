@@ -23,6 +23,7 @@ use std::collections::{BTreeSet, HashMap};
 use dockerfile::shell::{ShellLexer, Vars};
 use dockerfile::{Dockerfile, Node};
 
+pub mod practices;
 pub mod rules;
 mod syntax;
 
@@ -63,6 +64,9 @@ pub struct Report {
     /// with the image's ENV, JSONArgsRecommended with its SHELL, InvalidBaseImagePlatform)
     /// treated them as empty.
     pub unresolved_images: Vec<String>,
+    /// strata's own rules' findings (when [`Input::practices`] asked for them), sorted by
+    /// (line, detail). They never count for `error=true`.
+    pub practices: Vec<Warning>,
 }
 
 /// What the checker needs to know of a base image.
@@ -77,6 +81,8 @@ pub struct BaseImage {
     /// Config OnBuild triggers, as written (`RUN echo hi`): a stage the target reaches runs
     /// them first, and they are checked there.
     pub onbuild: Vec<String>,
+    /// Config User (empty: root); read by strata's own `strata/RootUser`.
+    pub user: String,
 }
 
 /// Answers for base images (the CLI answers from the store).
@@ -107,6 +113,9 @@ pub struct Input<'a> {
     /// What BuildKit lints: [`Mode::Check`] (`docker build --check`) or [`Mode::Build`] (the
     /// warnings of a normal build).
     pub mode: Mode,
+    /// Also run strata's own rules (the tutorials' best practices, [`practices`]); their
+    /// findings come back apart, in [`Report::practices`].
+    pub practices: bool,
 }
 
 /// Which stages are dispatched, and so which stages' instruction rules run.
@@ -130,6 +139,7 @@ impl Default for Input<'_> {
             images: &NoImages,
             target: None,
             mode: Mode::Check,
+            practices: false,
         }
     }
 }
@@ -680,6 +690,26 @@ fn run(input: &Input, lint: &mut Lint, report: &mut Report) -> Result<Config, St
             d.dispatch(cmd, &ccfg)?;
         }
         states.push(d.state);
+    }
+    if input.practices {
+        let views: Vec<practices::StageView> = stages
+            .iter()
+            .enumerate()
+            .map(|(i, st)| practices::StageView {
+                from: st.from,
+                base: &bases[i].0,
+                parent: parents[i],
+                commands: &st.commands,
+            })
+            .collect();
+        let mut own = Lint {
+            warnings: Vec::new(),
+            called: Vec::new(),
+        };
+        practices::run(&views, target_index, &cfg, input.images, &mut own);
+        own.warnings
+            .sort_by(|a, b| (a.line, &a.detail).cmp(&(b.line, &b.detail)));
+        report.practices = own.warnings;
     }
     Ok(cfg)
 }

@@ -18,6 +18,7 @@ impl BaseImages for Images {
                 has_shell: false,
                 platform: Some("linux/amd64".into()),
                 onbuild: Vec::new(),
+                user: String::new(),
             }),
             "onbuilder" => Some(BaseImage {
                 onbuild: vec!["COPY $NOPE /".into()],

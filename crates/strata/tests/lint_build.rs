@@ -156,3 +156,48 @@ fn error_true_fails_before_the_build() {
     assert_eq!(code, 0, "{err}");
     assert!(!err.contains("warning"), "{err}");
 }
+
+/// strata's own rules: off by default (BuildKit's output exactly), `--practices` prints them
+/// after BuildKit's, apart, and they make the exit status 1.
+#[test]
+fn practices_apart_from_buildkit() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    std::fs::write(dir.join("Dockerfile"), "FROM scratch\nCOPY app /app\n").expect("write");
+    let (code, out, _) = strata(dir, &["check"]);
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "Check complete, no warnings found.\n")
+    );
+    let (code, out, _) = strata(dir, &["check", "--practices"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        out,
+        concat!(
+            "Check complete, no warnings found.\n",
+            "\n",
+            "Best practices (strata's own rules, docs/rules/): 1 finding\n",
+            "\n",
+            "WARNING: strata/RootUser - docs/rules/root-user.md\n",
+            "The final stage has no USER and runs as root: add a user and switch to it (USER app, or USER 65534:65534)\n",
+            "Dockerfile:1\n",
+            "--------------------\n",
+            "   1 | >>> FROM scratch\n",
+            "   2 |     COPY app /app\n",
+            "   3 |     \n",
+            "--------------------\n",
+        )
+    );
+    let (bcode, bout, _) = strata(dir, &["build", "--check", "--practices", "."]);
+    assert_eq!((bcode, bout), (code, out));
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM scratch\nCOPY app /app\nUSER 65534\n",
+    )
+    .expect("write");
+    let (code, out, _) = strata(dir, &["check", "--practices"]);
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "Check complete, no warnings found.\n\nBest practices (strata's own rules, docs/rules/): none found.\n")
+    );
+}

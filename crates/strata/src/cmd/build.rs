@@ -88,6 +88,9 @@ pub struct BuildArgs {
     /// Only check the Dockerfile against BuildKit's rules, as `strata check`: no build.
     #[arg(long)]
     pub check: bool,
+    /// With --check: also strata's own rules (the tutorials' best practices), apart.
+    #[arg(long, requires = "check")]
+    pub practices: bool,
     /// Build context: a directory, or `-` for a tar archive or a lone Dockerfile on stdin.
     pub context: PathBuf,
 }
@@ -292,7 +295,7 @@ fn parse_secret(s: &str) -> Result<(String, PathBuf)> {
 
 pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
     if a.check {
-        return super::check::check_and_print(Some(store), &a.dockerfile, &a.context);
+        return super::check::check_and_print(Some(store), &a.dockerfile, &a.context, a.practices);
     }
     let output = parse_output(a.output.as_deref())?;
     let to_stdout = output.to_stdout();
@@ -475,6 +478,7 @@ fn lint_report(store: &Store, a: &BuildArgs, l: &LintSource) -> check::Report {
         images: &super::check::StoreImages(store),
         target: a.dockerfile.target.as_deref(),
         mode: check::Mode::Build,
+        practices: false,
     })
 }
 

@@ -15,6 +15,10 @@ use clap::Args;
 pub struct CheckArgs {
     #[command(flatten)]
     pub dockerfile: super::DockerfileFlags,
+    /// Also check strata's own rules, the tutorials' best practices (`strata/...`, see
+    /// docs/rules/): printed after BuildKit's, apart.
+    #[arg(long)]
+    pub practices: bool,
     /// The build context directory (its `.dockerignore` is read).
     #[arg(default_value = ".")]
     pub context: PathBuf,
@@ -48,13 +52,14 @@ impl BaseImages for StoreImages<'_> {
             has_shell: c.config.shell.as_ref().is_some_and(|s| !s.is_empty()),
             platform: (!c.os.is_empty() && !c.architecture.is_empty()).then_some(platform),
             onbuild: c.config.on_build.clone().unwrap_or_default(),
+            user: c.config.user.clone().unwrap_or_default(),
         })
     }
 }
 
 /// `store` is the store if one exists; base images not in it are reported, not pulled.
 pub fn run(store: Option<&store::Store>, args: CheckArgs) -> Result<ExitCode> {
-    check_and_print(store, &args.dockerfile, &args.context)
+    check_and_print(store, &args.dockerfile, &args.context, args.practices)
 }
 
 /// `strata check` and `strata build --check`: check, print as `docker build --check`, and
@@ -63,6 +68,7 @@ pub fn check_and_print(
     store: Option<&store::Store>,
     flags: &super::DockerfileFlags,
     context: &Path,
+    practices: bool,
 ) -> Result<ExitCode> {
     let path = super::dockerfile_path(flags.file.as_deref(), context);
     let src = super::read_dockerfile(&path)?;
@@ -79,6 +85,7 @@ pub fn check_and_print(
         images: images.as_ref(),
         target: flags.target.as_deref(),
         mode: check::Mode::Check,
+        practices,
     });
     let name = if flags.file.is_some() {
         src.display.clone()
@@ -86,6 +93,9 @@ pub fn check_and_print(
         "Dockerfile".to_string()
     };
     print!("{}", render(&report, &src.text, &name));
+    if practices {
+        print!("{}", render_practices(&report, &src.text, &name));
+    }
     unresolved_notice(&report);
     if let Some(e) = &report.error {
         // buildx separates the error from the warnings with an empty line on stdout.
@@ -94,11 +104,13 @@ pub fn check_and_print(
         }
         eprintln!("ERROR: {}", escape::message(e));
     }
-    Ok(if report.warnings.is_empty() && report.error.is_none() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(
+        if report.warnings.is_empty() && report.practices.is_empty() && report.error.is_none() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        },
+    )
 }
 
 /// A notice on stderr for each base image the store did not have.
@@ -162,12 +174,34 @@ pub fn render(report: &Report, dockerfile: &str, name: &str) -> String {
     }
     let lines: Vec<&str> = dockerfile.split('\n').collect();
     for w in &report.warnings {
-        out.push_str(&format!("\nWARNING: {}", w.rule));
-        if !w.url.is_empty() {
-            out.push_str(&format!(" - {}", w.url));
-        }
-        out.push_str(&format!("\n{}\n", escape::message(&w.detail)));
-        out.push_str(&frame(&lines, w.line, w.end_line, name));
+        out.push_str(&render_warning(w, &lines, name));
+    }
+    out
+}
+
+/// One warning as BuildKit's `PrintTo`: rule and URL, detail, source frame.
+fn render_warning(w: &check::Warning, lines: &[&str], name: &str) -> String {
+    let mut out = format!("\nWARNING: {}", w.rule);
+    if !w.url.is_empty() {
+        out.push_str(&format!(" - {}", w.url));
+    }
+    out.push_str(&format!("\n{}\n", escape::message(&w.detail)));
+    out.push_str(&frame(lines, w.line, w.end_line, name));
+    out
+}
+
+/// strata's own rules' findings, after BuildKit's and apart from them: a count line of its
+/// own, then each finding as BuildKit prints a warning (its URL the rule's page in the
+/// repository).
+pub fn render_practices(report: &Report, dockerfile: &str, name: &str) -> String {
+    let mut out = match report.practices.len() {
+        0 => "\nBest practices (strata's own rules, docs/rules/): none found.\n".to_string(),
+        1 => "\nBest practices (strata's own rules, docs/rules/): 1 finding\n".to_string(),
+        n => format!("\nBest practices (strata's own rules, docs/rules/): {n} findings\n"),
+    };
+    let lines: Vec<&str> = dockerfile.split('\n').collect();
+    for w in &report.practices {
+        out.push_str(&render_warning(w, &lines, name));
     }
     out
 }
