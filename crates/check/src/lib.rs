@@ -116,6 +116,10 @@ pub struct Input<'a> {
     /// Also run strata's own rules (the tutorials' best practices, [`practices`]); their
     /// findings come back apart, in [`Report::practices`].
     pub practices: bool,
+    /// For `strata/NoDockerignore`: entries at the context's root that rarely belong in a
+    /// build (`.git`, `node_modules`, ...), with their sizes in bytes; the caller lists them
+    /// ([`practices::HEAVY_ENTRIES`]).
+    pub context_entries: &'a [(String, u64)],
 }
 
 /// Which stages are dispatched, and so which stages' instruction rules run.
@@ -140,6 +144,7 @@ impl Default for Input<'_> {
             target: None,
             mode: Mode::Check,
             practices: false,
+            context_entries: &[],
         }
     }
 }
@@ -707,6 +712,9 @@ fn run(input: &Input, lint: &mut Lint, report: &mut Report) -> Result<Config, St
             called: Vec::new(),
         };
         practices::run(&views, target_index, &cfg, input.images, &mut own);
+        if input.dockerignore.is_none() {
+            practices::no_dockerignore(&views, input.context_entries, &cfg, &mut own);
+        }
         own.warnings
             .sort_by(|a, b| (a.line, &a.detail).cmp(&(b.line, &b.detail)));
         report.practices = own.warnings;

@@ -40,6 +40,9 @@ rules! {
     ADD_WITHOUT_CHECKSUM = "strata/AddWithoutChecksum",
         "ADD of a remote file should verify it with --checksum",
         "docs/rules/add-without-checksum.md";
+    NO_DOCKERIGNORE = "strata/NoDockerignore",
+        "A context with .git, node_modules or similar should have a .dockerignore",
+        "docs/rules/no-dockerignore.md";
     TOOLCHAIN_FINAL_STAGE = "strata/ToolchainFinalStage",
         "The final stage should not be based on a full toolchain image",
         "docs/rules/toolchain-final-stage.md";
@@ -417,4 +420,91 @@ fn toolchain(stages: &[StageView], target: usize, cfg: &Config, lint: &mut Lint)
         span(stages[target].from),
         format!("The final stage is based on {base}, a full toolchain image: build in a stage of its own and copy the result onto a small runtime base (scratch, distroless, alpine, a -slim or -jre variant)"),
     );
+}
+
+/// Entries at a context's root that rarely belong in an image: what `strata/NoDockerignore`
+/// looks for.
+pub const HEAVY_ENTRIES: &[&str] = &[
+    ".git",
+    "node_modules",
+    "target",
+    ".venv",
+    "venv",
+    "__pycache__",
+    ".pytest_cache",
+    ".mypy_cache",
+    ".tox",
+    ".terraform",
+    ".idea",
+    ".vscode",
+];
+
+/// Bytes as docker prints sizes (decimal units, 3 significant digits).
+fn human(n: u64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u < units.len() - 1 {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n}B")
+    } else {
+        format!("{:.3}", v)
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
+            + units[u]
+    }
+}
+
+/// No `.dockerignore` while the whole context is copied and holds heavy entries.
+pub(crate) fn no_dockerignore(
+    stages: &[StageView],
+    entries: &[(String, u64)],
+    cfg: &Config,
+    lint: &mut Lint,
+) {
+    if entries.is_empty() {
+        return;
+    }
+    let copy = stages.iter().flat_map(|s| s.commands.iter()).find(|n| {
+        matches!(n.keyword.as_str(), "copy" | "add")
+            && flag(n, "--from=").is_none()
+            && n.args
+                .split_last()
+                .map(|(_, s)| s)
+                .unwrap_or(&[])
+                .iter()
+                .any(|s| matches!(s.as_str(), "." | "./" | "*" | "./*" | "/" | "./."))
+    });
+    let Some(n) = copy else {
+        return;
+    };
+    let total: u64 = entries.iter().map(|(_, s)| s).sum();
+    let list: Vec<String> = entries
+        .iter()
+        .map(|(name, size)| format!("{name} ({})", human(*size)))
+        .collect();
+    lint.run(
+        &cfg.with_comments(&n.comments),
+        &NO_DOCKERIGNORE,
+        span(n),
+        format!(
+            "The context has no .dockerignore and holds {}: this copies them into the image and sends them with every build; a .dockerignore listing them saves {}",
+            list.join(", "),
+            human(total)
+        ),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn human_sizes() {
+        assert_eq!(super::human(999), "999B");
+        assert_eq!(super::human(12_345_678), "12.346MB");
+        assert_eq!(super::human(2_000_000), "2MB");
+    }
 }

@@ -264,3 +264,41 @@ fn examples() {
         .collect();
     assert_eq!(got, want, "\n{}", got.join("\n"));
 }
+
+#[test]
+fn no_dockerignore() {
+    let entries = [
+        (".git".to_string(), 2_500_000u64),
+        ("node_modules".to_string(), 80_000_000),
+    ];
+    let run = |df: &str, ignore: Option<&str>| -> Vec<String> {
+        check(&Input {
+            dockerfile: df,
+            dockerignore: ignore,
+            practices: true,
+            context_entries: &entries,
+            ..Default::default()
+        })
+        .practices
+        .iter()
+        .filter(|w| w.rule == "strata/NoDockerignore")
+        .map(|w| w.short())
+        .collect()
+    };
+    let df = "FROM node:20-slim\nCOPY package.json ./\nCOPY . .\nUSER node\n";
+    assert_eq!(
+        run(df, None),
+        ["strata/NoDockerignore: The context has no .dockerignore and holds .git (2.5MB), node_modules (80MB): this copies them into the image and sends them with every build; a .dockerignore listing them saves 82.5MB (line 3)"]
+    );
+    assert!(run(df, Some("node_modules\n.git\n")).is_empty());
+    assert!(run("FROM node:20-slim\nCOPY src ./src\n", None).is_empty());
+    let none = check(&Input {
+        dockerfile: df,
+        practices: true,
+        ..Default::default()
+    });
+    assert!(none
+        .practices
+        .iter()
+        .all(|w| w.rule != "strata/NoDockerignore"));
+}

@@ -201,3 +201,23 @@ fn practices_apart_from_buildkit() {
         (0, "Check complete, no warnings found.\n\nBest practices (strata's own rules, docs/rules/): none found.\n")
     );
 }
+
+/// strata/NoDockerignore: the context's heavy entries and their size, measured by the CLI.
+#[test]
+fn practices_measure_the_context() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("ctx");
+    std::fs::create_dir_all(dir.join("node_modules/x")).expect("mkdir");
+    std::fs::write(dir.join("node_modules/x/a.js"), vec![b'a'; 1500]).expect("write");
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM scratch\nCOPY . /app\nUSER 1\n",
+    )
+    .expect("write");
+    let (code, out, err) = strata(&dir, &["check", "--practices"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(out.contains("\nWARNING: strata/NoDockerignore - docs/rules/no-dockerignore.md\nThe context has no .dockerignore and holds node_modules (1.5kB): this copies them into the image and sends them with every build; a .dockerignore listing them saves 1.5kB\nDockerfile:2\n"), "{out}");
+    std::fs::write(dir.join(".dockerignore"), "node_modules\n").expect("write");
+    let (code, out, _) = strata(&dir, &["check", "--practices"]);
+    assert_eq!(code, 0, "{out}");
+}

@@ -478,7 +478,7 @@ fn lint_report(store: &Store, a: &BuildArgs, l: &LintSource) -> check::Report {
         images: &super::check::StoreImages(store),
         target: a.dockerfile.target.as_deref(),
         mode: check::Mode::Build,
-        practices: false,
+        ..Default::default()
     })
 }
 

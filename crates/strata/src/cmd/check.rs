@@ -78,6 +78,11 @@ pub fn check_and_print(
         Some(s) => Box::new(StoreImages(s)),
         None => Box::new(NoImages),
     };
+    let entries = if practices && ignore.is_none() {
+        heavy_entries(context)
+    } else {
+        Vec::new()
+    };
     let report = check::check(&Input {
         dockerfile: &src.text,
         dockerignore: ignore.as_deref(),
@@ -86,6 +91,7 @@ pub fn check_and_print(
         target: flags.target.as_deref(),
         mode: check::Mode::Check,
         practices,
+        context_entries: &entries,
     });
     let name = if flags.file.is_some() {
         src.display.clone()
@@ -111,6 +117,31 @@ pub fn check_and_print(
             ExitCode::FAILURE
         },
     )
+}
+
+/// The context's root entries `strata/NoDockerignore` looks for, with their sizes (the
+/// files' sizes, links not followed).
+fn heavy_entries(context: &Path) -> Vec<(String, u64)> {
+    fn size(p: &Path) -> u64 {
+        let Ok(m) = std::fs::symlink_metadata(p) else {
+            return 0;
+        };
+        if !m.is_dir() {
+            return m.len();
+        }
+        std::fs::read_dir(p)
+            .map(|rd| rd.flatten().map(|e| size(&e.path())).sum())
+            .unwrap_or(0)
+    }
+    check::practices::HEAVY_ENTRIES
+        .iter()
+        .map(|name| context.join(name))
+        .filter(|p| std::fs::symlink_metadata(p).is_ok())
+        .map(|p| {
+            let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
+            (name.unwrap_or_default(), size(&p))
+        })
+        .collect()
 }
 
 /// A notice on stderr for each base image the store did not have.
