@@ -221,3 +221,32 @@ fn practices_measure_the_context() {
     let (code, out, _) = strata(&dir, &["check", "--practices"]);
     assert_eq!(code, 0, "{out}");
 }
+
+/// `strata check --format json|sarif`: machine-readable, same exit status as the text.
+#[test]
+fn check_formats() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    std::fs::write(dir.join("Dockerfile"), "FROM scratch as a\n").expect("write");
+    let (code, out, err) = strata(dir, &["check", "--format", "json"]);
+    assert_eq!(code, 1, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["warnings"][0]["ruleName"], "FromAsCasing");
+    assert_eq!(v["sources"][0]["filename"], "Dockerfile");
+    let (code, out, err) = strata(dir, &["check", "--format", "sarif", "--practices"]);
+    assert_eq!(code, 1, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("sarif");
+    assert_eq!(v["version"], "2.1.0");
+    let ids: Vec<&str> = v["runs"][0]["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| r["ruleId"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(ids, ["FromAsCasing", "strata/RootUser"]);
+    std::fs::write(dir.join("Dockerfile"), "FROM scratch\n").expect("write");
+    let (code, out, _) = strata(dir, &["check", "--format", "json"]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["warnings"], serde_json::json!([]));
+}

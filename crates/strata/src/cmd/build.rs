@@ -295,7 +295,13 @@ fn parse_secret(s: &str) -> Result<(String, PathBuf)> {
 
 pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
     if a.check {
-        return super::check::check_and_print(Some(store), &a.dockerfile, &a.context, a.practices);
+        return super::check::check_and_print(
+            Some(store),
+            &a.dockerfile,
+            &a.context,
+            a.practices,
+            super::check::Format::Text,
+        );
     }
     let output = parse_output(a.output.as_deref())?;
     let to_stdout = output.to_stdout();

@@ -11,6 +11,13 @@ use anyhow::Result;
 use check::{BaseImage, BaseImages, Input, NoImages, Report};
 use clap::Args;
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+    Sarif,
+}
+
 #[derive(Args)]
 pub struct CheckArgs {
     #[command(flatten)]
@@ -19,6 +26,11 @@ pub struct CheckArgs {
     /// docs/rules/): printed after BuildKit's, apart.
     #[arg(long)]
     pub practices: bool,
+    /// Output format: `text` (docker build --check's), `json` (BuildKit's lint result fields:
+    /// warnings, sources, buildError; strata's rules under `practices`) or `sarif` (SARIF
+    /// 2.1.0, for code-scanning tools).
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
     /// The build context directory (its `.dockerignore` is read).
     #[arg(default_value = ".")]
     pub context: PathBuf,
@@ -59,7 +71,13 @@ impl BaseImages for StoreImages<'_> {
 
 /// `store` is the store if one exists; base images not in it are reported, not pulled.
 pub fn run(store: Option<&store::Store>, args: CheckArgs) -> Result<ExitCode> {
-    check_and_print(store, &args.dockerfile, &args.context, args.practices)
+    check_and_print(
+        store,
+        &args.dockerfile,
+        &args.context,
+        args.practices,
+        args.format,
+    )
 }
 
 /// `strata check` and `strata build --check`: check, print as `docker build --check`, and
@@ -69,6 +87,7 @@ pub fn check_and_print(
     flags: &super::DockerfileFlags,
     context: &Path,
     practices: bool,
+    format: Format,
 ) -> Result<ExitCode> {
     let path = super::dockerfile_path(flags.file.as_deref(), context);
     let src = super::read_dockerfile(&path)?;
@@ -98,6 +117,35 @@ pub fn check_and_print(
     } else {
         "Dockerfile".to_string()
     };
+    let failed =
+        !(report.warnings.is_empty() && report.practices.is_empty() && report.error.is_none());
+    match format {
+        Format::Text => {}
+        Format::Json => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&to_json(&report, &src.text, &name, practices))?
+            );
+            unresolved_notice(&report);
+            return Ok(if failed {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            });
+        }
+        Format::Sarif => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&to_sarif(&report, &name))?
+            );
+            unresolved_notice(&report);
+            return Ok(if failed {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            });
+        }
+    }
     print!("{}", render(&report, &src.text, &name));
     if practices {
         print!("{}", render_practices(&report, &src.text, &name));
@@ -117,6 +165,107 @@ pub fn check_and_print(
             ExitCode::FAILURE
         },
     )
+}
+
+/// Standard base64 (RFC 4648, padded): BuildKit's JSON carries the source's bytes so.
+fn base64(data: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for c in data.chunks(3) {
+        let b = [c[0], *c.get(1).unwrap_or(&0), *c.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// `--format json`: BuildKit's `LintResults` field names (`warnings` with `ruleName`,
+/// `description`, `url`, `detail`, `location`; `sources`; `buildError`), and strata's own
+/// rules under `practices` when asked for.
+fn to_json(report: &Report, dockerfile: &str, name: &str, practices: bool) -> serde_json::Value {
+    use serde_json::json;
+    let warning = |w: &check::Warning| {
+        let mut v = json!({
+            "ruleName": w.rule,
+            "description": w.description,
+            "detail": w.detail,
+            "location": {"ranges": [{"start": {"line": w.line}, "end": {"line": w.end_line}}]},
+        });
+        if !w.url.is_empty() {
+            v["url"] = json!(w.url);
+        }
+        v
+    };
+    let mut v = json!({
+        "warnings": report.warnings.iter().map(warning).collect::<Vec<_>>(),
+        "sources": [{"filename": name, "language": "Dockerfile", "data": base64(dockerfile.as_bytes())}],
+    });
+    if let Some(e) = &report.error {
+        v["buildError"] = json!({"message": e});
+    }
+    if practices {
+        v["practices"] = json!(report.practices.iter().map(warning).collect::<Vec<_>>());
+    }
+    v
+}
+
+/// `--format sarif`: one SARIF 2.1.0 run, a result per warning (BuildKit's and strata's),
+/// the rules that fired in the driver, an error as a failed invocation.
+fn to_sarif(report: &Report, name: &str) -> serde_json::Value {
+    use serde_json::json;
+    let all: Vec<&check::Warning> = report.warnings.iter().chain(&report.practices).collect();
+    let mut rules: Vec<serde_json::Value> = Vec::new();
+    let mut ids: Vec<&str> = Vec::new();
+    for w in &all {
+        if !ids.contains(&w.rule) {
+            ids.push(w.rule);
+            let mut r = json!({"id": w.rule, "shortDescription": {"text": w.description}});
+            if !w.url.is_empty() {
+                r["helpUri"] = json!(w.url);
+            }
+            rules.push(r);
+        }
+    }
+    let results: Vec<serde_json::Value> = all
+        .iter()
+        .map(|w| {
+            json!({
+                "ruleId": w.rule,
+                "ruleIndex": ids.iter().position(|i| *i == w.rule),
+                "level": "warning",
+                "message": {"text": w.detail},
+                "locations": [{"physicalLocation": {
+                    "artifactLocation": {"uri": name},
+                    "region": {"startLine": w.line, "endLine": w.end_line},
+                }}],
+            })
+        })
+        .collect();
+    let mut invocation =
+        json!({"executionSuccessful": report.error.is_none() || report.lint_error});
+    if let Some(e) = &report.error {
+        invocation["toolExecutionNotifications"] =
+            json!([{"level": "error", "message": {"text": e}}]);
+    }
+    json!({
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {
+                "name": "strata",
+                "version": env!("CARGO_PKG_VERSION"),
+                "rules": rules,
+            }},
+            "invocations": [invocation],
+            "results": results,
+        }],
+    })
 }
 
 /// The context's root entries `strata/NoDockerignore` looks for, with their sizes (the
@@ -361,5 +510,53 @@ mod tests {
             ..Default::default()
         });
         assert_eq!(render_build_warnings(&none, false), "");
+    }
+
+    #[test]
+    fn base64_rfc4648() {
+        for (i, o) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+        ] {
+            assert_eq!(base64(i.as_bytes()), o);
+        }
+    }
+
+    #[test]
+    fn json_and_sarif() {
+        let df = "FROM scratch as base\n# check=error=true\n";
+        let report = check::check(&Input {
+            dockerfile: df,
+            practices: true,
+            ..Default::default()
+        });
+        let j = to_json(&report, df, "Dockerfile", true);
+        assert_eq!(j["warnings"][0]["ruleName"], "FromAsCasing");
+        assert_eq!(
+            j["warnings"][0]["location"]["ranges"][0]["start"]["line"],
+            1
+        );
+        assert_eq!(
+            j["warnings"][0]["url"],
+            "https://docs.docker.com/go/dockerfile/rule/from-as-casing/"
+        );
+        assert_eq!(j["sources"][0]["data"], base64(df.as_bytes()));
+        assert!(j.get("buildError").is_none());
+        assert_eq!(j["practices"][0]["ruleName"], "strata/RootUser");
+        let s = to_sarif(&report, "Dockerfile");
+        let run = &s["runs"][0];
+        assert_eq!(s["version"], "2.1.0");
+        assert_eq!(run["tool"]["driver"]["rules"][0]["id"], "FromAsCasing");
+        assert_eq!(run["results"][0]["ruleId"], "FromAsCasing");
+        assert_eq!(
+            run["results"][0]["locations"][0]["physicalLocation"]["region"]["startLine"],
+            1
+        );
+        assert_eq!(run["results"][1]["ruleId"], "strata/RootUser");
+        assert_eq!(run["results"][1]["ruleIndex"], 1);
+        assert_eq!(run["invocations"][0]["executionSuccessful"], true);
     }
 }
