@@ -23,6 +23,7 @@ use std::collections::{BTreeSet, HashMap};
 use dockerfile::shell::{ShellLexer, Vars};
 use dockerfile::{Dockerfile, Node};
 
+pub mod fix;
 pub mod practices;
 pub mod rules;
 mod syntax;

@@ -314,3 +314,36 @@ fn target_and_build_mode() {
     );
     assert_eq!(lines(w), ["1)"]);
 }
+
+/// `--fix`: the mechanical fixes, the result checked again, and the unified diff.
+#[test]
+fn fixes() {
+    let df = "FROM scratch as Build\nMAINTAINER me@example.com\nenv a b c\nLABEL x y\nCMD node server.js\nENTRYPOINT echo $HOME\nENV p=q\n";
+    let r = run(df, &NoImages);
+    let fixed = check::fix::fix(df, &r);
+    assert_eq!(
+        fixed,
+        "FROM scratch AS build\nLABEL org.opencontainers.image.authors=\"me@example.com\"\nENV a=\"b c\"\nLABEL x=y\nCMD [\"node\", \"server.js\"]\nENTRYPOINT echo $HOME\nENV p=q\n"
+    );
+    // What is left: only what no fix applies to.
+    let left: Vec<&str> = run(&fixed, &NoImages)
+        .warnings
+        .iter()
+        .map(|w| w.rule)
+        .collect();
+    assert_eq!(left, ["JSONArgsRecommended"]);
+    let diff = check::fix::unified_diff(
+        "A\nb\nc\nd\ne\nf\ng\nh\ni\nj\nk\nl\n",
+        "A\nB\nc\nd\ne\nf\ng\nh\ni\nj\nk\nL\n",
+        "Dockerfile",
+    );
+    assert_eq!(
+        diff,
+        "--- Dockerfile\n+++ Dockerfile\n@@ -1,5 +1,5 @@\n A\n-b\n+B\n c\n d\n e\n@@ -9,4 +9,4 @@\n i\n j\n k\n-l\n+L\n"
+    );
+    assert_eq!(check::fix::unified_diff("a\n", "a\n", "D"), "");
+    // The keyword's case is fixed first, the AS keyword then follows it.
+    let df = "FROM scratch AS a\nfrom a AS b\nRUN true\n";
+    let fixed = check::fix::fix(df, &run(df, &NoImages));
+    assert_eq!(fixed, "FROM scratch AS a\nFROM a AS b\nRUN true\n");
+}

@@ -250,3 +250,35 @@ fn check_formats() {
     let v: serde_json::Value = serde_json::from_str(&out).expect("json");
     assert_eq!(v["warnings"], serde_json::json!([]));
 }
+
+/// `strata check --fix` prints the mechanical fixes as a diff; `--fix --write` applies them.
+#[test]
+fn check_fix() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    let df = "FROM scratch as base\nenv a b\nCMD run me\n";
+    std::fs::write(dir.join("Dockerfile"), df).expect("write");
+    let (code, out, err) = strata(dir, &["check", "--fix"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        concat!(
+            "--- ./Dockerfile\n+++ ./Dockerfile\n@@ -1,3 +1,3 @@\n",
+            "-FROM scratch as base\n+FROM scratch AS base\n",
+            "-env a b\n+ENV a=b\n",
+            "-CMD run me\n+CMD [\"run\", \"me\"]\n",
+        )
+    );
+    assert_eq!(std::fs::read_to_string(dir.join("Dockerfile")).unwrap(), df);
+    let (code, _, err) = strata(dir, &["check", "--fix", "--write"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("Dockerfile")).unwrap(),
+        "FROM scratch AS base\nENV a=b\nCMD [\"run\", \"me\"]\n"
+    );
+    let (code, out, _) = strata(dir, &["check"]);
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "Check complete, no warnings found.\n")
+    );
+}

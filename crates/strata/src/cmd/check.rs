@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use check::{BaseImage, BaseImages, Input, NoImages, Report};
 use clap::Args;
 
@@ -31,6 +31,13 @@ pub struct CheckArgs {
     /// 2.1.0, for code-scanning tools).
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// Fix what is mechanical (casing, the AS keyword, MAINTAINER, legacy `ENV a b`, plain
+    /// CMD/ENTRYPOINT in JSON form) and print the changes as a unified diff.
+    #[arg(long)]
+    pub fix: bool,
+    /// With --fix: write the fixed Dockerfile in place instead of printing the diff.
+    #[arg(long, requires = "fix")]
+    pub write: bool,
     /// The build context directory (its `.dockerignore` is read).
     #[arg(default_value = ".")]
     pub context: PathBuf,
@@ -71,6 +78,9 @@ impl BaseImages for StoreImages<'_> {
 
 /// `store` is the store if one exists; base images not in it are reported, not pulled.
 pub fn run(store: Option<&store::Store>, args: CheckArgs) -> Result<ExitCode> {
+    if args.fix {
+        return fix(store, &args);
+    }
     check_and_print(
         store,
         &args.dockerfile,
@@ -291,6 +301,42 @@ fn heavy_entries(context: &Path) -> Vec<(String, u64)> {
             (name.unwrap_or_default(), size(&p))
         })
         .collect()
+}
+
+/// `--fix [--write]`: the mechanical fixes as a unified diff, or written in place.
+fn fix(store: Option<&store::Store>, args: &CheckArgs) -> Result<ExitCode> {
+    let path = super::dockerfile_path(args.dockerfile.file.as_deref(), &args.context);
+    if args.write && path == Path::new("-") {
+        anyhow::bail!("--fix --write needs a Dockerfile file, not stdin");
+    }
+    let src = super::read_dockerfile(&path)?;
+    let ignore = read_dockerignore(&args.context, &path)?;
+    let build_args = args.dockerfile.plan_options().build_args;
+    let images: Box<dyn BaseImages> = match store {
+        Some(s) => Box::new(StoreImages(s)),
+        None => Box::new(NoImages),
+    };
+    let report = check::check(&Input {
+        dockerfile: &src.text,
+        dockerignore: ignore.as_deref(),
+        build_args: &build_args,
+        images: images.as_ref(),
+        target: args.dockerfile.target.as_deref(),
+        ..Default::default()
+    });
+    let fixed = check::fix::fix(&src.text, &report);
+    if args.write {
+        if fixed != src.text {
+            std::fs::write(&path, &fixed).with_context(|| format!("write {}", path.display()))?;
+            eprintln!("fixed {}", escape::text(&src.display));
+        }
+    } else {
+        print!(
+            "{}",
+            check::fix::unified_diff(&src.text, &fixed, &escape::text(&src.display))
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// A notice on stderr for each base image the store did not have.
