@@ -302,3 +302,37 @@ fn no_dockerignore() {
         .iter()
         .all(|w| w.rule != "strata/NoDockerignore"));
 }
+
+/// Each page's example: its "Before" Dockerfile fires the rule, its "After" does not.
+#[test]
+fn pages_examples_fire_as_said() {
+    let entries = [(".git".to_string(), 1000u64)];
+    for rule in check::practices::ALL {
+        let page = format!("{}/../../{}", env!("CARGO_MANIFEST_DIR"), rule.url_path);
+        let text = std::fs::read_to_string(&page).expect("page");
+        let blocks: Vec<&str> = text
+            .split("```dockerfile\n")
+            .skip(1)
+            .map(|b| b.split("```").next().unwrap_or(""))
+            .collect();
+        assert!(!blocks.is_empty(), "{page}: no example");
+        let fires = |df: &str, ignore: Option<&str>| {
+            check(&Input {
+                dockerfile: df,
+                dockerignore: ignore,
+                practices: true,
+                context_entries: &entries,
+                ..Default::default()
+            })
+            .practices
+            .iter()
+            .any(|w| w.rule == rule.name)
+        };
+        assert!(fires(blocks[0], None), "{page}: Before does not fire");
+        if rule.name == "strata/NoDockerignore" {
+            assert!(!fires(blocks[0], Some(".git\n")), "{page}");
+        } else {
+            assert!(!fires(blocks[1], None), "{page}: After fires");
+        }
+    }
+}
