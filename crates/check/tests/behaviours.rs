@@ -270,6 +270,7 @@ fn large_dockerfile_is_linear() {
         dockerignore: Some("secret\n"),
         build_args: &[],
         images: &NoImages,
+        practices: true,
         ..Default::default()
     });
     let took = start.elapsed();
