@@ -282,3 +282,25 @@ fn check_fix() {
         (0, "Check complete, no warnings found.\n")
     );
 }
+
+/// A lone Dockerfile on stdin (`strata build -`) is checked as well.
+#[test]
+fn stdin_dockerfile_is_checked() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    let df = dir.join("df");
+    std::fs::write(&df, "FROM scratch as a\nENV k=v\n").expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["build", "--progress=plain", "-t", "s:1", "-"])
+        .current_dir(dir)
+        .env("STRATA_ROOT", dir.join("store"))
+        .stdin(std::fs::File::open(&df).expect("open"))
+        .output()
+        .expect("run strata");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.ends_with(" 1 warning found (use docker --debug to expand):\n - FromAsCasing: 'as' and 'FROM' keywords' casing do not match (line 1)\n"),
+        "{err}"
+    );
+}
