@@ -304,3 +304,21 @@ fn stdin_dockerfile_is_checked() {
         "{err}"
     );
 }
+
+/// `error=true` with a rule that reads the base image's config (UndefinedVar: the image's
+/// ENV) and a base image the store does not have: BuildKit decides after resolving the image,
+/// so strata pulls it first; a failed pull is the build's error, not a lint violation.
+#[test]
+fn error_true_resolves_base_images_first() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "# check=error=true\nFROM 127.0.0.1:1/nothing:1\nENV a=$FROM_THE_IMAGE\n",
+    )
+    .expect("write");
+    let (code, _, err) = strata(dir, &["build", "--progress=plain", "."]);
+    assert_eq!(code, 1, "{err}");
+    assert!(!err.contains("lint violation"), "{err}");
+    assert!(err.contains("127.0.0.1:1/nothing:1"), "{err}");
+}

@@ -490,9 +490,17 @@ fn lint_report(store: &Store, a: &BuildArgs, l: &LintSource) -> check::Report {
 
 /// `error=true` in the check directive (or `BUILDKIT_DOCKERFILE_CHECK`): a build whose
 /// checks fire fails before it runs anything, with BuildKit's `lint violation found for
-/// rules: ...`. Base images not in the store yet count as empty (a notice says which).
+/// rules: ...`. As BuildKit decides with the base images' configs, base images the store does
+/// not have yet are pulled first (the build would pull them anyway); if a pull fails, the
+/// build goes on and reports that failure, as BuildKit's metadata resolution would.
 fn lint_gate(store: &Store, a: &BuildArgs, l: &LintSource) -> Option<ExitCode> {
-    let report = lint_report(store, a, l);
+    let mut report = lint_report(store, a, l);
+    if report.lint_error && !report.unresolved_images.is_empty() {
+        if !pull_bases(store, a, &report.unresolved_images) {
+            return None;
+        }
+        report = lint_report(store, a, l);
+    }
     let e = report.error.as_deref().filter(|_| report.lint_error)?;
     if !a.quiet {
         let color = std::io::stderr().is_terminal();
@@ -501,6 +509,18 @@ fn lint_gate(store: &Store, a: &BuildArgs, l: &LintSource) -> Option<ExitCode> {
     super::check::unresolved_notice(&report);
     eprintln!("error: failed to solve: {}", escape::message(e));
     Some(ExitCode::FAILURE)
+}
+
+/// Pull base images into the store for the checks; false when one cannot be pulled.
+fn pull_bases(store: &Store, a: &BuildArgs, images: &[String]) -> bool {
+    let Ok(writer) = store.lock_shared() else {
+        return false;
+    };
+    let remote = RegistryRemote(a.registry.options());
+    images.iter().all(|r| {
+        Reference::parse(r)
+            .is_ok_and(|reference| engine::Remote::pull(&remote, &writer, &reference).is_ok())
+    })
 }
 
 /// After the build, as buildx: the checks' warnings, counted, on stderr (not with `-q`).
