@@ -23,6 +23,8 @@ use std::collections::{BTreeSet, HashMap};
 use dockerfile::shell::{ShellLexer, Vars};
 use dockerfile::{Dockerfile, Node};
 
+pub mod fix;
+pub mod practices;
 pub mod rules;
 mod syntax;
 
@@ -63,6 +65,9 @@ pub struct Report {
     /// with the image's ENV, JSONArgsRecommended with its SHELL, InvalidBaseImagePlatform)
     /// treated them as empty.
     pub unresolved_images: Vec<String>,
+    /// strata's own rules' findings (when [`Input::practices`] asked for them), sorted by
+    /// (line, detail). They never count for `error=true`.
+    pub practices: Vec<Warning>,
 }
 
 /// What the checker needs to know of a base image.
@@ -77,6 +82,8 @@ pub struct BaseImage {
     /// Config OnBuild triggers, as written (`RUN echo hi`): a stage the target reaches runs
     /// them first, and they are checked there.
     pub onbuild: Vec<String>,
+    /// Config User (empty: root); read by strata's own `strata/RootUser`.
+    pub user: String,
 }
 
 /// Answers for base images (the CLI answers from the store).
@@ -102,6 +109,45 @@ pub struct Input<'a> {
     /// `--build-arg K=V`, in order (the last value of a key wins).
     pub build_args: &'a [(String, String)],
     pub images: &'a dyn BaseImages,
+    /// `--target`: the stage built (default: the last one).
+    pub target: Option<&'a str>,
+    /// What BuildKit lints: [`Mode::Check`] (`docker build --check`) or [`Mode::Build`] (the
+    /// warnings of a normal build).
+    pub mode: Mode,
+    /// Also run strata's own rules (the tutorials' best practices, [`practices`]); their
+    /// findings come back apart, in [`Report::practices`].
+    pub practices: bool,
+    /// For `strata/NoDockerignore`: entries at the context's root that rarely belong in a
+    /// build (`.git`, `node_modules`, ...), with their sizes in bytes; the caller lists them
+    /// ([`practices::HEAVY_ENTRIES`]).
+    pub context_entries: &'a [(String, u64)],
+}
+
+/// Which stages are dispatched, and so which stages' instruction rules run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// `docker build --check`: every stage when no target is given (BuildKit's `AllStages`),
+    /// else the stages the target needs.
+    #[default]
+    Check,
+    /// A build: only the stages the target needs are dispatched (their ENV, COPY, CMD, ...
+    /// rules run; the parse-time rules such as FromAsCasing still see every stage).
+    Build,
+}
+
+impl Default for Input<'_> {
+    fn default() -> Self {
+        Input {
+            dockerfile: "",
+            dockerignore: None,
+            build_args: &[],
+            images: &NoImages,
+            target: None,
+            mode: Mode::Check,
+            practices: false,
+            context_entries: &[],
+        }
+    }
 }
 
 /// BuildKit's default PATH for Linux stages whose base config has none.
@@ -403,7 +449,10 @@ fn run(input: &Input, lint: &mut Lint, report: &mut Report) -> Result<Config, St
 
     let lex = ShellLexer::new(df.directives.escape);
     let target_platform = Platform::default();
-    let target = stages.last().and_then(|s| s.name.clone());
+    let target = match input.target {
+        Some(t) => Some(t.to_lowercase()),
+        None => stages.last().and_then(|s| s.name.clone()),
+    };
     let mut defaults = Env::default();
     for (k, v) in [
         ("BUILDPLATFORM", "linux/amd64"),
@@ -533,8 +582,28 @@ fn run(input: &Input, lint: &mut Lint, report: &mut Report) -> Result<Config, St
             by_name.insert(name, i);
         }
     }
-    let reachable = reachable(&stages, &parents, &by_name);
+    let target_index = match input.target {
+        None => stages.len() - 1,
+        Some(t) => match by_name.get(t.to_lowercase().as_str()) {
+            Some(&i) => i,
+            None => {
+                let names: Vec<&str> = stages.iter().filter_map(|s| s.name.as_deref()).collect();
+                let mut msg = format!("target stage {} could not be found", go_quote(t));
+                if let Some(m) = search(t, &names, true) {
+                    msg.push_str(&format!(" (did you mean {m}?)"));
+                }
+                return Err(msg);
+            }
+        },
+    };
+    let reachable = reachable(&stages, &parents, &by_name, target_index);
+    // BuildKit's AllStages: a check without a target dispatches every stage.
+    let all_stages = input.mode == Mode::Check && input.target.is_none();
     for (i, st) in stages.iter().enumerate() {
+        if !all_stages && !reachable[i] {
+            states.push(State::default());
+            continue;
+        }
         let (base, platform) = &bases[i];
         let parent = parents[i];
         // ONBUILD triggers: the base stage's ONBUILD instructions or the base image's.
@@ -628,18 +697,42 @@ fn run(input: &Input, lint: &mut Lint, report: &mut Report) -> Result<Config, St
         }
         states.push(d.state);
     }
+    if input.practices {
+        let views: Vec<practices::StageView> = stages
+            .iter()
+            .enumerate()
+            .map(|(i, st)| practices::StageView {
+                from: st.from,
+                base: &bases[i].0,
+                parent: parents[i],
+                commands: &st.commands,
+            })
+            .collect();
+        let mut own = Lint {
+            warnings: Vec::new(),
+            called: Vec::new(),
+        };
+        practices::run(&views, target_index, &cfg, input.images, &mut own);
+        if input.dockerignore.is_none() {
+            practices::no_dockerignore(&views, input.context_entries, &cfg, &mut own);
+        }
+        own.warnings
+            .sort_by(|a, b| (a.line, &a.detail).cmp(&(b.line, &b.detail)));
+        report.practices = own.warnings;
+    }
     Ok(cfg)
 }
 
-/// The stages the last one (the default target) needs: its base stage and the stages its
-/// `COPY --from` and `RUN --mount from=` name (a name or an index), transitively.
+/// The stages the target needs: its base stage and the stages its `COPY --from` and
+/// `RUN --mount from=` name (a name or an index), transitively.
 fn reachable(
     stages: &[Stage],
     parents: &[Option<usize>],
     by_name: &HashMap<&str, usize>,
+    target: usize,
 ) -> Vec<bool> {
     let mut seen = vec![false; stages.len()];
-    let mut todo: Vec<usize> = stages.len().checked_sub(1).into_iter().collect();
+    let mut todo: Vec<usize> = vec![target];
     let find = |r: &str| -> Option<usize> {
         match r.parse::<usize>() {
             Ok(i) => (i < stages.len()).then_some(i),

@@ -7,7 +7,8 @@
 pub struct Rule {
     pub name: &'static str,
     pub description: &'static str,
-    /// Path under <https://docs.docker.com>; empty for InvalidBaseImagePlatform (no page).
+    /// Path under <https://docs.docker.com>; empty for InvalidBaseImagePlatform (no page);
+    /// for strata's own rules, the page's path in the repository (`docs/rules/...`).
     pub url_path: &'static str,
     /// Runs only when enabled with `experimental=`.
     pub experimental: bool,
@@ -16,8 +17,9 @@ pub struct Rule {
 impl Rule {
     /// The documentation URL as BuildKit reports it (empty when the rule has no page).
     pub fn url(&self) -> String {
-        if self.url_path.is_empty() {
-            String::new()
+        if self.url_path.is_empty() || !self.url_path.starts_with('/') {
+            // No page, or strata's own rules' pages in the repository (`docs/rules/...`).
+            self.url_path.to_string()
         } else {
             format!("https://docs.docker.com{}", self.url_path)
         }

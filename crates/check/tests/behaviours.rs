@@ -18,6 +18,7 @@ impl BaseImages for Images {
                 has_shell: false,
                 platform: Some("linux/amd64".into()),
                 onbuild: Vec::new(),
+                user: String::new(),
             }),
             "onbuilder" => Some(BaseImage {
                 onbuild: vec!["COPY $NOPE /".into()],
@@ -43,6 +44,7 @@ fn run(df: &str, images: &dyn BaseImages) -> Report {
         dockerignore: None,
         build_args: &[],
         images,
+        ..Default::default()
     })
 }
 
@@ -237,6 +239,7 @@ fn no_panic() {
                 dockerignore: Some("*\n!a\n**\n["),
                 build_args: &[("BUILDKIT_DOCKERFILE_CHECK".into(), "error=1".into())],
                 images: &Images,
+                ..Default::default()
             });
         }
     }
@@ -267,9 +270,81 @@ fn large_dockerfile_is_linear() {
         dockerignore: Some("secret\n"),
         build_args: &[],
         images: &NoImages,
+        practices: true,
+        ..Default::default()
     });
     let took = start.elapsed();
     println!("checked {} lines in {took:?}", df.lines().count());
     assert!(r.error.is_none(), "{:?}", r.error);
     assert!(took < std::time::Duration::from_secs(3), "{took:?}");
+}
+
+/// `--target` and build mode: the dispatched stages are those the target needs; parse-time
+/// rules (FromAsCasing) still see every stage; an unknown target is BuildKit's error.
+#[test]
+fn target_and_build_mode() {
+    let df = "FROM scratch as a\nENV x y\nFROM scratch AS b\nENV p q\nFROM b AS c\nENV r s\n";
+    let run = |target: Option<&str>, mode: check::Mode| {
+        let r = check(&Input {
+            dockerfile: df,
+            target,
+            mode,
+            ..Default::default()
+        });
+        (shorts(&r), r.error)
+    };
+    let lines = |v: Vec<String>| -> Vec<String> {
+        v.into_iter()
+            .map(|s| s.rsplit(' ').next().unwrap_or("").to_string())
+            .collect()
+    };
+    // Check mode without a target: every stage.
+    assert_eq!(
+        lines(run(None, check::Mode::Check).0),
+        ["1)", "2)", "4)", "6)"]
+    );
+    // A build of the last stage: b and c dispatched, a not.
+    assert_eq!(lines(run(None, check::Mode::Build).0), ["1)", "4)", "6)"]);
+    // With a target, check mode too dispatches only what the target needs.
+    assert_eq!(lines(run(Some("a"), check::Mode::Check).0), ["1)", "2)"]);
+    assert_eq!(lines(run(Some("B"), check::Mode::Build).0), ["1)", "4)"]);
+    let (w, e) = run(Some("bb"), check::Mode::Build);
+    assert_eq!(
+        e.as_deref(),
+        Some("target stage \"bb\" could not be found (did you mean b?)")
+    );
+    assert_eq!(lines(w), ["1)"]);
+}
+
+/// `--fix`: the mechanical fixes, the result checked again, and the unified diff.
+#[test]
+fn fixes() {
+    let df = "FROM scratch as Build\nMAINTAINER me@example.com\nenv a b c\nLABEL x y\nCMD node server.js\nENTRYPOINT echo $HOME\nENV p=q\n";
+    let r = run(df, &NoImages);
+    let fixed = check::fix::fix(df, &r);
+    assert_eq!(
+        fixed,
+        "FROM scratch AS build\nLABEL org.opencontainers.image.authors=\"me@example.com\"\nENV a=\"b c\"\nLABEL x=y\nCMD [\"node\", \"server.js\"]\nENTRYPOINT echo $HOME\nENV p=q\n"
+    );
+    // What is left: only what no fix applies to.
+    let left: Vec<&str> = run(&fixed, &NoImages)
+        .warnings
+        .iter()
+        .map(|w| w.rule)
+        .collect();
+    assert_eq!(left, ["JSONArgsRecommended"]);
+    let diff = check::fix::unified_diff(
+        "A\nb\nc\nd\ne\nf\ng\nh\ni\nj\nk\nl\n",
+        "A\nB\nc\nd\ne\nf\ng\nh\ni\nj\nk\nL\n",
+        "Dockerfile",
+    );
+    assert_eq!(
+        diff,
+        "--- Dockerfile\n+++ Dockerfile\n@@ -1,5 +1,5 @@\n A\n-b\n+B\n c\n d\n e\n@@ -9,4 +9,4 @@\n i\n j\n k\n-l\n+L\n"
+    );
+    assert_eq!(check::fix::unified_diff("a\n", "a\n", "D"), "");
+    // The keyword's case is fixed first, the AS keyword then follows it.
+    let df = "FROM scratch AS a\nfrom a AS b\nRUN true\n";
+    let fixed = check::fix::fix(df, &run(df, &NoImages));
+    assert_eq!(fixed, "FROM scratch AS a\nFROM a AS b\nRUN true\n");
 }

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeSet;
 
-use check::{check, BaseImages, Input, NoImages};
+use check::{check, BaseImages, Input, Mode, NoImages};
 use serde_json::Value;
 
 mod common;
@@ -37,6 +37,7 @@ fn run_case(case: &Value, images: &dyn BaseImages) -> (Vec<String>, usize, usize
         dockerignore,
         build_args: &build_args,
         images,
+        ..Default::default()
     });
     let mut diffs = Vec::new();
     let expected = case["expected"].as_array().cloned().unwrap_or_default();
@@ -146,6 +147,61 @@ fn buildkit_lint_cases() {
         now_passing.is_empty(),
         "cases in buildkit-lint-known-failing.txt that pass now (remove them): {now_passing:?}"
     );
+}
+
+/// Build mode (the warnings of a normal build): only the stages the target needs are
+/// dispatched. Each case's `expected_build` (or `expected` when the case has none) must be
+/// what a build warns, with its lines (BuildKit asserts `Rule: detail (line N)` there); the
+/// lint error of `error=true` cases must be the same as in check mode.
+#[test]
+fn buildkit_lint_cases_build_mode() {
+    let text = std::fs::read_to_string(format!("{DATA}/cases.jsonl")).expect("cases.jsonl");
+    let (mut cases, mut with_build_list, mut failures) = (0, 0, Vec::new());
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let case: Value = serde_json::from_str(line).expect("case json");
+        let name = s(&case["name"]);
+        let dockerfile = s(&case["dockerfile"]);
+        let build_args: Vec<(String, String)> = case["build_args"]
+            .as_object()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), s(v))).collect())
+            .unwrap_or_default();
+        let report = check(&Input {
+            dockerfile: &dockerfile,
+            dockerignore: case["dockerignore"].as_str(),
+            build_args: &build_args,
+            mode: Mode::Build,
+            ..Default::default()
+        });
+        cases += 1;
+        let expected = match case["expected_build"].as_array() {
+            Some(b) => {
+                with_build_list += 1;
+                b.clone()
+            }
+            None => case["expected"].as_array().cloned().unwrap_or_default(),
+        };
+        let want: Vec<String> = expected
+            .iter()
+            .map(|e| {
+                format!(
+                    "{}: {} (line {})",
+                    s(&e["rule"]),
+                    s(&e["detail"]),
+                    n(&e["line"])
+                )
+            })
+            .collect();
+        let got: Vec<String> = report.warnings.iter().map(|w| w.short()).collect();
+        if want != got {
+            failures.push(format!("{name}:\n  want {want:?}\n  got  {got:?}"));
+        }
+        if case["error_kind"] == "lint" && !report.lint_error {
+            failures.push(format!("{name}: no lint error in build mode"));
+        }
+    }
+    println!("buildkit-lint build mode: {}/{cases} cases ({with_build_list} with their own build-mode list)", cases - failures.len());
+    assert_eq!(with_build_list, 2);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 /// The rule table agrees with rules.tsv: names, descriptions, URLs, experimental status.

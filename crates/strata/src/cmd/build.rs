@@ -85,6 +85,12 @@ pub struct BuildArgs {
     pub push: bool,
     #[command(flatten)]
     pub registry: super::registry::RegistryFlags,
+    /// Only check the Dockerfile against BuildKit's rules, as `strata check`: no build.
+    #[arg(long)]
+    pub check: bool,
+    /// With --check: also strata's own rules (the tutorials' best practices), apart.
+    #[arg(long, requires = "check")]
+    pub practices: bool,
     /// Build context: a directory, or `-` for a tar archive or a lone Dockerfile on stdin.
     pub context: PathBuf,
 }
@@ -288,6 +294,15 @@ fn parse_secret(s: &str) -> Result<(String, PathBuf)> {
 }
 
 pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
+    if a.check {
+        return super::check::check_and_print(
+            Some(store),
+            &a.dockerfile,
+            &a.context,
+            a.practices,
+            super::check::Format::Text,
+        );
+    }
     let output = parse_output(a.output.as_deref())?;
     let to_stdout = output.to_stdout();
     check_destinations(&output, &a)?;
@@ -320,19 +335,13 @@ pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
         }
         Ok(())
     };
+    let (context, dockerfile, lint) = sources(&a)?;
+    if let Some(code) = lint.as_ref().and_then(|l| lint_gate(store, &a, l)) {
+        return Ok(code);
+    }
     let request = engine::BuildRequest {
-        context: if a.context.as_os_str() == "-" {
-            engine::ContextSource::Stream(Box::new(std::io::stdin()))
-        } else {
-            engine::ContextSource::Dir(a.context.clone())
-        },
-        dockerfile: match &a.dockerfile.file {
-            None => engine::DockerfileSource::Default,
-            Some(f) if f.as_os_str() == "-" => {
-                engine::DockerfileSource::Stream(Box::new(std::io::stdin()))
-            }
-            Some(f) => engine::DockerfileSource::Path(f.clone()),
-        },
+        context,
+        dockerfile,
         options,
         pull: a.pull,
         exporters: exporters(output, push),
@@ -355,9 +364,173 @@ pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
     };
     let remote = RegistryRemote(a.registry.options());
     match engine::build(store, request, &remote, progress.as_ref()) {
-        Ok(r) => done(&a, &r, &tags, to_stdout, started),
-        Err(f) => failed(f),
+        Ok(r) => {
+            let code = done(&a, &r, &tags, to_stdout, started)?;
+            print_build_warnings(store, &a, lint.as_ref());
+            Ok(code)
+        }
+        Err(f) => {
+            print_build_warnings(store, &a, lint.as_ref());
+            failed(f)
+        }
     }
+}
+
+/// What the build's checks read: the Dockerfile's text and its ignore file.
+struct LintSource {
+    text: String,
+    dockerignore: Option<String>,
+}
+
+/// The request's context and Dockerfile, and what the checks read when it can be read
+/// without taking it from the engine: a Dockerfile file is read here, and a Dockerfile on
+/// stdin (`-f -`, or a lone Dockerfile as the context `-`) is read here and handed on; a
+/// tar context on stdin is not looked into (no checks then).
+fn sources(
+    a: &BuildArgs,
+) -> Result<(
+    engine::ContextSource,
+    engine::DockerfileSource,
+    Option<LintSource>,
+)> {
+    use std::io::Read;
+    let stdin_text = |bytes: &[u8]| {
+        std::str::from_utf8(bytes).ok().map(|t| LintSource {
+            text: t.to_string(),
+            dockerignore: None,
+        })
+    };
+    if a.context.as_os_str() == "-" {
+        let mut head = Vec::new();
+        std::io::stdin()
+            .take(512)
+            .read_to_end(&mut head)
+            .context("reading the context from stdin")?;
+        let dockerfile = match &a.dockerfile.file {
+            None => engine::DockerfileSource::Default,
+            Some(f) if f.as_os_str() == "-" => {
+                engine::DockerfileSource::Stream(Box::new(std::io::stdin()))
+            }
+            Some(f) => engine::DockerfileSource::Path(f.clone()),
+        };
+        if layer::is_tar_header(&head) {
+            let stream = std::io::Cursor::new(head).chain(std::io::stdin());
+            return Ok((
+                engine::ContextSource::Stream(Box::new(stream)),
+                dockerfile,
+                None,
+            ));
+        }
+        std::io::stdin()
+            .read_to_end(&mut head)
+            .context("reading the context from stdin")?;
+        let lint = stdin_text(&head);
+        let stream = std::io::Cursor::new(head);
+        return Ok((
+            engine::ContextSource::Stream(Box::new(stream)),
+            dockerfile,
+            lint,
+        ));
+    }
+    let context = engine::ContextSource::Dir(a.context.clone());
+    let ignore = |path: &std::path::Path| {
+        super::check::read_dockerignore(&a.context, path)
+            .ok()
+            .flatten()
+    };
+    Ok(match &a.dockerfile.file {
+        Some(f) if f.as_os_str() == "-" => {
+            let mut bytes = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut bytes)
+                .context("reading Dockerfile from stdin")?;
+            let lint = stdin_text(&bytes).map(|l| LintSource {
+                dockerignore: ignore(f),
+                ..l
+            });
+            let stream = std::io::Cursor::new(bytes);
+            (
+                context,
+                engine::DockerfileSource::Stream(Box::new(stream)),
+                lint,
+            )
+        }
+        file => {
+            let path = super::dockerfile_path(file.as_deref(), &a.context);
+            let lint = std::fs::read(&path)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .map(|text| LintSource {
+                    text,
+                    dockerignore: ignore(&path),
+                });
+            let dockerfile = match file {
+                None => engine::DockerfileSource::Default,
+                Some(f) => engine::DockerfileSource::Path(f.clone()),
+            };
+            (context, dockerfile, lint)
+        }
+    })
+}
+
+/// BuildKit's checks in build mode (only the stages the build dispatches), base images from
+/// the store.
+fn lint_report(store: &Store, a: &BuildArgs, l: &LintSource) -> check::Report {
+    let build_args = a.dockerfile.plan_options().build_args;
+    check::check(&check::Input {
+        dockerfile: &l.text,
+        dockerignore: l.dockerignore.as_deref(),
+        build_args: &build_args,
+        images: &super::check::StoreImages(store),
+        target: a.dockerfile.target.as_deref(),
+        mode: check::Mode::Build,
+        ..Default::default()
+    })
+}
+
+/// `error=true` in the check directive (or `BUILDKIT_DOCKERFILE_CHECK`): a build whose
+/// checks fire fails before it runs anything, with BuildKit's `lint violation found for
+/// rules: ...`. As BuildKit decides with the base images' configs, base images the store does
+/// not have yet are pulled first (the build would pull them anyway); if a pull fails, the
+/// build goes on and reports that failure, as BuildKit's metadata resolution would.
+fn lint_gate(store: &Store, a: &BuildArgs, l: &LintSource) -> Option<ExitCode> {
+    let mut report = lint_report(store, a, l);
+    if report.lint_error && !report.unresolved_images.is_empty() {
+        if !pull_bases(store, a, &report.unresolved_images) {
+            return None;
+        }
+        report = lint_report(store, a, l);
+    }
+    let e = report.error.as_deref().filter(|_| report.lint_error)?;
+    if !a.quiet {
+        let color = std::io::stderr().is_terminal();
+        eprint!("{}", super::check::render_build_warnings(&report, color));
+    }
+    super::check::unresolved_notice(&report);
+    eprintln!("error: failed to solve: {}", escape::message(e));
+    Some(ExitCode::FAILURE)
+}
+
+/// Pull base images into the store for the checks; false when one cannot be pulled.
+fn pull_bases(store: &Store, a: &BuildArgs, images: &[String]) -> bool {
+    let Ok(writer) = store.lock_shared() else {
+        return false;
+    };
+    let remote = RegistryRemote(a.registry.options());
+    images.iter().all(|r| {
+        Reference::parse(r)
+            .is_ok_and(|reference| engine::Remote::pull(&remote, &writer, &reference).is_ok())
+    })
+}
+
+/// After the build, as buildx: the checks' warnings, counted, on stderr (not with `-q`).
+fn print_build_warnings(store: &Store, a: &BuildArgs, lint: Option<&LintSource>) {
+    let Some(l) = lint.filter(|_| !a.quiet) else {
+        return;
+    };
+    let report = lint_report(store, a, l);
+    let color = std::io::stderr().is_terminal();
+    eprint!("{}", super::check::render_build_warnings(&report, color));
 }
 
 /// A built image: the `--iidfile`, then the ID (`-q`) or docker's closing lines.

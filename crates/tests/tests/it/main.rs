@@ -14,6 +14,7 @@ mod cache_io;
 mod check_cli;
 mod compat_buildkit;
 mod interop;
+mod lint_build;
 mod mount_source;
 mod progress_text;
 mod registry;
