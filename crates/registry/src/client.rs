@@ -35,7 +35,10 @@ pub(crate) struct Client {
     auth: Mutex<AuthState>,
 }
 
-fn agent(opts: &Options) -> ureq::Agent {
+/// TLS trusting the system's CA bundle (which holds any TLS-intercepting proxy's CA on
+/// these machines), or the built-in web roots where there is none: for every https client
+/// of strata (the registry's, and the engine's `ADD <url>`).
+pub fn system_tls() -> ureq::tls::TlsConfig {
     let mut certs = Vec::new();
     for bundle in [
         "/etc/ssl/certs/ca-certificates.crt",
@@ -55,8 +58,12 @@ fn agent(opts: &Options) -> ureq::Agent {
     } else {
         ureq::tls::RootCerts::new_with_certs(&certs)
     };
+    ureq::tls::TlsConfig::builder().root_certs(roots).build()
+}
+
+fn agent(opts: &Options) -> ureq::Agent {
     ureq::Agent::config_builder()
-        .tls_config(ureq::tls::TlsConfig::builder().root_certs(roots).build())
+        .tls_config(system_tls())
         .timeout_connect(Some(opts.connect_timeout))
         .timeout_resolve(Some(opts.connect_timeout))
         .timeout_recv_response(Some(Duration::from_secs(120)))
