@@ -21,7 +21,7 @@ use rustix::thread::CapabilitySet;
 
 use crate::error::{errno_text, step, SetupError};
 use crate::proto::{self, FromInit, InitMount, InitRootfs, InitSpec, Stub};
-use crate::{seccomp, sys, user};
+use crate::{seccomp, sys, user, DEFAULT_PATH};
 
 /// Docker's default capability set (`0x00000000a80425fb`).
 pub(crate) const DEFAULT_CAPS: CapabilitySet = CapabilitySet::CHOWN
@@ -80,8 +80,6 @@ const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 const EXIT_SETUP: i32 = 125;
 /// Exit code of the init when `execve` failed.
 const EXIT_EXEC: i32 = 127;
-
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {

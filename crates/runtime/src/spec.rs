@@ -8,9 +8,6 @@ use anyhow::{bail, Context, Result};
 
 use crate::{container, ports};
 
-/// Docker's default `PATH` for containers whose image sets none.
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
 /// What to run, as `docker run` (or a compose service) says it; strings in docker's syntax
 /// are checked when the container is created, in docker's order.
 #[derive(Debug, Clone, Default)]
@@ -291,7 +288,7 @@ fn container_env(
         }
     }
     let mut env = vec![
-        format!("PATH={DEFAULT_PATH}"),
+        format!("PATH={}", exec::DEFAULT_PATH),
         format!("HOSTNAME={hostname}"),
     ];
     if tty {
