@@ -138,7 +138,7 @@ pub(crate) fn prepare(
         image: a.image.clone(),
         image_id: image.id().to_string(),
         manifest: image.manifest_digest.to_string(),
-        created: container::now_rfc3339(),
+        created: store::now_rfc3339(),
         args: argv,
         env,
         cwd: workdir,

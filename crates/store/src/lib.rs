@@ -1209,6 +1209,12 @@ pub fn go_rfc3339_nano(s: &str) -> String {
     }
 }
 
+/// Now, RFC 3339 with nanoseconds as Go writes it ([`go_rfc3339_nano`]): the time image
+/// configs and docker's container records carry.
+pub fn now_rfc3339() -> String {
+    go_rfc3339_nano(&humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string())
+}
+
 /// Remove a tree, making read-only directories writable first.
 pub fn remove_tree(p: &Path) -> Result<()> {
     match fs::symlink_metadata(p) {
