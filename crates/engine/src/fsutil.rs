@@ -8,19 +8,7 @@ use std::path::{Path, PathBuf};
 use crate::solver::BuildError;
 
 /// Components of an absolute or relative path, `.` dropped, `..` applied (never above root).
-pub fn clean_components(path: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for c in path.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                out.pop();
-            }
-            c => out.push(c.to_string()),
-        }
-    }
-    out
-}
+pub use escape::clean::clamped as clean_components;
 
 /// Resolve `path` inside `root`, following symlinks as if `root` were `/`. Returns the
 /// components of the longest existing prefix (symlinks resolved) and the components that

@@ -206,21 +206,11 @@ fn clone_tree(path: &str, recursive: bool) -> rustix::io::Result<OwnedFd> {
 
 /// Lexical components of a path inside the container, `..` clamped at the root.
 fn components(base: &[String], path: &str) -> Vec<String> {
-    let mut out = if path.starts_with('/') {
-        Vec::new()
+    if path.starts_with('/') || base.is_empty() {
+        escape::clean::clamped(path)
     } else {
-        base.to_vec()
-    };
-    for c in path.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                out.pop();
-            }
-            c => out.push(c.to_string()),
-        }
+        escape::clean::clamped(&format!("{}/{path}", base.join("/")))
     }
-    out
 }
 
 fn times_of(fd: &OwnedFd) -> Option<[(i64, i64); 2]> {

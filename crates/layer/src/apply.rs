@@ -71,15 +71,7 @@ fn clean(name: &[u8]) -> std::result::Result<Vec<&[u8]>, &'static str> {
     if name.contains(&0) {
         return Err("NUL byte in name");
     }
-    let mut comps = Vec::new();
-    for c in name.split(|&b| b == b'/') {
-        match c {
-            b"" | b"." => {}
-            b".." => return Err("'..' component"),
-            c => comps.push(c),
-        }
-    }
-    Ok(comps)
+    escape::clean::refusing_dotdot(name).ok_or("'..' component")
 }
 
 fn path_of(name: &[u8]) -> PathBuf {

@@ -339,21 +339,8 @@ fn home_dir(lowers: &[PathBuf], user: Option<&str>) -> String {
     "/".to_string()
 }
 
-/// Go's `path.Clean` of `/` + `p` (the engine's `config::clean_path`): docker cleans the
-/// image's WorkingDir before it chdirs.
-fn clean_path(p: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for c in p.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            c => parts.push(c),
-        }
-    }
-    format!("/{}", parts.join("/"))
-}
+/// Go's `path.Clean` of `/` + `p`: docker cleans the image's WorkingDir before it chdirs.
+use escape::clean::rooted as clean_path;
 
 #[cfg(test)]
 mod tests {
