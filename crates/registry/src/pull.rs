@@ -71,20 +71,6 @@ impl Read for ChanReader {
     }
 }
 
-/// Copies everything read through it into a writer.
-struct Tee<'w, R, W> {
-    inner: R,
-    out: &'w mut W,
-}
-
-impl<R: Read, W: Write> Read for Tee<'_, R, W> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.out.write_all(&buf[..n])?;
-        Ok(n)
-    }
-}
-
 fn platform_matches(p: &Option<serde_json::Value>, want: &crate::Platform) -> bool {
     let Some(v) = p else { return false };
     let get = |k: &str| v.get(k).and_then(|x| x.as_str());
@@ -490,11 +476,17 @@ fn fetch_layer(
         let (kind, scanned) = match layer::Decompressor::new(&mut chan) {
             Ok(dec) => {
                 let kind = dec.compression();
-                let mut utee = Tee {
-                    inner: dec,
-                    out: &mut uing,
+                let mut utee = store::Tee::new(dec, &mut uing);
+                let scanned = layer::scan(&mut utee);
+                // A full disk is the store's fault, not the layer's.
+                let scanned = match utee.take_write_error() {
+                    Some(source) => Err(layer::Error::Stream {
+                        op: "write to the store",
+                        source,
+                    }),
+                    None => scanned,
                 };
-                (kind, layer::scan(&mut utee))
+                (kind, scanned)
             }
             Err(e) => (None, Err(e)),
         };

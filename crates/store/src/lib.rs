@@ -40,6 +40,7 @@ pub mod digest;
 pub mod image;
 pub mod reference;
 pub mod temp;
+mod tee;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
@@ -49,6 +50,7 @@ use std::path::{Path, PathBuf};
 pub use digest::{Digest, HashingReader, HashingWriter};
 use image::{Descriptor, ImageConfig, Index, Manifest, ANNOTATION_REF_NAME};
 pub use reference::Reference;
+pub use tee::Tee;
 pub use temp::{temp_name, temp_owner, Owner, Swept, TempDir};
 
 #[derive(Debug, thiserror::Error)]
