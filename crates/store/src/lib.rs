@@ -39,8 +39,8 @@
 pub mod digest;
 pub mod image;
 pub mod reference;
-pub mod temp;
 mod tee;
+pub mod temp;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
@@ -468,6 +468,14 @@ impl Store {
     /// process lives. What becomes a store item is made in a [`Writer::temp_dir`].
     pub fn temp_path(&self, kind: &str) -> PathBuf {
         self.root.join("tmp").join(temp_name(kind))
+    }
+
+    /// A fresh directory under `tmp/` named after this process, removed on drop: scratch
+    /// space, or what becomes a store item (e.g. a snapshot, renamed into place while a
+    /// [`Writer`] is held). A sweep leaves it alone while this process lives.
+    pub fn temp_dir(&self, kind: &str) -> Result<TempDir> {
+        let tmp = self.root.join("tmp");
+        TempDir::new_in(&tmp, kind).ctx(|| format!("create a directory in {}", tmp.display()))
     }
 
     /// Remove the temporaries whose owner is gone: entries of `tmp/`, and the temp files
@@ -1027,13 +1035,6 @@ impl Writer<'_> {
             &self.root.join("roots").join(ROOT_CACHE),
             until,
         ))
-    }
-
-    /// A fresh directory under `tmp/` named after this process, removed on drop: for what
-    /// becomes a store item (e.g. a snapshot, renamed into place while this lock is held).
-    pub fn temp_dir(&self, kind: &str) -> Result<TempDir> {
-        let tmp = self.root.join("tmp");
-        TempDir::new_in(&tmp, kind).ctx(|| format!("create a directory in {}", tmp.display()))
     }
 }
 

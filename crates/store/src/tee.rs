@@ -66,6 +66,9 @@ mod tests {
         let mut t = Tee::new(&b"abc"[..], &mut full);
         let e = t.read(&mut [0; 8]).unwrap_err();
         assert_eq!(e.to_string(), "writing to the store failed");
-        assert_eq!(t.take_write_error().unwrap().kind(), io::ErrorKind::StorageFull);
+        assert_eq!(
+            t.take_write_error().unwrap().kind(),
+            io::ErrorKind::StorageFull
+        );
     }
 }
