@@ -327,6 +327,24 @@ impl Client {
             .ok_or_else(|| Error::Invalid(format!("token server {realm} sent no token")))
     }
 
+    /// `GET /v2/<repo>/blobs/<digest>`, authorised for `scope`: the response whatever its
+    /// status (the caller words the error; redirects to the blob's storage are followed).
+    pub fn get_blob(
+        &self,
+        repo: &str,
+        digest: &store::Digest,
+        scope: &str,
+    ) -> Result<Response<Body>> {
+        let url = self.url(&format!("/v2/{repo}/blobs/{digest}"));
+        self.send(scope, |a, auth| {
+            let mut r = a.get(&url);
+            if let Some(h) = auth {
+                r = r.header("Authorization", h);
+            }
+            r.call()
+        })
+    }
+
     /// Send a request built by `make` (given the Authorization header to add), answering
     /// one 401 challenge: the request is made again with fresh credentials.
     pub fn send(

@@ -213,14 +213,7 @@ fn get_small_blob(c: &Client, repo: &str, d: &Descriptor, scope: &str) -> Result
             d.digest, d.size
         )));
     }
-    let url = c.url(&format!("/v2/{repo}/blobs/{}", d.digest));
-    let resp = c.send(scope, |a, auth| {
-        let mut r = a.get(&url);
-        if let Some(h) = auth {
-            r = r.header("Authorization", h);
-        }
-        r.call()
-    })?;
+    let resp = c.get_blob(repo, &d.digest, scope)?;
     if !resp.status().is_success() {
         return Err(Error::Registry(format!(
             "fetching blob {}: {}",
@@ -405,14 +398,7 @@ fn fetch_layer(
     desc: &Descriptor,
     diff_id: &Digest,
 ) -> Result<()> {
-    let url = c.url(&format!("/v2/{repo}/blobs/{}", desc.digest));
-    let resp = c.send(scope, |a, auth| {
-        let mut r = a.get(&url);
-        if let Some(h) = auth {
-            r = r.header("Authorization", h);
-        }
-        r.call()
-    })?;
+    let resp = c.get_blob(repo, &desc.digest, scope)?;
     let status = resp.status().as_u16();
     if !(200..300).contains(&status) {
         let msg = format!("fetching blob {}: {}", desc.digest, error_message(resp));
