@@ -147,7 +147,7 @@ mod proto;
 mod seccomp;
 mod spec;
 mod sys;
-mod user;
+pub mod user;
 
 pub use error::{Error, Result};
 pub use helper::maybe_run_init;

@@ -326,17 +326,21 @@ fn home_dir(lowers: &[PathBuf], user: Option<&str>) -> String {
             Err(_) => None,
         }
     });
-    for line in passwd.unwrap_or_default().lines() {
-        let f: Vec<&str> = line.split(':').collect();
-        if f.len() < 6 {
-            continue;
-        }
-        let hit = if numeric { f[2] == name } else { f[0] == name };
-        if hit {
-            return if f[5].is_empty() { "/" } else { f[5] }.to_string();
-        }
-    }
-    "/".to_string()
+    let passwd = passwd.unwrap_or_default();
+    let uid = name.parse::<u32>().ok();
+    let home = exec::user::passwd_entries(&passwd)
+        .find(|e| {
+            if numeric {
+                Some(e.uid) == uid
+            } else {
+                e.name == name
+            }
+        })
+        .map(|e| e.home)
+        .filter(|h| !h.is_empty())
+        .unwrap_or("/")
+        .to_string();
+    home
 }
 
 /// Go's `path.Clean` of `/` + `p`: docker cleans the image's WorkingDir before it chdirs.
