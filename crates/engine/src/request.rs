@@ -553,7 +553,7 @@ fn unpack_image(store: &Store, image: &store::Image, dir: &Path) -> Result<(), B
 /// A private directory under the store's tmp/, removed on drop.
 fn temp_dir(store: &Store) -> Result<store::TempDir, BuildError> {
     store
-        .temp_dir("cli")
+        .scratch_dir("cli")
         .map_err(|e| BuildError::Request(chain(&e)))
 }
 

@@ -45,7 +45,7 @@ pub fn run(store: &Store, spec: &Spec, attach: Attach) -> Result<u8, RunError> {
     let store = &store.lock_shared().map_err(|e| RunError::start(e.into()))?;
     // A private directory (the overlay's upper and work dirs and the executor's state).
     let tmp = store
-        .temp_dir("container")
+        .scratch_dir("container")
         .map_err(|e| RunError::start(e.into()))?;
     let prepared =
         spec::prepare(store, spec, tmp.path(), container::random_id()).and_then(|(cfg, _)| {

@@ -470,10 +470,9 @@ impl Store {
         self.root.join("tmp").join(temp_name(kind))
     }
 
-    /// A fresh directory under `tmp/` named after this process, removed on drop: scratch
-    /// space, or what becomes a store item (e.g. a snapshot, renamed into place while a
-    /// [`Writer`] is held). A sweep leaves it alone while this process lives.
-    pub fn temp_dir(&self, kind: &str) -> Result<TempDir> {
+    /// [`Store::temp_path`] created, and removed on drop: a scratch directory that never
+    /// becomes a store item (a container's upper and work dirs, a build's stdin context).
+    pub fn scratch_dir(&self, kind: &str) -> Result<TempDir> {
         let tmp = self.root.join("tmp");
         TempDir::new_in(&tmp, kind).ctx(|| format!("create a directory in {}", tmp.display()))
     }
@@ -1025,6 +1024,12 @@ impl Writer<'_> {
         let dir = self.root.join("memo");
         fs::create_dir_all(&dir).ctx(|| format!("create {}", dir.display()))?;
         atomic_write(&dir.join(key.hex()), value.as_bytes())
+    }
+
+    /// A fresh directory under `tmp/` named after this process, removed on drop: for what
+    /// becomes a store item (e.g. a snapshot, renamed into place while this lock is held).
+    pub fn temp_dir(&self, kind: &str) -> Result<TempDir> {
+        self.scratch_dir(kind)
     }
 
     /// Remove cache records (all, or those last written before `until`); returns how many.
