@@ -15,7 +15,7 @@
 mod load;
 mod save;
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 
 pub use load::{load, Loaded};
 pub use save::{compressed_layer, export_manifest, save, Format, SaveItem};
@@ -69,26 +69,6 @@ pub struct IngestedLayer {
     pub compression: Option<layer::Compression>,
 }
 
-/// Copies everything read through it into a writer, keeping the writer's error apart so
-/// that a full disk is not reported as a broken input.
-struct Tee<'w, R, W> {
-    inner: R,
-    out: &'w mut W,
-    write_error: Option<io::Error>,
-}
-
-impl<R: Read, W: Write> Read for Tee<'_, R, W> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if let Err(e) = self.out.write_all(&buf[..n]) {
-            let kind = e.kind();
-            self.write_error = Some(e);
-            return Err(io::Error::new(kind, "writing to the store failed"));
-        }
-        Ok(n)
-    }
-}
-
 /// Stream a layer (plain, gzip or zstd tar) into the store uncompressed. The stream must be
 /// a well-formed tar archive; the content after its end-of-archive marker is kept too, so
 /// the blob's digest is the digest of the whole uncompressed input.
@@ -97,13 +77,9 @@ pub fn ingest_layer<R: Read>(store: &Writer<'_>, reader: R, what: &str) -> Resul
     let compression = dec.compression();
     let mut ingest = store.ingest()?;
     let (entries, content_size) = {
-        let mut tee = Tee {
-            inner: dec,
-            out: &mut ingest,
-            write_error: None,
-        };
+        let mut tee = store::Tee::new(dec, &mut ingest);
         let scanned = layer::scan(&mut tee);
-        if let Some(source) = tee.write_error.take() {
+        if let Some(source) = tee.take_write_error() {
             // ENOSPC and the like: the store's fault, not the input's.
             return Err(Error::Io {
                 context: format!("{what}: write to the store"),

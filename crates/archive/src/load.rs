@@ -32,17 +32,9 @@ impl Drop for Spool {
     }
 }
 
+/// A member name cleaned, `None` when it climbs out or names nothing.
 fn clean_name(raw: &str) -> Option<String> {
-    let mut parts: Vec<&str> = Vec::new();
-    for c in raw.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                parts.pop()?;
-            }
-            c => parts.push(c),
-        }
-    }
+    let parts = escape::clean::contained(raw)?;
     (!parts.is_empty()).then(|| parts.join("/"))
 }
 

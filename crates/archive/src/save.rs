@@ -102,8 +102,7 @@ pub fn compressed_layer(
     let src = store.open_blob(diff_id)?;
     let mut ing = store.ingest()?;
     let info = layer::compress(src, c, &mut ing)?;
-    let expected: Digest = info.digest.parse().map_err(Error::Format)?;
-    let (d, size) = ing.commit(Some(&expected))?;
+    let (d, size) = ing.commit(Some(&info.digest))?;
     store.record_compressed(diff_id, to_store(c), &d, size)?;
     Ok((d, size))
 }

@@ -24,15 +24,9 @@ fn components(name: &[u8]) -> Result<Vec<&OsStr>, Error> {
     if name.first() == Some(&b'/') {
         return Err(unsafe_path(name, "absolute path"));
     }
-    let mut out = Vec::new();
-    for c in name.split(|&b| b == b'/') {
-        match c {
-            b"" | b"." => {}
-            b".." => return Err(unsafe_path(name, "path with \"..\"")),
-            c => out.push(OsStr::from_bytes(c)),
-        }
-    }
-    Ok(out)
+    let comps = escape::clean::refusing_dotdot(name)
+        .ok_or_else(|| unsafe_path(name, "path with \"..\""))?;
+    Ok(comps.into_iter().map(OsStr::from_bytes).collect())
 }
 
 /// Makes sure every component of `comps` below `dest` is a real directory, creating

@@ -605,8 +605,7 @@ fn mount_blob(store: &Writer<'_>, dir: &Path) -> Result<(Digest, u64), BuildErro
         // tar first (hashing), then compress from the stored tar.
         let info = layer::commit(dir, &opts, &mut ing)
             .map_err(|e| BuildError::Other(format!("tar {}: {e}", dir.display())))?;
-        let expected: Digest = info.diff_id.parse().map_err(BuildError::Other)?;
-        ing.commit(Some(&expected))?.0
+        ing.commit(Some(&info.diff_id))?.0
     };
     let (c, size) = archive::compressed_layer(store, &tar_tmp, layer::Compression::Gzip)
         .map_err(|e| BuildError::Other(e.to_string()))?;

@@ -97,19 +97,7 @@ pub fn resolve_workdir(current: Option<&str>, p: &str) -> String {
 
 /// Go's `path.Clean` of `/` + `p`: the directory a WORKDIR names on the file system (and
 /// what docker chdirs to, as it cleans the config's WorkingDir).
-pub fn clean_path(p: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for c in p.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            c => parts.push(c),
-        }
-    }
-    format!("/{}", parts.join("/"))
-}
+pub use escape::clean::rooted as clean_path;
 
 /// `fmt.Sprintf("%q", args)` of a Go string slice, as BuildKit writes CMD and ENTRYPOINT
 /// into the history: `["node" "dist/server.js"]`.

@@ -10,27 +10,8 @@ use sha2::{Digest as _, Sha256};
 use crate::solver::BuildError;
 
 fn agent() -> ureq::Agent {
-    let mut certs = Vec::new();
-    for bundle in [
-        "/etc/ssl/certs/ca-certificates.crt",
-        "/etc/pki/tls/certs/ca-bundle.crt",
-    ] {
-        if let Ok(pem) = std::fs::read(bundle) {
-            for item in ureq::tls::parse_pem(&pem).flatten() {
-                if let ureq::tls::PemItem::Certificate(c) = item {
-                    certs.push(c);
-                }
-            }
-            break;
-        }
-    }
-    let roots = if certs.is_empty() {
-        ureq::tls::RootCerts::WebPki
-    } else {
-        ureq::tls::RootCerts::new_with_certs(&certs)
-    };
     ureq::Agent::config_builder()
-        .tls_config(ureq::tls::TlsConfig::builder().root_certs(roots).build())
+        .tls_config(registry::system_tls())
         .timeout_global(Some(std::time::Duration::from_secs(600)))
         .timeout_connect(Some(std::time::Duration::from_secs(15)))
         .http_status_as_error(false)

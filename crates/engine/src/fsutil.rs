@@ -8,19 +8,7 @@ use std::path::{Path, PathBuf};
 use crate::solver::BuildError;
 
 /// Components of an absolute or relative path, `.` dropped, `..` applied (never above root).
-pub fn clean_components(path: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for c in path.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                out.pop();
-            }
-            c => out.push(c.to_string()),
-        }
-    }
-    out
-}
+pub use escape::clean::clamped as clean_components;
 
 /// Resolve `path` inside `root`, following symlinks as if `root` were `/`. Returns the
 /// components of the longest existing prefix (symlinks resolved) and the components that
@@ -194,43 +182,32 @@ pub fn resolve_user(root: &Path, spec: &str) -> Result<(u32, u32), BuildError> {
         std::fs::read_to_string(join(root, &["etc".into(), "passwd".into()])).unwrap_or_default();
     let groups =
         std::fs::read_to_string(join(root, &["etc".into(), "group".into()])).unwrap_or_default();
-    let find = |text: &str, name: &str| -> Option<Vec<String>> {
-        text.lines()
-            .map(|l| l.split(':').map(str::to_string).collect::<Vec<_>>())
-            .find(|f| f.first().map(String::as_str) == Some(name) && f.len() >= 3)
-    };
-    let find_uid = |uid: u32| -> Option<Vec<String>> {
-        passwd
-            .lines()
-            .map(|l| l.split(':').map(str::to_string).collect::<Vec<_>>())
-            .find(|f| f.len() >= 4 && f[2].parse::<u32>().ok() == Some(uid))
-    };
+    use exec::user::{group_entries, passwd_entries};
     let (uid, primary_gid) = match user.parse::<u32>() {
         Ok(uid) => (
             uid,
-            find_uid(uid).and_then(|f| f[3].parse().ok()).unwrap_or(0),
+            passwd_entries(&passwd)
+                .find(|e| e.uid == uid)
+                .map_or(0, |e| e.gid),
         ),
         Err(_) => {
-            let f = find(&passwd, user)
-                .filter(|f| f.len() >= 4)
+            let e = passwd_entries(&passwd)
+                .find(|e| e.name == user)
                 .ok_or_else(|| {
                     BuildError::Other(format!(
                         "unable to find user {user}: no matching entries in passwd file"
                     ))
                 })?;
-            (
-                f[2].parse()
-                    .map_err(|_| BuildError::Other(format!("bad uid for {user} in passwd")))?,
-                f[3].parse().unwrap_or(0),
-            )
+            (e.uid, e.gid)
         }
     };
     let gid = match group {
         None => primary_gid,
         Some(g) => match g.parse::<u32>() {
             Ok(gid) => gid,
-            Err(_) => find(&groups, g)
-                .and_then(|f| f[2].parse().ok())
+            Err(_) => group_entries(&groups)
+                .find(|e| e.name == g)
+                .map(|e| e.gid)
                 .ok_or_else(|| {
                     BuildError::Other(format!(
                         "unable to find group {g}: no matching entries in group file"

@@ -151,8 +151,8 @@ fn run(
         cache_exports,
         on_built,
     } = req;
-    let stdin_ctx = TempDir::new(store)?;
-    let (context, stdin_dockerfile) = prepare_context(context, &stdin_ctx.0)?;
+    let stdin_ctx = temp_dir(store)?;
+    let (context, stdin_dockerfile) = prepare_context(context, stdin_ctx.path())?;
     let (display, text, path) = match stdin_dockerfile {
         Some(text) => ("Dockerfile".to_string(), text, None),
         None => {
@@ -524,8 +524,8 @@ fn export(
         }
         Exporter::Local(dir) => unpack_image(store, &r.image, dir),
         Exporter::Tar(sink) => {
-            let tmp = TempDir::new(store)?;
-            let root = tmp.0.join("rootfs");
+            let tmp = temp_dir(store)?;
+            let root = tmp.path().join("rootfs");
             unpack_image(store, &r.image, &root)?;
             sink.write(&mut |w| {
                 layer::commit(&root, &layer::CommitOptions::default(), w)
@@ -550,23 +550,11 @@ fn unpack_image(store: &Store, image: &store::Image, dir: &Path) -> Result<(), B
     }
     Ok(())
 }
-
 /// A private directory under the store's tmp/, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(store: &Store) -> Result<TempDir, BuildError> {
-        let p = store.temp_path("cli");
-        std::fs::create_dir_all(&p)
-            .map_err(|e| BuildError::Request(format!("create {}: {}", p.display(), chain(&e))))?;
-        Ok(TempDir(p))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = store::remove_tree(&self.0);
-    }
+fn temp_dir(store: &Store) -> Result<store::TempDir, BuildError> {
+    store
+        .scratch_dir("cli")
+        .map_err(|e| BuildError::Request(chain(&e)))
 }
 
 #[cfg(test)]

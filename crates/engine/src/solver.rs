@@ -17,7 +17,7 @@ use crate::config::{self, StageState};
 use crate::progress::{Event, Progress};
 
 /// BuildKit's default PATH, added to an image's Env when it has none.
-pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub const DEFAULT_PATH: &str = exec::DEFAULT_PATH;
 
 /// History comment BuildKit writes on every entry it creates.
 pub const HISTORY_COMMENT: &str = "buildkit.dockerfile.v0";

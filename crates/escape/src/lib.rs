@@ -10,9 +10,13 @@
 //! * [`text`] / [`bytes`]: a name to put inside a message.
 //! * [`quote`]: the same inside double quotes, with `"` and `\` escaped too (Go's `%q`).
 //! * [`message`]: a whole (possibly multi-line) message: newlines and tabs kept.
+//! * [`clean`]: the other way a name from outside is made safe: lexical path cleaning that
+//!   keeps it from escaping its root (Go's `Clean`, clamped at the root, `..` refused).
 //!
 //! This crate has no dependencies and sits below every other: the layer reader, the store,
 //! archive, registry, the Dockerfile diagnostics and the CLI's last line of defence use it.
+
+pub mod clean;
 
 use std::borrow::Cow;
 use std::fmt::Write;

@@ -21,7 +21,7 @@ use rustix::thread::CapabilitySet;
 
 use crate::error::{errno_text, step, SetupError};
 use crate::proto::{self, FromInit, InitMount, InitRootfs, InitSpec, Stub};
-use crate::{seccomp, sys, user};
+use crate::{seccomp, sys, user, DEFAULT_PATH};
 
 /// Docker's default capability set (`0x00000000a80425fb`).
 pub(crate) const DEFAULT_CAPS: CapabilitySet = CapabilitySet::CHOWN
@@ -80,8 +80,6 @@ const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 const EXIT_SETUP: i32 = 125;
 /// Exit code of the init when `execve` failed.
 const EXIT_EXEC: i32 = 127;
-
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -208,21 +206,11 @@ fn clone_tree(path: &str, recursive: bool) -> rustix::io::Result<OwnedFd> {
 
 /// Lexical components of a path inside the container, `..` clamped at the root.
 fn components(base: &[String], path: &str) -> Vec<String> {
-    let mut out = if path.starts_with('/') {
-        Vec::new()
+    if path.starts_with('/') || base.is_empty() {
+        escape::clean::clamped(path)
     } else {
-        base.to_vec()
-    };
-    for c in path.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                out.pop();
-            }
-            c => out.push(c.to_string()),
-        }
+        escape::clean::clamped(&format!("{}/{path}", base.join("/")))
     }
-    out
 }
 
 fn times_of(fd: &OwnedFd) -> Option<[(i64, i64); 2]> {

@@ -147,7 +147,7 @@ mod proto;
 mod seccomp;
 mod spec;
 mod sys;
-mod user;
+pub mod user;
 
 pub use error::{Error, Result};
 pub use helper::maybe_run_init;
@@ -156,6 +156,11 @@ pub use parent::{run, spawn, ExitStatus, Output, Running};
 pub use proto::INIT_ARG;
 pub use seccomp::{Seccomp, SeccompError, SeccompProfile, DOCKER_DEFAULT_JSON};
 pub use spec::{ExecSpec, Mount, Network, Rootfs, Stdio};
+
+/// The default `PATH` (Docker's and BuildKit's): a process whose environment has none
+/// gets it from the init, an image whose Env has none gets it added by the engine and the
+/// runtime.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Docker's default capability set as a bit mask (`0x00000000a80425fb`).
 pub const DEFAULT_CAPABILITIES: u64 = init::DEFAULT_CAPS.bits();

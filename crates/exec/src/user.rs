@@ -15,11 +15,14 @@ pub(crate) struct Identity {
     pub home: String,
 }
 
-struct PasswdEntry<'a> {
-    name: &'a str,
-    uid: u32,
-    gid: u32,
-    home: &'a str,
+/// One line of an `/etc/passwd`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasswdEntry<'a> {
+    pub name: &'a str,
+    pub uid: u32,
+    pub gid: u32,
+    /// The sixth field; empty when the line has none.
+    pub home: &'a str,
 }
 
 fn home_of(passwd: Option<&str>, uid: u32) -> String {
@@ -31,13 +34,18 @@ fn home_of(passwd: Option<&str>, uid: u32) -> String {
         .to_string()
 }
 
-struct GroupEntry<'a> {
-    name: &'a str,
-    gid: u32,
-    members: Vec<&'a str>,
+/// One line of an `/etc/group`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupEntry<'a> {
+    pub name: &'a str,
+    pub gid: u32,
+    pub members: Vec<&'a str>,
 }
 
-fn passwd_entries(text: &str) -> impl Iterator<Item = PasswdEntry<'_>> {
+/// The entries of an `/etc/passwd` (the one parser of strata's: the executor's USER, the
+/// engine's `--chown`, the runtime's `HOME`): blank lines, `#` comments and lines without a
+/// numeric uid and gid are skipped.
+pub fn passwd_entries(text: &str) -> impl Iterator<Item = PasswdEntry<'_>> {
     text.lines().filter_map(|line| {
         if line.trim().is_empty() || line.starts_with('#') {
             return None;
@@ -55,7 +63,9 @@ fn passwd_entries(text: &str) -> impl Iterator<Item = PasswdEntry<'_>> {
     })
 }
 
-fn group_entries(text: &str) -> impl Iterator<Item = GroupEntry<'_>> {
+/// The entries of an `/etc/group`: blank lines, `#` comments and lines without a numeric
+/// gid are skipped.
+pub fn group_entries(text: &str) -> impl Iterator<Item = GroupEntry<'_>> {
     text.lines().filter_map(|line| {
         if line.trim().is_empty() || line.starts_with('#') {
             return None;

@@ -1,6 +1,5 @@
 //! Tar layer → directory, without ever touching anything outside the target.
 
-use crate::digest::HashReader;
 use crate::error::{Error, Result};
 use crate::fsat::{self, errno, Resolver};
 use crate::tarfmt::{self, Entry, Reader};
@@ -15,6 +14,7 @@ use std::io::{self, BufReader, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use store::{Digest, HashingReader as HashReader};
 
 /// How whiteout entries are applied.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -54,7 +54,7 @@ impl Default for ApplyOptions {
 pub struct ApplyInfo {
     /// sha256 of the whole uncompressed stream as read (compare it with the expected
     /// diffID), `sha256:<hex>`.
-    pub diff_id: String,
+    pub diff_id: Digest,
     /// Bytes of uncompressed stream read.
     pub size: u64,
     /// Entries in the archive (extended headers not counted).
@@ -71,15 +71,7 @@ fn clean(name: &[u8]) -> std::result::Result<Vec<&[u8]>, &'static str> {
     if name.contains(&0) {
         return Err("NUL byte in name");
     }
-    let mut comps = Vec::new();
-    for c in name.split(|&b| b == b'/') {
-        match c {
-            b"" | b"." => {}
-            b".." => return Err("'..' component"),
-            c => comps.push(c),
-        }
-    }
-    Ok(comps)
+    escape::clean::refusing_dotdot(name).ok_or("'..' component")
 }
 
 fn path_of(name: &[u8]) -> PathBuf {

@@ -1,6 +1,5 @@
 //! Directory (or overlayfs upperdir) → deterministic tar layer.
 
-use crate::digest::HashWriter;
 use crate::error::{Error, Result};
 use crate::tarfmt::{self, Meta};
 use crate::xattr;
@@ -10,6 +9,7 @@ use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
+use store::{Digest, HashingWriter as HashWriter};
 use walkdir::WalkDir;
 
 /// What kind of directory [`commit`] reads.
@@ -40,7 +40,7 @@ pub struct CommitOptions {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LayerInfo {
     /// sha256 of the uncompressed tar stream, `sha256:<hex>`.
-    pub diff_id: String,
+    pub diff_id: Digest,
     /// Length of the uncompressed tar stream in bytes.
     pub size: u64,
     /// Number of entries written (whiteouts and opaque markers included).

@@ -1,10 +1,10 @@
 //! Layer compression (gzip in parallel, zstd multithreaded) with the blob digest computed
 //! in the same pass, and decompression by magic number.
 
-use crate::digest::HashWriter;
 use crate::error::{Error, Result};
 use flate2::{Compress, Crc, FlushCompress, Status};
 use std::io::{self, BufReader, Chain, Cursor, Read, Write};
+use store::{Digest, HashingWriter as HashWriter};
 
 /// A layer blob compression.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -37,7 +37,7 @@ impl Default for CompressOptions {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlobInfo {
     /// sha256 of the compressed bytes, `sha256:<hex>`.
-    pub digest: String,
+    pub digest: Digest,
     /// Length of the compressed bytes.
     pub size: u64,
 }

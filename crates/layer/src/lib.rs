@@ -77,7 +77,6 @@
 mod apply;
 mod commit;
 mod compress;
-mod digest;
 mod error;
 mod fsat;
 mod scan;

@@ -17,7 +17,7 @@ pub enum SnapshotError {
     Layer(#[from] crate::Error),
     /// The blob's content does not hash to its diffID.
     #[error("layer {diff_id} unpacked to content hashing to {got}")]
-    Mismatch { diff_id: Digest, got: String },
+    Mismatch { diff_id: Digest, got: Digest },
     #[error("rename into {}: {source}", path.display())]
     Rename {
         path: PathBuf,
@@ -110,7 +110,7 @@ fn unpack<E: From<SnapshotError>>(
         same_owner: true,
     };
     let info = crate::apply(blob, tmp.path(), &opts).map_err(SnapshotError::from)?;
-    if info.diff_id != diff_id.as_str() {
+    if info.diff_id != *diff_id {
         return Err(SnapshotError::Mismatch {
             diff_id: diff_id.clone(),
             got: info.diff_id,

@@ -35,7 +35,10 @@ pub(crate) struct Client {
     auth: Mutex<AuthState>,
 }
 
-fn agent(opts: &Options) -> ureq::Agent {
+/// TLS trusting the system's CA bundle (which holds any TLS-intercepting proxy's CA on
+/// these machines), or the built-in web roots where there is none: for every https client
+/// of strata (the registry's, and the engine's `ADD <url>`).
+pub fn system_tls() -> ureq::tls::TlsConfig {
     let mut certs = Vec::new();
     for bundle in [
         "/etc/ssl/certs/ca-certificates.crt",
@@ -55,8 +58,12 @@ fn agent(opts: &Options) -> ureq::Agent {
     } else {
         ureq::tls::RootCerts::new_with_certs(&certs)
     };
+    ureq::tls::TlsConfig::builder().root_certs(roots).build()
+}
+
+fn agent(opts: &Options) -> ureq::Agent {
     ureq::Agent::config_builder()
-        .tls_config(ureq::tls::TlsConfig::builder().root_certs(roots).build())
+        .tls_config(system_tls())
         .timeout_connect(Some(opts.connect_timeout))
         .timeout_resolve(Some(opts.connect_timeout))
         .timeout_recv_response(Some(Duration::from_secs(120)))
@@ -318,6 +325,24 @@ impl Client {
             .filter(|t| !t.is_empty())
             .map(str::to_string)
             .ok_or_else(|| Error::Invalid(format!("token server {realm} sent no token")))
+    }
+
+    /// `GET /v2/<repo>/blobs/<digest>`, authorised for `scope`: the response whatever its
+    /// status (the caller words the error; redirects to the blob's storage are followed).
+    pub fn get_blob(
+        &self,
+        repo: &str,
+        digest: &store::Digest,
+        scope: &str,
+    ) -> Result<Response<Body>> {
+        let url = self.url(&format!("/v2/{repo}/blobs/{digest}"));
+        self.send(scope, |a, auth| {
+            let mut r = a.get(&url);
+            if let Some(h) = auth {
+                r = r.header("Authorization", h);
+            }
+            r.call()
+        })
     }
 
     /// Send a request built by `make` (given the Authorization header to add), answering

@@ -20,6 +20,7 @@ mod repo;
 use std::time::Duration;
 
 pub use auth::Credentials;
+pub use client::system_tls;
 pub use pull::{pull, Pulled};
 pub use push::{push, Pushed};
 pub use repo::Repo;

@@ -71,20 +71,6 @@ impl Read for ChanReader {
     }
 }
 
-/// Copies everything read through it into a writer.
-struct Tee<'w, R, W> {
-    inner: R,
-    out: &'w mut W,
-}
-
-impl<R: Read, W: Write> Read for Tee<'_, R, W> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.out.write_all(&buf[..n])?;
-        Ok(n)
-    }
-}
-
 fn platform_matches(p: &Option<serde_json::Value>, want: &crate::Platform) -> bool {
     let Some(v) = p else { return false };
     let get = |k: &str| v.get(k).and_then(|x| x.as_str());
@@ -227,14 +213,7 @@ fn get_small_blob(c: &Client, repo: &str, d: &Descriptor, scope: &str) -> Result
             d.digest, d.size
         )));
     }
-    let url = c.url(&format!("/v2/{repo}/blobs/{}", d.digest));
-    let resp = c.send(scope, |a, auth| {
-        let mut r = a.get(&url);
-        if let Some(h) = auth {
-            r = r.header("Authorization", h);
-        }
-        r.call()
-    })?;
+    let resp = c.get_blob(repo, &d.digest, scope)?;
     if !resp.status().is_success() {
         return Err(Error::Registry(format!(
             "fetching blob {}: {}",
@@ -419,14 +398,7 @@ fn fetch_layer(
     desc: &Descriptor,
     diff_id: &Digest,
 ) -> Result<()> {
-    let url = c.url(&format!("/v2/{repo}/blobs/{}", desc.digest));
-    let resp = c.send(scope, |a, auth| {
-        let mut r = a.get(&url);
-        if let Some(h) = auth {
-            r = r.header("Authorization", h);
-        }
-        r.call()
-    })?;
+    let resp = c.get_blob(repo, &desc.digest, scope)?;
     let status = resp.status().as_u16();
     if !(200..300).contains(&status) {
         let msg = format!("fetching blob {}: {}", desc.digest, error_message(resp));
@@ -490,11 +462,17 @@ fn fetch_layer(
         let (kind, scanned) = match layer::Decompressor::new(&mut chan) {
             Ok(dec) => {
                 let kind = dec.compression();
-                let mut utee = Tee {
-                    inner: dec,
-                    out: &mut uing,
+                let mut utee = store::Tee::new(dec, &mut uing);
+                let scanned = layer::scan(&mut utee);
+                // A full disk is the store's fault, not the layer's.
+                let scanned = match utee.take_write_error() {
+                    Some(source) => Err(layer::Error::Stream {
+                        op: "write to the store",
+                        source,
+                    }),
+                    None => scanned,
                 };
-                (kind, layer::scan(&mut utee))
+                (kind, scanned)
             }
             Err(e) => (None, Err(e)),
         };

@@ -153,16 +153,7 @@ impl Repo {
 
     /// A blob's bytes as a stream (the caller verifies the digest as it reads).
     pub fn open_blob(&self, d: &Digest) -> Result<Box<dyn Read + Send + 'static>> {
-        let url = self
-            .client
-            .url(&format!("/v2/{}/blobs/{d}", self.reference.path));
-        let resp = self.client.send(&self.scope, |a, auth| {
-            let mut r = a.get(&url);
-            if let Some(h) = auth {
-                r = r.header("Authorization", h);
-            }
-            r.call()
-        })?;
+        let resp = self.client.get_blob(&self.reference.path, d, &self.scope)?;
         if !resp.status().is_success() {
             return Err(Error::Registry(format!(
                 "fetching blob {d} from {}: {}",

@@ -537,13 +537,6 @@ impl Container {
 /// docker's zero time, for a container that never started or never finished.
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
-/// Now, RFC 3339 with nanoseconds, as docker records a container's times.
-pub(crate) fn now_rfc3339() -> String {
-    store::go_rfc3339_nano(
-        &humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string(),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

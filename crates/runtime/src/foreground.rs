@@ -8,10 +8,9 @@
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
-use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use store::Store;
 
 use crate::signal::{self, SignalSet};
@@ -44,11 +43,14 @@ impl Attach {
 pub fn run(store: &Store, spec: &Spec, attach: Attach) -> Result<u8, RunError> {
     // Locals drop in reverse order: the temp dir goes before the lock is released.
     let store = &store.lock_shared().map_err(|e| RunError::start(e.into()))?;
-    let tmp = TempDir::new(store).map_err(RunError::start)?;
+    // A private directory (the overlay's upper and work dirs and the executor's state).
+    let tmp = store
+        .scratch_dir("container")
+        .map_err(|e| RunError::start(e.into()))?;
     let prepared =
-        spec::prepare(store, spec, &tmp.0, container::random_id()).and_then(|(cfg, _)| {
+        spec::prepare(store, spec, tmp.path(), container::random_id()).and_then(|(cfg, _)| {
             let listeners = ports::bind(&cfg.ports)?;
-            Ok((spec::spec_of(&cfg, &tmp.0)?, listeners))
+            Ok((spec::spec_of(&cfg, tmp.path())?, listeners))
         });
     let (mut exec_spec, listeners) = prepared.map_err(RunError::start)?;
     if spec.tty {
@@ -152,26 +154,6 @@ pub(crate) fn spawn_error_code(e: &exec::Error) -> u8 {
         }
         exec::Error::Exec { .. } => 126,
         _ => EXIT_START,
-    }
-}
-
-/// A private directory under the store's tmp/ (the overlay's upper and work dirs and the
-/// executor's state), removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(store: &Store) -> Result<TempDir> {
-        let p = store.temp_path("container");
-        // The executor wants absolute paths; `--root` may be relative.
-        let p = std::path::absolute(&p).context("make the temp dir path absolute")?;
-        std::fs::create_dir_all(&p).with_context(|| format!("create {}", p.display()))?;
-        Ok(TempDir(p))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = store::remove_tree(&self.0);
     }
 }
 

@@ -8,9 +8,6 @@ use anyhow::{bail, Context, Result};
 
 use crate::{container, ports};
 
-/// Docker's default `PATH` for containers whose image sets none.
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
 /// What to run, as `docker run` (or a compose service) says it; strings in docker's syntax
 /// are checked when the container is created, in docker's order.
 #[derive(Debug, Clone, Default)]
@@ -141,7 +138,7 @@ pub(crate) fn prepare(
         image: a.image.clone(),
         image_id: image.id().to_string(),
         manifest: image.manifest_digest.to_string(),
-        created: container::now_rfc3339(),
+        created: store::now_rfc3339(),
         args: argv,
         env,
         cwd: workdir,
@@ -291,7 +288,7 @@ fn container_env(
         }
     }
     let mut env = vec![
-        format!("PATH={DEFAULT_PATH}"),
+        format!("PATH={}", exec::DEFAULT_PATH),
         format!("HOSTNAME={hostname}"),
     ];
     if tty {
@@ -329,34 +326,25 @@ fn home_dir(lowers: &[PathBuf], user: Option<&str>) -> String {
             Err(_) => None,
         }
     });
-    for line in passwd.unwrap_or_default().lines() {
-        let f: Vec<&str> = line.split(':').collect();
-        if f.len() < 6 {
-            continue;
-        }
-        let hit = if numeric { f[2] == name } else { f[0] == name };
-        if hit {
-            return if f[5].is_empty() { "/" } else { f[5] }.to_string();
-        }
-    }
-    "/".to_string()
+    let passwd = passwd.unwrap_or_default();
+    let uid = name.parse::<u32>().ok();
+    let home = exec::user::passwd_entries(&passwd)
+        .find(|e| {
+            if numeric {
+                Some(e.uid) == uid
+            } else {
+                e.name == name
+            }
+        })
+        .map(|e| e.home)
+        .filter(|h| !h.is_empty())
+        .unwrap_or("/")
+        .to_string();
+    home
 }
 
-/// Go's `path.Clean` of `/` + `p` (the engine's `config::clean_path`): docker cleans the
-/// image's WorkingDir before it chdirs.
-fn clean_path(p: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for c in p.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            c => parts.push(c),
-        }
-    }
-    format!("/{}", parts.join("/"))
-}
+/// Go's `path.Clean` of `/` + `p`: docker cleans the image's WorkingDir before it chdirs.
+use escape::clean::rooted as clean_path;
 
 #[cfg(test)]
 mod tests {

@@ -242,7 +242,7 @@ pub fn supervise(store_root: &Path, id: &str) -> Result<()> {
     state.status = "running".into();
     state.pid = pid;
     state.pid_start = container::proc_start(pid).unwrap_or(0);
-    state.started_at = Some(container::now_rfc3339());
+    state.started_at = Some(store::now_rfc3339());
     container::write_state(&dir, &state)?;
 
     let log = Arc::new(Mutex::new(log));
@@ -267,7 +267,7 @@ pub fn supervise(store_root: &Path, id: &str) -> Result<()> {
     }
     drop(running);
     state.status = "exited".into();
-    state.finished_at = Some(container::now_rfc3339());
+    state.finished_at = Some(store::now_rfc3339());
     state.exit_code = Some(match &status {
         Ok(s) => s.code,
         Err(_) => EXIT_START.into(),

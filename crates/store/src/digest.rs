@@ -53,6 +53,37 @@ impl FromStr for Digest {
     }
 }
 
+// A digest equals its `sha256:<hex>` text, either way round.
+impl PartialEq<str> for Digest {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for Digest {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl PartialEq<String> for Digest {
+    fn eq(&self, other: &String) -> bool {
+        self.0 == *other
+    }
+}
+
+impl PartialEq<Digest> for &str {
+    fn eq(&self, other: &Digest) -> bool {
+        *self == other.0
+    }
+}
+
+impl PartialEq<Digest> for String {
+    fn eq(&self, other: &Digest) -> bool {
+        *self == other.0
+    }
+}
+
 impl TryFrom<String> for Digest {
     type Error = String;
     fn try_from(s: String) -> Result<Self, Self::Error> {
@@ -104,8 +135,10 @@ impl<W: Write> HashingWriter<W> {
 impl<W: Write> Write for HashingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.written += n as u64;
+        // A writer claiming more than it was given is not trusted past the buffer.
+        let written = buf.get(..n).unwrap_or(buf);
+        self.hasher.update(written);
+        self.written += written.len() as u64;
         Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -147,8 +180,9 @@ impl<R: io::Read> HashingReader<R> {
 impl<R: io::Read> io::Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.read += n as u64;
+        let got = buf.get(..n).unwrap_or(buf);
+        self.hasher.update(got);
+        self.read += got.len() as u64;
         Ok(n)
     }
 }

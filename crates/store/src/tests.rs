@@ -1,5 +1,7 @@
 use super::*;
+use crate::image::{Descriptor, ImageConfig};
 use image::{History, RootFs, RunConfig, MEDIA_OCI_LAYER};
+use std::io::Write;
 
 fn store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();

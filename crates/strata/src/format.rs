@@ -90,11 +90,6 @@ pub fn created_at(created: Option<&str>) -> String {
     }
 }
 
-/// Now, RFC 3339 with nanoseconds, as image configs record it.
-pub fn now_rfc3339() -> String {
-    store::go_rfc3339_nano(&humantime::format_rfc3339_nanos(SystemTime::now()).to_string())
-}
-
 /// docker's `stringutils.Ellipsis`: at most `max` chars, the last one `…` when cut.
 pub fn ellipsis(s: &str, max: usize) -> String {
     if s.chars().count() <= max {

@@ -12,7 +12,7 @@ pub fn commit_bytes(dir: &Path, opts: &layer::CommitOptions) -> (String, Vec<u8>
     let mut out = Vec::new();
     let info = layer::commit(dir, opts, &mut out).expect("commit");
     assert_eq!(info.size, out.len() as u64);
-    (info.diff_id, out)
+    (info.diff_id.to_string(), out)
 }
 
 /// Sets the mtime of `p` (not following symlinks).

@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use store::{Reference, Store};
 
-use crate::format::now_rfc3339;
+use store::now_rfc3339;
 
 #[derive(Args)]
 pub struct ImportArgs {
