@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 use store::{Digest, Store, Writer};
 
-use crate::solver::BuildError;
+use crate::error::{BuildError, RemoteError};
 
 pub const CONFIG_MEDIA_TYPE: &str = "application/vnd.strata.buildcache.config.v1+json";
 pub const MOUNT_MEDIA_TYPE: &str = "application/vnd.strata.buildcache.mount.v1.tar+gzip";
@@ -76,12 +76,41 @@ pub struct Used {
     pub mounts: BTreeSet<String>,
 }
 
+/// A cache import or export that failed: what (`cache layer sha256:… from DIR`, `exporting
+/// the cache to DIR`) and how.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    /// A blob longer or shorter than its descriptor says.
+    #[error("{what}: {}", size_mismatch(.digest, *.declared, *.read))]
+    Size {
+        what: String,
+        digest: Digest,
+        declared: u64,
+        read: u64,
+    },
+    /// A blob whose content is not what its digest (or its layer's diffID) says.
+    #[error("{what}: {message}")]
+    Content { what: String, message: String },
+    /// The source or the sink failed, or reading, unpacking or packing the data did.
+    #[error("{what}: {message}")]
+    Transfer { what: String, message: String },
+}
+
+impl CacheError {
+    fn transfer(what: &str, message: impl ToString) -> CacheError {
+        CacheError::Transfer {
+            what: what.to_string(),
+            message: message.to_string(),
+        }
+    }
+}
+
 /// Where imported blobs come from (a local OCI layout, a registry).
 pub trait BlobSource: Send + Sync {
     /// For messages: the directory or the registry reference.
     fn describe(&self) -> String;
     /// The blob's bytes (verified by the caller against the digest).
-    fn open(&self, digest: &Digest) -> Result<Box<dyn Read + Send + '_>, String>;
+    fn open(&self, digest: &Digest) -> Result<Box<dyn Read + Send + '_>, RemoteError>;
 }
 
 /// Where an export goes. Every blob given to `put` is also in the store.
@@ -89,9 +118,9 @@ pub trait BlobSink {
     fn describe(&self) -> String;
     /// Whether the destination has the blob already.
     fn has(&self, digest: &Digest) -> bool;
-    fn put(&self, digest: &Digest, size: u64, data: &mut dyn Read) -> Result<(), String>;
+    fn put(&self, digest: &Digest, size: u64, data: &mut dyn Read) -> Result<(), RemoteError>;
     /// Store the manifest (the destination names it: a tag, or `latest` in index.json).
-    fn put_manifest(&self, media_type: &str, bytes: &[u8]) -> Result<(), String>;
+    fn put_manifest(&self, media_type: &str, bytes: &[u8]) -> Result<(), RemoteError>;
 }
 
 /// An OCI image layout directory: `type=local,dest=DIR` / `src=DIR`.
@@ -103,7 +132,7 @@ impl LocalDir {
     }
 
     /// The manifest index.json names (the `latest` entry, else the first).
-    pub fn manifest(&self) -> Result<Vec<u8>, String> {
+    pub fn manifest(&self) -> Result<Vec<u8>, RemoteError> {
         let p = self.0.join("index.json");
         let text = std::fs::read(&p).map_err(|e| format!("read {}: {e}", p.display()))?;
         let idx: serde_json::Value = serde_json::from_slice(&text)
@@ -122,22 +151,22 @@ impl LocalDir {
         let size = pick["size"]
             .as_u64()
             .ok_or_else(|| format!("{}: the manifest's descriptor has no size", p.display()))?;
-        read_verified(self.open(&d)?, &d, size)
+        read_verified(self.open(&d)?, &d, size).map_err(|e| RemoteError(e.to_string()))
     }
 }
 
 impl LocalDir {
     /// An export writes only into real directories: the destination, `blobs` and
     /// `blobs/sha256` must not be symlinks (one would send the blobs elsewhere).
-    fn no_links(&self) -> Result<(), String> {
+    fn no_links(&self) -> Result<(), RemoteError> {
         let blobs = self.0.join("blobs");
         for p in [self.0.clone(), blobs.join("sha256"), blobs] {
             if std::fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink()) {
-                return Err(format!(
+                return Err(RemoteError(format!(
                     "cache export to {}: {} is a symlink; refusing to write through it",
                     self.0.display(),
                     p.display()
-                ));
+                )));
             }
         }
         Ok(())
@@ -148,7 +177,7 @@ impl BlobSource for LocalDir {
     fn describe(&self) -> String {
         self.0.display().to_string()
     }
-    fn open(&self, digest: &Digest) -> Result<Box<dyn Read + Send + '_>, String> {
+    fn open(&self, digest: &Digest) -> Result<Box<dyn Read + Send + '_>, RemoteError> {
         let p = self.blob(digest);
         let f = std::fs::File::open(&p).map_err(|e| format!("open {}: {e}", p.display()))?;
         Ok(Box::new(f))
@@ -162,7 +191,7 @@ impl BlobSink for LocalDir {
     fn has(&self, digest: &Digest) -> bool {
         self.blob(digest).is_file()
     }
-    fn put(&self, digest: &Digest, _size: u64, data: &mut dyn Read) -> Result<(), String> {
+    fn put(&self, digest: &Digest, _size: u64, data: &mut dyn Read) -> Result<(), RemoteError> {
         let p = self.blob(digest);
         let dir = p.parent().expect("blob dir");
         self.no_links()?;
@@ -191,14 +220,14 @@ impl BlobSink for LocalDir {
         if res.is_err() {
             let _ = std::fs::remove_file(&tmp);
         }
-        res
+        Ok(res?)
     }
-    fn put_manifest(&self, media_type: &str, bytes: &[u8]) -> Result<(), String> {
+    fn put_manifest(&self, media_type: &str, bytes: &[u8]) -> Result<(), RemoteError> {
         let d = Digest::of(bytes);
         self.put(&d, bytes.len() as u64, &mut &bytes[..])?;
         let layout = self.0.join("oci-layout");
         store::atomic_write(&layout, br#"{"imageLayoutVersion":"1.0.0"}"#)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| RemoteError(e.to_string()))?;
         let index = serde_json::json!({
             "schemaVersion": 2,
             "mediaType": "application/vnd.oci.image.index.v1+json",
@@ -215,7 +244,7 @@ impl BlobSink for LocalDir {
                 .expect("index serializes")
                 .as_bytes(),
         )
-        .map_err(|e| e.to_string())
+        .map_err(|e| RemoteError(e.to_string()))
     }
 }
 
@@ -232,21 +261,38 @@ fn size_mismatch(d: &Digest, declared: u64, read: u64) -> String {
     }
 }
 
+/// What a small blob's check found wrong.
+#[derive(Debug, thiserror::Error)]
+enum SmallBlobError {
+    #[error("{0}: larger than {MAX_SMALL} bytes ({1})")]
+    TooLarge(Digest, u64),
+    #[error("read {0}: {1}")]
+    Read(Digest, std::io::Error),
+    #[error("{}", size_mismatch(.0, *.1, *.2))]
+    Size(Digest, u64, u64),
+    #[error("{0}: content hashes to {1}")]
+    Content(Digest, Digest),
+}
+
 /// Read a small blob of the descriptor's `size` (cut at size + 1) and check its digest.
-fn read_verified(r: Box<dyn Read + Send + '_>, d: &Digest, size: u64) -> Result<Vec<u8>, String> {
+fn read_verified(
+    r: Box<dyn Read + Send + '_>,
+    d: &Digest,
+    size: u64,
+) -> Result<Vec<u8>, SmallBlobError> {
     if size > MAX_SMALL {
-        return Err(format!("{d}: larger than {MAX_SMALL} bytes ({size})"));
+        return Err(SmallBlobError::TooLarge(d.clone(), size));
     }
     let mut buf = Vec::new();
     r.take(size + 1)
         .read_to_end(&mut buf)
-        .map_err(|e| format!("read {d}: {e}"))?;
+        .map_err(|e| SmallBlobError::Read(d.clone(), e))?;
     if buf.len() as u64 != size {
-        return Err(size_mismatch(d, size, buf.len() as u64));
+        return Err(SmallBlobError::Size(d.clone(), size, buf.len() as u64));
     }
     let got = Digest::of(&buf);
     if &got != d {
-        return Err(format!("{d}: content hashes to {got}"));
+        return Err(SmallBlobError::Content(d.clone(), got));
     }
     Ok(buf)
 }
@@ -275,33 +321,36 @@ impl std::fmt::Debug for Imported {
 
 impl Imported {
     /// Read a cache manifest and its config from `source`.
-    pub fn open(source: Box<dyn BlobSource>, manifest: &[u8]) -> Result<Imported, String> {
+    pub fn open(source: Box<dyn BlobSource>, manifest: &[u8]) -> Result<Imported, CacheError> {
         let what = source.describe();
+        let bad = |message: String| CacheError::Content {
+            what: what.clone(),
+            message,
+        };
         let m: serde_json::Value = serde_json::from_slice(manifest)
-            .map_err(|e| format!("{what}: the cache manifest is not JSON: {e}"))?;
+            .map_err(|e| bad(format!("the cache manifest is not JSON: {e}")))?;
         if m["config"]["mediaType"] != CONFIG_MEDIA_TYPE {
-            return Err(format!(
-                "{what}: not a strata build cache (config media type {})",
+            return Err(bad(format!(
+                "not a strata build cache (config media type {})",
                 m["config"]["mediaType"]
-            ));
+            )));
         }
         let cd: Digest = m["config"]["digest"]
             .as_str()
             .unwrap_or_default()
             .parse()
-            .map_err(|e| format!("{what}: {e}"))?;
+            .map_err(bad)?;
         let csize = m["config"]["size"]
             .as_u64()
-            .ok_or_else(|| format!("{what}: the cache config's descriptor has no size"))?;
-        let bytes =
-            read_verified(source.open(&cd)?, &cd, csize).map_err(|e| format!("{what}: {e}"))?;
+            .ok_or_else(|| bad("the cache config's descriptor has no size".into()))?;
+        let config = source
+            .open(&cd)
+            .map_err(|e| CacheError::transfer(&what, e))?;
+        let bytes = read_verified(config, &cd, csize).map_err(|e| bad(e.to_string()))?;
         let c: CacheConfig =
-            serde_json::from_slice(&bytes).map_err(|e| format!("{what}: bad cache config: {e}"))?;
+            serde_json::from_slice(&bytes).map_err(|e| bad(format!("bad cache config: {e}")))?;
         if c.version != 1 {
-            return Err(format!(
-                "{what}: cache format version {} unknown",
-                c.version
-            ));
+            return Err(bad(format!("cache format version {} unknown", c.version)));
         }
         Ok(Imported {
             source,
@@ -322,9 +371,11 @@ impl Imported {
     }
 
     /// Open a local OCI layout directory (`--cache-from type=local,src=DIR`).
-    pub fn open_local(dir: &Path) -> Result<Imported, String> {
+    pub fn open_local(dir: &Path) -> Result<Imported, CacheError> {
         let src = LocalDir(dir.to_path_buf());
-        let manifest = src.manifest()?;
+        let manifest = src
+            .manifest()
+            .map_err(|e| CacheError::transfer(&BlobSource::describe(&src), e))?;
         Imported::open(Box::new(src), &manifest)
     }
 
@@ -409,24 +460,34 @@ pub(crate) fn ensure_blob(store: &Writer<'_>, diff_id: &Digest) -> Result<(), Bu
             continue;
         };
         let what = format!("cache layer {} from {}", l.digest, i.describe());
-        let r = i.source.open(&l.digest).map_err(BuildError::Other)?;
+        let r = i
+            .source
+            .open(&l.digest)
+            .map_err(|e| CacheError::transfer(&what, e))?;
         // Cut at size + 1: a descriptor that understates its blob stops the read there.
         let mut hr = store::HashingReader::new(r.take(l.size.saturating_add(1)));
         let got = archive::ingest_layer(store, &mut hr, &what);
         let drained = std::io::copy(&mut hr, &mut std::io::sink());
         let (compressed, read) = hr.finish();
         if drained.is_ok() && read != l.size {
-            return Err(BuildError::Other(format!(
-                "{what}: {}",
-                size_mismatch(&l.digest, l.size, read)
-            )));
+            return Err(CacheError::Size {
+                what,
+                digest: l.digest.clone(),
+                declared: l.size,
+                read,
+            }
+            .into());
         }
-        let got = got.map_err(|e| BuildError::Other(format!("{what}: {e}")))?;
+        let got = got.map_err(|e| CacheError::transfer(&what, e))?;
         if compressed != l.digest || &got.diff_id != diff_id {
-            return Err(BuildError::Other(format!(
-                "{what}: content does not match (blob {compressed}, layer {})",
-                got.diff_id
-            )));
+            return Err(CacheError::Content {
+                message: format!(
+                    "content does not match (blob {compressed}, layer {})",
+                    got.diff_id
+                ),
+                what,
+            }
+            .into());
         }
         i.fetched
             .lock()
@@ -450,7 +511,10 @@ pub(crate) fn ensure_mount(store: &Writer<'_>, id: &str, dir: &Path) -> Result<(
             continue;
         };
         let what = format!("cache mount {} from {}", m.digest, i.describe());
-        let r = i.source.open(&m.digest).map_err(BuildError::Other)?;
+        let r = i
+            .source
+            .open(&m.digest)
+            .map_err(|e| CacheError::transfer(&what, e))?;
         let mut hr = store::HashingReader::new(r.take(m.size.saturating_add(1)));
         // Under tmp/ (same filesystem as the destination), named after this process.
         let tmp = store.temp_dir("import")?;
@@ -465,17 +529,22 @@ pub(crate) fn ensure_mount(store: &Writer<'_>, id: &str, dir: &Path) -> Result<(
             Ok::<_, String>(())
         })();
         let (got, read) = hr.finish();
-        let res = if read > m.size || (res.is_ok() && read != m.size) {
-            Err(size_mismatch(&m.digest, m.size, read))
-        } else {
-            res
-        };
-        if let Err(e) = res.and_then(|()| {
-            (got == m.digest)
-                .then_some(())
-                .ok_or(format!("content hashes to {got}"))
-        }) {
-            return Err(BuildError::Other(format!("{what}: {e}")));
+        if read > m.size || (res.is_ok() && read != m.size) {
+            return Err(CacheError::Size {
+                what,
+                digest: m.digest.clone(),
+                declared: m.size,
+                read,
+            }
+            .into());
+        }
+        res.map_err(|e| CacheError::transfer(&what, e))?;
+        if got != m.digest {
+            return Err(CacheError::Content {
+                what,
+                message: format!("content hashes to {got}"),
+            }
+            .into());
         }
         let _ = std::fs::remove_dir(dir);
         std::fs::rename(tmp.path(), dir).map_err(|e| BuildError::io(&what, e))?;
@@ -503,8 +572,60 @@ pub fn export(
     max: bool,
     sink: &dyn BlobSink,
 ) -> Result<ExportStats, BuildError> {
-    let fail =
-        |e: String| BuildError::Other(format!("exporting the cache to {}: {e}", sink.describe()));
+    let (records, memos) = exported(result, max);
+    let mut up = Upload {
+        store,
+        sink,
+        what: format!("exporting the cache to {}", sink.describe()),
+        uploaded: 0,
+        descriptors: Vec::new(),
+    };
+    let mut layers = Vec::new();
+    let diffs: BTreeSet<&Digest> = records.iter().map(|r| &r.diff_id).collect();
+    for d in diffs {
+        let (c, size) = archive::compressed_layer(store, d, layer::Compression::Gzip)
+            .map_err(|e| up.fail(e))?;
+        up.layer(LAYER_MEDIA_TYPE, &c, size)?;
+        layers.push(LayerRef {
+            diff_id: d.clone(),
+            digest: c,
+            size,
+        });
+    }
+    let mut mounts = Vec::new();
+    for id in &result.used.mounts {
+        let dir = store.root().join("cache-mounts").join(id);
+        if !dir.is_dir() {
+            continue;
+        }
+        let (c, size) = mount_blob(store, &dir)?;
+        up.layer(MOUNT_MEDIA_TYPE, &c, size)?;
+        mounts.push(MountRef {
+            id: id.clone(),
+            digest: c,
+            size,
+        });
+    }
+    let stats = ExportStats {
+        records: records.len(),
+        layers: layers.len(),
+        mounts: mounts.len(),
+        uploaded: 0,
+    };
+    let config = CacheConfig {
+        version: 1,
+        records,
+        memos,
+        layers,
+        mounts,
+    };
+    let uploaded = up.manifest(&config)?;
+    Ok(ExportStats { uploaded, ..stats })
+}
+
+/// The records and memos an export keeps: with `max` all; else the records of the final
+/// image's layers (and the target's empty ones) and the target's memos.
+fn exported(result: &crate::BuildResult, max: bool) -> (Vec<Record>, Vec<Memo>) {
     let final_layers: BTreeSet<&Digest> = result.image.config.rootfs.diff_ids.iter().collect();
     let target = result.plan.target;
     let mut records = BTreeMap::new();
@@ -523,77 +644,61 @@ pub fn export(
         .filter(|(stage, _)| max || *stage == target)
         .map(|(_, m)| m.clone())
         .collect();
-    let mut stats = ExportStats {
-        records: records.len(),
-        ..Default::default()
-    };
-    // Every blob goes from the store to the sink unless the sink has it.
-    let uploaded = std::cell::Cell::new(0);
-    let upload = |d: &Digest, size: u64| -> Result<(), BuildError> {
-        if !sink.has(d) {
-            let mut r = store.open_blob(d)?;
-            sink.put(d, size, &mut r).map_err(fail)?;
-            uploaded.set(uploaded.get() + 1);
+    (records.into_values().collect(), memos.into_iter().collect())
+}
+
+/// An export's blobs, from the store to the sink unless the sink has them, and the
+/// manifest's layer descriptors.
+struct Upload<'a> {
+    store: &'a Writer<'a>,
+    sink: &'a dyn BlobSink,
+    what: String,
+    /// Blobs written.
+    uploaded: usize,
+    descriptors: Vec<serde_json::Value>,
+}
+
+impl Upload<'_> {
+    fn fail(&self, e: impl std::fmt::Display) -> CacheError {
+        CacheError::transfer(&self.what, e)
+    }
+
+    fn blob(&mut self, d: &Digest, size: u64) -> Result<(), BuildError> {
+        if !self.sink.has(d) {
+            let mut r = self.store.open_blob(d)?;
+            self.sink.put(d, size, &mut r).map_err(|e| self.fail(e))?;
+            self.uploaded += 1;
         }
         Ok(())
-    };
-    let mut layers = Vec::new();
-    let mut descriptors = Vec::new();
-    let diffs: BTreeSet<&Digest> = records.values().map(|r| &r.diff_id).collect();
-    for d in diffs {
-        let (c, size) = archive::compressed_layer(store, d, layer::Compression::Gzip)
-            .map_err(|e| fail(e.to_string()))?;
-        upload(&c, size)?;
-        layers.push(LayerRef {
-            diff_id: d.clone(),
-            digest: c.clone(),
-            size,
-        });
-        descriptors.push(serde_json::json!({
-            "mediaType": LAYER_MEDIA_TYPE, "digest": c.to_string(), "size": size,
-        }));
     }
-    stats.layers = layers.len();
-    let mut mounts = Vec::new();
-    for id in &result.used.mounts {
-        let dir = store.root().join("cache-mounts").join(id);
-        if !dir.is_dir() {
-            continue;
-        }
-        let (c, size) = mount_blob(store, &dir)?;
-        upload(&c, size)?;
-        descriptors.push(serde_json::json!({
-            "mediaType": MOUNT_MEDIA_TYPE, "digest": c.to_string(), "size": size,
+
+    /// A layer of the manifest: a layer blob or a cache mount's tarball.
+    fn layer(&mut self, media_type: &str, d: &Digest, size: u64) -> Result<(), BuildError> {
+        self.blob(d, size)?;
+        self.descriptors.push(serde_json::json!({
+            "mediaType": media_type, "digest": d.to_string(), "size": size,
         }));
-        mounts.push(MountRef {
-            id: id.clone(),
-            digest: c,
-            size,
-        });
+        Ok(())
     }
-    stats.mounts = mounts.len();
-    let config = CacheConfig {
-        version: 1,
-        records: records.into_values().collect(),
-        memos: memos.into_iter().collect(),
-        layers,
-        mounts,
-    };
-    let cbytes = serde_json::to_vec(&config).expect("cache config serializes");
-    // Every blob a sink is given is in the store (a registry sink uploads from there).
-    let cd = store.write_blob(&cbytes)?;
-    upload(&cd, cbytes.len() as u64)?;
-    let manifest = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": MANIFEST_MEDIA_TYPE,
-        "config": {"mediaType": CONFIG_MEDIA_TYPE, "digest": cd.to_string(), "size": cbytes.len()},
-        "layers": descriptors,
-    });
-    let mbytes = serde_json::to_vec(&manifest).expect("manifest serializes");
-    sink.put_manifest(MANIFEST_MEDIA_TYPE, &mbytes)
-        .map_err(fail)?;
-    stats.uploaded = uploaded.get();
-    Ok(stats)
+
+    /// The config and the manifest naming it and the layers; how many blobs were written.
+    fn manifest(mut self, config: &CacheConfig) -> Result<usize, BuildError> {
+        let cbytes = serde_json::to_vec(config).expect("cache config serializes");
+        // Every blob a sink is given is in the store (a registry sink uploads from there).
+        let cd = self.store.write_blob(&cbytes)?;
+        self.blob(&cd, cbytes.len() as u64)?;
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": MANIFEST_MEDIA_TYPE,
+            "config": {"mediaType": CONFIG_MEDIA_TYPE, "digest": cd.to_string(), "size": cbytes.len()},
+            "layers": self.descriptors,
+        });
+        let mbytes = serde_json::to_vec(&manifest).expect("manifest serializes");
+        self.sink
+            .put_manifest(MANIFEST_MEDIA_TYPE, &mbytes)
+            .map_err(|e| self.fail(e))?;
+        Ok(self.uploaded)
+    }
 }
 
 /// A cache mount's contents as a gzip tarball in the store (a blob that the next prune
@@ -601,14 +706,15 @@ pub fn export(
 fn mount_blob(store: &Writer<'_>, dir: &Path) -> Result<(Digest, u64), BuildError> {
     let mut ing = store.ingest()?;
     let opts = layer::CommitOptions::default();
+    let what = format!("cache mount {}", dir.display());
     let tar_tmp = {
         // tar first (hashing), then compress from the stored tar.
         let info = layer::commit(dir, &opts, &mut ing)
-            .map_err(|e| BuildError::Other(format!("tar {}: {e}", dir.display())))?;
+            .map_err(|e| CacheError::transfer(&what, format!("tar: {e}")))?;
         ing.commit(Some(&info.diff_id))?.0
     };
     let (c, size) = archive::compressed_layer(store, &tar_tmp, layer::Compression::Gzip)
-        .map_err(|e| BuildError::Other(e.to_string()))?;
+        .map_err(|e| CacheError::transfer(&what, e))?;
     Ok((c, size))
 }
 
@@ -636,13 +742,13 @@ mod tests {
         let d = layout_with(t.path(), &blob, 10);
         let err = LocalDir(t.path().into()).manifest().unwrap_err();
         assert_eq!(
-            err,
+            err.to_string(),
             format!("blob {d}: the descriptor says 10 bytes, the data holds more")
         );
         layout_with(t.path(), &blob, 1000);
         let err = LocalDir(t.path().into()).manifest().unwrap_err();
         assert_eq!(
-            err,
+            err.to_string(),
             format!("blob {d}: the descriptor says 1000 bytes, the data holds 100")
         );
         layout_with(t.path(), &blob, 100);
@@ -681,7 +787,7 @@ mod tests {
             });
             let _active = activate(&store, std::slice::from_ref(&imported));
             let err = match ensure_blob(&store.lock_shared().unwrap(), &d) {
-                Err(BuildError::Other(e)) => e,
+                Err(BuildError::Cache(e @ CacheError::Size { .. })) => e.to_string(),
                 other => panic!("size {size}: {other:?}"),
             };
             assert!(

@@ -1,24 +1,30 @@
 //! COPY, ADD and WORKDIR: steps that write files into a new layer without running anything.
+//!
+//! A COPY or ADD goes in phases: its sources are resolved (the context, a stage or an
+//! image, heredocs, downloads: [`Sources`]), selected and placed at the destination (the
+//! cache key is their content), written into a fresh directory ([`LayerWriter`]) and
+//! committed as the step's layer.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use plan::{Instruction, Plan, Step};
+use plan::{Plan, Step};
 use store::image::ImageConfig;
 use store::{Digest, Store, Writer};
 
 use crate::config;
+use crate::error::BuildError;
 use crate::fsutil;
-use crate::run::TempDir;
+use crate::layerdir::{commit_dir, TempDir};
 use crate::snapshot;
-use crate::solver::{empty_layer, key, BuildError};
+use crate::solver::{empty_layer, key};
 use crate::view::View;
 
 pub(crate) struct CopyInput<'a> {
     pub store: &'a Writer<'a>,
     pub context: Option<&'a Path>,
     pub ignore: &'a [String],
-    pub stage_layers: &'a (dyn Fn(usize) -> Option<Vec<Digest>> + Sync),
+    pub stage_layers: &'a (dyn Fn(usize) -> Result<Vec<Digest>, BuildError> + Sync),
     pub plan: &'a Plan,
     pub step: &'a Step,
     pub diff_ids: &'a [Digest],
@@ -43,29 +49,14 @@ pub(crate) struct CopyOutput {
     pub memo: Option<(Digest, String)>,
 }
 
-pub(crate) fn execute(input: &CopyInput) -> Result<CopyOutput, BuildError> {
-    crate::view::in_private_mount_ns(|| execute_here(input))
-}
-
-fn execute_here(input: &CopyInput) -> Result<CopyOutput, BuildError> {
-    match &input.step.instruction {
-        Instruction::Workdir { path } => workdir(input, path),
-        Instruction::Copy(c) => copy(input, c, false),
-        Instruction::Add(c) => copy(input, c, true),
-        other => Err(BuildError::Other(format!(
-            "{} is not a file step",
-            other.keyword()
-        ))),
+/// The `.dockerignore` patterns as a matcher; `None` when there are none.
+pub(crate) fn ignore_matcher(ignore: &[String]) -> Result<Option<context::Matcher>, BuildError> {
+    if ignore.iter().all(|l| l.trim().is_empty()) {
+        return Ok(None);
     }
-}
-
-fn ctx_err(e: context::Error) -> BuildError {
-    BuildError::Other(e.to_string())
-}
-
-/// Where COPY --from=`r` reads.
-fn source_layers(input: &CopyInput, r: &str) -> Result<Vec<Digest>, BuildError> {
-    layers_of(input.store, input.plan, input.stage_layers, r)
+    context::Matcher::from_ignore_file(ignore.join("\n").as_bytes())
+        .map(Some)
+        .map_err(BuildError::DockerIgnore)
 }
 
 /// The layers `--from=r` / `--mount from=r` names: a stage of this Dockerfile (by name or
@@ -73,7 +64,7 @@ fn source_layers(input: &CopyInput, r: &str) -> Result<Vec<Digest>, BuildError> 
 pub(crate) fn layers_of(
     store: &Store,
     plan: &Plan,
-    stage_layers: &(dyn Fn(usize) -> Option<Vec<Digest>> + Sync),
+    stage_layers: &(dyn Fn(usize) -> Result<Vec<Digest>, BuildError> + Sync),
     r: &str,
 ) -> Result<Vec<Digest>, BuildError> {
     let stages = &plan.stages;
@@ -88,17 +79,14 @@ pub(crate) fn layers_of(
             .map(|s| s.index)
     };
     match idx {
-        Some(i) => stage_layers(i)
-            .ok_or_else(|| BuildError::Other(format!("stage {r} has not been built"))),
-        None => {
-            let img = store.resolve(r).map_err(|e| match e {
-                store::Error::NoSuchImage(_) => BuildError::Other(format!(
-                    "failed to resolve image {r}: not in the local store (import or load it first)"
-                )),
-                other => BuildError::Store(other),
-            })?;
-            Ok(img.config.rootfs.diff_ids)
-        }
+        Some(i) => stage_layers(i),
+        None => match store.resolve(r) {
+            Ok(img) => Ok(img.config.rootfs.diff_ids),
+            Err(store::Error::NoSuchImage(_)) => Err(BuildError::ImageNotFound {
+                reference: r.to_string(),
+            }),
+            Err(other) => Err(other.into()),
+        },
     }
 }
 
@@ -108,6 +96,10 @@ fn is_heredoc_word(c: &plan::Copy, w: &str) -> Option<usize> {
         .trim_start_matches('-')
         .trim_matches(['"', '\'']);
     c.heredocs.iter().position(|h| h.name == name)
+}
+
+fn is_url(s: &str) -> bool {
+    s.starts_with("http://") || s.starts_with("https://")
 }
 
 fn now_secs() -> i64 {
@@ -162,152 +154,202 @@ impl DestDirs<'_> {
     }
 }
 
-fn copy(input: &CopyInput, c: &plan::Copy, is_add: bool) -> Result<CopyOutput, BuildError> {
-    let work = TempDir::new(input.store, "copy")?;
-    // The source tree.
-    let _src_view;
-    // For COPY --from: the source view's root and its layers' snapshots (top first), to
-    // hard-link unchanged files from the snapshot instead of copying them.
-    let mut src_lowers: Vec<PathBuf> = Vec::new();
-    let mut src_root: Option<PathBuf> = None;
-    let mut heredoc_dir = None;
-    let kind = if is_add { "add" } else { "copy" };
-    let workdir = input.config.config.working_dir.clone().unwrap_or_default();
-    let memo_key = |source: &str| {
-        key(&[
-            input.parent_key.as_str(),
-            "copy-memo",
-            kind,
-            &input.step.display,
-            source,
-            c.chown.as_deref().unwrap_or(""),
-            c.chmod.as_deref().unwrap_or(""),
-            &workdir,
-        ])
-    };
-    let mut memo = None;
-    let tree: Box<dyn context::SourceTree> = if let Some(r) = &c.from {
-        let layers = source_layers(input, r)?;
-        // The source is the stage's layers, named by their digests.
-        let mk = memo_key(
-            &layers
-                .iter()
-                .map(|d| d.as_str())
-                .collect::<Vec<_>>()
-                .join(","),
-        );
-        if let Some(hit) = copy_memo(input, &mk) {
-            return Ok(hit);
-        }
-        memo = Some(mk);
-        let sv = stage_view(input.store, &layers)?;
-        let root = context::StageRoot::new(sv.view.path()).map_err(ctx_err)?;
-        src_lowers = snapshot::chain(input.store, &layers)?;
-        src_root = Some(sv.view.path().to_path_buf());
-        _src_view = Some(sv);
-        Box::new(root)
-    } else if c.sources.iter().all(|w| is_heredoc_word(c, w).is_some()) && !c.heredocs.is_empty() {
-        let dir = work.0.join("heredocs");
+/// Where a COPY or ADD reads: a tree, the source paths in it, and where the tree came from.
+struct Sources {
+    tree: Box<dyn context::SourceTree>,
+    /// The sources as paths in `tree` (a heredoc's or a download's name at its root).
+    paths: Vec<String>,
+    origin: Origin,
+}
+
+enum Origin {
+    /// The build context.
+    Context,
+    /// A stage or an image (`--from`): files keep their owners, and an unchanged file can
+    /// share its inode with the layer snapshot it comes from.
+    Stage {
+        /// Keeps the view mounted while the files are read.
+        view: StageView,
+        /// The layers' snapshots, top first.
+        lowers: Vec<PathBuf>,
+    },
+    /// Heredocs, written to a scratch directory.
+    Heredocs,
+    /// ADD's downloads.
+    Downloads,
+}
+
+impl Sources {
+    /// A stage's or an image's layers, seen through a read-only view.
+    fn stage(input: &CopyInput, c: &plan::Copy, layers: &[Digest]) -> Result<Sources, BuildError> {
+        let view = stage_view(input.store, layers)?;
+        let tree = context::StageRoot::new(view.view.path())?;
+        Ok(Sources {
+            tree: Box::new(tree),
+            paths: c.sources.clone(),
+            origin: Origin::Stage {
+                lowers: snapshot::chain(input.store, layers)?,
+                view,
+            },
+        })
+    }
+
+    /// The heredocs, each a file of its name (0644, root's) in `work`.
+    fn heredocs(c: &plan::Copy, work: &Path) -> Result<Sources, BuildError> {
+        let dir = work.join("heredocs");
         std::fs::create_dir_all(&dir).map_err(|e| BuildError::io("create heredoc dir", e))?;
         for h in &c.heredocs {
             let p = dir.join(&h.name);
             std::fs::write(&p, &h.content).map_err(|e| BuildError::io("write heredoc", e))?;
             fsutil::set_meta(&p, 0o644, 0, 0, now_secs())?;
         }
-        heredoc_dir = Some(dir.clone());
-        _src_view = None;
-        Box::new(context::StageRoot::new(&dir).map_err(ctx_err)?)
-    } else {
-        let only_urls = is_add
-            && c.sources
-                .iter()
-                .all(|s| s.starts_with("http://") || s.starts_with("https://"));
-        let dir = match input.context {
-            Some(d) => d,
-            // ADD of URLs needs no context: any empty tree will do until the downloads.
-            None if only_urls => work.0.as_path(),
-            None => {
-                return Err(BuildError::Other(format!(
-                    "{}: no build context (the Dockerfile came from stdin)",
-                    input.step.display
-                )))
-            }
-        };
-        let matcher = if input.ignore.iter().all(|l| l.trim().is_empty()) {
-            None
-        } else {
-            Some(
-                context::Matcher::from_ignore_file(input.ignore.join("\n").as_bytes())
-                    .map_err(|e| BuildError::Other(format!("invalid .dockerignore: {e}")))?,
-            )
-        };
-        _src_view = None;
-        Box::new(context::Context::load(dir, matcher.as_ref()).map_err(ctx_err)?)
-    };
-    let mut sources: Vec<String> = c
-        .sources
-        .iter()
-        .map(|w| match (heredoc_dir.is_some(), is_heredoc_word(c, w)) {
-            (true, Some(i)) => format!("/{}", c.heredocs[i].name),
-            _ => w.clone(),
+        let paths = c
+            .sources
+            .iter()
+            .map(|w| match is_heredoc_word(c, w) {
+                Some(i) => format!("/{}", c.heredocs[i].name),
+                None => w.clone(),
+            })
+            .collect();
+        Ok(Sources {
+            tree: Box::new(context::StageRoot::new(&dir)?),
+            paths,
+            origin: Origin::Heredocs,
         })
-        .collect();
-    let is_url = |s: &str| s.starts_with("http://") || s.starts_with("https://");
-    let mut tree = tree;
-    let mut _downloads = None;
-    if is_add && sources.iter().any(|s| is_url(s)) {
-        if !sources.iter().all(|s| is_url(s)) {
-            return Err(BuildError::Other(
+    }
+
+    /// ADD's URLs, downloaded into `work` (an ADD of URLs takes no local files).
+    fn downloads(c: &plan::Copy, work: &Path) -> Result<Sources, BuildError> {
+        if !c.sources.iter().all(|s| is_url(s)) {
+            return Err(BuildError::Unsupported(
                 "ADD mixes URLs and local files in one instruction: give each URL its own ADD"
                     .into(),
             ));
         }
-        let dir = work.0.join("downloads");
+        let dir = work.join("downloads");
         std::fs::create_dir_all(&dir).map_err(|e| BuildError::io("create a download dir", e))?;
-        let mut names = Vec::new();
-        for u in &sources {
-            names.push(format!(
-                "/{}",
-                crate::fetch::download(u, &dir, c.checksum.as_deref())?
-            ));
+        let mut paths = Vec::new();
+        for u in &c.sources {
+            let name = crate::fetch::download(u, &dir, c.checksum.as_deref())?;
+            paths.push(format!("/{name}"));
         }
-        tree = Box::new(context::StageRoot::new(&dir).map_err(ctx_err)?);
-        sources = names;
-        _downloads = Some(dir);
+        Ok(Sources {
+            tree: Box::new(context::StageRoot::new(&dir)?),
+            paths,
+            origin: Origin::Downloads,
+        })
     }
-    let opts = context::SelectOptions {
-        excludes: c.excludes.clone(),
-        parents: c.parents,
-        ..context::SelectOptions::default()
-    };
-    let selection = context::select(tree.as_ref(), &sources, &opts).map_err(ctx_err)?;
-    if c.from.is_none() && heredoc_dir.is_none() && _downloads.is_none() {
-        // The source is the selected context files, named by their content.
-        let mk = memo_key(&selection.digest().map_err(ctx_err)?);
-        if let Some(hit) = copy_memo(input, &mk) {
-            return Ok(hit);
-        }
-        memo = Some(mk);
+
+    /// The build context as `.dockerignore` leaves it.
+    fn context(input: &CopyInput, c: &plan::Copy) -> Result<Sources, BuildError> {
+        let dir = input.context.ok_or(BuildError::NoContext)?;
+        let matcher = ignore_matcher(input.ignore)?;
+        Ok(Sources {
+            tree: Box::new(context::Context::load(dir, matcher.as_ref())?),
+            paths: c.sources.clone(),
+            origin: Origin::Context,
+        })
     }
-    let dest = context::resolve_destination(&c.dest, &workdir);
-    // The destination stage, for symlinks along the destination and for --chown names.
-    let dest_view = stage_view(input.store, input.diff_ids)?;
-    let view = &dest_view.view;
-    let existing = |p: &Path| -> context::DestKind {
-        match fsutil::resolve(view.path(), &p.to_string_lossy()) {
-            Ok((done, missing)) if missing.is_empty() => {
-                if fsutil::join(view.path(), &done).is_dir() {
-                    context::DestKind::Dir
-                } else {
-                    context::DestKind::NotDir
-                }
-            }
-            _ => context::DestKind::Missing,
+
+    /// A COPY's or an ADD's sources; `layers` are `--from`'s.
+    fn resolve(
+        input: &CopyInput,
+        c: &plan::Copy,
+        is_add: bool,
+        layers: Option<&[Digest]>,
+        work: &Path,
+    ) -> Result<Sources, BuildError> {
+        if let Some(layers) = layers {
+            Sources::stage(input, c, layers)
+        } else if !c.heredocs.is_empty()
+            && c.sources.iter().all(|w| is_heredoc_word(c, w).is_some())
+        {
+            Sources::heredocs(c, work)
+        } else if is_add && c.sources.iter().any(|s| is_url(s)) {
+            Sources::downloads(c, work)
+        } else {
+            Sources::context(input, c)
         }
-    };
-    let placed = context::place(&dest, &selection, existing).map_err(ctx_err)?;
-    let content = context::digest_placed(&placed).map_err(ctx_err)?;
-    let files: std::collections::BTreeMap<String, String> = placed
+    }
+
+    /// The owner a file gets without --chown: its own from a stage, else root.
+    fn owner(&self, meta: &std::fs::Metadata) -> (u32, u32) {
+        match self.origin {
+            Origin::Stage { .. } => (meta.uid(), meta.gid()),
+            _ => (0, 0),
+        }
+    }
+
+    /// For a file of a stage: the same file in its layer snapshot, which a copy that keeps
+    /// owner and mode can hard-link instead of copying.
+    fn snapshot_file(&self, e: &context::Entry) -> Option<PathBuf> {
+        let Origin::Stage { view, lowers } = &self.origin else {
+            return None;
+        };
+        let rel = e.source.strip_prefix(view.view.path()).ok()?;
+        let meta = &e.metadata;
+        lowers
+            .iter()
+            .map(|l| l.join(rel))
+            .find(|p| std::fs::symlink_metadata(p).is_ok())
+            .filter(|p| {
+                std::fs::symlink_metadata(p).is_ok_and(|m| {
+                    m.is_file()
+                        && m.len() == meta.len()
+                        && m.ino() != 0
+                        && m.mtime() == meta.mtime()
+                })
+            })
+    }
+}
+
+/// A COPY's memo: its result, or the key to keep it under once the step is done.
+enum Memo {
+    Hit(Box<CopyOutput>),
+    Miss(Digest),
+}
+
+/// What a COPY's cache key and memo are made of besides its sources.
+struct KeyParts<'a> {
+    input: &'a CopyInput<'a>,
+    c: &'a plan::Copy,
+    kind: &'static str,
+    workdir: String,
+}
+
+impl KeyParts<'_> {
+    /// The memo of the step's inputs with its sources named by `source` (their layers, or
+    /// the selected context files' content): the step's result when it was seen before.
+    fn memo(&self, source: &str) -> Memo {
+        let mk = self.key(&["copy-memo", self.kind], source);
+        match copy_memo(self.input, &mk) {
+            Some(out) => Memo::Hit(Box::new(out)),
+            None => Memo::Miss(mk),
+        }
+    }
+
+    /// The step's cache key, its sources named by the placed files' `content`.
+    fn content(&self, content: &str) -> Digest {
+        self.key(&[self.kind], content)
+    }
+
+    fn key(&self, what: &[&str], source: &str) -> Digest {
+        let mut parts = vec![self.input.parent_key.as_str()];
+        parts.extend(what);
+        parts.extend([
+            self.input.step.display.as_str(),
+            source,
+            self.c.chown.as_deref().unwrap_or(""),
+            self.c.chmod.as_deref().unwrap_or(""),
+            &self.workdir,
+        ]);
+        key(&parts)
+    }
+}
+
+/// Each placed file's signature (size, mode, mtime), for explaining cache misses.
+fn signatures(placed: &[context::Placed<'_>]) -> std::collections::BTreeMap<String, String> {
+    placed
         .iter()
         .map(|p| {
             let m = &p.entry.metadata;
@@ -322,88 +364,197 @@ fn copy(input: &CopyInput, c: &plan::Copy, is_add: bool) -> Result<CopyOutput, B
                 ),
             )
         })
-        .collect();
-    let from_context = c.from.is_none();
-    let k = key(&[
-        input.parent_key.as_str(),
-        kind,
-        &input.step.display,
-        &content,
-        c.chown.as_deref().unwrap_or(""),
-        c.chmod.as_deref().unwrap_or(""),
-        &workdir,
-    ]);
-    let memo = match memo {
-        Some(mk) => {
-            let value = format!(
-                "{k}\n{}",
-                serde_json::to_string(&files).expect("file map serializes")
-            );
-            input.store.memo_put(&mk, &value)?;
-            Some((mk, value))
+        .collect()
+}
+
+/// Whether `p` exists in the view, and as what (for placing sources at the destination).
+fn dest_kind(view: &Path, p: &Path) -> context::DestKind {
+    match fsutil::resolve(view, &p.to_string_lossy()) {
+        Ok((done, missing)) if missing.is_empty() => {
+            if fsutil::join(view, &done).is_dir() {
+                context::DestKind::Dir
+            } else {
+                context::DestKind::NotDir
+            }
         }
+        _ => context::DestKind::Missing,
+    }
+}
+
+/// COPY or ADD: sources resolved, selected and placed, then (on a miss) written and
+/// committed.
+pub(crate) fn copy(
+    input: &CopyInput,
+    c: &plan::Copy,
+    is_add: bool,
+) -> Result<CopyOutput, BuildError> {
+    crate::view::in_private_mount_ns(|| copy_here(input, c, is_add))
+}
+
+fn copy_here(input: &CopyInput, c: &plan::Copy, is_add: bool) -> Result<CopyOutput, BuildError> {
+    let parts = KeyParts {
+        input,
+        c,
+        kind: if is_add { "add" } else { "copy" },
+        workdir: input.config.config.working_dir.clone().unwrap_or_default(),
+    };
+    let work = TempDir::new(input.store, "copy")?;
+    // A stage's or an image's sources are named by their layers: a memo hit needs no view.
+    let layers = match &c.from {
+        Some(r) => Some(layers_of(input.store, input.plan, input.stage_layers, r)?),
         None => None,
     };
-    if !input.no_cache {
-        if let Some((d, created)) = crate::cache::get(input.store, &k) {
-            return Ok(CopyOutput {
-                key: k,
-                diff_id: d,
-                cached: true,
-                created,
-                files,
-                memo,
-            });
+    let mut memo = None;
+    if let Some(layers) = &layers {
+        let l: Vec<&str> = layers.iter().map(|d| d.as_str()).collect();
+        match parts.memo(&l.join(",")) {
+            Memo::Hit(out) => return Ok(*out),
+            Memo::Miss(mk) => memo = Some(mk),
         }
     }
-    let owner = match &c.chown {
-        Some(spec) => Some(fsutil::resolve_user(view.path(), spec)?),
-        None => None,
+    let sources = Sources::resolve(input, c, is_add, layers.as_deref(), &work.0)?;
+    let opts = context::SelectOptions {
+        excludes: c.excludes.clone(),
+        parents: c.parents,
+        ..context::SelectOptions::default()
     };
-    let chmod = match &c.chmod {
-        Some(m) => Some(u32::from_str_radix(m, 8).map_err(|_| {
-            BuildError::Other(format!(
-                "invalid --chmod={m}: only octal modes are supported"
-            ))
-        })?),
-        None => None,
+    let selection = context::select(sources.tree.as_ref(), &sources.paths, &opts)?;
+    if let Origin::Context = sources.origin {
+        // The context's sources are named by the selected files' content.
+        match parts.memo(&selection.digest()?) {
+            Memo::Hit(out) => return Ok(*out),
+            Memo::Miss(mk) => memo = Some(mk),
+        }
+    }
+    let dest = context::resolve_destination(&c.dest, &parts.workdir);
+    // The destination stage, for symlinks along the destination and for --chown names.
+    let dest_view = stage_view(input.store, input.diff_ids)?;
+    let view = dest_view.view.path();
+    let placed = context::place(&dest, &selection, |p| dest_kind(view, p))?;
+    // Cached unless the cache says otherwise below (its layer and time filled in then).
+    let mut out = CopyOutput {
+        files: signatures(&placed),
+        key: parts.content(&context::digest_placed(&placed)?),
+        diff_id: empty_layer(),
+        cached: true,
+        created: None,
+        memo: None,
     };
+    if let Some(mk) = memo {
+        out.memo = Some(remember(input.store, mk, &out.key, &out.files)?);
+    }
+    let cached = (!input.no_cache)
+        .then(|| crate::cache::get(input.store, &out.key))
+        .flatten();
+    if let Some((diff_id, created)) = cached {
+        return Ok(CopyOutput {
+            diff_id,
+            created,
+            ..out
+        });
+    }
     let upper = work.0.join("layer");
     std::fs::create_dir_all(&upper).map_err(|e| BuildError::io("create a layer dir", e))?;
-    let mut dirs = DestDirs {
-        view: view.path(),
-        upper: &upper,
-        owner,
-        now: now_secs(),
-        made: std::collections::HashMap::new(),
-    };
-    let mut dir_times: Vec<(PathBuf, i64)> = Vec::new();
+    let mut w = LayerWriter::new(c, is_add, &sources, view, &upper)?;
     for pl in &placed {
-        let e = pl.entry;
-        let parent = pl.dest.parent().unwrap_or(Path::new("/"));
-        let name = match pl.dest.file_name() {
-            Some(n) => n.to_owned(),
-            None => {
-                // The destination is `/` itself: only its contents are copied.
-                continue;
-            }
+        w.write(pl, &dest)?;
+    }
+    w.finish();
+    let d = commit_dir(input.store, &upper, layer::Source::Directory)?;
+    input.store.cache_put(&out.key, &d, input.now)?;
+    Ok(CopyOutput {
+        diff_id: d,
+        cached: false,
+        created: Some(input.now.to_string()),
+        ..out
+    })
+}
+
+/// Keep memo `mk` of a COPY: its content key and its files' signatures.
+fn remember(
+    store: &Writer<'_>,
+    mk: Digest,
+    k: &Digest,
+    files: &std::collections::BTreeMap<String, String>,
+) -> Result<(Digest, String), BuildError> {
+    let value = format!(
+        "{k}\n{}",
+        serde_json::to_string(files).expect("file map serializes")
+    );
+    store.memo_put(&mk, &value)?;
+    Ok((mk, value))
+}
+
+/// Writes a COPY's placed files into the layer directory.
+struct LayerWriter<'a> {
+    sources: &'a Sources,
+    dirs: DestDirs<'a>,
+    /// `--chown`'s owner.
+    owner: Option<(u32, u32)>,
+    /// `--chmod`'s mode.
+    chmod: Option<u32>,
+    /// ADD of a local archive extracts it.
+    extract: bool,
+    /// Directories written, with their mtimes: set last, once their contents are in.
+    dir_times: Vec<(PathBuf, i64)>,
+}
+
+impl<'a> LayerWriter<'a> {
+    fn new(
+        c: &plan::Copy,
+        is_add: bool,
+        sources: &'a Sources,
+        view: &'a Path,
+        upper: &'a Path,
+    ) -> Result<LayerWriter<'a>, BuildError> {
+        let owner = match &c.chown {
+            Some(spec) => Some(fsutil::resolve_user(view, spec)?),
+            None => None,
         };
-        let dir = dirs.ensure(parent)?;
-        let target = dir.join(&name);
-        let meta = &e.metadata;
-        let (uid, gid) = owner.unwrap_or(
-            if from_context || heredoc_dir.is_some() || _downloads.is_some() {
-                (0, 0)
-            } else {
-                (meta.uid(), meta.gid())
+        let chmod = match &c.chmod {
+            Some(m) => Some(u32::from_str_radix(m, 8).map_err(|_| {
+                BuildError::Unsupported(format!(
+                    "invalid --chmod={m}: only octal modes are supported"
+                ))
+            })?),
+            None => None,
+        };
+        Ok(LayerWriter {
+            sources,
+            dirs: DestDirs {
+                view,
+                upper,
+                owner,
+                now: now_secs(),
+                made: std::collections::HashMap::new(),
             },
-        );
-        let mode = chmod.unwrap_or(meta.mode() & 0o7777);
+            owner,
+            chmod,
+            extract: is_add && !matches!(sources.origin, Origin::Stage { .. }),
+            dir_times: Vec::new(),
+        })
+    }
+
+    /// Write one placed entry.
+    fn write(
+        &mut self,
+        pl: &context::Placed<'_>,
+        dest: &context::Destination,
+    ) -> Result<(), BuildError> {
+        let e = pl.entry;
+        // The destination `/` itself: only its contents are copied.
+        let Some(name) = pl.dest.file_name() else {
+            return Ok(());
+        };
+        let parent = pl.dest.parent().unwrap_or(Path::new("/"));
+        let target = self.dirs.ensure(parent)?.join(name);
+        let (uid, gid) = self.owner.unwrap_or(self.sources.owner(&e.metadata));
+        let mode = self.chmod.unwrap_or(e.metadata.mode() & 0o7777);
         match e.kind {
             context::FileKind::Dir if e.rel.as_os_str().is_empty() => {
                 // The source directory itself: its contents go into the destination, which
                 // keeps its metadata when it exists and is otherwise made like any parent.
-                dirs.ensure(&pl.dest)?;
+                self.dirs.ensure(&pl.dest)?;
             }
             context::FileKind::Dir => {
                 if !target.is_dir() {
@@ -411,55 +562,21 @@ fn copy(input: &CopyInput, c: &plan::Copy, is_add: bool) -> Result<CopyOutput, B
                     std::fs::create_dir_all(&target)
                         .map_err(|er| BuildError::io(format!("create {}", target.display()), er))?;
                 }
-                fsutil::set_meta(&target, mode, uid, gid, meta.mtime())?;
-                dirs.made.insert(pl.dest.clone(), target.clone());
-                dir_times.push((target, meta.mtime()));
+                fsutil::set_meta(&target, mode, uid, gid, e.metadata.mtime())?;
+                self.dirs.made.insert(pl.dest.clone(), target.clone());
+                self.dir_times.push((target, e.metadata.mtime()));
             }
-            context::FileKind::File => {
-                if is_add
-                    && e.rel.as_os_str().is_empty()
-                    && c.from.is_none()
-                    && looks_like_tar(&e.source)
-                {
-                    // ADD of a local archive: extract it into the destination directory.
-                    let into = dirs.ensure(&dest.path)?;
-                    let f = std::fs::File::open(&e.source)
-                        .map_err(|er| BuildError::io(format!("open {}", e.source.display()), er))?;
-                    let dec = layer::Decompressor::new(std::io::BufReader::new(f))?;
-                    layer::apply(dec, &into, &layer::ApplyOptions::default())?;
-                    continue;
-                }
-                let _ = std::fs::remove_dir_all(&target);
-                let _ = std::fs::remove_file(&target);
-                // A file that keeps its owner and mode can share the snapshot's inode: the
-                // layer's tar reads the same bytes, and nothing writes to either copy.
-                let unchanged =
-                    owner.is_none() && chmod.is_none() && (uid, gid) == (meta.uid(), meta.gid());
-                let linked = unchanged
-                    && src_root
-                        .as_ref()
-                        .and_then(|root| e.source.strip_prefix(root).ok())
-                        .and_then(|rel| {
-                            src_lowers
-                                .iter()
-                                .map(|l| l.join(rel))
-                                .find(|p| std::fs::symlink_metadata(p).is_ok())
-                        })
-                        .filter(|p| {
-                            std::fs::symlink_metadata(p).is_ok_and(|m| {
-                                m.is_file()
-                                    && m.len() == meta.len()
-                                    && m.ino() != 0
-                                    && m.mtime() == meta.mtime()
-                            })
-                        })
-                        .is_some_and(|p| std::fs::hard_link(&p, &target).is_ok());
-                if !linked {
-                    std::fs::copy(&e.source, &target)
-                        .map_err(|er| BuildError::io(format!("copy {}", e.source.display()), er))?;
-                    fsutil::set_meta(&target, mode, uid, gid, meta.mtime())?;
-                }
+            context::FileKind::File
+                if self.extract && e.rel.as_os_str().is_empty() && looks_like_tar(&e.source) =>
+            {
+                // ADD of a local archive: extract it into the destination directory.
+                let into = self.dirs.ensure(&dest.path)?;
+                let f = std::fs::File::open(&e.source)
+                    .map_err(|er| BuildError::io(format!("open {}", e.source.display()), er))?;
+                let dec = layer::Decompressor::new(std::io::BufReader::new(f))?;
+                layer::apply(dec, &into, &layer::ApplyOptions::default())?;
             }
+            context::FileKind::File => self.file(e, &target, (uid, gid), mode)?,
             context::FileKind::Symlink => {
                 let t = e.link_target.clone().unwrap_or_default();
                 let _ = std::fs::remove_file(&target);
@@ -470,24 +587,46 @@ fn copy(input: &CopyInput, c: &plan::Copy, is_add: bool) -> Result<CopyOutput, B
             }
             context::FileKind::Other => {}
         }
+        Ok(())
     }
-    // Directory mtimes last, once their contents are written.
-    for (d, t) in dir_times.iter().rev() {
-        let tm = std::time::UNIX_EPOCH + std::time::Duration::from_secs((*t).max(0) as u64);
-        if let Ok(f) = std::fs::File::open(d) {
-            let _ = f.set_modified(tm);
+
+    /// A regular file: hard-linked from its layer snapshot when it keeps owner and mode
+    /// (the layer's tar reads the same bytes, and nothing writes to either copy), else
+    /// copied with its metadata.
+    fn file(
+        &self,
+        e: &context::Entry,
+        target: &Path,
+        owner: (u32, u32),
+        mode: u32,
+    ) -> Result<(), BuildError> {
+        let meta = &e.metadata;
+        let _ = std::fs::remove_dir_all(target);
+        let _ = std::fs::remove_file(target);
+        let unchanged =
+            self.owner.is_none() && self.chmod.is_none() && owner == (meta.uid(), meta.gid());
+        let linked = unchanged
+            && self
+                .sources
+                .snapshot_file(e)
+                .is_some_and(|p| std::fs::hard_link(&p, target).is_ok());
+        if !linked {
+            std::fs::copy(&e.source, target)
+                .map_err(|er| BuildError::io(format!("copy {}", e.source.display()), er))?;
+            fsutil::set_meta(target, mode, owner.0, owner.1, meta.mtime())?;
+        }
+        Ok(())
+    }
+
+    /// Directory mtimes last, once their contents are written.
+    fn finish(self) {
+        for (d, t) in self.dir_times.iter().rev() {
+            let tm = std::time::UNIX_EPOCH + std::time::Duration::from_secs((*t).max(0) as u64);
+            if let Ok(f) = std::fs::File::open(d) {
+                let _ = f.set_modified(tm);
+            }
         }
     }
-    let d = crate::run::commit_dir(input.store, &upper, layer::Source::Directory)?;
-    input.store.cache_put(&k, &d, input.now)?;
-    Ok(CopyOutput {
-        key: k,
-        diff_id: d,
-        cached: false,
-        created: Some(input.now.to_string()),
-        files,
-        memo,
-    })
 }
 
 /// A COPY whose inputs (parent, instruction, source identity, owner, mode, workdir) were
@@ -538,7 +677,11 @@ pub(crate) struct StageView {
 /// WORKDIR creates its directory (owned by the current USER) when it is missing; a layer
 /// holds the new directories, or nothing when the directory exists (the solver still keeps
 /// that empty layer, as BuildKit does).
-fn workdir(input: &CopyInput, path: &str) -> Result<CopyOutput, BuildError> {
+pub(crate) fn workdir(input: &CopyInput, path: &str) -> Result<CopyOutput, BuildError> {
+    crate::view::in_private_mount_ns(|| workdir_here(input, path))
+}
+
+fn workdir_here(input: &CopyInput, path: &str) -> Result<CopyOutput, BuildError> {
     let cwd = input
         .config
         .config
@@ -590,17 +733,14 @@ fn workdir(input: &CopyInput, path: &str) -> Result<CopyOutput, BuildError> {
     let upper = work.0.join("layer");
     std::fs::create_dir_all(&upper).map_err(|e| BuildError::io("create a layer dir", e))?;
     let mut p = fsutil::replicate_dirs(view.path(), &upper, &exists)?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
+    let now = now_secs();
     for c in &missing {
         p.push(c);
         std::fs::create_dir(&p)
             .map_err(|e| BuildError::io(format!("create {}", p.display()), e))?;
         fsutil::set_meta(&p, 0o755, uid, gid, now)?;
     }
-    let d = crate::run::commit_dir(input.store, &upper, layer::Source::Directory)?;
+    let d = commit_dir(input.store, &upper, layer::Source::Directory)?;
     input.store.cache_put(&key, &d, input.now)?;
     Ok(CopyOutput {
         key,

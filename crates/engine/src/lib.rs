@@ -13,9 +13,11 @@ pub mod cache;
 pub mod config;
 mod copy;
 pub mod entitlements;
+mod error;
 mod explain;
 mod fetch;
 mod fsutil;
+mod layerdir;
 pub mod progress;
 pub mod request;
 mod run;
@@ -23,12 +25,13 @@ mod snapshot;
 pub mod solver;
 mod view;
 
+pub use error::{BuildError, RemoteError};
 pub use progress::{Event, Plain, Progress, Quiet};
 pub use request::{
     build, BuildRequest, CacheExport, CacheImport, ContextSource, DockerfileSource, Exporter,
     Failure, Remote, Sink,
 };
-pub use solver::{BuildError, BuildOptions, BuildResult, StoreResolver};
+pub use solver::{BuildOptions, BuildResult, StoreResolver};
 
 /// The images a plan reads from outside the Dockerfile: the needed stages' base images and
 /// their `--from` / `--mount from=` images, each once, in stage order.

@@ -14,8 +14,9 @@ use std::sync::Arc;
 use store::{Reference, Store, Writer};
 
 use crate::cache::{self, BlobSink, BlobSource, Imported};
+use crate::error::{BuildError, RemoteError};
 use crate::progress::{Event, Progress};
-use crate::solver::{BuildError, BuildOptions, BuildResult};
+use crate::solver::{BuildOptions, BuildResult};
 
 /// Where the build context comes from.
 pub enum ContextSource {
@@ -40,8 +41,8 @@ pub enum DockerfileSource {
 pub trait Sink {
     fn write(
         &self,
-        fill: &mut dyn FnMut(&mut dyn Write) -> Result<(), String>,
-    ) -> Result<(), String>;
+        fill: &mut dyn FnMut(&mut dyn Write) -> Result<(), RemoteError>,
+    ) -> Result<(), RemoteError>;
 }
 
 /// What happens to the built image besides being kept (and tagged) in the store.
@@ -76,24 +77,24 @@ pub struct CacheExport {
 /// implements it with the `registry` crate; every call comes with the store's lock held.
 pub trait Remote {
     /// Pull `reference` into the store; the digest the registry knows it by.
-    fn pull(&self, store: &Writer<'_>, reference: &Reference) -> Result<String, String>;
+    fn pull(&self, store: &Writer<'_>, reference: &Reference) -> Result<String, RemoteError>;
     /// Push the image named `reference`; its manifest's digest and size.
-    fn push(&self, store: &Store, reference: &Reference) -> Result<(String, u64), String>;
+    fn push(&self, store: &Store, reference: &Reference) -> Result<(String, u64), RemoteError>;
     /// The cache manifest under `name` and a source of its blobs; `None` when there is none.
-    fn cache_source(&self, name: &str) -> Result<Option<CacheManifest>, String>;
+    fn cache_source(&self, name: &str) -> Result<Option<CacheManifest>, RemoteError>;
     /// A destination for a cache export under `name`, uploading from `store`.
     fn cache_sink<'s>(
         &'s self,
         store: &'s Writer<'s>,
         name: &str,
-    ) -> Result<Box<dyn BlobSink + 's>, String>;
+    ) -> Result<Box<dyn BlobSink + 's>, RemoteError>;
 }
 
 /// An imported cache's manifest and where its blobs come from.
 pub type CacheManifest = (Box<dyn BlobSource>, Vec<u8>);
 
 /// A look at the result before the exporters run (the CLI's `--report`).
-pub type OnBuilt<'a> = &'a dyn Fn(&Writer<'_>, &BuildResult) -> Result<(), String>;
+pub type OnBuilt<'a> = &'a dyn Fn(&Writer<'_>, &BuildResult) -> Result<(), RemoteError>;
 
 /// Everything one build asks for.
 pub struct BuildRequest<'a> {
@@ -111,10 +112,12 @@ pub struct BuildRequest<'a> {
     pub on_built: Option<OnBuilt<'a>>,
 }
 
-/// A failed request: the error, and the name the Dockerfile goes by in diagnostics.
+/// A failed request: the error, the name the Dockerfile goes by in diagnostics and its
+/// text (empty when it was not read), for the source frame of a failed step.
 #[derive(Debug)]
 pub struct Failure {
     pub dockerfile: String,
+    pub text: String,
     pub error: Box<BuildError>,
 }
 
@@ -126,11 +129,19 @@ pub fn build(
     remote: &dyn Remote,
     progress: &dyn Progress,
 ) -> Result<BuildResult, Failure> {
-    let mut name = String::new();
-    run(store, req, remote, progress, &mut name).map_err(|error| Failure {
-        dockerfile: name,
+    let mut read = Dockerfile::default();
+    run(store, req, remote, progress, &mut read).map_err(|error| Failure {
+        dockerfile: read.name,
+        text: read.text,
         error: Box::new(error),
     })
+}
+
+/// The Dockerfile a request read: its name in diagnostics and its text.
+#[derive(Default)]
+struct Dockerfile {
+    name: String,
+    text: String,
 }
 
 fn run(
@@ -138,7 +149,7 @@ fn run(
     req: BuildRequest,
     remote: &dyn Remote,
     progress: &dyn Progress,
-    name: &mut String,
+    read: &mut Dockerfile,
 ) -> Result<BuildResult, BuildError> {
     let store = &store.lock_shared()?;
     let BuildRequest {
@@ -161,18 +172,16 @@ fn run(
             (display, text, Some(path))
         }
     };
-    *name = display;
+    *read = Dockerfile {
+        name: display,
+        text: text.clone(),
+    };
     options.ignore = match (&context, &path) {
         (Some(ctx), Some(path)) => ignore_patterns(ctx, path),
         _ => Vec::new(),
     };
     options.dockerfile = text;
     options.context = context;
-    // Planned once, base images resolved as BuildKit's MetaResolver does: the store first,
-    // the registry on a miss (always with `pull`). The planner asks only for the needed
-    // stages' bases and only after every structural error of the Dockerfile was reported;
-    // an expansion error or a refused entitlement comes after those pulls, as in BuildKit,
-    // whose dispatcher resolves base images before it expands a stage.
     let resolver = MetaResolver {
         store,
         remote,
@@ -181,19 +190,7 @@ fn run(
         seen: Default::default(),
         failed: Default::default(),
     };
-    let planned = plan::plan(&options.dockerfile, &options.plan, &resolver);
-    if let Some(e) = resolver.failed.take() {
-        return Err(e);
-    }
-    let plan = planned.map_err(BuildError::Dockerfile)?;
-    let allow_host = options.allow_network_host || options.network.as_deref() == Some("host");
-    if let Some(d) = crate::entitlements::check(&plan, &options.dockerfile, allow_host) {
-        return Err(BuildError::Dockerfile(d));
-    }
-    // `--from` / `--mount from=` images: the planner needs nothing of them, the solver does.
-    for r in crate::external_images(&plan) {
-        resolver.ensure(&r)?;
-    }
+    let plan = plan_build(&options, &resolver)?;
     for c in &cache_imports {
         if let Some(i) = open_import(c, remote, progress)? {
             options.cache_from.push(Arc::new(i));
@@ -201,7 +198,7 @@ fn run(
     }
     let r = crate::solver::solve(store, &options, plan, progress)?;
     if let Some(f) = on_built {
-        f(store, &r).map_err(BuildError::Request)?;
+        f(store, &r).map_err(|e| BuildError::Request(e.0))?;
     }
     for e in &exporters {
         export(store, &r, &options.tags, e)?;
@@ -220,17 +217,50 @@ fn run(
     }
     if exporters.iter().any(|e| matches!(e, Exporter::Push)) {
         for t in &options.tags {
-            message(progress, format!("#0 pushing {t}"));
-            let (digest, size) = remote
-                .push(store, t)
-                .map_err(|e| BuildError::Request(format!("pushing {t} to {}: {e}", t.domain)))?;
-            message(
-                progress,
-                format!("#0 pushed {t}: digest: {digest} size: {size}"),
-            );
+            push(store, t, remote, progress)?;
         }
     }
     Ok(r)
+}
+
+/// Plan once, base images resolved as BuildKit's MetaResolver does: the store first, the
+/// registry on a miss (always with `pull`). The planner asks only for the needed stages'
+/// bases and only after every structural error of the Dockerfile was reported; an
+/// expansion error or a refused entitlement comes after those pulls, as in BuildKit, whose
+/// dispatcher resolves base images before it expands a stage.
+fn plan_build(options: &BuildOptions, resolver: &MetaResolver) -> Result<plan::Plan, BuildError> {
+    let planned = plan::plan(&options.dockerfile, &options.plan, resolver);
+    if let Some(e) = resolver.failed.take() {
+        return Err(e);
+    }
+    let plan = planned.map_err(BuildError::Dockerfile)?;
+    let allow_host = options.allow_network_host || options.network.as_deref() == Some("host");
+    if let Some(d) = crate::entitlements::check(&plan, &options.dockerfile, allow_host) {
+        return Err(BuildError::Dockerfile(d));
+    }
+    // `--from` / `--mount from=` images: the planner needs nothing of them, the solver does.
+    for r in crate::external_images(&plan) {
+        resolver.ensure(&r)?;
+    }
+    Ok(plan)
+}
+
+/// Push tag `t` of the built image.
+fn push(
+    store: &Store,
+    t: &Reference,
+    remote: &dyn Remote,
+    progress: &dyn Progress,
+) -> Result<(), BuildError> {
+    message(progress, format!("#0 pushing {t}"));
+    let (digest, size) = remote
+        .push(store, t)
+        .map_err(|e| BuildError::Request(format!("pushing {t} to {}: {e}", t.domain)))?;
+    message(
+        progress,
+        format!("#0 pushed {t}: digest: {digest} size: {size}"),
+    );
+    Ok(())
 }
 
 fn message(progress: &dyn Progress, line: String) {
@@ -433,7 +463,7 @@ fn open_import(
             if dir.join("index.json").exists() {
                 Imported::open_local(dir)
                     .map(Some)
-                    .map_err(BuildError::Request)
+                    .map_err(|e| BuildError::Request(e.to_string()))
             } else {
                 message(
                     progress,
@@ -445,10 +475,13 @@ fn open_import(
                 Ok(None)
             }
         }
-        CacheImport::Registry(r) => match remote.cache_source(r).map_err(BuildError::Request)? {
+        CacheImport::Registry(r) => match remote
+            .cache_source(r)
+            .map_err(|e| BuildError::Request(e.0))?
+        {
             Some((source, manifest)) => Imported::open(source, &manifest)
                 .map(Some)
-                .map_err(BuildError::Request),
+                .map_err(|e| BuildError::Request(e.to_string())),
             None => {
                 message(
                     progress,
@@ -476,7 +509,7 @@ fn export_cache(
         CacheImport::Registry(name) => {
             let sink = remote
                 .cache_sink(store, name)
-                .map_err(BuildError::Request)?;
+                .map_err(|e| BuildError::Request(e.0))?;
             (
                 cache::export(store, r, c.max, sink.as_ref()).map_err(request)?,
                 name.clone(),
@@ -518,9 +551,9 @@ fn export(
                     layer::Compression::Gzip,
                     w,
                 )
-                .map_err(|e| chain(&e))
+                .map_err(|e| RemoteError(chain(&e)))
             })
-            .map_err(BuildError::Request)
+            .map_err(|e| BuildError::Request(e.0))
         }
         Exporter::Local(dir) => unpack_image(store, &r.image, dir),
         Exporter::Tar(sink) => {
@@ -530,9 +563,9 @@ fn export(
             sink.write(&mut |w| {
                 layer::commit(&root, &layer::CommitOptions::default(), w)
                     .map(|_| ())
-                    .map_err(|e| chain(&e))
+                    .map_err(|e| RemoteError(chain(&e)))
             })
-            .map_err(BuildError::Request)
+            .map_err(|e| BuildError::Request(e.0))
         }
     }
 }
@@ -638,21 +671,21 @@ mod tests {
     struct EmptyRegistry(std::cell::RefCell<Vec<String>>);
 
     impl Remote for EmptyRegistry {
-        fn pull(&self, _: &Writer<'_>, r: &Reference) -> Result<String, String> {
+        fn pull(&self, _: &Writer<'_>, r: &Reference) -> Result<String, RemoteError> {
             self.0.borrow_mut().push(r.to_string());
             Err("manifest unknown".into())
         }
-        fn push(&self, _: &Store, _: &Reference) -> Result<(String, u64), String> {
+        fn push(&self, _: &Store, _: &Reference) -> Result<(String, u64), RemoteError> {
             unreachable!("no push in these tests")
         }
-        fn cache_source(&self, _: &str) -> Result<Option<CacheManifest>, String> {
+        fn cache_source(&self, _: &str) -> Result<Option<CacheManifest>, RemoteError> {
             Ok(None)
         }
         fn cache_sink<'s>(
             &'s self,
             _: &'s Writer<'s>,
             _: &str,
-        ) -> Result<Box<dyn BlobSink + 's>, String> {
+        ) -> Result<Box<dyn BlobSink + 's>, RemoteError> {
             Err("no cache".into())
         }
     }

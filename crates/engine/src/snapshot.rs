@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use layer::snapshot::SnapshotError;
 use store::{Digest, Writer};
 
-use crate::solver::BuildError;
+use crate::error::BuildError;
 
 /// Lowerdirs for a layer chain, top first (see `layer::snapshot::chain`).
 pub fn chain(store: &Writer<'_>, diff_ids: &[Digest]) -> Result<Vec<PathBuf>, BuildError> {
@@ -19,7 +19,7 @@ impl From<SnapshotError> for BuildError {
         match e {
             SnapshotError::Store(e) => BuildError::Store(e),
             SnapshotError::Layer(e) => BuildError::Layer(e),
-            e @ SnapshotError::Mismatch { .. } => BuildError::Other(e.to_string()),
+            e @ SnapshotError::Mismatch { .. } => BuildError::Integrity(e.to_string()),
             SnapshotError::Rename { path, source } => {
                 BuildError::io(format!("rename into {}", path.display()), source)
             }

@@ -6,62 +6,21 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use plan::{
-    Base, BaseImage, Command, Diagnostic, ImageResolver, Instruction, Plan, PlanOptions, Stage,
-    Step,
-};
+use plan::{Base, BaseImage, ImageResolver, Instruction, Plan, PlanOptions, Stage, Step};
 use store::image::{Descriptor, History, ImageConfig, RootFs, MEDIA_OCI_LAYER};
 use store::{Digest, Image, Reference, Store, Writer};
 
 use crate::config::{self, StageState};
 use crate::progress::{Event, Progress};
+use crate::run::{ExecMeta, MountSources, RunOp};
+
+pub use crate::error::BuildError;
 
 /// BuildKit's default PATH, added to an image's Env when it has none.
 pub const DEFAULT_PATH: &str = exec::DEFAULT_PATH;
 
 /// History comment BuildKit writes on every entry it creates.
 pub const HISTORY_COMMENT: &str = "buildkit.dockerfile.v0";
-
-#[derive(Debug, thiserror::Error)]
-pub enum BuildError {
-    /// A Dockerfile error, located.
-    #[error("{0}")]
-    Dockerfile(Diagnostic),
-    /// A step failed: which one, why, and the last lines of its output.
-    #[error("{step}: {message}")]
-    Step {
-        step: String,
-        message: String,
-        tail: Vec<String>,
-    },
-    #[error(transparent)]
-    Store(#[from] store::Error),
-    #[error(transparent)]
-    Layer(#[from] layer::Error),
-    #[error(transparent)]
-    Exec(#[from] exec::Error),
-    #[error("{context}: {source}")]
-    Io {
-        context: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{0}")]
-    Other(String),
-    /// An error of the request's own I/O (its context, its Dockerfile, a pull, an export),
-    /// reported as it is.
-    #[error("{0}")]
-    Request(String),
-}
-
-impl BuildError {
-    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> BuildError {
-        BuildError::Io {
-            context: context.into(),
-            source,
-        }
-    }
-}
 
 /// What to build.
 #[derive(Clone, Debug, Default)]
@@ -172,9 +131,6 @@ struct Ctx<'a> {
     from_shown: Mutex<std::collections::BTreeSet<String>>,
 }
 
-/// How a stage that gave up because a stage it needs failed says so.
-const UPSTREAM_FAILED: &str = "not run";
-
 impl Ctx<'_> {
     /// Note a step's cache record for `--cache-to`.
     fn record(&self, stage: usize, key: &Digest, diff_id: &Digest, created: &str) {
@@ -205,15 +161,15 @@ impl Ctx<'_> {
     }
 
     /// The layers of a stage (for COPY --from, RUN --mount from=), once it has finished.
-    fn stage_layers(&self, i: usize) -> Option<Vec<Digest>> {
-        self.wait_stage(i).ok().map(|s| s.diff_ids)
+    fn stage_layers(&self, i: usize) -> Result<Vec<Digest>, BuildError> {
+        self.wait_stage(i).map(|s| s.diff_ids)
     }
 
     /// Block until stage `i` has finished; an error if it failed.
     fn wait_stage(&self, i: usize) -> Result<State, BuildError> {
         // Only needed stages run; waiting for any other would never end.
         if !self.plan.stages.get(i).is_some_and(|s| s.needed) {
-            return Err(BuildError::Other(format!(
+            return Err(BuildError::Internal(format!(
                 "stage {i} is not part of this build"
             )));
         }
@@ -221,16 +177,15 @@ impl Ctx<'_> {
         loop {
             if let Some(ok) = done.get(&i) {
                 if !ok {
-                    return Err(BuildError::Other(format!(
-                        "{UPSTREAM_FAILED}: stage {} failed",
-                        self.plan.stages[i].display_name
-                    )));
+                    return Err(BuildError::Upstream {
+                        stage: self.plan.stages[i].display_name.clone(),
+                    });
                 }
                 let r = self.results.lock().unwrap_or_else(|p| p.into_inner());
                 return r
                     .get(&i)
                     .cloned()
-                    .ok_or_else(|| BuildError::Other(format!("stage {i} has no result")));
+                    .ok_or_else(|| BuildError::Internal(format!("stage {i} has no result")));
             }
             done = self.done_cv.wait(done).unwrap_or_else(|p| p.into_inner());
         }
@@ -250,6 +205,14 @@ impl Ctx<'_> {
             .unwrap_or_else(|p| p.into_inner())
             .insert(i, ok);
         self.done_cv.notify_all();
+    }
+
+    /// Say that vertex `id` failed, as BuildKit's `#N ERROR: ...`.
+    fn failed(&self, id: usize, e: &BuildError) {
+        self.progress.event(Event::Error {
+            id,
+            message: e.to_string(),
+        });
     }
 
     fn vertex(&self, name: String) -> usize {
@@ -348,85 +311,14 @@ pub(crate) fn solve(
         ));
         ctx.progress.event(Event::Done { id });
     }
-    let results = &ctx.results;
-    // Every needed stage starts at once; a stage waits for its base stage, and a step that
-    // reads another stage (COPY --from, RUN --mount from=) waits for that stage only.
-    let needed: Vec<usize> = plan
-        .stages
-        .iter()
-        .filter(|s| s.needed)
-        .map(|s| s.index)
-        .collect();
-    let outcomes: Vec<(usize, Result<State, BuildError>)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = needed
-            .iter()
-            .map(|&i| {
-                let ctx = &ctx;
-                scope.spawn(move || {
-                    let r = (|| {
-                        let base = match &ctx.plan.stages[i].base {
-                            Base::Stage { index, .. } => Some(ctx.wait_stage(*index)?),
-                            _ => None,
-                        };
-                        run_stage(ctx, i, base)
-                    })();
-                    ctx.finish_stage(i, r.as_ref().ok().cloned());
-                    (i, r)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("stage thread"))
-            .collect()
-    });
-    let mut stage_layers = Vec::new();
-    let mut stage_chains = Vec::new();
-    // The first real failure, not that of a stage that only gave up because its input failed.
-    let mut first_err = None;
-    for (i, r) in outcomes {
-        match r {
-            Ok(state) => {
-                let base_len = match &plan.stages[i].base {
-                    Base::Stage { index, .. } => results
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .get(index)
-                        .map(|s| s.diff_ids.len())
-                        .unwrap_or(0),
-                    Base::Image { reference } => {
-                        resolve_image(store, &plan, reference, &plan.stages[i])?
-                            .config
-                            .rootfs
-                            .diff_ids
-                            .len()
-                    }
-                    Base::Scratch => 0,
-                };
-                stage_layers.push((
-                    i,
-                    state.diff_ids[base_len.min(state.diff_ids.len())..].to_vec(),
-                ));
-                stage_chains.push((i, state.diff_ids.clone()));
-            }
-            Err(e) => {
-                let upstream = matches!(&e, BuildError::Other(m) if m.starts_with(UPSTREAM_FAILED));
-                match &first_err {
-                    None => first_err = Some((upstream, e)),
-                    Some((true, _)) if !upstream => first_err = Some((upstream, e)),
-                    _ => {}
-                }
-            }
-        }
-    }
-    if let Some((_, e)) = first_err {
-        return Err(e);
-    }
-    let target = results
+    let outcomes = run_stages(&ctx);
+    let (stage_layers, stage_chains) = stage_results(&ctx, outcomes)?;
+    let target = ctx
+        .results
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .remove(&plan.target)
-        .ok_or_else(|| BuildError::Other("target stage produced no result".into()))?;
+        .ok_or_else(|| BuildError::Internal("the target stage produced no result".into()))?;
     let image = commit_image(&ctx, target)?;
     for t in &opts.tags {
         store.set_ref(t, &image)?;
@@ -451,6 +343,90 @@ pub(crate) fn solve(
     })
 }
 
+/// Every needed stage at once, each on its own thread: a stage waits for its base stage,
+/// and a step that reads another stage (COPY --from, RUN --mount from=) waits for that
+/// stage only. Each stage's outcome, in stage order.
+fn run_stages(ctx: &Ctx) -> Vec<(usize, Result<State, BuildError>)> {
+    let needed = ctx.plan.stages.iter().filter(|s| s.needed).map(|s| s.index);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = needed
+            .map(|i| {
+                scope.spawn(move || {
+                    let r = (|| {
+                        let base = match &ctx.plan.stages[i].base {
+                            Base::Stage { index, .. } => Some(ctx.wait_stage(*index)?),
+                            _ => None,
+                        };
+                        run_stage(ctx, i, base)
+                    })();
+                    ctx.finish_stage(i, r.as_ref().ok().cloned());
+                    (i, r)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("stage thread"))
+            .collect()
+    })
+}
+
+/// Per stage, the layers it made on top of its base and all its layers; or the first real
+/// failure, not that of a stage that only gave up because a stage it needs failed.
+#[allow(clippy::type_complexity)]
+fn stage_results(
+    ctx: &Ctx,
+    outcomes: Vec<(usize, Result<State, BuildError>)>,
+) -> Result<(Vec<(usize, Vec<Digest>)>, Vec<(usize, Vec<Digest>)>), BuildError> {
+    let mut stage_layers = Vec::new();
+    let mut stage_chains = Vec::new();
+    let mut first_err: Option<BuildError> = None;
+    for (i, r) in outcomes {
+        match r {
+            Ok(state) => {
+                let base_len = base_layers(ctx, &ctx.plan.stages[i])?;
+                stage_layers.push((
+                    i,
+                    state.diff_ids[base_len.min(state.diff_ids.len())..].to_vec(),
+                ));
+                stage_chains.push((i, state.diff_ids));
+            }
+            Err(e) => {
+                let upstream = |e: &BuildError| matches!(e, BuildError::Upstream { .. });
+                if first_err
+                    .as_ref()
+                    .is_none_or(|f| upstream(f) && !upstream(&e))
+                {
+                    first_err = Some(e);
+                }
+            }
+        }
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok((stage_layers, stage_chains)),
+    }
+}
+
+/// How many layers a stage's base has.
+fn base_layers(ctx: &Ctx, s: &Stage) -> Result<usize, BuildError> {
+    Ok(match &s.base {
+        Base::Stage { index, .. } => ctx
+            .results
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(index)
+            .map(|s| s.diff_ids.len())
+            .unwrap_or(0),
+        Base::Image { reference } => resolve_image(ctx.store, ctx.plan, reference, s)?
+            .config
+            .rootfs
+            .diff_ids
+            .len(),
+        Base::Scratch => 0,
+    })
+}
+
 fn resolve_image(
     store: &Store,
     plan: &Plan,
@@ -467,10 +443,10 @@ fn resolve_image(
                     step_no(1, s.total_steps),
                     s.total_steps
                 ),
-                message: format!(
+                lines: s.span.start..=s.span.end.max(s.span.start),
+                error: Box::new(BuildError::Unsupported(format!(
                     "failed to resolve image {full}: not in the local store (import or load it first: strata import ROOTFS.tar {reference})"
-                ),
-                tail: Vec::new(),
+                ))),
             }
         }
         other => BuildError::Store(other),
@@ -518,7 +494,7 @@ fn initial_state(ctx: &Ctx, i: usize, base: Option<State>) -> Result<State, Buil
         }
         Base::Stage { .. } => {
             let mut b = base.ok_or_else(|| {
-                BuildError::Other(format!("stage {} ran before its base", s.display_name))
+                BuildError::Internal(format!("stage {} ran before its base", s.display_name))
             })?;
             b.st = StageState::default();
             b
@@ -569,7 +545,24 @@ fn run_stage(ctx: &Ctx, i: usize, base: Option<State>) -> Result<State, BuildErr
             .iter()
             .any(|f| Some(f.to_lowercase()) == s.name || f.to_lowercase() == s.display_name);
     for step in &s.steps {
-        run_step(ctx, s, &prefix, step, &mut state, no_cache)?;
+        let run = StepRun {
+            ctx,
+            stage: s,
+            step,
+            name: match step.number {
+                Some(n) => format!(
+                    "[{prefix}{}/{}] {}",
+                    step_no(n, s.total_steps),
+                    s.total_steps,
+                    step.progress
+                ),
+                None => step.progress.clone(),
+            },
+            no_cache,
+        };
+        let lines = step.span.start..=step.span.end.max(step.span.start);
+        run.run(&mut state)
+            .map_err(|e| e.in_step(&run.name, lines))?;
     }
     Ok(state)
 }
@@ -635,269 +628,208 @@ fn created_by(step: &Step, cfg: &store::image::RunConfig, run_args: Option<&[Str
     }
 }
 
-fn run_step(
-    ctx: &Ctx,
-    s: &Stage,
-    prefix: &str,
-    step: &Step,
-    state: &mut State,
+/// One step of a stage being run.
+struct StepRun<'a, 'c> {
+    ctx: &'a Ctx<'c>,
+    stage: &'a Stage,
+    step: &'a Step,
+    /// Its name in the progress (`[stage 2/3] RUN ...`).
+    name: String,
+    /// `--no-cache` (or `--no-cache-filter`) for its stage.
     no_cache: bool,
-) -> Result<(), BuildError> {
-    let name = |n: Option<usize>| match n {
-        Some(n) => format!(
-            "[{prefix}{}/{}] {}",
-            step_no(n, s.total_steps),
-            s.total_steps,
-            step.progress
-        ),
-        None => step.progress.clone(),
-    };
-    match &step.instruction {
-        Instruction::Run(r) => {
-            let args = config::command_args(&state.config.config, &run_command(r));
-            let created_by = created_by(step, &state.config.config, Some(&args));
-            let mut env = state.config.config.env.clone().unwrap_or_default();
-            let has = |env: &[String], k: &str| {
-                env.iter()
-                    .any(|e| e.split_once('=').map(|(ek, _)| ek) == Some(k))
-            };
-            // The plan lists only the ARGs no later ENV hides: they go over the config's Env
-            // (an ARG after an ENV of the same name wins in BuildKit's LLB environment).
-            for (k, v) in &step.args {
-                let entry = format!("{k}={v}");
-                match env
-                    .iter_mut()
-                    .find(|e| e.split_once('=').map(|(ek, _)| ek) == Some(k.as_str()))
-                {
-                    Some(e) => *e = entry,
-                    None => env.push(entry),
-                }
+}
+
+impl StepRun<'_, '_> {
+    /// Run the step on `state`: RUN executes, COPY, ADD and WORKDIR write files, the rest
+    /// change the config only.
+    fn run(&self, state: &mut State) -> Result<(), BuildError> {
+        match &self.step.instruction {
+            Instruction::Run(r) => self.exec(r, state),
+            Instruction::Copy(c) => self.files(state, |input| crate::copy::copy(input, c, false)),
+            Instruction::Add(c) => self.files(state, |input| crate::copy::copy(input, c, true)),
+            Instruction::Workdir { path } => {
+                self.files(state, |input| crate::copy::workdir(input, path))
             }
-            // Proxy build args reach RUN in both spellings, as BuildKit passes them, and stay
-            // out of the cache key.
-            let key_env = env.join("\u{0}");
-            for (k, v) in &ctx.plan.proxy_args {
-                for name in [k.to_uppercase(), k.to_lowercase()] {
-                    if !has(&env, &name) {
-                        env.push(format!("{name}={v}"));
-                    }
-                }
+            other => {
+                self.metadata(state, other);
+                Ok(())
             }
-            let network = r
-                .network
-                .clone()
-                .or_else(|| ctx.opts.network.clone())
-                .unwrap_or_else(|| "default".into());
-            let user = state.config.config.user.clone().unwrap_or_default();
-            let cwd = state
-                .config
-                .config
-                .working_dir
-                .clone()
-                .filter(|w| !w.is_empty())
-                .map(|w| config::clean_path(&w))
-                .unwrap_or_else(|| "/".into());
-            let mounts = serde_json::to_string(&r.mounts).unwrap_or_default();
-            // What a `from=` mount shows is part of the step: the layers of that stage or
-            // image (a rebuilt stage reruns the RUN that mounts it).
-            let mut bases = Vec::new();
-            for m in r
-                .mounts
-                .iter()
-                .filter(|m| m.kind == "bind" || m.kind == "cache")
-            {
-                if let Some(f) = &m.from {
-                    let stage_layers = |i: usize| ctx.stage_layers(i);
-                    let layers = crate::copy::layers_of(ctx.store, ctx.plan, &stage_layers, f)?;
-                    let l: Vec<&str> = layers.iter().map(|d| d.as_str()).collect();
-                    bases.push((m.target.clone().unwrap_or_default(), l.join(",")));
-                } else if let (Some(c), "bind") = (ctx.opts.context.as_deref(), m.kind.as_str()) {
-                    // A context path: its contents (a missing one fails in the step).
-                    let source = m.source.as_deref().unwrap_or("/");
-                    let found = match crate::run::filtered_context(c, &ctx.opts.ignore)? {
-                        Some(tree) => crate::run::resolve_filtered(&tree, source)?.map(|rel| {
-                            use context::SourceTree;
-                            let keep = |p: &std::path::Path| {
-                                let rel = p.strip_prefix(tree.disk_root()).unwrap_or(p);
-                                matches!(tree.lstat(rel), Ok(Some(_)))
-                            };
-                            crate::fsutil::content_digest_filtered(&tree.disk_path(&rel), &keep)
-                        }),
-                        None => {
-                            let (done, missing) = crate::fsutil::resolve(c, source)?;
-                            missing.is_empty().then(|| {
-                                crate::fsutil::content_digest(&crate::fsutil::join(c, &done))
-                            })
-                        }
-                    };
-                    if let Some(d) = found {
-                        bases.push((m.target.clone().unwrap_or_default(), d?));
-                    }
-                }
-            }
-            let mounts = if bases.is_empty() {
-                mounts
-            } else {
-                let b: Vec<String> = bases.iter().map(|(t, d)| format!("{t}={d}")).collect();
-                format!("{mounts}\u{0}{}", b.join(";"))
-            };
-            let k = key(&[
-                state.key.as_str(),
-                "run",
-                &args.join("\u{0}"),
-                &key_env,
-                &user,
-                &cwd,
-                &network,
-                &mounts,
-            ]);
-            let id = ctx.vertex(name(step.number));
-            let seen = crate::explain::Seen {
-                parent: state.key.to_string(),
-                instruction: step.display.clone(),
-                args: step.args.iter().cloned().collect(),
-                // What the mounts showed, so a miss names the mount whose source changed.
-                files: bases
-                    .iter()
-                    .map(|(t, d)| (format!("the mount at {t}"), d.clone()))
-                    .collect(),
-            };
-            let (diff, created) = match (!no_cache)
-                .then(|| crate::cache::get(ctx.store, &k))
-                .flatten()
-            {
-                Some((d, created)) => {
-                    crate::explain::explain(ctx.store, &ctx.slot(s, step), &seen);
-                    ctx.cached.fetch_add(1, Ordering::SeqCst);
-                    ctx.progress.event(Event::Cached { id });
-                    (d, created.unwrap_or_else(|| ctx.created.clone()))
-                }
-                None => {
-                    let reason = if no_cache {
-                        "--no-cache".to_string()
-                    } else {
-                        crate::explain::explain(ctx.store, &ctx.slot(s, step), &seen)
-                    };
-                    ctx.progress.event(Event::Miss { id, reason });
-                    let d = crate::run::execute(
-                        ctx.store,
-                        ctx.progress,
-                        id,
-                        &state.diff_ids,
-                        r,
-                        args.clone(),
-                        env,
-                        &user,
-                        &cwd,
-                        &network,
-                        &ctx.networks,
-                        &name(step.number),
-                        &crate::run::MountSources {
-                            context: ctx.opts.context.as_deref(),
-                            plan: ctx.plan,
-                            stage_layers: &|i| ctx.stage_layers(i),
-                            secrets: &ctx.opts.secrets,
-                            ssh: &ctx.opts.ssh,
-                            used_mounts: &ctx.used,
-                            step,
-                            dockerfile: &ctx.opts.dockerfile,
-                            ignore: &ctx.opts.ignore,
-                        },
-                    )?;
-                    ctx.runs.fetch_add(1, Ordering::SeqCst);
-                    ctx.store.cache_put(&k, &d, &ctx.created)?;
-                    ctx.progress.event(Event::Done { id });
-                    (d, ctx.created.clone())
-                }
-            };
-            state.created = created;
-            ctx.record(s.index, &k, &diff, &state.created);
-            let layer = diff != empty_layer();
-            push_layer(state, diff, created_by, k, layer);
-        }
-        Instruction::Copy(_) | Instruction::Add(_) | Instruction::Workdir { .. } => {
-            let id = ctx.vertex(name(step.number));
-            let stage_layers = |i: usize| ctx.stage_layers(i);
-            let input = crate::copy::CopyInput {
-                store: ctx.store,
-                context: ctx.opts.context.as_deref(),
-                ignore: &ctx.opts.ignore,
-                stage_layers: &stage_layers,
-                plan: ctx.plan,
-                step,
-                diff_ids: &state.diff_ids,
-                config: &state.config,
-                parent_key: &state.key,
-                no_cache,
-                now: &ctx.created,
-            };
-            let out = crate::copy::execute(&input).inspect_err(|e| {
-                ctx.progress.event(Event::Error {
-                    id,
-                    message: e.to_string(),
-                });
-            })?;
-            let seen = crate::explain::Seen {
-                parent: state.key.to_string(),
-                instruction: step.display.clone(),
-                args: Default::default(),
-                files: out.files.clone(),
-            };
-            let reason = crate::explain::explain(ctx.store, &ctx.slot(s, step), &seen);
-            if out.cached {
-                ctx.cached.fetch_add(1, Ordering::SeqCst);
-                ctx.progress.event(Event::Cached { id });
-            } else {
-                let reason = if no_cache {
-                    "--no-cache".to_string()
-                } else {
-                    reason
-                };
-                ctx.progress.event(Event::Miss { id, reason });
-                ctx.progress.event(Event::Done { id });
-            }
-            let created_by = created_by(step, &state.config.config, None);
-            // BuildKit's dispatchWorkdir commits a layer (its mkdir) for every WORKDIR but `/`,
-            // also when the directory exists and the layer is empty; see ARCHITECTURE.md.
-            let layer = match &step.instruction {
-                Instruction::Workdir { path } => {
-                    let with_layer = workdir_of(&state.config.config, path) != "/";
-                    config::apply(&mut state.config.config, &mut state.st, &step.instruction);
-                    if with_layer && out.diff_id == empty_layer() {
-                        ensure_empty_layer(ctx.store)?;
-                    }
-                    with_layer
-                }
-                _ => out.diff_id != empty_layer(),
-            };
-            if let Some(c) = out.created {
-                state.created = c;
-            }
-            ctx.record(s.index, &out.key, &out.diff_id, &state.created);
-            if let Some((key, value)) = out.memo {
-                ctx.used
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .memos
-                    .push((s.index, crate::cache::Memo { key, value }));
-            }
-            push_layer(state, out.diff_id, created_by, out.key, layer);
-        }
-        other => {
-            let created_by = created_by(step, &state.config.config, None);
-            let changed = config::apply(&mut state.config.config, &mut state.st, other);
-            let _ = changed;
-            if let Some(a) = &state.st.author {
-                state.config.author = Some(a.clone());
-            }
-            // Metadata changes no layer: the cache chain follows layers only. What a later
-            // step does depend on (ENV, ARG values, USER, WORKDIR, SHELL) is in that step's own
-            // key, so changing an ARG re-runs only the steps that see it.
-            let h = history(&state.created, created_by, true);
-            state.config.history.push(h);
         }
     }
-    Ok(())
+
+    /// What RUN --mount can take files from.
+    fn mount_sources<'s>(
+        &'s self,
+        stage_layers: &'s (dyn Fn(usize) -> Result<Vec<Digest>, BuildError> + Sync),
+    ) -> MountSources<'s> {
+        let opts = self.ctx.opts;
+        MountSources {
+            context: opts.context.as_deref(),
+            plan: self.ctx.plan,
+            stage_layers,
+            secrets: &opts.secrets,
+            ssh: &opts.ssh,
+            used_mounts: &self.ctx.used,
+            step: self.step,
+            dockerfile: &opts.dockerfile,
+            ignore: &opts.ignore,
+        }
+    }
+
+    /// RUN: its meta and key; from the cache, or executed and its upperdir committed.
+    fn exec(&self, r: &plan::Run, state: &mut State) -> Result<(), BuildError> {
+        let ctx = self.ctx;
+        let cfg = &state.config.config;
+        let meta = ExecMeta::new(
+            self.step,
+            r,
+            cfg,
+            &ctx.plan.proxy_args,
+            ctx.opts.network.as_deref(),
+        );
+        let created_by = created_by(self.step, cfg, Some(&meta.args));
+        let stage_layers = |i: usize| ctx.stage_layers(i);
+        let sources = self.mount_sources(&stage_layers);
+        let shown = crate::run::mounts::identities(ctx.store, &sources, &meta.mounts)?;
+        let k = meta.key(&state.key, &shown);
+        let id = ctx.vertex(self.name.clone());
+        let seen = crate::explain::Seen {
+            parent: state.key.to_string(),
+            instruction: self.step.display.clone(),
+            args: self.step.args.iter().cloned().collect(),
+            // What the mounts showed, so a miss names the mount whose source changed.
+            files: shown
+                .iter()
+                .map(|(t, d)| (format!("the mount at {t}"), d.clone()))
+                .collect(),
+        };
+        let hit = (!self.no_cache)
+            .then(|| crate::cache::get(ctx.store, &k))
+            .flatten();
+        self.report(id, &seen, hit.is_some());
+        let (diff, created) = match hit {
+            Some((d, created)) => (d, created.unwrap_or_else(|| ctx.created.clone())),
+            None => {
+                let op = RunOp {
+                    store: ctx.store,
+                    progress: ctx.progress,
+                    id,
+                    layers: &state.diff_ids,
+                    meta: &meta,
+                    networks: &ctx.networks,
+                    sources: &sources,
+                };
+                let d = crate::run::execute(&op).inspect_err(|e| ctx.failed(id, e))?;
+                ctx.runs.fetch_add(1, Ordering::SeqCst);
+                ctx.store.cache_put(&k, &d, &ctx.created)?;
+                ctx.progress.event(Event::Done { id });
+                (d, ctx.created.clone())
+            }
+        };
+        state.created = created;
+        ctx.record(self.stage.index, &k, &diff, &state.created);
+        let layer = diff != empty_layer();
+        push_layer(state, diff, created_by, k, layer);
+        Ok(())
+    }
+
+    /// Say whether the step was cached, and on a miss why (what changed since the last
+    /// build of its slot, or `--no-cache`).
+    fn report(&self, id: usize, seen: &crate::explain::Seen, cached: bool) {
+        let ctx = self.ctx;
+        let reason = crate::explain::explain(ctx.store, &ctx.slot(self.stage, self.step), seen);
+        if cached {
+            ctx.cached.fetch_add(1, Ordering::SeqCst);
+            ctx.progress.event(Event::Cached { id });
+        } else {
+            let reason = if self.no_cache {
+                "--no-cache".to_string()
+            } else {
+                reason
+            };
+            ctx.progress.event(Event::Miss { id, reason });
+        }
+    }
+
+    /// COPY, ADD and WORKDIR: files written into a layer by `write`.
+    fn files(
+        &self,
+        state: &mut State,
+        write: impl FnOnce(&crate::copy::CopyInput) -> Result<crate::copy::CopyOutput, BuildError>,
+    ) -> Result<(), BuildError> {
+        let ctx = self.ctx;
+        let id = ctx.vertex(self.name.clone());
+        let stage_layers = |i: usize| ctx.stage_layers(i);
+        let input = crate::copy::CopyInput {
+            store: ctx.store,
+            context: ctx.opts.context.as_deref(),
+            ignore: &ctx.opts.ignore,
+            stage_layers: &stage_layers,
+            plan: ctx.plan,
+            step: self.step,
+            diff_ids: &state.diff_ids,
+            config: &state.config,
+            parent_key: &state.key,
+            no_cache: self.no_cache,
+            now: &ctx.created,
+        };
+        let out = write(&input).inspect_err(|e| ctx.failed(id, e))?;
+        let seen = crate::explain::Seen {
+            parent: state.key.to_string(),
+            instruction: self.step.display.clone(),
+            args: Default::default(),
+            files: out.files.clone(),
+        };
+        self.report(id, &seen, out.cached);
+        if !out.cached {
+            ctx.progress.event(Event::Done { id });
+        }
+        let created_by = created_by(self.step, &state.config.config, None);
+        // BuildKit's dispatchWorkdir commits a layer (its mkdir) for every WORKDIR but `/`,
+        // also when the directory exists and the layer is empty; see ARCHITECTURE.md.
+        let layer = match &self.step.instruction {
+            Instruction::Workdir { path } => {
+                let with_layer = workdir_of(&state.config.config, path) != "/";
+                config::apply(
+                    &mut state.config.config,
+                    &mut state.st,
+                    &self.step.instruction,
+                );
+                if with_layer && out.diff_id == empty_layer() {
+                    ensure_empty_layer(ctx.store)?;
+                }
+                with_layer
+            }
+            _ => out.diff_id != empty_layer(),
+        };
+        if let Some(c) = out.created {
+            state.created = c;
+        }
+        ctx.record(self.stage.index, &out.key, &out.diff_id, &state.created);
+        if let Some((key, value)) = out.memo {
+            ctx.used
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .memos
+                .push((self.stage.index, crate::cache::Memo { key, value }));
+        }
+        push_layer(state, out.diff_id, created_by, out.key, layer);
+        Ok(())
+    }
+
+    /// An instruction that changes the config only. Metadata changes no layer: the cache
+    /// chain follows layers only. What a later step does depend on (ENV, ARG values, USER,
+    /// WORKDIR, SHELL) is in that step's own key, so changing an ARG re-runs only the steps
+    /// that see it.
+    fn metadata(&self, state: &mut State, instruction: &Instruction) {
+        let created_by = created_by(self.step, &state.config.config, None);
+        config::apply(&mut state.config.config, &mut state.st, instruction);
+        if let Some(a) = &state.st.author {
+            state.config.author = Some(a.clone());
+        }
+        let h = history(&state.created, created_by, true);
+        state.config.history.push(h);
+    }
 }
 
 /// The WORKDIR BuildKit writes, in the config and in the history.
@@ -925,30 +857,6 @@ fn push_layer(state: &mut State, diff: Digest, created_by: String, k: Digest, la
     let h = history(&state.created, created_by, !layer);
     state.config.history.push(h);
     state.key = k;
-}
-
-fn run_command(r: &plan::Run) -> Command {
-    match &r.command {
-        Command::Shell(cmd) if !r.heredocs.is_empty() => {
-            let only_heredoc = r.heredocs.len() == 1 && {
-                let t = cmd.trim();
-                t.starts_with("<<") && !t.contains(char::is_whitespace)
-            };
-            if only_heredoc {
-                Command::Shell(r.heredocs[0].content.clone())
-            } else {
-                let mut script = cmd.clone();
-                script.push('\n');
-                for h in &r.heredocs {
-                    script.push_str(&h.content);
-                    script.push_str(&h.name);
-                    script.push('\n');
-                }
-                Command::Shell(script)
-            }
-        }
-        other => other.clone(),
-    }
 }
 
 fn commit_image(ctx: &Ctx, state: State) -> Result<Image, BuildError> {

@@ -32,21 +32,21 @@ pub fn in_private_mount_ns<R: Send>(
                     rustix::thread::UnshareFlags::NEWNS | rustix::thread::UnshareFlags::FS,
                 )
             }
-            .map_err(|e| BuildError::Other(format!("create a private mount namespace: {e}")))?;
+            .map_err(|e| BuildError::io("create a private mount namespace", e.into()))?;
             rustix::mount::mount_change(
                 "/",
                 MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
             )
-            .map_err(|e| BuildError::Other(format!("make mounts private: {e}")))?;
+            .map_err(|e| BuildError::io("make mounts private", e.into()))?;
             PRIVATE_NS.with(|p| p.set(true));
             f()
         })
         .join()
-        .unwrap_or_else(|_| Err(BuildError::Other("a build thread panicked".into())))
+        .unwrap_or_else(|_| Err(BuildError::Internal("a build thread panicked".into())))
     })
 }
 
-use crate::solver::BuildError;
+use crate::error::BuildError;
 
 /// A merged, read-only view of some layer snapshots (or of a plain directory).
 pub struct View {
@@ -64,15 +64,15 @@ impl View {
         mountpoint: &Path,
     ) -> Result<View, BuildError> {
         if !PRIVATE_NS.with(|p| p.get()) {
-            return Err(BuildError::Other(
+            return Err(BuildError::Internal(
                 "a view may only be mounted in a private mount namespace".into(),
             ));
         }
         let fail = |op: &str, e: rustix::io::Errno| {
-            BuildError::Other(format!(
-                "mount a read-only view of {} layers: {op}: {e}",
-                lowers.len()
-            ))
+            BuildError::io(
+                format!("mount a read-only view of {} layers: {op}", lowers.len()),
+                e.into(),
+            )
         };
         let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC).map_err(|e| fail("fsopen", e))?;
         let mut n = 0;
@@ -82,7 +82,10 @@ impl View {
             .chain(std::iter::once(empty))
         {
             let s = l.to_str().ok_or_else(|| {
-                BuildError::Other(format!("non-UTF-8 layer path {}", l.display()))
+                BuildError::io(
+                    format!("mount a view of {}", l.display()),
+                    std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a UTF-8 path"),
+                )
             })?;
             fsconfig_set_string(&fs, "lowerdir+", s).map_err(|e| fail("lowerdir+", e))?;
             n += 1;

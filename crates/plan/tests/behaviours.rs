@@ -2,8 +2,8 @@
 //! to that list), plus the error contract: kind, line and column, not only message text.
 
 use plan::{
-    plan, Base, BaseImage, Diagnostic, ErrorKind, ImageResolver, Instruction, Plan, PlanOptions,
-    Unresolved,
+    plan, Base, BaseImage, Diagnostic, ErrorKind, ImageResolver, Instruction, MountKind, Plan,
+    PlanOptions, Unresolved,
 };
 
 fn ok(src: &str) -> Plan {
@@ -576,6 +576,14 @@ fn run_mounts_and_heredoc_copy() {
     assert_eq!(r.mounts[1].from.as_deref(), Some("deps"));
     assert!(r.mounts[1].readonly);
     assert_eq!(r.mounts[2].target.as_deref(), Some("/run/secrets/tok"));
+    let kinds: Vec<MountKind> = r.mounts.iter().map(|m| m.kind).collect();
+    assert_eq!(
+        kinds,
+        [MountKind::Cache, MountKind::Bind, MountKind::Secret]
+    );
+    // The kind serializes as the `type=` value (the engine's RUN cache key holds it).
+    let json = serde_json::to_value(&r.mounts[0]).unwrap();
+    assert_eq!(json["type"], "cache");
     assert_eq!(p.stages[1].depends_on, vec![0]);
     let Instruction::Copy(c) = step(&p, 1, 2) else {
         panic!()

@@ -30,12 +30,59 @@ impl Command {
     }
 }
 
+/// What a `RUN --mount` mounts (its `type=`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MountKind {
+    /// Files of the context, a stage or an image (`from=`); the default.
+    #[default]
+    Bind,
+    /// A directory kept across builds.
+    Cache,
+    Tmpfs,
+    /// A `--secret` file.
+    Secret,
+    /// A `--ssh` agent socket.
+    Ssh,
+}
+
+impl MountKind {
+    /// The `type=` value, as written.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MountKind::Bind => "bind",
+            MountKind::Cache => "cache",
+            MountKind::Tmpfs => "tmpfs",
+            MountKind::Secret => "secret",
+            MountKind::Ssh => "ssh",
+        }
+    }
+
+    /// The kind `type=` names (lower case), if any.
+    pub fn parse(s: &str) -> Option<MountKind> {
+        [
+            MountKind::Bind,
+            MountKind::Cache,
+            MountKind::Tmpfs,
+            MountKind::Secret,
+            MountKind::Ssh,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for MountKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// `RUN --mount=...`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Mount {
-    /// bind, cache, tmpfs, secret or ssh.
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: MountKind,
     pub target: Option<String>,
     pub source: Option<String>,
     /// A stage name or index, or an image, the mount's source comes from.

@@ -2,7 +2,7 @@
 
 use dockerfile::Node;
 
-use super::Mount;
+use super::{Mount, MountKind};
 use crate::diag::{Diagnostic, ErrorKind, Locator};
 
 /// Parse `--mount` values (BuildKit's CSV `key=value` form).
@@ -17,7 +17,7 @@ pub(super) fn parse_mount(spec: &str, node: &Node, loc: &Locator) -> Result<Moun
         )
     };
     let mut m = Mount {
-        kind: "bind".into(),
+        kind: MountKind::Bind,
         spec: spec.to_string(),
         ..Mount::default()
     };
@@ -52,10 +52,8 @@ pub(super) fn parse_mount(spec: &str, node: &Node, loc: &Locator) -> Result<Moun
         match key.as_str() {
             "type" => {
                 let t = need(value)?.to_lowercase();
-                if !["bind", "cache", "tmpfs", "secret", "ssh"].contains(&t.as_str()) {
-                    return Err(err(format!("unsupported mount type {t:?}")));
-                }
-                m.kind = t;
+                m.kind = MountKind::parse(&t)
+                    .ok_or_else(|| err(format!("unsupported mount type {t:?}")))?;
             }
             "target" | "dst" | "destination" => m.target = Some(need(value)?),
             "source" | "src" => m.source = Some(need(value)?),
@@ -79,9 +77,9 @@ pub(super) fn parse_mount(spec: &str, node: &Node, loc: &Locator) -> Result<Moun
             _ => return Err(err(format!("unexpected key '{key}' in '{field}'"))),
         }
     }
-    m.readonly = readonly.unwrap_or(m.kind == "bind");
-    match m.kind.as_str() {
-        "secret" => {
+    m.readonly = readonly.unwrap_or(m.kind == MountKind::Bind);
+    match m.kind {
+        MountKind::Secret => {
             if m.id.is_none() && m.target.is_none() && m.env.is_none() {
                 return Err(err("secret mount needs an id or a target".into()));
             }
@@ -94,7 +92,7 @@ pub(super) fn parse_mount(spec: &str, node: &Node, loc: &Locator) -> Result<Moun
                 m.target = m.id.as_ref().map(|id| format!("/run/secrets/{id}"));
             }
         }
-        "ssh" => {
+        MountKind::Ssh => {
             if m.id.is_none() {
                 m.id = Some("default".into());
             }

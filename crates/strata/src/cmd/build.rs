@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
+use engine::RemoteError;
 use store::{Reference, Store, Writer};
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -202,9 +203,9 @@ impl Sink {
 impl engine::Sink for Sink {
     fn write(
         &self,
-        fill: &mut dyn FnMut(&mut dyn Write) -> Result<(), String>,
-    ) -> Result<(), String> {
-        Sink::write(self, |w| fill(w).map_err(anyhow::Error::msg)).map_err(|e| format!("{e:#}"))
+        fill: &mut dyn FnMut(&mut dyn Write) -> Result<(), RemoteError>,
+    ) -> Result<(), RemoteError> {
+        Sink::write(self, |w| Ok(fill(w)?)).map_err(|e| RemoteError(format!("{e:#}")))
     }
 }
 
@@ -324,9 +325,9 @@ pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
     options.tags = tags.clone();
     options.allow_network_host = allow_network_host(&a.allow)?;
     let (cache_imports, cache_exports) = cache_specs(&a)?;
-    let report = |store: &Writer<'_>, r: &engine::BuildResult| -> Result<(), String> {
+    let report = |store: &Writer<'_>, r: &engine::BuildResult| -> Result<(), RemoteError> {
         let report = super::size::build_report(store, r, a.report_format == "json")
-            .map_err(|e| format!("{e:#}"))?;
+            .map_err(|e| RemoteError(format!("{e:#}")))?;
         // stdout carries the streamed output, if any: the report goes to stderr then.
         if to_stdout {
             eprint!("{report}");
@@ -369,10 +370,11 @@ pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
             print_build_warnings(store, &a, lint.as_ref());
             Ok(code)
         }
-        Err(f) => {
-            print_build_warnings(store, &a, lint.as_ref());
-            failed(f)
-        }
+        // As buildx: the failed step's box (progress), the warnings, then the error with
+        // its source frame.
+        Err(f) => failed(f, a.dockerfile.file.is_some(), &|| {
+            print_build_warnings(store, &a, lint.as_ref())
+        }),
     }
 }
 
@@ -683,30 +685,51 @@ fn exporters(output: Output, push: bool) -> Vec<engine::Exporter> {
     out
 }
 
-/// A failed build as docker prints it: a Dockerfile error located, a failed step with the
-/// tail of its output, anything else as an error.
-fn failed(f: engine::Failure) -> Result<ExitCode> {
+/// A failed build as docker prints it: a Dockerfile error located; a failed step with the
+/// tail of its output, BuildKit's source frame of its lines (`Dockerfile:LINE` and the
+/// lines around, its own marked `>>>`) and the error; anything else as an error.
+/// `named`: the Dockerfile was given with `-f` (the frame names it as given, else
+/// `Dockerfile`, as `strata check` does).
+fn failed(f: engine::Failure, named: bool, warnings: &dyn Fn()) -> Result<ExitCode> {
     match *f.error {
         engine::BuildError::Dockerfile(d) => {
+            warnings();
             eprint!("{}", d.render(&f.dockerfile));
             Ok(ExitCode::FAILURE)
         }
         engine::BuildError::Step {
-            step,
-            message,
-            tail,
+            ref step,
+            ref lines,
+            ref error,
         } => {
             let mut e = std::io::stderr().lock();
             let _ = writeln!(e, "------\n > {step}:");
-            for l in &tail {
+            for l in f.error.tail() {
                 let _ = writeln!(e, "{l}");
             }
             let _ = writeln!(e, "------");
-            let _ = writeln!(e, "error: failed to solve: {step}: {message}");
+            drop(e);
+            warnings();
+            let mut e = std::io::stderr().lock();
+            let name = if named {
+                f.dockerfile.as_str()
+            } else {
+                "Dockerfile"
+            };
+            let text: Vec<&str> = f.text.split('\n').collect();
+            let frame = super::check::frame(&text, *lines.start(), *lines.end(), name);
+            let _ = write!(e, "{frame}");
+            let _ = writeln!(e, "error: failed to solve: {step}: {error}");
             Ok(ExitCode::FAILURE)
         }
-        engine::BuildError::Request(m) => Err(anyhow::Error::msg(m)),
-        other => Err(anyhow::Error::new(other).context("failed to solve")),
+        engine::BuildError::Request(m) => {
+            warnings();
+            Err(anyhow::Error::msg(m))
+        }
+        other => {
+            warnings();
+            Err(anyhow::Error::new(other).context("failed to solve"))
+        }
     }
 }
 
@@ -714,24 +737,24 @@ fn failed(f: engine::Failure) -> Result<ExitCode> {
 struct RegistryRemote(registry::Options);
 
 impl engine::Remote for RegistryRemote {
-    fn pull(&self, store: &Writer<'_>, reference: &Reference) -> Result<String, String> {
+    fn pull(&self, store: &Writer<'_>, reference: &Reference) -> Result<String, RemoteError> {
         let progress = |_: &str, _: &str| {};
         registry::pull(store, reference, &self.0, &progress)
             .map(|p| p.digest.to_string())
-            .map_err(|e| e.to_string())
+            .map_err(|e| RemoteError(e.to_string()))
     }
 
-    fn push(&self, store: &Store, reference: &Reference) -> Result<(String, u64), String> {
+    fn push(&self, store: &Store, reference: &Reference) -> Result<(String, u64), RemoteError> {
         let quiet = |_: &str, _: &str| {};
         registry::push(store, reference, &self.0, &quiet)
             .map(|p| (p.digest.to_string(), p.size))
-            .map_err(|e| format!("{:#}", anyhow::Error::from(e)))
+            .map_err(|e| RemoteError(format!("{:#}", anyhow::Error::from(e))))
     }
 
     fn cache_source(
         &self,
         r: &str,
-    ) -> Result<Option<(Box<dyn engine::cache::BlobSource>, Vec<u8>)>, String> {
+    ) -> Result<Option<(Box<dyn engine::cache::BlobSource>, Vec<u8>)>, RemoteError> {
         let open = || -> Result<_> {
             let reference =
                 store::Reference::parse(r).map_err(|e| anyhow::anyhow!("--cache-from {r}: {e}"))?;
@@ -748,21 +771,21 @@ impl engine::Remote for RegistryRemote {
                 )
             }))
         };
-        open().map_err(|e| format!("{e:#}"))
+        open().map_err(|e| RemoteError(format!("{e:#}")))
     }
 
     fn cache_sink<'s>(
         &'s self,
         store: &'s Writer<'s>,
         name: &str,
-    ) -> Result<Box<dyn engine::cache::BlobSink + 's>, String> {
+    ) -> Result<Box<dyn engine::cache::BlobSink + 's>, RemoteError> {
         let connect = || -> Result<_> {
             let reference = store::Reference::parse(name)
                 .map_err(|e| anyhow::anyhow!("--cache-to {name}: {e}"))?;
             registry::Repo::connect(&reference, &self.0, true)
                 .with_context(|| format!("--cache-to {name}"))
         };
-        let repo = connect().map_err(|e| format!("{e:#}"))?;
+        let repo = connect().map_err(|e| RemoteError(format!("{e:#}")))?;
         Ok(Box::new(RegistryCache {
             repo,
             store: Some(&**store),
@@ -782,8 +805,13 @@ impl engine::cache::BlobSource for RegistryCache<'static> {
     fn describe(&self) -> String {
         self.repo.describe()
     }
-    fn open(&self, digest: &store::Digest) -> Result<Box<dyn std::io::Read + Send + '_>, String> {
-        self.repo.open_blob(digest).map_err(|e| e.to_string())
+    fn open(
+        &self,
+        digest: &store::Digest,
+    ) -> Result<Box<dyn std::io::Read + Send + '_>, RemoteError> {
+        self.repo
+            .open_blob(digest)
+            .map_err(|e| RemoteError(e.to_string()))
     }
 }
 
@@ -799,7 +827,7 @@ impl engine::cache::BlobSink for RegistryCache<'_> {
         digest: &store::Digest,
         size: u64,
         _data: &mut dyn std::io::Read,
-    ) -> Result<(), String> {
+    ) -> Result<(), RemoteError> {
         let store = self.store.ok_or("no store to upload from")?;
         let d = store::image::Descriptor {
             media_type: "application/octet-stream".into(),
@@ -810,13 +838,13 @@ impl engine::cache::BlobSink for RegistryCache<'_> {
         };
         self.repo
             .push_store_blob(store, &d)
-            .map_err(|e| e.to_string())
+            .map_err(|e| RemoteError(e.to_string()))
     }
-    fn put_manifest(&self, media_type: &str, bytes: &[u8]) -> Result<(), String> {
+    fn put_manifest(&self, media_type: &str, bytes: &[u8]) -> Result<(), RemoteError> {
         self.repo
             .put_manifest(media_type, bytes, &|_, _| {})
             .map(|_| ())
-            .map_err(|e| e.to_string())
+            .map_err(|e| RemoteError(e.to_string()))
     }
 }
 

@@ -434,7 +434,7 @@ pub fn render_practices(report: &Report, dockerfile: &str, name: &str) -> String
 
 /// BuildKit's source frame (`errdefs.Source.Print`): the lines around `start..=end`, the
 /// warned ones marked `>>>`.
-fn frame(lines: &[&str], start: usize, end: usize, name: &str) -> String {
+pub(crate) fn frame(lines: &[&str], start: usize, end: usize, name: &str) -> String {
     if start < 1 || start > lines.len() {
         return String::new();
     }

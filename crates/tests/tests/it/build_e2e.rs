@@ -178,6 +178,40 @@ fn run_failure_names_the_step_and_exit_code_and_tags_nothing() {
         e.contains("\nbefore\noops\n"),
         "the last output lines are shown:\n{e}"
     );
+    // BuildKit's source frame of the step (errdefs.Source.Print, as buildx prints it
+    // between the output box and the error).
+    assert!(
+        e.ends_with(concat!(
+            "oops\n",
+            "------\n",
+            "Dockerfile:2\n",
+            "--------------------\n",
+            "   1 |     FROM busybox:local AS base\n",
+            "   2 | >>> RUN echo before && echo oops >&2 && exit 3\n",
+            "   3 |     \n",
+            "--------------------\n",
+            "error: failed to solve: [2/2] RUN echo before && echo oops >&2 && exit 3: ",
+            "executor failed running [/bin/sh -c echo before && echo oops >&2 && exit 3]: ",
+            "exit code: 3\n",
+        )),
+        "{e}"
+    );
+    // A failing COPY is framed too, in a Dockerfile named with -f, all its lines marked
+    // (two lines: one more line around them each side, where there is one).
+    let df = env.path("f/app.Dockerfile");
+    fs::write(
+        &df,
+        "FROM busybox:local\nCOPY \\\n  nosuchfile /x\nRUN true\n",
+    )
+    .unwrap();
+    let o = env.run(&["build", "-f", df.to_str().unwrap(), &ctx]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = String::from_utf8_lossy(&o.stderr);
+    let frame = format!(
+        "{}:2\n--------------------\n   1 |     FROM busybox:local\n   2 | >>> COPY \\\n   3 | >>>   nosuchfile /x\n   4 |     RUN true\n--------------------\nerror: failed to solve: [2/3] COPY   nosuchfile /x: \"/nosuchfile\" not found: not found\n",
+        df.display()
+    );
+    assert!(e.ends_with(&frame), "{e}");
     assert_eq!(
         env.ok(&["images", "--format", "{{.Repository}}"]),
         "busybox\n"
