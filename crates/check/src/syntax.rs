@@ -1,35 +1,8 @@
 //! Small parsers BuildKit's rules rely on: image references (distribution/reference),
 //! platforms (containerd/platforms) and did-you-mean suggestions (BuildKit's `suggest`).
 
-use std::fmt;
 
-/// An OS/architecture pair.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Platform {
-    pub os: String,
-    pub arch: String,
-    pub variant: String,
-}
-
-impl Default for Platform {
-    fn default() -> Self {
-        Platform {
-            os: "linux".into(),
-            arch: "amd64".into(),
-            variant: String::new(),
-        }
-    }
-}
-
-impl fmt::Display for Platform {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.os, self.arch)?;
-        if !self.variant.is_empty() {
-            write!(f, "/{}", self.variant)?;
-        }
-        Ok(())
-    }
-}
+pub use plan::Platform;
 
 const KNOWN_OS: &[&str] = &[
     "aix",

@@ -79,18 +79,7 @@ pub struct StoreResolver<'s>(pub &'s Store);
 impl ImageResolver for StoreResolver<'_> {
     fn resolve(&self, reference: &str) -> Option<BaseImage> {
         let img = self.0.resolve(reference).ok()?;
-        let env = img
-            .config
-            .config
-            .env
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|e| match e.split_once('=') {
-                Some((k, v)) => (k.to_string(), v.to_string()),
-                None => (e, String::new()),
-            })
-            .collect();
+        let env = img.config.config.env_pairs();
         Some(BaseImage {
             env,
             onbuild: img.config.config.on_build.clone().unwrap_or_default(),
@@ -239,9 +228,7 @@ pub(crate) fn empty_layer() -> Digest {
 }
 
 fn now() -> String {
-    store::go_rfc3339_nano(
-        &humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string(),
-    )
+    store::now_rfc3339()
 }
 
 fn env_get<'a>(cfg: &'a ImageConfig, k: &str) -> Option<&'a str> {

@@ -149,6 +149,20 @@ pub struct ImageConfig {
     pub extra: BTreeMap<String, Value>,
 }
 
+impl RunConfig {
+    /// `Env` as (name, value) pairs in order; an entry without `=` has an empty value.
+    pub fn env_pairs(&self) -> Vec<(String, String)> {
+        self.env
+            .iter()
+            .flatten()
+            .map(|e| match e.split_once('=') {
+                Some((k, v)) => (k.to_string(), v.to_string()),
+                None => (e.clone(), String::new()),
+            })
+            .collect()
+    }
+}
+
 impl ImageConfig {
     /// Chain ids of the layer stack (OCI: `ChainID(L0) = DiffID(L0)`,
     /// `ChainID(Ln) = sha256(ChainID(Ln-1) + " " + DiffID(Ln))`).

@@ -50,17 +50,7 @@ impl BaseImages for StoreImages<'_> {
     fn image(&self, reference: &str) -> Option<BaseImage> {
         let img = self.0.resolve(reference).ok()?;
         let c = &img.config;
-        let env = c
-            .config
-            .env
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|e| match e.split_once('=') {
-                Some((k, v)) => (k.to_string(), v.to_string()),
-                None => (e, String::new()),
-            })
-            .collect();
+        let env = c.config.env_pairs();
         let mut platform = format!("{}/{}", c.os, c.architecture);
         if let Some(v) = c.variant.as_deref().filter(|v| !v.is_empty()) {
             platform.push('/');
