@@ -1,7 +1,6 @@
 //! Small parsers BuildKit's rules rely on: image references (distribution/reference),
 //! platforms (containerd/platforms) and did-you-mean suggestions (BuildKit's `suggest`).
 
-
 pub use plan::Platform;
 
 const KNOWN_OS: &[&str] = &[
