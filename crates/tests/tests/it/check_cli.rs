@@ -1,21 +1,7 @@
 //! `strata check`: docker build --check's output and exit status, the context's
 //! `.dockerignore`, `-f`, `--build-arg`, and no store created.
 
-use std::process::Command;
-
-fn strata(dir: &std::path::Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(strata_tests::strata_bin())
-        .args(args)
-        .current_dir(dir)
-        .env("STRATA_ROOT", dir.join("store"))
-        .output()
-        .expect("run strata");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use crate::common::strata_in as strata;
 
 #[test]
 fn check_command() {

@@ -3,22 +3,9 @@
 //! `strata check`'s output and exit status); `error=true` failing the build before it runs
 //! anything. Every Dockerfile here is `FROM scratch`: no image is needed.
 
-use std::path::Path;
 use std::process::Command;
 
-fn strata(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(strata_tests::strata_bin())
-        .args(args)
-        .current_dir(dir)
-        .env("STRATA_ROOT", dir.join("store"))
-        .output()
-        .expect("run strata");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use crate::common::strata_in as strata;
 
 const SUMMARY: &str = concat!(
     "\n",

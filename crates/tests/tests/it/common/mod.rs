@@ -130,6 +130,24 @@ pub fn busybox_tar(dest: &Path) {
     );
 }
 
+/// Run strata in `dir` with a store of its own under it (`dir/store`): its exit code, stdout
+/// and stderr. For tests that need no [`Env`] (no base image); holds a share of the
+/// end-to-end lock meanwhile.
+pub fn strata_in(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let _share = share();
+    let out = Command::new(strata_tests::strata_bin())
+        .args(args)
+        .current_dir(dir)
+        .env("STRATA_ROOT", dir.join("store"))
+        .output()
+        .expect("run strata");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// A unique name for images in shared peer stores (docker, podman), so tests never touch
 /// the peers' own images.
 pub fn unique(prefix: &str) -> String {
