@@ -32,8 +32,8 @@
 //! * Paths excluded by the context's ignore patterns do not exist for selection.
 //! * Output order is deterministic: sources in instruction order, wildcard matches in
 //!   walk order, entries depth first with names sorted by bytes.
-//! * [`extract_tar`] never writes, links or chmods through a symlink and refuses absolute
-//!   and `..` member names.
+//! * [`extract_tar`] (`layer::apply` in its build-context mode) never writes, links or
+//!   chmods through a symlink and refuses absolute and `..` member names.
 //! * Digests cover path, type, mode, owner, size, link target and content — not times —
 //!   and stream file contents.
 //! * Nothing here panics on any input: patterns that Go rejects, and Go regular
@@ -118,7 +118,7 @@ pub enum Error {
         /// The member name.
         path: String,
         /// Why.
-        reason: &'static str,
+        reason: String,
     },
     /// A file changed between selection and hashing.
     #[error("{0}: file changed while it was being read")]

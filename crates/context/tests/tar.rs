@@ -230,3 +230,57 @@ fn context_symlinks_from_a_tar_stay_inside() {
     let err = context::select(&c, &["passwd"], &Default::default()).unwrap_err();
     assert_eq!(err.to_string(), "\"/passwd\" not found: not found");
 }
+
+#[test]
+fn a_context_is_not_a_layer() {
+    // Whiteout names are ordinary files; devices and FIFOs are skipped, not created.
+    let t = tempfile::tempdir().unwrap();
+    let tar = Tar::new()
+        .file("keep", 0o644, "k")
+        .file(".wh.keep", 0o644, "w")
+        .dir("d/", 0o755)
+        .file("d/.wh..wh..opq", 0o644, "o")
+        .member(b"fifo", EntryType::Fifo, 0o644, b"", b"")
+        .member(b"null", EntryType::Char, 0o666, b"", b"")
+        .bytes();
+    let dest = t.path().join("ctx");
+    extract_tar(&tar[..], &dest).unwrap();
+    assert_eq!(fs::read_to_string(dest.join("keep")).unwrap(), "k");
+    assert_eq!(fs::read_to_string(dest.join(".wh.keep")).unwrap(), "w");
+    assert_eq!(
+        fs::read_to_string(dest.join("d/.wh..wh..opq")).unwrap(),
+        "o"
+    );
+    assert!(fs::symlink_metadata(dest.join("fifo")).is_err());
+    assert!(fs::symlink_metadata(dest.join("null")).is_err());
+}
+
+#[test]
+fn long_names_as_gnu_tar_and_go_write_them() {
+    // GNU 'L' entries (the tar crate's, GNU tar's) and PAX `path` records (Go's).
+    let long = format!("{}/{}", "d".repeat(120), "f".repeat(120));
+    let mut gnu = tar::Builder::new(Vec::new());
+    let mut h = Header::new_gnu();
+    h.set_size(3);
+    h.set_mode(0o644);
+    gnu.append_data(&mut h, &long, &b"gnu"[..]).unwrap();
+    let gnu = gnu.into_inner().unwrap();
+
+    let mut pax = tar::Builder::new(Vec::new());
+    pax.append_pax_extensions([("path", long.as_bytes())])
+        .unwrap();
+    let mut h = Header::new_ustar();
+    h.as_old_mut().name[..5].copy_from_slice(b"short");
+    h.set_size(3);
+    h.set_mode(0o644);
+    h.set_cksum();
+    pax.append(&h, &b"pax"[..]).unwrap();
+    let pax = pax.into_inner().unwrap();
+
+    let t = tempfile::tempdir().unwrap();
+    for (tar, want) in [(gnu, "gnu"), (pax, "pax")] {
+        let dest = t.path().join(want);
+        extract_tar(&tar[..], &dest).unwrap();
+        assert_eq!(fs::read_to_string(dest.join(&long)).unwrap(), want);
+    }
+}

@@ -523,6 +523,7 @@ pub(crate) fn ensure_mount(store: &Writer<'_>, id: &str, dir: &Path) -> Result<(
             let opts = layer::ApplyOptions {
                 whiteouts: layer::Whiteouts::Overlay,
                 same_owner: true,
+                ..Default::default()
             };
             layer::apply(dec, tmp.path(), &opts).map_err(|e| e.to_string())?;
             std::io::copy(&mut hr, &mut std::io::sink()).map_err(|e| e.to_string())?;

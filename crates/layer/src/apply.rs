@@ -28,6 +28,23 @@ pub enum Whiteouts {
     /// `.wh.<name>` becomes a 0:0 character device, `.wh..wh..opq` sets
     /// `trusted.overlay.opaque=y` on its directory. Needs root.
     Overlay,
+    /// The stream is not a layer (a build context): `.wh.` names are ordinary entries.
+    Keep,
+}
+
+/// How entry names and the paths met while resolving them are treated.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Resolve {
+    /// The target is `/` for the stream: absolute names are made relative, and symlinks met
+    /// on a parent path (or a hard link's path) are followed as if the target were the
+    /// root (`RESOLVE_IN_ROOT`), as docker and containerd apply layers.
+    #[default]
+    InRoot,
+    /// Absolute names (and hard-link targets) are refused, and so is any symlink or
+    /// non-directory on a parent path or a hard link's path (`RESOLVE_BENEATH |
+    /// RESOLVE_NO_SYMLINKS`): nothing is resolved through a link, not even one inside the
+    /// target. All three are [`Error::Unsafe`].
+    Beneath,
 }
 
 /// Options for [`apply`].
@@ -38,6 +55,16 @@ pub struct ApplyOptions {
     /// Give entries the owner recorded in the layer (needs `CAP_CHOWN`). When false, they
     /// belong to the calling user.
     pub same_owner: bool,
+    /// How names and parent paths are resolved.
+    pub resolve: Resolve,
+    /// Restore modification times (directories' at the end). When false, entries keep the
+    /// time they were written.
+    pub times: bool,
+    /// Apply the extended attributes in the stream (never the private ones).
+    pub xattrs: bool,
+    /// Create device nodes and FIFOs, and refuse unknown entry types. When false, devices,
+    /// FIFOs and unknown entry types are skipped (their data is read past).
+    pub special_files: bool,
 }
 
 impl Default for ApplyOptions {
@@ -45,6 +72,27 @@ impl Default for ApplyOptions {
         ApplyOptions {
             whiteouts: Whiteouts::Remove,
             same_owner: true,
+            resolve: Resolve::InRoot,
+            times: true,
+            xattrs: true,
+            special_files: true,
+        }
+    }
+}
+
+impl ApplyOptions {
+    /// A build context given as a tar stream (`docker build - < ctx.tar`), extracted by an
+    /// unprivileged reader of the stream: `.wh.` names are ordinary files, devices, FIFOs
+    /// and unknown types are skipped, owners, times and xattrs are not restored, absolute
+    /// names and any symlink on a path are refused ([`Resolve::Beneath`]).
+    pub fn build_context() -> Self {
+        ApplyOptions {
+            whiteouts: Whiteouts::Keep,
+            same_owner: false,
+            resolve: Resolve::Beneath,
+            times: false,
+            xattrs: false,
+            special_files: false,
         }
     }
 }
@@ -100,12 +148,29 @@ struct Applier<'o> {
     cache: Option<(Vec<Vec<u8>>, Rc<OwnedFd>)>,
     /// (dev, ino of the parent directory, name) of everything this layer created.
     created: HashSet<Key>,
-    /// Directories whose times are set at the end (creating children changes them).
-    dir_times: Vec<(Vec<u8>, i64, u32)>,
+    /// Directories whose mode and times are set at the end (creating children changes
+    /// their times; a read-only mode would stop their children being created): the full
+    /// name, its mode, and its time.
+    dirs: Vec<(Vec<u8>, Mode, Timespec)>,
     buf: Vec<u8>,
 }
 
 impl Applier<'_> {
+    /// With [`Resolve::Beneath`], a resolution error caused by a symlink or a file on the
+    /// path is an [`Error::Unsafe`] saying so; any other error is an [`Error::Fs`].
+    fn resolve_err(&self, name: &[u8], op: &'static str, err: io::Error, what: &str) -> Error {
+        if self.opts.resolve == Resolve::Beneath {
+            let raw = err.raw_os_error();
+            if raw == Some(Errno::LOOP.raw_os_error()) || raw == Some(Errno::XDEV.raw_os_error()) {
+                return Error::unsafe_entry(name, format!("{what} is a symlink"));
+            }
+            if raw == Some(Errno::NOTDIR.raw_os_error()) {
+                return Error::unsafe_entry(name, format!("{what} is not a directory"));
+            }
+        }
+        Error::fs(op, path_of(name), err)
+    }
+
     fn parent(&mut self, comps: &[&[u8]], create: bool) -> io::Result<Option<Rc<OwnedFd>>> {
         if let Some((key, fd)) = &self.cache {
             if key.len() == comps.len() && key.iter().zip(comps).all(|(a, b)| a == b) {
@@ -128,6 +193,25 @@ impl Applier<'_> {
     fn entry<R: Read>(&mut self, rd: &mut Reader<R>, e: &Entry) -> Result<()> {
         let m = &e.meta;
         let name = m.name.as_slice();
+        let special = matches!(
+            m.typeflag,
+            tarfmt::TYPE_CHAR | tarfmt::TYPE_BLOCK | tarfmt::TYPE_FIFO
+        );
+        let known = matches!(
+            m.typeflag,
+            tarfmt::TYPE_REG
+                | tarfmt::TYPE_CONT
+                | tarfmt::TYPE_LINK
+                | tarfmt::TYPE_SYMLINK
+                | tarfmt::TYPE_DIR
+        );
+        if !self.opts.special_files && (special || !known) {
+            return Ok(()); // the reader skips its data
+        }
+        let beneath = self.opts.resolve == Resolve::Beneath;
+        if beneath && name.first() == Some(&b'/') {
+            return Err(Error::unsafe_entry(name, "absolute path"));
+        }
         let comps = clean(name).map_err(|r| Error::unsafe_entry(name, r))?;
         match m.typeflag {
             tarfmt::TYPE_REG
@@ -163,13 +247,15 @@ impl Applier<'_> {
             ));
         };
         if let Some(wh) = base.strip_prefix(b".wh.") {
-            return self.whiteout(name, parent, wh);
+            if self.opts.whiteouts != Whiteouts::Keep {
+                return self.whiteout(name, parent, wh);
+            }
         }
         let fs_err = |op: &'static str, err: io::Error| Error::fs(op, path_of(name), err);
 
         let pfd = self
             .parent(parent, true)
-            .map_err(|err| fs_err("resolve parent of", err))?
+            .map_err(|err| self.resolve_err(name, "resolve parent of", err, "a parent directory"))?
             .ok_or_else(|| fs_err("resolve parent of", errno(Errno::NOENT)))?;
         let pfd = pfd.as_fd();
         let is_dir_entry = m.typeflag == tarfmt::TYPE_DIR;
@@ -235,15 +321,21 @@ impl Applier<'_> {
                         .map_err(|err| fs_err("chown", errno(err)))?;
                 }
                 rustix::fs::fchmod(&file, mode).map_err(|err| fs_err("chmod", errno(err)))?;
-                for (k, v) in m.xattrs.iter().filter(|(k, _)| !xattr::is_private(k)) {
+                let xattrs = m.xattrs.iter().filter(|_| self.opts.xattrs);
+                for (k, v) in xattrs.filter(|(k, _)| !xattr::is_private(k)) {
                     let r = rustix::fs::fsetxattr(&file, k.as_slice(), v, XattrFlags::empty());
                     xattr_result(r, k, false).map_err(|err| fs_err("set xattr on", err))?;
                 }
-                rustix::fs::futimens(&file, &times)
-                    .map_err(|err| fs_err("set times of", errno(err)))?;
+                if self.opts.times {
+                    rustix::fs::futimens(&file, &times)
+                        .map_err(|err| fs_err("set times of", errno(err)))?;
+                }
                 return Ok(());
             }
             tarfmt::TYPE_LINK => {
+                if beneath && m.linkname.first() == Some(&b'/') {
+                    return Err(Error::unsafe_entry(name, "hard link target: absolute path"));
+                }
                 let tcomps = clean(&m.linkname)
                     .map_err(|r| Error::unsafe_entry(name, format!("hard link target: {r}")))?;
                 let Some((&tbase, tparent)) = tcomps.split_last() else {
@@ -252,7 +344,10 @@ impl Applier<'_> {
                 let tdir = self
                     .resolver
                     .dir(tparent, false)
-                    .map_err(|err| fs_err("resolve hard link target of", err))?
+                    .map_err(|err| {
+                        let what = "a directory on the hard link's target path";
+                        self.resolve_err(name, "resolve hard link target of", err, what)
+                    })?
                     .ok_or_else(|| fs_err("resolve hard link target of", errno(Errno::NOENT)))?;
                 // Flags 0: a symlink target is linked itself, never followed.
                 rustix::fs::linkat(&tdir, tbase, pfd, base, AtFlags::empty())
@@ -270,7 +365,7 @@ impl Applier<'_> {
                     full.push(b'/');
                 }
                 full.extend_from_slice(base);
-                self.dir_times.push((full, m.mtime, e.mtime_nsec));
+                self.dirs.push((full, mode, time));
             }
             tarfmt::TYPE_SYMLINK => {
                 if m.linkname.is_empty() {
@@ -297,15 +392,15 @@ impl Applier<'_> {
             rustix::fs::chownat(pfd, base, Some(u), Some(g), AtFlags::SYMLINK_NOFOLLOW)
                 .map_err(|err| fs_err("chown", errno(err)))?;
         }
-        if !is_link {
-            // Not a symlink: we created it (or merged a directory) just above.
+        if !is_link && !is_dir_entry {
+            // Not a symlink: we created it just above. A directory's mode comes at the end.
             rustix::fs::chmodat(pfd, base, mode, AtFlags::empty())
                 .map_err(|err| fs_err("chmod", errno(err)))?;
         }
         let xattrs: Vec<_> = m
             .xattrs
             .iter()
-            .filter(|(k, _)| !xattr::is_private(k))
+            .filter(|(k, _)| self.opts.xattrs && !xattr::is_private(k))
             .collect();
         if !xattrs.is_empty() {
             let p = proc_path(pfd, base);
@@ -314,7 +409,7 @@ impl Applier<'_> {
                 xattr_result(r, k, true).map_err(|err| fs_err("set xattr on", err))?;
             }
         }
-        if !is_dir_entry {
+        if !is_dir_entry && self.opts.times {
             rustix::fs::utimensat(pfd, base, &times, AtFlags::SYMLINK_NOFOLLOW)
                 .map_err(|err| fs_err("set times of", errno(err)))?;
         }
@@ -394,6 +489,7 @@ impl Applier<'_> {
                 )
                 .map_err(|err| fs_err("set opaque xattr on directory of", errno(err)))
             }
+            Whiteouts::Keep => Ok(()), // not reached: `.wh.` names are kept as entries
         }
     }
 
@@ -423,9 +519,14 @@ impl Applier<'_> {
         Ok(())
     }
 
+    /// Directory modes and times, deepest first, so that a read-only directory does not
+    /// stop the ones below it. A directory replaced later in the stream (by a file, or by
+    /// a symlink on its path) is left alone.
     fn finish_dirs(&mut self) -> Result<()> {
-        let dirs = std::mem::take(&mut self.dir_times);
-        for (full, secs, nsec) in dirs.iter().rev() {
+        let mut dirs = std::mem::take(&mut self.dirs);
+        // Stable: among directories of one depth, the later entry's mode wins.
+        dirs.sort_by_key(|(full, _, _)| std::cmp::Reverse(full.split(|&b| b == b'/').count()));
+        for (full, mode, time) in &dirs {
             let comps: Vec<&[u8]> = full.split(|&b| b == b'/').collect();
             let Some((&base, parent)) = comps.split_last() else {
                 continue;
@@ -433,20 +534,21 @@ impl Applier<'_> {
             let Ok(Some(pfd)) = self.resolver.dir(parent, false) else {
                 continue;
             };
-            let time = Timespec {
-                tv_sec: *secs,
-                tv_nsec: (*nsec).into(),
-            };
-            let times = Timestamps {
-                last_access: time,
-                last_modification: time,
-            };
             match rustix::fs::statat(&pfd, base, AtFlags::SYMLINK_NOFOLLOW) {
                 Ok(st) if is_dir(&st) => {}
                 _ => continue, // replaced or removed later in the layer
             }
-            rustix::fs::utimensat(&pfd, base, &times, AtFlags::SYMLINK_NOFOLLOW)
-                .map_err(|err| Error::fs("set times of", path_of(full), errno(err)))?;
+            let fs_err = |op, err| Error::fs(op, path_of(full), errno(err));
+            rustix::fs::chmodat(&pfd, base, *mode, AtFlags::empty())
+                .map_err(|err| fs_err("chmod", err))?;
+            if self.opts.times {
+                let times = Timestamps {
+                    last_access: *time,
+                    last_modification: *time,
+                };
+                rustix::fs::utimensat(&pfd, base, &times, AtFlags::SYMLINK_NOFOLLOW)
+                    .map_err(|err| fs_err("set times of", err))?;
+            }
         }
         Ok(())
     }
@@ -482,10 +584,10 @@ pub fn apply<R: Read>(reader: R, target: &Path, opts: &ApplyOptions) -> Result<A
     .map_err(|e| Error::fs("open target", target, errno(e)))?;
     let mut ap = Applier {
         opts,
-        resolver: Resolver::new(root),
+        resolver: Resolver::new(root, opts.resolve == Resolve::Beneath),
         cache: None,
         created: HashSet::new(),
-        dir_times: Vec::new(),
+        dirs: Vec::new(),
         buf: vec![0u8; 128 * 1024],
     };
     let mut rd = Reader::new(BufReader::with_capacity(

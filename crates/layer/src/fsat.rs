@@ -38,21 +38,26 @@ pub(crate) struct Resolver {
     root: OwnedFd,
     /// `openat2` is tried first and dropped after an `ENOSYS`.
     openat2: bool,
+    /// Refuse every symlink on the path (`ELOOP`) instead of following it in the root.
+    no_symlinks: bool,
 }
 
 impl Resolver {
-    pub(crate) fn new(root: OwnedFd) -> Self {
+    pub(crate) fn new(root: OwnedFd, no_symlinks: bool) -> Self {
         Resolver {
             root,
             openat2: true,
+            no_symlinks,
         }
     }
 
+    /// A resolver that tries `openat2` (`fast`) or goes straight to the component walk.
     #[cfg(test)]
-    pub(crate) fn without_openat2(root: OwnedFd) -> Self {
+    pub(crate) fn for_test(root: OwnedFd, fast: bool, no_symlinks: bool) -> Self {
         Resolver {
             root,
-            openat2: false,
+            openat2: fast,
+            no_symlinks,
         }
     }
 
@@ -61,14 +66,19 @@ impl Resolver {
     /// restarts at the root and `..` never climbs above it (RESOLVE_IN_ROOT semantics, the
     /// same as containerd's `fs.RootPath` and docker's chrooted untar). With `create`,
     /// missing directories are made with mode 0755; without, a missing component gives
-    /// `Ok(None)`.
+    /// `Ok(None)`. With `no_symlinks`, a symlink anywhere on the path is an `ELOOP` error
+    /// (`RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`) and a non-directory an `ENOTDIR`.
     pub(crate) fn dir(&mut self, comps: &[&[u8]], create: bool) -> io::Result<Option<OwnedFd>> {
         if comps.is_empty() {
             return dup_dir(self.root.as_fd()).map(Some);
         }
         if self.openat2 {
             let path = join(comps);
-            let how = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
+            let how = if self.no_symlinks {
+                ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS
+            } else {
+                ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS
+            };
             match rustix::fs::openat2(&self.root, path.as_slice(), DIR_PATH, Mode::empty(), how) {
                 Ok(fd) => return Ok(Some(fd)),
                 Err(Errno::NOENT) if !create => return Ok(None),
@@ -79,7 +89,7 @@ impl Resolver {
                 Err(e) => return Err(errno(e)),
             }
         }
-        walk_in_root(self.root.as_fd(), comps, create)
+        walk_in_root(self.root.as_fd(), comps, create, self.no_symlinks)
     }
 }
 
@@ -90,6 +100,7 @@ fn walk_in_root(
     root: BorrowedFd<'_>,
     comps: &[&[u8]],
     create: bool,
+    no_symlinks: bool,
 ) -> io::Result<Option<OwnedFd>> {
     let mut stack: Vec<OwnedFd> = Vec::new();
     let mut queue: VecDeque<Vec<u8>> = comps.iter().map(|c| c.to_vec()).collect();
@@ -110,6 +121,7 @@ fn walk_in_root(
         let cur = stack.last().map_or(root, |f| f.as_fd());
         match rustix::fs::statat(cur, c.as_slice(), AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => match FileType::from_raw_mode(st.st_mode) {
+                FileType::Symlink if no_symlinks => return Err(errno(Errno::LOOP)),
                 FileType::Symlink => {
                     links += 1;
                     if links > MAX_SYMLINKS {
@@ -224,12 +236,7 @@ mod tests {
         let a_ino = std::fs::metadata(root.join("a")).unwrap();
         use std::os::unix::fs::MetadataExt;
         for fast in [true, false] {
-            let fd = open_root(&root);
-            let mut r = if fast {
-                Resolver::new(fd)
-            } else {
-                Resolver::without_openat2(fd)
-            };
+            let mut r = Resolver::for_test(open_root(&root), fast, false);
             let got = r.dir(&[b"abs"], false).unwrap().unwrap();
             assert_eq!(ino(&got), root_ino.ino());
             let got = r.dir(&[b"a", b"up", b"escape"], false).unwrap();
@@ -248,5 +255,31 @@ mod tests {
             );
         }
         assert!(!std::path::Path::new("/x/y").exists());
+    }
+
+    /// Without symlinks, both paths refuse any symlink on the way and any file in it.
+    #[test]
+    fn no_symlinks_refuses_every_link() {
+        let outer = tempfile::tempdir().unwrap();
+        let root = outer.path().join("root");
+        std::fs::create_dir_all(root.join("a/b")).unwrap();
+        std::fs::write(root.join("f"), "").unwrap();
+        symlink("a", root.join("inside")).unwrap();
+        symlink("/", root.join("abs")).unwrap();
+        for fast in [true, false] {
+            let mut r = Resolver::for_test(open_root(&root), fast, true);
+            assert!(r.dir(&[b"a", b"b"], false).unwrap().is_some());
+            for create in [false, true] {
+                let err = r.dir(&[b"inside", b"b"], create).unwrap_err();
+                assert_eq!(err.raw_os_error(), Some(Errno::LOOP.raw_os_error()));
+                let err = r.dir(&[b"abs", b"new"], create).unwrap_err();
+                assert_eq!(err.raw_os_error(), Some(Errno::LOOP.raw_os_error()));
+                let err = r.dir(&[b"f", b"new"], create).unwrap_err();
+                assert_eq!(err.raw_os_error(), Some(Errno::NOTDIR.raw_os_error()));
+            }
+            assert!(r.dir(&[b"a", b"new"], false).unwrap().is_none());
+        }
+        assert!(!root.join("new").exists());
+        assert!(!root.join("a/new").exists());
     }
 }

@@ -34,18 +34,25 @@
 //! it is created, written, linked, chowned or removed, whatever the archive says:
 //!
 //! * Names are split on `/`; empty and `.` components are dropped (so `/etc/x` lands at
-//!   `<target>/etc/x`, as with docker); any `..` component is refused.
+//!   `<target>/etc/x`, as with docker); any `..` component is refused. With
+//!   [`Resolve::Beneath`] an absolute name is refused too.
 //! * Parent directories are resolved beneath the target with `openat2(RESOLVE_IN_ROOT |
 //!   RESOLVE_NO_MAGICLINKS)`, or a component walk of our own with `O_NOFOLLOW` where
 //!   openat2 is missing: a symlink in the tree is followed as if the target were the root
 //!   (an absolute target restarts at the target, `..` stops there). This is containerd's
 //!   and docker's behaviour, but enforced by the kernel rather than by string checks.
+//!   With [`Resolve::Beneath`] (a build context) no symlink is followed at all:
+//!   `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)`, or the same walk refusing links, and
+//!   a symlink or a file on a parent path is an [`Error::Unsafe`].
 //! * The entry itself is created with `*at` calls relative to the parent descriptor and
 //!   never followed: an existing entry in the way is removed first (a directory met by a
 //!   directory is merged), files are opened `O_CREAT|O_EXCL|O_NOFOLLOW`.
 //! * Hard-link targets are resolved the same way and linked without following.
 //! * Whiteouts (`.wh.<name>`, `.wh..wh..opq`) are applied per [`Whiteouts`]; whiteouts of
 //!   `.`, `..` or an empty name are refused; they never remove what the same layer created.
+//!   [`Whiteouts::Keep`] (a build context) makes them ordinary entries.
+//! * Directories are created 0700; their modes and times are applied at the end, deepest
+//!   first, so a read-only directory does not stop its children.
 //! * The reader is strict: header checksums checked, PAX/GNU long-name payloads capped at
 //!   [`MAX_META_SIZE`] before allocation, GNU sparse entries and unknown entry types
 //!   refused, an early end of input is [`Error::Truncated`]. Header-only entry types carry
@@ -57,7 +64,11 @@
 //!   `security.selinux` are never applied. Setting an xattr on a filesystem without
 //!   support is skipped; other failures are errors.
 //! * Ownership needs root ([`ApplyOptions::same_owner`]); so do device nodes, whose
-//!   creation fails with an error otherwise (no silent skipping).
+//!   creation fails with an error otherwise (no silent skipping, unless
+//!   [`ApplyOptions::special_files`] is off: then devices, FIFOs and unknown entry types
+//!   are skipped). [`ApplyOptions::build_context`] is the mode for a build context given
+//!   as a tar stream: nothing of the above that needs privileges or reads as a layer
+//!   (owners, times, xattrs, devices, whiteouts).
 //! * [`ApplyInfo::diff_id`] is the sha256 of every byte read, so callers verify a layer
 //!   against its diffID after applying it (on mismatch, discard the target).
 //!
@@ -84,7 +95,7 @@ pub mod snapshot;
 mod tarfmt;
 mod xattr;
 
-pub use apply::{apply, ApplyInfo, ApplyOptions, Whiteouts};
+pub use apply::{apply, ApplyInfo, ApplyOptions, Resolve, Whiteouts};
 pub use commit::{commit, CommitOptions, LayerInfo, Source};
 pub use compress::{compress, compress_with, BlobInfo, CompressOptions, Compression, Decompressor};
 pub use error::{Error, Result};

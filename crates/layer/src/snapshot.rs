@@ -108,6 +108,7 @@ fn unpack<E: From<SnapshotError>>(
     let opts = crate::ApplyOptions {
         whiteouts: crate::Whiteouts::Overlay,
         same_owner: true,
+        ..Default::default()
     };
     let info = crate::apply(blob, tmp.path(), &opts).map_err(SnapshotError::from)?;
     if info.diff_id != *diff_id {
