@@ -216,7 +216,10 @@ fn load_docker(store: &Writer<'_>, spool: &Spool) -> Result<Vec<Loaded>> {
         let mut names = Vec::new();
         for t in e.repo_tags.unwrap_or_default() {
             names.push(Reference::parse(&t).map_err(|e| {
-                Error::Format(format!("manifest.json: RepoTags: {}", escape::text(&e)))
+                Error::Format(format!(
+                    "manifest.json: RepoTags: {}",
+                    escape::text(&e.to_string())
+                ))
             })?);
         }
         out.push(Loaded { image, names });

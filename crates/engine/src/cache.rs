@@ -338,8 +338,8 @@ impl Imported {
         let cd: Digest = m["config"]["digest"]
             .as_str()
             .unwrap_or_default()
-            .parse()
-            .map_err(bad)?;
+            .parse::<Digest>()
+            .map_err(|e| bad(e.to_string()))?;
         let csize = m["config"]["size"]
             .as_u64()
             .ok_or_else(|| bad("the cache config's descriptor has no size".into()))?;

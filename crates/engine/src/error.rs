@@ -77,9 +77,19 @@ pub enum BuildError {
     /// A broken invariant of the engine itself (a bug), e.g. a stage without a result.
     #[error("internal error: {0}")]
     Internal(String),
-    /// Errors of `fsutil` (a path, a user) and `fetch` (ADD of a URL), still untyped.
-    #[error("{0}")]
-    Other(String),
+    /// A path in a rootfs whose symbolic links do not end (more than 40 of them).
+    #[error("too many levels of symbolic links resolving {path}")]
+    SymlinkLoop { path: String },
+    /// `--chown`/`USER` of a user name the stage's `/etc/passwd` does not have.
+    #[error("unable to find user {user}: no matching entries in passwd file")]
+    UnknownUser { user: String },
+    /// `--chown`/`USER` of a group name the stage's `/etc/group` does not have.
+    #[error("unable to find group {group}: no matching entries in group file")]
+    UnknownGroup { group: String },
+    /// `ADD` of a URL that could not be downloaded (`reason`: the HTTP status, the
+    /// transport's error, a checksum mismatch).
+    #[error("failed to fetch {url}: {reason}")]
+    Fetch { url: String, reason: String },
     /// An error of the request's own I/O (its context, its Dockerfile, a pull, an export),
     /// reported as it is.
     #[error("{0}")]

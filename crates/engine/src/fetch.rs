@@ -31,7 +31,10 @@ fn file_name(url: &str) -> String {
 
 /// Download `url` into `dir`; returns the file's name there.
 pub fn download(url: &str, dir: &Path, checksum: Option<&str>) -> Result<String, BuildError> {
-    let fail = |m: String| BuildError::Other(format!("failed to fetch {url}: {m}"));
+    let fail = |reason: String| BuildError::Fetch {
+        url: url.to_string(),
+        reason,
+    };
     let resp = agent().get(url).call().map_err(|e| fail(e.to_string()))?;
     let status = resp.status();
     if !status.is_success() {

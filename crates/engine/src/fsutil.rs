@@ -43,9 +43,9 @@ pub fn resolve(root: &Path, path: &str) -> Result<(Vec<String>, Vec<String>), Bu
             Ok(m) if m.file_type().is_symlink() => {
                 links += 1;
                 if links > 40 {
-                    return Err(BuildError::Other(format!(
-                        "too many levels of symbolic links resolving {path}"
-                    )));
+                    return Err(BuildError::SymlinkLoop {
+                        path: path.to_string(),
+                    });
                 }
                 let target = std::fs::read_link(&p)
                     .map_err(|e| BuildError::io(format!("readlink {path}"), e))?;
@@ -193,10 +193,8 @@ pub fn resolve_user(root: &Path, spec: &str) -> Result<(u32, u32), BuildError> {
         Err(_) => {
             let e = passwd_entries(&passwd)
                 .find(|e| e.name == user)
-                .ok_or_else(|| {
-                    BuildError::Other(format!(
-                        "unable to find user {user}: no matching entries in passwd file"
-                    ))
+                .ok_or_else(|| BuildError::UnknownUser {
+                    user: user.to_string(),
                 })?;
             (e.uid, e.gid)
         }
@@ -208,10 +206,8 @@ pub fn resolve_user(root: &Path, spec: &str) -> Result<(u32, u32), BuildError> {
             Err(_) => group_entries(&groups)
                 .find(|e| e.name == g)
                 .map(|e| e.gid)
-                .ok_or_else(|| {
-                    BuildError::Other(format!(
-                        "unable to find group {g}: no matching entries in group file"
-                    ))
+                .ok_or_else(|| BuildError::UnknownGroup {
+                    group: g.to_string(),
                 })?,
         },
     };

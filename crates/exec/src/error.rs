@@ -37,6 +37,8 @@ pub enum Error {
         program: String,
         /// Why it could not be executed.
         message: String,
+        /// Whether the program was missing or could not be executed.
+        kind: ExecFailure,
     },
     /// The seccomp profile cannot be compiled.
     #[error(transparent)]
@@ -47,6 +49,26 @@ pub enum Error {
     /// The init helper broke its protocol or died before reporting (a bug, or it was killed).
     #[error("init helper: {0}")]
     Helper(String),
+}
+
+/// Why a command could not be executed, as docker tells them apart (exit 127 or 126).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExecFailure {
+    /// No such program: not found in `$PATH`, or `execve` failed with `ENOENT`.
+    NotFound,
+    /// The program exists but cannot be executed (`EACCES`, `ENOEXEC`, ...).
+    NotExecutable,
+}
+
+impl ExecFailure {
+    /// The kind of an `execve` failure, by its errno.
+    pub(crate) fn of(e: &std::io::Error) -> Self {
+        if e.raw_os_error() == Some(libc::ENOENT) {
+            ExecFailure::NotFound
+        } else {
+            ExecFailure::NotExecutable
+        }
+    }
 }
 
 /// Shorthand for results of this crate.
@@ -62,9 +84,16 @@ pub(crate) fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) 
 /// What went wrong inside the helper or the container's init; travels as JSON.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) enum SetupError {
-    Setup { context: String, message: String },
+    Setup {
+        context: String,
+        message: String,
+    },
     User(String),
-    Exec { program: String, message: String },
+    Exec {
+        program: String,
+        message: String,
+        kind: ExecFailure,
+    },
 }
 
 impl SetupError {
@@ -81,7 +110,15 @@ impl From<SetupError> for Error {
         match e {
             SetupError::Setup { context, message } => Error::Setup { context, message },
             SetupError::User(m) => Error::User(m),
-            SetupError::Exec { program, message } => Error::Exec { program, message },
+            SetupError::Exec {
+                program,
+                message,
+                kind,
+            } => Error::Exec {
+                program,
+                message,
+                kind,
+            },
         }
     }
 }

@@ -19,7 +19,7 @@ use rustix::mount::{
 };
 use rustix::thread::CapabilitySet;
 
-use crate::error::{errno_text, step, SetupError};
+use crate::error::{errno_text, step, ExecFailure, SetupError};
 use crate::proto::{self, FromInit, InitMount, InitRootfs, InitSpec, Stub};
 use crate::{seccomp, sys, user, DEFAULT_PATH};
 
@@ -370,6 +370,7 @@ impl Init<'_> {
         Err(SetupError::Exec {
             program: spec.args[0].clone(),
             message: errno_text(&err.to_string()),
+            kind: ExecFailure::of(&err),
         })
     }
 
@@ -796,6 +797,7 @@ fn lookup(program: &str, env: &[String]) -> Result<CString, SetupError> {
     Err(SetupError::Exec {
         program: program.to_string(),
         message: "executable file not found in $PATH".to_string(),
+        kind: ExecFailure::NotFound,
     })
 }
 

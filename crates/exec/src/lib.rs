@@ -149,7 +149,7 @@ mod spec;
 mod sys;
 pub mod user;
 
-pub use error::{Error, Result};
+pub use error::{Error, ExecFailure, Result};
 pub use helper::maybe_run_init;
 pub use net::NetworkPool;
 pub use parent::{run, spawn, ExitStatus, Output, Running};

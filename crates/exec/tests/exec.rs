@@ -238,9 +238,14 @@ fn env_exact(fx: &Fx) {
     let (mut spec, _l) = fx.spec(&["true"]);
     spec.env = vec!["PATH=/nonexistent".into()];
     match exec::run(&spec) {
-        Err(Error::Exec { program, message }) => {
+        Err(Error::Exec {
+            program,
+            message,
+            kind,
+        }) => {
             assert_eq!(program, "true");
             assert_eq!(message, "executable file not found in $PATH");
+            assert_eq!(kind, exec::ExecFailure::NotFound);
         }
         other => panic!("expected an exec error, got {other:?}"),
     }

@@ -107,10 +107,15 @@ impl Default for Platform {
     }
 }
 
+/// A platform that is not `OS/ARCH[/VARIANT]`; carries the text as given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid platform {0:?}: expected OS/ARCH[/VARIANT]")]
+pub struct PlatformError(pub String);
+
 impl std::str::FromStr for Platform {
-    type Err = String;
+    type Err = PlatformError;
     /// `linux/amd64`, `linux/arm64/v8`.
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, PlatformError> {
         let parts: Vec<&str> = s.split('/').collect();
         match parts.as_slice() {
             [os, arch] if !os.is_empty() && !arch.is_empty() => Ok(Platform {
@@ -123,9 +128,7 @@ impl std::str::FromStr for Platform {
                 architecture: arch.to_string(),
                 variant: Some(v.to_string()),
             }),
-            _ => Err(format!(
-                "invalid platform {s:?}: expected OS/ARCH[/VARIANT]"
-            )),
+            _ => Err(PlatformError(s.to_string())),
         }
     }
 }

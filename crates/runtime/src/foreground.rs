@@ -147,12 +147,14 @@ fn execute(
 /// 126 for one that cannot be executed, 125 for everything else.
 pub(crate) fn spawn_error_code(e: &exec::Error) -> u8 {
     match e {
-        exec::Error::Exec { message, .. }
-            if message.contains("not found") || message.contains("no such file") =>
-        {
-            127
-        }
-        exec::Error::Exec { .. } => 126,
+        exec::Error::Exec {
+            kind: exec::ExecFailure::NotFound,
+            ..
+        } => 127,
+        exec::Error::Exec {
+            kind: exec::ExecFailure::NotExecutable,
+            ..
+        } => 126,
         _ => EXIT_START,
     }
 }

@@ -33,21 +33,29 @@ impl Digest {
     }
 
     /// Parse a bare 64-char hex string.
-    pub fn from_hex(hex: &str) -> Result<Digest, String> {
+    pub fn from_hex(hex: &str) -> Result<Digest, DigestError> {
         format!("sha256:{hex}").parse()
     }
 }
 
+/// A digest that does not parse: another algorithm than sha256, or not 64 lower-case hex
+/// characters. Carries the text as given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DigestError {
+    #[error("unsupported digest {0:?}: only sha256 is supported")]
+    Unsupported(String),
+    #[error("invalid digest {0:?}")]
+    Invalid(String),
+}
+
 impl FromStr for Digest {
-    type Err = String;
+    type Err = DigestError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let Some(hex) = s.strip_prefix("sha256:") else {
-            return Err(format!(
-                "unsupported digest {s:?}: only sha256 is supported"
-            ));
+            return Err(DigestError::Unsupported(s.to_string()));
         };
         if hex.len() != 64 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-            return Err(format!("invalid digest {s:?}"));
+            return Err(DigestError::Invalid(s.to_string()));
         }
         Ok(Digest(s.to_string()))
     }
@@ -85,7 +93,7 @@ impl PartialEq<Digest> for String {
 }
 
 impl TryFrom<String> for Digest {
-    type Error = String;
+    type Error = DigestError;
     fn try_from(s: String) -> Result<Self, Self::Error> {
         s.parse()
     }

@@ -53,14 +53,14 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 pub use blobs::{Compression, Ingest, VerifyingReader};
-pub use digest::{Digest, HashingReader, HashingWriter};
+pub use digest::{Digest, DigestError, HashingReader, HashingWriter};
 pub(crate) use files::sync_dir;
 pub use files::{atomic_write, go_rfc3339_nano, now_rfc3339, remove_tree};
 pub(crate) use gc::dir_size_of;
 pub use gc::PruneReport;
 use image::Index;
 pub use lock::{Exclusive, StoreLock, Writer};
-pub use reference::Reference;
+pub use reference::{Reference, ReferenceError};
 pub use refs::Image;
 pub use roots::{ROOT_CACHE, ROOT_UNTAGGED};
 pub use tee::Tee;

@@ -84,11 +84,22 @@ fn valid_domain(d: &str) -> bool {
         })
 }
 
+/// A reference that does not parse, with why (`empty`, `invalid tag`, an invalid digest...).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid reference format {reference:?}: {reason}")]
+pub struct ReferenceError {
+    pub reference: String,
+    pub reason: String,
+}
+
 impl Reference {
     /// Parse and normalise like docker's `ParseNormalizedNamed`, adding `:latest` when
     /// neither a tag nor a digest is given.
-    pub fn parse(s: &str) -> Result<Reference, String> {
-        let bad = |why: &str| format!("invalid reference format {s:?}: {why}");
+    pub fn parse(s: &str) -> Result<Reference, ReferenceError> {
+        let bad = |why: &str| ReferenceError {
+            reference: s.to_string(),
+            reason: why.to_string(),
+        };
         if s.is_empty() {
             return Err(bad("empty"));
         }
@@ -96,7 +107,10 @@ impl Reference {
             return Err(bad("too long"));
         }
         let (rest, digest) = match s.split_once('@') {
-            Some((r, d)) => (r, Some(d.parse::<Digest>().map_err(|e| bad(&e))?)),
+            Some((r, d)) => (
+                r,
+                Some(d.parse::<Digest>().map_err(|e| bad(&e.to_string()))?),
+            ),
             None => (s, None),
         };
         let last_slash = rest.rfind('/').map(|i| i + 1).unwrap_or(0);
@@ -263,9 +277,9 @@ mod tests {
         ] {
             assert!(Reference::parse(bad).is_err(), "{bad:?} accepted");
         }
-        let e = Reference::parse("$FOO").unwrap_err();
+        let e = Reference::parse("$FOO").unwrap_err().to_string();
         assert!(e.contains("invalid"), "{e}");
-        let e = Reference::parse("docker.io/Upper").unwrap_err();
+        let e = Reference::parse("docker.io/Upper").unwrap_err().to_string();
         assert!(e.contains("lowercase"), "{e}");
     }
 }
