@@ -15,7 +15,7 @@ use store::{Digest, Store, Writer};
 use crate::config;
 use crate::error::BuildError;
 use crate::fsutil;
-use crate::layerdir::{commit_dir, TempDir};
+use crate::layerdir::{commit_dir, temp_dir};
 use crate::snapshot;
 use crate::solver::{empty_layer, key};
 use crate::view::View;
@@ -398,7 +398,7 @@ fn copy_here(input: &CopyInput, c: &plan::Copy, is_add: bool) -> Result<CopyOutp
         kind: if is_add { "add" } else { "copy" },
         workdir: input.config.config.working_dir.clone().unwrap_or_default(),
     };
-    let work = TempDir::new(input.store, "copy")?;
+    let work = temp_dir(input.store, "copy")?;
     // A stage's or an image's sources are named by their layers: a memo hit needs no view.
     let layers = match &c.from {
         Some(r) => Some(layers_of(input.store, input.plan, input.stage_layers, r)?),
@@ -412,7 +412,7 @@ fn copy_here(input: &CopyInput, c: &plan::Copy, is_add: bool) -> Result<CopyOutp
             Memo::Miss(mk) => memo = Some(mk),
         }
     }
-    let sources = Sources::resolve(input, c, is_add, layers.as_deref(), &work.0)?;
+    let sources = Sources::resolve(input, c, is_add, layers.as_deref(), work.path())?;
     let opts = context::SelectOptions {
         excludes: c.excludes.clone(),
         parents: c.parents,
@@ -453,7 +453,7 @@ fn copy_here(input: &CopyInput, c: &plan::Copy, is_add: bool) -> Result<CopyOutp
             ..out
         });
     }
-    let upper = work.0.join("layer");
+    let upper = work.path().join("layer");
     std::fs::create_dir_all(&upper).map_err(|e| BuildError::io("create a layer dir", e))?;
     let mut w = LayerWriter::new(c, is_add, &sources, view, &upper)?;
     for pl in &placed {
@@ -654,9 +654,9 @@ fn copy_memo(input: &CopyInput, mk: &Digest) -> Option<CopyOutput> {
 /// A merged read-only view of the stage's current layers, and the temp dir holding its
 /// padding lowerdir.
 pub(crate) fn stage_view(store: &Writer<'_>, diff_ids: &[Digest]) -> Result<StageView, BuildError> {
-    let tmp = TempDir::new(store, "view")?;
-    let empty = tmp.0.join("empty");
-    let mnt = tmp.0.join("mnt");
+    let tmp = temp_dir(store, "view")?;
+    let empty = tmp.path().join("empty");
+    let mnt = tmp.path().join("mnt");
     for d in [&empty, &mnt] {
         std::fs::create_dir_all(d).map_err(|e| BuildError::io("create a view dir", e))?;
     }
@@ -671,7 +671,7 @@ pub(crate) fn stage_view(store: &Writer<'_>, diff_ids: &[Digest]) -> Result<Stag
 /// view is unmounted before its directory is removed.
 pub(crate) struct StageView {
     pub view: View,
-    _tmp: TempDir,
+    _tmp: store::TempDir,
 }
 
 /// WORKDIR creates its directory (owned by the current USER) when it is missing; a layer
@@ -729,8 +729,8 @@ fn workdir_here(input: &CopyInput, path: &str) -> Result<CopyOutput, BuildError>
     } else {
         fsutil::resolve_user(view.path(), &user)?
     };
-    let work = TempDir::new(input.store, "workdir")?;
-    let upper = work.0.join("layer");
+    let work = temp_dir(input.store, "workdir")?;
+    let upper = work.path().join("layer");
     std::fs::create_dir_all(&upper).map_err(|e| BuildError::io("create a layer dir", e))?;
     let mut p = fsutil::replicate_dirs(view.path(), &upper, &exists)?;
     let now = now_secs();

@@ -8,23 +8,10 @@ use store::{Digest, Store, Writer};
 use crate::error::BuildError;
 use crate::snapshot;
 
-/// A private directory under the store's tmp/, removed on drop.
-pub(crate) struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub(crate) fn new(store: &Store, kind: &str) -> Result<TempDir, BuildError> {
-        // Named after this process, so a sweep removes it only once strata is gone.
-        let p = store.temp_path(kind);
-        std::fs::create_dir_all(&p)
-            .map_err(|e| BuildError::io(format!("create {}", p.display()), e))?;
-        Ok(TempDir(p))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = store::remove_tree(&self.0);
-    }
+/// A private directory under the store's tmp/, removed on drop (the store's `TempDir`, named
+/// after this process so a sweep removes it only once strata is gone).
+pub(crate) fn temp_dir(store: &Store, kind: &str) -> Result<store::TempDir, BuildError> {
+    Ok(store.scratch_dir(kind)?)
 }
 
 /// Overlay lowerdirs for a layer chain, top first; an empty directory for no layers.

@@ -16,7 +16,7 @@ use store::{Digest, Writer};
 
 use crate::config;
 use crate::error::BuildError;
-use crate::layerdir::{commit_dir, lowers, TempDir};
+use crate::layerdir::{commit_dir, lowers, temp_dir};
 use crate::progress::{Event, Progress};
 
 pub(crate) use mounts::MountSources;
@@ -181,11 +181,11 @@ pub(crate) fn execute(op: &RunOp) -> Result<Digest, BuildError> {
 }
 
 fn execute_here(op: &RunOp) -> Result<Digest, BuildError> {
-    let tmp = TempDir::new(op.store, "run")?;
-    let upper = tmp.0.join("upper");
+    let tmp = temp_dir(op.store, "run")?;
+    let upper = tmp.path().join("upper");
     let mut spec = spec(op, &tmp, &upper)?;
     // Its `from=` views stay attached until the command is done.
-    let mut mounter = mounts::Mounter::new(op.store, op.sources, &tmp.0);
+    let mut mounter = mounts::Mounter::new(op.store, op.sources, tmp.path());
     for (n, m) in op.meta.mounts.iter().enumerate() {
         mounter.mount(n, m, &mut spec)?;
     }
@@ -195,10 +195,14 @@ fn execute_here(op: &RunOp) -> Result<Digest, BuildError> {
 }
 
 /// The exec spec of the command: its overlay (writes go to `upper`), process and network.
-fn spec(op: &RunOp, tmp: &TempDir, upper: &std::path::Path) -> Result<exec::ExecSpec, BuildError> {
-    let lower = lowers(op.store, op.layers, &tmp.0)?;
-    let work = tmp.0.join("work");
-    let state = tmp.0.join("state");
+fn spec(
+    op: &RunOp,
+    tmp: &store::TempDir,
+    upper: &std::path::Path,
+) -> Result<exec::ExecSpec, BuildError> {
+    let lower = lowers(op.store, op.layers, tmp.path())?;
+    let work = tmp.path().join("work");
+    let state = tmp.path().join("state");
     for d in [upper, &work, &state] {
         std::fs::create_dir_all(d)
             .map_err(|e| BuildError::io(format!("create {}", d.display()), e))?;
