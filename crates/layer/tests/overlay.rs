@@ -1,5 +1,6 @@
-//! Whiteout conversion against a real overlayfs mount (needs root; fails, never skips,
-//! when the mount is impossible).
+//! Whiteout conversion against a real overlayfs mount. Each test says it needs root
+//! (`require!`: SKIPPED outside CI, a failure under CI=true); as root, a mount that fails is a
+//! failure, never a skip.
 
 mod common;
 
@@ -37,6 +38,7 @@ impl Drop for Mount {
 
 #[test]
 fn overlay_upperdir_commit_and_both_apply_modes() {
+    strata_tests::require!(Root);
     let t = tempfile::tempdir().unwrap();
     let p = |s: &str| t.path().join(s);
     let (lower, upper, work, merged) = (p("lower"), p("upper"), p("work"), p("merged"));
@@ -150,6 +152,7 @@ fn overlay_upperdir_commit_and_both_apply_modes() {
 
 #[test]
 fn overlay_redirects_are_refused() {
+    strata_tests::require!(Root);
     let t = tempfile::tempdir().unwrap();
     let d = t.path().join("dir");
     fs::create_dir(&d).unwrap();
