@@ -246,25 +246,12 @@ fn no_panic() {
 }
 
 /// A 10,000-instruction Dockerfile (many stages, thousands of variables, every rule's
-/// instruction kinds) is checked in linear time. The bound is loose (debug build, shared
-/// machine): it catches a quadratic walk, not a regression of a few percent.
+/// instruction kinds) is checked without an error. Its speed is a benchmark, not a test:
+/// `cargo bench -p check --bench check_large` (goal: under 50 ms).
 #[test]
-fn large_dockerfile_is_linear() {
-    let mut df = String::from("ARG BASE=scratch\n");
-    for s in 0..100 {
-        df.push_str(&format!("FROM $BASE AS s{s}\n"));
-        for i in 0..99 {
-            match i % 5 {
-                0 => df.push_str(&format!("ENV V{s}_{i}=${{V{s}_{}:-x}}\n", i.max(1) - 1)),
-                1 => df.push_str(&format!("ARG A{s}_{i}=$V{s}_0\n")),
-                2 => df.push_str(&format!("COPY f{i} /d/$A{s}_1\n")),
-                3 => df.push_str("EXPOSE 80/tcp\n"),
-                _ => df.push_str(&format!("LABEL l{i}=v\n")),
-            }
-        }
-    }
+fn large_dockerfile_is_checked() {
+    let df = common::large::dockerfile();
     assert!(df.lines().count() > 10_000);
-    let start = std::time::Instant::now();
     let r = check(&Input {
         dockerfile: &df,
         dockerignore: Some("secret\n"),
@@ -273,10 +260,7 @@ fn large_dockerfile_is_linear() {
         practices: true,
         ..Default::default()
     });
-    let took = start.elapsed();
-    println!("checked {} lines in {took:?}", df.lines().count());
     assert!(r.error.is_none(), "{:?}", r.error);
-    assert!(took < std::time::Duration::from_secs(3), "{took:?}");
 }
 
 /// `--target` and build mode: the dispatched stages are those the target needs; parse-time
