@@ -94,6 +94,22 @@ pub fn compile_go_pattern(pattern: &str) -> (MatchType, Option<String>) {
     goregex::compile(pattern)
 }
 
+/// The `.dockerignore` text that applies to a build of `dockerfile` in `context`, picked as
+/// BuildKit picks it: `<Dockerfile>.dockerignore` beside the Dockerfile first, then the
+/// context's `.dockerignore`; `None` when neither exists. Invalid UTF-8 is read lossily; an
+/// error other than "not found" is [`Error::Io`] on the file that could not be read.
+pub fn dockerignore_text(context: &Path, dockerfile: &Path) -> Result<Option<String>, Error> {
+    let specific = std::path::PathBuf::from(format!("{}.dockerignore", dockerfile.display()));
+    for p in [specific, context.join(".dockerignore")] {
+        match std::fs::read(&p) {
+            Ok(b) => return Ok(Some(String::from_utf8_lossy(&b).into_owned())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(&p, e)),
+        }
+    }
+    Ok(None)
+}
+
 /// What can go wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

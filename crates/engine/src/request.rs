@@ -325,9 +325,9 @@ fn prepare_context(
 /// The context's `.dockerignore` lines: `<Dockerfile>.dockerignore` wins over the context's
 /// `.dockerignore`, as in BuildKit.
 fn ignore_patterns(context: &Path, dockerfile: &Path) -> Vec<String> {
-    let specific = PathBuf::from(format!("{}.dockerignore", dockerfile.display()));
-    std::fs::read_to_string(&specific)
-        .or_else(|_| std::fs::read_to_string(context.join(".dockerignore")))
+    context::dockerignore_text(context, dockerfile)
+        .ok()
+        .flatten()
         .unwrap_or_default()
         .lines()
         .map(str::to_string)

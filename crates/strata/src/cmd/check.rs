@@ -342,15 +342,10 @@ pub fn unresolved_notice(report: &Report) {
 /// The ignore file BuildKit reads: `<Dockerfile>.dockerignore` first, else the context's
 /// `.dockerignore` (as the build does).
 pub fn read_dockerignore(context: &Path, dockerfile: &Path) -> Result<Option<String>> {
-    let specific = PathBuf::from(format!("{}.dockerignore", dockerfile.display()));
-    for p in [specific, context.join(".dockerignore")] {
-        match std::fs::read(&p) {
-            Ok(b) => return Ok(Some(String::from_utf8_lossy(&b).into_owned())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(anyhow::anyhow!("cannot read {}: {e}", p.display())),
-        }
-    }
-    Ok(None)
+    context::dockerignore_text(context, dockerfile).map_err(|e| match e {
+        context::Error::Io { path, source } => anyhow::anyhow!("cannot read {path}: {source}"),
+        other => anyhow::Error::new(other),
+    })
 }
 
 /// What buildx prints on stderr after a build with warnings (`printWarnings`): an empty
