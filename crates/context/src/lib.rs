@@ -85,7 +85,7 @@ pub use select::{
     SelectedSource, Selection,
 };
 pub use tarctx::extract_tar;
-pub use tree::{resolve_in_root, Context, FileKind, Node, SourceTree, StageRoot};
+pub use tree::{resolve_in_root, Context, FileKind, Node, SourceTree, StageRoot, Stat};
 
 /// Test support: patternmatcher's compiled form of a pattern (match type and Go regular
 /// expression), to check the translation against patternmatcher's own table.

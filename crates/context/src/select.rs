@@ -2,7 +2,6 @@
 //! destination rules.
 
 use std::ffi::{OsStr, OsString};
-use std::fs::Metadata;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -45,7 +44,7 @@ pub struct Entry {
     /// Its type (a symlink inside a copied directory stays a symlink).
     pub kind: FileKind,
     /// `lstat` metadata: mode, owner, size.
-    pub metadata: Metadata,
+    pub metadata: crate::tree::Stat,
     /// The target, for a symlink.
     pub link_target: Option<PathBuf>,
 }

@@ -273,7 +273,7 @@ impl Sources {
     }
 
     /// The owner a file gets without --chown: its own from a stage, else root.
-    fn owner(&self, meta: &std::fs::Metadata) -> (u32, u32) {
+    fn owner(&self, meta: &context::Stat) -> (u32, u32) {
         match self.origin {
             Origin::Stage { .. } => (meta.uid(), meta.gid()),
             _ => (0, 0),
@@ -295,7 +295,7 @@ impl Sources {
             .filter(|p| {
                 std::fs::symlink_metadata(p).is_ok_and(|m| {
                     m.is_file()
-                        && m.len() == meta.len()
+                        && m.len() == meta.size()
                         && m.ino() != 0
                         && m.mtime() == meta.mtime()
                 })
@@ -357,7 +357,7 @@ fn signatures(placed: &[context::Placed<'_>]) -> std::collections::BTreeMap<Stri
                 p.dest.to_string_lossy().to_string(),
                 format!(
                     "{}:{:o}:{}:{}",
-                    m.len(),
+                    m.size(),
                     m.mode(),
                     m.mtime(),
                     m.mtime_nsec()
@@ -477,10 +477,11 @@ fn remember(
     k: &Digest,
     files: &std::collections::BTreeMap<String, String>,
 ) -> Result<(Digest, String), BuildError> {
-    let value = format!(
-        "{k}\n{}",
-        serde_json::to_string(files).expect("file map serializes")
-    );
+    // Written into one buffer: the map of a 50,000-file COPY is megabytes.
+    let mut value = format!("{k}\n").into_bytes();
+    value.reserve(files.iter().map(|(f, s)| f.len() + s.len() + 6).sum());
+    serde_json::to_writer(&mut value, files).expect("file map serializes");
+    let value = String::from_utf8(value).expect("JSON is UTF-8");
     store.memo_put(&mk, &value)?;
     Ok((mk, value))
 }
@@ -601,21 +602,18 @@ impl<'a> LayerWriter<'a> {
         mode: u32,
     ) -> Result<(), BuildError> {
         let meta = &e.metadata;
-        let _ = std::fs::remove_dir_all(target);
-        let _ = std::fs::remove_file(target);
         let unchanged =
             self.owner.is_none() && self.chmod.is_none() && owner == (meta.uid(), meta.gid());
-        let linked = unchanged
-            && self
-                .sources
-                .snapshot_file(e)
-                .is_some_and(|p| std::fs::hard_link(&p, target).is_ok());
-        if !linked {
-            std::fs::copy(&e.source, target)
-                .map_err(|er| BuildError::io(format!("copy {}", e.source.display()), er))?;
-            fsutil::set_meta(target, mode, owner.0, owner.1, meta.mtime())?;
+        if unchanged {
+            if let Some(p) = self.sources.snapshot_file(e) {
+                let _ = std::fs::remove_dir_all(target);
+                let _ = std::fs::remove_file(target);
+                if std::fs::hard_link(&p, target).is_ok() {
+                    return Ok(());
+                }
+            }
         }
-        Ok(())
+        fsutil::copy_new_file(&e.source, target, mode, owner.0, owner.1, meta.mtime())
     }
 
     /// Directory mtimes last, once their contents are written.

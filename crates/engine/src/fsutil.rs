@@ -245,6 +245,56 @@ pub fn set_meta(p: &Path, mode: u32, uid: u32, gid: u32, mtime: i64) -> Result<(
     Ok(())
 }
 
+/// Copy regular file `src` to `dst`, a new file (whatever is in the way — a file, a
+/// symlink, a directory — is removed first, never followed), with its owner, mode and
+/// mtime (whole seconds; the access time the same, as unpacking a layer sets them). All
+/// metadata is set through the new file's descriptor: one path lookup per file.
+pub fn copy_new_file(
+    src: &Path,
+    dst: &Path,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    mtime: i64,
+) -> Result<(), BuildError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let err = |what: &str, p: &Path, e| BuildError::io(format!("{what} {}", p.display()), e);
+    let create = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(dst)
+    };
+    let mut to = match create() {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let in_the_way = std::fs::symlink_metadata(dst).map_err(|e| err("stat", dst, e))?;
+            if in_the_way.is_dir() {
+                std::fs::remove_dir_all(dst)
+            } else {
+                std::fs::remove_file(dst)
+            }
+            .map_err(|e| err("remove", dst, e))?;
+            create().map_err(|e| err("create", dst, e))?
+        }
+        Err(e) => return Err(err("create", dst, e)),
+    };
+    let mut from = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(src)
+        .map_err(|e| err("open", src, e))?;
+    std::io::copy(&mut from, &mut to).map_err(|e| err("copy", src, e))?;
+    std::os::unix::fs::fchown(&to, Some(uid), Some(gid)).map_err(|e| err("chown", dst, e))?;
+    to.set_permissions(std::fs::Permissions::from_mode(mode))
+        .map_err(|e| err("chmod", dst, e))?;
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime.max(0) as u64);
+    to.set_times(std::fs::FileTimes::new().set_accessed(t).set_modified(t))
+        .map_err(|e| err("set times of", dst, e))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -31,8 +31,10 @@ pub(crate) fn lowers(
 }
 
 /// Commit `dir` (an overlay upperdir or a plain directory) as a layer into the store; the
-/// directory then becomes the layer's snapshot when none exists yet. Returns the diffID
-/// (the empty-layer digest when nothing changed).
+/// directory then becomes the layer's snapshot when none exists yet (it is settled to what
+/// unpacking the layer would make while it is committed), so the next step's lowerdir is
+/// never unpacked from the committed tar. Returns the diffID (the empty-layer digest when
+/// nothing changed).
 pub(crate) fn commit_dir(
     store: &Writer<'_>,
     dir: &Path,
@@ -44,6 +46,7 @@ pub(crate) fn commit_dir(
         source_date_epoch: std::env::var("SOURCE_DATE_EPOCH")
             .ok()
             .and_then(|v| v.parse().ok()),
+        settle: true,
     };
     let info = layer::commit(dir, &opts, &mut ingest)?;
     let (d, _) = ingest.commit(None)?;
@@ -53,11 +56,8 @@ pub(crate) fn commit_dir(
             d, info.diff_id
         )));
     }
-    if info.entries > 0 && source == layer::Source::OverlayUpper {
-        let snap = store.snapshot_path(&d);
-        if !snap.exists() {
-            let _ = std::fs::rename(dir, &snap);
-        }
+    if info.entries > 0 {
+        layer::snapshot::adopt(store, &d, dir)?;
     }
     Ok(d)
 }

@@ -23,6 +23,9 @@ impl From<SnapshotError> for BuildError {
             SnapshotError::Rename { path, source } => {
                 BuildError::io(format!("rename into {}", path.display()), source)
             }
+            SnapshotError::Sync { path, source } => {
+                BuildError::io(format!("sync the filesystem of {}", path.display()), source)
+            }
         }
     }
 }

@@ -34,6 +34,12 @@ pub struct CommitOptions {
     /// `SOURCE_DATE_EPOCH`: modification times later than this are clamped to it; earlier
     /// ones are kept.
     pub source_date_epoch: Option<i64>,
+    /// Make the directory what [`crate::apply`] would make of the layer (with overlay
+    /// whiteouts), so it can serve as the layer's snapshot without unpacking the layer:
+    /// modification times are set to the whole seconds written, private
+    /// xattrs the layer does not carry are removed (an overlay upperdir keeps
+    /// `trusted.overlay.opaque`), sockets are deleted.
+    pub settle: bool,
 }
 
 /// What [`commit`] produced.
@@ -170,6 +176,7 @@ pub fn commit<W: Write>(dir: &Path, opts: &CommitOptions, out: W) -> Result<Laye
         entries: 0,
     };
     let mut links: HashMap<(u64, u64), Vec<u8>> = HashMap::new();
+    let mut settle = opts.settle.then(Settle::default);
     let walk = WalkDir::new(dir)
         .follow_links(false)
         .sort_by_file_name()
@@ -189,6 +196,9 @@ pub fn commit<W: Write>(dir: &Path, opts: &CommitOptions, out: W) -> Result<Laye
             .metadata()
             .map_err(|e| Error::fs("stat", path, e.into()))?;
         let Some(typeflag) = typeflag_of(&md) else {
+            if let Some(s) = &mut settle {
+                s.remove_socket(path)?;
+            }
             continue;
         };
 
@@ -223,6 +233,9 @@ pub fn commit<W: Write>(dir: &Path, opts: &CommitOptions, out: W) -> Result<Laye
                 }
             }
         }
+        if let Some(s) = &mut settle {
+            s.private_xattrs(path, &all_xattrs, opaque)?;
+        }
         let xattrs: Vec<_> = all_xattrs
             .into_iter()
             .filter(|(k, _)| !xattr::is_private(k))
@@ -231,6 +244,9 @@ pub fn commit<W: Write>(dir: &Path, opts: &CommitOptions, out: W) -> Result<Laye
         let mut mtime = md.mtime();
         if let Some(epoch) = opts.source_date_epoch {
             mtime = mtime.min(epoch);
+        }
+        if let Some(s) = &mut settle {
+            s.time(path, &md, mtime)?;
         }
         let mut m = Meta {
             name: rel.to_vec(),
@@ -288,6 +304,9 @@ pub fn commit<W: Write>(dir: &Path, opts: &CommitOptions, out: W) -> Result<Laye
             }
         }
     }
+    if let Some(s) = settle {
+        s.finish()?;
+    }
     w.out
         .write_all(&[0u8; 2 * tarfmt::BLOCK as usize])
         .map_err(|e| Error::stream("write layer", e))?;
@@ -301,5 +320,88 @@ pub fn commit<W: Write>(dir: &Path, opts: &CommitOptions, out: W) -> Result<Laye
         diff_id,
         size,
         entries: w.entries,
+    })
+}
+
+/// What [`CommitOptions::settle`] changes in the committed directory.
+#[derive(Default)]
+struct Settle {
+    /// Directories whose times to set once everything under them is settled (deleting a
+    /// socket changes its directory's times).
+    dirs: Vec<(std::path::PathBuf, i64)>,
+}
+
+impl Settle {
+    fn remove_socket(&mut self, path: &Path) -> Result<()> {
+        std::fs::remove_file(path).map_err(|e| Error::fs("remove socket", path, e))
+    }
+
+    /// Remove the private xattrs [`crate::apply`] would not set: all of them but an
+    /// upperdir's `trusted.overlay.opaque=y`.
+    fn private_xattrs(&mut self, path: &Path, all: &tarfmt::Pairs, opaque: bool) -> Result<()> {
+        for (k, v) in all {
+            if !xattr::is_private(k) {
+                continue;
+            }
+            if opaque && k.as_slice() == b"trusted.overlay.opaque" && v == b"y" {
+                continue;
+            }
+            xattr::remove(path, k).map_err(|e| Error::fs("remove xattr of", path, e))?;
+        }
+        if opaque
+            && !all
+                .iter()
+                .any(|(k, _)| k.as_slice() == b"trusted.overlay.opaque")
+        {
+            // Marked opaque through `user.overlay.opaque` (removed above): as applied.
+            xattr::set(path, b"trusted.overlay.opaque", b"y")
+                .map_err(|e| Error::fs("set opaque xattr on", path, e))?;
+        }
+        Ok(())
+    }
+
+    /// Times as written: whole seconds (clamped); when they are set, the access time is
+    /// the modification time, as [`crate::apply`] sets them.
+    fn time(&mut self, path: &Path, md: &Metadata, mtime: i64) -> Result<()> {
+        if md.is_dir() {
+            self.dirs.push((path.to_path_buf(), mtime));
+            return Ok(());
+        }
+        // Access times are not compared: reading a file moves them (relatime).
+        if md.mtime() == mtime && md.mtime_nsec() == 0 {
+            return Ok(());
+        }
+        set_times(path, mtime)
+    }
+
+    fn finish(self) -> Result<()> {
+        for (path, mtime) in self.dirs.iter().rev() {
+            set_times(path, *mtime)?;
+        }
+        Ok(())
+    }
+}
+
+fn set_times(path: &Path, secs: i64) -> Result<()> {
+    let t = rustix::fs::Timespec {
+        tv_sec: secs,
+        tv_nsec: 0,
+    };
+    let times = rustix::fs::Timestamps {
+        last_access: t,
+        last_modification: t,
+    };
+    rustix::fs::utimensat(
+        rustix::fs::CWD,
+        path,
+        &times,
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .map_err(|e| {
+        Error::fs(
+            "set times of",
+            path,
+            io::Error::from_raw_os_error(e.raw_os_error()),
+        )
     })
 }

@@ -73,3 +73,16 @@ pub(crate) fn get(path: &Path, name: &[u8]) -> io::Result<Option<Vec<u8>>> {
         }
     }
 }
+
+/// Remove one attribute (not following a final symlink); a missing one is no error.
+pub(crate) fn remove(path: &Path, name: &[u8]) -> io::Result<()> {
+    match rustix::fs::lremovexattr(path, name) {
+        Ok(()) | Err(Errno::NODATA) => Ok(()),
+        Err(e) => Err(to_io(e)),
+    }
+}
+
+/// Set one attribute (not following a final symlink).
+pub(crate) fn set(path: &Path, name: &[u8], value: &[u8]) -> io::Result<()> {
+    rustix::fs::lsetxattr(path, name, value, rustix::fs::XattrFlags::empty()).map_err(to_io)
+}

@@ -172,3 +172,152 @@ fn overlay_redirects_are_refused() {
     // A plain directory commit just drops overlay attributes.
     layer::commit(t.path(), &CommitOptions::default(), Vec::new()).unwrap();
 }
+
+/// Everything a later overlay mount can see of a layer directory: per entry its type,
+/// mode, owner, content, modification time to the nanosecond, hard links and every
+/// extended attribute (the overlay ones included). Access times are not compared: reading
+/// a file (committing it) moves them.
+fn deep_tree(root: &Path) -> std::collections::BTreeMap<String, String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = tree(root);
+    for e in walkdir::WalkDir::new(root).min_depth(1) {
+        let e = e.unwrap();
+        let md = e.metadata().unwrap();
+        let rel = e
+            .path()
+            .strip_prefix(root)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let is_whiteout =
+            std::os::unix::fs::FileTypeExt::is_char_device(&md.file_type()) && md.rdev() == 0;
+        let mut names = vec![0u8; 4096];
+        let n = rustix::fs::llistxattr(e.path(), &mut names[..]).unwrap_or(0);
+        let mut xattrs: Vec<String> = names[..n]
+            .split(|&c| c == 0)
+            .filter(|k| !k.is_empty())
+            .map(|k| {
+                let mut v = vec![0u8; 256];
+                let len = rustix::fs::lgetxattr(e.path(), k, &mut v[..]).unwrap();
+                format!("{}={:?}", String::from_utf8_lossy(k), &v[..len])
+            })
+            .collect();
+        xattrs.sort();
+        let times = if md.file_type().is_symlink() || is_whiteout {
+            // A symlink's times, as a whiteout's, are not part of what a reader sees.
+            String::new()
+        } else {
+            format!("m={}.{:09}", md.mtime(), md.mtime_nsec())
+        };
+        // The kernel may share one inode between whiteouts.
+        let nlink = if is_whiteout { 1 } else { md.nlink() };
+        let d = out.get_mut(&rel).unwrap();
+        *d = format!("{d} {times} nlink={nlink} xattrs={xattrs:?}");
+    }
+    out
+}
+
+/// A committed directory settled for use as the layer's snapshot is exactly what applying
+/// the layer (overlay whiteouts, as snapshots are unpacked) makes: times in whole seconds,
+/// no private xattrs but an opaque mark, no sockets, whiteouts and hard links as they were.
+#[test]
+fn settled_directories_equal_their_unpacked_layer() {
+    strata_tests::require!(Root);
+    use std::os::unix::fs::PermissionsExt;
+    let t = tempfile::tempdir().unwrap();
+    let p = |s: &str| t.path().join(s);
+    let (lower, upper, work, merged) = (p("lower"), p("upper"), p("work"), p("merged"));
+    for d in [&lower, &upper, &work] {
+        fs::create_dir_all(d).unwrap();
+    }
+    fs::write(lower.join("gone.txt"), b"gone").unwrap();
+    fs::create_dir_all(lower.join("opaque")).unwrap();
+    fs::write(lower.join("opaque/old"), b"1").unwrap();
+    fs::create_dir_all(lower.join("sub")).unwrap();
+    fs::write(lower.join("sub/copied-up"), b"x").unwrap();
+    {
+        let opts = format!(
+            "lowerdir={},upperdir={},workdir={},redirect_dir=off,metacopy=off",
+            lower.display(),
+            upper.display(),
+            work.display()
+        );
+        let _m = Mount::overlay(&opts, &merged);
+        fs::remove_file(merged.join("gone.txt")).unwrap();
+        fs::remove_dir_all(merged.join("opaque")).unwrap();
+        fs::create_dir(merged.join("opaque")).unwrap();
+        fs::write(merged.join("opaque/new"), b"new").unwrap();
+        // Copied up: overlay may mark it with trusted.overlay.origin.
+        fs::write(merged.join("sub/copied-up"), b"changed").unwrap();
+        fs::write(merged.join("sub/new"), b"n").unwrap();
+        fs::hard_link(merged.join("sub/new"), merged.join("sub/linked")).unwrap();
+        std::os::unix::fs::symlink("new", merged.join("sub/sym")).unwrap();
+        run("mkfifo", &[merged.join("fifo").to_str().unwrap()]);
+        let _sock = std::os::unix::net::UnixListener::bind(merged.join("sub/sock")).unwrap();
+        fs::write(merged.join("setuid"), b"s").unwrap();
+        fs::set_permissions(merged.join("setuid"), fs::Permissions::from_mode(0o4755)).unwrap();
+        rustix::fs::lsetxattr(
+            merged.join("sub/new"),
+            "user.note",
+            b"kept",
+            rustix::fs::XattrFlags::empty(),
+        )
+        .unwrap();
+    }
+    // A plain directory (a COPY's files): private xattrs go, times are clamped.
+    let plain = p("plain");
+    fs::create_dir_all(plain.join("app/deep")).unwrap();
+    fs::write(plain.join("app/deep/f"), b"f").unwrap();
+    fs::write(plain.join("app/future"), b"late").unwrap();
+    run(
+        "touch",
+        &[
+            "-d",
+            "2100-01-01 00:00:00.123456789",
+            plain.join("app/future").to_str().unwrap(),
+        ],
+    );
+    rustix::fs::lsetxattr(
+        plain.join("app/deep"),
+        "trusted.overlay.opaque",
+        b"y",
+        rustix::fs::XattrFlags::empty(),
+    )
+    .unwrap();
+
+    for (dir, source, epoch) in [
+        (&upper, Source::OverlayUpper, None),
+        (&plain, Source::Directory, Some(2_000_000_000)),
+    ] {
+        let opts = CommitOptions {
+            source,
+            source_date_epoch: epoch,
+            settle: true,
+        };
+        let (diff_id, bytes) = commit_bytes(dir, &opts);
+        let unpacked = t.path().join(format!(
+            "unpacked-{}",
+            dir.file_name().unwrap().to_string_lossy()
+        ));
+        fs::create_dir(&unpacked).unwrap();
+        let ovl = ApplyOptions {
+            whiteouts: Whiteouts::Overlay,
+            same_owner: true,
+            ..Default::default()
+        };
+        let info = layer::apply(&bytes[..], &unpacked, &ovl).unwrap();
+        assert_eq!(info.diff_id.to_string(), diff_id);
+        let (settled, want) = (deep_tree(dir), deep_tree(&unpacked));
+        assert_eq!(
+            settled, want,
+            "{source:?}: settled directory differs from the unpacked layer"
+        );
+        // Settling does not change the layer.
+        let (again, _) = commit_bytes(dir, &opts);
+        assert_eq!(again, diff_id);
+    }
+    assert!(
+        !upper.join("sub/sock").exists(),
+        "the socket was not removed"
+    );
+}

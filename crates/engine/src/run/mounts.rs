@@ -368,7 +368,7 @@ fn materialize(tree: &context::Context, rel: &Path, dest: &Path) -> Result<(), B
             for name in tree.read_dir(rel).map_err(|e| io("read", &disk, e))? {
                 materialize(tree, &rel.join(&name), &dest.join(&name))?;
             }
-            let mode = node.metadata.permissions().mode();
+            let mode = node.metadata.mode();
             std::fs::set_permissions(dest, std::fs::Permissions::from_mode(mode & 0o7777))
                 .map_err(|e| io("chmod", dest, e))?;
         }
