@@ -419,9 +419,11 @@ fn copy_here(input: &CopyInput, c: &plan::Copy, is_add: bool) -> Result<CopyOutp
         ..context::SelectOptions::default()
     };
     let selection = context::select(sources.tree.as_ref(), &sources.paths, &opts)?;
+    // Each file's content is read at most once for both keys below (memo and content).
+    let stat = &context::StatCache::new();
     if let Origin::Context = sources.origin {
         // The context's sources are named by the selected files' content.
-        match parts.memo(&selection.digest()?) {
+        match parts.memo(&selection.digest(stat)?) {
             Memo::Hit(out) => return Ok(*out),
             Memo::Miss(mk) => memo = Some(mk),
         }
@@ -434,7 +436,7 @@ fn copy_here(input: &CopyInput, c: &plan::Copy, is_add: bool) -> Result<CopyOutp
     // Cached unless the cache says otherwise below (its layer and time filled in then).
     let mut out = CopyOutput {
         files: signatures(&placed),
-        key: parts.content(&context::digest_placed(&placed)?),
+        key: parts.content(&context::digest_placed(&placed, stat)?),
         diff_id: empty_layer(),
         cached: true,
         created: None,
