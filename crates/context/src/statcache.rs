@@ -69,10 +69,10 @@ struct Used {
 
 #[derive(Default)]
 struct Inner {
-    /// What was loaded: path → record.
-    loaded: HashMap<PathBuf, Record>,
+    /// What was loaded: path (its bytes) → record.
+    loaded: HashMap<Vec<u8>, Record>,
     /// What this build looked up or hashed: the in-process memo, and what is saved.
-    used: HashMap<PathBuf, Used>,
+    used: HashMap<Vec<u8>, Used>,
 }
 
 /// Regular files' content digests (sha256 of the bytes), remembered by `lstat` metadata.
@@ -161,7 +161,7 @@ impl StatCache {
         if inner.used.is_empty() {
             return None;
         }
-        let mut keep: Vec<(&PathBuf, &Record)> = inner
+        let mut keep: Vec<(&Vec<u8>, &Record)> = inner
             .used
             .iter()
             .filter(|(_, u)| u.keep)
@@ -176,7 +176,6 @@ impl StatCache {
         let mut out = Vec::with_capacity(MAGIC.len() + keep.len() * 160 + 32);
         out.extend_from_slice(MAGIC);
         for (p, r) in keep {
-            let p = p.as_os_str().as_bytes();
             out.extend_from_slice(&(p.len() as u64).to_be_bytes());
             out.extend_from_slice(p);
             let s = &r.stat;
@@ -196,10 +195,11 @@ impl StatCache {
         Some(out)
     }
 
-    fn key(&self, source: &Path) -> PathBuf {
+    /// The bytes of `source` as an absolute path.
+    fn key(&self, source: &Path) -> Vec<u8> {
         match &self.base {
-            Some(b) if !source.is_absolute() => b.join(source),
-            _ => source.to_path_buf(),
+            Some(b) if !source.is_absolute() => b.join(source).into_os_string().into_vec(),
+            _ => source.as_os_str().as_bytes().to_vec(),
         }
     }
 
@@ -288,7 +288,7 @@ fn hash_file(e: &Entry, size: u64) -> Result<([u8; 32], Stat), Error> {
 }
 
 /// A saved cache's records; `None` for anything that is not one, whole and intact.
-fn parse(bytes: &[u8]) -> Option<HashMap<PathBuf, Record>> {
+fn parse(bytes: &[u8]) -> Option<HashMap<Vec<u8>, Record>> {
     let body = bytes.strip_prefix(MAGIC)?;
     let split = body.len().checked_sub(32)?;
     let (records, sum) = bytes.split_at(MAGIC.len() + split);
@@ -299,7 +299,7 @@ fn parse(bytes: &[u8]) -> Option<HashMap<PathBuf, Record>> {
     let mut out = HashMap::new();
     while !r.0.is_empty() {
         let len = usize::try_from(r.u64()?).ok()?;
-        let path = PathBuf::from(std::ffi::OsString::from_vec(r.take(len)?.to_vec()));
+        let path = r.take(len)?.to_vec();
         let stat = Stat {
             dev: r.u64()?,
             ino: r.u64()?,
