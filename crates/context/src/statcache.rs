@@ -99,7 +99,8 @@ struct Inner {
 /// Within one build the cache is also the memo that has each file read at most once (a
 /// racy record serves this build but is not saved), so the step's memo key and its content
 /// key see the same content. Thread-safe: a mutex inside, held only for lookups, never
-/// while a file is read.
+/// while a file is read (so two threads asking at the same moment for a file not yet known,
+/// e.g. two stages copying it concurrently, may both read it).
 pub struct StatCache {
     inner: Mutex<Inner>,
     hashed: AtomicU64,
