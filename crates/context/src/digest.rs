@@ -1,33 +1,34 @@
 //! Content digests of selected entries, for cache keys.
 
-use std::fs::{File, OpenOptions};
-use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
 use crate::select::{Entry, Placed, Selection};
+use crate::statcache::StatCache;
 use crate::tree::FileKind;
 use crate::Error;
 
-const DOMAIN: &[u8] = b"strata/context-digest/v1\0";
+const DOMAIN: &[u8] = b"strata/context-digest/v2\0";
 
 /// A sha256 (`sha256:<hex>`) over `(path, entry)` pairs in the given order: for each, the
-/// path, the type, `mode & 0o7777`, uid, gid, the size and content of a regular file, the
-/// target of a symlink and the device number of a device. Every field is length-prefixed
-/// or fixed-size, so different inputs cannot produce the same byte stream. Modification
-/// times are not part of it. Files are streamed in 64 KiB blocks, opened without following
-/// symlinks, and must still be the file that was selected (same device and inode) with
-/// the selected size: anything else is [`Error::Changed`].
-pub fn digest_entries<'a, I>(items: I) -> Result<String, Error>
+/// path, the type, `mode & 0o7777`, uid, gid, the size of a regular file, the device number
+/// of a device, the target of a symlink and, for a regular file, the sha256 of its content
+/// (32 bytes). Every field is length-prefixed or fixed-size, so different inputs cannot
+/// produce the same byte stream. Modification times are not part of it.
+///
+/// A file's content digest comes from `cache` ([`StatCache::file_digest`]): remembered when
+/// the file's `lstat` metadata is unchanged, else read (opened without following symlinks,
+/// streamed in 64 KiB blocks); a file read must still be the file that was selected (same
+/// device and inode) with the selected size: anything else is [`Error::Changed`].
+pub fn digest_entries<'a, I>(items: I, cache: &StatCache) -> Result<String, Error>
 where
     I: IntoIterator<Item = (&'a Path, &'a Entry)>,
 {
     let mut h = Sha256::new();
     h.update(DOMAIN);
-    let mut buf = vec![0u8; 64 * 1024];
     for (path, e) in items {
         let m = &e.metadata;
         h.update(b"E");
@@ -61,7 +62,7 @@ where
                 .unwrap_or(b""),
         );
         if e.kind == FileKind::File {
-            hash_file(&mut h, e, size, &mut buf)?;
+            h.update(cache.file_digest(e)?);
         }
     }
     Ok(format!("sha256:{}", hex::encode(h.finalize())))
@@ -72,42 +73,10 @@ fn put_bytes(h: &mut Sha256, b: &[u8]) {
     h.update(b);
 }
 
-fn hash_file(h: &mut Sha256, e: &Entry, size: u64, buf: &mut [u8]) -> Result<(), Error> {
-    let changed = || Error::Changed(e.source.display().to_string());
-    let f: File = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&e.source)
-        .map_err(|err| Error::io(&e.source, err))?;
-    let now = f.metadata().map_err(|err| Error::io(&e.source, err))?;
-    if now.dev() != e.metadata.dev() || now.ino() != e.metadata.ino() || !now.is_file() {
-        return Err(changed());
-    }
-    let mut r = f.take(size + 1);
-    let mut total = 0u64;
-    loop {
-        let n = match r.read(buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(err) => return Err(Error::io(&e.source, err)),
-        };
-        total += n as u64;
-        if total > size {
-            return Err(changed());
-        }
-        h.update(&buf[..n]);
-    }
-    if total != size {
-        return Err(changed());
-    }
-    Ok(())
-}
-
 impl Selection {
     /// [`digest_entries`] over every entry, each named by its source path joined with its
     /// path under that source (so the digest does not depend on the destination).
-    pub fn digest(&self) -> Result<String, Error> {
+    pub fn digest(&self, cache: &StatCache) -> Result<String, Error> {
         let named: Vec<(std::path::PathBuf, &Entry)> = self
             .sources
             .iter()
@@ -125,11 +94,11 @@ impl Selection {
                 })
             })
             .collect();
-        digest_entries(named.iter().map(|(p, e)| (p.as_path(), *e)))
+        digest_entries(named.iter().map(|(p, e)| (p.as_path(), *e)), cache)
     }
 }
 
 /// [`digest_entries`] over placed entries, each named by its destination path.
-pub fn digest_placed(placed: &[Placed<'_>]) -> Result<String, Error> {
-    digest_entries(placed.iter().map(|p| (p.dest.as_path(), p.entry)))
+pub fn digest_placed(placed: &[Placed<'_>], cache: &StatCache) -> Result<String, Error> {
+    digest_entries(placed.iter().map(|p| (p.dest.as_path(), p.entry)), cache)
 }

@@ -17,6 +17,10 @@
 //!   [`StageRoot`] is a stage's root directory for `COPY --from`. Both are [`SourceTree`]s.
 //! * [`select`]: COPY/ADD sources → [`Selection`]; [`resolve_destination`] and [`place`]:
 //!   BuildKit's destination rules; [`digest_entries`] and friends: content digests.
+//! * [`StatCache`]: each regular file's content digest remembered by its `lstat` metadata
+//!   (device, inode, size, mtime, ctime, mode, owner), so a rebuild reads only the files
+//!   that changed; saved and loaded as bytes ([`StatCache::to_bytes`],
+//!   [`StatCache::from_bytes`]) by the caller, which keeps them (the engine: in the store).
 //!
 //! # Invariants
 //!
@@ -34,8 +38,15 @@
 //!   walk order, entries depth first with names sorted by bytes.
 //! * [`extract_tar`] (`layer::apply` in its build-context mode) never writes, links or
 //!   chmods through a symlink and refuses absolute and `..` member names.
-//! * Digests cover path, type, mode, owner, size, link target and content — not times —
-//!   and stream file contents.
+//! * Digests cover path, type, mode, owner, size, link target and content — not times.
+//!   A file's content enters as the sha256 of its bytes, read (streamed) at most once per
+//!   [`StatCache`], and not at all when a record's metadata all equals the file's current
+//!   `lstat` (device, inode, size, mtime and ctime to the nanosecond, mode, owner). A
+//!   record is kept only when the file's ctime is at least 2 s before its hashing began
+//!   (git's racy-clean rule); ctime cannot be set by users and moves on every write or
+//!   chmod. A system clock stepped backwards can make a stale record match.
+//! * A saved [`StatCache`] that is truncated, corrupt or foreign loads as empty: its bytes
+//!   end with their own sha256.
 //! * Nothing here panics on any input: patterns that Go rejects, and Go regular
 //!   expressions the translation cannot express, are errors.
 //!
@@ -70,6 +81,7 @@ mod gopath;
 mod goregex;
 mod matcher;
 mod select;
+mod statcache;
 mod tarctx;
 mod tree;
 
@@ -84,6 +96,7 @@ pub use select::{
     place, resolve_destination, select, DestKind, Destination, Entry, Placed, SelectOptions,
     SelectedSource, Selection,
 };
+pub use statcache::StatCache;
 pub use tarctx::extract_tar;
 pub use tree::{resolve_in_root, Context, FileKind, Node, SourceTree, StageRoot, Stat};
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use context::{
     digest_placed, place, resolve_destination, select, Context, DestKind, Destination, Error,
-    FileKind, Matcher, SelectOptions, Selection, StageRoot,
+    FileKind, Matcher, SelectOptions, Selection, StageRoot, StatCache,
 };
 
 /// Builds a tree: `name` → file with content, `name/` → dir, `name -> target` → symlink.
@@ -611,7 +611,9 @@ fn non_utf8_names() {
     assert_eq!(s.sources[0].name, name);
     let p = place(&resolve_destination("/d/", "/"), &s, |_| DestKind::Missing).unwrap();
     assert_eq!(p[0].dest.as_os_str().as_bytes(), b"/d/caf\xe9");
-    assert!(digest_placed(&p).unwrap().starts_with("sha256:"));
+    assert!(digest_placed(&p, &StatCache::new())
+        .unwrap()
+        .starts_with("sha256:"));
     // `?` is one Go rune: an invalid byte counts as one.
     assert_eq!(sel(&c, &["caf?"]).unwrap().sources.len(), 1);
     // And the ignore matcher reads it the same way.
@@ -624,7 +626,7 @@ fn non_utf8_names() {
 fn digest_of(c: &Context, srcs: &[&str], dest: &str) -> String {
     let s = sel(c, srcs).unwrap();
     let p = place(&resolve_destination(dest, "/"), &s, |_| DestKind::Missing).unwrap();
-    digest_placed(&p).unwrap()
+    digest_placed(&p, &StatCache::new()).unwrap()
 }
 
 #[test]
@@ -635,8 +637,8 @@ fn digest_covers_content_mode_and_paths_but_not_times() {
     assert_eq!(d0, digest_of(&c, &["d"], "/x/"), "deterministic");
     assert!(d0.starts_with("sha256:") && d0.len() == 71);
     assert_eq!(
-        sel(&c, &["d"]).unwrap().digest().unwrap(),
-        sel(&c, &["d"]).unwrap().digest().unwrap()
+        sel(&c, &["d"]).unwrap().digest(&StatCache::new()).unwrap(),
+        sel(&c, &["d"]).unwrap().digest(&StatCache::new()).unwrap()
     );
     // Times do not count.
     let f = fs::File::options()
@@ -686,7 +688,7 @@ fn digest_streams_large_files_and_notices_changes() {
     fs::write(&big, b"other").unwrap();
     let p = place(&resolve_destination("/", "/"), &s, |_| DestKind::Missing).unwrap();
     assert!(matches!(
-        digest_placed(&p).unwrap_err(),
+        digest_placed(&p, &StatCache::new()).unwrap_err(),
         Error::Changed(_) | Error::Io { .. }
     ));
 }

@@ -23,6 +23,9 @@ use crate::view::View;
 pub(crate) struct CopyInput<'a> {
     pub store: &'a Writer<'a>,
     pub context: Option<&'a Path>,
+    /// The context directory's stat cache, kept across builds (`None`: the context came
+    /// from a stream, and each COPY has a cache of its own).
+    pub stat: Option<&'a context::StatCache>,
     pub ignore: &'a [String],
     pub stage_layers: &'a (dyn Fn(usize) -> Result<Vec<Digest>, BuildError> + Sync),
     pub plan: &'a Plan,
@@ -419,9 +422,19 @@ fn copy_here(input: &CopyInput, c: &plan::Copy, is_add: bool) -> Result<CopyOutp
         ..context::SelectOptions::default()
     };
     let selection = context::select(sources.tree.as_ref(), &sources.paths, &opts)?;
+    // Each file's content is read at most once for both keys below (memo and content); a
+    // context directory's files not at all when the build's stat cache knows them.
+    let own_cache;
+    let stat = match (&sources.origin, input.stat) {
+        (Origin::Context, Some(c)) => c,
+        _ => {
+            own_cache = context::StatCache::new();
+            &own_cache
+        }
+    };
     if let Origin::Context = sources.origin {
         // The context's sources are named by the selected files' content.
-        match parts.memo(&selection.digest()?) {
+        match parts.memo(&selection.digest(stat)?) {
             Memo::Hit(out) => return Ok(*out),
             Memo::Miss(mk) => memo = Some(mk),
         }
@@ -434,7 +447,7 @@ fn copy_here(input: &CopyInput, c: &plan::Copy, is_add: bool) -> Result<CopyOutp
     // Cached unless the cache says otherwise below (its layer and time filled in then).
     let mut out = CopyOutput {
         files: signatures(&placed),
-        key: parts.content(&context::digest_placed(&placed)?),
+        key: parts.content(&context::digest_placed(&placed, stat)?),
         diff_id: empty_layer(),
         cached: true,
         created: None,

@@ -163,7 +163,17 @@ fn run(
         on_built,
     } = req;
     let stdin_ctx = temp_dir(store)?;
+    let from_dir = matches!(context, ContextSource::Dir(_));
     let (context, stdin_dockerfile) = prepare_context(context, stdin_ctx.path())?;
+    // A context directory's stat cache, by its canonical path (a context from a stream is
+    // new every time: none).
+    let stat = match &context {
+        Some(dir) if from_dir => std::fs::canonicalize(dir).ok().map(|dir| {
+            let bytes = store.stat_cache_get(&dir).unwrap_or_default();
+            (dir, context::StatCache::from_bytes(&bytes))
+        }),
+        _ => None,
+    };
     let (display, text, path) = match stdin_dockerfile {
         Some(text) => ("Dockerfile".to_string(), text, None),
         None => {
@@ -196,7 +206,13 @@ fn run(
             options.cache_from.push(Arc::new(i));
         }
     }
-    let r = crate::solver::solve(store, &options, plan, progress)?;
+    let r = crate::solver::solve(store, &options, plan, progress, stat.as_ref().map(|s| &s.1));
+    // Saved also after a failure (its records are facts about file contents); a failure to
+    // save only costs the next build some reading.
+    if let Some((dir, bytes)) = stat.and_then(|(dir, c)| Some((dir, c.to_bytes()?))) {
+        let _ = store.stat_cache_put(&dir, &bytes);
+    }
+    let r = r?;
     if let Some(f) = on_built {
         f(store, &r).map_err(|e| BuildError::Request(e.0))?;
     }

@@ -104,6 +104,8 @@ struct Ctx<'a> {
     opts: &'a BuildOptions,
     plan: &'a Plan,
     progress: &'a dyn Progress,
+    /// The context directory's stat cache (none for a context from a stream).
+    stat: Option<&'a context::StatCache>,
     next_id: AtomicUsize,
     runs: AtomicUsize,
     cached: AtomicUsize,
@@ -259,18 +261,21 @@ fn stage_prefix(plan: &Plan, s: &Stage) -> String {
 }
 
 /// Run the plan's target; the caller holds the store's shared lock (see
-/// [`crate::request`]). Nothing is tagged unless the whole build succeeds.
+/// [`crate::request`]) and keeps the context directory's stat cache, `stat`. Nothing is
+/// tagged unless the whole build succeeds.
 pub(crate) fn solve(
     store: &Writer<'_>,
     opts: &BuildOptions,
     plan: Plan,
     progress: &dyn Progress,
+    stat: Option<&context::StatCache>,
 ) -> Result<BuildResult, BuildError> {
     let ctx = Ctx {
         store,
         opts,
         plan: &plan,
         progress,
+        stat,
         next_id: AtomicUsize::new(1),
         runs: AtomicUsize::new(0),
         cached: AtomicUsize::new(0),
@@ -750,6 +755,7 @@ impl StepRun<'_, '_> {
         let input = crate::copy::CopyInput {
             store: ctx.store,
             context: ctx.opts.context.as_deref(),
+            stat: ctx.stat,
             ignore: &ctx.opts.ignore,
             stage_layers: &stage_layers,
             plan: ctx.plan,

@@ -20,22 +20,30 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
         ".{}.tmp",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("f")
     )));
+    write_via(&tmp, path, bytes)
+}
+
+/// Write `bytes` to `path` atomically through the temp file `tmp` (a fresh name on the same
+/// filesystem): created exclusively, fsynced, renamed into place, the directory fsynced;
+/// removed when anything fails.
+pub(crate) fn write_via(tmp: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().expect("path has a parent");
     let res = (|| {
         // O_EXCL: never through a symlink planted at the temp's name.
-        let _ = fs::remove_file(&tmp);
+        let _ = fs::remove_file(tmp);
         let mut f = fs::OpenOptions::new()
             .write(true)
             .create_new(true)
-            .open(&tmp)
+            .open(tmp)
             .ctx(|| format!("create {}", tmp.display()))?;
         f.write_all(bytes)
             .ctx(|| format!("write {}", tmp.display()))?;
         f.sync_all().ctx(|| format!("fsync {}", tmp.display()))?;
-        fs::rename(&tmp, path).ctx(|| format!("rename into {}", path.display()))?;
+        fs::rename(tmp, path).ctx(|| format!("rename into {}", path.display()))?;
         sync_dir(dir)
     })();
     if res.is_err() {
-        let _ = fs::remove_file(&tmp);
+        let _ = fs::remove_file(tmp);
     }
     res
 }

@@ -14,6 +14,9 @@
 //!                                  stacked; `<diffid-hex>-<n>` for a repeat in one chain
 //! $ROOT/roots/<kind>/<name>        extra GC roots (cache records, containers' images), one
 //!                                  digest per line (a layer's diff id keeps its snapshot)
+//! $ROOT/cache/stat/<hex>           a build context directory's stat cache (file metadata →
+//!                                  content digest), by the sha256 of the directory's
+//!                                  canonical path; opaque bytes to the store
 //! $ROOT/tmp/                       in-flight writes; renamed into place when complete;
 //!                                  each named after its owner (pid, start time), removed
 //!                                  by whoever takes the lock once the owner is gone
@@ -22,8 +25,8 @@
 //!
 //! Writes need the lock, by type: [`Store::lock_shared`] returns a [`Writer`], and every
 //! write API (ingest and blobs, images, refs, untagged roots, meta, compressed-form records,
-//! GC roots, build-cache records and memos, temp dirs that become store items) is a method
-//! of `Writer`, not of `Store`; [`Store::lock_exclusive`] returns an [`Exclusive`], which
+//! GC roots, build-cache records, memos and stat caches, temp dirs that become store items)
+//! is a method of `Writer`, not of `Store`; [`Store::lock_exclusive`] returns an [`Exclusive`], which
 //! alone can [`prune`](Exclusive::prune) and derefs to a `Writer`. Reads (`resolve`,
 //! `read_blob`, `refs`, ...) are methods of `Store` and need no lock; a reader that must not
 //! see a prune midway holds a `Writer` too. Paths handed out ([`Store::snapshot_path`],

@@ -1,10 +1,12 @@
-//! Small records beside the blobs: meta facts, extra GC roots, and the build cache's
-//! records and memos.
+//! Small records beside the blobs: meta facts, extra GC roots, the build cache's records
+//! and memos, and the build contexts' stat caches.
 
 use std::fs;
 use std::io;
-use std::path::Path;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 
+use crate::files::write_via;
 use crate::{atomic_write, Digest, IoContext, Result, Store, Writer};
 
 /// GC root kind of build cache records (step cache key → layer).
@@ -76,6 +78,22 @@ impl Store {
     pub fn memo_get(&self, key: &Digest) -> Option<String> {
         fs::read_to_string(self.root.join("memo").join(key.hex())).ok()
     }
+
+    /// Where the stat cache of context directory `dir` (a canonical path) is kept:
+    /// `cache/stat/<sha256 of the path's bytes>`. The store keeps its bytes and never reads
+    /// them; prune leaves it (it is no GC root and reaches nothing), `prune --all` drops it
+    /// with the cache records.
+    pub fn stat_cache_path(&self, dir: &Path) -> PathBuf {
+        self.root
+            .join("cache/stat")
+            .join(Digest::of(dir.as_os_str().as_bytes()).hex())
+    }
+
+    /// The stat cache kept for context directory `dir`, if any (`None` also when it cannot
+    /// be read: the cache only ever saves work).
+    pub fn stat_cache_get(&self, dir: &Path) -> Option<Vec<u8>> {
+        fs::read(self.stat_cache_path(dir)).ok()
+    }
 }
 
 impl Writer<'_> {
@@ -119,10 +137,20 @@ impl Writer<'_> {
         atomic_write(&dir.join(key.hex()), value.as_bytes())
     }
 
+    /// Replace the stat cache kept for context directory `dir` ([`Store::stat_cache_path`])
+    /// with `bytes`: written under `tmp/` and renamed into place.
+    pub fn stat_cache_put(&self, dir: &Path, bytes: &[u8]) -> Result<()> {
+        let path = self.stat_cache_path(dir);
+        let parent = path.parent().expect("the stat cache has a directory");
+        fs::create_dir_all(parent).ctx(|| format!("create {}", parent.display()))?;
+        write_via(&self.temp_path("stat-cache"), &path, bytes)
+    }
+
     /// Remove cache records (all, or those last written before `until`); returns how many.
     pub fn drop_cache(&self, until: Option<std::time::SystemTime>) -> Result<usize> {
-        // Memos go with the records (their count is not reported).
+        // Memos and stat caches go with the records (their count is not reported).
         remove_older(&self.root.join("memo"), until);
+        remove_older(&self.root.join("cache/stat"), until);
         Ok(remove_older(
             &self.root.join("roots").join(ROOT_CACHE),
             until,

@@ -498,3 +498,30 @@ fn prune_waits_for_a_writer() {
     assert!(s.has_blob(&img.manifest_digest));
     assert!(s.fsck().unwrap().is_empty());
 }
+
+#[test]
+fn stat_caches_survive_prune_and_fsck_and_go_with_the_cache() {
+    let (_d, s) = store();
+    let dir = Path::new("/some/context\nwith a newline");
+    assert_eq!(s.stat_cache_get(dir), None);
+    let w = s.lock_shared().unwrap();
+    w.stat_cache_put(dir, b"bytes").unwrap();
+    w.stat_cache_put(dir, b"newer").unwrap();
+    drop(w);
+    assert_eq!(s.stat_cache_get(dir).as_deref(), Some(&b"newer"[..]));
+    assert_eq!(s.stat_cache_get(Path::new("/other")), None);
+    let p = s.stat_cache_path(dir);
+    assert!(p.starts_with(s.root().join("cache/stat")));
+    // Nothing left in tmp/, nothing beside the file.
+    assert_eq!(fs::read_dir(s.root().join("tmp")).unwrap().count(), 0);
+    assert_eq!(fs::read_dir(p.parent().unwrap()).unwrap().count(), 1);
+    assert!(s.fsck().unwrap().is_empty());
+    let x = s.lock_exclusive().unwrap();
+    let rep = x.prune().unwrap();
+    assert!(rep.temporaries.entries.is_empty());
+    assert_eq!(s.stat_cache_get(dir).as_deref(), Some(&b"newer"[..]));
+    x.drop_cache(None).unwrap();
+    drop(x);
+    assert_eq!(s.stat_cache_get(dir), None);
+    assert!(s.fsck().unwrap().is_empty());
+}

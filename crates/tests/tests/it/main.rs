@@ -21,5 +21,6 @@ mod registry;
 mod run_cli;
 mod security;
 mod size_report;
+mod stat_cache;
 mod store_cli;
 mod tidy;

@@ -1,0 +1,138 @@
+//! The context's stat cache end to end: a rebuild after one file of a 2,000-file context
+//! changed misses with the new content; after a `touch` (content unchanged), or nothing at
+//! all, it hits; content replaced with its size and mtime restored is still noticed.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::common::{busybox_tar, Env};
+
+const DOCKERFILE: &str = "FROM busybox:local\nCOPY . /app\n";
+
+/// A 2,000-file context (20 directories of 100) and a Dockerfile outside it.
+fn setup() -> (Env, PathBuf, PathBuf) {
+    let env = Env::new();
+    let tar = env.path("busybox.tar");
+    busybox_tar(&tar);
+    env.ok(&["import", tar.to_str().unwrap(), "busybox:local"]);
+    let ctx = env.path("ctx");
+    for d in 0..20 {
+        let dir = ctx.join(format!("d{d:02}"));
+        fs::create_dir_all(&dir).unwrap();
+        for f in 0..100 {
+            fs::write(dir.join(format!("f{f:03}")), format!("file {d} {f}\n")).unwrap();
+        }
+    }
+    let df = env.path("Dockerfile");
+    fs::write(&df, DOCKERFILE).unwrap();
+    (env, ctx, df)
+}
+
+/// Build `ctx` with the Dockerfile `df` into the local directory `out`; whether its COPY
+/// was CACHED.
+fn build(env: &Env, df: &Path, ctx: &Path, out: &Path) -> bool {
+    let _ = fs::remove_dir_all(out);
+    let o = env.run(&[
+        "build",
+        "--progress=plain",
+        "-f",
+        df.to_str().unwrap(),
+        "--output",
+        &format!("type=local,dest={}", out.display()),
+        ctx.to_str().unwrap(),
+    ]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{e}");
+    // `#2 [2/2] COPY . /app`, then `#2 CACHED` on a hit.
+    let id = e
+        .lines()
+        .find(|l| l.ends_with("COPY . /app"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no COPY step in\n{e}"));
+    e.lines().any(|l| l == format!("{id} CACHED"))
+}
+
+fn stat_caches(env: &Env) -> Vec<PathBuf> {
+    fs::read_dir(env.root().join("cache/stat"))
+        .map(|rd| rd.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_rebuild_reads_what_changed() {
+    strata_tests::require!(Root, Busybox);
+    let (env, ctx, df) = setup();
+    let out = env.path("out");
+    // Files younger than 2 s are not kept in the cache (their change could share the
+    // timestamp tick of their hashing): let them age first.
+    std::thread::sleep(Duration::from_millis(2100));
+    assert!(!build(&env, &df, &ctx, &out));
+    assert_eq!(stat_caches(&env).len(), 1, "one stat cache for the context");
+    let ino = |p: &Path| std::os::unix::fs::MetadataExt::ino(&fs::metadata(p).unwrap());
+    let saved = ino(&stat_caches(&env)[0]);
+
+    // Nothing changed: a hit, and the cache is not rewritten (a rewrite is a new file
+    // renamed into place).
+    assert!(build(&env, &df, &ctx, &out));
+    assert_eq!(ino(&stat_caches(&env)[0]), saved);
+
+    // One file changed: a miss, with the new content.
+    let f = ctx.join("d07/f042");
+    fs::write(&f, "changed!\n").unwrap();
+    assert!(!build(&env, &df, &ctx, &out));
+    assert_eq!(
+        fs::read_to_string(out.join("app/d07/f042")).unwrap(),
+        "changed!\n"
+    );
+    assert_eq!(
+        fs::read_to_string(out.join("app/d07/f041")).unwrap(),
+        "file 7 41\n"
+    );
+
+    // Touched, content unchanged: a hit.
+    std::thread::sleep(Duration::from_millis(50));
+    let g = ctx.join("d03/f003");
+    let t = fs::File::options().write(true).open(&g).unwrap();
+    t.set_modified(std::time::SystemTime::now()).unwrap();
+    drop(t);
+    assert!(build(&env, &df, &ctx, &out));
+
+    // New content of the same size with the old mtime put back (`touch -d`): only the
+    // ctime tells, and it does.
+    std::thread::sleep(Duration::from_millis(2100));
+    assert!(build(&env, &df, &ctx, &out));
+    let h = ctx.join("d11/f011");
+    let before = fs::metadata(&h).unwrap();
+    fs::write(&h, "FILE 11 11\n").unwrap();
+    fs::File::options()
+        .write(true)
+        .open(&h)
+        .unwrap()
+        .set_modified(before.modified().unwrap())
+        .unwrap();
+    let after = fs::metadata(&h).unwrap();
+    assert_eq!(
+        (after.len(), after.modified().unwrap()),
+        (before.len(), before.modified().unwrap())
+    );
+    assert!(!build(&env, &df, &ctx, &out));
+    assert_eq!(
+        fs::read_to_string(out.join("app/d11/f011")).unwrap(),
+        "FILE 11 11\n"
+    );
+
+    // A corrupt stat cache is an empty one.
+    fs::write(&stat_caches(&env)[0], b"strata/stat-cache/v1\ngarbage").unwrap();
+    assert!(build(&env, &df, &ctx, &out));
+    assert_ne!(
+        fs::read(&stat_caches(&env)[0]).unwrap(),
+        b"strata/stat-cache/v1\ngarbage"
+    );
+    env.ok(&["prune"]);
+    env.fsck_clean();
+    assert_eq!(stat_caches(&env).len(), 1, "prune keeps the stat cache");
+    env.ok(&["prune", "--all"]);
+    assert!(stat_caches(&env).is_empty(), "prune --all drops it");
+    env.fsck_clean();
+}
