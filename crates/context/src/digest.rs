@@ -1,7 +1,6 @@
 //! Content digests of selected entries, for cache keys.
 
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use sha2::{Digest, Sha256};

@@ -38,7 +38,7 @@ struct Stat {
 }
 
 impl Stat {
-    fn of(m: &std::fs::Metadata) -> Stat {
+    fn of(m: &crate::tree::Stat) -> Stat {
         Stat {
             dev: m.dev(),
             ino: m.ino(),
@@ -285,7 +285,7 @@ fn hash_file(e: &Entry, size: u64) -> Result<([u8; 32], Stat), Error> {
     if total != size {
         return Err(changed());
     }
-    Ok((h.finalize().into(), Stat::of(&now)))
+    Ok((h.finalize().into(), Stat::of(&(&now).into())))
 }
 
 /// A saved cache's records; `None` for anything that is not one, whole and intact.
