@@ -283,26 +283,25 @@ impl Sources {
         }
     }
 
-    /// For a file of a stage: the same file in its layer snapshot, which a copy that keeps
-    /// owner and mode can hard-link instead of copying.
-    fn snapshot_file(&self, e: &context::Entry) -> Option<PathBuf> {
+    /// For a file of a stage: the same file in its layer snapshot (opened there without
+    /// following any symlink), which a copy that keeps owner and mode can hard-link
+    /// instead of copying.
+    fn snapshot_file(&self, e: &context::Entry) -> Option<std::fs::File> {
         let Origin::Stage { view, lowers } = &self.origin else {
             return None;
         };
         let rel = e.source.strip_prefix(view.view.path()).ok()?;
         let meta = &e.metadata;
-        lowers
+        // The first layer (top first) that has the path is the one the view shows; one
+        // that leads through a symlink is not followed, and nothing is linked then.
+        let f = lowers
             .iter()
-            .map(|l| l.join(rel))
-            .find(|p| std::fs::symlink_metadata(p).is_ok())
-            .filter(|p| {
-                std::fs::symlink_metadata(p).is_ok_and(|m| {
-                    m.is_file()
-                        && m.len() == meta.size()
-                        && m.ino() != 0
-                        && m.mtime() == meta.mtime()
-                })
-            })
+            .map(|l| fsutil::open_beneath(l, rel))
+            .find(|r| !matches!(r, Err(rustix::io::Errno::NOENT)))?
+            .ok()?;
+        let m = f.metadata().ok()?;
+        (m.is_file() && m.len() == meta.size() && m.ino() != 0 && m.mtime() == meta.mtime())
+            .then_some(f)
     }
 }
 
@@ -469,18 +468,47 @@ fn copy_here(input: &CopyInput, c: &plan::Copy, is_add: bool) -> Result<CopyOutp
     let upper = work.path().join("layer");
     std::fs::create_dir_all(&upper).map_err(|e| BuildError::io("create a layer dir", e))?;
     let mut w = LayerWriter::new(c, is_add, &sources, view, &upper)?;
+    // This instruction's previous layer on the same parent (the context changed since):
+    // what it holds unchanged is linked, not copied again.
+    let last = parts.key(&["copy-last", parts.kind], "");
+    if let Origin::Context = sources.origin {
+        w.previous = crate::cache::memo(input.store, &last)
+            .and_then(|d| d.trim().parse::<Digest>().ok())
+            .map(|d| input.store.snapshot_path(&d))
+            .filter(|p| p.is_dir())
+            .map(|p| (p, stat));
+    }
     for pl in &placed {
         w.write(pl, &dest)?;
     }
     w.finish();
     let d = commit_dir(input.store, &upper, layer::Source::Directory)?;
     input.store.cache_put(&out.key, &d, input.now)?;
+    if let Origin::Context = sources.origin {
+        input.store.memo_put(&last, d.as_str())?;
+    }
     Ok(CopyOutput {
         diff_id: d,
         cached: false,
         created: Some(input.now.to_string()),
         ..out
     })
+}
+
+/// The sha256 of a file's bytes (`None` if it cannot be read).
+fn sha256_of(f: &mut std::fs::File) -> Option<[u8; 32]> {
+    use sha2::Digest as _;
+    use std::io::Read;
+    let mut h = sha2::Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match f.read(&mut buf) {
+            Ok(0) => return Some(h.finalize().into()),
+            Ok(n) => h.update(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
 }
 
 /// Keep memo `mk` of a COPY: its content key and its files' signatures.
@@ -511,6 +539,10 @@ struct LayerWriter<'a> {
     extract: bool,
     /// Directories written, with their mtimes: set last, once their contents are in.
     dir_times: Vec<(PathBuf, i64)>,
+    /// The snapshot of this instruction's previous layer (same parent, same instruction,
+    /// other context content) and the build's file digests: a context file whose bytes and
+    /// metadata that layer already holds is hard-linked from it instead of copied.
+    previous: Option<(PathBuf, &'a context::StatCache)>,
 }
 
 impl<'a> LayerWriter<'a> {
@@ -546,6 +578,7 @@ impl<'a> LayerWriter<'a> {
             chmod,
             extract: is_add && !matches!(sources.origin, Origin::Stage { .. }),
             dir_times: Vec::new(),
+            previous: None,
         })
     }
 
@@ -617,16 +650,49 @@ impl<'a> LayerWriter<'a> {
         let meta = &e.metadata;
         let unchanged =
             self.owner.is_none() && self.chmod.is_none() && owner == (meta.uid(), meta.gid());
-        if unchanged {
-            if let Some(p) = self.sources.snapshot_file(e) {
-                let _ = std::fs::remove_dir_all(target);
-                let _ = std::fs::remove_file(target);
-                if std::fs::hard_link(&p, target).is_ok() {
-                    return Ok(());
-                }
+        let shared = if unchanged {
+            self.sources.snapshot_file(e)
+        } else {
+            None
+        };
+        let shared = shared.or_else(|| self.previous_file(e, target, owner, mode));
+        if let Some(f) = shared {
+            let _ = std::fs::remove_dir_all(target);
+            let _ = std::fs::remove_file(target);
+            if fsutil::link_open_file(&f, target).is_ok() {
+                return Ok(());
             }
         }
         fsutil::copy_new_file(&e.source, target, mode, owner.0, owner.1, meta.mtime())
+    }
+
+    /// The file at `target`'s place in the previous layer's snapshot (opened there without
+    /// following any symlink) when it is exactly what the copy would write: a regular file
+    /// with the owner, mode, size and whole-second mtime the copy gives it, whose bytes
+    /// hash to the context file's digest.
+    fn previous_file(
+        &self,
+        e: &context::Entry,
+        target: &Path,
+        owner: (u32, u32),
+        mode: u32,
+    ) -> Option<std::fs::File> {
+        let (snap, stat) = self.previous.as_ref()?;
+        let mut f = fsutil::open_beneath(snap, target.strip_prefix(self.dirs.upper).ok()?).ok()?;
+        let m = f.metadata().ok()?;
+        let same = m.is_file()
+            && m.size() == e.metadata.size()
+            && m.mode() & 0o7777 == mode
+            && (m.uid(), m.gid()) == owner
+            && m.mtime() == e.metadata.mtime().max(0)
+            && m.mtime_nsec() == 0
+            // ext4 allows 65,000 links to an inode.
+            && m.nlink() < 60_000;
+        if !same {
+            return None;
+        }
+        let want = stat.file_digest(e).ok()?;
+        (sha256_of(&mut f)? == want).then_some(f)
     }
 
     /// Directory mtimes last, once their contents are written.

@@ -245,6 +245,43 @@ pub fn set_meta(p: &Path, mode: u32, uid: u32, gid: u32, mtime: i64) -> Result<(
     Ok(())
 }
 
+/// Open `rel` for reading beneath `root` without following any symlink on the way
+/// (`openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)`): a file of a layer snapshot, which
+/// must never lead outside it. `ENOENT` when it is not there; `ELOOP`/`EXDEV` when a
+/// symlink or `..` is on the way; `ENOSYS` on kernels without openat2.
+pub fn open_beneath(root: &Path, rel: &Path) -> Result<std::fs::File, rustix::io::Errno> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let dir = rustix::fs::open(
+        root,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let fd = rustix::fs::openat2(
+        &dir,
+        rel,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+    )?;
+    Ok(std::fs::File::from(fd))
+}
+
+/// Hard-link the open file `f` (a file of a layer snapshot, opened by [`open_beneath`])
+/// as `dst`, which must not exist: by its descriptor, so what was checked is what is
+/// linked.
+pub fn link_open_file(f: &std::fs::File, dst: &Path) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let proc = format!("/proc/self/fd/{}", f.as_raw_fd());
+    rustix::fs::linkat(
+        rustix::fs::CWD,
+        proc.as_str(),
+        rustix::fs::CWD,
+        dst,
+        rustix::fs::AtFlags::SYMLINK_FOLLOW,
+    )
+    .map_err(std::io::Error::from)
+}
+
 /// Copy regular file `src` to `dst`, a new file (whatever is in the way — a file, a
 /// symlink, a directory — is removed first, never followed), with its owner, mode and
 /// mtime (whole seconds; the access time the same, as unpacking a layer sets them). All

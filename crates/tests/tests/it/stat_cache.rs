@@ -136,3 +136,102 @@ fn a_rebuild_reads_what_changed() {
     assert!(stat_caches(&env).is_empty(), "prune --all drops it");
     env.fsck_clean();
 }
+
+/// The snapshot directory of the top layer of image `name`.
+fn top_snapshot(env: &Env, name: &str) -> PathBuf {
+    let v: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", name])).unwrap();
+    let layers = v[0]["RootFS"]["Layers"].as_array().expect("RootFS.Layers");
+    let top = layers.last().unwrap().as_str().unwrap();
+    env.root()
+        .join("snapshots")
+        .join(top.strip_prefix("sha256:").unwrap())
+}
+
+/// A COPY of a changed context links what its previous layer already holds (same bytes,
+/// owner, mode and mtime) instead of copying it again, and copies the rest: the changed
+/// file, a file whose bytes changed behind the same size and mtime, a file whose mode
+/// changed. The new layer and the old one stay what they were made from.
+#[test]
+fn a_changed_context_links_what_the_previous_layer_holds() {
+    strata_tests::require!(Root, Busybox);
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let (env, ctx, df) = setup();
+    let build = |tag: &str| {
+        env.ok(&[
+            "build",
+            "-q",
+            "-f",
+            df.to_str().unwrap(),
+            "-t",
+            tag,
+            ctx.to_str().unwrap(),
+        ])
+    };
+    build("t:1");
+    let old = top_snapshot(&env, "t:1");
+    assert!(old.join("app/d00/f000").is_file(), "no snapshot at {old:?}");
+
+    fs::write(ctx.join("d01/f001"), "changed content\n").unwrap();
+    let h = ctx.join("d02/f002");
+    let before = fs::metadata(&h).unwrap();
+    fs::write(&h, "FILE 2 2\n").unwrap();
+    fs::File::options()
+        .write(true)
+        .open(&h)
+        .unwrap()
+        .set_modified(before.modified().unwrap())
+        .unwrap();
+    fs::set_permissions(ctx.join("d03/f003"), fs::Permissions::from_mode(0o600)).unwrap();
+    build("t:2");
+    let new = top_snapshot(&env, "t:2");
+    assert_ne!(old, new);
+
+    let ino = |p: PathBuf| fs::symlink_metadata(&p).unwrap().ino();
+    let mut linked = 0;
+    for d in 0..20 {
+        for f in 0..100 {
+            let rel = format!("app/d{d:02}/f{f:03}");
+            if ino(old.join(&rel)) == ino(new.join(&rel)) {
+                linked += 1;
+            }
+        }
+    }
+    assert_eq!(linked, 1997, "all but the three changed files are links");
+    for (rel, content, mode) in [
+        ("app/d01/f001", "changed content\n", 0o644),
+        ("app/d02/f002", "FILE 2 2\n", 0o644),
+        ("app/d03/f003", "file 3 3\n", 0o600),
+    ] {
+        assert_ne!(ino(old.join(rel)), ino(new.join(rel)), "{rel} was linked");
+        assert_eq!(fs::read_to_string(new.join(rel)).unwrap(), content, "{rel}");
+        let m = fs::metadata(new.join(rel)).unwrap();
+        assert_eq!(m.mode() & 0o7777, mode, "{rel}");
+    }
+    // The old layer is untouched.
+    assert_eq!(
+        fs::read_to_string(old.join("app/d02/f002")).unwrap(),
+        "file 2 2\n"
+    );
+    assert_eq!(
+        fs::metadata(old.join("app/d03/f003")).unwrap().mode() & 0o7777,
+        0o644
+    );
+    // The image is what a copy would have made: its layer unpacks to the same files
+    // (`fsck` re-hashes every layer against its diffID).
+    env.fsck_clean();
+    let out = env.path("out");
+    env.ok(&[
+        "build",
+        "-q",
+        "--no-cache",
+        "-f",
+        df.to_str().unwrap(),
+        "--output",
+        &format!("type=local,dest={}", out.display()),
+        ctx.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        fs::read_to_string(out.join("app/d02/f002")).unwrap(),
+        "FILE 2 2\n"
+    );
+}
