@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::common::{busybox_tar, Env};
+use crate::common::{busybox_tar, scratch, Env};
 
 /// A context of `n` files under `dir`: `n / 100` folders `src/dNNN` of 100 files, each of
 /// 100..2,100 deterministic pseudo-random bytes. Returns the files' paths relative to `dir`.
@@ -74,7 +74,9 @@ fn ten_thousand_files_copied_whole_and_rebuilt_after_one_change() {
     let tar = env.path("busybox.tar");
     busybox_tar(&tar);
     env.ok(&["import", tar.to_str().unwrap(), "busybox:local"]);
-    let ctx = env.path("ctx");
+    // The context and the exports on tmpfs when there is one (see scratch); the store on disk.
+    let scratch = scratch();
+    let ctx = scratch.path().join("ctx");
     let files = many_files(&ctx, 10_000, 0x5ca1e);
     let df = env.path("Dockerfile.scale");
     fs::write(
@@ -97,7 +99,7 @@ fn ten_thousand_files_copied_whole_and_rebuilt_after_one_change() {
             ctx.to_str().unwrap(),
         ])
     };
-    let out1 = env.path("out1");
+    let out1 = scratch.path().join("out1");
     let id1 = build(&out1);
     same_tree(&ctx, &out1, &files);
     assert_eq!(fs::read_to_string(out1.join("count")).unwrap(), "10000\n");
@@ -121,7 +123,7 @@ fn ten_thousand_files_copied_whole_and_rebuilt_after_one_change() {
     // One file changes: the rebuild has its new bytes and every other file as before.
     let changed = "src/d042/f04217";
     fs::write(ctx.join(changed), "changed content\n").unwrap();
-    let out2 = env.path("out2");
+    let out2 = scratch.path().join("out2");
     let id2 = build(&out2);
     assert_ne!(id1, id2, "a changed file gives another image");
     assert_eq!(
@@ -136,7 +138,7 @@ fn ten_thousand_files_copied_whole_and_rebuilt_after_one_change() {
         "the tagged image is the rebuilt one"
     );
     // Nothing changed: the same image.
-    let out3 = env.path("out3");
+    let out3 = scratch.path().join("out3");
     assert_eq!(build(&out3), id2);
     env.fsck_clean();
 }
