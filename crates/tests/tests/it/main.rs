@@ -19,6 +19,7 @@ mod mount_source;
 mod progress_text;
 mod registry;
 mod run_cli;
+mod scale;
 mod security;
 mod size_report;
 mod stat_cache;

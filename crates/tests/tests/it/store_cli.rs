@@ -5,7 +5,7 @@ use std::fs;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::common::{busybox_tar, tool, Env};
+use crate::common::{busybox_tar, scratch, tool, Env};
 
 fn setup() -> (Env, String) {
     let env = Env::new();
@@ -278,6 +278,147 @@ fn killed_at_random_moments_store_stays_consistent() {
     env.ok(&["prune"]);
     env.fsck_clean();
     env.ok(&["import", &tar, "after:1"]);
+}
+
+/// SIGKILL during a build that copies 50,000 small files (`COPY . /app`): at 0.5 s, 1.5 s and
+/// 3 s after the start and once just after the COPY step began; at least one kill lands while
+/// the COPY runs (its title printed, its DONE not). After each the store is consistent, and a
+/// full build then succeeds with every file in the image.
+#[test]
+fn killed_during_a_50k_file_copy_store_stays_consistent() {
+    use std::io::BufRead;
+    use std::sync::mpsc;
+    use std::time::Instant;
+    strata_tests::require!(Root, Busybox);
+    let (env, tar) = setup();
+    env.ok(&["import", &tar, "busybox:local"]);
+    let scratch = scratch();
+    let ctx = scratch.path().join("ctx");
+    let mut seed: u64 = 0x50_000;
+    for i in 0..50_000u64 {
+        let dir = ctx.join(format!("d{:03}", i / 100));
+        if i % 100 == 0 {
+            fs::create_dir_all(&dir).unwrap();
+        }
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let line = format!("{i} {seed:016x}\n");
+        let len = 100 + (seed % 200) as usize;
+        fs::write(
+            dir.join(format!("f{i:05}")),
+            line.repeat(len / line.len() + 1),
+        )
+        .unwrap();
+    }
+    let df = env.path("Dockerfile.kill");
+    fs::write(
+        &df,
+        "FROM busybox:local\nCOPY . /app\nRUN ls /app | wc -l\n",
+    )
+    .unwrap();
+    let build = |extra: &[&str]| {
+        let mut c = env.cmd();
+        c.args(["build", "--progress=plain", "--network", "none"])
+            .args(extra)
+            .args(["-f", df.to_str().unwrap(), ctx.to_str().unwrap()]);
+        c
+    };
+    // Kill moments: after a fixed delay, or a delay after the COPY's title line.
+    enum At {
+        Start(u64),
+        CopyStarted(u64),
+    }
+    let mut during_copy = 0;
+    let mut phases = Vec::new();
+    for at in [
+        At::Start(500),
+        At::Start(1500),
+        At::Start(3000),
+        At::CopyStarted(200),
+    ] {
+        // --no-cache: a COPY finished by an earlier attempt is done again.
+        let mut child = build(&["--no-cache"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        let (tx, rx) = mpsc::channel::<String>();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut lines = Vec::new();
+        let is_copy_title = |l: &str| l.starts_with('#') && l.contains("] COPY . /app");
+        match at {
+            At::Start(ms) => std::thread::sleep(Duration::from_millis(ms)),
+            At::CopyStarted(ms) => {
+                while !lines.iter().any(|l: &String| is_copy_title(l)) {
+                    let left = Duration::from_secs(30).saturating_sub(start.elapsed());
+                    match rx.recv_timeout(left) {
+                        Ok(l) => lines.push(l),
+                        Err(_) => break,
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(ms));
+            }
+        }
+        let killed_at = start.elapsed();
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        // Everything it printed before it died (the pipe closes with it).
+        while let Ok(l) = rx.recv_timeout(Duration::from_secs(5)) {
+            lines.push(l);
+        }
+        let id = lines
+            .iter()
+            .find(|l| is_copy_title(l))
+            .map(|l| l.split_whitespace().next().unwrap().to_string());
+        let phase = match &id {
+            _ if status.success() => "after the build",
+            None => "before the COPY",
+            Some(id) if lines.iter().any(|l| l.starts_with(&format!("{id} DONE"))) => {
+                "after the COPY"
+            }
+            Some(_) => {
+                during_copy += 1;
+                "during the COPY"
+            }
+        };
+        phases.push(format!("{killed_at:.1?}: {phase}"));
+        env.fsck_clean();
+        // The next command succeeds.
+        env.ok(&["images", "-q"]);
+    }
+    assert!(
+        during_copy > 0,
+        "no kill landed during the COPY: {phases:?}"
+    );
+    let o = build(&["-t", "many:1"]).output().unwrap();
+    assert!(
+        o.status.success(),
+        "the build after the kills failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    env.fsck_clean();
+    let count = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "many:1",
+        "sh",
+        "-c",
+        "find /app -type f | wc -l; ls /app | wc -l; cat /app/d123/f12345",
+    ]);
+    let want = fs::read_to_string(ctx.join("d123/f12345")).unwrap();
+    assert_eq!(count, format!("50000\n500\n{want}"), "{phases:?}");
 }
 
 /// Four processes each import, tag, save and remove their own images in one store while a
