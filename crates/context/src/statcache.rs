@@ -60,19 +60,25 @@ struct Record {
     digest: [u8; 32],
 }
 
-/// A record of this build: whether it may be saved (it is not racy).
+/// A record of this build: whether it may be saved (it is not racy), and whether it is
+/// the loaded record unchanged.
 #[derive(Clone, Copy, Debug)]
 struct Used {
     record: Record,
     keep: bool,
+    loaded: bool,
 }
 
 #[derive(Default)]
 struct Inner {
-    /// What was loaded: path (its bytes) → record.
+    /// What was loaded and not looked up yet: path (its bytes) → record. A lookup moves
+    /// its record to `used` (one copy of each record in memory: a context of 50,000 files
+    /// has 50,000).
     loaded: HashMap<Vec<u8>, Record>,
     /// What this build looked up or hashed: the in-process memo, and what is saved.
     used: HashMap<Vec<u8>, Used>,
+    /// Whether a loaded record was found stale (and is not saved again).
+    dropped: bool,
 }
 
 /// Regular files' content digests (sha256 of the bytes), remembered by `lstat` metadata.
@@ -162,17 +168,20 @@ impl StatCache {
         if inner.used.is_empty() {
             return None;
         }
+        // The same as loaded: every loaded record was looked up and found unchanged, and
+        // nothing else is kept.
+        let same = inner.loaded.is_empty()
+            && !inner.dropped
+            && inner.used.values().all(|u| u.loaded || !u.keep);
+        if same {
+            return None;
+        }
         let mut keep: Vec<(&Vec<u8>, &Record)> = inner
             .used
             .iter()
             .filter(|(_, u)| u.keep)
             .map(|(p, u)| (p, &u.record))
             .collect();
-        let same = keep.len() == inner.loaded.len()
-            && keep.iter().all(|(p, r)| inner.loaded.get(*p) == Some(*r));
-        if same {
-            return None;
-        }
         keep.sort_by(|a, b| a.0.cmp(b.0));
         let mut out = Vec::with_capacity(MAGIC.len() + keep.len() * 160 + 32);
         out.extend_from_slice(MAGIC);
@@ -218,17 +227,20 @@ impl StatCache {
                     return Ok(u.record.digest);
                 }
             }
-            if let Some(r) = inner.loaded.get(&key).copied() {
+            // A stale loaded record is dropped: the file is hashed again below.
+            if let Some(r) = inner.loaded.remove(&key) {
                 if r.stat == stat {
                     inner.used.insert(
                         key,
                         Used {
                             record: r,
                             keep: true,
+                            loaded: true,
                         },
                     );
                     return Ok(r.digest);
                 }
+                inner.dropped = true;
             }
         }
         let started = (self.clock)();
@@ -236,7 +248,12 @@ impl StatCache {
         self.hashed.fetch_add(1, Ordering::Relaxed);
         let keep = opened == stat && !is_racy(&stat, started);
         let record = Record { stat, digest };
-        self.lock().used.insert(key, Used { record, keep });
+        let used = Used {
+            record,
+            keep,
+            loaded: false,
+        };
+        self.lock().used.insert(key, used);
         Ok(digest)
     }
 }
