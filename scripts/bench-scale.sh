@@ -14,6 +14,9 @@
 # cold build (goal <= 64 MiB at 50k) and its COPY and RUN step times (from --progress=plain).
 # Then a node-shaped build: a stage whose RUN makes 30,000 small files under
 # /app/node_modules, copied into a second stage with COPY --from; cold, both builders.
+# Last, the first use of a big base image: node:18-bookworm (as scripts/base-images.sh
+# makes it in the default store) loaded into two fresh stores, then FROM it RUN true, its
+# four layers unpacked on all cores, and on one core (taskset -c 0: one at a time).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZES=${SIZES:-10000 50000 200000}
@@ -142,3 +145,22 @@ for n in $SIZES; do
 done
 printf "%-14s %12s %6s MiB   COPY --from %s s, RUN making 30,000 files %s s\n" \
     "node_modules" "" "$(rss "$WORK/node.rss")" "${NODE_COPY:-?}" "${NODE_RUN:-?}"
+
+# First use of a big base image: its layers unpacked in parallel vs one at a time.
+if "$ST" inspect node:18-bookworm >/dev/null 2>&1; then
+    "$ST" save -o "$WORK/node-base.tar" node:18-bookworm
+    printf 'FROM node:18-bookworm\nRUN true\n' >"$WORK/Dockerfile.base"
+    mkdir -p "$WORK/empty"
+    for mode in parallel one-core; do
+        "$ST" --root "$WORK/base-$mode" load -i "$WORK/node-base.tar" >/dev/null
+    done
+    sync
+    a=$(t "$ST" --root "$WORK/base-parallel" build -f "$WORK/Dockerfile.base" "$WORK/empty")
+    b=$(t taskset -c 0 "$ST" --root "$WORK/base-one-core" build -f "$WORK/Dockerfile.base" "$WORK/empty")
+    echo
+    printf "first use of node:18-bookworm (%s layers): all cores %.2f s, one core %.2f s (%.2fx)\n" \
+        "$("$ST" --root "$WORK/base-parallel" inspect node:18-bookworm | python3 -c 'import json,sys; print(len(json.load(sys.stdin)[0]["RootFS"]["Layers"]))')" \
+        "$a" "$b" "$(awk -v a="$a" -v b="$b" 'BEGIN{print a / b}')"
+else
+    echo "node:18-bookworm is not in the default store (bash scripts/base-images.sh target/release/strata): base image case skipped"
+fi

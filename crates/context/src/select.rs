@@ -245,7 +245,8 @@ fn make_source(
     excludes: Option<&Matcher>,
 ) -> Result<SelectedSource, Error> {
     let is_dir = node.is_dir();
-    let mut entries = vec![entry(tree, &rel, PathBuf::new(), node)];
+    let mut entries = Vec::with_capacity(if is_dir { tree.size_hint() + 1 } else { 1 });
+    entries.push(entry(tree, &rel, PathBuf::new(), node));
     if is_dir {
         collect(
             tree,
@@ -255,6 +256,7 @@ fn make_source(
             &MatchInfo::default(),
             &mut entries,
         )?;
+        entries.shrink_to_fit();
     }
     Ok(SelectedSource {
         name: base_name(&written),

@@ -60,24 +60,32 @@ struct Record {
     digest: [u8; 32],
 }
 
-/// A record of this build: whether it may be saved (it is not racy), and whether it is
-/// the loaded record unchanged.
+/// A record and where it stands in this build.
 #[derive(Clone, Copy, Debug)]
 struct Used {
     record: Record,
+    /// Whether it may be saved (it is not racy).
     keep: bool,
-    loaded: bool,
+    state: State,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// Loaded, not looked up by this build (not saved again).
+    Loaded,
+    /// Loaded and found to match.
+    Hit,
+    /// Hashed by this build.
+    New,
 }
 
 #[derive(Default)]
 struct Inner {
-    /// What was loaded and not looked up yet: path (its bytes) → record. A lookup moves
-    /// its record to `used` (one copy of each record in memory: a context of 50,000 files
-    /// has 50,000).
-    loaded: HashMap<Vec<u8>, Record>,
-    /// What this build looked up or hashed: the in-process memo, and what is saved.
-    used: HashMap<Vec<u8>, Used>,
-    /// Whether a loaded record was found stale (and is not saved again).
+    /// Path (its bytes) → record: what was loaded and what this build looked up or hashed
+    /// (the in-process memo, and what is saved). One table: a context of 50,000 files has
+    /// 50,000 records.
+    records: HashMap<Vec<u8>, Used>,
+    /// Whether a loaded record was found stale.
     dropped: bool,
 }
 
@@ -146,7 +154,7 @@ impl StatCache {
     pub fn from_bytes(bytes: &[u8]) -> StatCache {
         let c = StatCache::new();
         if let Some(loaded) = parse(bytes) {
-            c.lock().loaded = loaded;
+            c.lock().records = loaded;
         }
         c
     }
@@ -165,21 +173,24 @@ impl StatCache {
     /// save). Records of files this build did not look at are dropped.
     pub fn to_bytes(&self) -> Option<Vec<u8>> {
         let inner = self.lock();
-        if inner.used.is_empty() {
+        if inner.records.values().all(|u| u.state == State::Loaded) {
             return None;
         }
         // The same as loaded: every loaded record was looked up and found unchanged, and
         // nothing else is kept.
-        let same = inner.loaded.is_empty()
-            && !inner.dropped
-            && inner.used.values().all(|u| u.loaded || !u.keep);
+        let same = !inner.dropped
+            && inner.records.values().all(|u| match u.state {
+                State::Loaded => false,
+                State::Hit => true,
+                State::New => !u.keep,
+            });
         if same {
             return None;
         }
         let mut keep: Vec<(&Vec<u8>, &Record)> = inner
-            .used
+            .records
             .iter()
-            .filter(|(_, u)| u.keep)
+            .filter(|(_, u)| u.keep && u.state != State::Loaded)
             .map(|(p, u)| (p, &u.record))
             .collect();
         keep.sort_by(|a, b| a.0.cmp(b.0));
@@ -222,26 +233,18 @@ impl StatCache {
         let key = self.key(&entry.source);
         {
             let mut inner = self.lock();
-            if let Some(u) = inner.used.get(&key) {
+            let mut stale_loaded = false;
+            if let Some(u) = inner.records.get_mut(&key) {
                 if u.record.stat == stat {
+                    if u.state == State::Loaded {
+                        u.state = State::Hit;
+                    }
                     return Ok(u.record.digest);
                 }
+                // Stale: the file is hashed again below.
+                stale_loaded = u.state != State::New;
             }
-            // A stale loaded record is dropped: the file is hashed again below.
-            if let Some(r) = inner.loaded.remove(&key) {
-                if r.stat == stat {
-                    inner.used.insert(
-                        key,
-                        Used {
-                            record: r,
-                            keep: true,
-                            loaded: true,
-                        },
-                    );
-                    return Ok(r.digest);
-                }
-                inner.dropped = true;
-            }
+            inner.dropped |= stale_loaded;
         }
         let started = (self.clock)();
         let (digest, opened) = hash_file(entry, stat.size)?;
@@ -251,9 +254,9 @@ impl StatCache {
         let used = Used {
             record,
             keep,
-            loaded: false,
+            state: State::New,
         };
-        self.lock().used.insert(key, used);
+        self.lock().records.insert(key, used);
         Ok(digest)
     }
 }
@@ -306,7 +309,7 @@ fn hash_file(e: &Entry, size: u64) -> Result<([u8; 32], Stat), Error> {
 }
 
 /// A saved cache's records; `None` for anything that is not one, whole and intact.
-fn parse(bytes: &[u8]) -> Option<HashMap<Vec<u8>, Record>> {
+fn parse(bytes: &[u8]) -> Option<HashMap<Vec<u8>, Used>> {
     let body = bytes.strip_prefix(MAGIC)?;
     let split = body.len().checked_sub(32)?;
     let (records, sum) = bytes.split_at(MAGIC.len() + split);
@@ -314,7 +317,8 @@ fn parse(bytes: &[u8]) -> Option<HashMap<Vec<u8>, Record>> {
         return None;
     }
     let mut r = Reader(&records[MAGIC.len()..]);
-    let mut out = HashMap::new();
+    // A record takes 108 bytes and its path: about 150 bytes in all.
+    let mut out = HashMap::with_capacity(records.len() / 150);
     while !r.0.is_empty() {
         let len = usize::try_from(r.u64()?).ok()?;
         let path = r.take(len)?.to_vec();
@@ -331,7 +335,12 @@ fn parse(bytes: &[u8]) -> Option<HashMap<Vec<u8>, Record>> {
             gid: r.u32()?,
         };
         let digest: [u8; 32] = r.take(32)?.try_into().ok()?;
-        out.insert(path, Record { stat, digest });
+        let used = Used {
+            record: Record { stat, digest },
+            keep: true,
+            state: State::Loaded,
+        };
+        out.insert(path, used);
     }
     Some(out)
 }

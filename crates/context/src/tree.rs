@@ -172,6 +172,11 @@ pub trait SourceTree {
     fn lstat(&self, rel: &Path) -> io::Result<Option<Node>>;
     /// The names in directory `rel`, sorted by bytes.
     fn read_dir(&self, rel: &Path) -> io::Result<Vec<OsString>>;
+    /// How many entries the whole tree holds, when it knows (a selection from it reserves
+    /// that much once instead of growing by doubling); 0 when it does not.
+    fn size_hint(&self) -> usize {
+        0
+    }
     /// Where `rel` is on disk.
     fn disk_path(&self, rel: &Path) -> PathBuf {
         self.disk_root().join(rel)
@@ -360,6 +365,10 @@ impl SourceTree for Context {
 
     fn lstat(&self, rel: &Path) -> io::Result<Option<Node>> {
         Ok(self.nodes.get(rel).cloned())
+    }
+
+    fn size_hint(&self) -> usize {
+        self.len()
     }
 
     fn read_dir(&self, rel: &Path) -> io::Result<Vec<OsString>> {

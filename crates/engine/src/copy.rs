@@ -159,7 +159,8 @@ impl DestDirs<'_> {
 
 /// Where a COPY or ADD reads: a tree, the source paths in it, and where the tree came from.
 struct Sources {
-    tree: Box<dyn context::SourceTree>,
+    /// The tree to select from (dropped once the selection is made: a context's is big).
+    tree: Option<Box<dyn context::SourceTree>>,
     /// The sources as paths in `tree` (a heredoc's or a download's name at its root).
     paths: Vec<String>,
     origin: Origin,
@@ -188,7 +189,7 @@ impl Sources {
         let view = stage_view(input.store, layers)?;
         let tree = context::StageRoot::new(view.view.path())?;
         Ok(Sources {
-            tree: Box::new(tree),
+            tree: Some(Box::new(tree)),
             paths: c.sources.clone(),
             origin: Origin::Stage {
                 lowers: snapshot::chain(input.store, layers)?,
@@ -215,7 +216,7 @@ impl Sources {
             })
             .collect();
         Ok(Sources {
-            tree: Box::new(context::StageRoot::new(&dir)?),
+            tree: Some(Box::new(context::StageRoot::new(&dir)?)),
             paths,
             origin: Origin::Heredocs,
         })
@@ -237,7 +238,7 @@ impl Sources {
             paths.push(format!("/{name}"));
         }
         Ok(Sources {
-            tree: Box::new(context::StageRoot::new(&dir)?),
+            tree: Some(Box::new(context::StageRoot::new(&dir)?)),
             paths,
             origin: Origin::Downloads,
         })
@@ -248,7 +249,7 @@ impl Sources {
         let dir = input.context.ok_or(BuildError::NoContext)?;
         let matcher = ignore_matcher(input.ignore)?;
         Ok(Sources {
-            tree: Box::new(context::Context::load(dir, matcher.as_ref())?),
+            tree: Some(Box::new(context::Context::load(dir, matcher.as_ref())?)),
             paths: c.sources.clone(),
             origin: Origin::Context,
         })
@@ -414,13 +415,20 @@ fn copy_here(input: &CopyInput, c: &plan::Copy, is_add: bool) -> Result<CopyOutp
             Memo::Miss(mk) => memo = Some(mk),
         }
     }
-    let sources = Sources::resolve(input, c, is_add, layers.as_deref(), work.path())?;
+    let mut sources = Sources::resolve(input, c, is_add, layers.as_deref(), work.path())?;
     let opts = context::SelectOptions {
         excludes: c.excludes.clone(),
         parents: c.parents,
         ..context::SelectOptions::default()
     };
-    let selection = context::select(sources.tree.as_ref(), &sources.paths, &opts)?;
+    let tree = sources
+        .tree
+        .take()
+        .ok_or(BuildError::Internal("COPY sources without a tree".into()))?;
+    let selection = context::select(tree.as_ref(), &sources.paths, &opts)?;
+    // The selection holds what it needs of each entry: a context's whole tree (50,000 files:
+    // 13 MB) need not live while the files are written.
+    drop(tree);
     // Each file's content is read at most once for both keys below (memo and content); a
     // context directory's files not at all when the build's stat cache knows them.
     let own_cache;
@@ -443,27 +451,29 @@ fn copy_here(input: &CopyInput, c: &plan::Copy, is_add: bool) -> Result<CopyOutp
     let dest_view = stage_view(input.store, input.diff_ids)?;
     let view = dest_view.view.path();
     let placed = context::place(&dest, &selection, |p| dest_kind(view, p))?;
-    // Cached unless the cache says otherwise below (its layer and time filled in then).
-    let mut out = CopyOutput {
-        files: signatures(&placed),
-        key: parts.content(&context::digest_placed(&placed, stat)?),
-        diff_id: empty_layer(),
-        cached: true,
-        created: None,
-        memo: None,
+    let key = parts.content(&context::digest_placed(&placed, stat)?);
+    // The files' signatures and the memo are made last, once the layer is written (for a
+    // COPY of 50,000 files they are megabytes, and so is what writing the layer holds).
+    let finish = |diff_id: Digest, cached: bool, created: Option<String>| {
+        let files = signatures(&placed);
+        let memo = match memo {
+            Some(mk) => Some(remember(input.store, mk, &key)?),
+            None => None,
+        };
+        Ok::<_, BuildError>(CopyOutput {
+            key: key.clone(),
+            diff_id,
+            cached,
+            created,
+            files,
+            memo,
+        })
     };
-    if let Some(mk) = memo {
-        out.memo = Some(remember(input.store, mk, &out.key, &out.files)?);
-    }
     let cached = (!input.no_cache)
-        .then(|| crate::cache::get(input.store, &out.key))
+        .then(|| crate::cache::get(input.store, &key))
         .flatten();
     if let Some((diff_id, created)) = cached {
-        return Ok(CopyOutput {
-            diff_id,
-            created,
-            ..out
-        });
+        return finish(diff_id, true, created);
     }
     let upper = work.path().join("layer");
     std::fs::create_dir_all(&upper).map_err(|e| BuildError::io("create a layer dir", e))?;
@@ -483,16 +493,11 @@ fn copy_here(input: &CopyInput, c: &plan::Copy, is_add: bool) -> Result<CopyOutp
     }
     w.finish();
     let d = commit_dir(input.store, &upper, layer::Source::Directory)?;
-    input.store.cache_put(&out.key, &d, input.now)?;
+    input.store.cache_put(&key, &d, input.now)?;
     if let Origin::Context = sources.origin {
         input.store.memo_put(&last, d.as_str())?;
     }
-    Ok(CopyOutput {
-        diff_id: d,
-        cached: false,
-        created: Some(input.now.to_string()),
-        ..out
-    })
+    finish(d, false, Some(input.now.to_string()))
 }
 
 /// The sha256 of a file's bytes (`None` if it cannot be read).
@@ -511,18 +516,11 @@ fn sha256_of(f: &mut std::fs::File) -> Option<[u8; 32]> {
     }
 }
 
-/// Keep memo `mk` of a COPY: its content key and its files' signatures.
-fn remember(
-    store: &Writer<'_>,
-    mk: Digest,
-    k: &Digest,
-    files: &std::collections::BTreeMap<String, String>,
-) -> Result<(Digest, String), BuildError> {
-    // Written into one buffer: the map of a 50,000-file COPY is megabytes.
-    let mut value = format!("{k}\n").into_bytes();
-    value.reserve(files.iter().map(|(f, s)| f.len() + s.len() + 6).sum());
-    serde_json::to_writer(&mut value, files).expect("file map serializes");
-    let value = String::from_utf8(value).expect("JSON is UTF-8");
+/// Keep memo `mk` of a COPY: its content key. (The value's second line held the files'
+/// signatures; they are kept only for explaining misses, and an empty map is written in
+/// their place so older readers still read it.)
+fn remember(store: &Writer<'_>, mk: Digest, k: &Digest) -> Result<(Digest, String), BuildError> {
+    let value = format!("{k}\n{{}}");
     store.memo_put(&mk, &value)?;
     Ok((mk, value))
 }
@@ -714,16 +712,16 @@ fn copy_memo(input: &CopyInput, mk: &Digest) -> Option<CopyOutput> {
         return None;
     }
     let value = crate::cache::memo(input.store, mk)?;
-    let (k, files) = value.split_once('\n')?;
+    let (k, _files) = value.split_once('\n')?;
     let k: Digest = k.parse().ok()?;
-    let files = serde_json::from_str(files).ok()?;
     let (d, created) = crate::cache::get(input.store, &k)?;
     Some(CopyOutput {
         key: k,
         diff_id: d,
         cached: true,
         created,
-        files,
+        // Only a miss is explained (by the files it saw).
+        files: Default::default(),
         memo: Some((mk.clone(), value)),
     })
 }

@@ -729,11 +729,13 @@ impl StepRun<'_, '_> {
     /// build of its slot, or `--no-cache`).
     fn report(&self, id: usize, seen: &crate::explain::Seen, cached: bool) {
         let ctx = self.ctx;
-        let reason = crate::explain::explain(ctx.store, &ctx.slot(self.stage, self.step), seen);
         if cached {
             ctx.cached.fetch_add(1, Ordering::SeqCst);
             ctx.progress.event(Event::Cached { id });
         } else {
+            // A miss is explained against what the step saw when it last ran (hits are not
+            // recorded: a COPY of 50,000 files would read and write megabytes for nothing).
+            let reason = crate::explain::explain(ctx.store, &ctx.slot(self.stage, self.step), seen);
             let reason = if self.no_cache {
                 "--no-cache".to_string()
             } else {

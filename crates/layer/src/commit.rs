@@ -175,7 +175,10 @@ pub fn commit<W: Write>(dir: &Path, opts: &CommitOptions, out: W) -> Result<Laye
         header: Vec::with_capacity(4096),
         entries: 0,
     };
-    let mut links: HashMap<(u64, u64), Vec<u8>> = HashMap::new();
+    // First names of files with more than one link, by (dev, ino): offsets into one arena
+    // (a tree of 50,000 files linked from elsewhere has 50,000 of them).
+    let mut links: HashMap<(u64, u64), (usize, usize)> = HashMap::new();
+    let mut link_names: Vec<u8> = Vec::new();
     let mut settle = opts.settle.then(Settle::default);
     let walk = WalkDir::new(dir)
         .follow_links(false)
@@ -274,13 +277,14 @@ pub fn commit<W: Write>(dir: &Path, opts: &CommitOptions, out: W) -> Result<Laye
             tarfmt::TYPE_REG => {
                 if md.nlink() > 1 {
                     let key = (md.dev(), md.ino());
-                    if let Some(first) = links.get(&key) {
+                    if let Some(&(at, len)) = links.get(&key) {
                         m.typeflag = tarfmt::TYPE_LINK;
-                        m.linkname = first.clone();
+                        m.linkname = link_names[at..at + len].to_vec();
                         w.header(&m, path)?;
                         continue;
                     }
-                    links.insert(key, m.name.clone());
+                    links.insert(key, (link_names.len(), m.name.len()));
+                    link_names.extend_from_slice(&m.name);
                 }
                 m.size = md.size();
                 w.header(&m, path)?;
