@@ -174,8 +174,8 @@ enum Origin {
     Stage {
         /// Keeps the view mounted while the files are read.
         view: StageView,
-        /// The layers' snapshots, top first.
-        lowers: Vec<PathBuf>,
+        /// The layers' snapshots (their root directories, opened), top first.
+        lowers: Vec<std::fs::File>,
     },
     /// Heredocs, written to a scratch directory.
     Heredocs,
@@ -192,7 +192,13 @@ impl Sources {
             tree: Some(Box::new(tree)),
             paths: c.sources.clone(),
             origin: Origin::Stage {
-                lowers: snapshot::chain(input.store, layers)?,
+                lowers: snapshot::chain(input.store, layers)?
+                    .iter()
+                    .map(|l| {
+                        fsutil::open_dir(l)
+                            .map_err(|e| BuildError::io(format!("open {}", l.display()), e.into()))
+                    })
+                    .collect::<Result<_, _>>()?,
                 view,
             },
         })
@@ -484,9 +490,8 @@ fn copy_here(input: &CopyInput, c: &plan::Copy, is_add: bool) -> Result<CopyOutp
     if let Origin::Context = sources.origin {
         w.previous = crate::cache::memo(input.store, &last)
             .and_then(|d| d.trim().parse::<Digest>().ok())
-            .map(|d| input.store.snapshot_path(&d))
-            .filter(|p| p.is_dir())
-            .map(|p| (p, stat));
+            .and_then(|d| fsutil::open_dir(&input.store.snapshot_path(&d)).ok())
+            .map(|dir| (dir, stat));
     }
     for pl in &placed {
         w.write(pl, &dest)?;
@@ -505,7 +510,7 @@ fn sha256_of(f: &mut std::fs::File) -> Option<[u8; 32]> {
     use sha2::Digest as _;
     use std::io::Read;
     let mut h = sha2::Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut buf = [0u8; 16 * 1024];
     loop {
         match f.read(&mut buf) {
             Ok(0) => return Some(h.finalize().into()),
@@ -540,7 +545,7 @@ struct LayerWriter<'a> {
     /// The snapshot of this instruction's previous layer (same parent, same instruction,
     /// other context content) and the build's file digests: a context file whose bytes and
     /// metadata that layer already holds is hard-linked from it instead of copied.
-    previous: Option<(PathBuf, &'a context::StatCache)>,
+    previous: Option<(std::fs::File, &'a context::StatCache)>,
 }
 
 impl<'a> LayerWriter<'a> {
@@ -655,13 +660,17 @@ impl<'a> LayerWriter<'a> {
         };
         let shared = shared.or_else(|| self.previous_file(e, target, owner, mode));
         if let Some(f) = shared {
-            let _ = std::fs::remove_dir_all(target);
-            let _ = std::fs::remove_file(target);
             if fsutil::link_open_file(&f, target).is_ok() {
                 return Ok(());
             }
         }
-        fsutil::copy_new_file(&e.source, target, mode, owner.0, owner.1, meta.mtime())
+        fsutil::copy_new_file(
+            &e.source,
+            target,
+            (mode, owner.0, owner.1),
+            meta.mtime(),
+            meta.size(),
+        )
     }
 
     /// The file at `target`'s place in the previous layer's snapshot (opened there without

@@ -245,19 +245,27 @@ pub fn set_meta(p: &Path, mode: u32, uid: u32, gid: u32, mtime: i64) -> Result<(
     Ok(())
 }
 
-/// Open `rel` for reading beneath `root` without following any symlink on the way
-/// (`openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)`): a file of a layer snapshot, which
-/// must never lead outside it. `ENOENT` when it is not there; `ELOOP`/`EXDEV` when a
-/// symlink or `..` is on the way; `ENOSYS` on kernels without openat2.
-pub fn open_beneath(root: &Path, rel: &Path) -> Result<std::fs::File, rustix::io::Errno> {
-    use rustix::fs::{Mode, OFlags, ResolveFlags};
-    let dir = rustix::fs::open(
+/// A directory opened for [`open_beneath`] (a layer snapshot's root: opened once per copy,
+/// not once per file).
+pub fn open_dir(root: &Path) -> Result<std::fs::File, rustix::io::Errno> {
+    use rustix::fs::{Mode, OFlags};
+    let fd = rustix::fs::open(
         root,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
     )?;
+    Ok(std::fs::File::from(fd))
+}
+
+/// Open `rel` for reading beneath the directory `root` (from [`open_dir`]) without
+/// following any symlink on the way (`openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)`): a
+/// file of a layer snapshot, which must never lead outside it. `ENOENT` when it is not
+/// there; `ELOOP`/`EXDEV` when a symlink or `..` is on the way; `ENOSYS` on kernels
+/// without openat2.
+pub fn open_beneath(root: &std::fs::File, rel: &Path) -> Result<std::fs::File, rustix::io::Errno> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
     let fd = rustix::fs::openat2(
-        &dir,
+        root,
         rel,
         OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::empty(),
@@ -267,32 +275,44 @@ pub fn open_beneath(root: &Path, rel: &Path) -> Result<std::fs::File, rustix::io
 }
 
 /// Hard-link the open file `f` (a file of a layer snapshot, opened by [`open_beneath`])
-/// as `dst`, which must not exist: by its descriptor, so what was checked is what is
-/// linked.
+/// as `dst`: by its descriptor, so what was checked is what is linked. Whatever is in the
+/// way at `dst` (a file, a symlink, a directory) is removed first, never followed.
 pub fn link_open_file(f: &std::fs::File, dst: &Path) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
     let proc = format!("/proc/self/fd/{}", f.as_raw_fd());
-    rustix::fs::linkat(
-        rustix::fs::CWD,
-        proc.as_str(),
-        rustix::fs::CWD,
-        dst,
-        rustix::fs::AtFlags::SYMLINK_FOLLOW,
-    )
-    .map_err(std::io::Error::from)
+    let link = || {
+        rustix::fs::linkat(
+            rustix::fs::CWD,
+            proc.as_str(),
+            rustix::fs::CWD,
+            dst,
+            rustix::fs::AtFlags::SYMLINK_FOLLOW,
+        )
+    };
+    match link() {
+        Err(rustix::io::Errno::EXIST) => {
+            if std::fs::symlink_metadata(dst)?.is_dir() {
+                std::fs::remove_dir_all(dst)?;
+            } else {
+                std::fs::remove_file(dst)?;
+            }
+            link().map_err(std::io::Error::from)
+        }
+        r => r.map_err(std::io::Error::from),
+    }
 }
 
 /// Copy regular file `src` to `dst`, a new file (whatever is in the way — a file, a
 /// symlink, a directory — is removed first, never followed), with its owner, mode and
-/// mtime (whole seconds; the access time the same, as unpacking a layer sets them). All
+/// mtime (whole seconds; the access time the same, as unpacking a layer sets them); `size`
+/// is the size the file was selected with (the bytes its digest covers). All
 /// metadata is set through the new file's descriptor: one path lookup per file.
 pub fn copy_new_file(
     src: &Path,
     dst: &Path,
-    mode: u32,
-    uid: u32,
-    gid: u32,
+    (mode, uid, gid): (u32, u32, u32),
     mtime: i64,
+    size: u64,
 ) -> Result<(), BuildError> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let err = |what: &str, p: &Path, e| BuildError::io(format!("{what} {}", p.display()), e);
@@ -322,7 +342,15 @@ pub fn copy_new_file(
         .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
         .open(src)
         .map_err(|e| err("open", src, e))?;
-    std::io::copy(&mut from, &mut to).map_err(|e| err("copy", src, e))?;
+    // One copy_file_range for the whole file (sizes are known: a loop would ask once more
+    // only to be told the end), then the generic copy for anything left.
+    let done = match rustix::fs::copy_file_range(&from, None, &to, None, size as usize) {
+        Ok(n) => n as u64,
+        Err(_) => 0,
+    };
+    if done < size {
+        std::io::copy(&mut from, &mut to).map_err(|e| err("copy", src, e))?;
+    }
     std::os::unix::fs::fchown(&to, Some(uid), Some(gid)).map_err(|e| err("chown", dst, e))?;
     to.set_permissions(std::fs::Permissions::from_mode(mode))
         .map_err(|e| err("chmod", dst, e))?;
@@ -435,5 +463,46 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("unable to find user nosuchuser"));
+    }
+
+    /// A layer snapshot's files are opened without following any symlink on the way: a
+    /// symlinked directory (to the host's /etc, or up and out with `..`) is refused, never
+    /// followed; a plain path opens; and linking by descriptor replaces what is in the way.
+    #[test]
+    fn snapshot_files_open_beneath_their_root_only() {
+        let d = tempfile::tempdir().unwrap();
+        let snap = d.path().join("snap");
+        std::fs::create_dir_all(snap.join("app")).unwrap();
+        std::fs::write(snap.join("app/f"), b"layer").unwrap();
+        std::os::unix::fs::symlink("/etc", snap.join("hostetc")).unwrap();
+        std::os::unix::fs::symlink("../..", snap.join("app/up")).unwrap();
+        std::os::unix::fs::symlink("f", snap.join("app/link")).unwrap();
+        let root = open_dir(&snap).unwrap();
+        for escape in [
+            "hostetc/hostname",
+            "app/up/etc/hostname",
+            "../snap/app/f",
+            "app/link",
+        ] {
+            assert!(
+                open_beneath(&root, Path::new(escape)).is_err(),
+                "{escape} was opened"
+            );
+        }
+        assert_eq!(
+            open_beneath(&root, Path::new("sub/none")).unwrap_err(),
+            rustix::io::Errno::NOENT
+        );
+        let f = open_beneath(&root, Path::new("app/f")).unwrap();
+        let out = d.path().join("out");
+        std::fs::create_dir_all(out.join("in-the-way/deep")).unwrap();
+        link_open_file(&f, &out.join("in-the-way")).unwrap();
+        std::os::unix::fs::symlink("/etc/hostname", out.join("sym")).unwrap();
+        link_open_file(&f, &out.join("sym")).unwrap();
+        for p in ["in-the-way", "sym"] {
+            let m = std::fs::symlink_metadata(out.join(p)).unwrap();
+            assert!(m.is_file() && m.nlink() == 3, "{p}: {m:?}");
+            assert_eq!(std::fs::read(out.join(p)).unwrap(), b"layer");
+        }
     }
 }
