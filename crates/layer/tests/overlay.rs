@@ -36,15 +36,22 @@ impl Drop for Mount {
     }
 }
 
+/// lower, upper and work directories made under `t`, and where to mount the overlay.
+fn overlay_dirs(t: &Path) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
+    let p = |s: &str| t.join(s);
+    let (lower, upper, work, merged) = (p("lower"), p("upper"), p("work"), p("merged"));
+    for d in [&lower, &upper, &work] {
+        fs::create_dir_all(d).unwrap();
+    }
+    (lower, upper, work, merged)
+}
+
 #[test]
 fn overlay_upperdir_commit_and_both_apply_modes() {
     strata_tests::require!(Root);
     let t = tempfile::tempdir().unwrap();
     let p = |s: &str| t.path().join(s);
-    let (lower, upper, work, merged) = (p("lower"), p("upper"), p("work"), p("merged"));
-    for d in [&lower, &upper, &work] {
-        fs::create_dir_all(d).unwrap();
-    }
+    let (lower, upper, work, merged) = overlay_dirs(t.path());
     fs::write(lower.join("keep.txt"), b"keep").unwrap();
     fs::write(lower.join("gone.txt"), b"gone").unwrap();
     fs::create_dir_all(lower.join("removed/deep")).unwrap();
@@ -226,10 +233,7 @@ fn settled_directories_equal_their_unpacked_layer() {
     use std::os::unix::fs::PermissionsExt;
     let t = tempfile::tempdir().unwrap();
     let p = |s: &str| t.path().join(s);
-    let (lower, upper, work, merged) = (p("lower"), p("upper"), p("work"), p("merged"));
-    for d in [&lower, &upper, &work] {
-        fs::create_dir_all(d).unwrap();
-    }
+    let (lower, upper, work, merged) = overlay_dirs(t.path());
     fs::write(lower.join("gone.txt"), b"gone").unwrap();
     fs::create_dir_all(lower.join("opaque")).unwrap();
     fs::write(lower.join("opaque/old"), b"1").unwrap();

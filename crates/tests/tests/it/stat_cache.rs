@@ -53,6 +53,19 @@ fn build(env: &Env, df: &Path, ctx: &Path, out: &Path) -> bool {
     e.lines().any(|l| l == format!("{id} CACHED"))
 }
 
+/// New content written into `p` and its mtime put back (as `touch -d` would): only the
+/// ctime tells it changed.
+fn rewrite_keeping_mtime(p: &Path, content: &str) {
+    let mtime = fs::metadata(p).unwrap().modified().unwrap();
+    fs::write(p, content).unwrap();
+    fs::File::options()
+        .write(true)
+        .open(p)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+}
+
 fn stat_caches(env: &Env) -> Vec<PathBuf> {
     fs::read_dir(env.root().join("cache/stat"))
         .map(|rd| rd.flatten().map(|e| e.path()).collect())
@@ -104,13 +117,7 @@ fn a_rebuild_reads_what_changed() {
     assert!(build(&env, &df, &ctx, &out));
     let h = ctx.join("d11/f011");
     let before = fs::metadata(&h).unwrap();
-    fs::write(&h, "FILE 11 11\n").unwrap();
-    fs::File::options()
-        .write(true)
-        .open(&h)
-        .unwrap()
-        .set_modified(before.modified().unwrap())
-        .unwrap();
+    rewrite_keeping_mtime(&h, "FILE 11 11\n");
     let after = fs::metadata(&h).unwrap();
     assert_eq!(
         (after.len(), after.modified().unwrap()),
@@ -172,15 +179,7 @@ fn a_changed_context_links_what_the_previous_layer_holds() {
     assert!(old.join("app/d00/f000").is_file(), "no snapshot at {old:?}");
 
     fs::write(ctx.join("d01/f001"), "changed content\n").unwrap();
-    let h = ctx.join("d02/f002");
-    let before = fs::metadata(&h).unwrap();
-    fs::write(&h, "FILE 2 2\n").unwrap();
-    fs::File::options()
-        .write(true)
-        .open(&h)
-        .unwrap()
-        .set_modified(before.modified().unwrap())
-        .unwrap();
+    rewrite_keeping_mtime(&ctx.join("d02/f002"), "FILE 2 2\n");
     fs::set_permissions(ctx.join("d03/f003"), fs::Permissions::from_mode(0o600)).unwrap();
     build("t:2");
     let new = top_snapshot(&env, "t:2");
