@@ -1,5 +1,9 @@
 //! docker's output conventions: human sizes and durations, `--format` templates.
 
+mod template;
+
+pub use template::Template;
+
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
