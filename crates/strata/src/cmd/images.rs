@@ -126,7 +126,7 @@ pub fn images(store: &Store, a: ImagesArgs) -> Result<ExitCode> {
         ("CreatedSince", "CREATED"),
         ("Size", "SIZE"),
     ];
-    print!("{}", render(&rows, &headers, a.format.as_deref()));
+    print!("{}", render(&rows, &headers, a.format.as_deref())?);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -224,7 +224,7 @@ pub fn history(store: &Store, a: HistoryArgs) -> Result<ExitCode> {
         ("Size", "SIZE"),
         ("Comment", "COMMENT"),
     ];
-    print!("{}", render(&rows, &headers, a.format.as_deref()));
+    print!("{}", render(&rows, &headers, a.format.as_deref())?);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -166,6 +166,6 @@ pub fn df(store: &Store, a: DfArgs) -> Result<ExitCode> {
         ("Size", "SIZE"),
         ("Reclaimable", "RECLAIMABLE"),
     ];
-    print!("{}", render(&rows, &headers, a.format.as_deref()));
+    print!("{}", render(&rows, &headers, a.format.as_deref())?);
     Ok(ExitCode::SUCCESS)
 }

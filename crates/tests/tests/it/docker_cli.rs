@@ -115,6 +115,18 @@ fn image_aliases_give_the_same_output() {
             assert_eq!(env.ok(&list), want, "{list:?}");
         }
     }
+    // `images` and `ps` take the same template engine as `inspect -f`.
+    assert_eq!(
+        env.ok(&["image", "ls", "--format", "{{.Repository | upper}}", "bb"]),
+        "BB\n"
+    );
+    let o = env.run(&["images", "--format", "{{.ID"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("template parsing error"),
+        "{}",
+        stderr(&o)
+    );
     // `image ls REPO` filters as `images REPO`.
     assert_eq!(env.ok(&["image", "ls", "-q", "bb"]).trim(), &id[7..19]);
     assert_eq!(
