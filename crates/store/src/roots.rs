@@ -72,6 +72,21 @@ impl Store {
         self.has_blob(&d).then_some((d, created))
     }
 
+    /// The layers the build cache's records point at, one per record (a layer several
+    /// records share is listed that many times); records whose layer is gone are left out.
+    pub fn cache_layers(&self) -> Vec<Digest> {
+        let dir = self.root.join("roots").join(ROOT_CACHE);
+        fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let key: Digest = format!("sha256:{}", e.file_name().to_str()?).parse().ok()?;
+                self.cache_get(&key).map(|(d, _)| d)
+            })
+            .collect()
+    }
+
     /// A memo of the build cache: a small value derived from `key` (e.g. what a COPY's
     /// content key is, given its inputs' identities), so a cached step need not look at
     /// file contents again. Dropped with the cache records.

@@ -1,5 +1,9 @@
 //! docker's output conventions: human sizes and durations, `--format` templates.
 
+mod template;
+
+pub use template::Template;
+
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
@@ -104,14 +108,16 @@ pub fn ellipsis(s: &str, max: usize) -> String {
 pub type Row = Vec<(&'static str, String)>;
 
 /// Render rows as docker does: a `table` (aligned columns with headers), `json` (one JSON
-/// object per line, like `{{json .}}`), or a Go-template-like string where `{{.Field}}`
-/// and `{{json .}}` are replaced and `\t`/`\n` are escapes.
+/// object per line, like `{{json .}}`), or a Go template ([`Template`]) applied to each row
+/// (an object of the row's fields: `{{.Field}}`, `{{json .}}`, `{{.Field | upper}}`...),
+/// where `\t`/`\n` are escapes; `table TEMPLATE` adds a header line and aligns the columns.
+/// A template that does not parse is an error.
 pub fn render(
     rows: &[Row],
     headers: &[(&'static str, &'static str)],
     format: Option<&str>,
-) -> String {
-    match format {
+) -> anyhow::Result<String> {
+    Ok(match format {
         None | Some("table") => table(rows, headers),
         Some("json") => rows.iter().map(|r| json_line(r) + "\n").collect(),
         Some(f) => {
@@ -119,15 +125,22 @@ pub fn render(
                 Some(rest) => (true, rest.trim()),
                 None => (false, f.trim()),
             };
-            let tmpl = tmpl.replace("\\t", "\t").replace("\\n", "\n");
+            let tmpl = Template::parse(&tmpl.replace("\\t", "\t").replace("\\n", "\n"))?;
             let mut out = String::new();
             if is_table {
-                let hdr: Row = headers.iter().map(|(k, h)| (*k, h.to_string())).collect();
-                out.push_str(&fill(&tmpl, &hdr));
+                // The header of a field is its column's name, else the field's name in
+                // capitals.
+                let mut hdr: Row = headers.iter().map(|(k, h)| (*k, h.to_string())).collect();
+                for (k, _) in rows.iter().flatten() {
+                    if !hdr.iter().any(|(hk, _)| hk == k) {
+                        hdr.push((*k, k.to_uppercase()));
+                    }
+                }
+                out.push_str(&tmpl.execute(&row_value(&hdr))?);
                 out.push('\n');
             }
             for r in rows {
-                out.push_str(&fill(&tmpl, r));
+                out.push_str(&tmpl.execute(&row_value(r))?);
                 out.push('\n');
             }
             if is_table {
@@ -136,24 +149,17 @@ pub fn render(
                 out
             }
         }
-    }
+    })
+}
+
+/// A row as the object a template sees: its fields, keys sorted (as docker's `{{json .}}`).
+fn row_value(r: &Row) -> serde_json::Value {
+    let m: BTreeMap<&str, &str> = r.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    serde_json::to_value(m).unwrap_or_default()
 }
 
 fn json_line(r: &Row) -> String {
-    let m: BTreeMap<&str, &str> = r.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    serde_json::to_string(&m).unwrap_or_default()
-}
-
-fn fill(tmpl: &str, r: &Row) -> String {
-    let mut out = tmpl.replace("{{json .}}", &json_line(r));
-    for (k, v) in r {
-        out = out.replace(&format!("{{{{.{k}}}}}"), v);
-        out = out.replace(
-            &format!("{{{{json .{k}}}}}"),
-            &serde_json::to_string(v).unwrap_or_default(),
-        );
-    }
-    out
+    row_value(r).to_string()
 }
 
 fn align_tabs(text: &str) -> String {
@@ -233,14 +239,16 @@ mod tests {
     #[test]
     fn templates() {
         let rows = vec![vec![("ID", "abc".to_string()), ("Size", "1B".to_string())]];
+        let r = |f: &str| render(&rows, &[("ID", "IMAGE ID")], Some(f)).unwrap();
+        assert_eq!(r("{{.ID}}\\t{{.Size}}"), "abc\t1B\n");
+        assert_eq!(r("json"), "{\"ID\":\"abc\",\"Size\":\"1B\"}\n");
+        assert_eq!(r("{{json .}}"), "{\"ID\":\"abc\",\"Size\":\"1B\"}\n");
+        assert_eq!(r("{{ .ID | upper }} {{json .Size}}"), "ABC \"1B\"\n");
         assert_eq!(
-            render(&rows, &[("ID", "IMAGE ID")], Some("{{.ID}}\\t{{.Size}}")),
-            "abc\t1B\n"
+            r("table {{.ID}}\\t{{.Size}}"),
+            "IMAGE ID   SIZE\nabc        1B\n"
         );
-        assert_eq!(
-            render(&rows, &[], Some("json")),
-            "{\"ID\":\"abc\",\"Size\":\"1B\"}\n"
-        );
+        assert!(render(&rows, &[], Some("{{.ID")).is_err());
         assert_eq!(ellipsis("abcdef", 4), "abc…");
     }
 }

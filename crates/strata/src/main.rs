@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Parser, Subcommand};
 
 mod cmd;
@@ -76,35 +77,94 @@ enum Command {
     /// Show the history of an image.
     History(cmd::images::HistoryArgs),
     /// Display detailed information on containers or images, as `docker inspect`.
-    Inspect {
-        #[arg(required = true)]
-        images: Vec<String>,
-    },
+    Inspect(cmd::images::InspectArgs),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE.
-    Tag { source: String, target: String },
+    Tag(cmd::images::TagArgs),
     /// Remove images.
-    Rmi {
-        /// Remove an image referenced by several names.
-        #[arg(short, long)]
-        force: bool,
-        #[arg(required = true)]
-        images: Vec<String>,
-    },
+    Rmi(cmd::images::RmiArgs),
     /// Remove blobs and snapshots no image or cache record uses (`--all` drops the build
     /// cache too).
-    Prune {
-        /// Also remove build cache records and cache mounts.
-        #[arg(short, long)]
-        all: bool,
-        /// `until=DURATION` (e.g. `until=24h`): only cache records older than that.
-        #[arg(long)]
-        filter: Option<String>,
-    },
+    Prune(cmd::images::PruneArgs),
     /// Check the store: every image's blobs present and matching their digests.
     Fsck,
+    /// Manage images (docker's `image` namespace: the image commands under other names).
+    #[command(subcommand)]
+    Image(ImageCommand),
+    /// Manage containers (docker's `container` namespace).
+    #[command(subcommand)]
+    Container(ContainerCommand),
+    /// Manage strata: disk usage, prune.
+    #[command(subcommand)]
+    System(SystemCommand),
+    /// Manage the build cache.
+    #[command(subcommand)]
+    Builder(BuilderCommand),
     /// Developer tools.
     #[command(subcommand)]
     Debug(cmd::debug::DebugCommand),
+}
+
+/// `strata image ...`: docker's names for the image commands; each takes the same flags as
+/// the top-level command it stands for.
+#[derive(Subcommand)]
+enum ImageCommand {
+    /// List images (`strata images`).
+    #[command(visible_alias = "list")]
+    Ls(cmd::images::ImagesArgs),
+    /// Display detailed information on images.
+    Inspect(cmd::images::InspectArgs),
+    /// Remove images (`strata rmi`).
+    Rm(cmd::images::RmiArgs),
+    /// Show the history of an image.
+    History(cmd::images::HistoryArgs),
+    /// Remove what no image or cache record uses (`strata prune`).
+    Prune(cmd::images::PruneArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE.
+    Tag(cmd::images::TagArgs),
+    /// Save images to a docker-archive (default) or OCI archive.
+    Save(cmd::transfer::SaveArgs),
+    /// Load images from a docker-archive or OCI archive.
+    Load(cmd::transfer::LoadArgs),
+    /// Import a root filesystem tarball as an image.
+    Import(cmd::transfer::ImportArgs),
+    /// Pull an image from a registry.
+    Pull(cmd::registry::PullArgs),
+    /// Push an image to a registry.
+    Push(cmd::registry::PushArgs),
+}
+
+/// `strata container ...`: docker's names for the container commands (no `prune`: strata
+/// cannot prune containers yet).
+#[derive(Subcommand)]
+enum ContainerCommand {
+    /// List containers (`strata ps`).
+    #[command(visible_aliases = ["list", "ps"])]
+    Ls(cmd::containers::PsArgs),
+    /// Display detailed information on containers.
+    Inspect(cmd::images::InspectArgs),
+    /// Remove one or more containers.
+    Rm(cmd::containers::RmArgs),
+    /// Fetch the logs of a container.
+    Logs(cmd::containers::LogsArgs),
+    /// Stop one or more running containers.
+    Stop(cmd::containers::StopArgs),
+    /// Run a command in a new container.
+    Run(cmd::run::RunArgs),
+}
+
+#[derive(Subcommand)]
+enum SystemCommand {
+    /// Show disk usage, as `docker system df`.
+    Df(cmd::system::DfArgs),
+    /// Remove what no image or cache record uses (`strata prune`).
+    Prune(cmd::images::PruneArgs),
+}
+
+#[derive(Subcommand)]
+enum BuilderCommand {
+    /// Remove the build cache: cache records, memos, stat caches (and the cache mounts
+    /// unless `--filter` is given), then what they kept alive (`strata prune --all`).
+    Prune(cmd::images::PruneArgs),
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -160,10 +220,42 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Logout(a) => cmd::registry::logout(a),
         Command::Images(a) => cmd::images::images(&open()?, a),
         Command::History(a) => cmd::images::history(&open()?, a),
-        Command::Inspect { images } => cmd::images::inspect(&open()?, &images),
-        Command::Tag { source, target } => cmd::images::tag(&open()?, &source, &target),
-        Command::Rmi { force, images } => cmd::images::rmi(&open()?, &images, force),
-        Command::Prune { all, filter } => cmd::images::prune(&open()?, all, filter.as_deref()),
+        Command::Inspect(a) => cmd::images::inspect(&open()?, a, cmd::images::Kind::Any),
+        Command::Tag(a) => cmd::images::tag(&open()?, a),
+        Command::Rmi(a) => cmd::images::rmi(&open()?, a),
+        Command::Prune(a) => cmd::images::prune(&open()?, a),
+        Command::Image(c) => match c {
+            ImageCommand::Ls(a) => cmd::images::images(&open()?, a),
+            ImageCommand::Inspect(a) => cmd::images::inspect(&open()?, a, cmd::images::Kind::Image),
+            ImageCommand::Rm(a) => cmd::images::rmi(&open()?, a),
+            ImageCommand::History(a) => cmd::images::history(&open()?, a),
+            ImageCommand::Prune(a) => cmd::images::prune(&open()?, a),
+            ImageCommand::Tag(a) => cmd::images::tag(&open()?, a),
+            ImageCommand::Save(a) => cmd::transfer::save(&open()?, a),
+            ImageCommand::Load(a) => cmd::transfer::load(&open()?, a),
+            ImageCommand::Import(a) => cmd::transfer::import(&open()?, a),
+            ImageCommand::Pull(a) => cmd::registry::pull(&open()?, a),
+            ImageCommand::Push(a) => cmd::registry::push(&open()?, a),
+        },
+        Command::Container(c) => match c {
+            ContainerCommand::Ls(a) => cmd::containers::ps(&open()?, a),
+            ContainerCommand::Inspect(a) => {
+                cmd::images::inspect(&open()?, a, cmd::images::Kind::Container)
+            }
+            ContainerCommand::Rm(a) => cmd::containers::rm(&open()?, a),
+            ContainerCommand::Logs(a) => cmd::containers::logs(&open()?, a),
+            ContainerCommand::Stop(a) => cmd::containers::stop(&open()?, a),
+            ContainerCommand::Run(a) => cmd::run::run(open(), a),
+        },
+        Command::System(c) => match c {
+            SystemCommand::Df(a) => cmd::system::df(&open()?, a),
+            SystemCommand::Prune(a) => cmd::images::prune(&open()?, a),
+        },
+        Command::Builder(BuilderCommand::Prune(mut a)) => {
+            // The build cache is what `builder prune` is for: as `prune --all`.
+            a.all = true;
+            cmd::images::prune(&open()?, a)
+        }
         Command::Fsck => cmd::images::fsck(&open()?),
     }
 }
@@ -174,7 +266,10 @@ fn main() -> ExitCode {
     // Die quietly on a closed pipe (`strata images | head`), as other Unix tools do,
     // instead of failing to print.
     runtime::signal::die_on_broken_pipe();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e),
+    };
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -183,5 +278,68 @@ fn main() -> ExitCode {
             eprintln!("error: {}", escape::message(&format!("{e:#}")));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// docker's exit code for a command line it cannot use (`docker build --nope`: 125).
+const USAGE_EXIT: u8 = 125;
+
+/// Print a command-line parsing error as docker does and return its exit code: `--help` and
+/// `--version` succeed; an unknown flag is `unknown flag: --nope` with `See 'strata build
+/// --help'.`; an unknown command `strata: 'nope' is not a strata command.`; anything else
+/// clap's message; all exit 125.
+fn usage_error(e: &clap::Error) -> ExitCode {
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
+    let context = match e.kind() {
+        ErrorKind::InvalidSubcommand => ContextKind::InvalidSubcommand,
+        _ => ContextKind::InvalidArg,
+    };
+    let arg = match e.get(context) {
+        Some(ContextValue::String(s)) => Some(s.as_str()),
+        _ => None,
+    };
+    let path = command_path(e);
+    let message = match (e.kind(), arg) {
+        (ErrorKind::UnknownArgument, Some(a)) if a.starts_with("--") => {
+            format!("unknown flag: {}", a.split('=').next().unwrap_or(a))
+        }
+        (ErrorKind::UnknownArgument, Some(a)) if a.starts_with('-') && a.len() > 1 => {
+            let c = a[1..].chars().next().unwrap_or('-');
+            format!("unknown shorthand flag: '{c}' in {a}")
+        }
+        (ErrorKind::InvalidSubcommand, Some(a)) => {
+            format!("{path}: '{a}' is not a {path} command.")
+        }
+        _ => {
+            let _ = e.print();
+            return ExitCode::from(USAGE_EXIT);
+        }
+    };
+    eprintln!("{}\nSee '{path} --help'.", escape::message(&message));
+    ExitCode::from(USAGE_EXIT)
+}
+
+/// The command an error is about (`strata build`), from the usage line clap attaches.
+fn command_path(e: &clap::Error) -> String {
+    let usage = match e.get(ContextKind::Usage) {
+        Some(ContextValue::StyledStr(s)) => s.to_string(),
+        _ => String::new(),
+    };
+    let words: Vec<&str> = usage
+        .split_whitespace()
+        .skip_while(|w| *w != "strata")
+        .take_while(|w| {
+            !w.starts_with('-')
+                && w.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+        })
+        .collect();
+    if words.is_empty() {
+        "strata".into()
+    } else {
+        words.join(" ")
     }
 }

@@ -147,7 +147,7 @@ pub fn ps(store: &Store, a: PsArgs) -> Result<ExitCode> {
         ("Ports", "PORTS"),
         ("Names", "NAMES"),
     ];
-    print!("{}", render(&rows, &headers, a.format.as_deref()));
+    print!("{}", render(&rows, &headers, a.format.as_deref())?);
     Ok(ExitCode::SUCCESS)
 }
 

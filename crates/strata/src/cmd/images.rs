@@ -126,7 +126,7 @@ pub fn images(store: &Store, a: ImagesArgs) -> Result<ExitCode> {
         ("CreatedSince", "CREATED"),
         ("Size", "SIZE"),
     ];
-    print!("{}", render(&rows, &headers, a.format.as_deref()));
+    print!("{}", render(&rows, &headers, a.format.as_deref())?);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -224,7 +224,7 @@ pub fn history(store: &Store, a: HistoryArgs) -> Result<ExitCode> {
         ("Size", "SIZE"),
         ("Comment", "COMMENT"),
     ];
-    print!("{}", render(&rows, &headers, a.format.as_deref()));
+    print!("{}", render(&rows, &headers, a.format.as_deref())?);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -332,26 +332,65 @@ pub fn inspect_json(store: &Writer<'_>, img: &Image) -> Result<Value> {
     }))
 }
 
-pub fn inspect(store: &Store, images: &[String]) -> Result<ExitCode> {
+#[derive(Args)]
+pub struct InspectArgs {
+    /// Format the output using the given Go template (e.g. `{{.Id}}`,
+    /// `{{json .Config}}`, `{{index .Config.Labels "key"}}`): one line per object.
+    #[arg(short, long)]
+    pub format: Option<String>,
+    #[arg(required = true)]
+    pub names: Vec<String>,
+}
+
+/// What an `inspect` looks up: both (containers first, as docker's untyped `inspect`), or
+/// only images (`image inspect`) or containers (`container inspect`).
+#[derive(Clone, Copy, PartialEq)]
+pub enum Kind {
+    Any,
+    Image,
+    Container,
+}
+
+pub fn inspect(store: &Store, a: InspectArgs, kind: Kind) -> Result<ExitCode> {
+    // Parse the template before looking anything up: a bad one is the error.
+    let template = match &a.format {
+        Some(f) => Some(crate::format::Template::parse(f)?),
+        None => None,
+    };
     let store = &store.lock_shared()?;
     let mut out = Vec::new();
     let mut missing = Vec::new();
-    // Containers first, then images, as docker's untyped `inspect` looks them up.
     let containers = runtime::Containers::open(store)?;
-    for i in images {
-        if let Ok(c) = containers.find(i) {
-            out.push(c.inspect());
-            continue;
+    for i in &a.names {
+        if kind != Kind::Image {
+            if let Ok(c) = containers.find(i) {
+                out.push(c.inspect());
+                continue;
+            }
+            if kind == Kind::Container {
+                missing.push(format!("No such container: {i}"));
+                continue;
+            }
         }
         match store.resolve(i) {
             Ok(img) => out.push(inspect_json(store, &img)?),
-            Err(store::Error::NoSuchImage(n)) => missing.push(n),
+            Err(store::Error::NoSuchImage(n)) => missing.push(format!("No such image: {n}")),
             Err(e) => return Err(e.into()),
         }
     }
-    println!("{}", serde_json::to_string_pretty(&out)?);
+    match &template {
+        Some(t) => {
+            let mut text = String::new();
+            for v in &out {
+                text.push_str(&t.execute(v)?);
+                text.push('\n');
+            }
+            print!("{text}");
+        }
+        None => println!("{}", serde_json::to_string_pretty(&out)?),
+    }
     for m in &missing {
-        eprintln!("Error: No such image: {m}");
+        eprintln!("Error: {m}");
     }
     Ok(if missing.is_empty() {
         ExitCode::SUCCESS
@@ -360,7 +399,14 @@ pub fn inspect(store: &Store, images: &[String]) -> Result<ExitCode> {
     })
 }
 
-pub fn tag(store: &Store, src: &str, dst: &str) -> Result<ExitCode> {
+#[derive(Args)]
+pub struct TagArgs {
+    pub source: String,
+    pub target: String,
+}
+
+pub fn tag(store: &Store, a: TagArgs) -> Result<ExitCode> {
+    let (src, dst) = (a.source.as_str(), a.target.as_str());
     let store = &store.lock_shared()?;
     let img = store.resolve(src)?;
     let r = Reference::parse(dst).map_err(anyhow::Error::msg)?;
@@ -371,7 +417,17 @@ pub fn tag(store: &Store, src: &str, dst: &str) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn rmi(store: &Store, images: &[String], force: bool) -> Result<ExitCode> {
+#[derive(Args)]
+pub struct RmiArgs {
+    /// Remove an image referenced by several names.
+    #[arg(short, long)]
+    pub force: bool,
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+pub fn rmi(store: &Store, a: RmiArgs) -> Result<ExitCode> {
+    let (images, force) = (&a.images, a.force);
     let mut failed = false;
     let w = store.lock_shared()?;
     for what in images {
@@ -447,8 +503,19 @@ pub fn rmi(store: &Store, images: &[String], force: bool) -> Result<ExitCode> {
     })
 }
 
-pub fn prune(store: &Store, all: bool, filter: Option<&str>) -> Result<ExitCode> {
-    let until = match filter {
+#[derive(Args)]
+pub struct PruneArgs {
+    /// Also remove build cache records and cache mounts.
+    #[arg(short, long)]
+    pub all: bool,
+    /// `until=DURATION` (e.g. `until=24h`): only cache records older than that.
+    #[arg(long)]
+    pub filter: Option<String>,
+}
+
+pub fn prune(store: &Store, a: PruneArgs) -> Result<ExitCode> {
+    let all = a.all;
+    let until = match a.filter.as_deref() {
         None => None,
         Some(f) => {
             let d = f.strip_prefix("until=").ok_or_else(|| {

@@ -7,6 +7,7 @@ pub mod plan;
 pub mod registry;
 pub mod run;
 pub mod size;
+pub mod system;
 pub mod transfer;
 
 use std::path::{Path, PathBuf};

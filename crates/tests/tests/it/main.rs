@@ -13,6 +13,7 @@ mod buildkit_cases;
 mod cache_io;
 mod check_cli;
 mod compat_buildkit;
+mod docker_cli;
 mod interop;
 mod lint_build;
 mod mount_source;

@@ -1,0 +1,403 @@
+//! docker's command names and conventions on the CLI: the `image`/`container`/`system`/
+//! `builder` namespaces as aliases of the top-level commands, `inspect -f` templates, and
+//! usage errors exiting 125.
+
+use std::time::Duration;
+
+use crate::common::{busybox_tar, Env};
+
+/// A store with `bb:1`, imported from busybox with labels and env; returns its id.
+fn setup() -> (Env, String) {
+    let env = Env::new();
+    let tar = env.path("busybox.tar");
+    busybox_tar(&tar);
+    let id = env.ok(&[
+        "import",
+        "--change",
+        "ENV A=1 B=2",
+        "--change",
+        "LABEL b=2 a=\"x y\"",
+        tar.to_str().unwrap(),
+        "bb:1",
+    ]);
+    (env, id.trim().to_string())
+}
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The flags and arguments part of `--help` (from `Arguments:` or `Options:` on): what must
+/// be the same for an alias and its command (the about and usage lines name them).
+fn flags_help(env: &Env, args: &[&str]) -> String {
+    let mut all = args.to_vec();
+    all.push("--help");
+    let help = env.ok(&all);
+    let start = help
+        .lines()
+        .position(|l| l.starts_with("Arguments:") || l.starts_with("Options:"))
+        .unwrap_or_else(|| panic!("no flags in the help of {args:?}:\n{help}"));
+    help.lines().skip(start).collect::<Vec<_>>().join("\n")
+}
+
+#[test]
+fn aliases_take_the_same_flags() {
+    let env = Env::new();
+    let pairs: &[(&[&str], &[&str])] = &[
+        (&["image", "ls"], &["images"]),
+        (&["image", "list"], &["images"]),
+        (&["image", "inspect"], &["inspect"]),
+        (&["image", "rm"], &["rmi"]),
+        (&["image", "history"], &["history"]),
+        (&["image", "prune"], &["prune"]),
+        (&["image", "tag"], &["tag"]),
+        (&["image", "save"], &["save"]),
+        (&["image", "load"], &["load"]),
+        (&["image", "import"], &["import"]),
+        (&["image", "pull"], &["pull"]),
+        (&["image", "push"], &["push"]),
+        (&["container", "ls"], &["ps"]),
+        (&["container", "list"], &["ps"]),
+        (&["container", "ps"], &["ps"]),
+        (&["container", "inspect"], &["inspect"]),
+        (&["container", "rm"], &["rm"]),
+        (&["container", "logs"], &["logs"]),
+        (&["container", "stop"], &["stop"]),
+        (&["container", "run"], &["run"]),
+        (&["system", "prune"], &["prune"]),
+        (&["builder", "prune"], &["prune"]),
+    ];
+    for (alias, cmd) in pairs {
+        assert_eq!(
+            flags_help(&env, alias),
+            flags_help(&env, cmd),
+            "{alias:?} vs {cmd:?}"
+        );
+    }
+}
+
+#[test]
+fn image_aliases_give_the_same_output() {
+    strata_tests::require!(Root, Busybox);
+    let (env, id) = setup();
+    env.ok(&["image", "tag", "bb:1", "example.com/other:2"]);
+    let images = env.ok(&["images"]);
+    assert!(images.contains("example.com/other"), "{images}");
+    // No CREATED column: "2 seconds ago" may turn into "3 seconds ago" between two runs.
+    let table = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.Size}}";
+    for args in [
+        &["images", "--format", table][..],
+        &["images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"],
+        &["images", "-q"],
+        &["images", "--format", table, "bb"],
+        &["images", "--format", table, "example.com/other:2"],
+        &["images", "--format", table, "nosuch"],
+        &[
+            "history",
+            "--format",
+            "{{.ID}} {{.CreatedBy}} {{.Size}}",
+            "bb:1",
+        ],
+        &["history", "-q", "bb:1"],
+        &["inspect", "bb:1"],
+        &["inspect", "-f", "{{.Id}}", "bb:1"],
+    ] {
+        let want = env.ok(args);
+        let (alias, rest): (&[&str], _) = match args[0] {
+            "images" => (&["image", "ls"], &args[1..]),
+            other => (&["image", other], &args[1..]),
+        };
+        let alias: Vec<&str> = alias.iter().chain(rest).copied().collect();
+        assert_eq!(env.ok(&alias), want, "{alias:?} vs {args:?}");
+        if args[0] == "images" {
+            let mut list = alias.clone();
+            list[1] = "list";
+            assert_eq!(env.ok(&list), want, "{list:?}");
+        }
+    }
+    // `images` and `ps` take the same template engine as `inspect -f`.
+    assert_eq!(
+        env.ok(&["image", "ls", "--format", "{{.Repository | upper}}", "bb"]),
+        "BB\n"
+    );
+    let o = env.run(&["images", "--format", "{{.ID"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("template parsing error"),
+        "{}",
+        stderr(&o)
+    );
+    // `image ls REPO` filters as `images REPO`.
+    assert_eq!(env.ok(&["image", "ls", "-q", "bb"]).trim(), &id[7..19]);
+    assert_eq!(
+        env.ok(&["image", "ls", "--format", "{{.Tag}}", "bb"]),
+        "1\n"
+    );
+    assert_eq!(env.ok(&["image", "ls", "-q", "nosuch"]), "");
+
+    // save / load / import under `image`.
+    let saved = env.path("bb.tar");
+    env.ok(&["image", "save", "-o", saved.to_str().unwrap(), "bb:1"]);
+    let other = Env::new();
+    assert_eq!(
+        other.ok(&["image", "load", "-i", saved.to_str().unwrap()]),
+        "Loaded image: bb:1\n"
+    );
+    assert_eq!(
+        other.ok(&["inspect", "-f", "{{.Id}}", "bb:1"]),
+        format!("{id}\n")
+    );
+    let tar = env.path("busybox.tar");
+    let imported = other.ok(&["image", "import", tar.to_str().unwrap(), "plain:1"]);
+    assert!(imported.trim().starts_with("sha256:"), "{imported}");
+
+    // rm as rmi; prune, system prune and builder prune on a store with nothing to free.
+    assert_eq!(
+        env.ok(&["image", "rm", "example.com/other:2"]),
+        "Untagged: example.com/other:2\n"
+    );
+    let prune = env.ok(&["prune"]);
+    assert_eq!(env.ok(&["image", "prune"]), prune);
+    assert_eq!(env.ok(&["system", "prune"]), prune);
+    assert_eq!(env.ok(&["builder", "prune"]), env.ok(&["prune", "--all"]));
+    env.fsck_clean();
+}
+
+#[test]
+fn system_df_counts_what_the_store_holds() {
+    strata_tests::require!(Root, Busybox);
+    let (env, _) = setup();
+    let df = env.ok(&["system", "df"]);
+    let lines: Vec<Vec<&str>> = df
+        .lines()
+        .map(|l| {
+            l.split("   ")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        lines[0],
+        ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"],
+        "{df}"
+    );
+    let types: Vec<&str> = lines[1..].iter().map(|l| l[0]).collect();
+    assert_eq!(
+        types,
+        ["Images", "Containers", "Local Volumes", "Build Cache"],
+        "{df}"
+    );
+    // One image, in no container's use: all of it reclaimable. Its size is `images`' size.
+    let size = env.ok(&["images", "--format", "{{.Size}}"]);
+    assert_eq!(lines[1][1..4], ["1", "0", size.trim()], "{df}");
+    assert_eq!(lines[1][4], format!("{} (100%)", size.trim()), "{df}");
+    assert_eq!(lines[2][1..4], ["0", "0", "0B"], "{df}");
+    assert_eq!(lines[3][1..4], ["0", "0", "0B"], "{df}");
+    // The table's cells by name.
+    assert_eq!(
+        env.ok(&["system", "df", "--format", "{{.Type}}={{.TotalCount}}"]),
+        "Images=1\nContainers=0\nLocal Volumes=0\nBuild Cache=0\n"
+    );
+    // A second name for the same image is no second image.
+    env.ok(&["tag", "bb:1", "bb:2"]);
+    assert!(env
+        .ok(&["system", "df", "--format", "{{.Type}}={{.TotalCount}}"])
+        .starts_with("Images=1\n"));
+}
+
+#[test]
+fn inspect_format_templates() {
+    strata_tests::require!(Root, Busybox);
+    let (env, id) = setup();
+    let f = |t: &str| env.ok(&["inspect", "-f", t, "bb:1"]);
+    assert_eq!(f("{{.Id}}"), format!("{id}\n"));
+    assert_eq!(
+        env.ok(&["inspect", "--format", "{{.Id}}", "bb:1"]),
+        format!("{id}\n")
+    );
+    assert_eq!(f("{{.Config.Labels}}"), "map[a:x y b:2]\n");
+    assert_eq!(f("{{.Config.Env}}"), "[A=1 B=2]\n");
+    assert_eq!(f(r#"{{index .Config.Labels "a"}}"#), "x y\n");
+    assert_eq!(f(r#"{{index .Config.Labels "nosuch"}}"#), "\n");
+    assert_eq!(f("{{.RootFS.Type}} {{.Os}}"), "layers linux\n");
+    assert_eq!(f("{{.Nope}} {{.Config.Nope}}"), "<no value> <no value>\n");
+    // `{{json .Config}}` is the Config inspect prints, compact.
+    let full: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", "bb:1"])).unwrap();
+    let config = f("{{json .Config}}");
+    assert!(
+        !config.trim().contains('\n') && !config.contains(": "),
+        "{config}"
+    );
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&config).unwrap(),
+        full[0]["Config"]
+    );
+    assert_eq!(f("{{json .Config.Env}}"), "[\"A=1\",\"B=2\"]\n");
+    // One line per object, as docker.
+    env.ok(&["tag", "bb:1", "bb:2"]);
+    assert_eq!(
+        env.ok(&["inspect", "-f", "{{.Os}}", "bb:1", "bb:2"]),
+        "linux\nlinux\n"
+    );
+    assert_eq!(
+        env.ok(&["image", "inspect", "-f", "{{index .RepoTags 1}}", "bb:1"]),
+        "bb:2\n"
+    );
+    // Text around actions, braces that open no action.
+    assert_eq!(f("}} {{.Os}} }"), "}} linux }\n");
+
+    // Templates that do not parse: exit 1, one clear error, nothing on stdout, no panic.
+    let deep = format!("{{{{{}.Id{}}}}}", "(".repeat(10_000), ")".repeat(10_000));
+    for bad in [
+        "{{.Id",
+        "{{}}",
+        "{{nosuch .Id}}",
+        "{{.Id .Os}}",
+        "}}{{.Id}}{{",
+        "{{ (.Id }}",
+        deep.as_str(),
+    ] {
+        let o = env.run(&["inspect", "-f", bad, "bb:1"]);
+        assert_eq!(o.status.code(), Some(1), "{bad}: {}", stderr(&o));
+        let e = stderr(&o);
+        assert!(e.contains("template parsing error"), "{bad}: {e}");
+        assert!(!e.contains("panicked"), "{bad}: {e}");
+        assert!(o.stdout.is_empty(), "{bad}");
+    }
+    // A template that parses but cannot run on this value (a field of a string).
+    let o = env.run(&["inspect", "-f", "{{.Id.Nope}}", "bb:1"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("can't evaluate field Nope"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// Removes the test's containers however it ends.
+struct Cleanup<'a>(&'a Env);
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.run(&["rm", "-f", "c1"]);
+    }
+}
+
+#[test]
+fn container_aliases_and_inspect_format() {
+    strata_tests::require!(Root, Busybox);
+    let (env, id) = setup();
+    let _cleanup = Cleanup(&env);
+    let cid = env.ok(&[
+        "container",
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "c1",
+        "bb:1",
+        "sh",
+        "-c",
+        "echo hi; exec sleep 30",
+    ]);
+    let cid = cid.trim();
+    assert_eq!(cid.len(), 64, "{cid}");
+    let end = std::time::Instant::now() + Duration::from_secs(20);
+    while env.ok(&["logs", "c1"]) != "hi\n" {
+        assert!(std::time::Instant::now() < end, "no log line");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(env.ok(&["container", "logs", "c1"]), "hi\n");
+    assert_eq!(
+        env.ok(&["container", "inspect", "-f", "{{.State.Status}}", "c1"]),
+        "running\n"
+    );
+    assert_eq!(
+        env.ok(&["inspect", "-f", "{{.Id}} {{.State.Running}}", "c1"]),
+        format!("{cid} true\n")
+    );
+    assert_eq!(
+        env.ok(&["container", "inspect", "-f", "{{.Image}}", "c1"]),
+        format!("{id}\n")
+    );
+    let fmt = "{{.ID}} {{.Names}} {{.State}}";
+    let ps = env.ok(&["ps", "-a", "--format", fmt]);
+    assert_eq!(ps, format!("{} c1 running\n", &cid[..12]));
+    for alias in ["ls", "list", "ps"] {
+        assert_eq!(env.ok(&["container", alias, "-a", "--format", fmt]), ps);
+    }
+    // `container inspect` looks at containers only, `image inspect` at images only.
+    let o = env.run(&["container", "inspect", "bb:1"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("No such container: bb:1"),
+        "{}",
+        stderr(&o)
+    );
+    let o = env.run(&["image", "inspect", "c1"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("No such image"), "{}", stderr(&o));
+    // system df sees the container and the image it uses.
+    let df = env.ok(&[
+        "system",
+        "df",
+        "--format",
+        "{{.Type}} {{.TotalCount}} {{.Active}}",
+    ]);
+    assert!(
+        df.contains("Images 1 1\n") && df.contains("Containers 1 1\n"),
+        "{df}"
+    );
+
+    assert_eq!(env.ok(&["container", "stop", "-t", "0", "c1"]), "c1\n");
+    assert_eq!(
+        env.ok(&["container", "inspect", "-f", "{{.State.Status}}", "c1"]),
+        "exited\n"
+    );
+    assert_eq!(env.ok(&["container", "rm", "c1"]), "c1\n");
+    assert_eq!(env.ok(&["container", "ls", "-aq"]), "");
+}
+
+#[test]
+fn usage_errors_exit_125() {
+    let env = Env::new();
+    let o = env.run(&["build", "--nope"]);
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o),
+        "unknown flag: --nope\nSee 'strata build --help'.\n"
+    );
+    let o = env.run(&["image", "ls", "--nope=1"]);
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o),
+        "unknown flag: --nope\nSee 'strata image ls --help'.\n"
+    );
+    // A missing required argument.
+    let o = env.run(&["tag", "only-one"]);
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert!(stderr(&o).contains("<TARGET>"), "{}", stderr(&o));
+    // An unknown command, at the top and in a namespace.
+    let o = env.run(&["nope"]);
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o),
+        "strata: 'nope' is not a strata command.\nSee 'strata --help'.\n"
+    );
+    let o = env.run(&["image", "nope"]);
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    // Help and version are no errors.
+    for args in [
+        &["--help"][..],
+        &["--version"],
+        &["build", "--help"],
+        &["image", "ls", "--help"],
+        &["help", "build"],
+    ] {
+        let o = env.run(args);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
+        assert!(!o.stdout.is_empty(), "{args:?}");
+    }
+}
