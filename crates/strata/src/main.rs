@@ -87,6 +87,10 @@ enum Command {
     Prune(cmd::images::PruneArgs),
     /// Check the store: every image's blobs present and matching their digests.
     Fsck,
+    /// Show strata's version, as the client part of `docker version`.
+    Version(cmd::system::VersionArgs),
+    /// Show system-wide information, as `docker info`.
+    Info(cmd::system::InfoArgs),
     /// Manage images (docker's `image` namespace: the image commands under other names).
     #[command(subcommand)]
     Image(ImageCommand),
@@ -257,6 +261,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             cmd::images::prune(&open()?, a)
         }
         Command::Fsck => cmd::images::fsck(&open()?),
+        Command::Version(a) => cmd::system::version(a),
+        Command::Info(a) => cmd::system::info(&open()?, a),
     }
 }
 

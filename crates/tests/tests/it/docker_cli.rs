@@ -401,3 +401,73 @@ fn usage_errors_exit_125() {
         assert!(!o.stdout.is_empty(), "{args:?}");
     }
 }
+
+/// `version`: docker's client lines (no server), `--format json` and a template.
+#[test]
+fn version_prints_the_client_lines() {
+    let env = Env::new();
+    let out = env.ok(&["version"]);
+    let labels: Vec<&str> = out
+        .lines()
+        .map(|l| l.split(':').next().unwrap().trim())
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            "Client",
+            "Version",
+            "API version",
+            "Rust version",
+            "Git commit",
+            "Built",
+            "OS/Arch"
+        ],
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            " Version:           {}\n",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{out}"
+    );
+    assert!(out.contains(" OS/Arch:           linux/"), "{out}");
+    let v: serde_json::Value =
+        serde_json::from_str(&env.ok(&["version", "--format", "json"])).unwrap();
+    assert_eq!(v["Client"]["Version"], env!("CARGO_PKG_VERSION"));
+    assert!(v["Server"].is_null());
+    let commit = v["Client"]["GitCommit"].as_str().unwrap().to_string();
+    assert!(commit == "unknown" || commit.len() == 7, "{commit}");
+    assert_eq!(
+        env.ok(&["version", "-f", "{{.Client.Version}} {{.Client.GitCommit}}"]),
+        format!("{} {commit}\n", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+/// `info`: counts from the store, host facts, `--format json` and a template.
+#[test]
+fn info_counts_what_the_store_holds() {
+    strata_tests::require!(Busybox);
+    let (env, _) = setup();
+    env.ok(&["tag", "bb:1", "bb:again"]);
+    let out = env.ok(&["info"]);
+    for line in [
+        " Containers: 0\n",
+        " Images: 1\n",
+        " Storage Driver: overlayfs\n",
+        "  seccomp\n   Profile: default\n",
+        &format!(" Store Root: {}\n", env.root().display()),
+    ] {
+        assert!(out.contains(line), "{line:?} missing from\n{out}");
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(&env.ok(&["info", "--format", "json"])).unwrap();
+    assert_eq!(v["Images"], 1);
+    assert_eq!(v["Containers"], 0);
+    assert!(v["NCPU"].as_u64().unwrap() >= 1);
+    assert!(v["MemTotal"].as_u64().unwrap() > 0);
+    assert_eq!(
+        env.ok(&["info", "-f", "{{.Images}} {{.Driver}} {{.OSType}}"]),
+        "1 overlayfs linux\n"
+    );
+}
