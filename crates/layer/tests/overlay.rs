@@ -13,6 +13,18 @@ use std::path::{Path, PathBuf};
 struct Mount(PathBuf);
 
 impl Mount {
+    /// `lower` under the writable `upper` at `at`, as strata mounts a RUN (no redirects, no
+    /// metacopy: an upperdir it can commit).
+    fn writable(lower: &Path, upper: &Path, work: &Path, at: &Path) -> Mount {
+        let opts = format!(
+            "lowerdir={},upperdir={},workdir={},redirect_dir=off,metacopy=off",
+            lower.display(),
+            upper.display(),
+            work.display()
+        );
+        Mount::overlay(&opts, at)
+    }
+
     fn overlay(options: &str, at: &Path) -> Mount {
         fs::create_dir_all(at).unwrap();
         let out = std::process::Command::new("mount")
@@ -64,13 +76,7 @@ fn overlay_upperdir_commit_and_both_apply_modes() {
     fs::write(lower.join("sub/y"), b"y").unwrap();
 
     let expected = {
-        let opts = format!(
-            "lowerdir={},upperdir={},workdir={},redirect_dir=off,metacopy=off",
-            lower.display(),
-            upper.display(),
-            work.display()
-        );
-        let _m = Mount::overlay(&opts, &merged);
+        let _m = Mount::writable(&lower, &upper, &work, &merged);
         fs::remove_file(merged.join("gone.txt")).unwrap();
         fs::remove_dir_all(merged.join("removed")).unwrap();
         fs::remove_dir_all(merged.join("opaque")).unwrap();
@@ -240,13 +246,7 @@ fn settled_directories_equal_their_unpacked_layer() {
     fs::create_dir_all(lower.join("sub")).unwrap();
     fs::write(lower.join("sub/copied-up"), b"x").unwrap();
     {
-        let opts = format!(
-            "lowerdir={},upperdir={},workdir={},redirect_dir=off,metacopy=off",
-            lower.display(),
-            upper.display(),
-            work.display()
-        );
-        let _m = Mount::overlay(&opts, &merged);
+        let _m = Mount::writable(&lower, &upper, &work, &merged);
         fs::remove_file(merged.join("gone.txt")).unwrap();
         fs::remove_dir_all(merged.join("opaque")).unwrap();
         fs::create_dir(merged.join("opaque")).unwrap();
