@@ -2,7 +2,7 @@
 //! Debian `docker-registry` on a free loopback port (killed by a Drop guard), and checks the
 //! results with skopeo and Docker 20.10 (dockerd started by scripts/peers.sh).
 
-use std::io::{Read, Write};
+use std::io::{BufRead, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -824,6 +824,26 @@ fn damaged_blobs_are_refused_and_nothing_half_written_stays() {
     blobs_intact(&fresh);
 }
 
+/// Make the last close of `s` send a RST (SO_LINGER with a zero timeout).
+fn reset_on_close(s: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: setsockopt on an open socket fd with a pointer to a live `linger` and its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "SO_LINGER: {}", std::io::Error::last_os_error());
+}
+
 /// A TCP proxy that forwards client → server at about `rate` bytes/s (so a push takes a
 /// while), server → client at full speed. It lives as long as the test process.
 /// Returns the port and a count of the bytes forwarded client → server.
@@ -848,6 +868,10 @@ fn slow_proxy(upstream: u16, rate: usize) -> (u16, std::sync::Arc<std::sync::ato
                         Ok(0) | Err(_) => break,
                         Ok(n) => {
                             if s1.write_all(&buf[..n]).is_err() {
+                                // The server is gone: reset the client as the dead
+                                // server's kernel would, rather than leave it writing
+                                // into a closed window until TCP gives up.
+                                reset_on_close(&c1);
                                 break;
                             }
                             counter.fetch_add(n, std::sync::atomic::Ordering::SeqCst);
@@ -862,7 +886,7 @@ fn slow_proxy(upstream: u16, rate: usize) -> (u16, std::sync::Arc<std::sync::ato
             let (mut s2, mut c2) = (server, client);
             std::thread::spawn(move || {
                 let _ = std::io::copy(&mut s2, &mut c2);
-                let _ = c2.shutdown(std::net::Shutdown::Both);
+                let _ = c2.shutdown(std::net::Shutdown::Write);
             });
         }
     });
@@ -910,20 +934,38 @@ fn registry_stopped_mid_push_then_push_again_after_restart() {
     }
     reg.stop();
     let started = Instant::now();
-    let o = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    eprintln!(
-        "push while the registry stopped:\n{}{err}",
-        String::from_utf8_lossy(&o.stdout)
-    );
+    // Each line of the push's output with the time it came, so a slow failure shows where
+    // the time went.
+    let mut child = child;
+    let (out, errs) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let timed = |r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut lines = String::new();
+            for l in std::io::BufReader::new(r).lines() {
+                let Ok(l) = l else { break };
+                lines.push_str(&format!("[{:6.2}s] {l}\n", started.elapsed().as_secs_f64()));
+            }
+            lines
+        })
+    };
+    let (out, errs) = (timed(Box::new(out)), timed(Box::new(errs)));
+    let status = child.wait().unwrap();
+    let exited = started.elapsed();
+    let (out, err) = (out.join().unwrap(), errs.join().unwrap());
+    eprintln!("push while the registry stopped (exit after {exited:?}):\n{out}{err}");
+    let o = Output {
+        status,
+        stdout: out.into_bytes(),
+        stderr: err.clone().into_bytes(),
+    };
     assert_eq!(o.status.code(), Some(1), "push must fail: {o:?}");
     assert!(
         err.contains(&format!("pushing {name}")) && err.contains("blob sha256:"),
         "clear error naming the image and blob: {err}"
     );
     assert!(
-        started.elapsed() < Duration::from_secs(30),
-        "fails in bounded time"
+        exited < Duration::from_secs(30),
+        "fails in bounded time: {exited:?}"
     );
 
     reg.spawn();
