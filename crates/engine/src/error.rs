@@ -41,7 +41,8 @@ pub enum BuildError {
     NoContext,
     /// An image `--from` / `--mount from=` names that is not in the store.
     #[error(
-        "failed to resolve image {reference}: not in the local store (import or load it first)"
+        "failed to resolve image {reference}: not in the local store ({})",
+        get_image_hint(reference)
     )]
     ImageNotFound { reference: String },
     /// Selecting COPY/ADD sources or a bind mount's in the context or a stage: a source
@@ -155,6 +156,14 @@ impl From<&str> for RemoteError {
     fn from(m: &str) -> RemoteError {
         RemoteError(m.to_string())
     }
+}
+
+/// How to put an image that is not in the store there, for an error that names it.
+pub fn get_image_hint(reference: &str) -> String {
+    format!(
+        "to get it there: strata pull {reference}, strata load -i IMAGE.tar, \
+         strata import ROOTFS.tar {reference}, or strata tag IMAGE {reference}"
+    )
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ mod snapshot;
 pub mod solver;
 mod view;
 
-pub use error::{BuildError, RemoteError};
+pub use error::{get_image_hint, BuildError, RemoteError};
 pub use progress::{Event, Plain, Progress, Quiet};
 pub use request::{
     build, BuildRequest, CacheExport, CacheImport, ContextSource, DockerfileSource, Exporter,

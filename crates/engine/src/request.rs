@@ -433,6 +433,10 @@ impl plan::ImageResolver for MetaResolver<'_> {
         }
         crate::StoreResolver(self.store).resolve(reference)
     }
+
+    fn is_local(&self, reference: &str) -> bool {
+        self.store.resolve(reference).is_ok()
+    }
 }
 
 /// Make sure the store has image `r`, as BuildKit's MetaResolver: the store first, the
@@ -455,7 +459,11 @@ fn ensure_image(
         BuildError::Request(if force {
             format!("failed to resolve image {reference} (--pull): {e}")
         } else {
-            format!("failed to resolve image {reference}: not in the local store, and {e}")
+            format!(
+                "failed to resolve image {reference}: not in the local store, and {e}\n\
+                 hint: {}",
+                crate::error::get_image_hint(r)
+            )
         })
     })?;
     message(

@@ -85,6 +85,10 @@ impl ImageResolver for StoreResolver<'_> {
             onbuild: img.config.config.on_build.clone().unwrap_or_default(),
         })
     }
+
+    fn is_local(&self, reference: &str) -> bool {
+        self.0.resolve(reference).is_ok()
+    }
 }
 
 /// The state of a stage between steps.
@@ -427,7 +431,9 @@ fn resolve_image(
 ) -> Result<Image, BuildError> {
     store.resolve(reference).map_err(|e| match e {
         store::Error::NoSuchImage(_) => {
-            let full = Reference::parse(reference).map(|r| r.to_string()).unwrap_or_else(|_| reference.to_string());
+            let full = Reference::parse(reference)
+                .map(|r| r.to_string())
+                .unwrap_or_else(|_| reference.to_string());
             BuildError::Step {
                 step: format!(
                     "[{}{}/{}] FROM {full}",
@@ -437,7 +443,8 @@ fn resolve_image(
                 ),
                 lines: s.span.start..=s.span.end.max(s.span.start),
                 error: Box::new(BuildError::Unsupported(format!(
-                    "failed to resolve image {full}: not in the local store (import or load it first: strata import ROOTFS.tar {reference})"
+                    "failed to resolve image {full}: not in the local store ({})",
+                    crate::error::get_image_hint(reference)
                 ))),
             }
         }

@@ -46,6 +46,9 @@ pub enum ErrorKind {
     TooLarge,
     /// A `RUN --mount` source (`source=`) that does not exist where `from=` points.
     MountSourceNotFound,
+    /// A `FROM`/`--from` name that is neither a stage nor an image at hand, one typo away
+    /// from a stage's name.
+    StageNotFound,
 }
 
 impl std::fmt::Display for Diagnostic {

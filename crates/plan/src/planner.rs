@@ -93,6 +93,14 @@ pub struct BaseImage {
 pub trait ImageResolver {
     /// The config of `reference` if it can be known now; `None` = only the engine can tell.
     fn resolve(&self, reference: &str) -> Option<BaseImage>;
+
+    /// Whether `reference` is known without asking a registry (in the store). The planner
+    /// asks it before [`resolve`](Self::resolve) for a bare name one typo away from a
+    /// stage's (`FROM biulder` with a stage `builder`): such a name not at hand is a
+    /// typo, reported before any pull. The default (`true`) never calls a name a typo.
+    fn is_local(&self, _reference: &str) -> bool {
+        true
+    }
 }
 
 /// A resolver that knows no image: everything that depends on a base image waits for it.
@@ -1056,6 +1064,7 @@ fn link(
     loop {
         dependencies(&ctx.loc, stages, instrs, &names.by_name)?;
         mark_needed(stages, target);
+        stage_typos(ctx, stages, instrs, names, resolver)?;
         let mut more = false;
         for i in 0..n {
             let Base::Image { reference } = &stages[i].base else {
@@ -1078,6 +1087,68 @@ fn link(
             return Ok(resolved);
         }
     }
+}
+
+/// A bare image name in FROM, `COPY --from` or `RUN --mount from=` of a needed stage that
+/// is one typo away from a stage's name and not in the store: an error naming the stage
+/// (`did you mean builder?`) before anything is pulled, instead of a pull of
+/// `docker.io/library/biulder` that can only fail.
+fn stage_typos(
+    ctx: &Ctx,
+    stages: &[Stage],
+    instrs: &[Vec<StepSource>],
+    names: &StageNames,
+    resolver: &dyn ImageResolver,
+) -> Result<(), Diagnostic> {
+    let stage_names: Vec<&str> = names.names.iter().flatten().map(String::as_str).collect();
+    if stage_names.is_empty() {
+        return Ok(());
+    }
+    let typo = |r: &str| -> Option<&str> {
+        let bare = !r.is_empty()
+            && r.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !bare {
+            return None;
+        }
+        let m = did_you_mean(r, stage_names.iter().copied())?;
+        (!resolver.is_local(r)).then_some(m)
+    };
+    let error = |span: Span, r: &str, m: &str| {
+        ctx.loc.at(
+            ErrorKind::StageNotFound,
+            span,
+            Some(r),
+            format!("no stage or image named {r:?}: it is not a stage of this Dockerfile and not in the local store"),
+            Some(format!("did you mean {m}? (the stage `AS {m}`)")),
+        )
+    };
+    for (i, st) in stages.iter().enumerate() {
+        if !st.needed {
+            continue;
+        }
+        if let Base::Image { reference } = &st.base {
+            if let Some(m) = typo(reference) {
+                return Err(error(st.span, reference, m));
+            }
+        }
+        for (span, inst, _, _) in &instrs[i] {
+            let refs: Vec<&str> = match inst {
+                Instruction::Copy(c) => c.from.as_deref().into_iter().collect(),
+                Instruction::Run(r) => r.mounts.iter().filter_map(|m| m.from.as_deref()).collect(),
+                _ => Vec::new(),
+            };
+            for r in refs {
+                if names.by_name.contains_key(&r.to_lowercase()) {
+                    continue;
+                }
+                if let Some(m) = typo(r) {
+                    return Err(error(*span, r, m));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A base image's ONBUILD triggers as steps of the stage built on it, located at its FROM.

@@ -209,6 +209,8 @@ impl Client {
         };
         let mut tried = Vec::new();
         let mut last = String::new();
+        // A name that does not resolve is no matter of http or https: no plain-http hint.
+        let mut unresolved = false;
         for cand in &candidates {
             let url = format!("{cand}/v2/");
             tried.push(url.clone());
@@ -233,10 +235,14 @@ impl Client {
                     let _ = read_small(resp, 64 << 10, "ping");
                     return Ok(c);
                 }
-                Err(e) => last = e.to_string(),
+                Err(e) => {
+                    last = e.to_string();
+                    unresolved = matches!(e, ureq::Error::HostNotFound)
+                        || last.contains("failed to lookup address");
+                }
             }
         }
-        let hint = if base.is_none() && !insecure_allowed(host, opts) {
+        let hint = if base.is_none() && !insecure_allowed(host, opts) && !unresolved {
             format!(" (for a plain-http registry, pass --insecure-registry {host} or add it to STRATA_INSECURE_REGISTRIES)")
         } else {
             String::new()

@@ -75,11 +75,9 @@ pub(crate) fn prepare(
         .map(|e| env_value(e))
         .collect::<Result<Vec<_>>>()?;
     let image = store.resolve(&a.image).map_err(|e| match e {
-        store::Error::NoSuchImage(_) => anyhow::anyhow!(
-            "Unable to find image '{}' locally (import or load it first: strata does not \
-             pull yet)",
-            a.image
-        ),
+        store::Error::NoSuchImage(_) => {
+            anyhow::anyhow!("Unable to find image '{}' locally", a.image)
+        }
         e => anyhow::Error::new(e),
     })?;
     let cfg = &image.config.config;

@@ -153,7 +153,7 @@ enum ContainerCommand {
     /// Stop one or more running containers.
     Stop(cmd::containers::StopArgs),
     /// Run a command in a new container.
-    Run(cmd::run::RunArgs),
+    Run(Box<cmd::run::RunArgs>),
 }
 
 #[derive(Subcommand)]
@@ -249,7 +249,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ContainerCommand::Rm(a) => cmd::containers::rm(&open()?, a),
             ContainerCommand::Logs(a) => cmd::containers::logs(&open()?, a),
             ContainerCommand::Stop(a) => cmd::containers::stop(&open()?, a),
-            ContainerCommand::Run(a) => cmd::run::run(open(), a),
+            ContainerCommand::Run(a) => cmd::run::run(open(), *a),
         },
         Command::System(c) => match c {
             SystemCommand::Df(a) => cmd::system::df(&open()?, a),

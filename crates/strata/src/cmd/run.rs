@@ -5,7 +5,7 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use store::Store;
 
@@ -72,6 +72,13 @@ pub struct RunArgs {
     /// (a profile in Docker's JSON format instead of Docker's default profile).
     #[arg(long = "security-opt", value_name = "OPT")]
     pub security_opt: Vec<String>,
+    /// Pull the image before running: `missing` (when it is not in the store), `always`,
+    /// `never`.
+    #[arg(long, value_name = "POLICY", default_value = "missing",
+          value_parser = ["missing", "always", "never"])]
+    pub pull: String,
+    #[command(flatten)]
+    pub registry: super::registry::RegistryFlags,
     /// The image (a name, an image id or a prefix of one, or a manifest digest), then the
     /// command and its arguments (replace the image's CMD). Options end at the image, as
     /// docker's: everything after it belongs to the command, `--` and `-h` included.
@@ -111,6 +118,10 @@ pub fn run(store: Result<Store>, a: RunArgs) -> Result<ExitCode> {
             return Ok(ExitCode::from(runtime::EXIT_START));
         }
     };
+    if let Err(e) = pull_for_run(&store, a.image(), &a.pull, &a.registry) {
+        eprintln!("error: {e:#}");
+        return Ok(ExitCode::from(runtime::EXIT_START));
+    }
     let spec = runtime::Spec {
         image: a.image().to_string(),
         command: a.command().to_vec(),
@@ -158,4 +169,42 @@ pub fn supervise(store: &Store, id: &str) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// docker run's pull: an image that is not in the store is pulled first (`Unable to find
+/// image 'X' locally`, then the pull's progress, all on stderr), or always with `--pull
+/// always`; `--pull never` leaves a missing image to the runtime's error.
+fn pull_for_run(
+    store: &Store,
+    image: &str,
+    policy: &str,
+    flags: &super::registry::RegistryFlags,
+) -> Result<()> {
+    let have = store.resolve(image).is_ok();
+    match (policy, have) {
+        ("never", _) | ("missing", true) => return Ok(()),
+        _ => {}
+    }
+    if !have {
+        eprintln!("Unable to find image '{image}' locally");
+    }
+    let r = store::Reference::parse(image).map_err(anyhow::Error::msg)?;
+    let opts = flags.options();
+    let progress = |id: &str, status: &str| {
+        if id.is_empty() {
+            eprintln!("{status}");
+        } else {
+            eprintln!("{id}: {status}");
+        }
+    };
+    let p = registry::pull(store, &r, &opts, &progress)
+        .with_context(|| format!("pulling {r} from {}", r.domain))?;
+    eprintln!("Digest: {}", p.digest);
+    let familiar = r.familiar();
+    if p.updated {
+        eprintln!("Status: Downloaded newer image for {familiar}");
+    } else {
+        eprintln!("Status: Image is up to date for {familiar}");
+    }
+    Ok(())
 }

@@ -471,3 +471,60 @@ fn info_counts_what_the_store_holds() {
         "1 overlayfs linux\n"
     );
 }
+
+/// Errors that point the way: a stage name mistyped in `FROM` or `COPY --from` names the
+/// stage before anything is pulled; a base that is in no store and no reachable registry
+/// says how to get it into the store, without a plain-http hint for a name that does not
+/// resolve.
+#[test]
+fn errors_name_the_stage_and_how_to_get_an_image() {
+    strata_tests::require!(Root, Busybox);
+    let (env, _) = setup();
+    let ctx = env.path("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    let build = |df: &str| {
+        std::fs::write(ctx.join("Dockerfile"), df).unwrap();
+        let o = env.run(&["build", "--progress=plain", ctx.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(1), "{o:?}");
+        stderr(&o)
+    };
+    for (df, line, col) in [
+        ("FROM bb:1 AS builder\nRUN true\nFROM biulder\n", 3, 6),
+        (
+            "FROM bb:1 AS builder\nRUN true\nFROM bb:1\nCOPY --from=biulder /x /x\n",
+            4,
+            13,
+        ),
+        (
+            "FROM bb:1 AS builder\nRUN true\nFROM bb:1\nRUN --mount=from=buidler,target=/b true\n",
+            4,
+            18,
+        ),
+    ] {
+        let err = build(df);
+        assert!(
+            err.contains(&format!(
+                "Dockerfile:{line}:{col}: no stage or image named \""
+            )),
+            "{df}\n{err}"
+        );
+        assert!(err.contains("hint: did you mean builder?"), "{err}");
+        assert!(!err.contains("pulling"), "nothing is pulled: {err}");
+    }
+    // A name in the store is an image, even one typo away from a stage.
+    env.ok(&["tag", "bb:1", "biulder"]);
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM bb:1 AS builder\nRUN false\nFROM biulder\nRUN true\n",
+    )
+    .unwrap();
+    env.ok(&["build", "--progress=plain", ctx.to_str().unwrap()]);
+    // The base is nowhere: how to get it, and no plain-http hint for a DNS failure.
+    let err = build("FROM nosuch.invalid/app:1\nRUN true\n");
+    assert!(err.contains("not in the local store"), "{err}");
+    assert!(
+        err.contains("hint: to get it there: strata pull nosuch.invalid/app:1, strata load -i IMAGE.tar, strata import ROOTFS.tar nosuch.invalid/app:1, or strata tag IMAGE nosuch.invalid/app:1"),
+        "{err}"
+    );
+    assert!(!err.contains("insecure-registry"), "{err}");
+}

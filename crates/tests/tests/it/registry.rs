@@ -1448,3 +1448,53 @@ fn a_base_image_nowhere_fails_fast_naming_image_and_registry() {
     assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
     assert!(err.contains("failed to resolve image"), "{err}");
 }
+
+#[test]
+fn run_pulls_an_image_that_is_not_in_the_store_as_docker_run_does() {
+    strata_tests::require!(Root, Busybox, Registry);
+    let reg = Registry::start();
+    let a = Env::new();
+    let name = format!("{}/strata/runme:1", reg.host());
+    two_layer_image(&a, &name, b"pulled by run\n");
+    ok(&a, &["push", &name]);
+
+    let fresh = Env::new();
+    // --pull never: the store's answer only, docker's message, exit 125.
+    let o = strata(&fresh, &["run", "--rm", "--pull", "never", &name, "true"]);
+    assert_eq!(o.status.code(), Some(125), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&format!("Unable to find image '{name}' locally")),
+        "{err}"
+    );
+    // Default (missing): pulled first, the pull's lines on stderr, then the container runs.
+    let o = strata(&fresh, &["run", "--rm", &name, "cat", "/extra.bin"]);
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert!(o.status.success(), "{out}{err}");
+    assert_eq!(
+        out, "pulled by run\n",
+        "stdout is the container's only: {err}"
+    );
+    assert!(
+        err.starts_with(&format!("Unable to find image '{name}' locally\n")),
+        "{err}"
+    );
+    assert!(
+        err.contains("Digest: sha256:") && err.contains("Status: Downloaded newer image for"),
+        "{err}"
+    );
+    assert_eq!(inspect(&fresh, &name)["Id"], inspect(&a, &name)["Id"]);
+    // Now in the store: no pull.
+    let o = strata(&fresh, &["run", "--rm", &name, "true"]);
+    assert!(o.status.success());
+    assert_eq!(String::from_utf8_lossy(&o.stderr), "");
+    // --pull always asks the registry even so; a registry that is gone is exit 125.
+    drop(reg);
+    let o = strata(&fresh, &["run", "--rm", "--pull", "always", &name, "true"]);
+    assert_eq!(o.status.code(), Some(125), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(&format!("pulling {name}")), "{err}");
+}
