@@ -212,7 +212,7 @@ fn run(
     if let Some((dir, bytes)) = stat.and_then(|(dir, c)| Some((dir, c.to_bytes()?))) {
         let _ = store.stat_cache_put(&dir, &bytes);
     }
-    let r = r?;
+    let mut r = r?;
     if let Some(f) = on_built {
         f(store, &r).map_err(|e| BuildError::Request(e.0))?;
     }
@@ -233,7 +233,7 @@ fn run(
     }
     if exporters.iter().any(|e| matches!(e, Exporter::Push)) {
         for t in &options.tags {
-            push(store, t, remote, progress)?;
+            r.pushed_digest = Some(push(store, t, remote, progress)?);
         }
     }
     Ok(r)
@@ -261,13 +261,13 @@ fn plan_build(options: &BuildOptions, resolver: &MetaResolver) -> Result<plan::P
     Ok(plan)
 }
 
-/// Push tag `t` of the built image.
+/// Push tag `t` of the built image; returns the pushed manifest's digest.
 fn push(
     store: &Store,
     t: &Reference,
     remote: &dyn Remote,
     progress: &dyn Progress,
-) -> Result<(), BuildError> {
+) -> Result<String, BuildError> {
     message(progress, format!("#0 pushing {t}"));
     let (digest, size) = remote
         .push(store, t)
@@ -276,7 +276,7 @@ fn push(
         progress,
         format!("#0 pushed {t}: digest: {digest} size: {size}"),
     );
-    Ok(())
+    Ok(digest)
 }
 
 fn message(progress: &dyn Progress, line: String) {

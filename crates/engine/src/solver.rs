@@ -71,6 +71,8 @@ pub struct BuildResult {
     pub used: crate::cache::Used,
     /// Layers fetched from `--cache-from` caches.
     pub cache_fetched: Vec<Digest>,
+    /// The manifest digest the registry has, after `--push` (`None` without a push).
+    pub pushed_digest: Option<String>,
 }
 
 /// Answers the planner's questions about base images from the store.
@@ -331,6 +333,7 @@ pub(crate) fn solve(
         image,
         used: ctx.used.into_inner().unwrap_or_else(|p| p.into_inner()),
         cache_fetched,
+        pushed_digest: None,
         runs_executed: ctx.runs.load(Ordering::SeqCst),
         cached: ctx.cached.load(Ordering::SeqCst),
         stage_layers,

@@ -287,6 +287,60 @@ fn main() -> ExitCode {
     }
 }
 
+/// `docker build`'s (buildx's and the classic builder's) flags: one strata does not have
+/// is "not supported yet", not unknown.
+const DOCKER_BUILD_FLAGS: &[&str] = &[
+    "add-host",
+    "allow",
+    "annotation",
+    "attest",
+    "build-arg",
+    "build-context",
+    "builder",
+    "cache-from",
+    "cache-to",
+    "call",
+    "cgroup-parent",
+    "check",
+    "compress",
+    "cpu-period",
+    "cpu-quota",
+    "cpu-shares",
+    "cpuset-cpus",
+    "cpuset-mems",
+    "disable-content-trust",
+    "file",
+    "force-rm",
+    "iidfile",
+    "isolation",
+    "label",
+    "load",
+    "memory",
+    "memory-swap",
+    "metadata-file",
+    "network",
+    "no-cache",
+    "no-cache-filter",
+    "output",
+    "platform",
+    "progress",
+    "provenance",
+    "pull",
+    "push",
+    "quiet",
+    "rm",
+    "sbom",
+    "secret",
+    "security-opt",
+    "shm-size",
+    "squash",
+    "ssh",
+    "stream",
+    "tag",
+    "target",
+    "ulimit",
+];
+
 /// docker's exit code for a command line it cannot use (`docker build --nope`: 125).
 const USAGE_EXIT: u8 = 125;
 
@@ -310,7 +364,12 @@ fn usage_error(e: &clap::Error) -> ExitCode {
     let path = command_path(e);
     let message = match (e.kind(), arg) {
         (ErrorKind::UnknownArgument, Some(a)) if a.starts_with("--") => {
-            format!("unknown flag: {}", a.split('=').next().unwrap_or(a))
+            let flag = a.split('=').next().unwrap_or(a);
+            if path == "strata build" && DOCKER_BUILD_FLAGS.contains(&&flag[2..]) {
+                format!("strata build does not support {flag} (a docker build flag) yet")
+            } else {
+                format!("unknown flag: {flag}")
+            }
         }
         (ErrorKind::UnknownArgument, Some(a)) if a.starts_with('-') && a.len() > 1 => {
             let c = a[1..].chars().next().unwrap_or('-');

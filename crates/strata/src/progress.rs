@@ -94,3 +94,103 @@ impl Progress for Tty {
         }
     }
 }
+
+/// buildx's `--progress=rawjson`: BuildKit's solve status (`vertexes`, `logs`), one JSON
+/// object per line. A vertex's digest is made from its number (strata's steps have no LLB
+/// digest); log data is base64, as BuildKit's.
+pub struct RawJson {
+    out: Mutex<Box<dyn std::io::Write + Send>>,
+    /// Each started vertex: its number, name and start time.
+    started: Mutex<Vec<(usize, String, String)>>,
+}
+
+impl RawJson {
+    pub fn new(out: Box<dyn std::io::Write + Send>) -> RawJson {
+        RawJson {
+            out: Mutex::new(out),
+            started: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn now() -> String {
+        humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string()
+    }
+
+    fn digest(id: usize) -> String {
+        format!("sha256:{:064x}", id)
+    }
+
+    fn emit(&self, v: serde_json::Value) {
+        let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = serde_json::to_writer(&mut *out, &v);
+        let _ = out.write_all(b"\n");
+    }
+
+    /// A vertex as it stands: name and start from when it started, plus `extra`.
+    fn vertex(&self, id: usize, extra: serde_json::Value) -> serde_json::Value {
+        let started = self.started.lock().unwrap_or_else(|p| p.into_inner());
+        let (name, start) = started
+            .iter()
+            .find(|(i, ..)| *i == id)
+            .map(|(_, n, t)| (n.clone(), t.clone()))
+            .unwrap_or_default();
+        let mut v = serde_json::json!({
+            "digest": Self::digest(id),
+            "inputs": [],
+            "name": name,
+            "started": start,
+        });
+        if let (Some(o), serde_json::Value::Object(e)) = (v.as_object_mut(), extra) {
+            o.extend(e);
+        }
+        v
+    }
+}
+
+impl Progress for RawJson {
+    fn event(&self, e: Event) {
+        use base64::Engine as _;
+        use serde_json::json;
+        match e {
+            Event::Start { id, name } => {
+                let now = Self::now();
+                self.started
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push((id, name, now));
+                self.emit(json!({ "vertexes": [self.vertex(id, json!({}))] }));
+            }
+            Event::Log { id, line } => {
+                let data = base64::engine::general_purpose::STANDARD.encode(format!("{line}\n"));
+                self.emit(json!({ "logs": [{
+                    "vertex": Self::digest(id),
+                    "stream": 1,
+                    "data": data,
+                    "timestamp": Self::now(),
+                }] }));
+            }
+            Event::Cached { id } => {
+                let now = Self::now();
+                self.emit(json!({ "vertexes": [self.vertex(id, json!({"cached": true, "completed": now}))] }));
+            }
+            Event::Miss { .. } => {}
+            Event::Done { id } => {
+                let now = Self::now();
+                self.emit(json!({ "vertexes": [self.vertex(id, json!({"completed": now}))] }));
+            }
+            Event::Error { id, message } => {
+                let now = Self::now();
+                self.emit(json!({ "vertexes": [self.vertex(id, json!({"completed": now, "error": message}))] }));
+            }
+            Event::Message { line } => {
+                let data = base64::engine::general_purpose::STANDARD.encode(format!("{line}\n"));
+                self.emit(json!({ "logs": [{
+                    "vertex": Self::digest(0),
+                    "stream": 2,
+                    "data": data,
+                    "timestamp": Self::now(),
+                }] }));
+            }
+        }
+    }
+}

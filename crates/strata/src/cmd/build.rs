@@ -14,6 +14,10 @@ pub enum ProgressMode {
     Auto,
     Tty,
     Plain,
+    /// No progress at all (buildx's `quiet`; `-q` also prints the image ID).
+    Quiet,
+    /// BuildKit's solve status as JSON, one object per line (buildx's `rawjson`).
+    Rawjson,
 }
 
 #[derive(Args)]
@@ -92,6 +96,29 @@ pub struct BuildArgs {
     /// With --check: also strata's own rules (the tutorials' best practices), apart.
     #[arg(long, requires = "check")]
     pub practices: bool,
+    /// Target platform (`os/arch[/variant]`): this host's only for now.
+    #[arg(long, value_name = "PLATFORM", value_delimiter = ',')]
+    pub platform: Vec<String>,
+    /// Write the build's result (`containerimage.digest`, `image.name`, ...) as JSON, as
+    /// buildx does.
+    #[arg(long, value_name = "FILE")]
+    pub metadata_file: Option<PathBuf>,
+    /// Provenance attestation (`false`, `true`, `mode=min|max`): strata produces none yet.
+    #[arg(long, value_name = "VALUE", num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub provenance: Option<String>,
+    /// SBOM attestation (`false`, `true`, ...): strata produces none yet.
+    #[arg(long, value_name = "VALUE", num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub sbom: Option<String>,
+    /// docker's default: no intermediate containers are left behind (strata keeps none).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", require_equals = true,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub rm: Option<bool>,
+    /// Accepted for docker's scripts: strata keeps no intermediate containers.
+    #[arg(long)]
+    pub force_rm: bool,
+    /// Accepted for buildx's scripts: the image is always in strata's store.
+    #[arg(long)]
+    pub load: bool,
     /// Build context: a directory, or `-` for a tar archive or a lone Dockerfile on stdin.
     pub context: PathBuf,
 }
@@ -304,6 +331,15 @@ pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
             super::check::Format::Text,
         );
     }
+    host_platform_only(&a.platform)?;
+    for (flag, v) in [("--provenance", &a.provenance), ("--sbom", &a.sbom)] {
+        match v.as_deref() {
+            None | Some("false" | "0") => {}
+            Some(v) => eprintln!(
+                "warning: {flag}={v}: strata does not produce attestations yet; the image has none"
+            ),
+        }
+    }
     let output = parse_output(a.output.as_deref())?;
     let to_stdout = output.to_stdout();
     check_destinations(&output, &a)?;
@@ -353,11 +389,13 @@ pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
     let started = std::time::Instant::now();
     let tty = match a.progress {
         ProgressMode::Tty => true,
-        ProgressMode::Plain => false,
         ProgressMode::Auto => std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        _ => false,
     };
-    let progress: Box<dyn engine::Progress> = if a.quiet {
+    let progress: Box<dyn engine::Progress> = if a.quiet || a.progress == ProgressMode::Quiet {
         Box::new(engine::Quiet)
+    } else if a.progress == ProgressMode::Rawjson {
+        Box::new(crate::progress::RawJson::new(Box::new(std::io::stderr())))
     } else if tty {
         Box::new(crate::progress::Tty::new(a.explain_cache))
     } else {
@@ -548,6 +586,16 @@ fn done(
         crate::outpath::write(f, |w| Ok(w.write_all(id.as_bytes())?))
             .with_context(|| format!("write {}", f.display()))?;
     }
+    if let Some(f) = &a.metadata_file {
+        let meta = metadata(r, tags);
+        crate::outpath::write(f, |w| Ok(serde_json::to_writer_pretty(w, &meta)?))
+            .with_context(|| format!("write {}", f.display()))?;
+    }
+    // Nothing but the progress stream: no closing text lines (they would break a JSON
+    // reader of rawjson).
+    if matches!(a.progress, ProgressMode::Quiet | ProgressMode::Rawjson) && !a.quiet {
+        return Ok(ExitCode::SUCCESS);
+    }
     if a.quiet {
         // As docker's CLI: with the output on stdout, -q prints no image ID there.
         if !to_stdout {
@@ -568,6 +616,72 @@ fn done(
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--platform`: the host's platform is the only one strata builds for yet (the automatic
+/// platform ARGs are the host's); anything else is refused before the build starts.
+fn host_platform_only(platforms: &[String]) -> Result<()> {
+    let host = registry::Platform::default();
+    for p in platforms {
+        let parsed: registry::Platform = normalize_platform(p)
+            .parse()
+            .map_err(|e| anyhow::anyhow!("--platform {p}: {e}"))?;
+        if parsed.os != host.os || parsed.architecture != host.architecture {
+            bail!(
+                "--platform {p}: building for another platform than this host's ({host}) is \
+                 not supported yet"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// docker's spellings of a platform: `linux/x86_64` is `linux/amd64`, `linux/aarch64`
+/// is `linux/arm64`, and a bare architecture means Linux.
+fn normalize_platform(p: &str) -> String {
+    let p = p.trim().to_lowercase();
+    let p = if p.contains('/') {
+        p
+    } else {
+        format!("linux/{p}")
+    };
+    p.replace("/x86_64", "/amd64")
+        .replace("/x86-64", "/amd64")
+        .replace("/aarch64", "/arm64")
+}
+
+/// buildx's `--metadata-file` keys for an image build.
+fn metadata(r: &engine::BuildResult, tags: &[Reference]) -> serde_json::Value {
+    let mut m = serde_json::Map::new();
+    m.insert(
+        "containerimage.config.digest".into(),
+        r.image.id().to_string().into(),
+    );
+    // The registry's manifest after --push; else the store's own manifest.
+    match &r.pushed_digest {
+        Some(d) => {
+            m.insert("containerimage.digest".into(), d.clone().into());
+        }
+        None => {
+            m.insert(
+                "containerimage.digest".into(),
+                r.image.manifest_digest.to_string().into(),
+            );
+            m.insert(
+                "containerimage.descriptor".into(),
+                serde_json::json!({
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "digest": r.image.manifest_digest.to_string(),
+                    "size": r.image.manifest_bytes.len(),
+                }),
+            );
+        }
+    }
+    if !tags.is_empty() {
+        let names: Vec<String> = tags.iter().map(|t| t.to_string()).collect();
+        m.insert("image.name".into(), names.join(",").into());
+    }
+    serde_json::Value::Object(m)
 }
 
 /// Refuse a terminal for a streamed output, and a symlinked output directory; remove a stale

@@ -9,6 +9,7 @@
 mod common;
 
 mod build_e2e;
+mod build_flags;
 mod buildkit_cases;
 mod cache_io;
 mod check_cli;
