@@ -27,7 +27,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Build an image from a Dockerfile.
-    Build(cmd::build::BuildArgs),
+    Build(Box<cmd::build::BuildArgs>),
     /// Check a Dockerfile against BuildKit's rules, as `docker build --check` (no build).
     Check(cmd::check::CheckArgs),
     /// Image sizes (as docker counts them); with several images, each compared with the first.
@@ -186,7 +186,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     match cli.command {
         Command::Plan(args) => cmd::plan::run(args),
-        Command::Build(a) => cmd::build::run(&open()?, a),
+        Command::Build(a) => cmd::build::run(&open()?, *a),
         Command::Check(a) => {
             // Base images come from an existing store only: a check creates nothing.
             let root = cli.root.clone().unwrap_or_else(store::Store::default_root);
