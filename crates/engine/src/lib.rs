@@ -31,6 +31,7 @@ pub use request::{
     build, BuildRequest, CacheExport, CacheImport, ContextSource, DockerfileSource, Exporter,
     Failure, Remote, Sink,
 };
+pub use run::RunExtras;
 pub use solver::{BuildOptions, BuildResult, StoreResolver};
 
 /// The images a plan reads from outside the Dockerfile: the needed stages' base images and

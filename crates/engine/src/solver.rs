@@ -52,6 +52,8 @@ pub struct BuildOptions {
     pub ssh: Vec<(String, PathBuf)>,
     /// `--cache-from`: imported caches, consulted after the store's own records.
     pub cache_from: Vec<std::sync::Arc<crate::cache::Imported>>,
+    /// `--add-host`, `--shm-size`, `--ulimit` for every RUN.
+    pub run_extras: crate::run::RunExtras,
 }
 
 /// What a build produced.
@@ -688,6 +690,7 @@ impl StepRun<'_, '_> {
             cfg,
             &ctx.plan.proxy_args,
             ctx.opts.network.as_deref(),
+            &ctx.opts.run_extras,
         );
         let created_by = created_by(self.step, cfg, Some(&meta.args));
         let stage_layers = |i: usize| ctx.stage_layers(i);
@@ -703,6 +706,12 @@ impl StepRun<'_, '_> {
             files: shown
                 .iter()
                 .map(|(t, d)| (format!("the mount at {t}"), d.clone()))
+                .chain((meta.extras != crate::run::RunExtras::default()).then(|| {
+                    (
+                        "the build's --add-host/--shm-size/--ulimit".to_string(),
+                        serde_json::to_string(&meta.extras).unwrap_or_default(),
+                    )
+                }))
                 .collect(),
         };
         let hit = (!self.no_cache)

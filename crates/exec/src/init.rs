@@ -339,6 +339,10 @@ impl Init<'_> {
         // runs after it (prctl, setgroups, setres[ug]id, capset, setsid, ioctl, dup2, write,
         // rt_sigaction, rt_sigprocmask, execve) is allowed by Docker's default profile; a
         // custom profile that denies one of them fails the start, as with runc.
+        // `--ulimit`s while the init may still raise a hard limit (CAP_SYS_RESOURCE).
+        for l in &spec.rlimits {
+            set_rlimit(l)?;
+        }
         seccomp::install(&spec.seccomp).map_err(step("install the seccomp filter"))?;
 
         set_identity(&id, spec.no_new_privs)?;
@@ -458,9 +462,11 @@ impl Init<'_> {
             "mount devpts on /dev/pts",
         )?;
         attach(&pts, &sub("pts")?).map_err(step("mount devpts on /dev/pts"))?;
+        // docker's default 64 MiB, or `--shm-size`.
+        let shm_size = format!("{}k", self.spec.shm_size.unwrap_or(64 << 20).div_ceil(1024));
         let shm = new_fs(
             "tmpfs",
-            &[("mode", Some("1777")), ("size", Some("65536k"))],
+            &[("mode", Some("1777")), ("size", Some(shm_size.as_str()))],
             nosuid_nodev_noexec,
             "mount tmpfs on /dev/shm",
         )?;
@@ -804,6 +810,22 @@ fn lookup(program: &str, env: &[String]) -> Result<CString, SetupError> {
 /// Bounding set to docker's default, groups, gid, uid, then the permitted/effective sets
 /// (docker's default for root, empty for other users, as `docker run` does), no inheritable
 /// or ambient capabilities.
+fn set_rlimit(l: &crate::Rlimit) -> Result<(), SetupError> {
+    let lim = libc::rlimit {
+        rlim_cur: l.soft,
+        rlim_max: l.hard,
+    };
+    // SAFETY: setrlimit with a valid resource number (checked when parsed) and a pointer to
+    // a live rlimit.
+    let rc = unsafe { libc::setrlimit(l.resource() as _, &lim) };
+    if rc != 0 {
+        return Err(step(format!("set the {} limit", l.name))(
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
+}
+
 fn set_identity(id: &user::Identity, no_new_privs: bool) -> Result<(), SetupError> {
     for bit in 0..64u32 {
         let cap = CapabilitySet::from_bits_retain(1u64 << bit);

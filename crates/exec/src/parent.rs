@@ -286,6 +286,8 @@ fn init_spec(spec: &ExecSpec) -> Result<InitSpec> {
         mounts,
         readonly_rootfs: spec.readonly_rootfs,
         no_new_privs: spec.no_new_privs,
+        shm_size: spec.shm_size,
+        rlimits: spec.rlimits.clone(),
         tty: spec.tty,
         state_dir: utf8(&state_dir, "state dir")?,
         hosts: files::hosts(&spec.hostname, &spec.extra_hosts),

@@ -68,6 +68,12 @@ pub(crate) struct InitSpec {
     /// `code << 48 | jt << 40 | jf << 32 | k`; empty when unconfined.
     #[serde(default)]
     pub seccomp: Vec<Vec<u64>>,
+    /// `/dev/shm`'s size in bytes (`None`: docker's 64 MiB).
+    #[serde(default)]
+    pub shm_size: Option<u64>,
+    /// Resource limits set before the command starts.
+    #[serde(default)]
+    pub rlimits: Vec<crate::Rlimit>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

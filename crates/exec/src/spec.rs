@@ -136,6 +136,79 @@ pub struct ExecSpec {
     pub state_dir: Option<PathBuf>,
     /// The seccomp filter: Docker's default profile unless set otherwise.
     pub seccomp: Seccomp,
+    /// `/dev/shm`'s size in bytes (`--shm-size`); `None` is docker's 64 MiB.
+    pub shm_size: Option<u64>,
+    /// Resource limits (`--ulimit`), set before the command starts.
+    pub rlimits: Vec<Rlimit>,
+}
+
+/// One `--ulimit NAME=SOFT[:HARD]`, with docker's names (`nofile`, `nproc`, `core`, ...).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Rlimit {
+    pub name: String,
+    pub soft: u64,
+    pub hard: u64,
+}
+
+/// docker's ulimit names and their resources.
+const RLIMITS: &[(&str, libc::__rlimit_resource_t)] = &[
+    ("core", libc::RLIMIT_CORE),
+    ("cpu", libc::RLIMIT_CPU),
+    ("data", libc::RLIMIT_DATA),
+    ("fsize", libc::RLIMIT_FSIZE),
+    ("locks", libc::RLIMIT_LOCKS),
+    ("memlock", libc::RLIMIT_MEMLOCK),
+    ("msgqueue", libc::RLIMIT_MSGQUEUE),
+    ("nice", libc::RLIMIT_NICE),
+    ("nofile", libc::RLIMIT_NOFILE),
+    ("nproc", libc::RLIMIT_NPROC),
+    ("rss", libc::RLIMIT_RSS),
+    ("rtprio", libc::RLIMIT_RTPRIO),
+    ("rttime", libc::RLIMIT_RTTIME),
+    ("sigpending", libc::RLIMIT_SIGPENDING),
+    ("stack", libc::RLIMIT_STACK),
+];
+
+impl Rlimit {
+    /// docker's syntax: `nofile=1024:2048`, `nproc=512` (hard = soft); `-1` is unlimited.
+    pub fn parse(s: &str) -> Result<Rlimit, String> {
+        let (name, values) = s
+            .split_once('=')
+            .ok_or_else(|| format!("invalid ulimit argument: {s}"))?;
+        if !RLIMITS.iter().any(|(n, _)| *n == name) {
+            return Err(format!("invalid ulimit type: {name}"));
+        }
+        let value = |v: &str| -> Result<u64, String> {
+            if v == "-1" {
+                return Ok(libc::RLIM_INFINITY);
+            }
+            v.parse::<u64>()
+                .map_err(|_| format!("invalid ulimit argument: {s}"))
+        };
+        let (soft, hard) = match values.split_once(':') {
+            Some((a, b)) => (value(a)?, value(b)?),
+            None => (value(values)?, value(values)?),
+        };
+        if soft > hard {
+            return Err(format!(
+                "ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}"
+            ));
+        }
+        Ok(Rlimit {
+            name: name.to_string(),
+            soft,
+            hard,
+        })
+    }
+
+    /// The resource number (the name was checked by [`parse`](Self::parse)).
+    pub(crate) fn resource(&self) -> libc::__rlimit_resource_t {
+        RLIMITS
+            .iter()
+            .find(|(n, _)| *n == self.name)
+            .map(|(_, r)| *r)
+            .unwrap_or(libc::RLIMIT_NOFILE)
+    }
 }
 
 impl ExecSpec {
@@ -163,6 +236,8 @@ impl ExecSpec {
             network_pool: None,
             state_dir: None,
             seccomp: Seccomp::Default,
+            shm_size: None,
+            rlimits: Vec::new(),
         }
     }
 }

@@ -44,6 +44,19 @@ pub(crate) struct ExecMeta {
     /// `default` (a private namespace with a route out), `none` or `host`.
     pub network: String,
     pub mounts: Vec<plan::Mount>,
+    /// The build's `--add-host`, `--shm-size` and `--ulimit`s.
+    pub extras: RunExtras,
+}
+
+/// What the build's flags add to every RUN (`--add-host`, `--shm-size`, `--ulimit`): part
+/// of each RUN's cache key when set, as BuildKit's ExecOp carries them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RunExtras {
+    /// `/etc/hosts` lines: name and address.
+    pub extra_hosts: Vec<(String, std::net::IpAddr)>,
+    /// `/dev/shm` size in bytes (docker's 64 MiB when `None`).
+    pub shm_size: Option<u64>,
+    pub ulimits: Vec<exec::Rlimit>,
 }
 
 impl ExecMeta {
@@ -55,6 +68,7 @@ impl ExecMeta {
         cfg: &RunConfig,
         proxy_args: &[(String, String)],
         network: Option<&str>,
+        extras: &RunExtras,
     ) -> ExecMeta {
         let args = config::command_args(cfg, &command(run));
         let mut env = cfg.env.clone().unwrap_or_default();
@@ -91,6 +105,7 @@ impl ExecMeta {
                 .or_else(|| network.map(str::to_string))
                 .unwrap_or_else(|| "default".into()),
             mounts: run.mounts.clone(),
+            extras: extras.clone(),
         }
     }
 
@@ -102,6 +117,11 @@ impl ExecMeta {
         if !identities.is_empty() {
             let b: Vec<String> = identities.iter().map(|(t, d)| format!("{t}={d}")).collect();
             mounts = format!("{mounts}\u{0}{}", b.join(";"));
+        }
+        // Only a build with such flags has this part: other keys stay as they were.
+        if self.extras != RunExtras::default() {
+            let extras = serde_json::to_string(&self.extras).unwrap_or_default();
+            mounts = format!("{mounts}\u{1}{extras}");
         }
         crate::solver::key(&[
             parent.as_str(),
@@ -225,6 +245,9 @@ fn spec(
         _ => exec::Network::Private,
     };
     spec.network_pool = Some(op.networks.clone());
+    spec.extra_hosts = meta.extras.extra_hosts.clone();
+    spec.shm_size = meta.extras.shm_size;
+    spec.rlimits = meta.extras.ulimits.clone();
     spec.state_dir = Some(state);
     // runc under BuildKit leaves the mount-point directories it had to create (/proc, /dev,
     // /sys, /etc) in the layer; so do we, for the same layers and history.

@@ -119,6 +119,15 @@ pub struct BuildArgs {
     /// Accepted for buildx's scripts: the image is always in strata's store.
     #[arg(long)]
     pub load: bool,
+    /// Add a line to RUN's `/etc/hosts` (`HOST:IP`).
+    #[arg(long = "add-host", value_name = "HOST:IP")]
+    pub add_host: Vec<String>,
+    /// Size of RUN's `/dev/shm` (`64m`, `1g`, bytes).
+    #[arg(long = "shm-size", value_name = "SIZE")]
+    pub shm_size: Option<String>,
+    /// A resource limit for RUN (`nofile=1024:2048`).
+    #[arg(long, value_name = "NAME=SOFT[:HARD]")]
+    pub ulimit: Vec<String>,
     /// Build context: a directory, or `-` for a tar archive or a lone Dockerfile on stdin.
     pub context: PathBuf,
 }
@@ -298,18 +307,36 @@ fn key_value(l: &str) -> Result<(String, String), std::convert::Infallible> {
     Ok((k.to_string(), v.to_string()))
 }
 
-fn parse_secret(s: &str) -> Result<(String, PathBuf)> {
+/// A `--secret` whose value comes from the environment (`id=ID,env=VAR` or `type=env`).
+pub struct EnvSecret {
+    pub id: String,
+    pub var: String,
+}
+
+/// `--secret`: a file (`id=ID[,src=PATH]`), or an environment variable (`id=ID,env=VAR`,
+/// `type=env,id=ID` reads `$ID`), as buildx.
+fn parse_secret(s: &str) -> Result<std::result::Result<(String, PathBuf), EnvSecret>> {
     let mut id = None;
     let mut src = None;
+    let mut env = None;
+    let mut kind = None;
     for part in s.split(',') {
         match part.split_once('=') {
             Some(("id", v)) => id = Some(v.to_string()),
             Some(("src" | "source", v)) => src = Some(PathBuf::from(v)),
-            Some(("type", "file")) => {}
-            _ => bail!("invalid --secret {s:?}: expected id=ID,src=PATH"),
+            Some(("env", v)) => env = Some(v.to_string()),
+            Some(("type", v @ ("file" | "env"))) => kind = Some(v),
+            _ => bail!("invalid --secret {s:?}: expected id=ID,src=PATH or id=ID,env=VAR"),
         }
     }
     let id = id.context("--secret needs id=ID")?;
+    if env.is_some() || kind == Some("env") {
+        if src.is_some() {
+            bail!("invalid --secret {s:?}: give src= or env=, not both");
+        }
+        let var = env.unwrap_or_else(|| id.clone());
+        return Ok(Err(EnvSecret { id, var }));
+    }
     let src = src.unwrap_or_else(|| PathBuf::from(&id));
     // A relative path names a file under the working directory, as with docker; the
     // executor binds it into the container, which needs it absolute.
@@ -318,7 +345,61 @@ fn parse_secret(s: &str) -> Result<(String, PathBuf)> {
     if !src.exists() {
         bail!("secret {id}: {} does not exist", src.display());
     }
-    Ok((id, src))
+    Ok(Ok((id, src)))
+}
+
+/// Environment secrets as files the build can bind: each value written (mode 0600) into
+/// a private directory (mode 0700) that lives as long as the returned guard, outside any
+/// rootfs and the store.
+fn env_secret_files(
+    secrets: Vec<EnvSecret>,
+) -> Result<(Vec<(String, PathBuf)>, Option<tempfile::TempDir>)> {
+    if secrets.is_empty() {
+        return Ok((Vec::new(), None));
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("strata-secrets-")
+        .tempdir()
+        .context("create a private directory for --secret env=")?;
+    let mut out = Vec::new();
+    for (i, s) in secrets.into_iter().enumerate() {
+        let value = std::env::var_os(&s.var).with_context(|| {
+            format!("secret {}: environment variable {} is not set", s.id, s.var)
+        })?;
+        let path = dir.path().join(i.to_string());
+        use std::os::unix::ffi::OsStrExt;
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .and_then(|mut f| f.write_all(value.as_bytes()))
+            .with_context(|| format!("secret {}: write {}", s.id, path.display()))?;
+        out.push((s.id, path));
+    }
+    Ok((out, Some(dir)))
+}
+
+/// `--add-host HOST:IP` (or `HOST=IP`, docker ≥25); IPv6 addresses may be bracketed.
+fn parse_add_host(v: &str) -> Result<(String, std::net::IpAddr)> {
+    let (host, ip) = v
+        .split_once('=')
+        .or_else(|| v.split_once(':'))
+        .with_context(|| {
+            format!("invalid argument {v:?} for \"--add-host\" flag: expected HOST:IP")
+        })?;
+    let ip = ip.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        bail!("invalid argument {v:?} for \"--add-host\" flag: no host name");
+    }
+    if ip == "host-gateway" {
+        bail!("--add-host {v}: host-gateway is not supported by strata yet");
+    }
+    let ip = ip.parse().map_err(|_| {
+        anyhow::anyhow!("invalid argument {v:?} for \"--add-host\" flag: invalid IP address {ip:?}")
+    })?;
+    Ok((host.to_string(), ip))
 }
 
 pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
@@ -347,7 +428,8 @@ pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
     for t in &a.tags {
         tags.push(Reference::parse(t).map_err(anyhow::Error::msg)?);
     }
-    let mut options = options(&a)?;
+    // `_secrets` keeps the environment secrets' files until the build is over.
+    let (mut options, _secrets) = options(&a)?;
     if let Output::Registry(Some(n)) = &output {
         let r = Reference::parse(n).map_err(anyhow::Error::msg)?;
         if !tags.contains(&r) {
@@ -708,12 +790,35 @@ fn check_destinations(output: &Output, a: &BuildArgs) -> Result<()> {
 }
 
 /// The build's options from the flags (tags and entitlements are filled in by the caller).
-fn options(a: &BuildArgs) -> Result<engine::BuildOptions> {
-    let secrets = a
-        .secret
-        .iter()
-        .map(|s| parse_secret(s))
-        .collect::<Result<Vec<_>>>()?;
+fn options(a: &BuildArgs) -> Result<(engine::BuildOptions, Option<tempfile::TempDir>)> {
+    let mut secrets = Vec::new();
+    let mut from_env = Vec::new();
+    for s in &a.secret {
+        match parse_secret(s)? {
+            Ok(file) => secrets.push(file),
+            Err(env) => from_env.push(env),
+        }
+    }
+    let (env_files, guard) = env_secret_files(from_env)?;
+    secrets.extend(env_files);
+    let run_extras = engine::RunExtras {
+        extra_hosts: a
+            .add_host
+            .iter()
+            .map(|h| parse_add_host(h))
+            .collect::<Result<_>>()?,
+        shm_size: match &a.shm_size {
+            Some(v) => {
+                Some(super::parse_size(v).with_context(|| format!("invalid --shm-size {v:?}"))?)
+            }
+            None => None,
+        },
+        ulimits: a
+            .ulimit
+            .iter()
+            .map(|u| exec::Rlimit::parse(u).map_err(anyhow::Error::msg))
+            .collect::<Result<_>>()?,
+    };
     let mut ssh = Vec::new();
     for s in &a.ssh {
         let (id, path) = match s.split_once('=') {
@@ -733,7 +838,7 @@ fn options(a: &BuildArgs) -> Result<engine::BuildOptions> {
             bail!("network mode {n:?} not supported: use default, none or host");
         }
     }
-    Ok(engine::BuildOptions {
+    let options = engine::BuildOptions {
         plan: a.dockerfile.plan_options(),
         no_cache: a.no_cache,
         no_cache_filter: a.no_cache_filter.clone(),
@@ -741,8 +846,10 @@ fn options(a: &BuildArgs) -> Result<engine::BuildOptions> {
         labels: a.label.clone(),
         secrets,
         ssh,
+        run_extras,
         ..engine::BuildOptions::default()
-    })
+    };
+    Ok((options, guard))
 }
 
 /// `--allow`: whether `network.host` is granted.

@@ -126,3 +126,29 @@ mod tests {
         );
     }
 }
+
+/// docker's sizes (`units.RAMInBytes`): a number with an optional unit `b`, `k`, `m`, `g`,
+/// `t`, `p` (optionally followed by `b`, any case), in powers of 1024.
+pub fn parse_size(v: &str) -> Result<u64> {
+    let t = v.trim().to_lowercase();
+    let digits = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(digits);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| anyhow::anyhow!("invalid size: {v:?}"))?;
+    let shift = match unit.trim_end_matches('b') {
+        "" => 0,
+        "k" => 10,
+        "m" => 20,
+        "g" => 30,
+        "t" => 40,
+        "p" => 50,
+        _ => anyhow::bail!("invalid size: {v:?} (use b, k, m, g, t or p)"),
+    };
+    if unit.len() > 2 || (unit.len() == 2 && !unit.ends_with('b')) {
+        anyhow::bail!("invalid size: {v:?}");
+    }
+    Ok((n * (1u64 << shift) as f64) as u64)
+}

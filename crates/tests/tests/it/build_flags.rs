@@ -156,3 +156,92 @@ fn rawjson_progress_is_buildkits_solve_status() {
         .collect();
     assert_eq!(logged, "hello from run\n", "{err}");
 }
+
+/// `--add-host`, `--shm-size`, `--ulimit` reach every RUN and are part of its cache key;
+/// `--secret id=X,env=VAR` mounts the variable's value and leaves it in no layer, config
+/// or history.
+#[test]
+fn run_flags_reach_the_run_and_its_cache_key() {
+    strata_tests::require!(Root, Busybox);
+    let (env, _) = setup();
+    let ctx = env.path("runflags");
+    fs::create_dir_all(&ctx).unwrap();
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox:local\nRUN --mount=type=secret,id=tok echo \"tok=$(cat /run/secrets/tok)\"; grep myhost /etc/hosts; df -k /dev/shm | tail -1; echo \"nofile $(ulimit -n) $(ulimit -Hn)\"; date +%N > /stamp\n",
+    )
+    .unwrap();
+    let ctx = ctx.to_str().unwrap();
+    let build = |extra: &[&str]| {
+        let mut args = vec!["build", "--progress=plain", "-t", "rf:1"];
+        args.extend_from_slice(extra);
+        args.push(ctx);
+        let o = env
+            .cmd()
+            .env("MY_TOKEN", "s3cret-value")
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{o:?}");
+        stderr(&o)
+    };
+    let flags = [
+        "--secret",
+        "id=tok,env=MY_TOKEN",
+        "--add-host",
+        "myhost:10.1.2.3",
+        "--shm-size",
+        "128m",
+        "--ulimit",
+        "nofile=512:1024",
+    ];
+    let out = build(&flags);
+    assert!(out.contains(" tok=s3cret-value\n"), "{out}");
+    assert!(out.contains(" 10.1.2.3\tmyhost\n"), "{out}");
+    assert!(out.contains(" 131072 "), "/dev/shm is 128 MiB: {out}");
+    assert!(out.contains(" nofile 512 1024\n"), "{out}");
+    // Same flags: cached. Another host address: a new key, so the RUN runs again.
+    let again = build(&flags);
+    assert!(again.contains("CACHED"), "{again}");
+    let mut other = flags;
+    other[3] = "myhost:10.9.9.9";
+    let out = build(&other);
+    assert!(out.contains(" 10.9.9.9\tmyhost\n"), "{out}");
+    // Without the flags: docker's defaults (64 MiB /dev/shm, no host line).
+    let out = build(&["--secret", "id=tok,env=MY_TOKEN"]);
+    assert!(out.contains(" 65536 "), "{out}");
+    assert!(!out.contains("\tmyhost"), "{out}");
+    // The secret is nowhere in the image.
+    let tar = env.path("rf.tar");
+    env.ok(&["save", "-o", tar.to_str().unwrap(), "rf:1"]);
+    let dir = env.path("rf");
+    fs::create_dir_all(&dir).unwrap();
+    crate::common::tool(
+        "tar",
+        &["-xf", tar.to_str().unwrap(), "-C", dir.to_str().unwrap()],
+    );
+    let found = std::process::Command::new("grep")
+        .args(["-rl", "s3cret-value", dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&found.stdout),
+        "",
+        "the secret leaked"
+    );
+    // Bad values: clear errors, exit 1.
+    for (flag, value, msg) in [
+        ("--ulimit", "bogus=1", "invalid ulimit type: bogus"),
+        ("--add-host", "nohost", "expected HOST:IP"),
+        ("--shm-size", "12q", "invalid --shm-size \"12q\""),
+        (
+            "--secret",
+            "id=a,env=STRATA_NO_SUCH_VAR",
+            "environment variable STRATA_NO_SUCH_VAR is not set",
+        ),
+    ] {
+        let o = env.run(&["build", flag, value, ctx]);
+        assert_eq!(o.status.code(), Some(1), "{flag} {value}: {o:?}");
+        assert!(stderr(&o).contains(msg), "{flag} {value}: {}", stderr(&o));
+    }
+}
