@@ -307,6 +307,9 @@ fn key_value(l: &str) -> Result<(String, String), std::convert::Infallible> {
     Ok((k.to_string(), v.to_string()))
 }
 
+/// Secrets as the engine takes them: id and file.
+type Secrets = Vec<(String, PathBuf)>;
+
 /// A `--secret` whose value comes from the environment (`id=ID,env=VAR` or `type=env`).
 pub struct EnvSecret {
     pub id: String,
@@ -351,9 +354,7 @@ fn parse_secret(s: &str) -> Result<std::result::Result<(String, PathBuf), EnvSec
 /// Environment secrets as files the build can bind: each value written (mode 0600) into
 /// a private directory (mode 0700) that lives as long as the returned guard, outside any
 /// rootfs and the store.
-fn env_secret_files(
-    secrets: Vec<EnvSecret>,
-) -> Result<(Vec<(String, PathBuf)>, Option<tempfile::TempDir>)> {
+fn env_secret_files(secrets: Vec<EnvSecret>) -> Result<(Secrets, Option<tempfile::TempDir>)> {
     if secrets.is_empty() {
         return Ok((Vec::new(), None));
     }

@@ -89,9 +89,54 @@ pub fn dockerfile_path(file: Option<&Path>, context: &Path) -> PathBuf {
     }
 }
 
+/// docker's sizes (`units.RAMInBytes`): a number with an optional unit `b`, `k`, `m`, `g`,
+/// `t`, `p` (optionally followed by `b`, any case), in powers of 1024.
+pub fn parse_size(v: &str) -> Result<u64> {
+    let t = v.trim().to_lowercase();
+    let digits = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(digits);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| anyhow::anyhow!("invalid size: {v:?}"))?;
+    let shift = match unit.trim_end_matches('b') {
+        "" => 0,
+        "k" => 10,
+        "m" => 20,
+        "g" => 30,
+        "t" => 40,
+        "p" => 50,
+        _ => anyhow::bail!("invalid size: {v:?} (use b, k, m, g, t or p)"),
+    };
+    if unit.len() > 2 || (unit.len() == 2 && !unit.ends_with('b')) {
+        anyhow::bail!("invalid size: {v:?}");
+    }
+    Ok((n * (1u64 << shift) as f64) as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_as_docker_reads_them() {
+        for (v, n) in [
+            ("512", 512),
+            ("64m", 64 << 20),
+            ("64M", 64 << 20),
+            ("1g", 1 << 30),
+            ("1gb", 1 << 30),
+            ("2k", 2048),
+            ("10b", 10),
+            ("1.5k", 1536),
+        ] {
+            assert_eq!(parse_size(v).unwrap(), n, "{v}");
+        }
+        for bad in ["", "m", "12q", "1mm", "-1", "1 kbb"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
     use clap::Parser;
 
     #[derive(Parser)]
@@ -125,30 +170,4 @@ mod tests {
             [("A".into(), "1=2".into()), ("E".into(), String::new())]
         );
     }
-}
-
-/// docker's sizes (`units.RAMInBytes`): a number with an optional unit `b`, `k`, `m`, `g`,
-/// `t`, `p` (optionally followed by `b`, any case), in powers of 1024.
-pub fn parse_size(v: &str) -> Result<u64> {
-    let t = v.trim().to_lowercase();
-    let digits = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(digits);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| anyhow::anyhow!("invalid size: {v:?}"))?;
-    let shift = match unit.trim_end_matches('b') {
-        "" => 0,
-        "k" => 10,
-        "m" => 20,
-        "g" => 30,
-        "t" => 40,
-        "p" => 50,
-        _ => anyhow::bail!("invalid size: {v:?} (use b, k, m, g, t or p)"),
-    };
-    if unit.len() > 2 || (unit.len() == 2 && !unit.ends_with('b')) {
-        anyhow::bail!("invalid size: {v:?}");
-    }
-    Ok((n * (1u64 << shift) as f64) as u64)
 }
