@@ -78,6 +78,10 @@ pub struct PlanOptions {
     pub build_args: Vec<(String, String)>,
     pub target_platform: Platform,
     pub build_platform: Platform,
+    /// `--build-context NAME=docker-image://REF`: `FROM NAME`, `COPY --from=NAME` and
+    /// `RUN --mount from=NAME` use image REF, even where a stage has that name (as
+    /// BuildKit: the named context overrides the stage). Names compare case-insensitively.
+    pub named_contexts: Vec<(String, String)>,
 }
 
 /// What the plan needs to know of an external base image.
@@ -446,6 +450,8 @@ struct Ctx<'a> {
     plan_used: Cell<usize>,
     /// Pattern-matching steps left for the rest of the plan.
     pattern_steps_left: Cell<u64>,
+    /// `--build-context` names (lower case) and the images they stand for.
+    named: HashMap<String, String>,
 }
 
 /// The hint of every limit error.
@@ -645,6 +651,11 @@ pub fn plan(
         scope_used: Cell::new(0),
         plan_used: Cell::new(0),
         pattern_steps_left: Cell::new(MAX_PLAN_PATTERN_STEPS),
+        named: opts
+            .named_contexts
+            .iter()
+            .map(|(n, r)| (n.to_lowercase(), r.clone()))
+            .collect(),
     };
     let mut warnings: Vec<Warning> = df
         .warnings
@@ -990,7 +1001,11 @@ fn lay_out(
             .clone()
             .unwrap_or_else(|| format!("stage-{i}"));
         let mut steps_src: Vec<StepSource> = Vec::new();
-        let base = if image == "scratch" {
+        let base = if let Some(r) = ctx.named.get(&image.to_lowercase()) {
+            Base::Image {
+                reference: r.clone(),
+            }
+        } else if image == "scratch" {
             Base::Scratch
         } else if let Some(&b) = by_name_so_far.get(&image.to_lowercase()) {
             // ONBUILD triggers the base stage declares run here.
@@ -1016,11 +1031,14 @@ fn lay_out(
         if let Some(n) = &names.names[i] {
             by_name_so_far.insert(n.clone(), i);
         }
-        steps_src.extend(
-            rs.instrs
-                .iter()
-                .map(|(n, inst)| (n.span, inst.clone(), false, n.original.clone())),
-        );
+        steps_src.extend(rs.instrs.iter().map(|(n, inst)| {
+            (
+                n.span,
+                named_sources(&ctx.named, inst.clone()),
+                false,
+                n.original.clone(),
+            )
+        }));
         stages.push(Stage {
             index: i,
             name: names.names[i].clone(),
@@ -1087,6 +1105,24 @@ fn link(
             return Ok(resolved);
         }
     }
+}
+
+/// `--from=NAME` and `--mount from=NAME` of a `--build-context` name: its image instead.
+fn named_sources(named: &HashMap<String, String>, mut inst: Instruction) -> Instruction {
+    if named.is_empty() {
+        return inst;
+    }
+    let swap = |from: &mut Option<String>| {
+        if let Some(r) = from.as_ref().and_then(|f| named.get(&f.to_lowercase())) {
+            *from = Some(r.clone());
+        }
+    };
+    match &mut inst {
+        Instruction::Copy(c) => swap(&mut c.from),
+        Instruction::Run(r) => r.mounts.iter_mut().for_each(|m| swap(&mut m.from)),
+        _ => {}
+    }
+    inst
 }
 
 /// A bare image name in FROM, `COPY --from` or `RUN --mount from=` of a needed stage that
@@ -1777,6 +1813,7 @@ mod tests {
             scope_used: Cell::new(0),
             plan_used: Cell::new(0),
             pattern_steps_left: Cell::new(MAX_PLAN_PATTERN_STEPS),
+            named: HashMap::new(),
         }
     }
 

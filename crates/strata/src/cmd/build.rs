@@ -125,6 +125,10 @@ pub struct BuildArgs {
     /// Size of RUN's `/dev/shm` (`64m`, `1g`, bytes).
     #[arg(long = "shm-size", value_name = "SIZE")]
     pub shm_size: Option<String>,
+    /// An extra named context (`NAME=docker-image://REF`): `FROM NAME` and `--from=NAME`
+    /// use that image.
+    #[arg(long = "build-context", value_name = "NAME=VALUE")]
+    pub build_context: Vec<String>,
     /// A resource limit for RUN (`nofile=1024:2048`).
     #[arg(long, value_name = "NAME=SOFT[:HARD]")]
     pub ulimit: Vec<String>,
@@ -380,6 +384,35 @@ fn env_secret_files(secrets: Vec<EnvSecret>) -> Result<(Secrets, Option<tempfile
         out.push((s.id, path));
     }
     Ok((out, Some(dir)))
+}
+
+/// `--build-context NAME=docker-image://REF`: the name and the image reference. Local
+/// directories, git and https sources, `oci-layout://` and `target:` are not supported yet.
+fn parse_build_context(v: &str) -> Result<(String, String)> {
+    let (name, value) = v
+        .split_once('=')
+        .with_context(|| format!("invalid --build-context {v:?}: expected NAME=VALUE"))?;
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c))
+    {
+        bail!("invalid --build-context {v:?}: the name must be lower-case letters, digits, '-', '_' or '.'");
+    }
+    match value.split_once("://") {
+        Some(("docker-image", r)) => {
+            let r = Reference::parse(r)
+                .map_err(|e| anyhow::anyhow!("invalid --build-context {v:?}: {e}"))?;
+            Ok((name.to_string(), r.to_string()))
+        }
+        Some((scheme, _)) => bail!(
+            "--build-context {v}: {scheme}:// contexts are not supported yet (docker-image://REF is)"
+        ),
+        None => bail!(
+            "--build-context {v}: local directories as named contexts are not supported yet \
+             (docker-image://REF is; or COPY the directory from the main context)"
+        ),
+    }
 }
 
 /// `--add-host HOST:IP` (or `HOST=IP`, docker ≥25); IPv6 addresses may be bracketed.
@@ -839,8 +872,12 @@ fn options(a: &BuildArgs) -> Result<(engine::BuildOptions, Option<tempfile::Temp
             bail!("network mode {n:?} not supported: use default, none or host");
         }
     }
+    let mut plan = a.dockerfile.plan_options();
+    for c in &a.build_context {
+        plan.named_contexts.push(parse_build_context(c)?);
+    }
     let options = engine::BuildOptions {
-        plan: a.dockerfile.plan_options(),
+        plan,
         no_cache: a.no_cache,
         no_cache_filter: a.no_cache_filter.clone(),
         network: a.network.clone(),

@@ -245,3 +245,82 @@ fn run_flags_reach_the_run_and_its_cache_key() {
         assert!(stderr(&o).contains(msg), "{flag} {value}: {}", stderr(&o));
     }
 }
+
+/// `--build-context NAME=docker-image://REF`: `FROM NAME` and `COPY --from=NAME` use the
+/// image, even over a stage of that name (BuildKit: the named context overrides it).
+#[test]
+fn build_context_names_an_image() {
+    strata_tests::require!(Root, Busybox);
+    let (env, _) = setup();
+    // Two images that differ in one file.
+    let mk = |name: &str, content: &str| {
+        let dir = env.path(&format!("mk-{name}"));
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("marker"), content).unwrap();
+        fs::write(
+            dir.join("Dockerfile"),
+            "FROM busybox:local\nCOPY marker /marker\n",
+        )
+        .unwrap();
+        env.ok(&["build", "-q", "-t", name, dir.to_str().unwrap()]);
+    };
+    mk("img-a:1", "from image a\n");
+    mk("img-b:1", "from image b\n");
+    let ctx = env.path("named");
+    fs::create_dir_all(&ctx).unwrap();
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox:local AS base\nRUN echo from the stage > /marker\nFROM base\nCOPY --from=other /marker /other\nRUN cat /marker /other\n",
+    )
+    .unwrap();
+    let ctx = ctx.to_str().unwrap();
+    let o = env.run(&[
+        "build",
+        "--progress=plain",
+        "--build-context",
+        "base=docker-image://img-a:1",
+        "--build-context",
+        "other=docker-image://img-b:1",
+        ctx,
+    ]);
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("FROM docker.io/library/img-a:1"), "{err}");
+    // The final stage is img-a's, the COPY took img-b's file (cached on the second build).
+    let run = env.ok(&[
+        "build",
+        "-q",
+        "--build-context",
+        "base=docker-image://img-a:1",
+        "--build-context",
+        "other=docker-image://img-b:1",
+        ctx,
+    ]);
+    let id = run.trim();
+    let out = env.ok(&["run", "--rm", id, "cat", "/marker", "/other"]);
+    assert_eq!(out, "from image a\nfrom image b\n");
+    // Without the contexts: the stage, and `other` is an image nobody has.
+    let o = env.run(&["build", "--progress=plain", ctx]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("docker.io/library/other"),
+        "{}",
+        stderr(&o)
+    );
+    // Not supported yet: said so, before anything runs.
+    for (v, msg) in [
+        (
+            "x=./dir",
+            "local directories as named contexts are not supported yet",
+        ),
+        (
+            "x=https://example.com/a.git",
+            "https:// contexts are not supported yet",
+        ),
+        ("X=docker-image://a", "the name must be lower-case"),
+    ] {
+        let o = env.run(&["build", "--build-context", v, ctx]);
+        assert_eq!(o.status.code(), Some(1), "{v}");
+        assert!(stderr(&o).contains(msg), "{v}: {}", stderr(&o));
+    }
+}
