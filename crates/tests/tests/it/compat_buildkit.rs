@@ -629,18 +629,31 @@ RUN --mount=type=cache,id=compat-seed,from=a,source=d/e,target=/mnt/cc ls /mnt/c
     std::fs::write(ctx.join("Dockerfile"), df).unwrap();
     let ctx = ctx.to_str().unwrap();
     let (bk_out, st_out) = (env.path("bk-out"), env.path("st-out"));
-    let o = docker()
-        .args([
-            "build",
-            "--network=none",
-            "--no-cache",
-            "--progress=plain",
-            "-o",
-        ])
-        .arg(format!("type=local,dest={}", bk_out.display()))
-        .arg(ctx)
-        .output()
-        .expect("run docker build");
+    let bk_build = || {
+        docker()
+            .args([
+                "build",
+                "--network=none",
+                "--no-cache",
+                "--progress=plain",
+                "-o",
+            ])
+            .arg(format!("type=local,dest={}", bk_out.display()))
+            .arg(ctx)
+            .output()
+            .expect("run docker build")
+    };
+    let mut o = bk_build();
+    // BuildKit 20.10 (the peer, not strata) fails this build now and then, mounting the
+    // relative link's target: "stat .../buildkit-mountNNN/c: no such file or directory"
+    // (seen once in ~20 CI runs). One retry, said loudly; a second failure fails the test.
+    if !o.status.success() && text(&o).contains("buildkit-mount") {
+        eprintln!(
+            "PEER FLAKE: docker build failed once, retrying:\n{}",
+            tail(&text(&o), 6)
+        );
+        o = bk_build();
+    }
     let bk_log = text(&o);
     assert!(
         o.status.success(),
