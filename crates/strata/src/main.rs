@@ -227,13 +227,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Inspect(a) => cmd::images::inspect(&open()?, a, cmd::images::Kind::Any),
         Command::Tag(a) => cmd::images::tag(&open()?, a),
         Command::Rmi(a) => cmd::images::rmi(&open()?, a),
-        Command::Prune(a) => cmd::images::prune(&open()?, a),
+        Command::Prune(a) => cmd::images::prune(&open()?, a, false),
         Command::Image(c) => match c {
             ImageCommand::Ls(a) => cmd::images::images(&open()?, a),
             ImageCommand::Inspect(a) => cmd::images::inspect(&open()?, a, cmd::images::Kind::Image),
             ImageCommand::Rm(a) => cmd::images::rmi(&open()?, a),
             ImageCommand::History(a) => cmd::images::history(&open()?, a),
-            ImageCommand::Prune(a) => cmd::images::prune(&open()?, a),
+            ImageCommand::Prune(a) => cmd::images::prune(&open()?, a, true),
             ImageCommand::Tag(a) => cmd::images::tag(&open()?, a),
             ImageCommand::Save(a) => cmd::transfer::save(&open()?, a),
             ImageCommand::Load(a) => cmd::transfer::load(&open()?, a),
@@ -253,12 +253,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         },
         Command::System(c) => match c {
             SystemCommand::Df(a) => cmd::system::df(&open()?, a),
-            SystemCommand::Prune(a) => cmd::images::prune(&open()?, a),
+            SystemCommand::Prune(a) => cmd::images::prune(&open()?, a, true),
         },
         Command::Builder(BuilderCommand::Prune(mut a)) => {
             // The build cache is what `builder prune` is for: as `prune --all`.
             a.all = true;
-            cmd::images::prune(&open()?, a)
+            cmd::images::prune(&open()?, a, false)
         }
         Command::Fsck => cmd::images::fsck(&open()?),
         Command::Version(a) => cmd::system::version(a),

@@ -21,8 +21,121 @@ pub struct ImagesArgs {
     /// `table`, `json`, or a template such as `{{.Repository}}:{{.Tag}}`.
     #[arg(long)]
     pub format: Option<String>,
+    /// Show all images (strata keeps no intermediate images: the same list).
+    #[arg(short, long)]
+    pub all: bool,
+    /// Show digests.
+    #[arg(long)]
+    pub digests: bool,
+    /// Filter: `dangling=true|false`, `reference=PATTERN`, `label=KEY[=VALUE]`,
+    /// `before=IMAGE`, `since=IMAGE`.
+    #[arg(short, long, value_name = "FILTER")]
+    pub filter: Vec<String>,
     /// Only images of this repository (`NAME` or `NAME:TAG`), as `docker images NAME`.
     pub reference: Option<String>,
+}
+
+/// `images --filter`s, parsed.
+#[derive(Default)]
+struct Filters {
+    dangling: Option<bool>,
+    references: Vec<String>,
+    labels: Vec<(String, Option<String>)>,
+    before: Option<String>,
+    since: Option<String>,
+}
+
+impl Filters {
+    fn parse(store: &Store, filters: &[String]) -> Result<Filters> {
+        let mut f = Filters::default();
+        let created_of = |r: &str| -> Result<String> {
+            let img = store
+                .resolve(r)
+                .map_err(|_| anyhow::anyhow!("No such image: {r}"))?;
+            Ok(img.config.created.clone().unwrap_or_default())
+        };
+        for v in filters {
+            let (k, val) = v
+                .split_once('=')
+                .ok_or_else(|| anyhow::anyhow!("bad format of filter (expected name=value)"))?;
+            match k {
+                "dangling" => {
+                    f.dangling = Some(match val.to_lowercase().as_str() {
+                        "true" | "1" => true,
+                        "false" | "0" => false,
+                        _ => bail!("invalid filter 'dangling={val}'"),
+                    })
+                }
+                "reference" => f.references.push(val.to_string()),
+                "label" => f.labels.push(match val.split_once('=') {
+                    Some((k, v)) => (k.to_string(), Some(v.to_string())),
+                    None => (val.to_string(), None),
+                }),
+                "before" => f.before = Some(created_of(val)?),
+                "since" => f.since = Some(created_of(val)?),
+                _ => bail!("invalid filter '{k}'"),
+            }
+        }
+        Ok(f)
+    }
+
+    /// Whether a row (its name, if any, and image) passes every filter.
+    fn keep(&self, r: Option<&Reference>, img: &Image) -> bool {
+        if let Some(d) = self.dangling {
+            if d != r.is_none() {
+                return false;
+            }
+        }
+        if !self.references.is_empty() {
+            let Some(r) = r else { return false };
+            let repo = r.familiar_repository();
+            let full = match &r.tag {
+                Some(t) => format!("{repo}:{t}"),
+                None => repo.clone(),
+            };
+            if !self
+                .references
+                .iter()
+                .any(|p| glob(p, &repo) || glob(p, &full))
+            {
+                return false;
+            }
+        }
+        let labels = img.config.config.labels.clone().unwrap_or_default();
+        for (k, v) in &self.labels {
+            match (labels.get(k), v) {
+                (None, _) => return false,
+                (Some(have), Some(want)) if have != want => return false,
+                _ => {}
+            }
+        }
+        let created = img.config.created.clone().unwrap_or_default();
+        if self.before.as_ref().is_some_and(|b| created >= *b) {
+            return false;
+        }
+        if self.since.as_ref().is_some_and(|s| created <= *s) {
+            return false;
+        }
+        true
+    }
+}
+
+/// Go's `path.Match` for the patterns docker's reference filter takes: `*` (not across
+/// `/`), `?`, and literal characters.
+fn glob(pattern: &str, name: &str) -> bool {
+    fn go(p: &[char], n: &[char]) -> bool {
+        match p.split_first() {
+            None => n.is_empty(),
+            Some(('*', rest)) => (0..=n.len())
+                .take_while(|&i| i == 0 || n[i - 1] != '/')
+                .any(|i| go(rest, &n[i..])),
+            Some(('?', rest)) => n.first().is_some_and(|c| *c != '/') && go(rest, &n[1..]),
+            Some((c, rest)) => n.first() == Some(c) && go(rest, &n[1..]),
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    go(&p, &n)
 }
 
 fn short_id(img: &Image, no_trunc: bool) -> String {
@@ -36,6 +149,7 @@ fn short_id(img: &Image, no_trunc: bool) -> String {
 pub fn images(store: &Store, a: ImagesArgs) -> Result<ExitCode> {
     // Readers hold the store lock shared, so no prune removes what they are reading (and
     // the sizes computed are recorded).
+    let filters = Filters::parse(store, &a.filter)?;
     let store = &store.lock_shared()?;
     let mut rows: Vec<(String, Row)> = Vec::new();
     let mut seen_ids = BTreeSet::new();
@@ -77,6 +191,22 @@ pub fn images(store: &Store, a: ImagesArgs) -> Result<ExitCode> {
                 continue;
             }
         }
+        if !filters.keep(r.as_ref(), &img) {
+            continue;
+        }
+        let digest = r
+            .as_ref()
+            .and_then(|r| {
+                let repo = r.repository();
+                store
+                    .meta(registry::META_REPO_DIGESTS, &img.manifest_digest)
+                    .unwrap_or_default()
+                    .lines()
+                    .filter_map(|l| Reference::parse(l.trim()).ok())
+                    .find(|d| d.repository() == repo)
+                    .and_then(|d| d.digest.as_ref().map(|x| x.to_string()))
+            })
+            .unwrap_or_else(|| "<none>".into());
         let size = human_size(archive::image_size(store, &img)?);
         let created = img.config.created.clone().unwrap_or_default();
         if seen_ids.insert(img.id().clone()) {
@@ -88,7 +218,7 @@ pub fn images(store: &Store, a: ImagesArgs) -> Result<ExitCode> {
                 ("Containers", "N/A".into()),
                 ("CreatedAt", created_at(img.config.created.as_deref())),
                 ("CreatedSince", since(img.config.created.as_deref())),
-                ("Digest", "<none>".into()),
+                ("Digest", digest),
                 ("ID", short_id(&img, a.no_trunc)),
                 (
                     "Repository",
@@ -119,13 +249,15 @@ pub fn images(store: &Store, a: ImagesArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let rows: Vec<Row> = rows.into_iter().map(|(_, r)| r).collect();
-    let headers = [
-        ("Repository", "REPOSITORY"),
-        ("Tag", "TAG"),
+    let mut headers = vec![("Repository", "REPOSITORY"), ("Tag", "TAG")];
+    if a.digests {
+        headers.push(("Digest", "DIGEST"));
+    }
+    headers.extend([
         ("ID", "IMAGE ID"),
         ("CreatedSince", "CREATED"),
         ("Size", "SIZE"),
-    ];
+    ]);
     print!("{}", render(&rows, &headers, a.format.as_deref())?);
     Ok(ExitCode::SUCCESS)
 }
@@ -511,9 +643,41 @@ pub struct PruneArgs {
     /// `until=DURATION` (e.g. `until=24h`): only cache records older than that.
     #[arg(long)]
     pub filter: Option<String>,
+    /// Do not prompt for confirmation (strata prompts only when stdin is a terminal).
+    #[arg(short, long)]
+    pub force: bool,
 }
 
-pub fn prune(store: &Store, a: PruneArgs) -> Result<ExitCode> {
+/// docker's confirmation, asked when stdin is a terminal and `-f` was not given; false
+/// unless the answer is `y`/`yes`.
+pub fn confirm(warning: &str) -> bool {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        return true;
+    }
+    eprint!("WARNING! {warning}\nAre you sure you want to continue? [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    if std::io::stdin().lock().read_line(&mut answer).is_err() {
+        return false;
+    }
+    matches!(answer.trim().to_lowercase().as_str(), "y" | "yes")
+}
+
+/// `strata prune` (and `builder prune`): what no image, container or cache record uses,
+/// and with `--all` the build cache. `image prune` and `system prune` (`dangling`) also
+/// remove dangling images (untagged, their id named by no tag), as docker's; strata's own
+/// `prune` keeps them until `rmi`.
+pub fn prune(store: &Store, a: PruneArgs, dangling_images: bool) -> Result<ExitCode> {
+    let warning = match (dangling_images, a.all) {
+        (true, true) => "This will remove all dangling images and all build cache.",
+        (true, false) => "This will remove all dangling images.",
+        (false, true) => "This will remove all build cache.",
+        (false, false) => "This will remove everything no image, container or cache record uses.",
+    };
+    if !a.force && !confirm(warning) {
+        return Ok(ExitCode::SUCCESS);
+    }
     let all = a.all;
     let until = match a.filter.as_deref() {
         None => None,
@@ -540,8 +704,31 @@ pub fn prune(store: &Store, a: PruneArgs) -> Result<ExitCode> {
             }
         }
     }
+    // `image prune`: dangling images go first, as docker's; what a container still uses
+    // stays on disk through the container's own root.
+    let mut named = BTreeSet::new();
+    for (_, manifest) in x.refs()? {
+        named.insert(x.image(&manifest)?.id().clone());
+    }
+    let mut dangling = Vec::new();
+    for manifest in x.untagged()?.into_iter().filter(|_| dangling_images) {
+        let img = x.image(&manifest)?;
+        if !named.contains(img.id()) {
+            x.drop_untagged(&manifest)?;
+            dangling.push(img.id().clone());
+        }
+    }
     let rep = x.prune()?;
     drop(x);
+    if !dangling.is_empty() {
+        dangling.sort();
+        dangling.dedup();
+        println!("Deleted Images:");
+        for id in &dangling {
+            println!("deleted: {id}");
+        }
+        println!();
+    }
     for (d, size) in &rep.blobs {
         println!("deleted: {d} ({})", human_size(*size));
     }

@@ -528,3 +528,95 @@ fn errors_name_the_stage_and_how_to_get_an_image() {
     );
     assert!(!err.contains("insecure-registry"), "{err}");
 }
+
+/// `images -a`, `--digests` and `--filter` as docker's.
+#[test]
+fn images_filters_and_digests() {
+    strata_tests::require!(Root, Busybox);
+    let (env, id) = setup();
+    let tar = env.path("busybox.tar");
+    // An untagged image (dangling) and a second name of bb:1.
+    let other = env.ok(&[
+        "import",
+        "--change",
+        "LABEL only=here",
+        tar.to_str().unwrap(),
+    ]);
+    let other = other.trim().to_string();
+    env.ok(&["tag", "bb:1", "app/web:2"]);
+    let rows = |args: &[&str]| {
+        let mut all = vec!["images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"];
+        all.extend_from_slice(args);
+        let mut v: Vec<String> = env.ok(&all).lines().map(str::to_string).collect();
+        v.sort();
+        v
+    };
+    let (bb, un) = (&id[7..19], &other[7..19]);
+    assert_eq!(rows(&["-a"]), rows(&[]), "no intermediate images");
+    assert_eq!(
+        rows(&["--filter", "dangling=true"]),
+        vec![format!("<none>:<none> {un}")]
+    );
+    assert_eq!(
+        rows(&["--filter", "dangling=false"]),
+        vec![format!("app/web:2 {bb}"), format!("bb:1 {bb}")]
+    );
+    assert_eq!(
+        rows(&["--filter", "reference=app/*"]),
+        vec![format!("app/web:2 {bb}")]
+    );
+    assert_eq!(rows(&["-f", "reference=bb:1"]), vec![format!("bb:1 {bb}")]);
+    assert_eq!(
+        rows(&["-f", "reference=*"]),
+        vec![format!("bb:1 {bb}")],
+        "* stops at /"
+    );
+    assert_eq!(
+        rows(&["--filter", "label=only"]),
+        vec![format!("<none>:<none> {un}")]
+    );
+    assert_eq!(
+        rows(&["--filter", "label=a=x y"]),
+        vec![format!("app/web:2 {bb}"), format!("bb:1 {bb}")]
+    );
+    assert!(rows(&["--filter", "label=a=nope"]).is_empty());
+    assert_eq!(
+        rows(&["--filter", "since=bb:1"]),
+        vec![format!("<none>:<none> {un}")]
+    );
+    assert_eq!(rows(&["--filter", "before=bb:1"]), Vec::<String>::new());
+    // --digests adds docker's DIGEST column (<none> for images that were never pulled).
+    let table = env.ok(&["images", "--digests", "bb"]);
+    let mut lines = table.lines();
+    let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        [
+            "REPOSITORY",
+            "TAG",
+            "DIGEST",
+            "IMAGE",
+            "ID",
+            "CREATED",
+            "SIZE"
+        ]
+    );
+    assert!(
+        lines.next().unwrap().split_whitespace().nth(2) == Some("<none>"),
+        "{table}"
+    );
+    // Bad filters: docker's messages.
+    let o = env.run(&["images", "--filter", "nope=1"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("invalid filter 'nope'"),
+        "{}",
+        stderr(&o)
+    );
+    let o = env.run(&["images", "--filter", "dangling"]);
+    assert!(
+        stderr(&o).contains("bad format of filter"),
+        "{}",
+        stderr(&o)
+    );
+}

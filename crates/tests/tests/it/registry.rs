@@ -1487,6 +1487,18 @@ fn run_pulls_an_image_that_is_not_in_the_store_as_docker_run_does() {
         "{err}"
     );
     assert_eq!(inspect(&fresh, &name)["Id"], inspect(&a, &name)["Id"]);
+    // `images --digests` shows the digest it was pulled by.
+    let digest = pulled_digest(&err);
+    let rows = ok(
+        &fresh,
+        &[
+            "images",
+            "--digests",
+            "--format",
+            "{{.Repository}} {{.Digest}}",
+        ],
+    );
+    assert_eq!(rows, format!("{}/strata/runme {digest}\n", reg.host()));
     // Now in the store: no pull.
     let o = strata(&fresh, &["run", "--rm", &name, "true"]);
     assert!(o.status.success());

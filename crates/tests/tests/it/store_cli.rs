@@ -504,6 +504,22 @@ fn untagged_images_are_kept_until_removed() {
     assert_eq!(other.ok(&["rmi", &id[7..19]]), format!("Deleted: {id}\n"));
     assert_eq!(other.ok(&["images", "-q"]), "");
     other.fsck_clean();
+    // docker's `image prune` removes dangling images, and says which.
+    other.ok(&["load", "-i", f.to_str().unwrap()]);
+    let out = other.ok(&["image", "prune", "-f"]);
+    assert!(
+        out.starts_with(&format!("Deleted Images:\ndeleted: {id}\n\n")),
+        "{out}"
+    );
+    assert!(out.contains("Total reclaimed space: "), "{out}");
+    assert_eq!(other.ok(&["images", "-q"]), "");
+    other.fsck_clean();
+    // A named image is no dangling one.
+    other.ok(&["load", "-i", f.to_str().unwrap()]);
+    other.ok(&["tag", &id[7..19], "kept:1"]);
+    let out = other.ok(&["system", "prune", "-f"]);
+    assert!(!out.contains("Deleted Images:"), "{out}");
+    assert_eq!(other.ok(&["images", "-q"]).trim(), &id[7..19]);
 }
 
 /// Rows of `images` are per image id, as docker's: an untagged image that gets a name (by
