@@ -1,6 +1,7 @@
 //! What the parent, the helper and the container's init say to each other (JSON).
 //!
-//! * parent → helper, on the control socket: `u64` little-endian length + [`InitSpec`] JSON,
+//! * parent → helper, on the control socket: `u64` little-endian length + [`HelperSpec`]
+//!   JSON (a new container, [`InitSpec`], or a process joining a running one, [`JoinInit`]),
 //!   then zero or more [`ToHelper`] lines. Shutting down (or losing) the parent's side makes
 //!   the helper SIGKILL the container.
 //! * helper → parent, same socket: [`ToParent`] lines: `Started`, or `Failed`, then `Exited`.
@@ -67,6 +68,34 @@ pub(crate) struct InitSpec {
     /// Seccomp filters to install in order, each instruction packed as
     /// `code << 48 | jt << 40 | jf << 32 | k`; empty when unconfined.
     #[serde(default)]
+    pub seccomp: Vec<Vec<u64>>,
+}
+
+/// What the helper is asked to do.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) enum HelperSpec {
+    /// A new container: namespaces, mounts, pid 1 ([`crate::spawn`]).
+    Run(InitSpec),
+    /// A new process in the namespaces of a running container ([`crate::join`]).
+    Join(JoinInit),
+}
+
+/// The part of a [`JoinSpec`](crate::JoinSpec) the helper needs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct JoinInit {
+    /// The descriptor number, in the helper, of a pidfd of the container's pid 1 (inherited).
+    pub pidfd: i32,
+    /// The `CLONE_NEW*` flags of the namespaces to join.
+    pub namespaces: u32,
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub user: Option<String>,
+    pub no_new_privs: bool,
+    pub tty: bool,
+    /// The caller goes away after the start: the helper keeps the process running then.
+    pub detach: bool,
+    /// As [`InitSpec::seccomp`].
     pub seccomp: Vec<Vec<u64>>,
 }
 
