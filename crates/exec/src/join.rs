@@ -125,11 +125,17 @@ fn namespaces_of(pid: u32) -> Result<ThreadNameSpaceType> {
     let id = |path: String| {
         std::fs::metadata(&path)
             .map(|m| (m.dev(), m.ino()))
-            .map_err(io_err(format!("read {path}")))
+            .map_err(|e| match e.raw_os_error() {
+                // No such process (any more), or a zombie's namespaces.
+                Some(libc::ENOENT | libc::ESRCH) => Error::Gone,
+                _ => io_err(format!("read {path}"))(e),
+            })
     };
     let mut flags = ThreadNameSpaceType::empty();
     for (name, flag) in NAMESPACES {
-        if id(format!("/proc/{pid}/ns/{name}"))? != id(format!("/proc/self/ns/{name}"))? {
+        let ours = id(format!("/proc/self/ns/{name}"))
+            .map_err(|_| Error::InvalidSpec(format!("this kernel has no {name} namespace")))?;
+        if id(format!("/proc/{pid}/ns/{name}"))? != ours {
             flags |= flag;
         }
     }
