@@ -64,31 +64,30 @@ pub fn run(store: &Store, spec: &Spec, attach: Attach) -> Result<u8, RunError> {
         exec_spec.stdout = exec::Stdio::Inherit;
         exec_spec.stderr = exec::Stdio::Inherit;
     }
-    execute(exec_spec, attach, listeners)
+    let tty = exec_spec.tty;
+    let start = || {
+        exec::spawn(&exec_spec).map_err(|e| RunError {
+            code: spawn_error_code(&e),
+            message: e.to_string(),
+        })
+    };
+    attached(tty, attach, listeners, start)
 }
 
-/// Start the container, relay its terminal and signals, wait for it.
-fn execute(
-    spec: exec::ExecSpec,
+/// Start a process with `start` (a container, or a process in one), relay its terminal and
+/// signals, wait for it: its exit code.
+pub(crate) fn attached(
+    tty: bool,
     attach: Attach,
     listeners: Vec<(ports::PortMap, std::net::TcpListener)>,
+    start: impl FnOnce() -> Result<exec::Running, RunError>,
 ) -> Result<u8, RunError> {
-    let tty = spec.tty;
     // Block the signals to forward before any thread exists, so every thread inherits the
     // mask and only the forwarding thread receives them (with sigwaitinfo). The executor's
     // helper starts with an empty mask (std resets it), and so does the container.
     let signals = SignalSet::new(tty);
     signals.block();
-    let mut running = match exec::spawn(&spec) {
-        Ok(r) => r,
-        Err(e) => {
-            return Err(RunError {
-                code: spawn_error_code(&e),
-                message: e.to_string(),
-            })
-        }
-    };
-    drop(spec);
+    let mut running = start()?;
     if let Err(e) = ports::start(listeners, running.pid()) {
         let message = format!("publish ports: {e:#}");
         let _ = running.kill();
