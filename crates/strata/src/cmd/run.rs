@@ -127,13 +127,7 @@ pub fn run(store: Result<Store>, a: RunArgs) -> Result<ExitCode> {
     };
     let result = if a.detach {
         runtime::create(&store, &spec).and_then(|c| {
-            let mut supervisor = std::process::Command::new("/proc/self/exe");
-            supervisor
-                .arg("--root")
-                .arg(store.root())
-                .arg(SUPERVISE_CMD)
-                .arg(c.id());
-            c.start(supervisor)?;
+            c.start(supervisor(&store, c.id()))?;
             println!("{}", c.id());
             Ok(0)
         })
@@ -147,6 +141,17 @@ pub fn run(store: Result<Store>, a: RunArgs) -> Result<ExitCode> {
             ExitCode::from(e.code)
         }
     })
+}
+
+/// The command that runs the supervisor of the container `id`: this binary again.
+pub fn supervisor(store: &Store, id: &str) -> std::process::Command {
+    let mut supervisor = std::process::Command::new("/proc/self/exe");
+    supervisor
+        .arg("--root")
+        .arg(store.root())
+        .arg(SUPERVISE_CMD)
+        .arg(id);
+    supervisor
 }
 
 /// The supervisor of a detached container: `runtime::supervise` in a process of its own.
