@@ -529,7 +529,7 @@ impl Init<'_> {
 
     /// A new pty pair from the container's devpts (see [`open_pty`]).
     fn open_pty(&mut self, root: &OwnedFd) -> Result<OwnedFd, SetupError> {
-        open_pty(root, self.sync)
+        open_pty(root, self.sync, self.spec.winsize)
     }
 
     /// Resolve `target` (absolute, inside the container) beneath `root`, creating what is
@@ -639,8 +639,12 @@ impl Init<'_> {
 
 /// A new pty pair from the container's devpts (`dev/pts/ptmx` beneath `root`). The master
 /// goes to the helper over `sync` (and on to the caller); the slave is returned, to become
-/// the command's terminal.
-pub(crate) fn open_pty(root: &OwnedFd, sync: &UnixStream) -> Result<OwnedFd, SetupError> {
+/// the command's terminal, of size `winsize` (rows, columns) if given.
+pub(crate) fn open_pty(
+    root: &OwnedFd,
+    sync: &UnixStream,
+    winsize: Option<(u16, u16)>,
+) -> Result<OwnedFd, SetupError> {
     let master = rustix::fs::openat2(
         root,
         "dev/pts/ptmx",
@@ -655,6 +659,9 @@ pub(crate) fn open_pty(root: &OwnedFd, sync: &UnixStream) -> Result<OwnedFd, Set
         rustix::pty::OpenptFlags::RDWR | rustix::pty::OpenptFlags::NOCTTY,
     )
     .map_err(step("open the pty slave"))?;
+    if let Some((rows, cols)) = winsize {
+        sys::set_winsize(slave.as_fd(), rows, cols).map_err(step("set the terminal's size"))?;
+    }
     let fds = [master.as_fd()];
     let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
     let mut cmsg = rustix::net::SendAncillaryBuffer::new(&mut space);

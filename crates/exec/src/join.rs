@@ -78,6 +78,9 @@ pub struct JoinSpec {
     /// A pseudo-terminal from the container's devpts as the process's stdio and controlling
     /// terminal; the master is [`Running::pty`].
     pub tty: bool,
+    /// With [`tty`](Self::tty): the terminal's size (rows, columns), set before the command
+    /// starts.
+    pub winsize: Option<(u16, u16)>,
     /// The process outlives the caller: the helper does not kill it when the caller goes
     /// away (release the handle with [`Running::detach`]). It still dies with the container.
     pub detach: bool,
@@ -102,6 +105,7 @@ impl JoinSpec {
             stdout: Stdio::Null,
             stderr: Stdio::Null,
             tty: false,
+            winsize: None,
             detach: false,
             helper: None,
         }
@@ -189,6 +193,7 @@ pub fn join(spec: &JoinSpec) -> Result<Running> {
         user: spec.user.clone(),
         no_new_privs: spec.no_new_privs,
         tty: spec.tty,
+        winsize: spec.winsize,
         detach: spec.detach,
         seccomp: spec.seccomp.packed()?,
     };
@@ -314,7 +319,7 @@ fn setup_and_exec(spec: &JoinInit, sync: &UnixStream) -> Result<Infallible, Setu
             Mode::empty(),
         )
         .map_err(step("open the container's root"))?;
-        Some(init::open_pty(&root, sync)?)
+        Some(init::open_pty(&root, sync, spec.winsize)?)
     } else {
         None
     };

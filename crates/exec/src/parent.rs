@@ -300,6 +300,7 @@ fn init_spec(spec: &ExecSpec) -> Result<InitSpec> {
         readonly_rootfs: spec.readonly_rootfs,
         no_new_privs: spec.no_new_privs,
         tty: spec.tty,
+        winsize: spec.winsize,
         state_dir: utf8(&state_dir, "state dir")?,
         hosts: files::hosts(&spec.hostname, &spec.extra_hosts),
         resolv_conf: files::resolv_conf(&host_resolv, spec.network),

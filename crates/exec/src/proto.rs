@@ -65,6 +65,9 @@ pub(crate) struct InitSpec {
     /// Leave the directories created as mount points (`/proc`, `/dev`, ...) in the rootfs.
     #[serde(default)]
     pub keep_dir_stubs: bool,
+    /// The terminal's size (rows, columns) with `tty`.
+    #[serde(default)]
+    pub winsize: Option<(u16, u16)>,
     /// Seccomp filters to install in order, each instruction packed as
     /// `code << 48 | jt << 40 | jf << 32 | k`; empty when unconfined.
     #[serde(default)]
@@ -93,6 +96,8 @@ pub(crate) struct JoinInit {
     pub user: Option<String>,
     pub no_new_privs: bool,
     pub tty: bool,
+    /// The terminal's size (rows, columns) with `tty`.
+    pub winsize: Option<(u16, u16)>,
     /// The caller goes away after the start: the helper keeps the process running then.
     pub detach: bool,
     /// As [`InitSpec::seccomp`].
