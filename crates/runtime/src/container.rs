@@ -440,12 +440,14 @@ pub(crate) fn generated_name(id: &str, attempt: usize) -> String {
 
 /// The lifecycle of a created container (see `crate::create` and `Container::start`).
 impl Container {
-    /// Wait until the container is no longer running; `None` waits forever. False when it
-    /// still runs after `timeout`.
+    /// Wait until the container is no longer running and its supervisor has exited (so
+    /// the published ports are free again); `None` waits forever. False when it still runs
+    /// after `timeout`.
     pub fn wait(&mut self, timeout: Option<Duration>) -> bool {
         let t = timeout.unwrap_or(Duration::from_secs(u64::MAX / 4));
+        let (sup, sup_start) = (self.state.supervisor, self.state.supervisor_start);
         wait_until(t, || {
-            self.reload().is_err() || self.status() != Status::Running
+            (self.reload().is_err() || self.status() != Status::Running) && !alive(sup, sup_start)
         })
     }
 

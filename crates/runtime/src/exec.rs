@@ -77,6 +77,7 @@ impl Container {
         }
         if e.tty {
             spec.tty = true;
+            spec.winsize = attach.winsize();
         } else {
             spec.stdin = if attach.interactive {
                 exec::Stdio::Inherit

@@ -28,6 +28,20 @@ pub struct Attach {
 }
 
 impl Attach {
+    /// The window size (rows, columns) of the caller's terminal: stdout's, else stdin's.
+    pub(crate) fn winsize(&self) -> Option<(u16, u16)> {
+        [self.stdout.as_raw_fd(), self.stdin.as_raw_fd()]
+            .into_iter()
+            .find_map(|fd| {
+                // SAFETY: winsize is plain data; TIOCGWINSZ fills it or fails on a
+                // non-terminal.
+                let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+                // SAFETY: `ws` is a valid winsize for TIOCGWINSZ to write into.
+                let r = unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) };
+                (r == 0).then_some((ws.ws_row, ws.ws_col))
+            })
+    }
+
     /// This process's stdin and stdout.
     pub fn std(interactive: bool) -> Attach {
         Attach {
@@ -55,6 +69,7 @@ pub fn run(store: &Store, spec: &Spec, attach: Attach) -> Result<u8, RunError> {
     let (mut exec_spec, listeners) = prepared.map_err(RunError::start)?;
     if spec.tty {
         exec_spec.tty = true;
+        exec_spec.winsize = attach.winsize();
     } else {
         exec_spec.stdin = if attach.interactive {
             exec::Stdio::Inherit

@@ -118,9 +118,15 @@ impl Container {
         if self.status() == Status::Running {
             return Ok(());
         }
-        // A dead container's processes are killed with its supervisor: let them go first.
-        let (pid, start) = (self.state.pid, self.state.pid_start);
-        if !container::wait_until(Duration::from_secs(10), || !container::alive(pid, start)) {
+        // The last run's processes go first: a dead container's are killed with its
+        // supervisor, and an exited container's supervisor still holds the published ports
+        // for the moment between recording the exit and exiting itself.
+        let st = &self.state;
+        let (pid, start) = (st.pid, st.pid_start);
+        let (sup, sup_start) = (st.supervisor, st.supervisor_start);
+        if !container::wait_until(Duration::from_secs(10), || {
+            !container::alive(pid, start) && !container::alive(sup, sup_start)
+        }) {
             return Err(fail(format!(
                 "container {} is still stopping",
                 self.config.id
