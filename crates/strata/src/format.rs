@@ -234,6 +234,12 @@ mod tests {
         assert_eq!(human_size(1_500), "1.5kB");
         assert_eq!(human_size(999_999), "1e+03kB");
         assert_eq!(human_size(2_140_160), "2.14MB");
+        // units.HumanSize (precision 4), as the prune commands print it.
+        assert_eq!(human_size_4(0), "0B");
+        assert_eq!(human_size_4(2_468), "2.468kB");
+        assert_eq!(human_size_4(2_140_160), "2.14MB");
+        assert_eq!(human_size_4(12_345_678), "12.35MB");
+        assert_eq!(human_size_4(999_999), "1000kB");
     }
 
     #[test]

@@ -18,7 +18,7 @@ replaces CMD; --entrypoint replaces ENTRYPOINT and drops CMD). Its root filesyst
 overlay of the image's layers. In the foreground its writes are DISCARDED when it exits, \
 with or without --rm. With -d it runs in the background under a small supervisor process \
 that keeps its logs and exit status until `strata rm` (or its exit, with --rm); manage it \
-with `strata ps`, `logs`, `stop` and `rm`.
+with `strata ps`, `logs`, `exec`, `stop`, `start`, `kill`, `wait`, `port` and `rm`.
 
 strata exits with the command's exit code; 125 when the container could not be started, \
 126 when the command cannot be executed, 127 when it is not found. SIGINT, SIGTERM, SIGHUP \
@@ -58,7 +58,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub entrypoint: Option<String>,
     /// Run the container in the background and print its id (see `strata ps`, `logs`,
-    /// `stop`, `rm`).
+    /// `exec`, `stop`, `start`, `rm`).
     #[arg(short, long)]
     pub detach: bool,
     /// Publish a container's TCP port on the host (`[IP:][HOST_PORT:]CONTAINER_PORT[/tcp]`,
