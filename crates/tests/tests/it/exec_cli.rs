@@ -201,6 +201,53 @@ fn exec_runs_in_the_container() {
 }
 
 #[test]
+fn exec_takes_the_image_user_workdir_and_env_and_gets_signals() {
+    strata_tests::require!(Root, Busybox);
+    let env = setup();
+    let _guard = Detached(&env);
+    // cfg:local: ENV FOO=from-image KEEP=kept, WORKDIR /app, USER nobody.
+    let id = run_d(&env, &["cfg:local", "sleep", "1000"]);
+    assert_eq!(
+        env.ok(&[
+            "exec",
+            &id,
+            "sh",
+            "-c",
+            "id -un; pwd; echo $FOO $KEEP $HOME"
+        ]),
+        "nobody\n/app\nfrom-image kept /\n"
+    );
+    // Root gets root's HOME (the container's was nobody's), not the container's.
+    assert_eq!(
+        env.ok(&["exec", "-u", "0", &id, "sh", "-c", "id -u; echo $HOME"]),
+        "0\n/root\n"
+    );
+    // SIGTERM to strata goes to the exec'd process.
+    let mut child = env
+        .cmd()
+        .args([
+            "exec",
+            &id,
+            "sh",
+            "-c",
+            "trap 'echo got-term; exit 42' TERM; echo ready; while true; do sleep 0.1; done",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    // SAFETY: signalling our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "got-term\n");
+    assert_eq!(child.wait().unwrap().code(), Some(42));
+}
+
+#[test]
 fn exec_is_confined_like_the_container() {
     strata_tests::require!(Root, Busybox);
     let env = setup();
@@ -314,9 +361,9 @@ fn host_processes() -> Vec<String> {
         .collect()
 }
 
-/// Run `strata ARGS` under a pty made by `script`; the exit status and what the terminal
-/// showed.
-fn under_pty(env: &Env, args: &str) -> (Option<i32>, String) {
+/// Run `strata ARGS` under a pty made by `script`, typing `input` after a pause; the exit
+/// status and what the terminal showed.
+fn under_pty(env: &Env, args: &str, input: &[&[u8]]) -> (Option<i32>, String) {
     let line = format!(
         "stty cols 83 rows 21; {} --root {} {args}",
         strata_tests::strata_bin(),
@@ -330,7 +377,12 @@ fn under_pty(env: &Env, args: &str) -> (Option<i32>, String) {
         .spawn()
         .expect("run script (util-linux)");
     // Kept open until the end: script would forward its EOF to the terminal.
-    let stdin = child.stdin.take().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    for chunk in input {
+        std::thread::sleep(std::time::Duration::from_millis(800));
+        stdin.write_all(chunk).unwrap();
+        stdin.flush().unwrap();
+    }
     let o = child.wait_with_output().unwrap();
     drop(stdin);
     (o.status.code(), format!("{}{}", stdout(&o), stderr(&o)))
@@ -345,11 +397,20 @@ fn exec_with_a_tty() {
     let (code, out) = under_pty(
         &env,
         "exec -it web sh -c 'busybox tty; busybox stty size; echo TERM=$TERM; exit 4'",
+        &[],
     );
     assert_eq!(code, Some(4), "{out}");
     assert!(out.contains("/dev/pts/"), "{out}");
     assert!(out.contains("21 83"), "{out}");
     assert!(out.contains("TERM=xterm"), "{out}");
+    // Interactive: keystrokes go in (raw mode: Enter is \r), output comes back.
+    let (code, out) = under_pty(
+        &env,
+        "exec -it web sh",
+        &[b"echo in-$((6*7))\r", b"exit 3\r"],
+    );
+    assert_eq!(code, Some(3), "{out}");
+    assert!(out.contains("in-42"), "{out}");
     // -t without a terminal: still a pty for the command's output.
     let out = env.ok(&["exec", "-t", "web", "busybox", "tty"]);
     assert!(out.starts_with("/dev/pts/"), "{out}");
