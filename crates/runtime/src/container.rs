@@ -289,16 +289,19 @@ impl Containers {
     }
 
     /// Remove every container that is not running (`docker container prune`): the ids
-    /// removed, oldest first, and the size of their writable layers.
+    /// removed, oldest first, and the size of their writable layers. A container that has
+    /// no `state.json` yet is being started by `run -d` (between `create` and its
+    /// supervisor's first record) and is left alone.
     pub fn prune(&self) -> Result<Pruned> {
         let mut pruned = Pruned::default();
+        let starting = |c: &Container| !c.dir.join("state.json").exists();
         for mut c in self.list()?.into_iter().rev() {
-            if c.status() == Status::Running {
+            if c.status() == Status::Running || starting(&c) {
                 continue;
             }
-            // Checked again under the lock: a `start` holds it while it starts one.
+            // Checked again under the lock: `start` holds it while it starts one.
             let _l = self.lock()?;
-            if c.reload().is_err() || c.status() == Status::Running {
+            if c.reload().is_err() || c.status() == Status::Running || starting(&c) {
                 continue;
             }
             let size = c.size_rw();
@@ -742,7 +745,16 @@ mod tests {
         std::fs::hard_link(old.dir.join("upper/d/f"), old.dir.join("upper/g")).unwrap();
         std::fs::write(old.dir.join("upper/h"), [0u8; 234]).unwrap();
         assert_eq!(old.size_rw(), 1234, "hard links counted once");
-        fake(&store, &"b".repeat(64), "new", "2026-01-02T00:00:00Z");
+        let exited = State {
+            status: "exited".into(),
+            exit_code: Some(0),
+            ..State::default()
+        };
+        write_state(&old.dir, &exited).unwrap();
+        let new = fake(&store, &"b".repeat(64), "new", "2026-01-02T00:00:00Z");
+        write_state(&new.dir, &State::default()).unwrap();
+        // No state.json: `run -d` is starting it.
+        fake(&store, &"d".repeat(64), "starting", "2026-01-04T00:00:00Z");
         let up = fake(&store, &"c".repeat(64), "up", "2026-01-03T00:00:00Z");
         let me = std::process::id();
         let state = State {
@@ -765,7 +777,7 @@ mod tests {
             .into_iter()
             .map(|c| c.config.name)
             .collect();
-        assert_eq!(left, vec!["up"]);
+        assert_eq!(left, vec!["starting", "up"]);
     }
 
     #[test]
