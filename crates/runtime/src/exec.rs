@@ -108,13 +108,13 @@ impl Container {
             return Err(usage("exec needs a command to run".into()));
         }
         let cwd = match e.workdir.as_deref() {
+            None | Some("") => c.cwd.clone(),
             Some(w) if !w.starts_with('/') => {
                 return Err(usage(format!(
                     "the working directory '{w}' is invalid, it needs to be an absolute path"
                 )))
             }
-            Some(w) if !w.is_empty() => w.to_string(),
-            _ => c.cwd.clone(),
+            Some(w) => w.to_string(),
         };
         let user = match e.user.as_deref() {
             Some(u) if !u.is_empty() => Some(u.to_string()),
