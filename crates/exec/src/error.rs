@@ -49,6 +49,9 @@ pub enum Error {
     /// The init helper broke its protocol or died before reporting (a bug, or it was killed).
     #[error("init helper: {0}")]
     Helper(String),
+    /// The running container to [`join`](crate::join) has exited (its pid 1 is gone).
+    #[error("the container's process has exited")]
+    Gone,
 }
 
 /// Why a command could not be executed, as docker tells them apart (exit 127 or 126).
@@ -94,6 +97,8 @@ pub(crate) enum SetupError {
         message: String,
         kind: ExecFailure,
     },
+    /// The container to join has exited.
+    Gone,
 }
 
 impl SetupError {
@@ -119,6 +124,7 @@ impl From<SetupError> for Error {
                 message,
                 kind,
             },
+            SetupError::Gone => Error::Gone,
         }
     }
 }

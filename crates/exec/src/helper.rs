@@ -16,7 +16,9 @@ use rustix::io::Errno;
 use rustix::process::{Pid, PidfdFlags, Signal, WaitOptions};
 
 use crate::error::SetupError;
-use crate::proto::{self, FromInit, InitRootfs, InitSpec, Stub, ToHelper, ToParent, INIT_ARG};
+use crate::proto::{
+    self, FromInit, HelperSpec, InitRootfs, InitSpec, Stub, ToHelper, ToParent, INIT_ARG,
+};
 use crate::{init, sys};
 
 /// Largest spec accepted from the parent.
@@ -53,6 +55,10 @@ fn helper_main(fd: RawFd) -> i32 {
             return 125;
         }
     };
+    let spec = match spec {
+        HelperSpec::Run(spec) => *spec,
+        HelperSpec::Join(spec) => return crate::join::helper(&spec, &control),
+    };
     let private = match make_private_dir(&spec) {
         Ok(p) => p,
         Err(e) => {
@@ -65,7 +71,7 @@ fn helper_main(fd: RawFd) -> i32 {
     code
 }
 
-fn read_spec(mut control: &UnixStream) -> Result<InitSpec, SetupError> {
+fn read_spec(mut control: &UnixStream) -> Result<HelperSpec, SetupError> {
     let fail = |e: std::io::Error| SetupError::setup("init helper: read the spec", e);
     let mut len = [0u8; 8];
     control.read_exact(&mut len).map_err(fail)?;
@@ -220,7 +226,48 @@ fn send_fd(control: &UnixStream, fd: Option<&OwnedFd>) {
     );
 }
 
+/// A new container: fork its init, relay, and remove the mount-point stubs it reports
+/// before the end is reported.
 fn supervise(spec: &InitSpec, private: &Path, control: &UnixStream) -> i32 {
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null");
+    relay(
+        control,
+        spec.tty,
+        false,
+        null,
+        |sync| init::container_main(spec, private, sync),
+        |reported| {
+            let base = match &spec.rootfs {
+                InitRootfs::Overlay { upper, .. } => upper,
+                InitRootfs::Dir(d) => d,
+            };
+            let stubs: Vec<Stub> = reported
+                .iter()
+                .filter(|s| !(spec.keep_dir_stubs && s.dir))
+                .cloned()
+                .collect();
+            remove_stubs(Path::new(base), &stubs);
+            let _ = std::fs::remove_dir_all(private);
+        },
+    )
+}
+
+/// Fork the process `child` becomes (given its end of the sync socket), relay its setup
+/// result and terminal to the caller, forward signals, kill it when the caller goes away
+/// (unless `detach`), reap it, run `cleanup` with the mount-point stubs it reported, and
+/// report its end. `null` (`/dev/null`) replaces this helper's standard streams, which are
+/// the process's. Returns the exit code.
+pub(crate) fn relay(
+    control: &UnixStream,
+    tty: bool,
+    detach: bool,
+    null: std::io::Result<std::fs::File>,
+    child: impl FnOnce(UnixStream),
+    cleanup: impl FnOnce(&[Stub]),
+) -> i32 {
     let (sync_ours, sync_theirs) = match UnixStream::pair() {
         Ok(p) => p,
         Err(e) => {
@@ -234,7 +281,9 @@ fn supervise(spec: &InitSpec, private: &Path, control: &UnixStream) -> i32 {
     let pid = match sys::fork() {
         Ok(None) => {
             drop(sync_ours);
-            init::container_main(spec, private, sync_theirs)
+            // `child` execs or exits; it never returns.
+            child(sync_theirs);
+            sys::exit_now(125)
         }
         Ok(Some(pid)) => pid,
         Err(e) => {
@@ -249,11 +298,7 @@ fn supervise(spec: &InitSpec, private: &Path, control: &UnixStream) -> i32 {
     sys::forward_signals_to(pid);
     // Our standard streams are the container's: let go of them so that readers see EOF
     // as soon as the container's processes are gone.
-    if let Ok(null) = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/null")
-    {
+    if let Ok(null) = null {
         for fd in 0..3 {
             let _ = sys::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), fd);
         }
@@ -263,7 +308,7 @@ fn supervise(spec: &InitSpec, private: &Path, control: &UnixStream) -> i32 {
 
     let mut report = InitReport {
         open: true,
-        tty_pending: spec.tty,
+        tty_pending: tty,
         ..Default::default()
     };
     let mut control_open = true;
@@ -327,9 +372,12 @@ fn supervise(spec: &InitSpec, private: &Path, control: &UnixStream) -> i32 {
                     let mut buf = [0u8; 256];
                     match (&*control).read(&mut buf) {
                         Ok(0) | Err(_) => {
-                            // The caller is gone or asked for a kill.
+                            // The caller is gone or asked for a kill (a detached process
+                            // outlives its caller).
                             control_open = false;
-                            kill(Signal::KILL);
+                            if !detach {
+                                kill(Signal::KILL);
+                            }
                         }
                         Ok(n) => {
                             control_buf.extend_from_slice(&buf[..n]);
@@ -376,18 +424,7 @@ fn supervise(spec: &InitSpec, private: &Path, control: &UnixStream) -> i32 {
         };
         let _ = proto::send(control, &msg);
     }
-    let base = match &spec.rootfs {
-        InitRootfs::Overlay { upper, .. } => upper,
-        InitRootfs::Dir(d) => d,
-    };
-    let stubs: Vec<Stub> = report
-        .stubs
-        .iter()
-        .filter(|s| !(spec.keep_dir_stubs && s.dir))
-        .cloned()
-        .collect();
-    remove_stubs(Path::new(base), &stubs);
-    let _ = std::fs::remove_dir_all(private);
+    cleanup(&report.stubs);
 
     let (code, signal) = match status {
         Some(st) => match (st.exit_status(), st.terminating_signal()) {

@@ -77,9 +77,9 @@ const NOSUID_NODEV: u64 = libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV;
 const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 
 /// Exit code of the init when setup failed (docker's "container failed to start").
-const EXIT_SETUP: i32 = 125;
+pub(crate) const EXIT_SETUP: i32 = 125;
 /// Exit code of the init when `execve` failed.
-const EXIT_EXEC: i32 = 127;
+pub(crate) const EXIT_EXEC: i32 = 127;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -308,20 +308,7 @@ impl Init<'_> {
             sys::loopback_up().map_err(step("bring up lo"))?;
         }
 
-        let read = |p: &str| match std::fs::read_to_string(p) {
-            Ok(s) => Ok(Some(s)),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(step(format!("read {p}"))(e)),
-        };
-        // /etc/passwd is read for root too: it gives HOME.
-        let passwd = read("/etc/passwd")?;
-        let group = match spec.user.as_deref() {
-            None | Some("") => None,
-            Some(_) => read("/etc/group")?,
-        };
-        let id = user::resolve(spec.user.as_deref(), passwd.as_deref(), group.as_deref())
-            .map_err(SetupError::User)?;
-
+        let id = identity(spec.user.as_deref())?;
         mkdir_all_owned(&spec.cwd, id.uid, id.gid)?;
         rustix::process::chdir(spec.cwd.as_str())
             .map_err(step(format!("chdir to the working directory {}", spec.cwd)))?;
@@ -332,49 +319,20 @@ impl Init<'_> {
                 .map_err(step("make the rootfs read-only"))?;
         }
         let program = lookup(&spec.args[0], &spec.env)?;
-
-        // Seccomp goes last among the privileged steps but before the capabilities are
-        // dropped: the init still has CAP_SYS_ADMIN, so the kernel needs no no_new_privs
-        // (runc's order when no_new_privs is off), and set-uid binaries keep working. What
-        // runs after it (prctl, setgroups, setres[ug]id, capset, setsid, ioctl, dup2, write,
-        // rt_sigaction, rt_sigprocmask, execve) is allowed by Docker's default profile; a
-        // custom profile that denies one of them fails the start, as with runc.
         // `--ulimit`s while the init may still raise a hard limit (CAP_SYS_RESOURCE).
         for l in &spec.rlimits {
             set_rlimit(l)?;
         }
-        seccomp::install(&spec.seccomp).map_err(step("install the seccomp filter"))?;
-
-        set_identity(&id, spec.no_new_privs)?;
-        // Changing uid/gid cleared the parent-death signal: set it again.
-        rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
-            .map_err(step("set the parent-death signal"))?;
-        if let Some(slave) = pty {
-            rustix::process::setsid().map_err(step("setsid"))?;
-            sys::set_controlling_tty(slave.as_fd())
-                .map_err(step("set the controlling terminal"))?;
-            for fd in 0..3 {
-                sys::dup2(slave.as_raw_fd(), fd).map_err(step("attach the terminal"))?;
-            }
-        }
-
-        // Last word before exec. If the helper is gone this fails (EPIPE) and we stop here;
-        // if it dies later, the parent-death signal kills us.
-        self.stubs_sent = true;
-        if proto::send(self.sync, &FromInit::Stubs(std::mem::take(&mut self.stubs))).is_err() {
-            sys::exit_now(EXIT_SETUP);
-        }
-        let argv: Vec<CString> = spec.args.iter().map(|a| cstring(a)).collect();
-        let mut envp: Vec<CString> = spec.env.iter().map(|a| cstring(a)).collect();
-        if !spec.env.iter().any(|e| e.starts_with("HOME=")) {
-            envp.push(cstring(&format!("HOME={}", id.home)));
-        }
-        sys::reset_signals();
-        let err = sys::execve(&program, &argv, &envp);
-        Err(SetupError::Exec {
-            program: spec.args[0].clone(),
-            message: errno_text(&err.to_string()),
-            kind: ExecFailure::of(&err),
+        let confined = Confined {
+            args: &spec.args,
+            env: &spec.env,
+            seccomp: &spec.seccomp,
+            no_new_privs: spec.no_new_privs,
+        };
+        // Last word before exec: the mount points to remove after the run.
+        exec_confined(&confined, &id, &program, pty, || {
+            self.stubs_sent = true;
+            proto::send(self.sync, &FromInit::Stubs(std::mem::take(&mut self.stubs))).is_ok()
         })
     }
 
@@ -575,35 +533,9 @@ impl Init<'_> {
         }
     }
 
-    /// A new pty pair from the container's devpts. The master goes to the helper (and on to
-    /// the caller); the slave is returned, to become the command's terminal.
+    /// A new pty pair from the container's devpts (see [`open_pty`]).
     fn open_pty(&mut self, root: &OwnedFd) -> Result<OwnedFd, SetupError> {
-        let master = rustix::fs::openat2(
-            root,
-            "dev/pts/ptmx",
-            OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC,
-            Mode::empty(),
-            IN_ROOT,
-        )
-        .map_err(step("open /dev/pts/ptmx"))?;
-        rustix::pty::unlockpt(&master).map_err(step("unlock the pty"))?;
-        let slave = rustix::pty::ioctl_tiocgptpeer(
-            &master,
-            rustix::pty::OpenptFlags::RDWR | rustix::pty::OpenptFlags::NOCTTY,
-        )
-        .map_err(step("open the pty slave"))?;
-        let fds = [master.as_fd()];
-        let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
-        let mut cmsg = rustix::net::SendAncillaryBuffer::new(&mut space);
-        cmsg.push(rustix::net::SendAncillaryMessage::ScmRights(&fds));
-        rustix::net::sendmsg(
-            self.sync,
-            &[IoSlice::new(b"T")],
-            &mut cmsg,
-            rustix::net::SendFlags::empty(),
-        )
-        .map_err(step("pass the pty to the helper"))?;
-        Ok(slave)
+        open_pty(root, self.sync, self.spec.winsize)
     }
 
     /// Resolve `target` (absolute, inside the container) beneath `root`, creating what is
@@ -711,6 +643,123 @@ impl Init<'_> {
     }
 }
 
+/// A new pty pair from the container's devpts (`dev/pts/ptmx` beneath `root`). The master
+/// goes to the helper over `sync` (and on to the caller); the slave is returned, to become
+/// the command's terminal, of size `winsize` (rows, columns) if given.
+pub(crate) fn open_pty(
+    root: &OwnedFd,
+    sync: &UnixStream,
+    winsize: Option<(u16, u16)>,
+) -> Result<OwnedFd, SetupError> {
+    let master = rustix::fs::openat2(
+        root,
+        "dev/pts/ptmx",
+        OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC,
+        Mode::empty(),
+        IN_ROOT,
+    )
+    .map_err(step("open /dev/pts/ptmx"))?;
+    rustix::pty::unlockpt(&master).map_err(step("unlock the pty"))?;
+    let slave = rustix::pty::ioctl_tiocgptpeer(
+        &master,
+        rustix::pty::OpenptFlags::RDWR | rustix::pty::OpenptFlags::NOCTTY,
+    )
+    .map_err(step("open the pty slave"))?;
+    if let Some((rows, cols)) = winsize {
+        sys::set_winsize(slave.as_fd(), rows, cols).map_err(step("set the terminal's size"))?;
+    }
+    let fds = [master.as_fd()];
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut cmsg = rustix::net::SendAncillaryBuffer::new(&mut space);
+    cmsg.push(rustix::net::SendAncillaryMessage::ScmRights(&fds));
+    rustix::net::sendmsg(
+        sync,
+        &[IoSlice::new(b"T")],
+        &mut cmsg,
+        rustix::net::SendFlags::empty(),
+    )
+    .map_err(step("pass the pty to the helper"))?;
+    Ok(slave)
+}
+
+/// `USER` resolved with the `/etc/passwd` and `/etc/group` of the current root (the
+/// container's): read for root too, as it gives `HOME`.
+pub(crate) fn identity(user: Option<&str>) -> Result<user::Identity, SetupError> {
+    let read = |p: &str| match std::fs::read_to_string(p) {
+        Ok(s) => Ok(Some(s)),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(step(format!("read {p}"))(e)),
+    };
+    let passwd = read("/etc/passwd")?;
+    let group = match user {
+        None | Some("") => None,
+        Some(_) => read("/etc/group")?,
+    };
+    user::resolve(user, passwd.as_deref(), group.as_deref()).map_err(SetupError::User)
+}
+
+/// The command and the confinement it runs under: what a container's pid 1 and every
+/// process `exec`'d into the container later get alike.
+pub(crate) struct Confined<'a> {
+    pub args: &'a [String],
+    pub env: &'a [String],
+    /// Packed seccomp filters (empty: unconfined).
+    pub seccomp: &'a [Vec<u64>],
+    pub no_new_privs: bool,
+}
+
+/// The last steps of every container process, in this order: the seccomp filter (while
+/// the process still holds `CAP_SYS_ADMIN`, so without `no_new_privs`, as runc does;
+/// everything after it is allowed by Docker's profile), the identity and docker's
+/// capability set ([`set_identity`]), the parent-death signal again, the terminal if any,
+/// `last_word` (false: the helper is gone, stop here), default signal dispositions and
+/// `execve` with exactly the given environment (plus `HOME` from passwd when it has none).
+pub(crate) fn exec_confined(
+    c: &Confined<'_>,
+    id: &user::Identity,
+    program: &CString,
+    pty: Option<OwnedFd>,
+    last_word: impl FnOnce() -> bool,
+) -> Result<Infallible, SetupError> {
+    // Seccomp goes last among the privileged steps but before the capabilities are
+    // dropped: the process still has CAP_SYS_ADMIN, so the kernel needs no no_new_privs
+    // (runc's order when no_new_privs is off), and set-uid binaries keep working. What
+    // runs after it (prctl, setgroups, setres[ug]id, capset, setsid, ioctl, dup2, write,
+    // rt_sigaction, rt_sigprocmask, execve) is allowed by Docker's default profile; a
+    // custom profile that denies one of them fails the start, as with runc.
+    seccomp::install(c.seccomp).map_err(step("install the seccomp filter"))?;
+
+    set_identity(id, c.no_new_privs)?;
+    // Changing uid/gid cleared the parent-death signal: set it again.
+    rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
+        .map_err(step("set the parent-death signal"))?;
+    if let Some(slave) = pty {
+        rustix::process::setsid().map_err(step("setsid"))?;
+        sys::set_controlling_tty(slave.as_fd()).map_err(step("set the controlling terminal"))?;
+        for fd in 0..3 {
+            sys::dup2(slave.as_raw_fd(), fd).map_err(step("attach the terminal"))?;
+        }
+    }
+
+    // If the helper is gone this fails (EPIPE) and we stop here; if it dies later, the
+    // parent-death signal kills us.
+    if !last_word() {
+        sys::exit_now(EXIT_SETUP);
+    }
+    let argv: Vec<CString> = c.args.iter().map(|a| cstring(a)).collect();
+    let mut envp: Vec<CString> = c.env.iter().map(|a| cstring(a)).collect();
+    if !c.env.iter().any(|e| e.starts_with("HOME=")) {
+        envp.push(cstring(&format!("HOME={}", id.home)));
+    }
+    sys::reset_signals();
+    let err = sys::execve(program, &argv, &envp);
+    Err(SetupError::Exec {
+        program: c.args[0].clone(),
+        message: errno_text(&err.to_string()),
+        kind: ExecFailure::of(&err),
+    })
+}
+
 fn cstring(s: &str) -> CString {
     // NUL bytes were rejected by the parent.
     CString::new(s).unwrap_or_default()
@@ -783,7 +832,7 @@ fn mkdir_all_owned(cwd: &str, uid: u32, gid: u32) -> Result<(), SetupError> {
 
 /// Find the program the way Go's `exec.LookPath` does, with the `PATH` of the command's own
 /// environment (or the default `PATH` when it has none).
-fn lookup(program: &str, env: &[String]) -> Result<CString, SetupError> {
+pub(crate) fn lookup(program: &str, env: &[String]) -> Result<CString, SetupError> {
     if program.contains('/') {
         return Ok(cstring(program));
     }

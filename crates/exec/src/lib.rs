@@ -86,6 +86,14 @@
 //! stays mounted anywhere. The helper removes the mount-point stubs and the private
 //! directory and reports the exit status.
 //!
+//! **Joining a running container** ([`join`], `join.rs`, for `strata exec`): the helper
+//! is started in the caller's namespaces with a pidfd of the container's pid 1, joins that
+//! process's namespaces with one `setns(pidfd, ...)` (so a recycled pid is never joined),
+//! and forks the process into them; the process ends exactly as the init does (steps 8 to
+//! 12 above, less the mounts: `USER`, the working directory, which must exist, `PATH`,
+//! the same seccomp filter, capability set and `no_new_privs`, `execve`). It is in the
+//! container's pid namespace, so it dies with the container's pid 1.
+//!
 //! # Invariants
 //!
 //! * A private network's slirp4netns lives as long as the run (or, pooled, as long as the
@@ -141,6 +149,7 @@ mod error;
 mod files;
 mod helper;
 mod init;
+mod join;
 mod net;
 mod parent;
 mod proto;
@@ -151,6 +160,7 @@ pub mod user;
 
 pub use error::{Error, ExecFailure, Result};
 pub use helper::maybe_run_init;
+pub use join::{join, JoinSpec};
 pub use net::NetworkPool;
 pub use parent::{run, spawn, ExitStatus, Output, Running};
 pub use proto::INIT_ARG;

@@ -13,7 +13,9 @@ use rustix::thread::UnshareFlags;
 
 use crate::error::{io_err, Error, Result};
 use crate::net::{PrivateNet, Slirp, Target};
-use crate::proto::{self, InitMount, InitRootfs, InitSpec, ToHelper, ToParent, INIT_ARG};
+use crate::proto::{
+    self, HelperSpec, InitMount, InitRootfs, InitSpec, ToHelper, ToParent, INIT_ARG,
+};
 use crate::NetworkPool;
 use crate::{files, ExecSpec, Mount, Network, Rootfs, Stdio};
 use std::sync::Arc;
@@ -56,7 +58,7 @@ pub struct Output {
 
 /// The private network of a run.
 #[derive(Debug)]
-enum Net {
+pub(crate) enum Net {
     /// slirp4netns on the helper's own new namespace, for this run alone.
     Own(Slirp),
     /// A namespace from a pool, joined by the helper, handed back after the run.
@@ -67,13 +69,13 @@ enum Net {
 /// reaps the helper.
 #[derive(Debug)]
 pub struct Running {
-    helper: Child,
-    pid: i32,
-    control: UnixStream,
-    reader: BufReader<UnixStream>,
-    status: Option<ExitStatus>,
+    pub(crate) helper: Child,
+    pub(crate) pid: i32,
+    pub(crate) control: UnixStream,
+    pub(crate) reader: BufReader<UnixStream>,
+    pub(crate) status: Option<ExitStatus>,
     /// The private network, ended or handed back to its pool once the helper is reaped.
-    net: Option<Net>,
+    pub(crate) net: Option<Net>,
     /// The process's stdin, when [`Stdio::Pipe`].
     pub stdin: Option<ChildStdin>,
     /// The process's stdout, when [`Stdio::Pipe`].
@@ -82,6 +84,8 @@ pub struct Running {
     pub stderr: Option<ChildStderr>,
     /// The master side of the container's terminal, when [`ExecSpec::tty`] is set.
     pub pty: Option<File>,
+    /// Let go of by [`detach`](Running::detach): dropped without a kill or a wait.
+    pub(crate) detached: bool,
 }
 
 impl Running {
@@ -159,9 +163,18 @@ impl Running {
     }
 }
 
+impl Running {
+    /// Let the process run on without this handle: no kill, no wait (for a process started
+    /// with [`JoinSpec::detach`](crate::JoinSpec::detach), whose helper outlives the
+    /// caller). Its standard streams and terminal are closed here.
+    pub fn detach(mut self) {
+        self.detached = true;
+    }
+}
+
 impl Drop for Running {
     fn drop(&mut self) {
-        if self.status.is_none() {
+        if self.status.is_none() && !self.detached {
             let _ = self.kill();
             self.stdin = None;
             self.stdout = None;
@@ -172,7 +185,7 @@ impl Drop for Running {
     }
 }
 
-fn read_msg(r: &mut BufReader<UnixStream>) -> Result<Option<ToParent>> {
+pub(crate) fn read_msg(r: &mut BufReader<UnixStream>) -> Result<Option<ToParent>> {
     let mut line = String::new();
     let n = r
         .read_line(&mut line)
@@ -289,6 +302,7 @@ fn init_spec(spec: &ExecSpec) -> Result<InitSpec> {
         shm_size: spec.shm_size,
         rlimits: spec.rlimits.clone(),
         tty: spec.tty,
+        winsize: spec.winsize,
         state_dir: utf8(&state_dir, "state dir")?,
         hosts: files::hosts(&spec.hostname, &spec.extra_hosts),
         resolv_conf: files::resolv_conf(&host_resolv, spec.network),
@@ -297,7 +311,7 @@ fn init_spec(spec: &ExecSpec) -> Result<InitSpec> {
     })
 }
 
-fn stdio(s: &Stdio, what: &str) -> Result<std::process::Stdio> {
+pub(crate) fn stdio(s: &Stdio, what: &str) -> Result<std::process::Stdio> {
     Ok(match s {
         Stdio::Null => std::process::Stdio::null(),
         Stdio::Inherit => std::process::Stdio::inherit(),
@@ -313,7 +327,8 @@ fn stdio(s: &Stdio, what: &str) -> Result<std::process::Stdio> {
 /// the setup (a mount, the user, the working directory) or of the exec itself is an `Err`.
 pub fn spawn(spec: &ExecSpec) -> Result<Running> {
     let init = init_spec(spec)?;
-    let json = serde_json::to_vec(&init).map_err(|e| Error::InvalidSpec(e.to_string()))?;
+    let json = serde_json::to_vec(&HelperSpec::Run(Box::new(init.clone())))
+        .map_err(|e| Error::InvalidSpec(e.to_string()))?;
     // /proc/self/exe still works when the binary was replaced or deleted since it started.
     let exe = match &spec.helper {
         Some(p) => p.clone(),
@@ -396,6 +411,7 @@ pub fn spawn(spec: &ExecSpec) -> Result<Running> {
         stdout: helper.stdout.take(),
         stderr: helper.stderr.take(),
         pty: None,
+        detached: false,
         helper,
     };
     if spec.network == Network::Private && running.net.is_none() {
@@ -403,16 +419,22 @@ pub fn spawn(spec: &ExecSpec) -> Result<Running> {
         // once the namespace has its route out (the helper waits for the spec).
         running.net = Some(Net::Own(Slirp::start(&Target::Pid(running.helper.id()))?));
     }
+    handshake(running, &json, spec.tty)
+}
+
+/// Send the spec to the started helper and wait until the command runs (or the setup
+/// failed): the terminal's master first when `tty`, then `Started` or `Failed`.
+pub(crate) fn handshake(mut running: Running, json: &[u8], tty: bool) -> Result<Running> {
     let mut msg = (json.len() as u64).to_le_bytes().to_vec();
-    msg.extend_from_slice(&json);
+    msg.extend_from_slice(json);
     // A helper that died early shows up as EOF below; the write error adds nothing.
     let _ = (&running.control).write_all(&msg);
 
-    if spec.tty {
+    if tty {
         running.pty = receive_fd(&running.control)?;
     }
     match read_msg(&mut running.reader)? {
-        Some(ToParent::Started { .. }) if spec.tty && running.pty.is_none() => {
+        Some(ToParent::Started { .. }) if tty && running.pty.is_none() => {
             Err(Error::Helper("started without passing the terminal".into()))
         }
         Some(ToParent::Started { pid }) => {
@@ -434,7 +456,7 @@ pub fn spawn(spec: &ExecSpec) -> Result<Running> {
 
 /// Receive the pty master the helper passes on with `SCM_RIGHTS` (one byte of payload; a
 /// byte without a descriptor means the setup failed first, and the failure follows).
-fn receive_fd(sock: &UnixStream) -> Result<Option<File>> {
+pub(crate) fn receive_fd(sock: &UnixStream) -> Result<Option<File>> {
     use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
     let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
     let mut cmsg = RecvAncillaryBuffer::new(&mut space);

@@ -1,6 +1,7 @@
 //! What the parent, the helper and the container's init say to each other (JSON).
 //!
-//! * parent → helper, on the control socket: `u64` little-endian length + [`InitSpec`] JSON,
+//! * parent → helper, on the control socket: `u64` little-endian length + [`HelperSpec`]
+//!   JSON (a new container, [`InitSpec`], or a process joining a running one, [`JoinInit`]),
 //!   then zero or more [`ToHelper`] lines. Shutting down (or losing) the parent's side makes
 //!   the helper SIGKILL the container.
 //! * helper → parent, same socket: [`ToParent`] lines: `Started`, or `Failed`, then `Exited`.
@@ -64,6 +65,9 @@ pub(crate) struct InitSpec {
     /// Leave the directories created as mount points (`/proc`, `/dev`, ...) in the rootfs.
     #[serde(default)]
     pub keep_dir_stubs: bool,
+    /// The terminal's size (rows, columns) with `tty`.
+    #[serde(default)]
+    pub winsize: Option<(u16, u16)>,
     /// Seccomp filters to install in order, each instruction packed as
     /// `code << 48 | jt << 40 | jf << 32 | k`; empty when unconfined.
     #[serde(default)]
@@ -74,6 +78,36 @@ pub(crate) struct InitSpec {
     /// Resource limits set before the command starts.
     #[serde(default)]
     pub rlimits: Vec<crate::Rlimit>,
+}
+
+/// What the helper is asked to do.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) enum HelperSpec {
+    /// A new container: namespaces, mounts, pid 1 ([`crate::spawn`]).
+    Run(Box<InitSpec>),
+    /// A new process in the namespaces of a running container ([`crate::join`]).
+    Join(JoinInit),
+}
+
+/// The part of a [`JoinSpec`](crate::JoinSpec) the helper needs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct JoinInit {
+    /// The descriptor number, in the helper, of a pidfd of the container's pid 1 (inherited).
+    pub pidfd: i32,
+    /// The `CLONE_NEW*` flags of the namespaces to join.
+    pub namespaces: u32,
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub user: Option<String>,
+    pub no_new_privs: bool,
+    pub tty: bool,
+    /// The terminal's size (rows, columns) with `tty`.
+    pub winsize: Option<(u16, u16)>,
+    /// The caller goes away after the start: the helper keeps the process running then.
+    pub detach: bool,
+    /// As [`InitSpec::seccomp`].
+    pub seccomp: Vec<Vec<u64>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -120,6 +120,9 @@ pub struct ExecSpec {
     /// stdout, stderr and controlling terminal; the master side is
     /// [`Running::pty`](crate::Running::pty).
     pub tty: bool,
+    /// With [`tty`](Self::tty): the terminal's size (rows, columns), set before the command
+    /// starts (so its first look at the size is the caller's).
+    pub winsize: Option<(u16, u16)>,
     /// The executable to re-execute as the init helper; `None` means the running executable
     /// itself (`/proc/self/exe`, which works even if the file was replaced since). Its `main`
     /// must call [`maybe_run_init`](crate::maybe_run_init) first.
@@ -231,6 +234,7 @@ impl ExecSpec {
             stdout: Stdio::Null,
             stderr: Stdio::Null,
             tty: false,
+            winsize: None,
             helper: None,
             keep_dir_stubs: false,
             network_pool: None,

@@ -176,6 +176,23 @@ pub(crate) fn dup2(from: RawFd, to: RawFd) -> io::Result<()> {
     }
 }
 
+/// `ioctl(fd, TIOCSWINSZ, {rows, cols})`: the size of a terminal.
+pub(crate) fn set_winsize(fd: BorrowedFd<'_>, rows: u16, cols: u16) -> io::Result<()> {
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads a `struct winsize`, which `ws` is and which outlives the call;
+    // `fd` is an open descriptor.
+    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws) } == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
 /// `ioctl(fd, TIOCSCTTY, 0)`: make the terminal the controlling terminal of this session.
 pub(crate) fn set_controlling_tty(fd: BorrowedFd<'_>) -> io::Result<()> {
     rustix::process::ioctl_tiocsctty(fd).map_err(io::Error::from)

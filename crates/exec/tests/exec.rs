@@ -861,6 +861,114 @@ fn capabilities(fx: &Fx) {
     assert_eq!(stdout_ok(&spec), "NoNewPrivs:\t1\n");
 }
 
+/// `exec::join`: a process in a running container's namespaces, confined as its pid 1,
+/// dying with it.
+fn join_running(fx: &Fx) {
+    use std::sync::Arc;
+    let (mut spec, _l) = fx.sh("echo hi > /tmp/x; echo ready; while true; do sleep 1; done");
+    spec.hostname = "joined".into();
+    spec.no_new_privs = true;
+    let mut container = exec::spawn(&spec).unwrap();
+    let mut ready = String::new();
+    BufReader::new(container.stdout.take().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    assert_eq!(ready, "ready\n");
+    let pid = container.pid();
+    let pidfd = rustix::process::pidfd_open(
+        rustix::process::Pid::from_raw(pid as i32).unwrap(),
+        rustix::process::PidfdFlags::empty(),
+    )
+    .unwrap();
+    let pidfd = Arc::new(pidfd);
+    let join_spec = |args: &[&str]| {
+        let mut j = exec::JoinSpec::new(
+            pidfd.clone(),
+            pid,
+            args.iter().map(|s| s.to_string()).collect(),
+        );
+        j.env = vec![PATH.to_string()];
+        j.no_new_privs = true;
+        j.stdout = Stdio::Pipe;
+        j.stderr = Stdio::Pipe;
+        j
+    };
+    let run = |j: &exec::JoinSpec| -> Result<(i32, String), Error> {
+        let mut r = exec::join(j)?;
+        let mut out = String::new();
+        r.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+        Ok((r.wait()?.code, out))
+    };
+    let ok = |args: &[&str]| {
+        let (code, out) = run(&join_spec(args)).unwrap();
+        assert_eq!(code, 0, "{args:?}: {out}");
+        out
+    };
+    // The container's files, pid namespace, hostname.
+    assert_eq!(ok(&["cat", "/tmp/x"]), "hi\n");
+    let pids = ok(&[
+        "sh",
+        "-c",
+        "echo $$; cat /proc/sys/kernel/hostname; cat /proc/1/cmdline",
+    ]);
+    let mut lines = pids.lines();
+    assert_ne!(lines.next(), Some("1"));
+    assert_eq!(lines.next(), Some("joined"));
+    assert!(
+        lines.next().unwrap().starts_with("/bin/sh\0-c\0echo hi"),
+        "{pids}"
+    );
+    // The confinement of the container's pid 1.
+    let show = |p: &str| {
+        format!("grep -E '^(Seccomp|NoNewPrivs|Cap(Inh|Prm|Eff|Bnd|Amb)):' /proc/{p}/status")
+    };
+    let mine = ok(&["sh", "-c", &show("self")]);
+    assert_eq!(mine, ok(&["sh", "-c", &show("1")]));
+    assert!(mine.contains("Seccomp:\t2\n"), "{mine}");
+    assert!(mine.contains("NoNewPrivs:\t1\n"), "{mine}");
+    assert!(mine.contains("CapEff:\t00000000a80425fb\n"), "{mine}");
+    let mut alice = join_spec(&[
+        "sh",
+        "-c",
+        "id -u; echo $HOME; pwd; grep CapEff /proc/self/status",
+    ]);
+    alice.user = Some("alice".into());
+    alice.cwd = PathBuf::from("/tmp");
+    assert_eq!(
+        run(&alice).unwrap(),
+        (
+            0,
+            "1000\n/home/alice\n/tmp\nCapEff:\t0000000000000000\n".into()
+        )
+    );
+    // Setup failures are errors; the working directory is not created.
+    let mut nowhere = join_spec(&["true"]);
+    nowhere.cwd = PathBuf::from("/nope");
+    assert!(matches!(run(&nowhere), Err(Error::Setup { .. })));
+    assert!(matches!(
+        run(&join_spec(&["no-such-command"])),
+        Err(Error::Exec {
+            kind: exec::ExecFailure::NotFound,
+            ..
+        })
+    ));
+    // A process of this namespace is not a container.
+    let mut me = join_spec(&["true"]);
+    me.target_pid = std::process::id();
+    assert!(matches!(exec::join(&me), Err(Error::InvalidSpec(_))));
+
+    // The joined process dies with the container.
+    let mut sleeper = exec::join(&join_spec(&["sleep", "1000"])).unwrap();
+    container.kill().unwrap();
+    assert_eq!(container.wait().unwrap().signal, Some(9));
+    assert_eq!(sleeper.wait().unwrap().code, 137);
+    // And nothing joins a container that is gone.
+    assert!(matches!(
+        exec::join(&join_spec(&["true"])),
+        Err(Error::Gone)
+    ));
+}
+
 fn dir_rootfs(fx: &Fx) {
     let root = fx.fresh("dirroot");
     build_rootfs(&root);
@@ -1231,6 +1339,7 @@ fn main() {
         ("readonly_rootfs", readonly_rootfs),
         ("missing_binary", missing_binary),
         ("capabilities", capabilities),
+        ("join_running", join_running),
         ("dir_rootfs", dir_rootfs),
         ("tty", tty),
         ("sigkill_parent", sigkill_parent),

@@ -176,6 +176,15 @@ pub struct Containers {
     store_root: PathBuf,
 }
 
+/// What [`Containers::prune`] removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// The full ids of the removed containers.
+    pub deleted: Vec<String>,
+    /// The bytes their writable layers held.
+    pub reclaimed: u64,
+}
+
 /// An exclusive flock on `containers/.lock`, released on drop.
 pub struct Lock(#[allow(dead_code)] File);
 
@@ -279,6 +288,30 @@ impl Containers {
         bail!("No such container: {what}")
     }
 
+    /// Remove every container that is not running (`docker container prune`): the ids
+    /// removed, oldest first, and the size of their writable layers. A container that has
+    /// no `state.json` yet is being started by `run -d` (between `create` and its
+    /// supervisor's first record) and is left alone.
+    pub fn prune(&self) -> Result<Pruned> {
+        let mut pruned = Pruned::default();
+        let starting = |c: &Container| !c.dir.join("state.json").exists();
+        for mut c in self.list()?.into_iter().rev() {
+            if c.status() == Status::Running || starting(&c) {
+                continue;
+            }
+            // Checked again under the lock: `start` holds it while it starts one.
+            let _l = self.lock()?;
+            if c.reload().is_err() || c.status() == Status::Running || starting(&c) {
+                continue;
+            }
+            let size = c.size_rw();
+            self.remove_locked(&c.config.id)?;
+            pruned.deleted.push(c.config.id);
+            pruned.reclaimed += size;
+        }
+        Ok(pruned)
+    }
+
     /// The ids of the containers created from the image `image_id`.
     pub fn using_image(&self, image_id: &store::Digest) -> Result<Vec<String>> {
         let id = image_id.to_string();
@@ -292,8 +325,13 @@ impl Containers {
 
     /// Remove a container's directory and its GC root (under the containers lock).
     pub(crate) fn remove(&self, id: &str) -> Result<()> {
-        let store_root = &self.store_root;
         let _l = self.lock()?;
+        self.remove_locked(id)
+    }
+
+    /// [`remove`](Self::remove) with the containers lock already held.
+    fn remove_locked(&self, id: &str) -> Result<()> {
+        let store_root = &self.store_root;
         let dir = self.dir.join(id);
         // Renamed first, so a half-removed container is never listed.
         let gone = self.dir.join(format!(".removing-{id}"));
@@ -405,12 +443,14 @@ pub(crate) fn generated_name(id: &str, attempt: usize) -> String {
 
 /// The lifecycle of a created container (see `crate::create` and `Container::start`).
 impl Container {
-    /// Wait until the container is no longer running; `None` waits forever. False when it
-    /// still runs after `timeout`.
+    /// Wait until the container is no longer running and its supervisor has exited (so
+    /// the published ports are free again); `None` waits forever. False when it still runs
+    /// after `timeout`.
     pub fn wait(&mut self, timeout: Option<Duration>) -> bool {
         let t = timeout.unwrap_or(Duration::from_secs(u64::MAX / 4));
+        let (sup, sup_start) = (self.state.supervisor, self.state.supervisor_start);
         wait_until(t, || {
-            self.reload().is_err() || self.status() != Status::Running
+            (self.reload().is_err() || self.status() != Status::Running) && !alive(sup, sup_start)
         })
     }
 
@@ -430,6 +470,59 @@ impl Container {
             );
         }
         Ok(())
+    }
+
+    /// Send `sig` to a running container's pid 1 (`docker kill`); SIGKILL also waits for
+    /// the supervisor to record the end. An error when the container is not running.
+    pub fn kill_with(&mut self, sig: i32) -> Result<()> {
+        let not_running = || anyhow::anyhow!("container {} is not running", self.config.id);
+        if self.status() != Status::Running {
+            return Err(not_running());
+        }
+        if sig == libc::SIGKILL {
+            return self.kill();
+        }
+        if !self.signal(sig)? {
+            return Err(not_running());
+        }
+        Ok(())
+    }
+
+    /// Wait until the container has exited (`docker wait`): its exit code. A container
+    /// whose supervisor died was killed with it (137, SIGKILL's code).
+    pub fn wait_exit(&mut self) -> Result<i32> {
+        let mut gone = false;
+        wait_until(Duration::from_secs(u64::MAX / 4), || {
+            gone = self.reload().is_err();
+            gone || matches!(self.status(), Status::Exited(_) | Status::Dead)
+        });
+        match self.status() {
+            _ if gone => bail!("No such container: {}", self.config.id),
+            Status::Exited(code) => Ok(code),
+            _ => Ok(128 + libc::SIGKILL),
+        }
+    }
+
+    /// The size of the container's writable layer (its overlay upper directory): what
+    /// removing it gives back, as docker's SizeRw.
+    pub fn size_rw(&self) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        let mut seen = std::collections::BTreeSet::new();
+        let mut total = 0;
+        let mut stack = vec![self.dir.join("upper")];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                let Ok(m) = e.path().symlink_metadata() else {
+                    continue;
+                };
+                if m.is_dir() {
+                    stack.push(e.path());
+                } else if seen.insert((m.dev(), m.ino())) {
+                    total += m.len();
+                }
+            }
+        }
+        total
     }
 
     /// Stop a running container: `signal` (by name or number; default the image's
@@ -640,6 +733,51 @@ mod tests {
         assert!(!store.root().join("containers").join(&a).exists());
         assert!(!store.root().join("roots").join(ROOT_KIND).join(&a).exists());
         assert_eq!(crate::list(&store).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn prune_removes_what_does_not_run() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = store::Store::open(tmp.path().join("s")).unwrap();
+        let old = fake(&store, &"a".repeat(64), "old", "2026-01-01T00:00:00Z");
+        std::fs::create_dir_all(old.dir.join("upper/d")).unwrap();
+        std::fs::write(old.dir.join("upper/d/f"), [0u8; 1000]).unwrap();
+        std::fs::hard_link(old.dir.join("upper/d/f"), old.dir.join("upper/g")).unwrap();
+        std::fs::write(old.dir.join("upper/h"), [0u8; 234]).unwrap();
+        assert_eq!(old.size_rw(), 1234, "hard links counted once");
+        let exited = State {
+            status: "exited".into(),
+            exit_code: Some(0),
+            ..State::default()
+        };
+        write_state(&old.dir, &exited).unwrap();
+        let new = fake(&store, &"b".repeat(64), "new", "2026-01-02T00:00:00Z");
+        write_state(&new.dir, &State::default()).unwrap();
+        // No state.json: `run -d` is starting it.
+        fake(&store, &"d".repeat(64), "starting", "2026-01-04T00:00:00Z");
+        let up = fake(&store, &"c".repeat(64), "up", "2026-01-03T00:00:00Z");
+        let me = std::process::id();
+        let state = State {
+            status: "running".into(),
+            supervisor: me,
+            supervisor_start: proc_start(me).unwrap(),
+            ..State::default()
+        };
+        write_state(&up.dir, &state).unwrap();
+        let pruned = Containers::open(&store).unwrap().prune().unwrap();
+        assert_eq!(
+            pruned,
+            Pruned {
+                deleted: vec!["a".repeat(64), "b".repeat(64)],
+                reclaimed: 1234,
+            }
+        );
+        let left: Vec<String> = crate::list(&store)
+            .unwrap()
+            .into_iter()
+            .map(|c| c.config.name)
+            .collect();
+        assert_eq!(left, vec!["starting", "up"]);
     }
 
     #[test]

@@ -28,6 +28,20 @@ pub struct Attach {
 }
 
 impl Attach {
+    /// The window size (rows, columns) of the caller's terminal: stdout's, else stdin's.
+    pub(crate) fn winsize(&self) -> Option<(u16, u16)> {
+        [self.stdout.as_raw_fd(), self.stdin.as_raw_fd()]
+            .into_iter()
+            .find_map(|fd| {
+                // SAFETY: winsize is plain data; TIOCGWINSZ fills it or fails on a
+                // non-terminal.
+                let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+                // SAFETY: `ws` is a valid winsize for TIOCGWINSZ to write into.
+                let r = unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) };
+                (r == 0).then_some((ws.ws_row, ws.ws_col))
+            })
+    }
+
     /// This process's stdin and stdout.
     pub fn std(interactive: bool) -> Attach {
         Attach {
@@ -55,6 +69,7 @@ pub fn run(store: &Store, spec: &Spec, attach: Attach) -> Result<u8, RunError> {
     let (mut exec_spec, listeners) = prepared.map_err(RunError::start)?;
     if spec.tty {
         exec_spec.tty = true;
+        exec_spec.winsize = attach.winsize();
     } else {
         exec_spec.stdin = if attach.interactive {
             exec::Stdio::Inherit
@@ -64,31 +79,30 @@ pub fn run(store: &Store, spec: &Spec, attach: Attach) -> Result<u8, RunError> {
         exec_spec.stdout = exec::Stdio::Inherit;
         exec_spec.stderr = exec::Stdio::Inherit;
     }
-    execute(exec_spec, attach, listeners)
+    let tty = exec_spec.tty;
+    let start = || {
+        exec::spawn(&exec_spec).map_err(|e| RunError {
+            code: spawn_error_code(&e),
+            message: e.to_string(),
+        })
+    };
+    attached(tty, attach, listeners, start)
 }
 
-/// Start the container, relay its terminal and signals, wait for it.
-fn execute(
-    spec: exec::ExecSpec,
+/// Start a process with `start` (a container, or a process in one), relay its terminal and
+/// signals, wait for it: its exit code.
+pub(crate) fn attached(
+    tty: bool,
     attach: Attach,
     listeners: Vec<(ports::PortMap, std::net::TcpListener)>,
+    start: impl FnOnce() -> Result<exec::Running, RunError>,
 ) -> Result<u8, RunError> {
-    let tty = spec.tty;
     // Block the signals to forward before any thread exists, so every thread inherits the
     // mask and only the forwarding thread receives them (with sigwaitinfo). The executor's
     // helper starts with an empty mask (std resets it), and so does the container.
     let signals = SignalSet::new(tty);
     signals.block();
-    let mut running = match exec::spawn(&spec) {
-        Ok(r) => r,
-        Err(e) => {
-            return Err(RunError {
-                code: spawn_error_code(&e),
-                message: e.to_string(),
-            })
-        }
-    };
-    drop(spec);
+    let mut running = start()?;
     if let Err(e) = ports::start(listeners, running.pid()) {
         let message = format!("publish ports: {e:#}");
         let _ = running.kill();

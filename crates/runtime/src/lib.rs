@@ -23,6 +23,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod container;
+pub mod exec;
 mod foreground;
 pub mod logs;
 pub mod ports;
@@ -32,7 +33,8 @@ mod supervisor;
 
 use std::fmt;
 
-pub use container::{Config, Container, Containers, SeccompOpt, State, Status};
+pub use crate::exec::Exec;
+pub use container::{Config, Container, Containers, Pruned, SeccompOpt, State, Status};
 pub use foreground::{run, Attach};
 pub use ports::PortMap;
 pub use spec::Spec;

@@ -201,8 +201,27 @@ pub(crate) fn spec_of(c: &container::Config, dir: &Path) -> Result<exec::ExecSpe
     };
     spec.state_dir = Some(state);
     spec.tty = c.tty;
-    spec.seccomp = c.seccomp.to_exec()?;
+    let confinement = confinement(c)?;
+    spec.seccomp = confinement.seccomp;
+    spec.no_new_privs = confinement.no_new_privs;
     Ok(spec)
+}
+
+/// What confines a container's processes beyond its namespaces: its main process and every
+/// process `exec` starts in it get exactly this (with docker's capability set, which the
+/// executor applies to both alike).
+pub(crate) struct Confinement {
+    pub seccomp: exec::Seccomp,
+    pub no_new_privs: bool,
+}
+
+/// The confinement of the container `c` (one place, so `exec` can never drift from `run`).
+pub(crate) fn confinement(c: &container::Config) -> Result<Confinement> {
+    Ok(Confinement {
+        seccomp: c.seccomp.to_exec()?,
+        // docker's default (no `--security-opt no-new-privileges` yet).
+        no_new_privs: false,
+    })
 }
 
 /// `--security-opt` values (docker's `seccomp=` and legacy `seccomp:` forms); the last
@@ -250,7 +269,7 @@ fn check_name(n: &str) -> Result<()> {
 
 /// `-e KEY=VALUE` as given; `-e KEY` takes strata's own value, or stays a bare `KEY`, which
 /// unsets it (docker's rule).
-fn env_value(e: &str) -> Result<String> {
+pub(crate) fn env_value(e: &str) -> Result<String> {
     let key = e.split('=').next().unwrap_or_default();
     if key.is_empty() {
         bail!("invalid environment variable: {e}");
@@ -264,7 +283,7 @@ fn env_value(e: &str) -> Result<String> {
     })
 }
 
-fn env_key(e: &str) -> &str {
+pub(crate) fn env_key(e: &str) -> &str {
     e.split('=').next().unwrap_or_default()
 }
 
@@ -307,7 +326,7 @@ fn container_env(
 
 /// The user's home directory from the image's `/etc/passwd` (found in the topmost layer that
 /// has one); `/` when the user has no entry, as runc defaults.
-fn home_dir(lowers: &[PathBuf], user: Option<&str>) -> String {
+pub(crate) fn home_dir(lowers: &[PathBuf], user: Option<&str>) -> String {
     let name = user
         .unwrap_or_default()
         .split(':')

@@ -28,7 +28,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use store::Store;
 
-use crate::container::{self, Container, Containers, State};
+use crate::container::{self, Container, Containers, State, Status};
 use crate::foreground::spawn_error_code;
 use crate::{logs, ports, spec, RunError, Spec, EXIT_START};
 
@@ -99,14 +99,64 @@ impl Container {
     /// Returns once the container runs (or already ran, and with `auto_remove` is gone);
     /// a container that could not be started is removed when it was to be auto-removed, or
     /// when its supervisor never reported.
-    pub fn start(&self, mut supervisor: Command) -> Result<(), RunError> {
+    pub fn start(&self, supervisor: Command) -> Result<(), RunError> {
         let containers = Containers::new(&self.store_root).map_err(RunError::start)?;
+        self.launch(&containers, supervisor, true)
+    }
+
+    /// Start a stopped container again (`docker start`) with its saved config: its
+    /// writable layer and its log are kept (the log goes on). Nothing to do when it runs.
+    /// The containers lock is held meanwhile, so two starts never run it twice and `rm`
+    /// waits; a failed start leaves the container there, exited with the error.
+    pub fn start_again(&mut self, supervisor: Command) -> Result<(), RunError> {
+        let containers = Containers::new(&self.store_root).map_err(RunError::start)?;
+        let _lock = containers.lock().map_err(RunError::start)?;
+        let fail = |message: String| RunError { code: 1, message };
+        if self.reload().is_err() || !self.dir.join("config.json").exists() {
+            return Err(fail(format!("No such container: {}", self.config.id)));
+        }
+        if self.status() == Status::Running {
+            return Ok(());
+        }
+        // The last run's processes go first: a dead container's are killed with its
+        // supervisor, and an exited container's supervisor still holds the published ports
+        // for the moment between recording the exit and exiting itself.
+        let st = &self.state;
+        let (pid, start) = (st.pid, st.pid_start);
+        let (sup, sup_start) = (st.supervisor, st.supervisor_start);
+        if !container::wait_until(Duration::from_secs(10), || {
+            !container::alive(pid, start) && !container::alive(sup, sup_start)
+        }) {
+            return Err(fail(format!(
+                "container {} is still stopping",
+                self.config.id
+            )));
+        }
+        let fresh = State {
+            status: "created".into(),
+            ..State::default()
+        };
+        container::write_state(&self.dir, &fresh).map_err(RunError::start)?;
+        self.state = fresh;
+        self.launch(&containers, supervisor, false)
+    }
+
+    /// Start the supervisor and wait until it reports; `first` (the start of a new
+    /// container) removes the container when it could not be started, as `run -d` does.
+    fn launch(
+        &self,
+        containers: &Containers,
+        mut supervisor: Command,
+        first: bool,
+    ) -> Result<(), RunError> {
         let id = self.config.id.as_str();
         let dir = self.dir.as_path();
         let mut child = match start_supervisor(&mut supervisor, dir) {
             Ok(c) => c,
             Err(e) => {
-                let _ = containers.remove(id);
+                if first {
+                    let _ = containers.remove(id);
+                }
                 return Err(RunError::start(e));
             }
         };
@@ -127,8 +177,14 @@ impl Container {
             state = container::read_state(dir).unwrap_or_default();
         }
         if let Some(err) = &state.error {
-            if self.config.auto_remove {
+            if first && self.config.auto_remove {
                 let _ = containers.remove(id);
+            }
+            if !first {
+                // A restart that failed leaves the container exited, with the error.
+                state.status = "exited".into();
+                state.finished_at = Some(store::now_rfc3339());
+                let _ = container::write_state(dir, &state);
             }
             let code = state.exit_code.unwrap_or(EXIT_START as i32);
             return Err(RunError {
@@ -154,7 +210,9 @@ impl Container {
             let _ = child.kill();
             let _ = child.wait();
         }
-        let _ = containers.remove(id);
+        if first {
+            let _ = containers.remove(id);
+        }
         Err(RunError {
             code: EXIT_START,
             message,

@@ -9,6 +9,15 @@ use std::time::{Duration, SystemTime};
 
 /// docker's `units.HumanSizeWithPrecision(size, 3)`: decimal units, `%.3g`.
 pub fn human_size(size: u64) -> String {
+    human_size_prec(size, 3)
+}
+
+/// docker's `units.HumanSize(size)` (precision 4: `%.4g`), as the prune commands print.
+pub fn human_size_4(size: u64) -> String {
+    human_size_prec(size, 4)
+}
+
+fn human_size_prec(size: u64, prec: i32) -> String {
     const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
     let mut s = size as f64;
     let mut i = 0;
@@ -16,23 +25,23 @@ pub fn human_size(size: u64) -> String {
         s /= 1000.0;
         i += 1;
     }
-    format!("{}{}", fmt_g3(s), UNITS[i])
+    format!("{}{}", fmt_g(s, prec), UNITS[i])
 }
 
-/// Go's `%.3g` for a non-negative value below 1000 (and its 1e+03 corner).
-fn fmt_g3(v: f64) -> String {
+/// Go's `%.<prec>g` for a non-negative value below 1000 (and its 1e+03 corner).
+fn fmt_g(v: f64, prec: i32) -> String {
     if v == 0.0 {
         return "0".into();
     }
     let exp = v.log10().floor() as i32;
-    // Round to 3 significant digits first; rounding may bump the exponent.
-    let scale = 10f64.powi(2 - exp);
+    // Round to `prec` significant digits first; rounding may bump the exponent.
+    let scale = 10f64.powi(prec - 1 - exp);
     let rounded = (v * scale).round() / scale;
     let exp = rounded.log10().floor() as i32;
-    if exp >= 3 {
+    if exp >= prec {
         return format!("{}e+{:02}", (rounded / 10f64.powi(exp)).round() as i64, exp);
     }
-    let decimals = (2 - exp).max(0) as usize;
+    let decimals = (prec - 1 - exp).max(0) as usize;
     let s = format!("{rounded:.decimals$}");
     if s.contains('.') {
         s.trim_end_matches('0').trim_end_matches('.').to_string()
@@ -225,6 +234,12 @@ mod tests {
         assert_eq!(human_size(1_500), "1.5kB");
         assert_eq!(human_size(999_999), "1e+03kB");
         assert_eq!(human_size(2_140_160), "2.14MB");
+        // units.HumanSize (precision 4), as the prune commands print it.
+        assert_eq!(human_size_4(0), "0B");
+        assert_eq!(human_size_4(2_468), "2.468kB");
+        assert_eq!(human_size_4(2_140_160), "2.14MB");
+        assert_eq!(human_size_4(12_345_678), "12.35MB");
+        assert_eq!(human_size_4(999_999), "1000kB");
     }
 
     #[test]

@@ -55,6 +55,18 @@ enum Command {
     Stop(cmd::containers::StopArgs),
     /// Remove one or more containers.
     Rm(cmd::containers::RmArgs),
+    /// Execute a command in a running container.
+    Exec(cmd::exec::ExecArgs),
+    /// Start one or more stopped containers.
+    Start(cmd::containers::StartArgs),
+    /// Restart one or more containers.
+    Restart(cmd::containers::RestartArgs),
+    /// Kill one or more running containers.
+    Kill(cmd::containers::KillArgs),
+    /// Block until one or more containers stop, then print their exit codes.
+    Wait(cmd::containers::WaitArgs),
+    /// List port mappings or a specific mapping for the container.
+    Port(cmd::containers::PortArgs),
     /// The supervisor of a detached container (started by `run -d`).
     #[command(name = "__strata-supervise", hide = true)]
     Supervise { id: String },
@@ -137,8 +149,7 @@ enum ImageCommand {
     Push(cmd::registry::PushArgs),
 }
 
-/// `strata container ...`: docker's names for the container commands (no `prune`: strata
-/// cannot prune containers yet).
+/// `strata container ...`: docker's names for the container commands.
 #[derive(Subcommand)]
 enum ContainerCommand {
     /// List containers (`strata ps`).
@@ -154,6 +165,20 @@ enum ContainerCommand {
     Stop(cmd::containers::StopArgs),
     /// Run a command in a new container.
     Run(Box<cmd::run::RunArgs>),
+    /// Execute a command in a running container.
+    Exec(cmd::exec::ExecArgs),
+    /// Start one or more stopped containers.
+    Start(cmd::containers::StartArgs),
+    /// Restart one or more containers.
+    Restart(cmd::containers::RestartArgs),
+    /// Kill one or more running containers.
+    Kill(cmd::containers::KillArgs),
+    /// Block until one or more containers stop, then print their exit codes.
+    Wait(cmd::containers::WaitArgs),
+    /// List port mappings or a specific mapping for the container.
+    Port(cmd::containers::PortArgs),
+    /// Remove all stopped containers.
+    Prune(cmd::containers::ContainerPruneArgs),
 }
 
 #[derive(Subcommand)]
@@ -213,6 +238,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Logs(a) => cmd::containers::logs(&open()?, a),
         Command::Stop(a) => cmd::containers::stop(&open()?, a),
         Command::Rm(a) => cmd::containers::rm(&open()?, a),
+        Command::Exec(a) => cmd::exec::exec(&open()?, a),
+        Command::Start(a) => cmd::containers::start(&open()?, a),
+        Command::Restart(a) => cmd::containers::restart(&open()?, a),
+        Command::Kill(a) => cmd::containers::kill(&open()?, a),
+        Command::Wait(a) => cmd::containers::wait(&open()?, a),
+        Command::Port(a) => cmd::containers::port(&open()?, a),
         Command::Supervise { id } => Ok(cmd::run::supervise(&open()?, &id)),
         Command::Debug(c) => cmd::debug::run(c),
         Command::Import(a) => cmd::transfer::import(&open()?, a),
@@ -250,6 +281,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ContainerCommand::Logs(a) => cmd::containers::logs(&open()?, a),
             ContainerCommand::Stop(a) => cmd::containers::stop(&open()?, a),
             ContainerCommand::Run(a) => cmd::run::run(open(), *a),
+            ContainerCommand::Exec(a) => cmd::exec::exec(&open()?, a),
+            ContainerCommand::Start(a) => cmd::containers::start(&open()?, a),
+            ContainerCommand::Restart(a) => cmd::containers::restart(&open()?, a),
+            ContainerCommand::Kill(a) => cmd::containers::kill(&open()?, a),
+            ContainerCommand::Wait(a) => cmd::containers::wait(&open()?, a),
+            ContainerCommand::Port(a) => cmd::containers::port(&open()?, a),
+            ContainerCommand::Prune(a) => cmd::containers::container_prune(&open()?, a),
         },
         Command::System(c) => match c {
             SystemCommand::Df(a) => cmd::system::df(&open()?, a),

@@ -1,16 +1,17 @@
-//! The container commands: `ps`, `logs`, `stop`, `rm` (containers started by `run -d`).
+//! The container commands: `ps`, `logs`, `stop`, `rm`, `start`, `restart`, `kill`, `wait`,
+//! `port`, `container prune` (containers started by `run -d`).
 
-use std::io::Write;
+use std::io::{BufRead, Write};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use store::Store;
 
 use runtime::{Container, Status};
 
-use crate::format::{created_at, ellipsis, human_duration, render, since, Row};
+use crate::format::{created_at, ellipsis, human_duration, human_size_4, render, since, Row};
 
 #[derive(Args)]
 pub struct PsArgs {
@@ -49,6 +50,54 @@ pub struct StopArgs {
     pub signal: Option<String>,
     #[arg(required = true)]
     pub containers: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct StartArgs {
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct RestartArgs {
+    /// Seconds to wait before killing the container (default 10; negative waits forever).
+    #[arg(short, long, allow_negative_numbers = true)]
+    pub time: Option<i64>,
+    /// Signal to send (default: the image's StopSignal, else SIGTERM).
+    #[arg(short, long)]
+    pub signal: Option<String>,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct KillArgs {
+    /// Signal to send to the container (a name such as `SIGHUP` or `HUP`, or a number).
+    #[arg(short, long, default_value = "KILL")]
+    pub signal: String,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct WaitArgs {
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct PortArgs {
+    pub container: String,
+    /// Only this port of the container (`PORT[/PROTO]`).
+    #[arg(value_name = "PRIVATE_PORT[/PROTO]")]
+    pub private_port: Option<String>,
+}
+
+#[derive(Args)]
+pub struct ContainerPruneArgs {
+    /// Do not prompt for confirmation.
+    #[arg(short, long)]
+    pub force: bool,
 }
 
 #[derive(Args)]
@@ -206,12 +255,17 @@ fn each(names: &[String], mut f: impl FnMut(&str) -> Result<()>) -> Result<ExitC
     })
 }
 
-pub fn stop(store: &Store, a: StopArgs) -> Result<ExitCode> {
-    let timeout = match a.time {
+/// `-t`: seconds (default 10), negative for no limit.
+fn stop_timeout(time: Option<i64>) -> Option<Duration> {
+    match time {
         Some(t) if t < 0 => None,
         Some(t) => Some(Duration::from_secs(t as u64)),
         None => Some(Duration::from_secs(10)),
-    };
+    }
+}
+
+pub fn stop(store: &Store, a: StopArgs) -> Result<ExitCode> {
+    let timeout = stop_timeout(a.time);
     each(&a.containers, |name| {
         runtime::find(store, name)?.stop(a.signal.as_deref(), timeout)
     })
@@ -221,4 +275,129 @@ pub fn rm(store: &Store, a: RmArgs) -> Result<ExitCode> {
     each(&a.containers, |name| {
         runtime::find(store, name)?.remove(a.force)
     })
+}
+
+/// `start`: each stopped container started again with its saved config (its files and log
+/// kept); prints the name as given.
+pub fn start(store: &Store, a: StartArgs) -> Result<ExitCode> {
+    each(&a.containers, |name| {
+        let mut c = runtime::find(store, name)?;
+        let supervisor = super::run::supervisor(store, c.id());
+        Ok(c.start_again(supervisor)?)
+    })
+}
+
+/// `restart`: stop (as `stop -t`), then start.
+pub fn restart(store: &Store, a: RestartArgs) -> Result<ExitCode> {
+    let timeout = stop_timeout(a.time);
+    each(&a.containers, |name| {
+        let mut c = runtime::find(store, name)?;
+        c.stop(a.signal.as_deref(), timeout)?;
+        let supervisor = super::run::supervisor(store, c.id());
+        Ok(c.start_again(supervisor)?)
+    })
+}
+
+/// `kill`: a signal (default SIGKILL) to each running container's main process.
+pub fn kill(store: &Store, a: KillArgs) -> Result<ExitCode> {
+    let sig = runtime::signal::parse(&a.signal)?;
+    each(&a.containers, |name| {
+        let mut c = runtime::find(store, name)?;
+        c.kill_with(sig)
+            .with_context(|| format!("cannot kill container: {name}"))
+    })
+}
+
+/// `wait`: block until each container stops, print its exit code.
+pub fn wait(store: &Store, a: WaitArgs) -> Result<ExitCode> {
+    let mut failed = false;
+    for name in &a.containers {
+        match runtime::find(store, name).and_then(|mut c| c.wait_exit()) {
+            Ok(code) => {
+                println!("{code}");
+                let _ = std::io::stdout().flush();
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `port`: the published ports of a running container, `80/tcp -> 0.0.0.0:8080` each
+/// (sorted), or with a port only its host addresses.
+pub fn port(store: &Store, a: PortArgs) -> Result<ExitCode> {
+    let c = runtime::find(store, &a.container)?;
+    let ports = if c.status() == Status::Running {
+        c.state.ports.clone()
+    } else {
+        Vec::new()
+    };
+    let host = |p: &runtime::PortMap| std::net::SocketAddr::new(p.host_ip, p.host_port);
+    let mut lines: Vec<String> = match &a.private_port {
+        None => ports
+            .iter()
+            .map(|p| format!("{}/tcp -> {}", p.container_port, host(p)))
+            .collect(),
+        Some(filter) => {
+            let (port, proto) = filter.split_once('/').unwrap_or((filter, "tcp"));
+            let Ok(port) = port.parse::<u16>() else {
+                bail!("invalid port {filter:?}: expected PORT[/PROTO]");
+            };
+            let lines: Vec<String> = ports
+                .iter()
+                .filter(|p| proto == "tcp" && p.container_port == port)
+                .map(|p| host(p).to_string())
+                .collect();
+            if lines.is_empty() {
+                bail!(
+                    "No public port '{port}/{proto}' published for {}",
+                    a.container
+                );
+            }
+            lines
+        }
+    };
+    lines.sort();
+    for l in lines {
+        println!("{l}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `container prune`: remove every container that is not running, after docker's prompt
+/// unless `-f` (the answer read from stdin, terminal or not; anything but `y` or `Y`,
+/// end of input included, is no).
+pub fn container_prune(store: &Store, a: ContainerPruneArgs) -> Result<ExitCode> {
+    if !a.force {
+        print!(
+            "WARNING! This will remove all stopped containers.\n\
+             Are you sure you want to continue? [y/N] "
+        );
+        std::io::stdout().flush()?;
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        let answer = answer.strip_suffix('\n').unwrap_or(&answer);
+        let answer = answer.strip_suffix('\r').unwrap_or(answer);
+        if !answer.eq_ignore_ascii_case("y") {
+            println!("Total reclaimed space: 0B");
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+    let pruned = runtime::Containers::open(store)?.prune()?;
+    if !pruned.deleted.is_empty() {
+        println!("Deleted Containers:");
+        for id in &pruned.deleted {
+            println!("{id}");
+        }
+        println!();
+    }
+    println!("Total reclaimed space: {}", human_size_4(pruned.reclaimed));
+    Ok(ExitCode::SUCCESS)
 }

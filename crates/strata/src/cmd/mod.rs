@@ -2,6 +2,7 @@ pub mod build;
 pub mod check;
 pub mod containers;
 pub mod debug;
+pub mod exec;
 pub mod images;
 pub mod plan;
 pub mod registry;

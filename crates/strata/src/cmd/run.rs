@@ -18,7 +18,7 @@ replaces CMD; --entrypoint replaces ENTRYPOINT and drops CMD). Its root filesyst
 overlay of the image's layers. In the foreground its writes are DISCARDED when it exits, \
 with or without --rm. With -d it runs in the background under a small supervisor process \
 that keeps its logs and exit status until `strata rm` (or its exit, with --rm); manage it \
-with `strata ps`, `logs`, `stop` and `rm`.
+with `strata ps`, `logs`, `exec`, `stop`, `start`, `kill`, `wait`, `port` and `rm`.
 
 strata exits with the command's exit code; 125 when the container could not be started, \
 126 when the command cannot be executed, 127 when it is not found. SIGINT, SIGTERM, SIGHUP \
@@ -58,7 +58,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub entrypoint: Option<String>,
     /// Run the container in the background and print its id (see `strata ps`, `logs`,
-    /// `stop`, `rm`).
+    /// `exec`, `stop`, `start`, `rm`).
     #[arg(short, long)]
     pub detach: bool,
     /// Publish a container's TCP port on the host (`[IP:][HOST_PORT:]CONTAINER_PORT[/tcp]`,
@@ -138,13 +138,7 @@ pub fn run(store: Result<Store>, a: RunArgs) -> Result<ExitCode> {
     };
     let result = if a.detach {
         runtime::create(&store, &spec).and_then(|c| {
-            let mut supervisor = std::process::Command::new("/proc/self/exe");
-            supervisor
-                .arg("--root")
-                .arg(store.root())
-                .arg(SUPERVISE_CMD)
-                .arg(c.id());
-            c.start(supervisor)?;
+            c.start(supervisor(&store, c.id()))?;
             println!("{}", c.id());
             Ok(0)
         })
@@ -158,6 +152,17 @@ pub fn run(store: Result<Store>, a: RunArgs) -> Result<ExitCode> {
             ExitCode::from(e.code)
         }
     })
+}
+
+/// The command that runs the supervisor of the container `id`: this binary again.
+pub fn supervisor(store: &Store, id: &str) -> std::process::Command {
+    let mut supervisor = std::process::Command::new("/proc/self/exe");
+    supervisor
+        .arg("--root")
+        .arg(store.root())
+        .arg(SUPERVISE_CMD)
+        .arg(id);
+    supervisor
 }
 
 /// The supervisor of a detached container: `runtime::supervise` in a process of its own.

@@ -64,6 +64,12 @@ fn aliases_take_the_same_flags() {
         (&["container", "logs"], &["logs"]),
         (&["container", "stop"], &["stop"]),
         (&["container", "run"], &["run"]),
+        (&["container", "exec"], &["exec"]),
+        (&["container", "start"], &["start"]),
+        (&["container", "restart"], &["restart"]),
+        (&["container", "kill"], &["kill"]),
+        (&["container", "wait"], &["wait"]),
+        (&["container", "port"], &["port"]),
         (&["system", "prune"], &["prune"]),
         (&["builder", "prune"], &["prune"]),
     ];

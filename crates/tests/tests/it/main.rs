@@ -15,6 +15,7 @@ mod cache_io;
 mod check_cli;
 mod compat_buildkit;
 mod docker_cli;
+mod exec_cli;
 mod interop;
 mod lint_build;
 mod mount_source;

@@ -264,6 +264,60 @@ fn the_cli_has_no_unsafe() {
 }
 
 #[test]
+fn a_process_joining_a_container_is_confined_by_the_same_code() {
+    // The executor: seccomp and the capability sets are applied in one function only, which
+    // the container's init and a joining process both end with.
+    let exec_src = sources(&root().join("crates").join("exec").join("src"));
+    let calls = |needle: &str| -> Vec<String> {
+        exec_src
+            .iter()
+            .filter(|(p, _)| !p.components().any(|c| c.as_os_str() == "seccomp"))
+            .flat_map(|(p, text)| {
+                let name = p.file_name().unwrap().to_string_lossy().to_string();
+                text.match_indices(needle).map(move |_| name.clone())
+            })
+            .collect()
+    };
+    assert_eq!(
+        calls("seccomp::install("),
+        ["init.rs"],
+        "where seccomp is installed"
+    );
+    assert_eq!(
+        calls("set_identity(id,"),
+        ["init.rs"],
+        "where capabilities are set"
+    );
+    let mut users = calls("exec_confined(");
+    users.sort();
+    assert_eq!(
+        users,
+        ["init.rs", "init.rs", "join.rs"],
+        "who ends with exec_confined"
+    );
+    // The runtime: one source of the confinement for the main process and for exec.
+    let runtime_src = sources(&root().join("crates").join(RUNTIME).join("src"));
+    let text = |name: &str| {
+        runtime_src
+            .iter()
+            .find(|(p, _)| p.file_name().unwrap() == name)
+            .map(|(_, t)| t.clone())
+            .unwrap_or_else(|| panic!("no {name} in the runtime"))
+    };
+    assert!(text("spec.rs").contains("let confinement = confinement(c)?;"));
+    assert!(text("exec.rs").contains("spec::confinement(c)"));
+    for (p, t) in &runtime_src {
+        if p.file_name().unwrap() != "spec.rs" {
+            assert!(
+                !t.contains("seccomp.to_exec()") && !t.contains("no_new_privs = true"),
+                "{} decides a confinement of its own",
+                p.display()
+            );
+        }
+    }
+}
+
+#[test]
 fn nothing_refers_to_a_shared_directory_beside_the_checkout() {
     // Spelled in two pieces so that this file does not match itself.
     let needle = format!("{}/shared", "..");
