@@ -101,6 +101,13 @@ enum Command {
     Fsck,
     /// Show strata's version, as the client part of `docker version`.
     Version(cmd::system::VersionArgs),
+    /// Print a shell completion script (`bash`, `zsh`, `fish`), as `docker completion`.
+    Completion { shell: clap_complete::Shell },
+    /// Write man pages (strata.1, strata-build.1, ...) into a directory.
+    Man {
+        /// Where to write them (created if missing), e.g. /usr/local/share/man/man1.
+        dir: PathBuf,
+    },
     /// Show system-wide information, as `docker info`.
     Info(cmd::system::InfoArgs),
     /// Manage images (docker's `image` namespace: the image commands under other names).
@@ -300,6 +307,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Fsck => cmd::images::fsck(&open()?),
         Command::Version(a) => cmd::system::version(a),
+        Command::Completion { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "strata", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man { dir } => {
+            use clap::CommandFactory;
+            man_pages(&Cli::command(), &dir)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Info(a) => cmd::system::info(&open()?, a),
     }
 }
@@ -323,6 +340,26 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// One man page per command, named as git's are (`strata-image-ls.1`), hidden commands
+/// left out.
+fn man_pages(cmd: &clap::Command, dir: &std::path::Path) -> anyhow::Result<()> {
+    use anyhow::Context;
+    std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    fn walk(cmd: &clap::Command, name: String, dir: &std::path::Path) -> anyhow::Result<()> {
+        use anyhow::Context;
+        let page = cmd.clone().name(name.clone());
+        let path = dir.join(format!("{name}.1"));
+        let mut out = Vec::new();
+        clap_mangen::Man::new(page).render(&mut out)?;
+        std::fs::write(&path, out).with_context(|| format!("write {}", path.display()))?;
+        for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+            walk(sub, format!("{name}-{}", sub.get_name()), dir)?;
+        }
+        Ok(())
+    }
+    walk(cmd, "strata".into(), dir)
 }
 
 /// `docker build`'s (buildx's and the classic builder's) flags: one strata does not have

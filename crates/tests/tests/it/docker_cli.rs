@@ -626,3 +626,58 @@ fn images_filters_and_digests() {
         stderr(&o)
     );
 }
+
+/// `strata completion bash|zsh|fish` and `strata man DIR`, from the same clap definitions.
+#[test]
+fn completions_and_man_pages() {
+    let env = Env::new();
+    // bash: the script loads, and completes commands and flags.
+    let script = env.path("strata.bash");
+    std::fs::write(&script, env.ok(&["completion", "bash"])).unwrap();
+    let complete = |words: &str| {
+        let o = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "source {}; COMP_WORDS=({words}); COMP_CWORD=$((${{#COMP_WORDS[@]}}-1)); _strata strata \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+                script.display()
+            ))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{o:?}");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let c = complete("strata bui");
+    assert!(
+        c.lines().any(|l| l == "build") && c.lines().any(|l| l == "builder"),
+        "{c}"
+    );
+    let c = complete("strata build --no-");
+    assert!(c.lines().any(|l| l == "--no-cache"), "{c}");
+    for shell in ["zsh", "fish"] {
+        let s = env.ok(&["completion", shell]);
+        assert!(s.contains("strata") && s.contains("build"), "{shell}: {s}");
+    }
+    let o = env.run(&["completion", "tcsh"]);
+    assert_eq!(o.status.code(), Some(125));
+    // man: one page per command, roff that names the command and its flags.
+    let dir = env.path("man1");
+    env.ok(&["man", dir.to_str().unwrap()]);
+    for page in [
+        "strata.1",
+        "strata-build.1",
+        "strata-image-ls.1",
+        "strata-run.1",
+    ] {
+        let text =
+            std::fs::read_to_string(dir.join(page)).unwrap_or_else(|e| panic!("{page}: {e}"));
+        assert!(
+            text.starts_with(".ie \\n(.g .ds Aq") || text.contains(".TH"),
+            "{page}"
+        );
+    }
+    let build = std::fs::read_to_string(dir.join("strata-build.1")).unwrap();
+    assert!(
+        build.contains("strata\\-build") && build.contains("\\-\\-target"),
+        "{build}"
+    );
+}
