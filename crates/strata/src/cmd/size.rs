@@ -12,6 +12,52 @@ use store::{Digest, Store, Writer};
 
 use crate::format::human_size;
 
+/// How `to` compares with `from`, as people say it: `98.3 % smaller (58× smaller)`,
+/// `12.0 % larger`, `608× larger` (a percentage past 100 % reads as a ratio).
+pub fn change(from: u64, to: u64) -> String {
+    if from == 0 || to == 0 {
+        return if from == to {
+            "the same size".into()
+        } else if to == 0 {
+            "100.0 % smaller".into()
+        } else {
+            "larger (from nothing)".into()
+        };
+    }
+    let ratio = |a: u64, b: u64| {
+        let r = a as f64 / b as f64;
+        if r >= 10.0 {
+            format!("{r:.0}×")
+        } else {
+            format!("{r:.1}×")
+        }
+    };
+    if to <= from {
+        let pct = 100.0 * (from - to) as f64 / from as f64;
+        if from >= 2 * to {
+            format!("{pct:.1} % smaller ({} smaller)", ratio(from, to))
+        } else {
+            format!("{pct:.1} % smaller")
+        }
+    } else if to >= 2 * from {
+        format!("{} larger", ratio(to, from))
+    } else {
+        format!("{:.1} % larger", 100.0 * (to - from) as f64 / from as f64)
+    }
+}
+
+/// A bar of `width` cells for `size` against `max` (at least one cell for a non-empty size).
+pub fn bar(size: u64, max: u64, width: usize) -> String {
+    if max == 0 || size == 0 {
+        return String::new();
+    }
+    let cells = ((size as f64 / max as f64) * width as f64).round() as usize;
+    "█".repeat(cells.clamp(1, width))
+}
+
+/// Bars' width in cells.
+const BAR: usize = 30;
+
 fn layers_size(store: &Writer<'_>, layers: &[Digest]) -> Result<u64> {
     let mut total = 0;
     for l in layers {
@@ -100,6 +146,7 @@ pub fn build_report(store: &Writer<'_>, r: &engine::BuildResult, json_out: bool)
         "{:<16} {:<28} {:>7} {:>10} {:>12}   IN FINAL IMAGE",
         "STAGE", "BASE", "LAYERS", "ADDED", "STAGE IMAGE"
     );
+    let widest = rows.iter().map(|r| r.7).max().unwrap_or(0);
     for (name, base, n, size, kept, kept_size, target, whole) in &rows {
         let fate = if *target {
             "yes (the final stage)".to_string()
@@ -110,9 +157,10 @@ pub fn build_report(store: &Writer<'_>, r: &engine::BuildResult, json_out: bool)
         };
         let _ = writeln!(
             out,
-            "{name:<16} {base:<28} {n:>7} {:>10} {:>12}   {fate}",
+            "{name:<16} {base:<28} {n:>7} {:>10} {:>12}   {fate:<24} {}",
             human_size(*size),
-            human_size(*whole)
+            human_size(*whole),
+            bar(*whole, widest, BAR)
         );
     }
     let _ = writeln!(
@@ -158,22 +206,21 @@ pub fn size(store: &Store, images: &[String], json_out: bool) -> Result<ExitCode
         "{:<40} {:<14} {:>7} {:>10}",
         "IMAGE", "IMAGE ID", "LAYERS", "SIZE"
     );
+    let widest = rows.iter().map(|r| r.3).max().unwrap_or(0);
     for (name, id, n, size) in &rows {
-        println!("{name:<40} {id:<14} {n:>7} {:>10}", human_size(*size));
+        println!(
+            "{name:<40} {id:<14} {n:>7} {:>10}  {}",
+            human_size(*size),
+            bar(*size, widest, BAR)
+        );
     }
     if let Some((fname, ..)) = rows.first() {
         for (name, _, _, size) in rows.iter().skip(1) {
-            let pct = if first > 0 {
-                100.0 * (first as f64 - *size as f64) / first as f64
-            } else {
-                0.0
-            };
-            let word = if pct >= 0.0 { "smaller" } else { "larger" };
             println!(
-                "{fname} {} → {name} {}, {:.1} % {word}",
+                "{fname} {} → {name} {}, {}",
                 human_size(first),
                 human_size(*size),
-                pct.abs()
+                change(first, *size)
             );
         }
     }
@@ -225,14 +272,40 @@ pub fn compare(store: &Store, images: &[String], json_out: bool) -> Result<ExitC
             human_size(*m)
         );
     }
-    for (single, s, multi, m, pct) in &rows {
-        let word = if *pct >= 0.0 { "smaller" } else { "larger" };
+    let widest = rows.iter().map(|r| r.1.max(r.3)).max().unwrap_or(0);
+    for (single, s, multi, m, _) in &rows {
         println!(
-            "{single} {} → {multi} {}, {:.1} % {word}",
+            "{single} {} → {multi} {}, {}",
             human_size(*s),
             human_size(*m),
-            pct.abs()
+            change(*s, *m)
         );
+        println!("  {:<10} {}", human_size(*s), bar(*s, widest, BAR));
+        println!("  {:<10} {}", human_size(*m), bar(*m, widest, BAR));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_read_as_people_say_them() {
+        assert_eq!(change(1000, 17), "98.3 % smaller (59× smaller)");
+        assert_eq!(change(1000, 600), "40.0 % smaller");
+        assert_eq!(change(1000, 400), "60.0 % smaller (2.5× smaller)");
+        assert_eq!(change(100, 112), "12.0 % larger");
+        assert_eq!(change(100, 60_800), "608× larger");
+        assert_eq!(change(100, 250), "2.5× larger");
+        assert_eq!(change(0, 0), "the same size");
+    }
+
+    #[test]
+    fn bars_scale_to_the_largest() {
+        assert_eq!(bar(100, 100, 30).chars().count(), 30);
+        assert_eq!(bar(50, 100, 30).chars().count(), 15);
+        assert_eq!(bar(1, 1_000_000, 30).chars().count(), 1, "never invisible");
+        assert_eq!(bar(0, 100, 30), "");
+    }
 }

@@ -92,6 +92,29 @@ FROM busybox:local\nCOPY --from=build /out/small /small\n",
     let table = env.ok(&["size", "--compare", &name, "busybox:local"]);
     assert!(table.starts_with("SINGLE-STAGE"), "{table}");
     assert!(table.contains(&format!("{:.1} % smaller", pct)), "{table}");
+    // A bar per image, the larger one full width, the other in proportion.
+    let bars: Vec<usize> = table
+        .lines()
+        .filter(|l| l.contains('█'))
+        .map(|l| l.chars().filter(|c| *c == '█').count())
+        .collect();
+    assert_eq!(bars.len(), 2, "{table}");
+    assert_eq!(bars[0], 30, "{table}");
+    let expect = (30.0 * base_size as f64 / final_size as f64)
+        .round()
+        .max(1.0) as usize;
+    assert_eq!(bars[1], expect, "{table}");
+    // The other way round it is larger: past 2× as a ratio, not a percentage.
+    let table = env.ok(&["size", "--compare", "busybox:local", &name]);
+    let ratio = final_size as f64 / base_size as f64;
+    let said = if ratio >= 10.0 {
+        format!("{ratio:.0}× larger")
+    } else if ratio >= 2.0 {
+        format!("{ratio:.1}× larger")
+    } else {
+        format!("{:.1} % larger", 100.0 * (ratio - 1.0))
+    };
+    assert!(table.contains(&said), "{said}: {table}");
     // Docker counts the same.
     struct Rmi(String);
     impl Drop for Rmi {
