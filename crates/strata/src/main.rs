@@ -216,6 +216,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Ok(store)
     };
+    if let Some((what, code)) = needs_privileges(&cli.command) {
+        if let Some(missing) = missing_privileges() {
+            eprintln!(
+                "error: strata {what} needs root ({missing}): it unpacks layers with their \
+                 owners and runs processes in namespaces of their own.\n\
+                 hint: run it as root (sudo strata {what} ...); a rootless mode is planned"
+            );
+            return Ok(ExitCode::from(code));
+        }
+    }
     match cli.command {
         Command::Plan(args) => cmd::plan::run(args),
         Command::Build(a) => cmd::build::run(&open()?, *a),
@@ -340,6 +350,42 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The commands that run containers or unpack layers, and the exit code of their refusal
+/// (docker's 125 for `run`-like commands).
+fn needs_privileges(c: &Command) -> Option<(&'static str, u8)> {
+    Some(match c {
+        Command::Build(a) if !a.check => ("build", 1),
+        Command::Run(_) => ("run", 125),
+        Command::Exec(_) => ("exec", 125),
+        Command::Start(_) => ("start", 1),
+        Command::Restart(_) => ("restart", 1),
+        Command::Container(ContainerCommand::Run(_)) => ("container run", 125),
+        Command::Container(ContainerCommand::Exec(_)) => ("container exec", 125),
+        Command::Container(ContainerCommand::Start(_)) => ("container start", 1),
+        Command::Container(ContainerCommand::Restart(_)) => ("container restart", 1),
+        _ => return None,
+    })
+}
+
+/// What this process lacks of root's powers for builds and containers (CAP_SYS_ADMIN for
+/// namespaces and mounts, CAP_CHOWN for layer owners), from `/proc/self/status`; `None`
+/// when it has them.
+fn missing_privileges() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())?;
+    let missing: Vec<&str> = [(21, "CAP_SYS_ADMIN"), (0, "CAP_CHOWN")]
+        .into_iter()
+        .filter(|(bit, _)| eff & (1 << bit) == 0)
+        .map(|(_, name)| name)
+        .collect();
+    // /proc/self belongs to the process's effective uid.
+    let euid = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").ok()?);
+    (!missing.is_empty()).then(|| format!("uid {euid} lacks {}", missing.join(" and ")))
 }
 
 /// One man page per command, named as git's are (`strata-image-ls.1`), hidden commands

@@ -681,3 +681,63 @@ fn completions_and_man_pages() {
         "{build}"
     );
 }
+
+/// Without root's powers, the commands that need them say so and how, before anything
+/// fails with "Operation not permitted"; the others work.
+#[test]
+fn not_root_says_so_and_how() {
+    strata_tests::require!(Root, Busybox);
+    let dir = crate::common::scratch();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("ctx")).unwrap();
+    std::fs::write(root.join("ctx/Dockerfile"), "FROM bb:1\nRUN true\n").unwrap();
+    busybox_tar(&root.join("bb.tar"));
+    crate::common::tool("chown", &["-R", "65534:65534", root.to_str().unwrap()]);
+    let nobody = |args: &[&str]| {
+        std::process::Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "--inh-caps=-all",
+            ])
+            .arg(strata_tests::strata_bin())
+            .args(args)
+            .env("STRATA_ROOT", root.join("store"))
+            .env("HOME", root)
+            .current_dir(root)
+            .output()
+            .unwrap()
+    };
+    let o = nobody(&["import", "bb.tar", "bb:1"]);
+    assert!(o.status.success(), "import works unprivileged: {o:?}");
+    for (args, code) in [
+        (&["build", "ctx"][..], 1),
+        (&["run", "bb:1", "true"][..], 125),
+        (&["exec", "x", "true"][..], 125),
+    ] {
+        let o = nobody(args);
+        assert_eq!(o.status.code(), Some(code), "{args:?}: {o:?}");
+        let err = stderr(&o);
+        assert!(
+            err.starts_with(&format!(
+                "error: strata {} needs root (uid 65534 lacks CAP_SYS_ADMIN and CAP_CHOWN)",
+                args[0]
+            )),
+            "{err}"
+        );
+        assert!(
+            err.contains(&format!(
+                "hint: run it as root (sudo strata {} ...)",
+                args[0]
+            )),
+            "{err}"
+        );
+        assert!(!err.contains("Operation not permitted"), "{err}");
+    }
+    // What needs no privileges still works: checks, listings.
+    let o = nobody(&["build", "--check", "ctx"]);
+    assert!(o.status.success(), "{o:?}");
+    let o = nobody(&["images", "-q"]);
+    assert!(o.status.success() && !o.stdout.is_empty(), "{o:?}");
+}
