@@ -9,23 +9,49 @@ pub fn plain_stderr() -> Plain {
     Plain::new(Box::new(std::io::stderr()))
 }
 
-/// A live display for terminals, like BuildKit's tty mode: a line per running step with its
-/// elapsed time, `CACHED` marks, finished steps collapsing to one line each, and (with
-/// `explain`) why each cache miss happened.
+/// A live display for terminals, like BuildKit's tty mode: a header `[+] Building 3.6s
+/// (5/9)`, a line per running step with its elapsed time, `CACHED` marks, finished steps
+/// collapsing to one line each (blue; errors red; no colour with `NO_COLOR`), the export
+/// at the end, and (with `explain`) why each cache miss happened.
 pub struct Tty {
     multi: indicatif::MultiProgress,
+    header: indicatif::ProgressBar,
     bars: Mutex<Vec<(usize, indicatif::ProgressBar, String)>>,
+    /// Steps started and steps finished (done, cached or failed).
+    counts: Mutex<(usize, usize)>,
     explain: bool,
+    color: bool,
+}
+
+/// Whether to colour a terminal's output: not when `NO_COLOR` is set to anything.
+pub fn color_wanted() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 impl Tty {
     pub fn new(explain: bool) -> Tty {
+        let multi =
+            indicatif::MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::stderr());
+        let header = multi.add(indicatif::ProgressBar::new_spinner());
+        header.set_style(
+            indicatif::ProgressStyle::with_template("[+] Building {secs} ({msg})")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner())
+                .with_key(
+                    "secs",
+                    |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = write!(w, "{:.1}s", s.elapsed().as_secs_f64());
+                    },
+                ),
+        );
+        header.set_message("0/0");
+        header.enable_steady_tick(std::time::Duration::from_millis(100));
         Tty {
-            multi: indicatif::MultiProgress::with_draw_target(
-                indicatif::ProgressDrawTarget::stderr(),
-            ),
+            multi,
+            header,
             bars: Mutex::new(Vec::new()),
+            counts: Mutex::new((0, 0)),
             explain,
+            color: color_wanted(),
         }
     }
 
@@ -34,6 +60,48 @@ impl Tty {
         if let Some((_, b, name)) = bars.iter().find(|(i, _, _)| *i == id) {
             f(b, name);
         }
+    }
+
+    /// Count a started (`started`) or a finished step, and show the counts in the header.
+    fn count(&self, started: bool) {
+        let mut c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        if started {
+            c.0 += 1;
+        } else {
+            c.1 += 1;
+        }
+        self.header.set_message(format!("{}/{}", c.1, c.0));
+    }
+
+    /// `text` in `code`'s colour (an SGR number), or plain.
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+
+    /// End the display: the export's lines under the steps, and the header frozen with
+    /// `FINISHED` (or `ERROR`).
+    pub fn finish(&self, export: &[String], ok: bool) {
+        for line in export {
+            let b = self.multi.add(indicatif::ProgressBar::new_spinner());
+            b.set_style(
+                indicatif::ProgressStyle::with_template("{msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            b.finish_with_message(self.paint("34", line));
+        }
+        let c = *self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let t = self.header.elapsed().as_secs_f64();
+        let state = if ok { "FINISHED" } else { "ERROR" };
+        self.header.set_style(
+            indicatif::ProgressStyle::with_template("{msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        self.header
+            .finish_with_message(format!("[+] Building {t:.1}s ({}/{}) {state}", c.1, c.0));
     }
 }
 
@@ -54,6 +122,7 @@ impl Progress for Tty {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .push((id, b, name));
+                self.count(true);
             }
             Event::Log { id, line } => self.with_bar(id, |b, _| {
                 let short: String = line.chars().take(60).collect();
@@ -68,30 +137,49 @@ impl Progress for Tty {
                     })
                 }
             }
-            Event::Cached { id } => self.with_bar(id, |b, name| {
-                b.set_style(
-                    indicatif::ProgressStyle::with_template("{msg}")
-                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-                );
-                b.finish_with_message(format!(" => CACHED {name}"));
-            }),
-            Event::Done { id } => self.with_bar(id, |b, name| {
-                let t = b.elapsed().as_secs_f64();
-                b.set_style(
-                    indicatif::ProgressStyle::with_template("{msg}")
-                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-                );
-                b.finish_with_message(format!(" => {name} {t:.1}s"));
-            }),
-            Event::Error { id, message } => self.with_bar(id, |b, name| {
-                b.set_style(
-                    indicatif::ProgressStyle::with_template("{msg}")
-                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-                );
-                b.finish_with_message(format!(" => ERROR {name}: {message}"));
-            }),
-            Event::Message { line } => eprintln!("{line}"),
+            Event::Cached { id } => {
+                self.with_bar(id, |b, name| {
+                    b.set_style(
+                        indicatif::ProgressStyle::with_template("{msg}")
+                            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+                    );
+                    b.finish_with_message(self.paint("34", &format!(" => CACHED {name}")));
+                });
+                self.count(false);
+            }
+            Event::Done { id } => {
+                self.with_bar(id, |b, name| {
+                    let t = b.elapsed().as_secs_f64();
+                    b.set_style(
+                        indicatif::ProgressStyle::with_template("{msg}")
+                            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+                    );
+                    b.finish_with_message(self.paint("34", &format!(" => {name} {t:.1}s")));
+                });
+                self.count(false);
+            }
+            Event::Error { id, message } => {
+                self.with_bar(id, |b, name| {
+                    b.set_style(
+                        indicatif::ProgressStyle::with_template("{msg}")
+                            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+                    );
+                    b.finish_with_message(
+                        self.paint("31", &format!(" => ERROR {name}: {message}")),
+                    );
+                });
+                self.count(false);
+            }
+            Event::Message { line } => {
+                let _ = self.multi.println(line);
+            }
         }
+    }
+}
+
+impl Progress for &Tty {
+    fn event(&self, e: Event) {
+        (**self).event(e)
     }
 }
 

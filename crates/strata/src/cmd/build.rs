@@ -508,19 +508,41 @@ pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
         ProgressMode::Auto => std::io::IsTerminal::is_terminal(&std::io::stderr()),
         _ => false,
     };
-    let progress: Box<dyn engine::Progress> = if a.quiet || a.progress == ProgressMode::Quiet {
+    let quiet = a.quiet || a.progress == ProgressMode::Quiet;
+    let tty_view = (tty && !quiet && a.progress != ProgressMode::Rawjson)
+        .then(|| crate::progress::Tty::new(a.explain_cache));
+    let progress: Box<dyn engine::Progress + '_> = if quiet {
         Box::new(engine::Quiet)
     } else if a.progress == ProgressMode::Rawjson {
         Box::new(crate::progress::RawJson::new(Box::new(std::io::stderr())))
-    } else if tty {
-        Box::new(crate::progress::Tty::new(a.explain_cache))
+    } else if let Some(t) = &tty_view {
+        Box::new(t)
     } else {
         Box::new(crate::progress::plain_stderr())
     };
     let remote = RegistryRemote(a.registry.options());
-    match engine::build(store, request, &remote, progress.as_ref()) {
+    let built = engine::build(store, request, &remote, progress.as_ref());
+    if let Some(t) = &tty_view {
+        let export = match &built {
+            Ok(r) => {
+                let mut lines = vec![
+                    " => exporting to image".to_string(),
+                    format!(" => => writing image {}", r.image.id()),
+                ];
+                lines.extend(tags.iter().map(|t| format!(" => => naming to {t}")));
+                lines
+            }
+            Err(_) => Vec::new(),
+        };
+        t.finish(&export, built.is_ok());
+    }
+    match built {
         Ok(r) => {
-            let code = done(&a, &r, &tags, to_stdout, started)?;
+            let code = if tty_view.is_some() {
+                done_tty(&a, &r, &tags)?
+            } else {
+                done(&a, &r, &tags, to_stdout, started)?
+            };
             print_build_warnings(store, &a, lint.as_ref());
             Ok(code)
         }
@@ -731,6 +753,26 @@ fn done(
             r.cached
         );
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A built image under the tty view (which showed the export): the `--iidfile` and
+/// `--metadata-file`, then the steps' counts.
+fn done_tty(a: &BuildArgs, r: &engine::BuildResult, tags: &[Reference]) -> Result<ExitCode> {
+    let id = r.image.id().to_string();
+    if let Some(f) = &a.iidfile {
+        crate::outpath::write(f, |w| Ok(w.write_all(id.as_bytes())?))
+            .with_context(|| format!("write {}", f.display()))?;
+    }
+    if let Some(f) = &a.metadata_file {
+        let meta = metadata(r, tags);
+        crate::outpath::write(f, |w| Ok(serde_json::to_writer_pretty(w, &meta)?))
+            .with_context(|| format!("write {}", f.display()))?;
+    }
+    eprintln!(
+        "{} RUN executed, {} steps cached",
+        r.runs_executed, r.cached
+    );
     Ok(ExitCode::SUCCESS)
 }
 

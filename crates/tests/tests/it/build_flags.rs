@@ -324,3 +324,49 @@ fn build_context_names_an_image() {
         assert!(stderr(&o).contains(msg), "{v}: {}", stderr(&o));
     }
 }
+
+/// The tty view (through a pseudo-terminal made by `script`): BuildKit's header
+/// `[+] Building 0.3s (3/3) FINISHED`, finished steps in blue, the export's lines, and no
+/// colour with `NO_COLOR`.
+#[test]
+fn tty_view_has_a_header_colours_and_the_export() {
+    strata_tests::require!(Root, Busybox);
+    let (env, ctx) = setup();
+    let view = |no_color: bool| {
+        let mut cmd = std::process::Command::new("script");
+        cmd.args(["-qec"])
+            .arg(format!(
+                "{} build --no-cache -t tty:1 {ctx}",
+                strata_tests::strata_bin()
+            ))
+            .arg("/dev/null")
+            .env("STRATA_ROOT", env.root());
+        if no_color {
+            cmd.env("NO_COLOR", "1");
+        } else {
+            cmd.env_remove("NO_COLOR");
+        }
+        let o = cmd.output().unwrap();
+        assert!(o.status.success(), "{o:?}");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let out = view(false);
+    assert!(out.contains("[+] Building "), "{out}");
+    assert!(out.contains(" (2/2) FINISHED"), "{out}");
+    assert!(
+        out.contains("\x1b[34m => [2/2] RUN echo hello from run"),
+        "{out}"
+    );
+    assert!(out.contains(" => exporting to image"), "{out}");
+    assert!(
+        out.contains(" => => naming to docker.io/library/tty:1"),
+        "{out}"
+    );
+    assert!(out.contains("1 RUN executed, 0 steps cached"), "{out}");
+    let plain = view(true);
+    assert!(plain.contains(" (2/2) FINISHED"), "{plain}");
+    assert!(
+        !plain.contains("\x1b[34m") && !plain.contains("\x1b[31m"),
+        "{plain}"
+    );
+}
