@@ -20,6 +20,7 @@ mod interop;
 mod lint_build;
 mod mount_source;
 mod progress_text;
+mod quickstart;
 mod registry;
 mod run_cli;
 mod scale;
