@@ -34,6 +34,7 @@ pub(crate) enum InitMount {
     Tmpfs {
         target: String,
         size: Option<u64>,
+        mode: Option<u32>,
     },
     Overlay {
         lower: Vec<String>,
