@@ -14,7 +14,7 @@ use anyhow::Result;
 use store::Store;
 
 use crate::signal::{self, SignalSet};
-use crate::{container, ports, spec, RunError, Spec, EXIT_START};
+use crate::{container, ports, spec, RunError, Spec, Volumes, EXIT_START};
 
 /// The caller's standard streams, which the container uses: with a tty, its terminal output
 /// is copied to `stdout` and the window size follows `stdout`'s (else `stdin`'s) terminal;
@@ -47,12 +47,12 @@ pub fn run(store: &Store, spec: &Spec, attach: Attach) -> Result<u8, RunError> {
     let tmp = store
         .scratch_dir("container")
         .map_err(|e| RunError::start(e.into()))?;
-    let prepared =
-        spec::prepare(store, spec, tmp.path(), container::random_id()).and_then(|(cfg, _)| {
-            let listeners = ports::bind(&cfg.ports)?;
-            Ok((spec::spec_of(&cfg, tmp.path())?, listeners))
-        });
-    let (mut exec_spec, listeners) = prepared.map_err(RunError::start)?;
+    let prepared = spec::prepare(store, spec, tmp.path(), container::random_id()).and_then(|p| {
+        let listeners = ports::bind(&p.config.ports)?;
+        Ok((spec::spec_of(&p.config, tmp.path())?, listeners, p))
+    });
+    // The holds on its volumes live until the container has ended.
+    let (mut exec_spec, listeners, prepared) = prepared.map_err(RunError::start)?;
     if spec.tty {
         exec_spec.tty = true;
     } else {
@@ -64,7 +64,17 @@ pub fn run(store: &Store, spec: &Spec, attach: Attach) -> Result<u8, RunError> {
         exec_spec.stdout = exec::Stdio::Inherit;
         exec_spec.stderr = exec::Stdio::Inherit;
     }
-    execute(exec_spec, attach, listeners)
+    let result = execute(exec_spec, attach, listeners);
+    let spec::Prepared { config, holds, .. } = prepared;
+    drop(holds);
+    if spec.auto_remove {
+        // As docker's `--rm`: the container's anonymous volumes go with it.
+        let removed = Volumes::open(store).and_then(|v| v.remove_anonymous(&config.mounts));
+        if let (Err(e), Ok(_)) = (removed, &result) {
+            return Err(RunError::start(e));
+        }
+    }
+    result
 }
 
 /// Start the container, relay its terminal and signals, wait for it.

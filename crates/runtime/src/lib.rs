@@ -23,12 +23,15 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod container;
+mod copyup;
 mod foreground;
 pub mod logs;
+pub mod mounts;
 pub mod ports;
 pub mod signal;
 mod spec;
 mod supervisor;
+pub mod volumes;
 
 use std::fmt;
 
@@ -37,6 +40,7 @@ pub use foreground::{run, Attach};
 pub use ports::PortMap;
 pub use spec::Spec;
 pub use supervisor::{create, supervise};
+pub use volumes::{Volume, Volumes};
 
 /// Docker's exit code when the container could not be started at all.
 pub const EXIT_START: u8 = 125;

@@ -56,17 +56,17 @@ fn create_in(
     dir: &Path,
 ) -> Result<Container> {
     std::fs::create_dir(dir).with_context(|| format!("create {}", dir.display()))?;
-    let mut config = {
+    let (mut config, holds) = {
         // Held while the image is resolved and its snapshots unpacked, until the GC root
         // exists; not for the container's lifetime (prune would wait for it).
         let store = &store.lock_shared()?;
-        let (config, image) = spec::prepare(store, a, dir, id.to_string())?;
+        let p = spec::prepare(store, a, dir, id.to_string())?;
         store.set_root(
             container::ROOT_KIND,
             id,
-            std::slice::from_ref(&image.manifest_digest),
+            std::slice::from_ref(&p.image.manifest_digest),
         )?;
-        config
+        (p.config, p.holds)
     };
     let _l = containers.lock()?;
     let existing = containers.list()?;
@@ -90,6 +90,8 @@ fn create_in(
     let bytes = serde_json::to_vec_pretty(&config).context("encode the container's config")?;
     store::atomic_write(&dir.join("config.json"), &bytes)
         .context("write the container's config")?;
+    // Recorded: its config now names its volumes.
+    drop(holds);
     containers.load(id)
 }
 
@@ -283,6 +285,7 @@ pub fn supervise(store_root: &Path, id: &str) -> Result<()> {
     // container); the executor's private files went with its state dir.
     if c.config.auto_remove {
         containers.remove(id)?;
+        crate::Volumes::new(store_root)?.remove_anonymous(&c.config.mounts)?;
     }
     Ok(())
 }
