@@ -72,19 +72,26 @@ pub struct MountPoint {
 impl MountPoint {
     /// docker's `Mounts[]` entry of `inspect`.
     pub fn inspect(&self) -> serde_json::Value {
-        let mut m = serde_json::json!({
-            "Type": self.kind.word(),
-            "Source": self.source,
-            "Destination": self.destination,
-            "Mode": self.mode,
-            "RW": self.rw,
-            "Propagation": if self.kind == MountKind::Bind { "rprivate" } else { "" },
-        });
+        // docker's field order.
+        let mut m = serde_json::Map::new();
+        m.insert("Type".into(), self.kind.word().into());
         if let Some(n) = &self.name {
-            m["Name"] = n.clone().into();
-            m["Driver"] = "local".into();
+            m.insert("Name".into(), n.clone().into());
         }
-        m
+        m.insert("Source".into(), self.source.clone().into());
+        m.insert("Destination".into(), self.destination.clone().into());
+        if self.name.is_some() {
+            m.insert("Driver".into(), "local".into());
+        }
+        m.insert("Mode".into(), self.mode.clone().into());
+        m.insert("RW".into(), self.rw.into());
+        let propagation = if self.kind == MountKind::Bind {
+            "rprivate"
+        } else {
+            ""
+        };
+        m.insert("Propagation".into(), propagation.into());
+        serde_json::Value::Object(m)
     }
 
     /// The executor's mount.
@@ -190,7 +197,7 @@ pub fn parse_volume(spec: &str, cwd: &Path) -> Result<MountSpec> {
         bail!("invalid mode: {mode}");
     }
     let mode = match (kind, mode) {
-        (MountKind::Volume, "") => "z".to_string(),
+        (MountKind::Volume, "") if source.is_some() => "z".to_string(),
         (_, m) => m.to_string(),
     };
     Ok(MountSpec {

@@ -91,6 +91,9 @@ enum Command {
     Version(cmd::system::VersionArgs),
     /// Show system-wide information, as `docker info`.
     Info(cmd::system::InfoArgs),
+    /// Manage volumes.
+    #[command(subcommand)]
+    Volume(cmd::volume::VolumeCommand),
     /// Manage images (docker's `image` namespace: the image commands under other names).
     #[command(subcommand)]
     Image(ImageCommand),
@@ -140,6 +143,8 @@ enum ImageCommand {
 /// `strata container ...`: docker's names for the container commands (no `prune`: strata
 /// cannot prune containers yet).
 #[derive(Subcommand)]
+// Parsed once per process: the size of `run`'s flags costs nothing.
+#[allow(clippy::large_enum_variant)]
 enum ContainerCommand {
     /// List containers (`strata ps`).
     #[command(visible_aliases = ["list", "ps"])]
@@ -260,6 +265,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             a.all = true;
             cmd::images::prune(&open()?, a)
         }
+        Command::Volume(c) => cmd::volume::run(&open()?, c),
         Command::Fsck => cmd::images::fsck(&open()?),
         Command::Version(a) => cmd::system::version(a),
         Command::Info(a) => cmd::system::info(&open()?, a),

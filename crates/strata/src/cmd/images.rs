@@ -561,7 +561,8 @@ pub fn prune(store: &Store, a: PruneArgs) -> Result<ExitCode> {
 }
 
 pub fn fsck(store: &Store) -> Result<ExitCode> {
-    let problems = store.fsck()?;
+    let mut problems = store.fsck()?;
+    problems.extend(runtime::Volumes::open(store)?.check()?);
     if problems.is_empty() {
         println!(
             "store {} is consistent: {} refs",

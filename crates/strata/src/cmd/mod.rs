@@ -9,6 +9,7 @@ pub mod run;
 pub mod size;
 pub mod system;
 pub mod transfer;
+pub mod volume;
 
 use std::path::{Path, PathBuf};
 
