@@ -24,6 +24,7 @@
 
 pub mod container;
 mod copyup;
+pub mod cp;
 mod foreground;
 pub mod logs;
 pub mod mounts;

@@ -91,6 +91,8 @@ enum Command {
     Version(cmd::system::VersionArgs),
     /// Show system-wide information, as `docker info`.
     Info(cmd::system::InfoArgs),
+    /// Copy files/folders between a container and the local filesystem.
+    Cp(cmd::cp::CpArgs),
     /// Manage volumes.
     #[command(subcommand)]
     Volume(cmd::volume::VolumeCommand),
@@ -159,6 +161,8 @@ enum ContainerCommand {
     Stop(cmd::containers::StopArgs),
     /// Run a command in a new container.
     Run(cmd::run::RunArgs),
+    /// Copy files/folders between a container and the local filesystem.
+    Cp(cmd::cp::CpArgs),
 }
 
 #[derive(Subcommand)]
@@ -255,6 +259,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ContainerCommand::Logs(a) => cmd::containers::logs(&open()?, a),
             ContainerCommand::Stop(a) => cmd::containers::stop(&open()?, a),
             ContainerCommand::Run(a) => cmd::run::run(open(), a),
+            ContainerCommand::Cp(a) => cmd::cp::cp(&open()?, a),
         },
         Command::System(c) => match c {
             SystemCommand::Df(a) => cmd::system::df(&open()?, a),
@@ -266,6 +271,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             cmd::images::prune(&open()?, a)
         }
         Command::Volume(c) => cmd::volume::run(&open()?, c),
+        Command::Cp(a) => cmd::cp::cp(&open()?, a),
         Command::Fsck => cmd::images::fsck(&open()?),
         Command::Version(a) => cmd::system::version(a),
         Command::Info(a) => cmd::system::info(&open()?, a),

@@ -1,6 +1,7 @@
 pub mod build;
 pub mod check;
 pub mod containers;
+pub mod cp;
 pub mod debug;
 pub mod images;
 pub mod plan;
