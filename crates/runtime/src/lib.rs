@@ -1,5 +1,5 @@
-//! Containers from store images: the lifecycle under `strata run`, `ps`, `logs`, `stop` and
-//! `rm` (and the coming `exec`, `cp`, volumes, healthchecks and compose), as a library.
+//! Containers from store images: the lifecycle under `strata run`, `ps`, `logs`, `stop`,
+//! `rm`, `cp` and `volume` (and the coming `exec`, healthchecks and compose), as a library.
 //!
 //! * [`run`]: a container in the foreground, attached to the caller's streams
 //!   (`foreground.rs`: overlay rootfs, terminal relay, signal forwarding).
@@ -9,6 +9,8 @@
 //! * [`Spec`]: what to run, in docker's terms; [`ports`]: `-p` mappings and the userspace
 //!   proxy into the container's network namespace; [`signal`]: signal names and a
 //!   pidfd-checked kill.
+//! * [`mounts`]: `-v`, `--mount` and `--tmpfs` by docker's rules; [`volumes`]: the store's
+//!   volumes (`copyup.rs` fills a new one from the image); [`cp`]: `docker cp`.
 //!
 //! Files on disk are described in [`container`]. Layer snapshots come from
 //! `layer::snapshot`, processes from `exec`.

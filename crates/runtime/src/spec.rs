@@ -239,10 +239,13 @@ fn materialize(
                     Some(v) => v,
                     None => volumes.insert(Volumes::new(store_root)?),
                 };
-                let (v, _) =
-                    vols.create(m.source.as_deref(), Default::default(), m.source.is_none())?;
-                holds.push(vols.hold(&v.name, id)?);
-                if !m.nocopy {
+                let (v, hold) =
+                    vols.create_and_hold(m.source.as_deref(), m.source.is_none(), id)?;
+                holds.push(hold);
+                // Only while no other container has it: one that runs could swap what the
+                // copy creates for links out of the volume.
+                let alone = vols.users(&v.name)?.iter().all(|u| u == id);
+                if !m.nocopy && alone {
                     copyup::copy_up(lower, &m.destination, &v.mountpoint())?;
                 }
                 mounts::MountPoint {

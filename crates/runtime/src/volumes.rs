@@ -206,20 +206,32 @@ impl Volumes {
         labels: BTreeMap<String, String>,
         anonymous: bool,
     ) -> Result<(Volume, bool)> {
-        let name = match name {
-            Some(n) => {
-                if !valid_volume_name(n) {
-                    bail!(
-                        "create {n}: \"{n}\" includes invalid characters for a local volume \
-                         name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended \
-                         to pass a host directory, use absolute path"
-                    );
-                }
-                n.to_string()
-            }
-            None => crate::container::random_id(),
-        };
+        let name = checked_name(name)?;
         let _l = self.lock()?;
+        self.create_locked(name, labels, anonymous)
+    }
+
+    /// [`create`](Self::create), and the volume held for the container `id` before the lock
+    /// is released, so no `volume rm` or `prune` can take a volume just made.
+    pub fn create_and_hold(
+        &self,
+        name: Option<&str>,
+        anonymous: bool,
+        id: &str,
+    ) -> Result<(Volume, Hold)> {
+        let name = checked_name(name)?;
+        let _l = self.lock()?;
+        let (v, _) = self.create_locked(name, BTreeMap::new(), anonymous)?;
+        let hold = self.hold(&v.name, id)?;
+        Ok((v, hold))
+    }
+
+    fn create_locked(
+        &self,
+        name: String,
+        labels: BTreeMap<String, String>,
+        anonymous: bool,
+    ) -> Result<(Volume, bool)> {
         if let Some(v) = self.load(&name)? {
             return Ok((v, false));
         }
@@ -378,6 +390,19 @@ impl Volumes {
             }
         }
         Ok(problems)
+    }
+}
+
+/// A volume's name as given (docker's rule), or a random 64-hex one.
+fn checked_name(name: Option<&str>) -> Result<String> {
+    match name {
+        Some(n) if !valid_volume_name(n) => bail!(
+            "create {n}: \"{n}\" includes invalid characters for a local volume name, only \
+             \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host \
+             directory, use absolute path"
+        ),
+        Some(n) => Ok(n.to_string()),
+        None => Ok(crate::container::random_id()),
     }
 }
 

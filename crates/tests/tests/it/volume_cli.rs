@@ -24,6 +24,7 @@ pub(crate) fn setup() -> Env {
         "module.exports = 1\n",
     )
     .unwrap();
+    std::os::unix::fs::symlink("/", app.join("escape")).unwrap();
     tool(
         "tar",
         &[
@@ -35,6 +36,7 @@ pub(crate) fn setup() -> Env {
             "-rf",
             t,
             "app",
+            "escape",
         ],
     );
     env.ok(&["import", "--change", "VOLUME /data", t, "app:local"]);
@@ -107,6 +109,28 @@ fn bind_mounts_both_ways_read_only_and_relative() {
     assert_ne!(o.status.code(), Some(0), "{}", out(&o));
     assert!(out(&o).contains("Read-only file system"), "{}", out(&o));
     assert!(!host.join("ro-write").exists());
+
+    // A mount target through a symlink of the image (`/escape -> /`) stays in the rootfs.
+    let unique = format!("strata-bind-escape-{}", std::process::id());
+    let through = format!("{}:/escape/{unique}", host.display());
+    let vol_through = format!("v-escape:/escape/{unique}-vol");
+    let o = env.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        &through,
+        "-v",
+        &vol_through,
+        "app:local",
+        "sh",
+        "-c",
+        &format!("cat /{unique}/from-host && echo in-vol > /{unique}-vol/f"),
+    ]);
+    assert_eq!(o, "hello from the host\n");
+    assert!(!std::path::Path::new(&format!("/{unique}")).exists());
+    assert!(!std::path::Path::new(&format!("/{unique}-vol")).exists());
+    let f = env.root().join("volumes/v-escape/_data/f");
+    assert_eq!(std::fs::read_to_string(f).unwrap(), "in-vol\n");
 
     // --mount type=bind,readonly the same; a missing source is docker's error.
     let m = format!("type=bind,source={},target=/m,readonly", host.display());
