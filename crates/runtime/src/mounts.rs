@@ -304,6 +304,14 @@ pub fn parse_mount(spec: &str, cwd: &Path) -> Result<MountSpec> {
             let Some(s) = source else {
                 bail!("invalid mount config for type \"bind\": field Source must not be empty");
             };
+            // docker CLI ≥ 23 takes a path relative to the current directory when it
+            // starts with `.`; any other relative path is an error.
+            if !s.starts_with('/') && !s.starts_with('.') {
+                bail!(
+                    "invalid mount config for type \"bind\": invalid mount path: '{s}' mount \
+                     path must be absolute"
+                );
+            }
             let p = escape::clean::rooted(&cwd.join(&s).to_string_lossy());
             if std::fs::metadata(&p).is_err() {
                 bail!(
@@ -476,6 +484,12 @@ mod tests {
             "invalid mount config for type \"bind\": bind source path does not exist: \
              /no/such/strata/path"
         );
+        assert!(parse_mount("type=bind,src=tmp,dst=/t", cwd)
+            .unwrap_err()
+            .to_string()
+            .contains("mount path must be absolute"));
+        let m = parse_mount("type=bind,src=./tmp,dst=/t", cwd).unwrap();
+        assert_eq!(m.source.as_deref(), Some("/tmp"));
         let m = parse_mount("target=/v", cwd).unwrap();
         assert_eq!((m.kind, m.source), (MountKind::Volume, None));
         let m = parse_mount("type=tmpfs,dst=/t,tmpfs-size=1m,tmpfs-mode=700", cwd).unwrap();

@@ -429,6 +429,17 @@ fn anonymous_volumes_go_with_rm_v_and_run_rm_and_volumes_survive_prune() {
     env.ok(&["run", "--rm", "app:local", "true"]);
     assert_eq!(volume_names(&env), vec!["named"]);
 
+    // A detached --rm container's anonymous volumes go when it has exited.
+    env.ok(&["run", "-d", "--rm", "-v", "/anon", "busybox:local", "true"]);
+    for _ in 0..400 {
+        if env.ok(&["ps", "-aq"]).is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(env.ok(&["ps", "-aq"]), "");
+    assert_eq!(volume_names(&env), vec!["named"]);
+
     // rm keeps them, rm -v removes the anonymous ones.
     let a = env.ok(&["run", "-d", "-v", "/anon", "busybox:local", "sleep", "1000"]);
     let b = env.ok(&[
