@@ -47,12 +47,18 @@ pub fn run(store: &Store, spec: &Spec, attach: Attach) -> Result<u8, RunError> {
     let tmp = store
         .scratch_dir("container")
         .map_err(|e| RunError::start(e.into()))?;
-    let prepared = spec::prepare(store, spec, tmp.path(), container::random_id()).and_then(|p| {
-        let listeners = ports::bind(&p.config.ports)?;
-        Ok((spec::spec_of(&p.config, tmp.path())?, listeners, p))
-    });
+    let prepared =
+        spec::prepare(store, spec, tmp.path(), container::random_id()).map_err(RunError::start)?;
+    let ready = ports::bind(&prepared.config.ports)
+        .and_then(|l| Ok((spec::spec_of(&prepared.config, tmp.path())?, l)));
     // The holds on its volumes live until the container has ended.
-    let (mut exec_spec, listeners, prepared) = prepared.map_err(RunError::start)?;
+    let (mut exec_spec, listeners) = match ready {
+        Ok(r) => r,
+        Err(e) => {
+            prepared.discard(store.root());
+            return Err(RunError::start(e));
+        }
+    };
     if spec.tty {
         exec_spec.tty = true;
     } else {

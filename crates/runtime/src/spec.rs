@@ -58,6 +58,21 @@ pub(crate) struct Prepared {
     pub holds: Vec<Hold>,
 }
 
+impl Prepared {
+    /// Undo what preparing made for a container that will not exist: its holds released,
+    /// the anonymous volumes made for it removed.
+    pub(crate) fn discard(self, store_root: &Path) {
+        discard(store_root, &self.config.mounts, self.holds);
+    }
+}
+
+fn discard(store_root: &Path, mounts: &[mounts::MountPoint], holds: Vec<Hold>) {
+    drop(holds);
+    if let Ok(v) = Volumes::new(store_root) {
+        let _ = v.remove_anonymous(mounts);
+    }
+}
+
 /// Everything before the container starts: the image, its config with the overrides, the
 /// overlay's lowerdirs (an empty one goes under `dir`), its mounts (volumes created and
 /// filled from the image on first use). The name is left empty.
@@ -212,6 +227,23 @@ fn materialize(
 ) -> Result<(Vec<mounts::MountPoint>, Vec<Hold>)> {
     let mut out = Vec::new();
     let mut holds = Vec::new();
+    match materialize_into(store_root, specs, lower, id, &mut out, &mut holds) {
+        Ok(()) => Ok((out, holds)),
+        Err(e) => {
+            discard(store_root, &out, holds);
+            Err(e)
+        }
+    }
+}
+
+fn materialize_into(
+    store_root: &Path,
+    specs: &[mounts::MountSpec],
+    lower: &[PathBuf],
+    id: &str,
+    out: &mut Vec<mounts::MountPoint>,
+    holds: &mut Vec<Hold>,
+) -> Result<()> {
     let mut volumes = None;
     for m in specs {
         let point = match m.kind {
@@ -242,13 +274,7 @@ fn materialize(
                 let (v, hold) =
                     vols.create_and_hold(m.source.as_deref(), m.source.is_none(), id)?;
                 holds.push(hold);
-                // Only while no other container has it: one that runs could swap what the
-                // copy creates for links out of the volume.
-                let alone = vols.users(&v.name)?.iter().all(|u| u == id);
-                if !m.nocopy && alone {
-                    copyup::copy_up(lower, &m.destination, &v.mountpoint())?;
-                }
-                mounts::MountPoint {
+                let point = mounts::MountPoint {
                     kind: m.kind,
                     name: Some(v.name.clone()),
                     source: std::path::absolute(v.mountpoint())
@@ -261,7 +287,16 @@ fn materialize(
                     anonymous: v.meta.anonymous,
                     tmpfs_size: None,
                     tmpfs_mode: None,
+                };
+                // Recorded before the copy, so a failed copy's anonymous volume is removed.
+                out.push(point);
+                // Only while no other container has it: one that runs could swap what the
+                // copy creates for links out of the volume.
+                let alone = vols.users(&v.name)?.iter().all(|u| u == id);
+                if !m.nocopy && alone {
+                    copyup::copy_up(lower, &m.destination, &v.mountpoint())?;
                 }
+                continue;
             }
             mounts::MountKind::Tmpfs => mounts::MountPoint {
                 kind: m.kind,
@@ -277,7 +312,7 @@ fn materialize(
         };
         out.push(point);
     }
-    Ok((out, holds))
+    Ok(())
 }
 
 /// `--add-host NAME:IP` (the IP may be an IPv6 address with colons, or in brackets).

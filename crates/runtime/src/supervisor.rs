@@ -56,18 +56,40 @@ fn create_in(
     dir: &Path,
 ) -> Result<Container> {
     std::fs::create_dir(dir).with_context(|| format!("create {}", dir.display()))?;
-    let (mut config, holds) = {
+    let prepared = {
         // Held while the image is resolved and its snapshots unpacked, until the GC root
         // exists; not for the container's lifetime (prune would wait for it).
         let store = &store.lock_shared()?;
         let p = spec::prepare(store, a, dir, id.to_string())?;
-        store.set_root(
+        if let Err(e) = store.set_root(
             container::ROOT_KIND,
             id,
             std::slice::from_ref(&p.image.manifest_digest),
-        )?;
-        (p.config, p.holds)
+        ) {
+            p.discard(store.root());
+            return Err(e.into());
+        }
+        p
     };
+    match record(containers, a, id, dir, &prepared.config) {
+        // Recorded: its config now names its volumes; the holds can go.
+        Ok(c) => Ok(c),
+        Err(e) => {
+            prepared.discard(store.root());
+            Err(e)
+        }
+    }
+}
+
+/// Name the container (under the containers lock) and write its config.
+fn record(
+    containers: &Containers,
+    a: &Spec,
+    id: &str,
+    dir: &Path,
+    config: &container::Config,
+) -> Result<Container> {
+    let mut config = config.clone();
     let _l = containers.lock()?;
     let existing = containers.list()?;
     config.name = match &a.name {
@@ -90,8 +112,6 @@ fn create_in(
     let bytes = serde_json::to_vec_pretty(&config).context("encode the container's config")?;
     store::atomic_write(&dir.join("config.json"), &bytes)
         .context("write the container's config")?;
-    // Recorded: its config now names its volumes.
-    drop(holds);
     containers.load(id)
 }
 

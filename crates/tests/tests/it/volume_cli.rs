@@ -440,6 +440,46 @@ fn anonymous_volumes_go_with_rm_v_and_run_rm_and_volumes_survive_prune() {
     assert_eq!(env.ok(&["ps", "-aq"]), "");
     assert_eq!(volume_names(&env), vec!["named"]);
 
+    // A container that is not created leaves no anonymous volume behind.
+    let t = env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "taken",
+        "busybox:local",
+        "sleep",
+        "1000",
+    ]);
+    let o = env.run(&[
+        "run",
+        "-d",
+        "--name",
+        "taken",
+        "-v",
+        "/anon",
+        "busybox:local",
+        "true",
+    ]);
+    assert_eq!(o.status.code(), Some(125), "{}", out(&o));
+    assert!(out(&o).contains("is already in use"), "{}", out(&o));
+    // A published port that is taken fails the run after its volumes were made.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let p = format!("127.0.0.1:{}:80", busy.local_addr().unwrap().port());
+    let o = env.run(&[
+        "run",
+        "--rm",
+        "-v",
+        "/anon",
+        "-p",
+        &p,
+        "busybox:local",
+        "true",
+    ]);
+    assert!(out(&o).contains("already allocated"), "{}", out(&o));
+    assert_eq!(o.status.code(), Some(125), "{}", out(&o));
+    assert_eq!(volume_names(&env), vec!["named"]);
+    env.ok(&["rm", "-f", t.trim()]);
+
     // rm keeps them, rm -v removes the anonymous ones.
     let a = env.ok(&["run", "-d", "-v", "/anon", "busybox:local", "sleep", "1000"]);
     let b = env.ok(&[
