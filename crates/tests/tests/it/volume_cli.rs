@@ -403,6 +403,28 @@ fn volume_commands_print_as_docker() {
         format!("Deleted Volumes:\n{anon}\nv2\n\nTotal reclaimed space: 0B\n")
     );
     assert_eq!(volume_names(&env), vec!["v1"]);
+    env.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "v1:/d",
+        "busybox:local",
+        "sh",
+        "-c",
+        "echo 123456789 > /d/ten",
+    ]);
+    assert_eq!(
+        env.ok(&[
+            "system",
+            "df",
+            "--format",
+            "{{.Type}} {{.TotalCount}} {{.Active}} {{.Size}} {{.Reclaimable}}"
+        ])
+        .lines()
+        .find(|l| l.starts_with("Local Volumes"))
+        .unwrap(),
+        "Local Volumes 1 1 10B 0B (0%)"
+    );
     env.ok(&["rm", id]);
     assert_eq!(env.ok(&["volume", "rm", "v1"]), "v1\n");
     assert!(volume_names(&env).is_empty());
