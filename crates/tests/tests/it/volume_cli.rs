@@ -343,6 +343,11 @@ fn volume_commands_print_as_docker() {
         env.ok(&["volume", "inspect", "-f", "{{.Name}}:{{.Scope}}", "v1"]),
         "v1:local\n"
     );
+    // `inspect` finds volumes after containers and images, as docker's.
+    assert_eq!(
+        env.ok(&["inspect", "-f", "{{.Name}} {{.Driver}}", "v1"]),
+        "v1 local\n"
+    );
     let e = env.fails(&["volume", "inspect", "nope"]);
     assert!(e.contains("No such volume: nope"), "{e}");
     let e = env.fails(&["volume", "rm", "nope"]);
