@@ -5,8 +5,9 @@
 //! container's root is `/proc/<pid>/root` (its pid checked against the recorded start time),
 //! which shows its mounts (volumes, binds) too; a stopped or created one's is its overlay
 //! (the image's snapshots under its `upper/`) mounted with the new mount API and never
-//! attached anywhere, gone when the descriptor closes (its volumes and binds are not part
-//! of it). Paths in the container are resolved with `openat2(RESOLVE_IN_ROOT |
+//! attached anywhere, gone when the descriptor closes; a path beneath one of its volumes or
+//! directory binds is resolved in that mount's source instead (read-only ones refuse
+//! writes, as docker's "mounted volume is marked read-only"). Paths in the container are resolved with `openat2(RESOLVE_IN_ROOT |
 //! RESOLVE_NO_MAGICLINKS)` from that descriptor, so a symlink (`/`, `../../..`) is followed
 //! as if the container's root were `/` and never leads to the host. Reading packs with
 //! `layer::pack` (every step `openat` + `O_NOFOLLOW` below the resolved directory); writing
@@ -37,6 +38,11 @@ pub struct Side {
     root: OwnedFd,
     /// `Some(name)` for a container (docker's messages name it).
     container: Option<String>,
+    /// A stopped container's bind mounts and volumes (directories): destination, and the
+    /// source as a side of its own; paths beneath a destination are resolved in it.
+    mounts: Vec<(String, Side)>,
+    /// A read-only mount: nothing is copied into it.
+    readonly: bool,
 }
 
 impl Side {
@@ -51,11 +57,14 @@ impl Side {
         Ok(Side {
             root,
             container: None,
+            mounts: Vec::new(),
+            readonly: false,
         })
     }
 
     /// A container's filesystem (see the module's documentation).
     pub fn container(c: &Container, what: &str) -> Result<Side> {
+        let mut mounts = Vec::new();
         let root = if c.status() == Status::Running {
             let pid = c.state.pid;
             let fd = rustix::fs::open(
@@ -70,12 +79,75 @@ impl Side {
             }
             fd
         } else {
+            // Its volumes and directory binds, as docker mounts them for cp.
+            for m in &c.config.mounts {
+                if m.kind == crate::mounts::MountKind::Tmpfs {
+                    continue;
+                }
+                let Ok(root) = rustix::fs::open(
+                    m.source.as_str(),
+                    OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                ) else {
+                    continue;
+                };
+                let side = Side {
+                    root,
+                    container: Some(what.to_string()),
+                    mounts: Vec::new(),
+                    readonly: !m.rw,
+                };
+                mounts.push((escape::clean::rooted(&m.destination), side));
+            }
             overlay(c).with_context(|| format!("mount the filesystem of container {what}"))?
         };
         Ok(Side {
             root,
             container: Some(what.to_string()),
+            mounts,
+            readonly: false,
         })
+    }
+
+    /// The side that holds `path` (a stopped container's mount, or this one) and the path
+    /// within it.
+    fn route(&self, path: &str) -> (&Side, String) {
+        let p = escape::clean::rooted(path);
+        let best = self
+            .mounts
+            .iter()
+            .filter(|(d, _)| p == *d || p.starts_with(&format!("{d}/")))
+            .max_by_key(|(d, _)| d.len());
+        match best {
+            Some((d, side)) => {
+                let rest = &p[d.len()..];
+                (
+                    side,
+                    if rest.is_empty() {
+                        "/".into()
+                    } else {
+                        rest.into()
+                    },
+                )
+            }
+            None => (self, p),
+        }
+    }
+
+    /// The directory holding `path` (resolved beneath its side's root) and its last name
+    /// there (`.` for a mount's or the root's directory itself).
+    fn locate(&self, path: &str) -> rustix::io::Result<(OwnedFd, String)> {
+        let (side, rel) = self.route(path);
+        let (parent, name) = split(&rel);
+        Ok((side.open_here(&parent)?, name))
+    }
+
+    /// A refusal to write into a read-only mount (docker's words).
+    fn writable(&self, path: &str) -> Result<()> {
+        if self.route(path).0.readonly {
+            bail!("mounted volume is marked read-only");
+        }
+        Ok(())
     }
 
     fn rel(path: &str) -> String {
@@ -88,8 +160,14 @@ impl Side {
         }
     }
 
-    /// `path` resolved beneath the root (symlinks followed inside it), `O_PATH`.
+    /// `path` resolved beneath the root of the side that holds it (symlinks followed inside
+    /// it), `O_PATH`.
     fn open(&self, path: &str) -> rustix::io::Result<OwnedFd> {
+        let (side, rel) = self.route(path);
+        side.open_here(&rel)
+    }
+
+    fn open_here(&self, path: &str) -> rustix::io::Result<OwnedFd> {
         rustix::fs::openat2(
             &self.root,
             Self::rel(path).as_str(),
@@ -176,8 +254,8 @@ fn resolve_source(side: &Side, path: &str, follow: bool) -> Result<Source> {
     let mut p = escape::clean::rooted(path);
     let mut hops = 0;
     loop {
-        let (parent, name) = split(&p);
-        let dir = match side.open(&parent) {
+        let parent = split(&p).0;
+        let (dir, name) = match side.locate(&p) {
             Ok(d) => d,
             Err(_) => return Err(side.not_found(path)),
         };
@@ -257,6 +335,7 @@ pub fn copy<R: Read, W: Write>(
             pack_into(&src, name, output)
         }
         (End::Stream, End::Path(side, path)) => {
+            side.writable(path)?;
             let dir = side.open(path).map_err(|_| side.not_found(path))?;
             let st = rustix::fs::fstat(&dir)?;
             if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
@@ -268,6 +347,7 @@ pub fn copy<R: Read, W: Write>(
             let src = resolve_source(sside, spath, opts.follow)?;
             let src_is_dir = src.kind == FileType::Directory;
             let dst_slash = dpath.ends_with('/');
+            dside.writable(dpath)?;
             let (dir, name) = match dside.open(dpath) {
                 Ok(fd) => {
                     let st = rustix::fs::fstat(&fd)?;
@@ -283,16 +363,15 @@ pub fn copy<R: Read, W: Write>(
                     } else if dst_slash {
                         bail!("{dpath}: not a directory");
                     } else {
-                        let (parent, name) = split(dpath);
-                        (dside.open(&parent)?, name)
+                        dside.locate(dpath)?
                     }
                 }
                 Err(rustix::io::Errno::NOENT) => {
                     if dst_slash && !src_is_dir {
                         bail!("no such directory: {dpath}");
                     }
-                    let (parent, name) = split(dpath);
-                    let dir = match dside.open(&parent) {
+                    let parent = split(dpath).0;
+                    let (dir, name) = match dside.locate(dpath) {
                         Ok(d) => d,
                         Err(_) => return Err(dside.not_found(&parent)),
                     };

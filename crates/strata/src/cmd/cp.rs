@@ -13,8 +13,8 @@ container source to stdout.
 
 A path starting with '/' or '.' is a local path; CONTAINER:PATH is a path in a container \
 (running or stopped; relative to its root). Files copied into a container belong to root \
-unless -a is given. A stopped container's volumes and bind mounts are not part of what cp \
-sees.";
+unless -a is given. A stopped container's volumes and directory bind mounts are reached at \
+their destinations (read-only ones refuse writes).";
 
 #[derive(Args)]
 #[command(after_help = AFTER_HELP)]

@@ -283,3 +283,61 @@ fn symlinks_in_the_container_never_reach_the_host() {
     assert!(!String::from_utf8_lossy(&o.stdout).contains("host secret"));
     env.fsck_clean();
 }
+
+#[test]
+fn a_stopped_containers_volumes_and_binds() {
+    strata_tests::require!(Root, Busybox);
+    let env = setup();
+    let _c = Cleanup(&env);
+    let hb = env.path("hb");
+    std::fs::create_dir(&hb).unwrap();
+    std::fs::write(hb.join("hostfile"), "bound\n").unwrap();
+    let bind = format!("{}:/hb:ro", hb.display());
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "cv",
+        "-v",
+        "cvol:/vol",
+        "-v",
+        &bind,
+        "busybox:local",
+        "sh",
+        "-c",
+        "echo in-volume > /vol/f",
+    ]);
+    for _ in 0..400 {
+        if env.ok(&["inspect", "-f", "{{.State.Status}}", "cv"]) == "exited\n" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(
+        env.ok(&["inspect", "-f", "{{.State.Status}}", "cv"]),
+        "exited\n"
+    );
+    let h = |p: &str| env.path(p).to_str().unwrap().to_string();
+    // Out of the volume and the bind, the volume whole under its own name.
+    assert!(cp(&env, "cv:/vol/f", &h("f")).status.success());
+    assert_eq!(
+        std::fs::read_to_string(env.path("f")).unwrap(),
+        "in-volume\n"
+    );
+    assert!(cp(&env, "cv:/hb/hostfile", &h("hf")).status.success());
+    assert_eq!(std::fs::read_to_string(env.path("hf")).unwrap(), "bound\n");
+    std::fs::create_dir(env.path("whole")).unwrap();
+    assert!(cp(&env, "cv:/vol", &h("whole")).status.success());
+    assert!(env.path("whole/vol/f").is_file());
+    // Into the volume; never into the read-only bind.
+    assert!(cp(&env, &h("hf"), "cv:/vol/new").status.success());
+    let v = env.root().join("volumes/cvol/_data/new");
+    assert_eq!(std::fs::read_to_string(v).unwrap(), "bound\n");
+    let o = cp(&env, &h("f"), "cv:/hb/written");
+    assert!(
+        out(&o).contains("mounted volume is marked read-only"),
+        "{}",
+        out(&o)
+    );
+    assert!(!hb.join("written").exists());
+}
