@@ -6,7 +6,8 @@
 //! (`trusted.overlay.opaque=y`) hides the lower layers' entries. Every path is looked at with
 //! `lstat` component by component: a symlink on the way to the destination means no copy
 //! (docker would follow it inside the rootfs; strata does not follow links to find the
-//! source), so nothing outside the snapshots is ever read.
+//! source), so nothing outside the snapshots is ever read. Not kept: extended attributes
+//! (file capabilities among them) and hard links (each name gets its own copy).
 
 use std::ffi::CString;
 use std::fs;
