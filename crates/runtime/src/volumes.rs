@@ -338,6 +338,13 @@ impl Volumes {
     /// `labels` (`key` or `key=value` each); their names and bytes.
     pub fn prune(&self, all: bool, labels: &[String]) -> Result<Vec<(String, u64)>> {
         let _l = self.lock()?;
+        // What a killed create or remove left (both run under the lock held here).
+        for e in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
+            let n = e.file_name().to_string_lossy().to_string();
+            if n.starts_with(".new-") || n.starts_with(".removing-") {
+                let _ = store::remove_tree(&e.path());
+            }
+        }
         let mut out = Vec::new();
         for v in self.list()? {
             if !all && !v.meta.anonymous {
@@ -436,7 +443,9 @@ mod tests {
         assert_eq!(e, "remove data: volume is in use - [c1]");
         drop(hold);
 
+        std::fs::create_dir_all(vols.dir.join(".removing-x/_data")).unwrap();
         let pruned = vols.prune(false, &[]).unwrap();
+        assert!(!vols.dir.join(".removing-x").exists());
         assert_eq!(pruned.len(), 1);
         assert_eq!(pruned[0].0, anon.name);
         vols.remove("data", false).unwrap();

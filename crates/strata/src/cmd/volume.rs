@@ -261,21 +261,20 @@ fn rm(vols: &runtime::Volumes, a: RmArgs) -> Result<ExitCode> {
     })
 }
 
-/// docker's confirmation prompt: true only for `y` (any case) on stdin; EOF is No.
+/// docker's confirmation prompt on stdout, the answer read from stdin: yes only for `y` or
+/// `yes` (any case); anything else, an EOF or a read error is No.
 fn confirm(warning: &str) -> Result<bool> {
-    let mut err = std::io::stderr();
-    write!(
-        std::io::stdout(),
-        "{warning}\nAre you sure you want to continue? [y/N] "
-    )?;
-    std::io::stdout().flush()?;
+    let mut out = std::io::stdout().lock();
+    write!(out, "{warning}\nAre you sure you want to continue? [y/N] ")?;
+    out.flush()?;
     let mut answer = String::new();
-    let read = std::io::stdin().lock().read_line(&mut answer);
-    if read.is_err() {
-        let _ = writeln!(err);
+    if std::io::stdin().lock().read_line(&mut answer).is_err() {
         return Ok(false);
     }
-    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes" | "YES"))
+    Ok(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
 }
 
 fn prune(vols: &runtime::Volumes, a: PruneArgs) -> Result<ExitCode> {
