@@ -514,10 +514,11 @@ impl Init<'_> {
                 let t = self.ensure(root, target, Kind::Dir)?;
                 attach(&fs, &t).map_err(step(&what))
             }
-            InitMount::Tmpfs { target, size } => {
+            InitMount::Tmpfs { target, size, mode } => {
                 let what = format!("mount tmpfs on {target}");
                 let size = size.map(|s| s.to_string());
-                let mut opts: Vec<(&str, Option<&str>)> = vec![("mode", Some("755"))];
+                let mode = format!("{:o}", mode.unwrap_or(0o755) & 0o7777);
+                let mut opts: Vec<(&str, Option<&str>)> = vec![("mode", Some(&mode))];
                 if let Some(s) = &size {
                     opts.push(("size", Some(s)));
                 }

@@ -251,9 +251,10 @@ fn init_spec(spec: &ExecSpec) -> Result<InitSpec> {
                     target: utf8(target, "mount target")?,
                     readonly: *readonly,
                 },
-                Mount::Tmpfs { target, size } => InitMount::Tmpfs {
+                Mount::Tmpfs { target, size, mode } => InitMount::Tmpfs {
                     target: utf8(target, "mount target")?,
                     size: *size,
+                    mode: *mode,
                 },
                 Mount::Overlay {
                     lower,

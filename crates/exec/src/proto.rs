@@ -35,6 +35,7 @@ pub(crate) enum InitMount {
     Tmpfs {
         target: String,
         size: Option<u64>,
+        mode: Option<u32>,
     },
     Overlay {
         lower: Vec<String>,

@@ -67,6 +67,8 @@ pub enum Mount {
         target: PathBuf,
         /// Size limit in bytes; `None` is the kernel default (half of RAM).
         size: Option<u64>,
+        /// The root directory's mode; `None` is 0755.
+        mode: Option<u32>,
     },
 }
 

@@ -686,6 +686,7 @@ echo x 2>/dev/null > /dev/full || echo full-refused"#
         Mount::Tmpfs {
             target: "/scratch".into(),
             size: None,
+            mode: None,
         },
         Mount::Bind {
             source: rw.clone(),
@@ -792,6 +793,7 @@ fn tmpfs_mount(fx: &Fx) {
     spec.mounts = vec![Mount::Tmpfs {
         target: "/scratch".into(),
         size: Some(1 << 20),
+        mode: None,
     }];
     let o = stdout_ok(&spec);
     assert!(

@@ -60,6 +60,12 @@ pub struct Config {
     /// The seccomp profile (`--security-opt seccomp=...`); absent in configs written before.
     #[serde(default)]
     pub seccomp: SeccompOpt,
+    /// Bind mounts, volumes and tmpfs mounts, parents before what is beneath them.
+    #[serde(default)]
+    pub mounts: Vec<crate::mounts::MountPoint>,
+    /// `--add-host` entries: name and address.
+    #[serde(default)]
+    pub extra_hosts: Vec<(String, String)>,
 }
 
 /// `--security-opt seccomp=...`: the profile's text is kept (not its path), so the container
@@ -606,7 +612,13 @@ impl Container {
             "LogPath": self.dir.join("log"),
             "Name": format!("/{}", c.name),
             "RestartCount": 0,
+            "Mounts": c.mounts.iter().map(|m| m.inspect()).collect::<Vec<_>>(),
             "HostConfig": {
+                "ExtraHosts": if c.extra_hosts.is_empty() {
+                    serde_json::Value::Null
+                } else {
+                    c.extra_hosts.iter().map(|(n, ip)| format!("{n}:{ip}")).collect()
+                },
                 "NetworkMode": network_mode,
                 "PortBindings": bindings(&c.ports),
                 "AutoRemove": c.auto_remove,
@@ -676,6 +688,8 @@ mod tests {
             auto_remove: false,
             stop_signal: None,
             seccomp: SeccompOpt::Default,
+            mounts: Vec::new(),
+            extra_hosts: Vec::new(),
         };
         std::fs::write(
             dir.join("config.json"),

@@ -14,7 +14,7 @@ use anyhow::Result;
 use store::Store;
 
 use crate::signal::{self, SignalSet};
-use crate::{container, ports, spec, RunError, Spec, EXIT_START};
+use crate::{container, ports, spec, RunError, Spec, Volumes, EXIT_START};
 
 /// The caller's standard streams, which the container uses: with a tty, its terminal output
 /// is copied to `stdout` and the window size follows `stdout`'s (else `stdin`'s) terminal;
@@ -62,11 +62,17 @@ pub fn run(store: &Store, spec: &Spec, attach: Attach) -> Result<u8, RunError> {
         .scratch_dir("container")
         .map_err(|e| RunError::start(e.into()))?;
     let prepared =
-        spec::prepare(store, spec, tmp.path(), container::random_id()).and_then(|(cfg, _)| {
-            let listeners = ports::bind(&cfg.ports)?;
-            Ok((spec::spec_of(&cfg, tmp.path())?, listeners))
-        });
-    let (mut exec_spec, listeners) = prepared.map_err(RunError::start)?;
+        spec::prepare(store, spec, tmp.path(), container::random_id()).map_err(RunError::start)?;
+    let ready = ports::bind(&prepared.config.ports)
+        .and_then(|l| Ok((spec::spec_of(&prepared.config, tmp.path())?, l)));
+    // The holds on its volumes live until the container has ended.
+    let (mut exec_spec, listeners) = match ready {
+        Ok(r) => r,
+        Err(e) => {
+            prepared.discard(store.root());
+            return Err(RunError::start(e));
+        }
+    };
     if spec.tty {
         exec_spec.tty = true;
         exec_spec.winsize = attach.winsize();
@@ -86,7 +92,17 @@ pub fn run(store: &Store, spec: &Spec, attach: Attach) -> Result<u8, RunError> {
             message: e.to_string(),
         })
     };
-    attached(tty, attach, listeners, start)
+    let result = attached(tty, attach, listeners, start);
+    let spec::Prepared { config, holds, .. } = prepared;
+    drop(holds);
+    if spec.auto_remove {
+        // As docker's `--rm`: the container's anonymous volumes go with it.
+        let removed = Volumes::open(store).and_then(|v| v.remove_anonymous(&config.mounts));
+        if let (Err(e), Ok(_)) = (removed, &result) {
+            return Err(RunError::start(e));
+        }
+    }
+    result
 }
 
 /// Start a process with `start` (a container, or a process in one), relay its terminal and

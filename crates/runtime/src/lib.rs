@@ -1,5 +1,5 @@
-//! Containers from store images: the lifecycle under `strata run`, `ps`, `logs`, `stop` and
-//! `rm` (and the coming `exec`, `cp`, volumes, healthchecks and compose), as a library.
+//! Containers from store images: the lifecycle under `strata run`, `ps`, `logs`, `stop`,
+//! `rm`, `cp` and `volume` (and the coming `exec`, healthchecks and compose), as a library.
 //!
 //! * [`run`]: a container in the foreground, attached to the caller's streams
 //!   (`foreground.rs`: overlay rootfs, terminal relay, signal forwarding).
@@ -9,6 +9,8 @@
 //! * [`Spec`]: what to run, in docker's terms; [`ports`]: `-p` mappings and the userspace
 //!   proxy into the container's network namespace; [`signal`]: signal names and a
 //!   pidfd-checked kill.
+//! * [`mounts`]: `-v`, `--mount` and `--tmpfs` by docker's rules; [`volumes`]: the store's
+//!   volumes (`copyup.rs` fills a new one from the image); [`cp`]: `docker cp`.
 //!
 //! Files on disk are described in [`container`]. Layer snapshots come from
 //! `layer::snapshot`, processes from `exec`.
@@ -23,13 +25,17 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod container;
+mod copyup;
+pub mod cp;
 pub mod exec;
 mod foreground;
 pub mod logs;
+pub mod mounts;
 pub mod ports;
 pub mod signal;
 mod spec;
 mod supervisor;
+pub mod volumes;
 
 use std::fmt;
 
@@ -39,6 +45,7 @@ pub use foreground::{run, Attach};
 pub use ports::PortMap;
 pub use spec::Spec;
 pub use supervisor::{create, supervise};
+pub use volumes::{Volume, Volumes};
 
 /// Docker's exit code when the container could not be started at all.
 pub const EXIT_START: u8 = 125;

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::{container, ports};
+use crate::volumes::{Hold, Volumes};
+use crate::{container, copyup, mounts, ports};
 
 /// What to run, as `docker run` (or a compose service) says it; strings in docker's syntax
 /// are checked when the container is created, in docker's order.
@@ -37,18 +38,62 @@ pub struct Spec {
     pub auto_remove: bool,
     /// `--security-opt` values: `seccomp=unconfined` or `seccomp=PROFILE.json`.
     pub security_opt: Vec<String>,
+    /// `-v/--volume` values: `[SRC:]DEST[:MODE]`.
+    pub volumes: Vec<String>,
+    /// `--mount` values: `type=bind|volume|tmpfs,source=...,target=...[,readonly]`.
+    pub mounts: Vec<String>,
+    /// `--tmpfs` values: `PATH[:size=...,mode=...]`.
+    pub tmpfs: Vec<String>,
+    /// `--hostname` (default: the id's first 12 digits).
+    pub hostname: Option<String>,
+    /// `--add-host` values: `NAME:IP`.
+    pub add_hosts: Vec<String>,
+}
+
+/// What `prepare` gives: the container's config, its image, and holds on the volumes it
+/// mounts (so no `volume rm` takes them before the container is recorded or has ended).
+pub(crate) struct Prepared {
+    pub config: container::Config,
+    pub image: store::Image,
+    pub holds: Vec<Hold>,
+}
+
+impl Prepared {
+    /// Undo what preparing made for a container that will not exist: its holds released,
+    /// the anonymous volumes made for it removed.
+    pub(crate) fn discard(self, store_root: &Path) {
+        discard(store_root, &self.config.mounts, self.holds);
+    }
+}
+
+fn discard(store_root: &Path, mounts: &[mounts::MountPoint], holds: Vec<Hold>) {
+    drop(holds);
+    if let Ok(v) = Volumes::new(store_root) {
+        let _ = v.remove_anonymous(mounts);
+    }
 }
 
 /// Everything before the container starts: the image, its config with the overrides, the
-/// overlay's lowerdirs (an empty one goes under `dir`). The name is left empty.
+/// overlay's lowerdirs (an empty one goes under `dir`), its mounts (volumes created and
+/// filled from the image on first use). The name is left empty.
 pub(crate) fn prepare(
     store: &store::Writer<'_>,
     a: &Spec,
     dir: &Path,
     id: String,
-) -> Result<(container::Config, store::Image)> {
+) -> Result<Prepared> {
     if let Some(n) = &a.name {
         check_name(n)?;
+    }
+    // Checked before anything is resolved; the image's VOLUMEs are added below.
+    mounts::parse_all(&a.volumes, &a.mounts, &a.tmpfs, &[])?;
+    let extra_hosts = a
+        .add_hosts
+        .iter()
+        .map(|h| parse_add_host(h))
+        .collect::<Result<Vec<_>>>()?;
+    if let Some(h) = &a.hostname {
+        check_hostname(h)?;
     }
     let network = match a.network.as_str() {
         "default" | "private" => "private",
@@ -113,7 +158,10 @@ pub(crate) fn prepare(
         Some(u) if !u.is_empty() => Some(u.to_string()),
         _ => cfg.user.clone().filter(|u| !u.is_empty()),
     };
-    let hostname = id.get(..12).unwrap_or(&id).to_string();
+    let hostname = match &a.hostname {
+        Some(h) => h.clone(),
+        None => id.get(..12).unwrap_or(&id).to_string(),
+    };
 
     // The executor wants absolute paths; `--root` may be relative.
     let lower = image_lowers(store, &image, dir)
@@ -122,6 +170,13 @@ pub(crate) fn prepare(
         .map(std::path::absolute)
         .collect::<std::io::Result<Vec<_>>>()
         .context("make the layer paths absolute")?;
+    let image_volumes: Vec<String> = cfg
+        .volumes
+        .as_ref()
+        .map(|v| v.keys().cloned().collect())
+        .unwrap_or_default();
+    let specs = mounts::parse_all(&a.volumes, &a.mounts, &a.tmpfs, &image_volumes)?;
+    let (mounts, holds) = materialize(store.root(), &specs, &lower, &id)?;
     let home = home_dir(&lower, user.as_deref());
     let env = container_env(
         cfg.env.as_deref().unwrap_or_default(),
@@ -149,8 +204,150 @@ pub(crate) fn prepare(
         auto_remove: a.auto_remove,
         stop_signal: cfg.stop_signal.clone().filter(|s| !s.is_empty()),
         seccomp,
+        mounts,
+        extra_hosts,
     };
-    Ok((config, image))
+    Ok(Prepared {
+        config,
+        image,
+        holds,
+    })
+}
+
+/// The mounts made concrete: a bind's missing host directory created (as docker's `-v`
+/// does), named volumes created when missing, anonymous ones created, and a volume that is
+/// still empty filled with the image's content at its destination (unless `nocopy`).
+fn materialize(
+    store_root: &Path,
+    specs: &[mounts::MountSpec],
+    lower: &[PathBuf],
+    id: &str,
+) -> Result<(Vec<mounts::MountPoint>, Vec<Hold>)> {
+    let mut out = Vec::new();
+    let mut holds = Vec::new();
+    match materialize_into(store_root, specs, lower, id, &mut out, &mut holds) {
+        Ok(()) => Ok((out, holds)),
+        Err(e) => {
+            discard(store_root, &out, holds);
+            Err(e)
+        }
+    }
+}
+
+fn materialize_into(
+    store_root: &Path,
+    specs: &[mounts::MountSpec],
+    lower: &[PathBuf],
+    id: &str,
+    out: &mut Vec<mounts::MountPoint>,
+    holds: &mut Vec<Hold>,
+) -> Result<()> {
+    let mut volumes = None;
+    for m in specs {
+        let point = match m.kind {
+            mounts::MountKind::Bind => {
+                let source = m.source.clone().unwrap_or_default();
+                if std::fs::symlink_metadata(&source).is_err() {
+                    std::fs::create_dir_all(&source).with_context(|| {
+                        format!("error while creating mount source path '{source}'")
+                    })?;
+                }
+                mounts::MountPoint {
+                    kind: m.kind,
+                    name: None,
+                    source,
+                    destination: m.destination.clone(),
+                    rw: !m.readonly,
+                    mode: m.mode.clone(),
+                    anonymous: false,
+                    tmpfs_size: None,
+                    tmpfs_mode: None,
+                }
+            }
+            mounts::MountKind::Volume => {
+                let vols = match &volumes {
+                    Some(v) => v,
+                    None => volumes.insert(Volumes::new(store_root)?),
+                };
+                let (v, hold) =
+                    vols.create_and_hold(m.source.as_deref(), m.source.is_none(), id)?;
+                holds.push(hold);
+                let point = mounts::MountPoint {
+                    kind: m.kind,
+                    name: Some(v.name.clone()),
+                    source: std::path::absolute(v.mountpoint())
+                        .context("make the volume's path absolute")?
+                        .to_string_lossy()
+                        .into_owned(),
+                    destination: m.destination.clone(),
+                    rw: !m.readonly,
+                    mode: m.mode.clone(),
+                    anonymous: v.meta.anonymous,
+                    tmpfs_size: None,
+                    tmpfs_mode: None,
+                };
+                // Recorded before the copy, so a failed copy's anonymous volume is removed.
+                out.push(point);
+                // Only while no other container has it: one that runs could swap what the
+                // copy creates for links out of the volume.
+                let alone = vols.users(&v.name)?.iter().all(|u| u == id);
+                if !m.nocopy && alone {
+                    copyup::copy_up(lower, &m.destination, &v.mountpoint())?;
+                }
+                continue;
+            }
+            mounts::MountKind::Tmpfs => mounts::MountPoint {
+                kind: m.kind,
+                name: None,
+                source: String::new(),
+                destination: m.destination.clone(),
+                rw: !m.readonly,
+                mode: m.mode.clone(),
+                anonymous: false,
+                tmpfs_size: m.tmpfs_size,
+                tmpfs_mode: m.tmpfs_mode,
+            },
+        };
+        out.push(point);
+    }
+    Ok(())
+}
+
+/// `--add-host NAME:IP` (the IP may be an IPv6 address with colons, or in brackets).
+fn parse_add_host(h: &str) -> Result<(String, String)> {
+    let bad = || {
+        anyhow::anyhow!(
+            "invalid argument \"{h}\" for \"--add-host\" flag: bad format for add-host: \"{h}\""
+        )
+    };
+    let (name, ip) = h.split_once(':').ok_or_else(bad)?;
+    let ip = ip.trim_start_matches('[').trim_end_matches(']');
+    if name.is_empty() {
+        return Err(bad());
+    }
+    if ip == "host-gateway" {
+        bail!("--add-host {h}: host-gateway is not supported by strata");
+    }
+    let addr: std::net::IpAddr = ip.parse().map_err(|_| {
+        anyhow::anyhow!("invalid argument \"{h}\" for \"--add-host\" flag: invalid IP address in add-host: \"{ip}\"")
+    })?;
+    Ok((name.to_string(), addr.to_string()))
+}
+
+/// A host name the kernel takes (at most 64 bytes, no NUL) and docker's rule (RFC 1123
+/// labels).
+fn check_hostname(h: &str) -> Result<()> {
+    let ok = !h.is_empty()
+        && h.len() <= 64
+        && h.split('.').all(|l| {
+            !l.is_empty()
+                && !l.starts_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    if !ok {
+        bail!("invalid hostname format: {h}");
+    }
+    Ok(())
 }
 
 /// Overlay lowerdirs for an image's layers, top first, each layer's snapshot unpacked on
@@ -204,6 +401,12 @@ pub(crate) fn spec_of(c: &container::Config, dir: &Path) -> Result<exec::ExecSpe
     let confinement = confinement(c)?;
     spec.seccomp = confinement.seccomp;
     spec.no_new_privs = confinement.no_new_privs;
+    spec.mounts = c.mounts.iter().map(|m| m.to_exec()).collect();
+    spec.extra_hosts = c
+        .extra_hosts
+        .iter()
+        .map(|(n, ip)| Ok((n.clone(), ip.parse().context("an --add-host address")?)))
+        .collect::<Result<Vec<_>>>()?;
     Ok(spec)
 }
 

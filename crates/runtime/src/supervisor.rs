@@ -56,18 +56,40 @@ fn create_in(
     dir: &Path,
 ) -> Result<Container> {
     std::fs::create_dir(dir).with_context(|| format!("create {}", dir.display()))?;
-    let mut config = {
+    let prepared = {
         // Held while the image is resolved and its snapshots unpacked, until the GC root
         // exists; not for the container's lifetime (prune would wait for it).
         let store = &store.lock_shared()?;
-        let (config, image) = spec::prepare(store, a, dir, id.to_string())?;
-        store.set_root(
+        let p = spec::prepare(store, a, dir, id.to_string())?;
+        if let Err(e) = store.set_root(
             container::ROOT_KIND,
             id,
-            std::slice::from_ref(&image.manifest_digest),
-        )?;
-        config
+            std::slice::from_ref(&p.image.manifest_digest),
+        ) {
+            p.discard(store.root());
+            return Err(e.into());
+        }
+        p
     };
+    match record(containers, a, id, dir, &prepared.config) {
+        // Recorded: its config now names its volumes; the holds can go.
+        Ok(c) => Ok(c),
+        Err(e) => {
+            prepared.discard(store.root());
+            Err(e)
+        }
+    }
+}
+
+/// Name the container (under the containers lock) and write its config.
+fn record(
+    containers: &Containers,
+    a: &Spec,
+    id: &str,
+    dir: &Path,
+    config: &container::Config,
+) -> Result<Container> {
+    let mut config = config.clone();
     let _l = containers.lock()?;
     let existing = containers.list()?;
     config.name = match &a.name {
@@ -341,6 +363,7 @@ pub fn supervise(store_root: &Path, id: &str) -> Result<()> {
     // container); the executor's private files went with its state dir.
     if c.config.auto_remove {
         containers.remove(id)?;
+        crate::Volumes::new(store_root)?.remove_anonymous(&c.config.mounts)?;
     }
     Ok(())
 }

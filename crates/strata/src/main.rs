@@ -46,7 +46,7 @@ enum Command {
     Plan(cmd::plan::PlanArgs),
     /// Run a command in a new container from an image (in the foreground, or with -d in
     /// the background).
-    Run(cmd::run::RunArgs),
+    Run(Box<cmd::run::RunArgs>),
     /// List containers started with `run -d`.
     Ps(cmd::containers::PsArgs),
     /// Fetch the logs of a container.
@@ -110,6 +110,11 @@ enum Command {
     },
     /// Show system-wide information, as `docker info`.
     Info(cmd::system::InfoArgs),
+    /// Copy files/folders between a container and the local filesystem.
+    Cp(cmd::cp::CpArgs),
+    /// Manage volumes.
+    #[command(subcommand)]
+    Volume(cmd::volume::VolumeCommand),
     /// Manage images (docker's `image` namespace: the image commands under other names).
     #[command(subcommand)]
     Image(ImageCommand),
@@ -158,6 +163,8 @@ enum ImageCommand {
 
 /// `strata container ...`: docker's names for the container commands.
 #[derive(Subcommand)]
+// Parsed once per process: the size of `run`'s flags costs nothing.
+#[allow(clippy::large_enum_variant)]
 enum ContainerCommand {
     /// List containers (`strata ps`).
     #[command(visible_aliases = ["list", "ps"])]
@@ -186,6 +193,8 @@ enum ContainerCommand {
     Port(cmd::containers::PortArgs),
     /// Remove all stopped containers.
     Prune(cmd::containers::ContainerPruneArgs),
+    /// Copy files/folders between a container and the local filesystem.
+    Cp(cmd::cp::CpArgs),
 }
 
 #[derive(Subcommand)]
@@ -250,7 +259,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 cmd::size::compare(&store, &compare, format == "json")
             }
         }
-        Command::Run(a) => cmd::run::run(open(), a),
+        Command::Run(a) => cmd::run::run(open(), *a),
         Command::Ps(a) => cmd::containers::ps(&open()?, a),
         Command::Logs(a) => cmd::containers::logs(&open()?, a),
         Command::Stop(a) => cmd::containers::stop(&open()?, a),
@@ -305,6 +314,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ContainerCommand::Wait(a) => cmd::containers::wait(&open()?, a),
             ContainerCommand::Port(a) => cmd::containers::port(&open()?, a),
             ContainerCommand::Prune(a) => cmd::containers::container_prune(&open()?, a),
+            ContainerCommand::Cp(a) => cmd::cp::cp(&open()?, a),
         },
         Command::System(c) => match c {
             SystemCommand::Df(a) => cmd::system::df(&open()?, a),
@@ -315,6 +325,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             a.all = true;
             cmd::images::prune(&open()?, a, false)
         }
+        Command::Volume(c) => cmd::volume::run(&open()?, c),
+        Command::Cp(a) => cmd::cp::cp(&open()?, a),
         Command::Fsck => cmd::images::fsck(&open()?),
         Command::Version(a) => cmd::system::version(a),
         Command::Completion { shell } => {

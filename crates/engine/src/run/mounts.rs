@@ -145,7 +145,11 @@ impl<'a> Mounter<'a> {
         let mount = match m.kind {
             MountKind::Bind => Some(self.bind(n, m, target)?),
             MountKind::Cache => Some(self.cache(n, m, target)?),
-            MountKind::Tmpfs => Some(exec::Mount::Tmpfs { target, size: None }),
+            MountKind::Tmpfs => Some(exec::Mount::Tmpfs {
+                target,
+                size: None,
+                mode: None,
+            }),
             MountKind::Secret => self.secret(m, target)?,
             MountKind::Ssh => self.ssh(m, &mut spec.env)?,
         };

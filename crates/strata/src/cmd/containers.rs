@@ -105,6 +105,9 @@ pub struct RmArgs {
     /// Force the removal of a running container (uses SIGKILL).
     #[arg(short, long)]
     pub force: bool,
+    /// Remove the anonymous volumes of the container.
+    #[arg(short, long)]
+    pub volumes: bool,
     #[arg(required = true)]
     pub containers: Vec<String>,
 }
@@ -273,7 +276,13 @@ pub fn stop(store: &Store, a: StopArgs) -> Result<ExitCode> {
 
 pub fn rm(store: &Store, a: RmArgs) -> Result<ExitCode> {
     each(&a.containers, |name| {
-        runtime::find(store, name)?.remove(a.force)
+        let c = runtime::find(store, name)?;
+        let mounts = c.config.mounts.clone();
+        c.remove(a.force)?;
+        if a.volumes {
+            runtime::Volumes::open(store)?.remove_anonymous(&mounts)?;
+        }
+        Ok(())
     })
 }
 

@@ -483,6 +483,12 @@ pub enum Kind {
     Container,
 }
 
+/// The inspect JSON of the volume `name`, if there is one.
+fn volume(store: &Store, name: &str) -> Option<Value> {
+    let v = runtime::Volumes::open(store).ok()?.get(name).ok()?;
+    Some(v.inspect())
+}
+
 pub fn inspect(store: &Store, a: InspectArgs, kind: Kind) -> Result<ExitCode> {
     // Parse the template before looking anything up: a bad one is the error.
     let template = match &a.format {
@@ -506,6 +512,12 @@ pub fn inspect(store: &Store, a: InspectArgs, kind: Kind) -> Result<ExitCode> {
         }
         match store.resolve(i) {
             Ok(img) => out.push(inspect_json(store, &img)?),
+            // docker's order: containers, images, then volumes.
+            Err(store::Error::NoSuchImage(_))
+                if kind == Kind::Any && volume(store, i).is_some() =>
+            {
+                out.extend(volume(store, i));
+            }
             Err(store::Error::NoSuchImage(n)) => missing.push(format!("No such image: {n}")),
             Err(e) => return Err(e.into()),
         }
@@ -748,7 +760,8 @@ pub fn prune(store: &Store, a: PruneArgs, dangling_images: bool) -> Result<ExitC
 }
 
 pub fn fsck(store: &Store) -> Result<ExitCode> {
-    let problems = store.fsck()?;
+    let mut problems = store.fsck()?;
+    problems.extend(runtime::Volumes::open(store)?.check()?);
     if problems.is_empty() {
         println!(
             "store {} is consistent: {} refs",

@@ -1,6 +1,7 @@
 pub mod build;
 pub mod check;
 pub mod containers;
+pub mod cp;
 pub mod debug;
 pub mod exec;
 pub mod images;
@@ -10,6 +11,7 @@ pub mod run;
 pub mod size;
 pub mod system;
 pub mod transfer;
+pub mod volume;
 
 use std::path::{Path, PathBuf};
 

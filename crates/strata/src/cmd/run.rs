@@ -25,8 +25,11 @@ strata exits with the command's exit code; 125 when the container could not be s
 and SIGQUIT sent to strata are forwarded to the container's main process.";
 
 #[derive(Args)]
-#[command(after_help = AFTER_HELP)]
+#[command(after_help = AFTER_HELP, disable_help_flag = true)]
 pub struct RunArgs {
+    /// Print help (`-h` is --hostname, as in docker).
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
     /// Remove the container when it exits (a foreground container's writes are always
     /// discarded; a detached one is kept until `strata rm` unless --rm is given).
     #[arg(long)]
@@ -68,6 +71,29 @@ pub struct RunArgs {
     /// Publish all exposed ports (not available yet).
     #[arg(short = 'P', long)]
     pub publish_all: bool,
+    /// Bind mount a host path or mount a volume: `/host/path:/ctr[:ro|rw]` (a host path
+    /// may start with `.`: relative to the current directory; a missing one is created),
+    /// `NAME:/ctr[:ro]` (a named volume, created if missing) or `/ctr` (an anonymous volume).
+    /// A new volume starts with the image's content at its destination.
+    #[arg(short, long = "volume", value_name = "[SRC:]DST[:MODE]")]
+    pub volume: Vec<String>,
+    /// Attach a filesystem mount: `type=bind|volume|tmpfs,source=...,target=...[,readonly]`
+    /// (also `volume-nocopy`, `tmpfs-size`, `tmpfs-mode`).
+    #[arg(long = "mount", value_name = "MOUNT")]
+    pub mount: Vec<String>,
+    /// Mount a tmpfs directory: `PATH[:size=64m,mode=1777]`.
+    #[arg(long = "tmpfs", value_name = "PATH[:OPTIONS]")]
+    pub tmpfs: Vec<String>,
+    /// Container host name (default: the id's first 12 digits).
+    #[arg(short = 'h', long)]
+    pub hostname: Option<String>,
+    /// Add a custom host-to-IP mapping (`host:ip`) to the container's /etc/hosts.
+    #[arg(long = "add-host", value_name = "HOST:IP")]
+    pub add_host: Vec<String>,
+    /// Read environment variables from a file (`KEY=VALUE` lines, `KEY` alone takes
+    /// strata's own value, `#` starts a comment line); -e wins over it.
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_file: Vec<std::path::PathBuf>,
     /// Security options: `seccomp=unconfined` (no seccomp filter) or `seccomp=PROFILE.json`
     /// (a profile in Docker's JSON format instead of Docker's default profile).
     #[arg(long = "security-opt", value_name = "OPT")]
@@ -122,11 +148,16 @@ pub fn run(store: Result<Store>, a: RunArgs) -> Result<ExitCode> {
         eprintln!("error: {e:#}");
         return Ok(ExitCode::from(runtime::EXIT_START));
     }
+    let mut env = Vec::new();
+    for f in &a.env_file {
+        env.extend(read_env_file(f)?);
+    }
+    env.extend(a.env.iter().cloned());
     let spec = runtime::Spec {
         image: a.image().to_string(),
         command: a.command().to_vec(),
         entrypoint: a.entrypoint,
-        env: a.env,
+        env,
         workdir: a.workdir,
         user: a.user,
         network: a.network,
@@ -135,6 +166,11 @@ pub fn run(store: Result<Store>, a: RunArgs) -> Result<ExitCode> {
         publish: a.publish,
         auto_remove: a.rm,
         security_opt: a.security_opt,
+        volumes: a.volume,
+        mounts: a.mount,
+        tmpfs: a.tmpfs,
+        hostname: a.hostname,
+        add_hosts: a.add_host,
     };
     let result = if a.detach {
         runtime::create(&store, &spec).and_then(|c| {
@@ -212,4 +248,59 @@ fn pull_for_run(
         eprintln!("Status: Image is up to date for {familiar}");
     }
     Ok(())
+}
+
+/// docker's `--env-file` format: one `KEY=VALUE` per line (the value verbatim, no quotes
+/// removed), a `KEY` alone takes strata's own value (left out when unset), empty lines and
+/// lines starting with `#` skipped, leading whitespace ignored.
+fn read_env_file(path: &std::path::Path) -> Result<Vec<String>> {
+    let bytes = std::fs::read(path).map_err(|e| anyhow::anyhow!("open {}: {e}", path.display()))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| anyhow::anyhow!("env file {} contains invalid utf8 bytes", path.display()))?;
+    parse_env_file(&text, |k| std::env::var(k).ok())
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+fn parse_env_file(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<Vec<String>> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let line = line.trim_start();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (key, value) = match line.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (line, None),
+        };
+        if key.is_empty() {
+            bail!("no variable name on line '{line}'");
+        }
+        if key.contains(char::is_whitespace) {
+            bail!("variable '{key}' contains whitespaces");
+        }
+        match value {
+            Some(v) => out.push(format!("{key}={v}")),
+            None => {
+                if let Some(v) = lookup(key) {
+                    out.push(format!("{key}={v}"));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_file_is_docker_format() {
+        let text = "\u{feff}# comment\nA=1\n  B= two words \n\nHOSTVAR\nUNSET\nQ=\"q\"\n";
+        let env = parse_env_file(text, |k| (k == "HOSTVAR").then(|| "h".to_string())).unwrap();
+        assert_eq!(env, vec!["A=1", "B= two words ", "HOSTVAR=h", "Q=\"q\""]);
+        assert!(parse_env_file("=x", |_| None).is_err());
+        assert!(parse_env_file("A B=x", |_| None).is_err());
+    }
 }
