@@ -373,6 +373,8 @@ fn needs_privileges(c: &Command) -> Option<(&'static str, u8)> {
         Command::Exec(_) => ("exec", 125),
         Command::Start(_) => ("start", 1),
         Command::Restart(_) => ("restart", 1),
+        Command::Cp(_) => ("cp", 1),
+        Command::Container(ContainerCommand::Cp(_)) => ("container cp", 1),
         Command::Container(ContainerCommand::Run(_)) => ("container run", 125),
         Command::Container(ContainerCommand::Exec(_)) => ("container exec", 125),
         Command::Container(ContainerCommand::Start(_)) => ("container start", 1),

@@ -30,4 +30,5 @@ mod size_report;
 mod stat_cache;
 mod store_cli;
 mod tidy;
+mod tutorial;
 mod volume_cli;
