@@ -484,7 +484,35 @@ const USAGE_EXIT: u8 = 125;
 /// --help'.`; an unknown command `strata: 'nope' is not a strata command.`; anything else
 /// clap's message; all exit 125.
 fn usage_error(e: &clap::Error) -> ExitCode {
-    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+    // `strata` or `strata image` alone: the help, exit 0, as docker.
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            | ErrorKind::MissingSubcommand
+    ) {
+        if e.kind() != ErrorKind::DisplayHelp && e.kind() != ErrorKind::DisplayVersion {
+            use clap::CommandFactory;
+            // The command named on the line (`strata image`), from the arguments.
+            let mut sub = Cli::command();
+            let mut args = std::env::args().skip(1);
+            while let Some(w) = args.next() {
+                if w == "--root" {
+                    args.next();
+                    continue;
+                }
+                if w.starts_with('-') {
+                    continue;
+                }
+                match sub.find_subcommand(&w).cloned() {
+                    Some(s) => sub = s,
+                    None => break,
+                }
+            }
+            let _ = sub.print_help();
+            return ExitCode::SUCCESS;
+        }
         let _ = e.print();
         return ExitCode::SUCCESS;
     }

@@ -406,6 +406,19 @@ fn usage_errors_exit_125() {
         assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
         assert!(!o.stdout.is_empty(), "{args:?}");
     }
+    // A command alone, or a namespace without its command: its help on stdout, exit 0, as
+    // docker.
+    for (args, first) in [
+        (&[][..], "Daemonless, Docker-compatible builder"),
+        (&["image"], "Manage images"),
+        (&["container"], "Manage containers"),
+        (&["volume"], "Manage volumes"),
+    ] {
+        let o = env.run(args);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(out.starts_with(first), "{args:?}: {out}");
+    }
 }
 
 /// `version`: docker's client lines (no server), `--format json` and a template.
