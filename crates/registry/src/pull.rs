@@ -346,7 +346,8 @@ fn pull_from(
         } else {
             progress(&id, "Pulling fs layer");
             with_retry(opts.attempts, &id, progress, || {
-                fetch_layer(c, store, repo, &scope, desc, diff_id)
+                let bytes = |n: u64| progress(&id, &format!("Downloading {n}/{}", desc.size));
+                fetch_layer(c, store, repo, &scope, desc, diff_id, &bytes)
                     .map_err(|e| e.for_blob(&desc.digest))
             })?;
             progress(&id, "Download complete");
@@ -397,6 +398,7 @@ fn fetch_layer(
     scope: &str,
     desc: &Descriptor,
     diff_id: &Digest,
+    bytes: &(dyn Fn(u64) + Sync),
 ) -> Result<()> {
     let resp = c.get_blob(repo, &desc.digest, scope)?;
     let status = resp.status().as_u16();
@@ -427,6 +429,7 @@ fn fetch_layer(
             let mut cing = cing;
             let mut src = HashingReader::new(body.take(limit));
             let mut failure = None;
+            let mut done = 0u64;
             loop {
                 let mut buf = vec![0u8; 1 << 20];
                 let n = match read_full(&mut src, &mut buf) {
@@ -446,6 +449,8 @@ fn fetch_layer(
                     let _ = tx.send(Err(e));
                     break;
                 }
+                done += n as u64;
+                bytes(done);
                 if tx.send(Ok(buf)).is_err() {
                     break;
                 }

@@ -81,7 +81,12 @@ pub fn push(
             progress(&id, "Preparing");
         }
         let status = with_retry(opts.attempts, &id, progress, || {
-            push_blob(c, store, reference, scope, d).map_err(|e| e.for_blob(&d.digest))
+            let bytes = |n: u64| {
+                if !is_config(d) {
+                    progress(&id, &format!("Pushing {n}/{}", d.size))
+                }
+            };
+            push_blob(c, store, reference, scope, d, &bytes).map_err(|e| e.for_blob(&d.digest))
         })?;
         if !is_config(d) {
             progress(&id, &status);
@@ -120,6 +125,7 @@ pub(crate) fn push_blob(
     reference: &Reference,
     scope: &str,
     d: &Descriptor,
+    bytes: &(dyn Fn(u64) + Sync),
 ) -> Result<String> {
     let repo = &reference.path;
     let head_url = c.url(&format!("/v2/{repo}/blobs/{}", d.digest));
@@ -191,7 +197,13 @@ pub(crate) fn push_blob(
         if let Some(h) = auth {
             r = r.header("Authorization", h);
         }
-        r.send(ureq::SendBody::from_owned_reader(reader))
+        let mut counted = Counted {
+            inner: reader,
+            done: 0,
+            reported: 0,
+            bytes,
+        };
+        r.send(ureq::SendBody::from_reader(&mut counted))
     })?;
     let status = resp.status().as_u16();
     if status != 202 && status != 204 && status != 201 {
@@ -258,4 +270,24 @@ fn start_upload(c: &Client, repo: &str, scope: &str) -> Result<String> {
     let loc = header(&resp, "location");
     let _ = error_message(resp);
     loc.ok_or_else(|| Error::Invalid("the registry gave no upload location".into()))
+}
+
+/// A reader that reports how many bytes went through it, every MiB and at the end.
+struct Counted<'a, R> {
+    inner: R,
+    done: u64,
+    reported: u64,
+    bytes: &'a (dyn Fn(u64) + Sync),
+}
+
+impl<R: std::io::Read> std::io::Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.done += n as u64;
+        if n == 0 || self.done - self.reported >= 1 << 20 {
+            self.reported = self.done;
+            (self.bytes)(self.done);
+        }
+        Ok(n)
+    }
 }

@@ -73,8 +73,15 @@ impl Repo {
     pub fn push_store_blob(&self, store: &Store, d: &Descriptor) -> Result<()> {
         let quiet = |_: &str, _: &str| {};
         with_retry(self.attempts, "", &quiet, || {
-            crate::push::push_blob(&self.client, store, &self.reference, &self.scope, d)
-                .map_err(|e| e.for_blob(&d.digest))
+            crate::push::push_blob(
+                &self.client,
+                store,
+                &self.reference,
+                &self.scope,
+                d,
+                &|_| {},
+            )
+            .map_err(|e| e.for_blob(&d.digest))
         })?;
         Ok(())
     }

@@ -89,17 +89,102 @@ fn registry_name(arg: Option<&str>) -> Result<String> {
     })
 }
 
-fn printer(quiet: bool) -> impl Fn(&str, &str) + Sync {
-    move |id: &str, status: &str| {
-        if quiet {
+/// A transfer's bytes so far and in all, from the registry's `Downloading N/M` and
+/// `Pushing N/M` statuses.
+pub fn transfer_bytes(status: &str) -> Option<(&str, u64, u64)> {
+    let (verb, rest) = status.split_once(' ')?;
+    if verb != "Downloading" && verb != "Pushing" {
+        return None;
+    }
+    let (n, m) = rest.split_once('/')?;
+    Some((verb, n.parse().ok()?, m.parse().ok()?))
+}
+
+/// docker's pull/push lines: on a terminal a byte bar per layer (`Downloading [====>  ]
+/// 12MB/45MB`), elsewhere one line per status and none for the byte counts (as docker
+/// without a terminal).
+pub struct TransferView {
+    quiet: bool,
+    multi: Option<indicatif::MultiProgress>,
+    bars: std::sync::Mutex<Vec<(String, indicatif::ProgressBar)>>,
+}
+
+impl TransferView {
+    pub fn new(quiet: bool) -> TransferView {
+        let tty = !quiet && io::stdout().is_terminal();
+        TransferView {
+            quiet,
+            multi: tty.then(|| {
+                indicatif::MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::stdout())
+            }),
+            bars: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn event(&self, id: &str, status: &str) {
+        if self.quiet {
             return;
         }
-        let mut out = io::stdout().lock();
-        let _ = if id.is_empty() {
-            writeln!(out, "{status}")
-        } else {
-            writeln!(out, "{id}: {status}")
+        let bytes = transfer_bytes(status);
+        let Some(multi) = &self.multi else {
+            if bytes.is_none() {
+                let mut out = io::stdout().lock();
+                let _ = if id.is_empty() {
+                    writeln!(out, "{status}")
+                } else {
+                    writeln!(out, "{id}: {status}")
+                };
+            }
+            return;
         };
+        if id.is_empty() {
+            let _ = multi.println(status);
+            return;
+        }
+        let mut bars = self.bars.lock().unwrap_or_else(|p| p.into_inner());
+        let bar = match bars.iter().find(|(i, _)| i == id) {
+            Some((_, b)) => b.clone(),
+            None => {
+                let b = multi.add(indicatif::ProgressBar::new(0));
+                b.set_style(
+                    indicatif::ProgressStyle::with_template("{prefix}: {msg}")
+                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                );
+                b.set_prefix(id.to_string());
+                bars.push((id.to_string(), b.clone()));
+                b
+            }
+        };
+        match bytes {
+            Some((verb, n, total)) => {
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template(
+                        "{prefix}: {msg} [{bar:40}] {bytes}/{total_bytes}",
+                    )
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+                );
+                bar.set_length(total);
+                bar.set_position(n);
+                bar.set_message(verb.to_string());
+            }
+            None => {
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template("{prefix}: {msg}")
+                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                );
+                bar.set_message(status.to_string());
+                if matches!(
+                    status,
+                    "Pull complete" | "Already exists" | "Pushed" | "Layer already exists"
+                ) || status.starts_with("Mounted from")
+                {
+                    bar.finish();
+                } else {
+                    bar.tick();
+                }
+            }
+        }
     }
 }
 
@@ -107,7 +192,8 @@ pub fn pull(store: &Store, a: PullArgs) -> Result<ExitCode> {
     let r = Reference::parse(&a.name).map_err(anyhow::Error::msg)?;
     let mut opts = a.flags.options();
     opts.platform = a.platform.parse().map_err(anyhow::Error::msg)?;
-    let progress = printer(a.quiet);
+    let view = TransferView::new(a.quiet);
+    let progress = |id: &str, status: &str| view.event(id, status);
     let p = registry::pull(store, &r, &opts, &progress)
         .with_context(|| format!("pulling {r} from {}", r.domain))?;
     if !a.quiet {
@@ -129,7 +215,8 @@ pub fn push(store: &Store, a: PushArgs) -> Result<ExitCode> {
     if !a.quiet {
         println!("The push refers to repository [{}]", r.repository());
     }
-    let progress = printer(a.quiet);
+    let view = TransferView::new(a.quiet);
+    let progress = |id: &str, status: &str| view.event(id, status);
     let p = registry::push(store, &r, &opts, &progress)
         .with_context(|| format!("pushing {r} to {}", r.domain))?;
     println!("{}: digest: {} size: {}", p.tag, p.digest, p.size);

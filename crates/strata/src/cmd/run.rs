@@ -232,7 +232,9 @@ fn pull_for_run(
     let r = store::Reference::parse(image).map_err(anyhow::Error::msg)?;
     let opts = flags.options();
     let progress = |id: &str, status: &str| {
-        if id.is_empty() {
+        if super::registry::transfer_bytes(status).is_some() {
+            // Byte counts: no line for them off a terminal, as docker.
+        } else if id.is_empty() {
             eprintln!("{status}");
         } else {
             eprintln!("{id}: {status}");

@@ -1510,3 +1510,37 @@ fn run_pulls_an_image_that_is_not_in_the_store_as_docker_run_does() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains(&format!("pulling {name}")), "{err}");
 }
+
+/// On a terminal, push and pull draw a byte bar per layer (docker's `Pushing [==>  ]
+/// 2MB/6MB`); without one they print no byte lines at all (docker's non-tty output).
+#[test]
+fn transfers_draw_byte_bars_on_a_terminal_only() {
+    strata_tests::require!(Root, Busybox, Registry);
+    let reg = Registry::start();
+    // Uploads through the slow proxy take a few seconds: the bar is drawn for sure.
+    let (proxy, _) = slow_proxy(reg.port, 2 << 20);
+    let env = Env::new();
+    let name = format!("127.0.0.1:{proxy}/bars/img:1");
+    two_layer_image(&env, &name, &noise(5 << 20, 3));
+    let o = std::process::Command::new("script")
+        .arg("-qec")
+        .arg(format!("{} push {name}", strata_tests::strata_bin()))
+        .arg("/dev/null")
+        .env("STRATA_ROOT", env.root())
+        .env("DOCKER_CONFIG", env.path("docker-config"))
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains(": Pushing ["), "a byte bar: {out}");
+    assert!(
+        out.contains("/5.00 MiB") || out.contains("/5 MiB"),
+        "bytes in all: {out}"
+    );
+    assert!(out.contains(": Pushed"), "{out}");
+    // Without a terminal: docker's lines, no byte counts.
+    let fresh = Env::new();
+    let pulled = ok(&fresh, &["pull", &name]);
+    assert!(!pulled.contains("Downloading"), "{pulled}");
+    assert_eq!(pulled.matches(": Pull complete").count(), 2, "{pulled}");
+}
