@@ -34,6 +34,29 @@ fn open_input(path: &PathBuf) -> Result<Box<dyn Read>> {
     Ok(Box::new(BufReader::with_capacity(1 << 20, f)))
 }
 
+/// A byte bar on stderr while `verb` reads or writes (`Loading [====>   ] 12 MiB/45 MiB`), on
+/// a terminal only; `total` when it is known.
+fn byte_bar(verb: &str, total: Option<u64>) -> Option<indicatif::ProgressBar> {
+    if !io::stderr().is_terminal() {
+        return None;
+    }
+    let b = match total {
+        Some(t) => indicatif::ProgressBar::new(t).with_style(
+            indicatif::ProgressStyle::with_template(&format!(
+                "{verb} [{{bar:40}}] {{bytes}}/{{total_bytes}}"
+            ))
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        ),
+        None => indicatif::ProgressBar::new_spinner().with_style(
+            indicatif::ProgressStyle::with_template(&format!("{verb} {{bytes}} {{spinner}}"))
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        ),
+    };
+    b.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    Some(b)
+}
+
 /// The runtime config that `--change` instructions give an imported image.
 fn config_from_changes(changes: &[String]) -> Result<store::image::RunConfig> {
     const ALLOWED: &[&str] = &[
@@ -105,7 +128,18 @@ pub fn load(store: &Store, a: LoadArgs) -> Result<ExitCode> {
         bail!("requested load from stdin, but stdin is empty");
     }
     let input = open_input(&path)?;
+    let size = (path.as_os_str() != "-")
+        .then(|| std::fs::metadata(&path).ok().map(|m| m.len()))
+        .flatten();
+    let bar = byte_bar("Loading", size);
+    let input: Box<dyn Read> = match &bar {
+        Some(b) => Box::new(b.wrap_read(input)),
+        None => input,
+    };
     let loaded = archive::load(store, input).with_context(|| format!("load {}", path.display()))?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
     if !a.quiet {
         for l in &loaded {
             if l.names.is_empty() {
@@ -185,11 +219,20 @@ pub fn save(store: &Store, a: SaveArgs) -> Result<ExitCode> {
             // anything else is written beside the path (named after this process, so a
             // later save removes what a killed one left) and renamed over it, so a failed
             // save leaves no partial file and a planted symlink is replaced, not followed.
+            let bar = byte_bar("Saving", None);
             crate::outpath::write(path, |w| {
-                archive::save(store, &items, format, compression, w)?;
+                match &bar {
+                    Some(b) => {
+                        archive::save(store, &items, format, compression, &mut b.wrap_write(w))?
+                    }
+                    None => archive::save(store, &items, format, compression, w)?,
+                }
                 Ok(())
             })
             .with_context(|| format!("save to {}", path.display()))?;
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

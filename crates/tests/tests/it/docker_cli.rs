@@ -754,3 +754,39 @@ fn not_root_says_so_and_how() {
     let o = nobody(&["images", "-q"]);
     assert!(o.status.success() && !o.stdout.is_empty(), "{o:?}");
 }
+
+/// `save -o` and `load -i` draw a byte bar on a terminal (stderr), nothing elsewhere.
+#[test]
+fn save_and_load_draw_byte_bars_on_a_terminal() {
+    strata_tests::require!(Root, Busybox);
+    let (env, _) = setup();
+    let tar = env.path("saved.tar");
+    let in_pty = |env: &Env, args: &str| {
+        let o = std::process::Command::new("script")
+            .arg("-qec")
+            .arg(format!("{} {args}", strata_tests::strata_bin()))
+            .arg("/dev/null")
+            .env("STRATA_ROOT", env.root())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{o:?}");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let out = in_pty(&env, &format!("save -o {} bb:1", tar.display()));
+    assert!(out.contains("Saving "), "{out}");
+    let fresh = Env::new();
+    let out = in_pty(&fresh, &format!("load -i {}", tar.display()));
+    assert!(out.contains("Loading ["), "{out}");
+    assert!(out.contains("Loaded image: bb:1"), "{out}");
+    // Not a terminal: docker's lines only.
+    let again = Env::new();
+    let out = again.ok(&["load", "-i", tar.to_str().unwrap()]);
+    assert_eq!(out, "Loaded image: bb:1\n");
+    let o = again.run(&[
+        "save",
+        "-o",
+        env.path("again.tar").to_str().unwrap(),
+        "bb:1",
+    ]);
+    assert!(o.status.success() && o.stderr.is_empty(), "{o:?}");
+}
