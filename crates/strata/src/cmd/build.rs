@@ -720,15 +720,7 @@ fn done(
     started: std::time::Instant,
 ) -> Result<ExitCode> {
     let id = r.image.id().to_string();
-    if let Some(f) = &a.iidfile {
-        crate::outpath::write(f, |w| Ok(w.write_all(id.as_bytes())?))
-            .with_context(|| format!("write {}", f.display()))?;
-    }
-    if let Some(f) = &a.metadata_file {
-        let meta = metadata(r, tags);
-        crate::outpath::write(f, |w| Ok(serde_json::to_writer_pretty(w, &meta)?))
-            .with_context(|| format!("write {}", f.display()))?;
-    }
+    result_files(a, r, tags)?;
     // Nothing but the progress stream: no closing text lines (they would break a JSON
     // reader of rawjson).
     if matches!(a.progress, ProgressMode::Quiet | ProgressMode::Rawjson) && !a.quiet {
@@ -756,11 +748,10 @@ fn done(
     Ok(ExitCode::SUCCESS)
 }
 
-/// A built image under the tty view (which showed the export): the `--iidfile` and
-/// `--metadata-file`, then the steps' counts.
-fn done_tty(a: &BuildArgs, r: &engine::BuildResult, tags: &[Reference]) -> Result<ExitCode> {
-    let id = r.image.id().to_string();
+/// The files a build writes about its result: `--iidfile` and `--metadata-file`.
+fn result_files(a: &BuildArgs, r: &engine::BuildResult, tags: &[Reference]) -> Result<()> {
     if let Some(f) = &a.iidfile {
+        let id = r.image.id().to_string();
         crate::outpath::write(f, |w| Ok(w.write_all(id.as_bytes())?))
             .with_context(|| format!("write {}", f.display()))?;
     }
@@ -769,6 +760,13 @@ fn done_tty(a: &BuildArgs, r: &engine::BuildResult, tags: &[Reference]) -> Resul
         crate::outpath::write(f, |w| Ok(serde_json::to_writer_pretty(w, &meta)?))
             .with_context(|| format!("write {}", f.display()))?;
     }
+    Ok(())
+}
+
+/// A built image under the tty view (which showed the export): the `--iidfile` and
+/// `--metadata-file`, then the steps' counts.
+fn done_tty(a: &BuildArgs, r: &engine::BuildResult, tags: &[Reference]) -> Result<ExitCode> {
+    result_files(a, r, tags)?;
     eprintln!(
         "{} RUN executed, {} steps cached",
         r.runs_executed, r.cached

@@ -2,10 +2,10 @@
 //! (`Container::exec`); docker's exit codes from `RunError`.
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::Args;
 use store::Store;
 
@@ -62,7 +62,7 @@ pub fn exec(store: &Store, a: ExecArgs) -> Result<ExitCode> {
     }
     let mut env = Vec::new();
     for f in &a.env_file {
-        env.extend(env_file(f)?);
+        env.extend(super::read_env_file(f)?);
     }
     env.extend(a.env);
     let c = runtime::find(store, &a.argv[0])?;
@@ -81,56 +81,4 @@ pub fn exec(store: &Store, a: ExecArgs) -> Result<ExitCode> {
             ExitCode::from(e.code)
         }
     })
-}
-
-/// docker's `--env-file`: one variable a line, leading blanks dropped, empty lines and `#`
-/// comments skipped; `KEY=VALUE` as written, a bare `KEY` takes strata's value (left out
-/// when strata has none).
-fn env_file(path: &Path) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("open the env file {}", path.display()))?;
-    parse_env_file(&text).with_context(|| format!("env file {}", path.display()))
-}
-
-fn parse_env_file(text: &str) -> Result<Vec<String>> {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut out = Vec::new();
-    for line in text.lines() {
-        let line = line.trim_start();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let (key, value) = match line.split_once('=') {
-            Some((k, v)) => (k, Some(v)),
-            None => (line, None),
-        };
-        if key.is_empty() {
-            bail!("no variable name on line '{line}'");
-        }
-        if key.contains(char::is_whitespace) {
-            bail!("variable '{key}' contains whitespaces");
-        }
-        match value {
-            Some(v) => out.push(format!("{key}={v}")),
-            None => {
-                if let Ok(v) = std::env::var(key) {
-                    out.push(format!("{key}={v}"));
-                }
-            }
-        }
-    }
-    Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn env_files_as_docker_reads_them() {
-        let text = "\u{feff}# comment\n\n  A=1 2 \nB=\nSTRATA_TEST_SURELY_UNSET\nC=x=y\n";
-        assert_eq!(parse_env_file(text).unwrap(), vec!["A=1 2 ", "B=", "C=x=y"]);
-        assert!(parse_env_file("=x\n").is_err());
-        assert!(parse_env_file("A B=x\n").is_err());
-    }
 }

@@ -150,7 +150,7 @@ pub fn run(store: Result<Store>, a: RunArgs) -> Result<ExitCode> {
     }
     let mut env = Vec::new();
     for f in &a.env_file {
-        env.extend(read_env_file(f)?);
+        env.extend(super::read_env_file(f)?);
     }
     env.extend(a.env.iter().cloned());
     let spec = runtime::Spec {
@@ -250,59 +250,4 @@ fn pull_for_run(
         eprintln!("Status: Image is up to date for {familiar}");
     }
     Ok(())
-}
-
-/// docker's `--env-file` format: one `KEY=VALUE` per line (the value verbatim, no quotes
-/// removed), a `KEY` alone takes strata's own value (left out when unset), empty lines and
-/// lines starting with `#` skipped, leading whitespace ignored.
-fn read_env_file(path: &std::path::Path) -> Result<Vec<String>> {
-    let bytes = std::fs::read(path).map_err(|e| anyhow::anyhow!("open {}: {e}", path.display()))?;
-    let text = String::from_utf8(bytes)
-        .map_err(|_| anyhow::anyhow!("env file {} contains invalid utf8 bytes", path.display()))?;
-    parse_env_file(&text, |k| std::env::var(k).ok())
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
-}
-
-fn parse_env_file(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<Vec<String>> {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut out = Vec::new();
-    for line in text.lines() {
-        let line = line.trim_start();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let (key, value) = match line.split_once('=') {
-            Some((k, v)) => (k, Some(v)),
-            None => (line, None),
-        };
-        if key.is_empty() {
-            bail!("no variable name on line '{line}'");
-        }
-        if key.contains(char::is_whitespace) {
-            bail!("variable '{key}' contains whitespaces");
-        }
-        match value {
-            Some(v) => out.push(format!("{key}={v}")),
-            None => {
-                if let Some(v) = lookup(key) {
-                    out.push(format!("{key}={v}"));
-                }
-            }
-        }
-    }
-    Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn env_file_is_docker_format() {
-        let text = "\u{feff}# comment\nA=1\n  B= two words \n\nHOSTVAR\nUNSET\nQ=\"q\"\n";
-        let env = parse_env_file(text, |k| (k == "HOSTVAR").then(|| "h".to_string())).unwrap();
-        assert_eq!(env, vec!["A=1", "B= two words ", "HOSTVAR=h", "Q=\"q\""]);
-        assert!(parse_env_file("=x", |_| None).is_err());
-        assert!(parse_env_file("A B=x", |_| None).is_err());
-    }
 }
