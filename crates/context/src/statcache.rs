@@ -118,6 +118,8 @@ struct Inner {
 pub struct StatCache {
     inner: Mutex<Inner>,
     hashed: AtomicU64,
+    /// Bytes of the files hashed.
+    hashed_bytes: AtomicU64,
     base: Option<PathBuf>,
     /// The time a hashing starts (tests move it forward to keep fresh files' records).
     clock: fn() -> SystemTime,
@@ -144,6 +146,7 @@ impl StatCache {
         StatCache {
             inner: Mutex::new(Inner::default()),
             hashed: AtomicU64::new(0),
+            hashed_bytes: AtomicU64::new(0),
             base: std::env::current_dir().ok(),
             clock: SystemTime::now,
         }
@@ -162,6 +165,20 @@ impl StatCache {
     /// How many files this cache has read (hashed) so far.
     pub fn hashed(&self) -> u64 {
         self.hashed.load(Ordering::Relaxed)
+    }
+
+    /// How many bytes the files this cache has read hold.
+    pub fn hashed_bytes(&self) -> u64 {
+        self.hashed_bytes.load(Ordering::Relaxed)
+    }
+
+    /// How many files this build asked about (read, or answered by a record).
+    pub fn looked_up(&self) -> usize {
+        self.lock()
+            .records
+            .values()
+            .filter(|u| u.state != State::Loaded)
+            .count()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -249,6 +266,7 @@ impl StatCache {
         let started = (self.clock)();
         let (digest, opened) = hash_file(entry, stat.size)?;
         self.hashed.fetch_add(1, Ordering::Relaxed);
+        self.hashed_bytes.fetch_add(stat.size, Ordering::Relaxed);
         let keep = opened == stat && !is_racy(&stat, started);
         let record = Record { stat, digest };
         let used = Used {

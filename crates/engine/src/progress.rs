@@ -40,6 +40,14 @@ pub enum Event {
     Message {
         line: String,
     },
+    /// What the build took from its context: files looked at, files read (the others were
+    /// known by their stat), and the bytes read. The tty view shows it; the plain format
+    /// has no such line (BuildKit's `load build context` vertex is not strata's).
+    Context {
+        files: usize,
+        read: u64,
+        bytes: u64,
+    },
 }
 
 /// A consumer of progress events. Must be shareable across the stage threads.
@@ -158,6 +166,7 @@ impl Progress for Plain {
             Event::Message { line } => {
                 let _ = writeln!(s.out, "{line}");
             }
+            Event::Context { .. } => {}
         }
         let _ = s.out.flush();
     }

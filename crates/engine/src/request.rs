@@ -207,6 +207,16 @@ fn run(
         }
     }
     let r = crate::solver::solve(store, &options, plan, progress, stat.as_ref().map(|s| &s.1));
+    if let Some((_, c)) = &stat {
+        let files = c.looked_up();
+        if files > 0 {
+            progress.event(Event::Context {
+                files,
+                read: c.hashed(),
+                bytes: c.hashed_bytes(),
+            });
+        }
+    }
     // Saved also after a failure (its records are facts about file contents); a failure to
     // save only costs the next build some reading.
     if let Some((dir, bytes)) = stat.and_then(|(dir, c)| Some((dir, c.to_bytes()?))) {

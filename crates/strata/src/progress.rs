@@ -173,6 +173,18 @@ impl Progress for Tty {
             Event::Message { line } => {
                 let _ = self.multi.println(line);
             }
+            Event::Context { files, read, bytes } => {
+                let b = self.multi.add(indicatif::ProgressBar::new_spinner());
+                b.set_style(
+                    indicatif::ProgressStyle::with_template("{msg}")
+                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+                );
+                let line = format!(
+                    " => [internal] load build context: {files} files, {read} read ({})",
+                    crate::format::human_size(bytes)
+                );
+                b.finish_with_message(self.paint("34", &line));
+            }
         }
     }
 }
@@ -261,7 +273,7 @@ impl Progress for RawJson {
                 let now = Self::now();
                 self.emit(json!({ "vertexes": [self.vertex(id, json!({"cached": true, "completed": now}))] }));
             }
-            Event::Miss { .. } => {}
+            Event::Miss { .. } | Event::Context { .. } => {}
             Event::Done { id } => {
                 let now = Self::now();
                 self.emit(json!({ "vertexes": [self.vertex(id, json!({"completed": now}))] }));

@@ -369,4 +369,42 @@ fn tty_view_has_a_header_colours_and_the_export() {
         !plain.contains("\x1b[34m") && !plain.contains("\x1b[31m"),
         "{plain}"
     );
+    // What the build took from its context: two files, read once, then known by their stat.
+    let copy = env.path("copyctx");
+    fs::create_dir_all(&copy).unwrap();
+    fs::write(copy.join("a"), "12345").unwrap();
+    fs::write(copy.join("b"), "67890").unwrap();
+    fs::write(
+        copy.join("Dockerfile"),
+        "FROM busybox:local\nCOPY a b /x/\n",
+    )
+    .unwrap();
+    // The stat cache keeps no record of a file changed in the last 2 s (racy): let them age.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let in_pty = || {
+        let o = std::process::Command::new("script")
+            .args(["-qec"])
+            .arg(format!(
+                "{} build {}",
+                strata_tests::strata_bin(),
+                copy.display()
+            ))
+            .arg("/dev/null")
+            .env("STRATA_ROOT", env.root())
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{o:?}");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let out = in_pty();
+    assert!(
+        out.contains(" => [internal] load build context: 2 files, 2 read (10B)"),
+        "{out}"
+    );
+    let out = in_pty();
+    assert!(
+        out.contains(" => [internal] load build context: 2 files, 0 read (0B)"),
+        "{out}"
+    );
 }
