@@ -306,10 +306,23 @@ fn scenario(name: &str, target: Option<&str>) {
         tail(&text(&o), 40)
     );
     let bk_tar = env.path("buildkit.tar");
-    let o = docker()
-        .args(["save", "-o", bk_tar.to_str().unwrap(), &tag])
-        .output()
-        .expect("run docker save");
+    let save = || {
+        docker()
+            .args(["save", "-o", bk_tar.to_str().unwrap(), &tag])
+            .output()
+            .expect("run docker save")
+    };
+    let mut o = save();
+    // Docker 20.10 (the peer, not strata) fails a save now and then with "open
+    // /var/lib/docker/overlay2/.../merged/...: no such file or directory" (seen once in CI
+    // on bigtree). One retry, said loudly; a second failure fails the test.
+    if !o.status.success() && text(&o).contains("/var/lib/docker/overlay2/") {
+        eprintln!(
+            "PEER FLAKE: docker save failed once, retrying:\n{}",
+            text(&o)
+        );
+        o = save();
+    }
     assert!(o.status.success(), "docker save failed:\n{}", text(&o));
     drop(images);
     let bk_time = t0.elapsed();
