@@ -123,6 +123,21 @@ pub(crate) fn container_main(spec: &InitSpec, private: &Path, sync: UnixStream) 
     sys::exit_now(code)
 }
 
+/// Move this process into each cgroup directory (`0` written to its `cgroup.procs` means
+/// the writer): its children are born there.
+pub(crate) fn join_cgroups(dirs: &[String]) -> Result<(), SetupError> {
+    for d in dirs {
+        let procs = Path::new(d).join("cgroup.procs");
+        std::fs::write(&procs, b"0").map_err(|e| {
+            SetupError::setup(
+                format!("join the cgroup {d}"),
+                crate::error::errno_text(&e.to_string()),
+            )
+        })?;
+    }
+    Ok(())
+}
+
 fn path_str(p: &Path) -> String {
     p.display().to_string()
 }
@@ -228,6 +243,8 @@ impl Init<'_> {
         let spec = self.spec;
         rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
             .map_err(step("set the parent-death signal"))?;
+        // Into the container's cgroups before anything of the container runs.
+        join_cgroups(&spec.cgroups)?;
         sys::unshare_mount_namespace().map_err(step("create the mount namespace"))?;
         rustix::mount::mount_change(
             "/",

@@ -78,6 +78,9 @@ pub(crate) struct InitSpec {
     /// Resource limits set before the command starts.
     #[serde(default)]
     pub rlimits: Vec<crate::Rlimit>,
+    /// Cgroup directories the init joins first thing.
+    #[serde(default)]
+    pub cgroups: Vec<String>,
 }
 
 /// What the helper is asked to do.
@@ -108,6 +111,9 @@ pub(crate) struct JoinInit {
     pub detach: bool,
     /// As [`InitSpec::seccomp`].
     pub seccomp: Vec<Vec<u64>>,
+    /// Cgroup directories the helper joins before it forks the process.
+    #[serde(default)]
+    pub cgroups: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

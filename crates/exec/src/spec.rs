@@ -143,6 +143,10 @@ pub struct ExecSpec {
     pub shm_size: Option<u64>,
     /// Resource limits (`--ulimit`), set before the command starts.
     pub rlimits: Vec<Rlimit>,
+    /// Cgroup directories (absolute host paths, one per hierarchy) the init joins, by
+    /// writing itself into their `cgroup.procs`, before anything else: every process of the
+    /// container is in them from its first instruction (resource limits).
+    pub cgroups: Vec<PathBuf>,
 }
 
 /// One `--ulimit NAME=SOFT[:HARD]`, with docker's names (`nofile`, `nproc`, `core`, ...).
@@ -242,6 +246,7 @@ impl ExecSpec {
             seccomp: Seccomp::Default,
             shm_size: None,
             rlimits: Vec::new(),
+            cgroups: Vec::new(),
         }
     }
 }

@@ -60,6 +60,15 @@ pub struct Config {
     /// The seccomp profile (`--security-opt seccomp=...`); absent in configs written before.
     #[serde(default)]
     pub seccomp: SeccompOpt,
+    /// `--memory`, `--cpus`, `--pids-limit`...: the container's cgroup (`cgroup.rs`).
+    #[serde(default)]
+    pub resources: crate::cgroup::Resources,
+    /// The image's HEALTHCHECK merged with `--health-*` (`health.rs`).
+    #[serde(default)]
+    pub healthcheck: Option<crate::health::Healthcheck>,
+    /// `--restart` (`restart.rs`).
+    #[serde(default)]
+    pub restart: crate::restart::RestartPolicy,
 }
 
 /// `--security-opt seccomp=...`: the profile's text is kept (not its path), so the container
@@ -113,6 +122,18 @@ pub struct State {
     /// The published ports as bound (an ephemeral host port resolved).
     #[serde(default)]
     pub ports: Vec<PortMap>,
+    /// The memory limit's OOM killer killed a process of the last run.
+    #[serde(default)]
+    pub oom_killed: bool,
+    /// How many times the restart policy restarted the container.
+    #[serde(default)]
+    pub restart_count: i64,
+    /// Waiting to be restarted by the restart policy.
+    #[serde(default)]
+    pub restarting: bool,
+    /// The healthcheck's status and last results.
+    #[serde(default)]
+    pub health: Option<crate::health::Health>,
 }
 
 /// The status as `ps` shows it, after checking that a running container's supervisor is
@@ -460,8 +481,15 @@ impl Container {
         crate::signal::send(self.state.pid, self.state.pid_start, sig)
     }
 
+    /// Tell the supervisor that the container is ended by hand: its restart policy does
+    /// not restart it (see `restart.rs`).
+    fn mark_stopped(&self) {
+        let _ = std::fs::write(self.dir.join(crate::restart::STOPPED_MARKER), b"");
+    }
+
     /// SIGKILL, and wait for the supervisor to record the end.
     pub fn kill(&mut self) -> Result<()> {
+        self.mark_stopped();
         self.signal(libc::SIGKILL)?;
         if !self.wait(Some(Duration::from_secs(30))) {
             bail!(
@@ -482,6 +510,7 @@ impl Container {
         if sig == libc::SIGKILL {
             return self.kill();
         }
+        self.mark_stopped();
         if !self.signal(sig)? {
             return Err(not_running());
         }
@@ -536,6 +565,7 @@ impl Container {
             Some(s) => crate::signal::parse(s)?,
             None => libc::SIGTERM,
         };
+        self.mark_stopped();
         self.signal(sig)?;
         if self.wait(timeout) {
             return Ok(());
@@ -584,7 +614,7 @@ impl Container {
             "private" => "default",
             other => other,
         };
-        json!({
+        let mut v = json!({
             "Id": c.id,
             "Created": c.created,
             "Path": c.args.first().cloned().unwrap_or_default(),
@@ -593,8 +623,8 @@ impl Container {
                 "Status": status.word(),
                 "Running": running,
                 "Paused": false,
-                "Restarting": false,
-                "OOMKilled": false,
+                "Restarting": running && st.restarting,
+                "OOMKilled": st.oom_killed,
                 "Dead": status == Status::Dead,
                 "Pid": if running { st.pid } else { 0 },
                 "ExitCode": st.exit_code.unwrap_or(0),
@@ -605,11 +635,16 @@ impl Container {
             "Image": c.image_id,
             "LogPath": self.dir.join("log"),
             "Name": format!("/{}", c.name),
-            "RestartCount": 0,
+            "RestartCount": st.restart_count,
             "HostConfig": {
                 "NetworkMode": network_mode,
                 "PortBindings": bindings(&c.ports),
                 "AutoRemove": c.auto_remove,
+                "RestartPolicy": c.restart,
+                "Memory": c.resources.memory,
+                "MemorySwap": c.resources.memory_swap,
+                "NanoCpus": c.resources.nano_cpus,
+                "PidsLimit": c.resources.pids_limit,
             },
             "Config": {
                 "Hostname": c.hostname,
@@ -623,7 +658,14 @@ impl Container {
             "NetworkSettings": {
                 "Ports": if running { bindings(&st.ports) } else { json!({}) },
             },
-        })
+        });
+        if let Some(h) = &c.healthcheck {
+            v["Config"]["Healthcheck"] = json!(h);
+        }
+        if let Some(h) = &st.health {
+            v["State"]["Health"] = json!(h);
+        }
+        v
     }
 }
 
@@ -676,6 +718,9 @@ mod tests {
             auto_remove: false,
             stop_signal: None,
             seccomp: SeccompOpt::Default,
+            resources: Default::default(),
+            healthcheck: None,
+            restart: Default::default(),
         };
         std::fs::write(
             dir.join("config.json"),

@@ -14,7 +14,16 @@ use anyhow::Result;
 use store::Store;
 
 use crate::signal::{self, SignalSet};
-use crate::{container, ports, spec, RunError, Spec, EXIT_START};
+use crate::{cgroup, container, ports, spec, RunError, Spec, EXIT_START};
+
+/// A foreground container's cgroup, removed with it.
+struct RemoveOnDrop(cgroup::Cgroup);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.remove();
+    }
+}
 
 /// The caller's standard streams, which the container uses: with a tty, its terminal output
 /// is copied to `stdout` and the window size follows `stdout`'s (else `stdin`'s) terminal;
@@ -61,12 +70,19 @@ pub fn run(store: &Store, spec: &Spec, attach: Attach) -> Result<u8, RunError> {
     let tmp = store
         .scratch_dir("container")
         .map_err(|e| RunError::start(e.into()))?;
-    let prepared =
-        spec::prepare(store, spec, tmp.path(), container::random_id()).and_then(|(cfg, _)| {
-            let listeners = ports::bind(&cfg.ports)?;
-            Ok((spec::spec_of(&cfg, tmp.path())?, listeners))
-        });
-    let (mut exec_spec, listeners) = prepared.map_err(RunError::start)?;
+    let id = container::random_id();
+    let prepared = spec::prepare(store, spec, tmp.path(), id.clone()).and_then(|(cfg, _)| {
+        let listeners = ports::bind(&cfg.ports)?;
+        let cgroup_root = std::path::Path::new(cgroup::DEFAULT_ROOT);
+        let cg = cgroup::Cgroup::create(cgroup_root, &id, &cfg.resources)?;
+        Ok((spec::spec_of(&cfg, tmp.path())?, listeners, cg))
+    });
+    let (mut exec_spec, listeners, cg) = prepared.map_err(RunError::start)?;
+    // Removed when the run ends, whichever way (its processes are gone by then).
+    let _cgroup = cg.map(|cg| {
+        exec_spec.cgroups = cg.dirs.clone();
+        RemoveOnDrop(cg)
+    });
     if spec.tty {
         exec_spec.tty = true;
         exec_spec.winsize = attach.winsize();

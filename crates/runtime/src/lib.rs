@@ -22,11 +22,14 @@
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod cgroup;
 pub mod container;
 pub mod exec;
 mod foreground;
+pub mod health;
 pub mod logs;
 pub mod ports;
+pub mod restart;
 pub mod signal;
 mod spec;
 mod supervisor;
@@ -34,9 +37,12 @@ mod supervisor;
 use std::fmt;
 
 pub use crate::exec::Exec;
+pub use cgroup::Resources;
 pub use container::{Config, Container, Containers, Pruned, SeccompOpt, State, Status};
 pub use foreground::{run, Attach};
+pub use health::HealthOpts;
 pub use ports::PortMap;
+pub use restart::RestartPolicy;
 pub use spec::Spec;
 pub use supervisor::{create, supervise};
 

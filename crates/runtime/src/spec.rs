@@ -37,6 +37,12 @@ pub struct Spec {
     pub auto_remove: bool,
     /// `--security-opt` values: `seccomp=unconfined` or `seccomp=PROFILE.json`.
     pub security_opt: Vec<String>,
+    /// `--memory`, `--memory-swap`, `--cpus`, `--pids-limit`.
+    pub resources: crate::cgroup::Resources,
+    /// `--health-*`, `--no-healthcheck`.
+    pub health: crate::health::HealthOpts,
+    /// `--restart` in docker's syntax (`None`: `no`).
+    pub restart: Option<String>,
 }
 
 /// Everything before the container starts: the image, its config with the overrides, the
@@ -69,6 +75,19 @@ pub(crate) fn prepare(
         );
     }
     let seccomp = seccomp_opt(&a.security_opt)?;
+    let restart = match &a.restart {
+        Some(r) => crate::restart::RestartPolicy::parse(r)?,
+        None => crate::restart::RestartPolicy::default(),
+    };
+    if a.auto_remove && restart.restarts() {
+        bail!("Conflicting options: --restart and --rm");
+    }
+    a.resources.validate()?;
+    let mut resources = a.resources;
+    if resources.memory > 0 && resources.memory_swap == 0 {
+        // docker's default: as much swap as memory.
+        resources.memory_swap = resources.memory * 2;
+    }
     let user_env = a
         .env
         .iter()
@@ -81,6 +100,7 @@ pub(crate) fn prepare(
         e => anyhow::Error::new(e),
     })?;
     let cfg = &image.config.config;
+    let healthcheck = a.health.merge(cfg.healthcheck.as_ref())?;
 
     let (entrypoint, cmd) = match &a.entrypoint {
         Some(e) if e.is_empty() => (Vec::new(), a.command.clone()),
@@ -149,6 +169,9 @@ pub(crate) fn prepare(
         auto_remove: a.auto_remove,
         stop_signal: cfg.stop_signal.clone().filter(|s| !s.is_empty()),
         seccomp,
+        resources,
+        healthcheck,
+        restart,
     };
     Ok((config, image))
 }

@@ -118,10 +118,22 @@ fn rfc3339_age(t: Option<&str>) -> Duration {
 /// docker's STATUS column.
 fn status_text(c: &Container) -> String {
     match c.status() {
-        Status::Running => format!(
-            "Up {}",
-            human_duration(rfc3339_age(c.state.started_at.as_deref()))
+        Status::Running if c.state.restarting => format!(
+            "Restarting ({}) {} ago",
+            c.state.exit_code.unwrap_or(0),
+            human_duration(rfc3339_age(c.state.finished_at.as_deref()))
         ),
+        Status::Running => {
+            let health = match c.state.health.as_ref().map(|h| h.status.as_str()) {
+                Some("starting") => " (health: starting)".to_string(),
+                Some(s) if !s.is_empty() => format!(" ({s})"),
+                _ => String::new(),
+            };
+            format!(
+                "Up {}{health}",
+                human_duration(rfc3339_age(c.state.started_at.as_deref()))
+            )
+        }
         Status::Exited(code) => format!(
             "Exited ({code}) {} ago",
             human_duration(rfc3339_age(c.state.finished_at.as_deref()))

@@ -72,6 +72,42 @@ pub struct RunArgs {
     /// (a profile in Docker's JSON format instead of Docker's default profile).
     #[arg(long = "security-opt", value_name = "OPT")]
     pub security_opt: Vec<String>,
+    /// Memory limit (docker's sizes: `512m`, `1g`); the container gets a cgroup of its own
+    /// (the memory controller) and its processes are killed past it (exit 137, OOMKilled).
+    #[arg(short, long, value_name = "BYTES")]
+    pub memory: Option<String>,
+    /// Memory plus swap (`-1`: unlimited swap; default: as much swap as memory).
+    #[arg(long = "memory-swap", value_name = "BYTES", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Number of CPUs (`1.5`: one and a half CPUs' time; the cpu controller's quota).
+    #[arg(long, value_name = "N")]
+    pub cpus: Option<String>,
+    /// Most processes the container may have at once (`-1` or 0: unlimited).
+    #[arg(long = "pids-limit", value_name = "N", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    /// Command to run to check health (in the container, with `/bin/sh -c`); for
+    /// detached containers.
+    #[arg(long = "health-cmd", value_name = "CMD")]
+    pub health_cmd: Option<String>,
+    /// Time between running the check (`ms|s|m|h`, default 30s).
+    #[arg(long = "health-interval", value_name = "DURATION")]
+    pub health_interval: Option<String>,
+    /// Maximum time to allow one check to run (default 30s).
+    #[arg(long = "health-timeout", value_name = "DURATION")]
+    pub health_timeout: Option<String>,
+    /// Start period for the container to initialize before failing checks count.
+    #[arg(long = "health-start-period", value_name = "DURATION")]
+    pub health_start_period: Option<String>,
+    /// Consecutive failures needed to report unhealthy (default 3).
+    #[arg(long = "health-retries", value_name = "N")]
+    pub health_retries: Option<i64>,
+    /// Disable any container-specified HEALTHCHECK.
+    #[arg(long = "no-healthcheck")]
+    pub no_healthcheck: bool,
+    /// Restart policy for a detached container: `no`, `on-failure[:MAX]`, `always`,
+    /// `unless-stopped` (not after `strata stop`/`kill`).
+    #[arg(long, value_name = "POLICY")]
+    pub restart: Option<String>,
     /// Pull the image before running: `missing` (when it is not in the store), `always`,
     /// `never`.
     #[arg(long, value_name = "POLICY", default_value = "missing",
@@ -122,6 +158,13 @@ pub fn run(store: Result<Store>, a: RunArgs) -> Result<ExitCode> {
         eprintln!("error: {e:#}");
         return Ok(ExitCode::from(runtime::EXIT_START));
     }
+    let (resources, health) = match limits(&a) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return Ok(ExitCode::from(runtime::EXIT_START));
+        }
+    };
     let spec = runtime::Spec {
         image: a.image().to_string(),
         command: a.command().to_vec(),
@@ -135,6 +178,9 @@ pub fn run(store: Result<Store>, a: RunArgs) -> Result<ExitCode> {
         publish: a.publish,
         auto_remove: a.rm,
         security_opt: a.security_opt,
+        resources,
+        health,
+        restart: a.restart,
     };
     let result = if a.detach {
         runtime::create(&store, &spec).and_then(|c| {
@@ -152,6 +198,84 @@ pub fn run(store: Result<Store>, a: RunArgs) -> Result<ExitCode> {
             ExitCode::from(e.code)
         }
     })
+}
+
+/// `--memory`, `--cpus`, ... and `--health-*` in the runtime's terms (docker's syntaxes).
+fn limits(a: &RunArgs) -> Result<(runtime::Resources, runtime::HealthOpts)> {
+    let size = |flag: &str, v: &Option<String>| -> Result<i64> {
+        match v.as_deref() {
+            None => Ok(0),
+            Some("-1") => Ok(-1),
+            Some(v) => {
+                let n = super::parse_size(v)
+                    .with_context(|| format!("invalid argument {v:?} for \"{flag}\" flag"))?;
+                Ok(i64::try_from(n)?)
+            }
+        }
+    };
+    let resources = runtime::Resources {
+        memory: size("--memory", &a.memory)?,
+        memory_swap: size("--memory-swap", &a.memory_swap)?,
+        nano_cpus: match &a.cpus {
+            Some(c) => runtime::cgroup::parse_cpus(c)?,
+            None => 0,
+        },
+        pids_limit: a.pids_limit,
+    };
+    let duration = |flag: &str, v: &Option<String>| -> Result<Option<i64>> {
+        v.as_deref()
+            .map(|d| {
+                go_duration(d).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "invalid argument {d:?} for \"{flag}\" flag: time: invalid duration {d:?}"
+                    )
+                })
+            })
+            .transpose()
+    };
+    let health = runtime::HealthOpts {
+        cmd: a.health_cmd.clone(),
+        interval: duration("--health-interval", &a.health_interval)?,
+        timeout: duration("--health-timeout", &a.health_timeout)?,
+        start_period: duration("--health-start-period", &a.health_start_period)?,
+        retries: a.health_retries,
+        none: a.no_healthcheck,
+    };
+    Ok((resources, health))
+}
+
+/// Go's `time.ParseDuration` (`1m30s`, `500ms`, `1.5h`) in nanoseconds.
+fn go_duration(s: &str) -> Option<i64> {
+    if s == "0" {
+        return Some(0);
+    }
+    let mut rest = s;
+    let mut total = 0f64;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let n = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let value: f64 = rest[..n].parse().ok()?;
+        rest = &rest[n..];
+        let u = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let unit = match &rest[..u] {
+            "ns" => 1.0,
+            "us" | "µs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        rest = &rest[u..];
+        total += value * unit;
+    }
+    Some(total as i64)
 }
 
 /// The command that runs the supervisor of the container `id`: this binary again.
