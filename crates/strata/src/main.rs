@@ -46,7 +46,7 @@ enum Command {
     Plan(cmd::plan::PlanArgs),
     /// Run a command in a new container from an image (in the foreground, or with -d in
     /// the background).
-    Run(cmd::run::RunArgs),
+    Run(Box<cmd::run::RunArgs>),
     /// List containers started with `run -d`.
     Ps(cmd::containers::PsArgs),
     /// Fetch the logs of a container.
@@ -233,7 +233,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 cmd::size::compare(&store, &compare, format == "json")
             }
         }
-        Command::Run(a) => cmd::run::run(open(), a),
+        Command::Run(a) => cmd::run::run(open(), *a),
         Command::Ps(a) => cmd::containers::ps(&open()?, a),
         Command::Logs(a) => cmd::containers::logs(&open()?, a),
         Command::Stop(a) => cmd::containers::stop(&open()?, a),

@@ -17,6 +17,7 @@ mod compat_buildkit;
 mod docker_cli;
 mod exec_cli;
 mod interop;
+mod limits_cli;
 mod lint_build;
 mod mount_source;
 mod progress_text;
