@@ -314,7 +314,8 @@ mod tests {
             h.record(result(1), 2, false);
         }
         assert_eq!(h.log.len(), 5);
-        assert_eq!(h.log[0].exit_code, 1, "the oldest dropped");
+        assert_eq!(h.log[0].exit_code, 0, "the oldest three dropped");
+        assert_eq!(h.log[1].exit_code, 1);
         assert_eq!(h.log[0].output.len(), 4096);
         assert_eq!(h.status, UNHEALTHY);
     }
