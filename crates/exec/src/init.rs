@@ -346,6 +346,10 @@ impl Init<'_> {
             seccomp: &spec.seccomp,
             no_new_privs: spec.no_new_privs,
         };
+        // `--init`: pid 1 stays behind as a tiny init, the command is its child.
+        if spec.init {
+            crate::tini::fork_command(self.sync, &spec.seccomp)?;
+        }
         // Last word before exec: the mount points to remove after the run.
         exec_confined(&confined, &id, &program, pty, || {
             self.stubs_sent = true;

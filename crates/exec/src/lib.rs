@@ -156,6 +156,7 @@ mod proto;
 mod seccomp;
 mod spec;
 mod sys;
+mod tini;
 pub mod user;
 
 pub use error::{Error, ExecFailure, Result};

@@ -306,6 +306,7 @@ fn init_spec(spec: &ExecSpec) -> Result<InitSpec> {
             .iter()
             .map(|c| utf8(c, "cgroup"))
             .collect::<Result<_>>()?,
+        init: spec.init,
         tty: spec.tty,
         winsize: spec.winsize,
         state_dir: utf8(&state_dir, "state dir")?,

@@ -81,6 +81,9 @@ pub(crate) struct InitSpec {
     /// Cgroup directories the init joins first thing.
     #[serde(default)]
     pub cgroups: Vec<String>,
+    /// A tiny init as pid 1, the command its child.
+    #[serde(default)]
+    pub init: bool,
 }
 
 /// What the helper is asked to do.

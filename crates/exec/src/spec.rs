@@ -147,6 +147,9 @@ pub struct ExecSpec {
     /// writing itself into their `cgroup.procs`, before anything else: every process of the
     /// container is in them from its first instruction (resource limits).
     pub cgroups: Vec<PathBuf>,
+    /// `--init`: pid 1 is a tiny init (strata's own code, see `tini.rs`) that forwards
+    /// signals to the command, its child, and reaps zombies.
+    pub init: bool,
 }
 
 /// One `--ulimit NAME=SOFT[:HARD]`, with docker's names (`nofile`, `nproc`, `core`, ...).
@@ -247,6 +250,7 @@ impl ExecSpec {
             shm_size: None,
             rlimits: Vec::new(),
             cgroups: Vec::new(),
+            init: false,
         }
     }
 }

@@ -69,6 +69,9 @@ pub struct Config {
     /// `--restart` (`restart.rs`).
     #[serde(default)]
     pub restart: crate::restart::RestartPolicy,
+    /// `--init`: a tiny init as pid 1, the command its child.
+    #[serde(default)]
+    pub init: bool,
 }
 
 /// `--security-opt seccomp=...`: the profile's text is kept (not its path), so the container
@@ -641,6 +644,7 @@ impl Container {
                 "PortBindings": bindings(&c.ports),
                 "AutoRemove": c.auto_remove,
                 "RestartPolicy": c.restart,
+                "Init": c.init,
                 "Memory": c.resources.memory,
                 "MemorySwap": c.resources.memory_swap,
                 "NanoCpus": c.resources.nano_cpus,
@@ -721,6 +725,7 @@ mod tests {
             resources: Default::default(),
             healthcheck: None,
             restart: Default::default(),
+            init: false,
         };
         std::fs::write(
             dir.join("config.json"),

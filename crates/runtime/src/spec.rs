@@ -43,6 +43,8 @@ pub struct Spec {
     pub health: crate::health::HealthOpts,
     /// `--restart` in docker's syntax (`None`: `no`).
     pub restart: Option<String>,
+    /// `--init`.
+    pub init: bool,
 }
 
 /// Everything before the container starts: the image, its config with the overrides, the
@@ -172,6 +174,7 @@ pub(crate) fn prepare(
         resources,
         healthcheck,
         restart,
+        init: a.init,
     };
     Ok((config, image))
 }
@@ -224,6 +227,7 @@ pub(crate) fn spec_of(c: &container::Config, dir: &Path) -> Result<exec::ExecSpe
     };
     spec.state_dir = Some(state);
     spec.tty = c.tty;
+    spec.init = c.init;
     let confinement = confinement(c)?;
     spec.seccomp = confinement.seccomp;
     spec.no_new_privs = confinement.no_new_privs;

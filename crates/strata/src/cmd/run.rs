@@ -108,6 +108,10 @@ pub struct RunArgs {
     /// `unless-stopped` (not after `strata stop`/`kill`).
     #[arg(long, value_name = "POLICY")]
     pub restart: Option<String>,
+    /// Run a tiny init as the container's pid 1 (strata's own, as docker's tini): it
+    /// forwards signals to the command and reaps zombies.
+    #[arg(long)]
+    pub init: bool,
     /// Pull the image before running: `missing` (when it is not in the store), `always`,
     /// `never`.
     #[arg(long, value_name = "POLICY", default_value = "missing",
@@ -181,6 +185,7 @@ pub fn run(store: Result<Store>, a: RunArgs) -> Result<ExitCode> {
         resources,
         health,
         restart: a.restart,
+        init: a.init,
     };
     let result = if a.detach {
         runtime::create(&store, &spec).and_then(|c| {

@@ -1,5 +1,6 @@
 //! `run --memory/--memory-swap/--cpus/--pids-limit` (a cgroup of the container's own),
-//! HEALTHCHECK (`--health-*`, `ps`, `inspect`), `--restart` policies, end to end on busybox
+//! HEALTHCHECK (`--health-*`, `ps`, `inspect`), `--restart` policies, `--init`, end to end
+//! on busybox
 //! containers. The cgroup files are read on the host, wherever the host mounts them (v2, or
 //! the v1 controllers' hierarchies).
 
@@ -360,4 +361,76 @@ fn restart_policies() {
         "{}",
         stderr(&o)
     );
+}
+
+/// The processes of a running container: `(pid, name, state)` from `/proc/*/stat`.
+fn processes(env: &Env, id: &str) -> Vec<(u32, String, String)> {
+    let out = env.ok(&["exec", id, "sh", "-c", "cat /proc/[0-9]*/stat"]);
+    out.lines()
+        .filter_map(|l| {
+            let (pid, rest) = l.split_once(" (")?;
+            let (name, rest) = rest.rsplit_once(") ")?;
+            let state = rest.split(' ').next()?;
+            Some((pid.parse().ok()?, name.to_string(), state.to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn init_is_pid_1_reaps_zombies_and_forwards_signals() {
+    strata_tests::require!(Root, Busybox);
+    let env = setup();
+    let _guard = Detached(&env);
+    // The command is not pid 1; its exit code and a signal's are the container's.
+    let o = env.ok(&[
+        "run",
+        "--rm",
+        "--init",
+        "busybox:local",
+        "sh",
+        "-c",
+        "echo $$",
+    ]);
+    let pid: u32 = o.trim().parse().unwrap();
+    assert!(pid >= 2, "{o}");
+    let o = env.run(&[
+        "run",
+        "--rm",
+        "--init",
+        "busybox:local",
+        "sh",
+        "-c",
+        "exit 7",
+    ]);
+    assert_eq!(o.status.code(), Some(7));
+    let o = env.run(&[
+        "run",
+        "--rm",
+        "--init",
+        "busybox:local",
+        "sh",
+        "-c",
+        "kill -9 $$",
+    ]);
+    assert_eq!(o.status.code(), Some(137));
+    let o = env.run(&["run", "--rm", "--init", "busybox:local", "nope"]);
+    assert_eq!(o.status.code(), Some(127), "{}", stderr(&o));
+
+    // An orphan that exits is reaped by the init; without one, `sleep` as pid 1 leaves it a
+    // zombie (the same script, so the check can fail).
+    let script = "(sleep 0.2 &); exec sleep 60";
+    let with = run_d(&env, &["--init", "busybox:local", "sh", "-c", script]);
+    let without = run_d(&env, &["busybox:local", "sh", "-c", script]);
+    let zombie = |id: &str| processes(&env, id).iter().any(|p| p.2 == "Z");
+    eventually("the orphan's zombie without --init", || zombie(&without));
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let ps = processes(&env, &with);
+    assert!(!ps.iter().any(|p| p.2 == "Z"), "{ps:?}");
+    assert_eq!(ps[0].0, 1);
+    assert_eq!(ps[0].1, "strata-init");
+    assert!(ps.iter().any(|p| p.0 >= 2 && p.1 == "sleep"), "{ps:?}");
+    // `stop`'s SIGTERM reaches the command through the init (143, as with docker's tini).
+    env.ok(&["stop", &with]);
+    assert_eq!(inspect(&env, &with, "{{.State.ExitCode}}"), "143");
+    assert_eq!(inspect(&env, &with, "{{.HostConfig.Init}}"), "true");
 }
