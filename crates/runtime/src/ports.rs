@@ -54,7 +54,7 @@ pub fn parse(spec: &str) -> Result<PortMap> {
         bail!("--publish {spec}: only tcp ports can be published (not {proto:?})");
     }
     if body.contains('-') {
-        bail!("--publish {spec}: port ranges are not supported");
+        bail!("--publish {spec}: a port range publishes several ports (see parse_all)");
     }
     let (ip, rest) = if let Some(v6) = body.strip_prefix('[') {
         let (addr, rest) = v6
@@ -90,6 +90,60 @@ pub fn parse(spec: &str) -> Result<PortMap> {
         host_port,
         container_port,
     })
+}
+
+/// Parse one `-p` value that may hold port ranges, as docker does: `8000-8002:8000-8002`
+/// (host and container ranges of one length), `8000-8002` (container ports on ephemeral
+/// host ports), with an IP and `/tcp` as in [`parse`]: one map per port.
+pub fn parse_all(spec: &str) -> Result<Vec<PortMap>> {
+    if !spec.contains('-') {
+        return Ok(vec![parse(spec)?]);
+    }
+    let (body, proto) = match spec.rsplit_once('/') {
+        Some((b, p)) => (b, Some(p)),
+        None => (spec, None),
+    };
+    // The ports are the last one or two `:`-separated fields; an IP (v4 or [v6]) before.
+    let (prefix, ports) = match body.rfind(']') {
+        Some(end) => (&body[..=end], body[end + 1..].trim_start_matches(':')),
+        None => match body.matches(':').count() {
+            2 => body.split_once(':').expect("two colons"),
+            _ => ("", body),
+        },
+    };
+    let range = |r: &str, what: &str| -> Result<(u16, u16)> {
+        let (a, b) = r.split_once('-').unwrap_or((r, r));
+        let (a, b) = (port(a, what, spec)?, port(b, what, spec)?);
+        if b < a {
+            bail!("invalid port range {r:?} in --publish {spec}");
+        }
+        Ok((a, b))
+    };
+    let (host, container) = match ports.split_once(':') {
+        Some(("", c)) => (None, range(c, "container")?),
+        Some((h, c)) => (Some(range(h, "host")?), range(c, "container")?),
+        None => (None, range(ports, "container")?),
+    };
+    if let Some(h) = host {
+        if h.1 - h.0 != container.1 - container.0 {
+            bail!("invalid ranges specified for container and host Ports: {spec}");
+        }
+    }
+    (0..=container.1 - container.0)
+        .map(|i| {
+            let host_port = host.map_or(String::new(), |h| (h.0 + i).to_string());
+            let one = match prefix {
+                "" if host_port.is_empty() => format!("{}", container.0 + i),
+                "" => format!("{host_port}:{}", container.0 + i),
+                ip => format!("{ip}:{host_port}:{}", container.0 + i),
+            };
+            let one = match proto {
+                Some(p) => format!("{one}/{p}"),
+                None => one,
+            };
+            parse(&one)
+        })
+        .collect()
 }
 
 /// Bind every listener in the current (host) network namespace; the maps come back with
@@ -225,6 +279,33 @@ mod tests {
         assert!(parse("8080:0").is_err());
         assert!(parse("1.2.3:8080:80").is_err());
         assert!(parse("a:b:c:d").is_err());
+        let r = |s: &str| -> Vec<String> {
+            parse_all(s)
+                .unwrap()
+                .iter()
+                .map(|p| p.to_string())
+                .collect()
+        };
+        assert_eq!(
+            r("8000-8002:9000-9002"),
+            [
+                "0.0.0.0:8000->9000/tcp",
+                "0.0.0.0:8001->9001/tcp",
+                "0.0.0.0:8002->9002/tcp"
+            ]
+        );
+        assert_eq!(
+            r("127.0.0.1:8000-8001:80-81/tcp"),
+            ["127.0.0.1:8000->80/tcp", "127.0.0.1:8001->81/tcp"]
+        );
+        assert_eq!(r("80-81"), ["0.0.0.0:0->80/tcp", "0.0.0.0:0->81/tcp"]);
+        assert_eq!(
+            r("[::1]:8000-8001:80-81"),
+            ["[::1]:8000->80/tcp", "[::1]:8001->81/tcp"]
+        );
+        assert_eq!(r("8080:80"), ["0.0.0.0:8080->80/tcp"]);
+        assert!(parse_all("8000-8002:80-81").is_err());
+        assert!(parse_all("8002-8000:80-82").is_err());
     }
 
     #[test]

@@ -45,6 +45,8 @@ pub struct Spec {
     pub restart: Option<String>,
     /// `--init`.
     pub init: bool,
+    /// `-P`: publish every port the image EXPOSEs on an ephemeral host port.
+    pub publish_all: bool,
 }
 
 /// Everything before the container starts: the image, its config with the overrides, the
@@ -64,11 +66,12 @@ pub(crate) fn prepare(
         "host" => "host",
         other => bail!("network {other:?} not supported: use default, none or host"),
     };
-    let ports = a
+    let mut ports = a
         .publish
         .iter()
-        .map(|p| ports::parse(p))
-        .collect::<Result<Vec<_>>>()?;
+        .map(|p| ports::parse_all(p))
+        .collect::<Result<Vec<_>>>()?
+        .concat();
     if !ports.is_empty() && network != "private" {
         bail!(
             "-p/--publish needs the default network (a private namespace): the container's \
@@ -102,6 +105,22 @@ pub(crate) fn prepare(
         e => anyhow::Error::new(e),
     })?;
     let cfg = &image.config.config;
+    if a.publish_all {
+        // Every EXPOSEd port not published by -p, on an ephemeral host port (docker's -P).
+        for key in cfg.exposed_ports.iter().flat_map(|m| m.keys()) {
+            let (number, proto) = key.split_once('/').unwrap_or((key, "tcp"));
+            let Ok(container_port) = number.parse::<u16>() else {
+                continue;
+            };
+            if proto != "tcp" || ports.iter().any(|p| p.container_port == container_port) {
+                continue;
+            }
+            ports.push(ports::parse(&container_port.to_string())?);
+        }
+        if !ports.is_empty() && network != "private" {
+            bail!("-P/--publish-all needs the default network (a private namespace)");
+        }
+    }
     let healthcheck = a.health.merge(cfg.healthcheck.as_ref())?;
 
     let (entrypoint, cmd) = match &a.entrypoint {

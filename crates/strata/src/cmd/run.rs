@@ -62,10 +62,11 @@ pub struct RunArgs {
     #[arg(short, long)]
     pub detach: bool,
     /// Publish a container's TCP port on the host (`[IP:][HOST_PORT:]CONTAINER_PORT[/tcp]`,
-    /// default IP 0.0.0.0), through a userspace proxy; needs the default network.
+    /// default IP 0.0.0.0; ranges `8000-8002:8000-8002`), through a userspace proxy; needs
+    /// the default network.
     #[arg(short, long, value_name = "[IP:]HOST:CONTAINER")]
     pub publish: Vec<String>,
-    /// Publish all exposed ports (not available yet).
+    /// Publish every port the image EXPOSEs on an ephemeral host port (see `strata port`).
     #[arg(short = 'P', long)]
     pub publish_all: bool,
     /// Security options: `seccomp=unconfined` (no seccomp filter) or `seccomp=PROFILE.json`
@@ -145,9 +146,6 @@ impl RunArgs {
 
 /// Run the container; `store` is the opened store (a failure to open it is exit code 125).
 pub fn run(store: Result<Store>, a: RunArgs) -> Result<ExitCode> {
-    if a.publish_all {
-        bail!("strata run -P is not available yet: publish ports one by one with -p");
-    }
     if a.tty && a.interactive && !a.detach && !std::io::stdin().is_terminal() {
         bail!("the input device is not a TTY (drop -t to pipe input into the container)");
     }
@@ -186,6 +184,7 @@ pub fn run(store: Result<Store>, a: RunArgs) -> Result<ExitCode> {
         health,
         restart: a.restart,
         init: a.init,
+        publish_all: a.publish_all,
     };
     let result = if a.detach {
         runtime::create(&store, &spec).and_then(|c| {

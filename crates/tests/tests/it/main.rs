@@ -21,6 +21,7 @@ mod limits_cli;
 mod lint_build;
 mod mount_source;
 mod progress_text;
+mod publish_cli;
 mod registry;
 mod run_cli;
 mod scale;
