@@ -601,7 +601,7 @@ impl Container {
             let mut m = serde_json::Map::new();
             for p in ports {
                 let e = m
-                    .entry(format!("{}/tcp", p.container_port))
+                    .entry(format!("{}/{}", p.container_port, p.proto))
                     .or_insert_with(|| json!([]));
                 if let Some(a) = e.as_array_mut() {
                     a.push(json!({

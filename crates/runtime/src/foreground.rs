@@ -110,7 +110,7 @@ pub fn run(store: &Store, spec: &Spec, attach: Attach) -> Result<u8, RunError> {
 pub(crate) fn attached(
     tty: bool,
     attach: Attach,
-    listeners: Vec<(ports::PortMap, std::net::TcpListener)>,
+    listeners: Vec<ports::Bound>,
     start: impl FnOnce() -> Result<exec::Running, RunError>,
 ) -> Result<u8, RunError> {
     // Block the signals to forward before any thread exists, so every thread inherits the

@@ -1,5 +1,5 @@
-//! Published ports, `-p [IP:][HOST_PORT:]CONTAINER_PORT[/tcp]`: a userspace TCP proxy
-//! from a host address into a container's private network namespace.
+//! Published ports, `-p [IP:][HOST_PORT:]CONTAINER_PORT[/tcp|/udp]`: a userspace TCP and
+//! UDP proxy from a host address into a container's private network namespace.
 //!
 //! The listeners are bound in the caller's (the host's) namespace before the container
 //! starts, so a busy port fails the start. Once the container runs, one *dialer* thread
@@ -8,13 +8,20 @@
 //! the sockets it creates belong to that namespace for good. For each accepted connection it
 //! connects to `127.0.0.1:CONTAINER_PORT` there, and two threads copy the bytes both ways,
 //! passing a half-close on (`shutdown(SHUT_WR)`) when one side finishes sending.
+//!
+//! UDP: one host socket per port; each client address gets its own upstream socket, made
+//! by the dialer in the container's namespace and connected to `127.0.0.1:CONTAINER_PORT`,
+//! and a thread that sends the container's replies back to that client. A client's
+//! session ends after 2 minutes without a reply (as a NAT forgets it).
 
+use std::collections::HashMap;
 use std::fmt;
 use std::fs::File;
 use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsRawFd;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -26,15 +33,36 @@ pub struct PortMap {
     /// 0 = an ephemeral port chosen when binding.
     pub host_port: u16,
     pub container_port: u16,
+    /// `tcp` or `udp`.
+    #[serde(default = "tcp", skip_serializing_if = "is_tcp")]
+    pub proto: String,
+}
+
+fn tcp() -> String {
+    "tcp".into()
+}
+
+fn is_tcp(p: &str) -> bool {
+    p == "tcp"
 }
 
 impl fmt::Display for PortMap {
     /// docker's PORTS column: `127.0.0.1:8080->80/tcp`, `[::1]:8080->80/tcp`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let addr = SocketAddr::new(self.host_ip, self.host_port);
-        write!(f, "{addr}->{}/tcp", self.container_port)
+        write!(f, "{addr}->{}/{}", self.container_port, self.proto)
     }
 }
+
+/// A bound host socket of a published port.
+#[derive(Debug)]
+pub enum Listener {
+    Tcp(TcpListener),
+    Udp(UdpSocket),
+}
+
+/// A published port with its bound socket.
+pub type Bound = (PortMap, Listener);
 
 fn port(s: &str, what: &str, spec: &str) -> Result<u16> {
     match s.parse::<u16>() {
@@ -50,8 +78,8 @@ pub fn parse(spec: &str) -> Result<PortMap> {
         Some((b, p)) => (b, p),
         None => (spec, "tcp"),
     };
-    if proto != "tcp" {
-        bail!("--publish {spec}: only tcp ports can be published (not {proto:?})");
+    if proto != "tcp" && proto != "udp" {
+        bail!("--publish {spec}: only tcp and udp ports can be published (not {proto:?})");
     }
     if body.contains('-') {
         bail!("--publish {spec}: a port range publishes several ports (see parse_all)");
@@ -89,6 +117,7 @@ pub fn parse(spec: &str) -> Result<PortMap> {
         host_ip,
         host_port,
         container_port,
+        proto: proto.to_string(),
     })
 }
 
@@ -148,29 +177,42 @@ pub fn parse_all(spec: &str) -> Result<Vec<PortMap>> {
 
 /// Bind every listener in the current (host) network namespace; the maps come back with
 /// ephemeral ports resolved.
-pub fn bind(maps: &[PortMap]) -> Result<Vec<(PortMap, TcpListener)>> {
+pub fn bind(maps: &[PortMap]) -> Result<Vec<Bound>> {
     let mut out = Vec::new();
     for m in maps {
         let addr = SocketAddr::new(m.host_ip, m.host_port);
-        let l = TcpListener::bind(addr).map_err(|e| {
+        let busy = |e: std::io::Error| {
             if e.kind() == std::io::ErrorKind::AddrInUse {
                 anyhow::anyhow!("Bind for {addr} failed: port is already allocated")
             } else {
                 anyhow::anyhow!("cannot listen on {addr}: {e}")
             }
-        })?;
+        };
+        let l = if m.proto == "udp" {
+            Listener::Udp(UdpSocket::bind(addr).map_err(busy)?)
+        } else {
+            Listener::Tcp(TcpListener::bind(addr).map_err(busy)?)
+        };
+        let local = match &l {
+            Listener::Tcp(t) => t.local_addr(),
+            Listener::Udp(u) => u.local_addr(),
+        };
         let mut m = m.clone();
-        m.host_port = l.local_addr().context("listener address")?.port();
+        m.host_port = local.context("listener address")?.port();
         out.push((m, l));
     }
     Ok(out)
 }
 
-type DialRequest = (u16, mpsc::Sender<std::io::Result<TcpStream>>);
+/// What the dialer thread makes in the container's namespace.
+enum DialRequest {
+    Tcp(u16, mpsc::Sender<std::io::Result<TcpStream>>),
+    Udp(u16, mpsc::Sender<std::io::Result<UdpSocket>>),
+}
 
 /// Start proxying: the dialer thread in the network namespace of `pid`, one accepting thread
 /// per listener. The threads live as long as the process.
-pub fn start(listeners: Vec<(PortMap, TcpListener)>, pid: u32) -> Result<()> {
+pub fn start(listeners: Vec<Bound>, pid: u32) -> Result<()> {
     if listeners.is_empty() {
         return Ok(());
     }
@@ -190,9 +232,20 @@ pub fn start(listeners: Vec<(PortMap, TcpListener)>, pid: u32) -> Result<()> {
             }
             drop(netns);
             let _ = ready_tx.send(Ok(()));
-            for (port, reply) in rx {
-                let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
-                let _ = reply.send(TcpStream::connect(addr));
+            let at = |port| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
+            for request in rx {
+                match request {
+                    DialRequest::Tcp(port, reply) => {
+                        let _ = reply.send(TcpStream::connect(at(port)));
+                    }
+                    DialRequest::Udp(port, reply) => {
+                        let sock = UdpSocket::bind(at(0)).and_then(|s| {
+                            s.connect(at(port))?;
+                            Ok(s)
+                        });
+                        let _ = reply.send(sock);
+                    }
+                }
             }
         })
         .context("start the proxy's dialer thread")?;
@@ -202,10 +255,12 @@ pub fn start(listeners: Vec<(PortMap, TcpListener)>, pid: u32) -> Result<()> {
         .context("enter the container's network namespace")?;
     for (m, l) in listeners {
         let tx = tx.clone();
-        std::thread::Builder::new()
-            .name(format!("proxy-{}", m.host_port))
-            .spawn(move || accept_loop(l, m.container_port, tx))
-            .context("start a proxy thread")?;
+        let b = std::thread::Builder::new().name(format!("proxy-{}", m.host_port));
+        match l {
+            Listener::Tcp(l) => b.spawn(move || accept_loop(l, m.container_port, tx)),
+            Listener::Udp(u) => b.spawn(move || udp_loop(u, m.container_port, tx)),
+        }
+        .context("start a proxy thread")?;
     }
     Ok(())
 }
@@ -214,7 +269,7 @@ fn accept_loop(l: TcpListener, port: u16, dialer: mpsc::Sender<DialRequest>) {
     for conn in l.incoming() {
         let Ok(client) = conn else { continue };
         let (reply_tx, reply_rx) = mpsc::channel();
-        if dialer.send((port, reply_tx)).is_err() {
+        if dialer.send(DialRequest::Tcp(port, reply_tx)).is_err() {
             return;
         }
         // Nothing listens in the container (yet): the client sees the connection closed.
@@ -224,6 +279,59 @@ fn accept_loop(l: TcpListener, port: u16, dialer: mpsc::Sender<DialRequest>) {
         let _ = std::thread::Builder::new()
             .name("proxy-conn".into())
             .spawn(move || relay(client, upstream));
+    }
+}
+
+/// How long a UDP client's session lives without a reply from the container.
+const UDP_IDLE: Duration = Duration::from_secs(120);
+
+/// Datagrams from each client to its own upstream socket in the container, replies back.
+fn udp_loop(host: UdpSocket, port: u16, dialer: mpsc::Sender<DialRequest>) {
+    let host = Arc::new(host);
+    let sessions: Arc<Mutex<HashMap<SocketAddr, Arc<UdpSocket>>>> = Arc::default();
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let Ok((n, client)) = host.recv_from(&mut buf) else {
+            continue;
+        };
+        let known = sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&client)
+            .cloned();
+        let upstream = match known {
+            Some(u) => u,
+            None => {
+                let (reply_tx, reply_rx) = mpsc::channel();
+                if dialer.send(DialRequest::Udp(port, reply_tx)).is_err() {
+                    return;
+                }
+                let Ok(Ok(u)) = reply_rx.recv() else {
+                    continue;
+                };
+                let u = Arc::new(u);
+                sessions
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(client, u.clone());
+                let (host, sessions, back) = (host.clone(), sessions.clone(), u.clone());
+                let _ = std::thread::Builder::new()
+                    .name("proxy-udp".into())
+                    .spawn(move || {
+                        let _ = back.set_read_timeout(Some(UDP_IDLE));
+                        let mut buf = vec![0u8; 65536];
+                        while let Ok(n) = back.recv(&mut buf) {
+                            let _ = host.send_to(&buf[..n], client);
+                        }
+                        sessions
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .remove(&client);
+                    });
+                u
+            }
+        };
+        let _ = upstream.send(&buf[..n]);
     }
 }
 
@@ -274,7 +382,11 @@ mod tests {
             parse("[::1]:8080:80").unwrap().to_string(),
             "[::1]:8080->80/tcp"
         );
-        assert!(parse("8080:80/udp").is_err());
+        assert_eq!(
+            parse("5353:53/udp").unwrap().to_string(),
+            "0.0.0.0:5353->53/udp"
+        );
+        assert!(parse("8080:80/sctp").is_err());
         assert!(parse("x:80").is_err());
         assert!(parse("8080:0").is_err());
         assert!(parse("1.2.3:8080:80").is_err());
@@ -306,6 +418,44 @@ mod tests {
         assert_eq!(r("8080:80"), ["0.0.0.0:8080->80/tcp"]);
         assert!(parse_all("8000-8002:80-81").is_err());
         assert!(parse_all("8002-8000:80-82").is_err());
+    }
+
+    /// The UDP proxy end to end within this process's own network namespace (the dialer
+    /// joins it: root only): two clients, each with its own session, get their replies.
+    #[test]
+    fn udp_datagrams_and_replies_go_through() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipped: needs root (setns)");
+            return;
+        }
+        let echo = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let echo_port = echo.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 1500];
+            while let Ok((n, from)) = echo.recv_from(&mut buf) {
+                let mut reply = b"echo:".to_vec();
+                reply.extend_from_slice(&buf[..n]);
+                let _ = echo.send_to(&reply, from);
+            }
+        });
+        let bound = bind(&[parse(&format!("127.0.0.1::{echo_port}/udp")).unwrap()]).unwrap();
+        let proxy_port = bound[0].0.host_port;
+        assert_ne!(proxy_port, 0);
+        assert_eq!(bound[0].0.proto, "udp");
+        start(bound, std::process::id()).unwrap();
+        for who in ["a", "b"] {
+            let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            c.connect(("127.0.0.1", proxy_port)).unwrap();
+            for i in 0..3 {
+                let msg = format!("{who}{i}");
+                c.send(msg.as_bytes()).unwrap();
+                let mut buf = [0u8; 1500];
+                let n = c.recv(&mut buf).unwrap();
+                assert_eq!(&buf[..n], format!("echo:{msg}").as_bytes());
+            }
+        }
     }
 
     #[test]

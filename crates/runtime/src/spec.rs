@@ -106,16 +106,19 @@ pub(crate) fn prepare(
     })?;
     let cfg = &image.config.config;
     if a.publish_all {
-        // Every EXPOSEd port not published by -p, on an ephemeral host port (docker's -P).
+        // Every EXPOSEd tcp or udp port not published by -p, on an ephemeral host port
+        // (docker's -P).
         for key in cfg.exposed_ports.iter().flat_map(|m| m.keys()) {
             let (number, proto) = key.split_once('/').unwrap_or((key, "tcp"));
             let Ok(container_port) = number.parse::<u16>() else {
                 continue;
             };
-            if proto != "tcp" || ports.iter().any(|p| p.container_port == container_port) {
+            let published =
+                |p: &ports::PortMap| p.container_port == container_port && p.proto == proto;
+            if !matches!(proto, "tcp" | "udp") || ports.iter().any(published) {
                 continue;
             }
-            ports.push(ports::parse(&container_port.to_string())?);
+            ports.push(ports::parse(&format!("{container_port}/{proto}"))?);
         }
         if !ports.is_empty() && network != "private" {
             bail!("-P/--publish-all needs the default network (a private namespace)");

@@ -355,7 +355,7 @@ pub fn port(store: &Store, a: PortArgs) -> Result<ExitCode> {
     let mut lines: Vec<String> = match &a.private_port {
         None => ports
             .iter()
-            .map(|p| format!("{}/tcp -> {}", p.container_port, host(p)))
+            .map(|p| format!("{}/{} -> {}", p.container_port, p.proto, host(p)))
             .collect(),
         Some(filter) => {
             let (port, proto) = filter.split_once('/').unwrap_or((filter, "tcp"));
@@ -364,7 +364,7 @@ pub fn port(store: &Store, a: PortArgs) -> Result<ExitCode> {
             };
             let lines: Vec<String> = ports
                 .iter()
-                .filter(|p| proto == "tcp" && p.container_port == port)
+                .filter(|p| proto == p.proto && p.container_port == port)
                 .map(|p| host(p).to_string())
                 .collect();
             if lines.is_empty() {

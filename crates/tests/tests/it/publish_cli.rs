@@ -1,5 +1,5 @@
-//! `run -P` (every EXPOSEd port on an ephemeral host port) and `-p` port ranges, end to end
-//! through the userspace proxy on a busybox httpd.
+//! `run -P` (every EXPOSEd port on an ephemeral host port), `-p` port ranges and UDP
+//! ports, end to end through the userspace proxy (TCP on a busybox httpd).
 
 use std::io::{Read, Write};
 use std::time::Duration;
@@ -77,6 +77,31 @@ fn publish_all_and_port_ranges() {
     eventually("httpd through the range's first port", || {
         get(a).contains("hello-from-container")
     });
+    // UDP: bound on the host, shown as docker shows it (busybox has no UDP server to answer;
+    // the proxy's datagrams are checked in the runtime's unit tests).
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let u = udp.local_addr().unwrap().port();
+    drop(udp);
+    let publish = format!("127.0.0.1:{u}:53/udp");
+    let id = run_d(&env, &["-p", &publish, "busybox:local", "sleep", "60"]);
+    assert_eq!(
+        env.ok(&["port", &id]).trim(),
+        format!("53/udp -> 127.0.0.1:{u}")
+    );
+    assert_eq!(
+        env.ok(&["port", &id, "53/udp"]).trim(),
+        format!("127.0.0.1:{u}")
+    );
+    let v: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", &id])).unwrap();
+    assert_eq!(
+        v[0]["NetworkSettings"]["Ports"]["53/udp"][0]["HostPort"],
+        u.to_string()
+    );
+    assert!(
+        std::net::UdpSocket::bind(("127.0.0.1", u)).is_err(),
+        "the host port is held by the proxy"
+    );
+
     // Mismatched ranges: docker's error, nothing started.
     let o = env.run(&[
         "run",
