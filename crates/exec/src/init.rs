@@ -158,7 +158,7 @@ fn fs_log(fs: &OwnedFd) -> String {
 }
 
 /// A new filesystem instance as a detached mount (fsopen / fsconfig / fsmount).
-fn new_fs(
+pub(crate) fn new_fs(
     fstype: &str,
     options: &[(&str, Option<&str>)],
     attrs: MountAttrFlags,
@@ -195,7 +195,7 @@ fn new_fs(
 }
 
 /// Attach the detached mount `mnt` on the object `target` refers to.
-fn attach(mnt: &OwnedFd, target: &OwnedFd) -> rustix::io::Result<()> {
+pub(crate) fn attach(mnt: &OwnedFd, target: &OwnedFd) -> rustix::io::Result<()> {
     move_mount(
         mnt,
         "",
@@ -466,6 +466,7 @@ impl Init<'_> {
         )?;
         let target = self.ensure(root, "/sys", Kind::Dir)?;
         attach(&sysfs, &target).map_err(step("mount sysfs on /sys"))?;
+        crate::cgroupfs::mount(root, &self.spec.cgroups);
 
         for (file, always) in [("hosts", true), ("resolv.conf", true), ("hostname", false)] {
             let inside = format!("/etc/{file}");

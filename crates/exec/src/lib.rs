@@ -145,6 +145,7 @@
 //! * No cgroups, no user namespaces (rootless) yet.
 //! * Seccomp's x32 calls get the default action (EPERM), where Docker allows them.
 
+mod cgroupfs;
 mod error;
 mod files;
 mod helper;

@@ -24,6 +24,15 @@ fn cgroup_file(id: &str, controller: &str, v2: &str, v1: &str) -> PathBuf {
     }
 }
 
+/// The same file as the container sees it (its cgroup namespace's view on `/sys/fs/cgroup`).
+fn inside_file(controller: &str, v2: &str, v1: &str) -> String {
+    if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").is_file() {
+        format!("/sys/fs/cgroup/{v2}")
+    } else {
+        format!("/sys/fs/cgroup/{controller}/{v1}")
+    }
+}
+
 /// Wait until the detached container has exited; its exit code.
 fn exited(env: &Env, id: &str) -> i32 {
     eventually("the container to exit", || {
@@ -46,8 +55,13 @@ fn memory_limit_is_written_enforced_and_reported() {
     let limit = cgroup_file(&id, "memory", "memory.max", "memory.limit_in_bytes");
     let text = std::fs::read_to_string(&limit).unwrap();
     assert_eq!(text.trim(), "67108864", "{}", limit.display());
-    let inside = env.ok(&["exec", &id, "cat", "/proc/self/cgroup"]);
-    assert!(inside.contains(&format!("/strata/{id}")), "{inside}");
+    // Inside, read-only at docker's place.
+    let file = inside_file("memory", "memory.max", "memory.limit_in_bytes");
+    assert_eq!(env.ok(&["exec", &id, "cat", &file]).trim(), "67108864");
+    let o = env.run(&["exec", &id, "sh", "-c", &format!("echo 1 > {file}")]);
+    assert!(!o.status.success(), "the cgroup view is writable");
+    let o = env.ok(&["run", "--rm", "-m", "64m", "busybox:local", "cat", &file]);
+    assert_eq!(o.trim(), "67108864", "foreground");
     assert_eq!(inspect(&env, &id, "{{.HostConfig.Memory}}"), "67108864");
     assert_eq!(
         inspect(&env, &id, "{{.HostConfig.MemorySwap}}"),
@@ -181,8 +195,13 @@ fn pids_limit_bounds_forks_and_cpus_sets_the_quota() {
     assert_eq!(inspect(&env, &id, "{{.HostConfig.NanoCpus}}"), "500000000");
     assert_eq!(inspect(&env, &id, "{{.HostConfig.PidsLimit}}"), "10");
     // A process exec'd in the container is in its cgroup too.
-    let inside = env.ok(&["exec", &id, "cat", "/proc/self/cgroup"]);
-    assert!(inside.contains(&format!("/strata/{id}")), "{inside}");
+    let procs = inside_file("pids", "cgroup.procs", "cgroup.procs");
+    let o = env.ok(&["exec", &id, "sh", "-c", &format!("echo $$; cat {procs}")]);
+    let mut lines = o.lines();
+    let me = lines.next().unwrap();
+    assert!(lines.any(|l| l == me), "{o}");
+    let quota_inside = inside_file("cpu", "cpu.max", "cpu.cfs_quota_us");
+    assert_eq!(env.ok(&["exec", &id, "cat", &quota_inside]).trim(), want);
     env.ok(&["rm", "-f", &id]);
     eventually("the cgroups to be removed", || {
         !quota.parent().unwrap().exists() && !pids.parent().unwrap().exists()
