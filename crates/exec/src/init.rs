@@ -782,6 +782,23 @@ pub(crate) fn exec_confined(
     })
 }
 
+/// The confinement of `--init`'s tiny init (`tini.rs`), which runs no code of the image:
+/// the container's seccomp filter (installed while it holds CAP_SYS_ADMIN, as for the
+/// command), then no capabilities at all.
+pub(crate) fn confine_tiny_init(filters: &[Vec<u64>]) -> Result<(), SetupError> {
+    seccomp::install(filters).map_err(step("install the seccomp filter"))?;
+    let none = CapabilitySet::empty();
+    rustix::thread::set_capabilities(
+        None,
+        rustix::thread::CapabilitySets {
+            effective: none,
+            permitted: none,
+            inheritable: none,
+        },
+    )
+    .map_err(step("drop the capabilities"))
+}
+
 fn cstring(s: &str) -> CString {
     // NUL bytes were rejected by the parent.
     CString::new(s).unwrap_or_default()

@@ -12,10 +12,8 @@
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 
-use rustix::thread::CapabilitySet;
-
 use crate::error::{step, SetupError};
-use crate::{seccomp, sys};
+use crate::sys;
 
 /// Fork the command's process: `Ok(false)` in the child (which goes on to exec the
 /// command), never returns in the parent, which becomes the tiny init.
@@ -46,20 +44,10 @@ pub(crate) fn fork_command(sync: &UnixStream, filters: &[Vec<u64>]) -> Result<bo
     // `ps` in the container shows it as `strata-init`.
     // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
     unsafe { libc::prctl(libc::PR_SET_NAME, c"strata-init".as_ptr()) };
-    // The init's own confinement: the container's seccomp filter (while it holds
-    // CAP_SYS_ADMIN, as for the command), then no capabilities at all.
-    if seccomp::install(filters).is_err() {
+    // The init's own confinement (the container's seccomp filter, no capabilities).
+    if crate::init::confine_tiny_init(filters).is_err() {
         sys::exit_now(crate::init::EXIT_SETUP);
     }
-    let none = CapabilitySet::empty();
-    let _ = rustix::thread::set_capabilities(
-        None,
-        rustix::thread::CapabilitySets {
-            effective: none,
-            permitted: none,
-            inheritable: none,
-        },
-    );
     wait_loop(child)
 }
 

@@ -448,17 +448,13 @@ pub fn supervise(store_root: &Path, id: &str) -> Result<()> {
     }
     // The container's processes are gone (the kernel kills a pid namespace with its pid 1),
     // so its cgroup is empty.
-    if let Some(cg) = &cg {
-        if let Err(e) = cg.remove() {
-            eprintln!("supervisor: {e:#}");
-        }
-    }
+    let removed = cg.as_ref().map_or(Ok(()), Cgroup::remove);
     // The writable layer is no longer mounted anywhere (the mount namespace died with the
     // container); the executor's private files went with its state dir.
     if c.config.auto_remove {
         containers.remove(id)?;
     }
-    Ok(())
+    removed
 }
 
 /// What the supervisor's threads share: the state (every write of `state.json` under its
