@@ -210,12 +210,45 @@ enum DialRequest {
     Udp(u16, mpsc::Sender<std::io::Result<UdpSocket>>),
 }
 
+/// A running proxy. Its dialer can move to another network namespace: a container that its
+/// restart policy started again is reached through the same host ports.
+pub struct Proxy {
+    dialer: Arc<Mutex<mpsc::Sender<DialRequest>>>,
+}
+
+impl Proxy {
+    /// Dial from now on in the network namespace of `pid` (the new run's pid 1).
+    pub fn retarget(&self, pid: u32) -> Result<()> {
+        let tx = dialer(pid)?;
+        *self.dialer.lock().unwrap_or_else(|p| p.into_inner()) = tx;
+        Ok(())
+    }
+}
+
 /// Start proxying: the dialer thread in the network namespace of `pid`, one accepting thread
 /// per listener. The threads live as long as the process.
-pub fn start(listeners: Vec<Bound>, pid: u32) -> Result<()> {
+pub fn start(listeners: Vec<Bound>, pid: u32) -> Result<Proxy> {
+    let (tx, rx) = mpsc::channel::<DialRequest>();
+    drop(rx);
+    let shared = Arc::new(Mutex::new(tx));
     if listeners.is_empty() {
-        return Ok(());
+        return Ok(Proxy { dialer: shared });
     }
+    *shared.lock().unwrap_or_else(|p| p.into_inner()) = dialer(pid)?;
+    for (m, l) in listeners {
+        let tx = shared.clone();
+        let b = std::thread::Builder::new().name(format!("proxy-{}", m.host_port));
+        match l {
+            Listener::Tcp(l) => b.spawn(move || accept_loop(l, m.container_port, tx)),
+            Listener::Udp(u) => b.spawn(move || udp_loop(u, m.container_port, tx)),
+        }
+        .context("start a proxy thread")?;
+    }
+    Ok(Proxy { dialer: shared })
+}
+
+/// A dialer thread in the network namespace of `pid`; it ends when its senders are gone.
+fn dialer(pid: u32) -> Result<mpsc::Sender<DialRequest>> {
     let netns = File::open(format!("/proc/{pid}/ns/net"))
         .with_context(|| format!("open the network namespace of process {pid}"))?;
     let (tx, rx) = mpsc::channel::<DialRequest>();
@@ -253,24 +286,25 @@ pub fn start(listeners: Vec<Bound>, pid: u32) -> Result<()> {
         .recv()
         .context("the proxy's dialer thread ended")?
         .context("enter the container's network namespace")?;
-    for (m, l) in listeners {
-        let tx = tx.clone();
-        let b = std::thread::Builder::new().name(format!("proxy-{}", m.host_port));
-        match l {
-            Listener::Tcp(l) => b.spawn(move || accept_loop(l, m.container_port, tx)),
-            Listener::Udp(u) => b.spawn(move || udp_loop(u, m.container_port, tx)),
-        }
-        .context("start a proxy thread")?;
-    }
-    Ok(())
+    Ok(tx)
 }
 
-fn accept_loop(l: TcpListener, port: u16, dialer: mpsc::Sender<DialRequest>) {
+/// The current dialer's sender.
+type Dialer = Arc<Mutex<mpsc::Sender<DialRequest>>>;
+
+fn current(d: &Dialer) -> mpsc::Sender<DialRequest> {
+    d.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+fn accept_loop(l: TcpListener, port: u16, dialer: Dialer) {
     for conn in l.incoming() {
         let Ok(client) = conn else { continue };
         let (reply_tx, reply_rx) = mpsc::channel();
-        if dialer.send(DialRequest::Tcp(port, reply_tx)).is_err() {
-            return;
+        if current(&dialer)
+            .send(DialRequest::Tcp(port, reply_tx))
+            .is_err()
+        {
+            continue;
         }
         // Nothing listens in the container (yet): the client sees the connection closed.
         let Ok(Ok(upstream)) = reply_rx.recv() else {
@@ -286,7 +320,7 @@ fn accept_loop(l: TcpListener, port: u16, dialer: mpsc::Sender<DialRequest>) {
 const UDP_IDLE: Duration = Duration::from_secs(120);
 
 /// Datagrams from each client to its own upstream socket in the container, replies back.
-fn udp_loop(host: UdpSocket, port: u16, dialer: mpsc::Sender<DialRequest>) {
+fn udp_loop(host: UdpSocket, port: u16, dialer: Dialer) {
     let host = Arc::new(host);
     let sessions: Arc<Mutex<HashMap<SocketAddr, Arc<UdpSocket>>>> = Arc::default();
     let mut buf = vec![0u8; 65536];
@@ -303,8 +337,11 @@ fn udp_loop(host: UdpSocket, port: u16, dialer: mpsc::Sender<DialRequest>) {
             Some(u) => u,
             None => {
                 let (reply_tx, reply_rx) = mpsc::channel();
-                if dialer.send(DialRequest::Udp(port, reply_tx)).is_err() {
-                    return;
+                if current(&dialer)
+                    .send(DialRequest::Udp(port, reply_tx))
+                    .is_err()
+                {
+                    continue;
                 }
                 let Ok(Ok(u)) = reply_rx.recv() else {
                     continue;

@@ -307,6 +307,7 @@ pub fn supervise(store_root: &Path, id: &str) -> Result<()> {
     });
     let log = Arc::new(Mutex::new(log));
     let mut listeners = Some(listeners);
+    let mut proxy: Option<ports::Proxy> = None;
     let mut backoff = Duration::ZERO;
     let mut oom_before = cg.as_ref().map_or(0, Cgroup::oom_kills);
     let mut health_thread = None;
@@ -334,20 +335,31 @@ pub fn supervise(store_root: &Path, id: &str) -> Result<()> {
             }
         };
         let pid = running.pid();
+        if let Some(p) = &proxy {
+            // A restart: the same host ports, into the new run's namespace.
+            if let Err(e) = p.retarget(pid) {
+                let mut st = shared.state.lock().unwrap_or_else(|p| p.into_inner());
+                st.error = Some(format!("publish ports: {e:#}"));
+                shared.save(&st)?;
+            }
+        }
         if let Some(l) = listeners.take() {
             let ports: Vec<_> = l.iter().map(|(m, _)| m.clone()).collect();
-            if let Err(e) = ports::start(l, pid) {
-                let _ = running.kill();
-                let _ = running.wait();
-                let st = shared
-                    .state
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .clone();
-                if let Some(cg) = &cg {
-                    let _ = cg.remove();
+            match ports::start(l, pid) {
+                Ok(p) => proxy = Some(p),
+                Err(e) => {
+                    let _ = running.kill();
+                    let _ = running.wait();
+                    let st = shared
+                        .state
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .clone();
+                    if let Some(cg) = &cg {
+                        let _ = cg.remove();
+                    }
+                    return fail(st, format!("publish ports: {e:#}"), EXIT_START);
                 }
-                return fail(st, format!("publish ports: {e:#}"), EXIT_START);
             }
             shared.state.lock().unwrap_or_else(|p| p.into_inner()).ports = ports;
         }

@@ -102,6 +102,37 @@ fn publish_all_and_port_ranges() {
         "the host port is held by the proxy"
     );
 
+    // A container its restart policy started again is reached through the same port: each
+    // run answers one connection with its own random number, then exits.
+    let p = free_pair();
+    let publish = format!("127.0.0.1:{p}:80");
+    let id = run_d(
+        &env,
+        &[
+            "--restart",
+            "always",
+            "-p",
+            &publish,
+            "busybox:local",
+            "sh",
+            "-c",
+            "echo run-$RANDOM$RANDOM | busybox nc -l -p 80",
+        ],
+    );
+    let mut answers = std::collections::BTreeSet::new();
+    eventually("answers from two runs", || {
+        let mut s = String::new();
+        if let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", p)) {
+            let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
+            let _ = c.read_to_string(&mut s);
+        }
+        if s.starts_with("run-") {
+            answers.insert(s);
+        }
+        answers.len() >= 2
+    });
+    env.ok(&["rm", "-f", &id]);
+
     // Mismatched ranges: docker's error, nothing started.
     let o = env.run(&[
         "run",
