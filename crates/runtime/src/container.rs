@@ -589,6 +589,13 @@ impl Container {
             }
             self.kill()?;
         }
+        // Left behind only by a supervisor that was killed: its processes are gone.
+        let root = Path::new(crate::cgroup::DEFAULT_ROOT);
+        if let Some(cg) =
+            crate::cgroup::Cgroup::existing(root, &self.config.id, &self.config.resources)
+        {
+            let _ = cg.remove();
+        }
         Containers::new(&self.store_root)?.remove(&self.config.id)
     }
 
@@ -623,7 +630,7 @@ impl Container {
             "Path": c.args.first().cloned().unwrap_or_default(),
             "Args": c.args.iter().skip(1).collect::<Vec<_>>(),
             "State": {
-                "Status": status.word(),
+                "Status": if running && st.restarting { "restarting" } else { status.word() },
                 "Running": running,
                 "Paused": false,
                 "Restarting": running && st.restarting,
