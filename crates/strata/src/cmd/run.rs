@@ -341,3 +341,20 @@ fn pull_for_run(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::go_duration;
+
+    #[test]
+    fn durations_as_go_parses_them() {
+        assert_eq!(go_duration("30s"), Some(30_000_000_000));
+        assert_eq!(go_duration("1m30s"), Some(90_000_000_000));
+        assert_eq!(go_duration("500ms"), Some(500_000_000));
+        assert_eq!(go_duration("1.5h"), Some(5_400_000_000_000));
+        assert_eq!(go_duration("0"), Some(0));
+        assert_eq!(go_duration("10"), None);
+        assert_eq!(go_duration("5x"), None);
+        assert_eq!(go_duration(""), None);
+    }
+}
