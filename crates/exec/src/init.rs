@@ -123,6 +123,21 @@ pub(crate) fn container_main(spec: &InitSpec, private: &Path, sync: UnixStream) 
     sys::exit_now(code)
 }
 
+/// Move this process into each cgroup directory (`0` written to its `cgroup.procs` means
+/// the writer): its children are born there.
+pub(crate) fn join_cgroups(dirs: &[String]) -> Result<(), SetupError> {
+    for d in dirs {
+        let procs = Path::new(d).join("cgroup.procs");
+        std::fs::write(&procs, b"0").map_err(|e| {
+            SetupError::setup(
+                format!("join the cgroup {d}"),
+                crate::error::errno_text(&e.to_string()),
+            )
+        })?;
+    }
+    Ok(())
+}
+
 fn path_str(p: &Path) -> String {
     p.display().to_string()
 }
@@ -143,7 +158,7 @@ fn fs_log(fs: &OwnedFd) -> String {
 }
 
 /// A new filesystem instance as a detached mount (fsopen / fsconfig / fsmount).
-fn new_fs(
+pub(crate) fn new_fs(
     fstype: &str,
     options: &[(&str, Option<&str>)],
     attrs: MountAttrFlags,
@@ -180,7 +195,7 @@ fn new_fs(
 }
 
 /// Attach the detached mount `mnt` on the object `target` refers to.
-fn attach(mnt: &OwnedFd, target: &OwnedFd) -> rustix::io::Result<()> {
+pub(crate) fn attach(mnt: &OwnedFd, target: &OwnedFd) -> rustix::io::Result<()> {
     move_mount(
         mnt,
         "",
@@ -228,6 +243,8 @@ impl Init<'_> {
         let spec = self.spec;
         rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
             .map_err(step("set the parent-death signal"))?;
+        // Into the container's cgroups before anything of the container runs.
+        join_cgroups(&spec.cgroups)?;
         sys::unshare_mount_namespace().map_err(step("create the mount namespace"))?;
         rustix::mount::mount_change(
             "/",
@@ -329,6 +346,10 @@ impl Init<'_> {
             seccomp: &spec.seccomp,
             no_new_privs: spec.no_new_privs,
         };
+        // `--init`: pid 1 stays behind as a tiny init, the command is its child.
+        if spec.init {
+            crate::tini::fork_command(self.sync, &spec.seccomp)?;
+        }
         // Last word before exec: the mount points to remove after the run.
         exec_confined(&confined, &id, &program, pty, || {
             self.stubs_sent = true;
@@ -445,6 +466,7 @@ impl Init<'_> {
         )?;
         let target = self.ensure(root, "/sys", Kind::Dir)?;
         attach(&sysfs, &target).map_err(step("mount sysfs on /sys"))?;
+        crate::cgroupfs::mount(root, &self.spec.cgroups);
 
         for (file, always) in [("hosts", true), ("resolv.conf", true), ("hostname", false)] {
             let inside = format!("/etc/{file}");
@@ -759,6 +781,23 @@ pub(crate) fn exec_confined(
         message: errno_text(&err.to_string()),
         kind: ExecFailure::of(&err),
     })
+}
+
+/// The confinement of `--init`'s tiny init (`tini.rs`), which runs no code of the image:
+/// the container's seccomp filter (installed while it holds CAP_SYS_ADMIN, as for the
+/// command), then no capabilities at all.
+pub(crate) fn confine_tiny_init(filters: &[Vec<u64>]) -> Result<(), SetupError> {
+    seccomp::install(filters).map_err(step("install the seccomp filter"))?;
+    let none = CapabilitySet::empty();
+    rustix::thread::set_capabilities(
+        None,
+        rustix::thread::CapabilitySets {
+            effective: none,
+            permitted: none,
+            inheritable: none,
+        },
+    )
+    .map_err(step("drop the capabilities"))
 }
 
 fn cstring(s: &str) -> CString {

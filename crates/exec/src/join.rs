@@ -86,6 +86,9 @@ pub struct JoinSpec {
     pub detach: bool,
     /// The executable to re-execute as the helper, as [`ExecSpec::helper`](crate::ExecSpec).
     pub helper: Option<PathBuf>,
+    /// The container's cgroup directories, as [`ExecSpec::cgroups`](crate::ExecSpec): the
+    /// helper joins them before it forks the process, so its limits hold for it too.
+    pub cgroups: Vec<PathBuf>,
 }
 
 impl JoinSpec {
@@ -108,6 +111,7 @@ impl JoinSpec {
             winsize: None,
             detach: false,
             helper: None,
+            cgroups: Vec::new(),
         }
     }
 }
@@ -196,6 +200,11 @@ pub fn join(spec: &JoinSpec) -> Result<Running> {
         winsize: spec.winsize,
         detach: spec.detach,
         seccomp: spec.seccomp.packed()?,
+        cgroups: spec
+            .cgroups
+            .iter()
+            .map(|c| c.display().to_string())
+            .collect(),
     };
     let json = serde_json::to_vec(&HelperSpec::Join(init))
         .map_err(|e| Error::InvalidSpec(e.to_string()))?;
@@ -274,6 +283,9 @@ pub(crate) fn helper(spec: &JoinInit, control: &UnixStream) -> i32 {
         .read(true)
         .write(true)
         .open("/dev/null");
+    if let Err(e) = init::join_cgroups(&spec.cgroups) {
+        return fail(e);
+    }
     let flags = ThreadNameSpaceType::from_bits_retain(spec.namespaces);
     match rustix::thread::move_into_thread_name_spaces(pidfd.as_fd(), flags) {
         Ok(()) => {}

@@ -142,9 +142,10 @@
 //! * Devices are confined by mount flags, not a device cgroup: every mount but the bound
 //!   host nodes and devpts is `nodev`, so a node made by `mknod` or shipped in an image
 //!   cannot be opened (EACCES where Docker's cgroup gives EPERM).
-//! * No cgroups, no user namespaces (rootless) yet.
+//! * Cgroups are made by the caller ([`ExecSpec::cgroups`]); no user namespaces (rootless) yet.
 //! * Seccomp's x32 calls get the default action (EPERM), where Docker allows them.
 
+mod cgroupfs;
 mod error;
 mod files;
 mod helper;
@@ -156,6 +157,7 @@ mod proto;
 mod seccomp;
 mod spec;
 mod sys;
+mod tini;
 pub mod user;
 
 pub use error::{Error, ExecFailure, Result};

@@ -302,6 +302,12 @@ fn init_spec(spec: &ExecSpec) -> Result<InitSpec> {
         no_new_privs: spec.no_new_privs,
         shm_size: spec.shm_size,
         rlimits: spec.rlimits.clone(),
+        cgroups: spec
+            .cgroups
+            .iter()
+            .map(|c| utf8(c, "cgroup"))
+            .collect::<Result<_>>()?,
+        init: spec.init,
         tty: spec.tty,
         winsize: spec.winsize,
         state_dir: utf8(&state_dir, "state dir")?,

@@ -79,6 +79,12 @@ pub(crate) struct InitSpec {
     /// Resource limits set before the command starts.
     #[serde(default)]
     pub rlimits: Vec<crate::Rlimit>,
+    /// Cgroup directories the init joins first thing.
+    #[serde(default)]
+    pub cgroups: Vec<String>,
+    /// A tiny init as pid 1, the command its child.
+    #[serde(default)]
+    pub init: bool,
 }
 
 /// What the helper is asked to do.
@@ -109,6 +115,9 @@ pub(crate) struct JoinInit {
     pub detach: bool,
     /// As [`InitSpec::seccomp`].
     pub seccomp: Vec<Vec<u64>>,
+    /// Cgroup directories the helper joins before it forks the process.
+    #[serde(default)]
+    pub cgroups: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -145,6 +145,13 @@ pub struct ExecSpec {
     pub shm_size: Option<u64>,
     /// Resource limits (`--ulimit`), set before the command starts.
     pub rlimits: Vec<Rlimit>,
+    /// Cgroup directories (absolute host paths, one per hierarchy) the init joins, by
+    /// writing itself into their `cgroup.procs`, before anything else: every process of the
+    /// container is in them from its first instruction (resource limits).
+    pub cgroups: Vec<PathBuf>,
+    /// `--init`: pid 1 is a tiny init (strata's own code, see `tini.rs`) that forwards
+    /// signals to the command, its child, and reaps zombies.
+    pub init: bool,
 }
 
 /// One `--ulimit NAME=SOFT[:HARD]`, with docker's names (`nofile`, `nproc`, `core`, ...).
@@ -244,6 +251,8 @@ impl ExecSpec {
             seccomp: Seccomp::Default,
             shm_size: None,
             rlimits: Vec::new(),
+            cgroups: Vec::new(),
+            init: false,
         }
     }
 }

@@ -66,6 +66,18 @@ pub struct Config {
     /// `--add-host` entries: name and address.
     #[serde(default)]
     pub extra_hosts: Vec<(String, String)>,
+    /// `--memory`, `--cpus`, `--pids-limit`...: the container's cgroup (`cgroup.rs`).
+    #[serde(default)]
+    pub resources: crate::cgroup::Resources,
+    /// The image's HEALTHCHECK merged with `--health-*` (`health.rs`).
+    #[serde(default)]
+    pub healthcheck: Option<crate::health::Healthcheck>,
+    /// `--restart` (`restart.rs`).
+    #[serde(default)]
+    pub restart: crate::restart::RestartPolicy,
+    /// `--init`: a tiny init as pid 1, the command its child.
+    #[serde(default)]
+    pub init: bool,
 }
 
 /// `--security-opt seccomp=...`: the profile's text is kept (not its path), so the container
@@ -119,6 +131,18 @@ pub struct State {
     /// The published ports as bound (an ephemeral host port resolved).
     #[serde(default)]
     pub ports: Vec<PortMap>,
+    /// The memory limit's OOM killer killed a process of the last run.
+    #[serde(default)]
+    pub oom_killed: bool,
+    /// How many times the restart policy restarted the container.
+    #[serde(default)]
+    pub restart_count: i64,
+    /// Waiting to be restarted by the restart policy.
+    #[serde(default)]
+    pub restarting: bool,
+    /// The healthcheck's status and last results.
+    #[serde(default)]
+    pub health: Option<crate::health::Health>,
 }
 
 /// The status as `ps` shows it, after checking that a running container's supervisor is
@@ -466,8 +490,15 @@ impl Container {
         crate::signal::send(self.state.pid, self.state.pid_start, sig)
     }
 
+    /// Tell the supervisor that the container is ended by hand: its restart policy does
+    /// not restart it (see `restart.rs`).
+    fn mark_stopped(&self) {
+        let _ = std::fs::write(self.dir.join(crate::restart::STOPPED_MARKER), b"");
+    }
+
     /// SIGKILL, and wait for the supervisor to record the end.
     pub fn kill(&mut self) -> Result<()> {
+        self.mark_stopped();
         self.signal(libc::SIGKILL)?;
         if !self.wait(Some(Duration::from_secs(30))) {
             bail!(
@@ -488,6 +519,7 @@ impl Container {
         if sig == libc::SIGKILL {
             return self.kill();
         }
+        self.mark_stopped();
         if !self.signal(sig)? {
             return Err(not_running());
         }
@@ -542,6 +574,7 @@ impl Container {
             Some(s) => crate::signal::parse(s)?,
             None => libc::SIGTERM,
         };
+        self.mark_stopped();
         self.signal(sig)?;
         if self.wait(timeout) {
             return Ok(());
@@ -562,6 +595,13 @@ impl Container {
             }
             self.kill()?;
         }
+        // Left behind only by a supervisor that was killed: its processes are gone.
+        let root = Path::new(crate::cgroup::DEFAULT_ROOT);
+        if let Some(cg) =
+            crate::cgroup::Cgroup::existing(root, &self.config.id, &self.config.resources)
+        {
+            let _ = cg.remove();
+        }
         Containers::new(&self.store_root)?.remove(&self.config.id)
     }
 
@@ -574,7 +614,7 @@ impl Container {
             let mut m = serde_json::Map::new();
             for p in ports {
                 let e = m
-                    .entry(format!("{}/tcp", p.container_port))
+                    .entry(format!("{}/{}", p.container_port, p.proto))
                     .or_insert_with(|| json!([]));
                 if let Some(a) = e.as_array_mut() {
                     a.push(json!({
@@ -590,17 +630,17 @@ impl Container {
             "private" => "default",
             other => other,
         };
-        json!({
+        let mut v = json!({
             "Id": c.id,
             "Created": c.created,
             "Path": c.args.first().cloned().unwrap_or_default(),
             "Args": c.args.iter().skip(1).collect::<Vec<_>>(),
             "State": {
-                "Status": status.word(),
+                "Status": if running && st.restarting { "restarting" } else { status.word() },
                 "Running": running,
                 "Paused": false,
-                "Restarting": false,
-                "OOMKilled": false,
+                "Restarting": running && st.restarting,
+                "OOMKilled": st.oom_killed,
                 "Dead": status == Status::Dead,
                 "Pid": if running { st.pid } else { 0 },
                 "ExitCode": st.exit_code.unwrap_or(0),
@@ -611,7 +651,7 @@ impl Container {
             "Image": c.image_id,
             "LogPath": self.dir.join("log"),
             "Name": format!("/{}", c.name),
-            "RestartCount": 0,
+            "RestartCount": st.restart_count,
             "Mounts": c.mounts.iter().map(|m| m.inspect()).collect::<Vec<_>>(),
             "HostConfig": {
                 "ExtraHosts": if c.extra_hosts.is_empty() {
@@ -622,6 +662,12 @@ impl Container {
                 "NetworkMode": network_mode,
                 "PortBindings": bindings(&c.ports),
                 "AutoRemove": c.auto_remove,
+                "RestartPolicy": c.restart,
+                "Init": c.init,
+                "Memory": c.resources.memory,
+                "MemorySwap": c.resources.memory_swap,
+                "NanoCpus": c.resources.nano_cpus,
+                "PidsLimit": c.resources.pids_limit,
             },
             "Config": {
                 "Hostname": c.hostname,
@@ -635,7 +681,14 @@ impl Container {
             "NetworkSettings": {
                 "Ports": if running { bindings(&st.ports) } else { json!({}) },
             },
-        })
+        });
+        if let Some(h) = &c.healthcheck {
+            v["Config"]["Healthcheck"] = json!(h);
+        }
+        if let Some(h) = &st.health {
+            v["State"]["Health"] = json!(h);
+        }
+        v
     }
 }
 
@@ -690,6 +743,10 @@ mod tests {
             seccomp: SeccompOpt::Default,
             mounts: Vec::new(),
             extra_hosts: Vec::new(),
+            resources: Default::default(),
+            healthcheck: None,
+            restart: Default::default(),
+            init: false,
         };
         std::fs::write(
             dir.join("config.json"),

@@ -94,7 +94,7 @@ impl Container {
 
     /// The executor's spec: the container's environment, user, working directory and
     /// confinement with the exec's overrides.
-    fn join_spec(
+    pub(crate) fn join_spec(
         &self,
         e: &Exec,
         target: Arc<std::os::fd::OwnedFd>,
@@ -144,6 +144,11 @@ impl Container {
         spec.user = user;
         spec.seccomp = confinement.seccomp;
         spec.no_new_privs = confinement.no_new_privs;
+        // The container's cgroup: its limits hold for what runs in it.
+        let root = std::path::Path::new(crate::cgroup::DEFAULT_ROOT);
+        if let Some(cg) = crate::cgroup::Cgroup::existing(root, &c.id, &c.resources) {
+            spec.cgroups = cg.dirs;
+        }
         Ok(spec)
     }
 

@@ -14,7 +14,16 @@ use anyhow::Result;
 use store::Store;
 
 use crate::signal::{self, SignalSet};
-use crate::{container, ports, spec, RunError, Spec, Volumes, EXIT_START};
+use crate::{cgroup, container, ports, spec, RunError, Spec, Volumes, EXIT_START};
+
+/// A foreground container's cgroup, removed with it.
+struct RemoveOnDrop(cgroup::Cgroup);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.remove();
+    }
+}
 
 /// The caller's standard streams, which the container uses: with a tty, its terminal output
 /// is copied to `stdout` and the window size follows `stdout`'s (else `stdin`'s) terminal;
@@ -61,18 +70,27 @@ pub fn run(store: &Store, spec: &Spec, attach: Attach) -> Result<u8, RunError> {
     let tmp = store
         .scratch_dir("container")
         .map_err(|e| RunError::start(e.into()))?;
-    let prepared =
-        spec::prepare(store, spec, tmp.path(), container::random_id()).map_err(RunError::start)?;
-    let ready = ports::bind(&prepared.config.ports)
-        .and_then(|l| Ok((spec::spec_of(&prepared.config, tmp.path())?, l)));
+    let id = container::random_id();
+    let prepared = spec::prepare(store, spec, tmp.path(), id.clone()).map_err(RunError::start)?;
+    let ready = ports::bind(&prepared.config.ports).and_then(|l| {
+        let exec_spec = spec::spec_of(&prepared.config, tmp.path())?;
+        let cgroup_root = std::path::Path::new(cgroup::DEFAULT_ROOT);
+        let cg = cgroup::Cgroup::create(cgroup_root, &id, &prepared.config.resources)?;
+        Ok((exec_spec, l, cg))
+    });
     // The holds on its volumes live until the container has ended.
-    let (mut exec_spec, listeners) = match ready {
+    let (mut exec_spec, listeners, cg) = match ready {
         Ok(r) => r,
         Err(e) => {
             prepared.discard(store.root());
             return Err(RunError::start(e));
         }
     };
+    // Removed when the run ends, whichever way (its processes are gone by then).
+    let _cgroup = cg.map(|cg| {
+        exec_spec.cgroups = cg.dirs.clone();
+        RemoveOnDrop(cg)
+    });
     if spec.tty {
         exec_spec.tty = true;
         exec_spec.winsize = attach.winsize();
@@ -110,7 +128,7 @@ pub fn run(store: &Store, spec: &Spec, attach: Attach) -> Result<u8, RunError> {
 pub(crate) fn attached(
     tty: bool,
     attach: Attach,
-    listeners: Vec<(ports::PortMap, std::net::TcpListener)>,
+    listeners: Vec<ports::Bound>,
     start: impl FnOnce() -> Result<exec::Running, RunError>,
 ) -> Result<u8, RunError> {
     // Block the signals to forward before any thread exists, so every thread inherits the

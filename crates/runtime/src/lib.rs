@@ -24,14 +24,17 @@
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod cgroup;
 pub mod container;
 mod copyup;
 pub mod cp;
 pub mod exec;
 mod foreground;
+pub mod health;
 pub mod logs;
 pub mod mounts;
 pub mod ports;
+pub mod restart;
 pub mod signal;
 mod spec;
 mod supervisor;
@@ -40,9 +43,12 @@ pub mod volumes;
 use std::fmt;
 
 pub use crate::exec::Exec;
+pub use cgroup::Resources;
 pub use container::{Config, Container, Containers, Pruned, SeccompOpt, State, Status};
 pub use foreground::{run, Attach};
+pub use health::HealthOpts;
 pub use ports::PortMap;
+pub use restart::RestartPolicy;
 pub use spec::Spec;
 pub use supervisor::{create, supervise};
 pub use volumes::{Volume, Volumes};

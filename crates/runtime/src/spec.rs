@@ -48,6 +48,16 @@ pub struct Spec {
     pub hostname: Option<String>,
     /// `--add-host` values: `NAME:IP`.
     pub add_hosts: Vec<String>,
+    /// `--memory`, `--memory-swap`, `--cpus`, `--pids-limit`.
+    pub resources: crate::cgroup::Resources,
+    /// `--health-*`, `--no-healthcheck`.
+    pub health: crate::health::HealthOpts,
+    /// `--restart` in docker's syntax (`None`: `no`).
+    pub restart: Option<String>,
+    /// `--init`.
+    pub init: bool,
+    /// `-P`: publish every port the image EXPOSEs on an ephemeral host port.
+    pub publish_all: bool,
 }
 
 /// What `prepare` gives: the container's config, its image, and holds on the volumes it
@@ -101,11 +111,12 @@ pub(crate) fn prepare(
         "host" => "host",
         other => bail!("network {other:?} not supported: use default, none or host"),
     };
-    let ports = a
+    let mut ports = a
         .publish
         .iter()
-        .map(|p| ports::parse(p))
-        .collect::<Result<Vec<_>>>()?;
+        .map(|p| ports::parse_all(p))
+        .collect::<Result<Vec<_>>>()?
+        .concat();
     if !ports.is_empty() && network != "private" {
         bail!(
             "-p/--publish needs the default network (a private namespace): the container's \
@@ -114,6 +125,19 @@ pub(crate) fn prepare(
         );
     }
     let seccomp = seccomp_opt(&a.security_opt)?;
+    let restart = match &a.restart {
+        Some(r) => crate::restart::RestartPolicy::parse(r)?,
+        None => crate::restart::RestartPolicy::default(),
+    };
+    if a.auto_remove && restart.restarts() {
+        bail!("Conflicting options: --restart and --rm");
+    }
+    a.resources.validate()?;
+    let mut resources = a.resources;
+    if resources.memory > 0 && resources.memory_swap == 0 {
+        // docker's default: as much swap as memory.
+        resources.memory_swap = resources.memory * 2;
+    }
     let user_env = a
         .env
         .iter()
@@ -126,6 +150,26 @@ pub(crate) fn prepare(
         e => anyhow::Error::new(e),
     })?;
     let cfg = &image.config.config;
+    if a.publish_all {
+        // Every EXPOSEd tcp or udp port not published by -p, on an ephemeral host port
+        // (docker's -P).
+        for key in cfg.exposed_ports.iter().flat_map(|m| m.keys()) {
+            let (number, proto) = key.split_once('/').unwrap_or((key, "tcp"));
+            let Ok(container_port) = number.parse::<u16>() else {
+                continue;
+            };
+            let published =
+                |p: &ports::PortMap| p.container_port == container_port && p.proto == proto;
+            if !matches!(proto, "tcp" | "udp") || ports.iter().any(published) {
+                continue;
+            }
+            ports.push(ports::parse(&format!("{container_port}/{proto}"))?);
+        }
+        if !ports.is_empty() && network != "private" {
+            bail!("-P/--publish-all needs the default network (a private namespace)");
+        }
+    }
+    let healthcheck = a.health.merge(cfg.healthcheck.as_ref())?;
 
     let (entrypoint, cmd) = match &a.entrypoint {
         Some(e) if e.is_empty() => (Vec::new(), a.command.clone()),
@@ -206,6 +250,10 @@ pub(crate) fn prepare(
         seccomp,
         mounts,
         extra_hosts,
+        resources,
+        healthcheck,
+        restart,
+        init: a.init,
     };
     Ok(Prepared {
         config,
@@ -398,6 +446,7 @@ pub(crate) fn spec_of(c: &container::Config, dir: &Path) -> Result<exec::ExecSpe
     };
     spec.state_dir = Some(state);
     spec.tty = c.tty;
+    spec.init = c.init;
     let confinement = confinement(c)?;
     spec.seccomp = confinement.seccomp;
     spec.no_new_privs = confinement.no_new_privs;

@@ -22,15 +22,17 @@ use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use store::Store;
 
+use crate::cgroup::{self, Cgroup};
 use crate::container::{self, Container, Containers, State, Status};
 use crate::foreground::spawn_error_code;
-use crate::{logs, ports, spec, RunError, Spec, EXIT_START};
+use crate::{health, logs, ports, restart, spec, RunError, Spec, EXIT_START};
 
 /// Create a detached container (not started yet): the image resolved and its snapshots
 /// unpacked, the container rooted and its name reserved.
@@ -267,9 +269,10 @@ fn start_supervisor(cmd: &mut Command, dir: &Path) -> Result<std::process::Child
     cmd.spawn().context("start the container's supervisor")
 }
 
-/// The supervisor of the container `id` of the store at `store_root`: runs it to its end.
-/// Call it in a process of its own, before starting any thread (`Container::start` starts
-/// that process); an error is for the supervisor's own stderr (`supervisor.log`).
+/// The supervisor of the container `id` of the store at `store_root`: runs it to its end
+/// (and again, as its restart policy says). Call it in a process of its own, before
+/// starting any thread (`Container::start` starts that process); an error is for the
+/// supervisor's own stderr (`supervisor.log`).
 pub fn supervise(store_root: &Path, id: &str) -> Result<()> {
     // A peer closing a proxied connection must not kill the supervisor.
     // SAFETY: changing a signal's disposition before this process starts any thread.
@@ -279,8 +282,11 @@ pub fn supervise(store_root: &Path, id: &str) -> Result<()> {
     let containers = Containers::new(store_root)?;
     let c = containers.load(id)?;
     let dir = c.dir.clone();
+    // A new start: an earlier `stop` no longer holds back the restart policy.
+    let stopped_marker = dir.join(restart::STOPPED_MARKER);
+    let _ = std::fs::remove_file(&stopped_marker);
     let me = std::process::id();
-    let mut state = State {
+    let state = State {
         status: "created".into(),
         supervisor: me,
         supervisor_start: container::proc_start(me).unwrap_or(0),
@@ -308,62 +314,234 @@ pub fn supervise(store_root: &Path, id: &str) -> Result<()> {
         spec.stdout = exec::Stdio::Pipe;
         spec.stderr = exec::Stdio::Pipe;
     }
-    let mut running = match exec::spawn(&spec) {
-        Ok(r) => r,
-        Err(e) => return fail(state, e.to_string(), spawn_error_code(&e)),
+    let cgroup_root = Path::new(cgroup::DEFAULT_ROOT);
+    let cg = match Cgroup::create(cgroup_root, id, &c.config.resources) {
+        Ok(cg) => cg,
+        Err(e) => return fail(state, format!("{e:#}"), EXIT_START),
     };
-    let pid = running.pid();
-    state.ports = listeners.iter().map(|(m, _)| m.clone()).collect();
-    if let Err(e) = ports::start(listeners, pid) {
-        let _ = running.kill();
-        let _ = running.wait();
-        return fail(state, format!("publish ports: {e:#}"), EXIT_START);
+    if let Some(cg) = &cg {
+        spec.cgroups = cg.dirs.clone();
     }
-    state.status = "running".into();
-    state.pid = pid;
-    state.pid_start = container::proc_start(pid).unwrap_or(0);
-    state.started_at = Some(store::now_rfc3339());
-    container::write_state(&dir, &state)?;
-
-    let log = Arc::new(Mutex::new(log));
-    let mut pumps = Vec::new();
-    let mut streams: Vec<(u8, Box<dyn Read + Send>)> = Vec::new();
-    if let Some(m) = running.pty.take() {
-        streams.push((1, Box::new(m)));
-    }
-    if let Some(o) = running.stdout.take() {
-        streams.push((1, Box::new(o)));
-    }
-    if let Some(e) = running.stderr.take() {
-        streams.push((2, Box::new(e)));
-    }
-    for (stream, r) in streams {
-        let log = log.clone();
-        pumps.push(std::thread::spawn(move || logs::pump(r, stream, &log)));
-    }
-    let status = running.wait();
-    for p in pumps {
-        let _ = p.join();
-    }
-    drop(running);
-    state.status = "exited".into();
-    state.finished_at = Some(store::now_rfc3339());
-    state.exit_code = Some(match &status {
-        Ok(s) => s.code,
-        Err(_) => EXIT_START.into(),
+    let shared = Arc::new(Shared {
+        dir: dir.clone(),
+        state: Mutex::new(state),
+        done: AtomicBool::new(false),
     });
-    if let Err(e) = &status {
-        state.error = Some(e.to_string());
+    let log = Arc::new(Mutex::new(log));
+    let mut listeners = Some(listeners);
+    let mut proxy: Option<ports::Proxy> = None;
+    let mut backoff = Duration::ZERO;
+    let mut oom_before = cg.as_ref().map_or(0, Cgroup::oom_kills);
+    let mut health_thread = None;
+    loop {
+        let began = Instant::now();
+        let mut running = match exec::spawn(&spec) {
+            Ok(r) => r,
+            Err(e) => {
+                let first = listeners.is_some();
+                let mut st = shared.state.lock().unwrap_or_else(|p| p.into_inner());
+                if first {
+                    let st = st.clone();
+                    if let Some(cg) = &cg {
+                        let _ = cg.remove();
+                    }
+                    return fail(st, e.to_string(), spawn_error_code(&e));
+                }
+                st.status = "exited".into();
+                st.restarting = false;
+                st.error = Some(e.to_string());
+                st.exit_code = Some(spawn_error_code(&e).into());
+                st.finished_at = Some(store::now_rfc3339());
+                shared.save(&st)?;
+                break;
+            }
+        };
+        let pid = running.pid();
+        if let Some(p) = &proxy {
+            // A restart: the same host ports, into the new run's namespace.
+            if let Err(e) = p.retarget(pid) {
+                let mut st = shared.state.lock().unwrap_or_else(|p| p.into_inner());
+                st.error = Some(format!("publish ports: {e:#}"));
+                shared.save(&st)?;
+            }
+        }
+        if let Some(l) = listeners.take() {
+            let ports: Vec<_> = l.iter().map(|(m, _)| m.clone()).collect();
+            match ports::start(l, pid) {
+                Ok(p) => proxy = Some(p),
+                Err(e) => {
+                    let _ = running.kill();
+                    let _ = running.wait();
+                    let st = shared
+                        .state
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .clone();
+                    if let Some(cg) = &cg {
+                        let _ = cg.remove();
+                    }
+                    return fail(st, format!("publish ports: {e:#}"), EXIT_START);
+                }
+            }
+            shared.state.lock().unwrap_or_else(|p| p.into_inner()).ports = ports;
+        }
+        {
+            let mut st = shared.state.lock().unwrap_or_else(|p| p.into_inner());
+            st.status = "running".into();
+            st.restarting = false;
+            st.pid = pid;
+            st.pid_start = container::proc_start(pid).unwrap_or(0);
+            st.started_at = Some(store::now_rfc3339());
+            st.error = None;
+            if c.config.healthcheck.is_some() {
+                st.health = Some(health::Health::starting());
+            }
+            shared.save(&st)?;
+        }
+        if let (Some(h), None) = (&c.config.healthcheck, &health_thread) {
+            let (shared, h, store_root, id) = (
+                shared.clone(),
+                h.clone(),
+                store_root.to_path_buf(),
+                id.to_string(),
+            );
+            health_thread = Some(std::thread::spawn(move || {
+                health_loop(&shared, &h, &store_root, &id)
+            }));
+        }
+
+        let mut pumps = Vec::new();
+        let mut streams: Vec<(u8, Box<dyn Read + Send>)> = Vec::new();
+        if let Some(m) = running.pty.take() {
+            streams.push((1, Box::new(m)));
+        }
+        if let Some(o) = running.stdout.take() {
+            streams.push((1, Box::new(o)));
+        }
+        if let Some(e) = running.stderr.take() {
+            streams.push((2, Box::new(e)));
+        }
+        for (stream, r) in streams {
+            let log = log.clone();
+            pumps.push(std::thread::spawn(move || logs::pump(r, stream, &log)));
+        }
+        let status = running.wait();
+        for p in pumps {
+            let _ = p.join();
+        }
+        drop(running);
+        let oom_now = cg.as_ref().map_or(0, Cgroup::oom_kills);
+        let oom_killed = oom_now > oom_before;
+        oom_before = oom_now;
+        let code = match &status {
+            Ok(s) => s.code,
+            Err(_) => EXIT_START.into(),
+        };
+        let mut st = shared.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.finished_at = Some(store::now_rfc3339());
+        st.exit_code = Some(code);
+        st.oom_killed = oom_killed;
+        st.error = status.as_ref().err().map(|e| e.to_string());
+        let restart =
+            c.config
+                .restart
+                .should_restart(code, st.restart_count, stopped_marker.exists())
+                && dir.exists();
+        if !restart {
+            st.status = "exited".into();
+            st.restarting = false;
+            // A concurrent `rm -f` may have removed the directory already.
+            if dir.exists() {
+                shared.save(&st)?;
+            }
+            break;
+        }
+        // Still "running" for `stop`, `wait` and `ps` (as docker's Restarting state).
+        st.restarting = true;
+        shared.save(&st)?;
+        drop(st);
+        backoff = restart::delay(backoff, began.elapsed());
+        let end = Instant::now() + backoff;
+        while Instant::now() < end && !stopped_marker.exists() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let mut st = shared.state.lock().unwrap_or_else(|p| p.into_inner());
+        if stopped_marker.exists() || !dir.exists() {
+            st.status = "exited".into();
+            st.restarting = false;
+            if dir.exists() {
+                shared.save(&st)?;
+            }
+            break;
+        }
+        st.restart_count += 1;
     }
-    // A concurrent `rm -f` may have removed the directory already.
-    if dir.exists() {
-        container::write_state(&dir, &state)?;
+    shared.done.store(true, Ordering::SeqCst);
+    if let Some(t) = health_thread {
+        let _ = t.join();
     }
+    // The container's processes are gone (the kernel kills a pid namespace with its pid 1),
+    // so its cgroup is empty.
+    let removed = cg.as_ref().map_or(Ok(()), Cgroup::remove);
     // The writable layer is no longer mounted anywhere (the mount namespace died with the
     // container); the executor's private files went with its state dir.
     if c.config.auto_remove {
         containers.remove(id)?;
         crate::Volumes::new(store_root)?.remove_anonymous(&c.config.mounts)?;
     }
-    Ok(())
+    removed
+}
+
+/// What the supervisor's threads share: the state (every write of `state.json` under its
+/// lock, so the health probes and the main loop never lose each other's fields).
+struct Shared {
+    dir: std::path::PathBuf,
+    state: Mutex<State>,
+    done: AtomicBool,
+}
+
+impl Shared {
+    fn save(&self, st: &State) -> Result<()> {
+        container::write_state(&self.dir, st)
+    }
+}
+
+/// Probe the container every interval until the supervisor is done (see `health.rs`).
+fn health_loop(shared: &Shared, h: &health::Healthcheck, store_root: &Path, id: &str) {
+    let interval = h.interval();
+    let mut next = Instant::now() + interval;
+    while !shared.done.load(Ordering::SeqCst) {
+        if Instant::now() < next {
+            std::thread::sleep(Duration::from_millis(20).min(next - Instant::now()));
+            continue;
+        }
+        let (running, started) = {
+            let st = shared.state.lock().unwrap_or_else(|p| p.into_inner());
+            (
+                st.status == "running" && !st.restarting,
+                st.started_at.clone(),
+            )
+        };
+        if running {
+            let Ok(c) = Containers::new(store_root).and_then(|cs| cs.load(id)) else {
+                return;
+            };
+            let result = c.probe(h);
+            let since_start = started
+                .as_deref()
+                .and_then(|t| humantime::parse_rfc3339_weak(t.trim_end_matches('Z')).ok())
+                .and_then(|t| std::time::SystemTime::now().duration_since(t).ok())
+                .unwrap_or_default();
+            let mut st = shared.state.lock().unwrap_or_else(|p| p.into_inner());
+            // The container may have exited (or restarted) while the probe ran.
+            if st.status == "running" && !st.restarting && st.started_at == started {
+                let health = st.health.get_or_insert_with(health::Health::starting);
+                health.record(result, h.retries(), since_start < h.start_period());
+                if shared.dir.exists() {
+                    let _ = shared.save(&st);
+                }
+            }
+        }
+        next = Instant::now() + interval;
+    }
 }

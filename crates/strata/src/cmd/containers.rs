@@ -121,10 +121,22 @@ fn rfc3339_age(t: Option<&str>) -> Duration {
 /// docker's STATUS column.
 fn status_text(c: &Container) -> String {
     match c.status() {
-        Status::Running => format!(
-            "Up {}",
-            human_duration(rfc3339_age(c.state.started_at.as_deref()))
+        Status::Running if c.state.restarting => format!(
+            "Restarting ({}) {} ago",
+            c.state.exit_code.unwrap_or(0),
+            human_duration(rfc3339_age(c.state.finished_at.as_deref()))
         ),
+        Status::Running => {
+            let health = match c.state.health.as_ref().map(|h| h.status.as_str()) {
+                Some("starting") => " (health: starting)".to_string(),
+                Some(s) if !s.is_empty() => format!(" ({s})"),
+                _ => String::new(),
+            };
+            format!(
+                "Up {}{health}",
+                human_duration(rfc3339_age(c.state.started_at.as_deref()))
+            )
+        }
         Status::Exited(code) => format!(
             "Exited ({code}) {} ago",
             human_duration(rfc3339_age(c.state.finished_at.as_deref()))
@@ -352,7 +364,7 @@ pub fn port(store: &Store, a: PortArgs) -> Result<ExitCode> {
     let mut lines: Vec<String> = match &a.private_port {
         None => ports
             .iter()
-            .map(|p| format!("{}/tcp -> {}", p.container_port, host(p)))
+            .map(|p| format!("{}/{} -> {}", p.container_port, p.proto, host(p)))
             .collect(),
         Some(filter) => {
             let (port, proto) = filter.split_once('/').unwrap_or((filter, "tcp"));
@@ -361,7 +373,7 @@ pub fn port(store: &Store, a: PortArgs) -> Result<ExitCode> {
             };
             let lines: Vec<String> = ports
                 .iter()
-                .filter(|p| proto == "tcp" && p.container_port == port)
+                .filter(|p| proto == p.proto && p.container_port == port)
                 .map(|p| host(p).to_string())
                 .collect();
             if lines.is_empty() {

@@ -65,10 +65,11 @@ pub struct RunArgs {
     #[arg(short, long)]
     pub detach: bool,
     /// Publish a container's TCP port on the host (`[IP:][HOST_PORT:]CONTAINER_PORT[/tcp]`,
-    /// default IP 0.0.0.0), through a userspace proxy; needs the default network.
+    /// default IP 0.0.0.0; ranges `8000-8002:8000-8002`), through a userspace proxy; needs
+    /// the default network.
     #[arg(short, long, value_name = "[IP:]HOST:CONTAINER")]
     pub publish: Vec<String>,
-    /// Publish all exposed ports (not available yet).
+    /// Publish every port the image EXPOSEs on an ephemeral host port (see `strata port`).
     #[arg(short = 'P', long)]
     pub publish_all: bool,
     /// Bind mount a host path or mount a volume: `/host/path:/ctr[:ro|rw]` (a host path
@@ -98,6 +99,46 @@ pub struct RunArgs {
     /// (a profile in Docker's JSON format instead of Docker's default profile).
     #[arg(long = "security-opt", value_name = "OPT")]
     pub security_opt: Vec<String>,
+    /// Memory limit (docker's sizes: `512m`, `1g`); the container gets a cgroup of its own
+    /// (the memory controller) and its processes are killed past it (exit 137, OOMKilled).
+    #[arg(short, long, value_name = "BYTES")]
+    pub memory: Option<String>,
+    /// Memory plus swap (`-1`: unlimited swap; default: as much swap as memory).
+    #[arg(long = "memory-swap", value_name = "BYTES", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Number of CPUs (`1.5`: one and a half CPUs' time; the cpu controller's quota).
+    #[arg(long, value_name = "N")]
+    pub cpus: Option<String>,
+    /// Most processes the container may have at once (`-1` or 0: unlimited).
+    #[arg(long = "pids-limit", value_name = "N", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    /// Command to run to check health (in the container, with `/bin/sh -c`); for
+    /// detached containers.
+    #[arg(long = "health-cmd", value_name = "CMD")]
+    pub health_cmd: Option<String>,
+    /// Time between running the check (`ms|s|m|h`, default 30s).
+    #[arg(long = "health-interval", value_name = "DURATION")]
+    pub health_interval: Option<String>,
+    /// Maximum time to allow one check to run (default 30s).
+    #[arg(long = "health-timeout", value_name = "DURATION")]
+    pub health_timeout: Option<String>,
+    /// Start period for the container to initialize before failing checks count.
+    #[arg(long = "health-start-period", value_name = "DURATION")]
+    pub health_start_period: Option<String>,
+    /// Consecutive failures needed to report unhealthy (default 3).
+    #[arg(long = "health-retries", value_name = "N")]
+    pub health_retries: Option<i64>,
+    /// Disable any container-specified HEALTHCHECK.
+    #[arg(long = "no-healthcheck")]
+    pub no_healthcheck: bool,
+    /// Restart policy for a detached container: `no`, `on-failure[:MAX]`, `always`,
+    /// `unless-stopped` (not after `strata stop`/`kill`).
+    #[arg(long, value_name = "POLICY")]
+    pub restart: Option<String>,
+    /// Run a tiny init as the container's pid 1 (strata's own, as docker's tini): it
+    /// forwards signals to the command and reaps zombies.
+    #[arg(long)]
+    pub init: bool,
     /// Pull the image before running: `missing` (when it is not in the store), `always`,
     /// `never`.
     #[arg(long, value_name = "POLICY", default_value = "missing",
@@ -131,9 +172,6 @@ impl RunArgs {
 
 /// Run the container; `store` is the opened store (a failure to open it is exit code 125).
 pub fn run(store: Result<Store>, a: RunArgs) -> Result<ExitCode> {
-    if a.publish_all {
-        bail!("strata run -P is not available yet: publish ports one by one with -p");
-    }
     if a.tty && a.interactive && !a.detach && !std::io::stdin().is_terminal() {
         bail!("the input device is not a TTY (drop -t to pipe input into the container)");
     }
@@ -153,6 +191,13 @@ pub fn run(store: Result<Store>, a: RunArgs) -> Result<ExitCode> {
         env.extend(super::read_env_file(f)?);
     }
     env.extend(a.env.iter().cloned());
+    let (resources, health) = match limits(&a) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return Ok(ExitCode::from(runtime::EXIT_START));
+        }
+    };
     let spec = runtime::Spec {
         image: a.image().to_string(),
         command: a.command().to_vec(),
@@ -171,6 +216,11 @@ pub fn run(store: Result<Store>, a: RunArgs) -> Result<ExitCode> {
         tmpfs: a.tmpfs,
         hostname: a.hostname,
         add_hosts: a.add_host,
+        resources,
+        health,
+        restart: a.restart,
+        init: a.init,
+        publish_all: a.publish_all,
     };
     let result = if a.detach {
         runtime::create(&store, &spec).and_then(|c| {
@@ -188,6 +238,84 @@ pub fn run(store: Result<Store>, a: RunArgs) -> Result<ExitCode> {
             ExitCode::from(e.code)
         }
     })
+}
+
+/// `--memory`, `--cpus`, ... and `--health-*` in the runtime's terms (docker's syntaxes).
+fn limits(a: &RunArgs) -> Result<(runtime::Resources, runtime::HealthOpts)> {
+    let size = |flag: &str, v: &Option<String>| -> Result<i64> {
+        match v.as_deref() {
+            None => Ok(0),
+            Some("-1") => Ok(-1),
+            Some(v) => {
+                let n = super::parse_size(v)
+                    .with_context(|| format!("invalid argument {v:?} for \"{flag}\" flag"))?;
+                Ok(i64::try_from(n)?)
+            }
+        }
+    };
+    let resources = runtime::Resources {
+        memory: size("--memory", &a.memory)?,
+        memory_swap: size("--memory-swap", &a.memory_swap)?,
+        nano_cpus: match &a.cpus {
+            Some(c) => runtime::cgroup::parse_cpus(c)?,
+            None => 0,
+        },
+        pids_limit: a.pids_limit,
+    };
+    let duration = |flag: &str, v: &Option<String>| -> Result<Option<i64>> {
+        v.as_deref()
+            .map(|d| {
+                go_duration(d).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "invalid argument {d:?} for \"{flag}\" flag: time: invalid duration {d:?}"
+                    )
+                })
+            })
+            .transpose()
+    };
+    let health = runtime::HealthOpts {
+        cmd: a.health_cmd.clone(),
+        interval: duration("--health-interval", &a.health_interval)?,
+        timeout: duration("--health-timeout", &a.health_timeout)?,
+        start_period: duration("--health-start-period", &a.health_start_period)?,
+        retries: a.health_retries,
+        none: a.no_healthcheck,
+    };
+    Ok((resources, health))
+}
+
+/// Go's `time.ParseDuration` (`1m30s`, `500ms`, `1.5h`) in nanoseconds.
+fn go_duration(s: &str) -> Option<i64> {
+    if s == "0" {
+        return Some(0);
+    }
+    let mut rest = s;
+    let mut total = 0f64;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let n = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let value: f64 = rest[..n].parse().ok()?;
+        rest = &rest[n..];
+        let u = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let unit = match &rest[..u] {
+            "ns" => 1.0,
+            "us" | "µs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        rest = &rest[u..];
+        total += value * unit;
+    }
+    Some(total as i64)
 }
 
 /// The command that runs the supervisor of the container `id`: this binary again.
@@ -250,4 +378,21 @@ fn pull_for_run(
         eprintln!("Status: Image is up to date for {familiar}");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::go_duration;
+
+    #[test]
+    fn durations_as_go_parses_them() {
+        assert_eq!(go_duration("30s"), Some(30_000_000_000));
+        assert_eq!(go_duration("1m30s"), Some(90_000_000_000));
+        assert_eq!(go_duration("500ms"), Some(500_000_000));
+        assert_eq!(go_duration("1.5h"), Some(5_400_000_000_000));
+        assert_eq!(go_duration("0"), Some(0));
+        assert_eq!(go_duration("10"), None);
+        assert_eq!(go_duration("5x"), None);
+        assert_eq!(go_duration(""), None);
+    }
 }
