@@ -13,8 +13,8 @@ mod planner;
 
 pub use diag::{Diagnostic, ErrorKind};
 pub use instructions::{
-    ArgDecl, Command, Copy, Healthcheck, Instruction, InstructionParser, KeyValue, Mount,
-    MountKind, Run,
+    parse_duration, ArgDecl, Command, Copy, Healthcheck, Instruction, InstructionParser, KeyValue,
+    Mount, MountKind, Run,
 };
 pub use planner::{
     plan, Base, BaseImage, ImageResolver, Plan, PlanOptions, Platform, Stage, Step, Unresolved,

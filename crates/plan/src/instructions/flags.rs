@@ -139,8 +139,9 @@ pub(super) fn command_of(node: &Node) -> Command {
     }
 }
 
-/// Go-style duration (`1m30s`, `500ms`, `1.5h`) in nanoseconds.
-pub(crate) fn parse_duration(s: &str) -> Option<u64> {
+/// Go-style duration (`1m30s`, `500ms`, `1.5h`) in nanoseconds, as `time.ParseDuration`
+/// reads them (HEALTHCHECK's flags, and `run --health-*`).
+pub fn parse_duration(s: &str) -> Option<u64> {
     if s == "0" {
         return Some(0);
     }

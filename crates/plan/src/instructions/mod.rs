@@ -5,6 +5,7 @@ use dockerfile::Heredoc;
 use serde::Serialize;
 
 mod flags;
+pub use flags::parse_duration;
 mod mounts;
 mod parse;
 

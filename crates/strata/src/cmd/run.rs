@@ -262,6 +262,7 @@ fn limits(a: &RunArgs) -> Result<(runtime::Resources, runtime::HealthOpts)> {
         },
         pids_limit: a.pids_limit,
     };
+    let go_duration = |d: &str| ::plan::parse_duration(d).and_then(|n| i64::try_from(n).ok());
     let duration = |flag: &str, v: &Option<String>| -> Result<Option<i64>> {
         v.as_deref()
             .map(|d| {
@@ -282,40 +283,6 @@ fn limits(a: &RunArgs) -> Result<(runtime::Resources, runtime::HealthOpts)> {
         none: a.no_healthcheck,
     };
     Ok((resources, health))
-}
-
-/// Go's `time.ParseDuration` (`1m30s`, `500ms`, `1.5h`) in nanoseconds.
-fn go_duration(s: &str) -> Option<i64> {
-    if s == "0" {
-        return Some(0);
-    }
-    let mut rest = s;
-    let mut total = 0f64;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let n = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let value: f64 = rest[..n].parse().ok()?;
-        rest = &rest[n..];
-        let u = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let unit = match &rest[..u] {
-            "ns" => 1.0,
-            "us" | "µs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        rest = &rest[u..];
-        total += value * unit;
-    }
-    Some(total as i64)
 }
 
 /// The command that runs the supervisor of the container `id`: this binary again.
@@ -378,21 +345,4 @@ fn pull_for_run(
         eprintln!("Status: Image is up to date for {familiar}");
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::go_duration;
-
-    #[test]
-    fn durations_as_go_parses_them() {
-        assert_eq!(go_duration("30s"), Some(30_000_000_000));
-        assert_eq!(go_duration("1m30s"), Some(90_000_000_000));
-        assert_eq!(go_duration("500ms"), Some(500_000_000));
-        assert_eq!(go_duration("1.5h"), Some(5_400_000_000_000));
-        assert_eq!(go_duration("0"), Some(0));
-        assert_eq!(go_duration("10"), None);
-        assert_eq!(go_duration("5x"), None);
-        assert_eq!(go_duration(""), None);
-    }
 }
