@@ -544,23 +544,10 @@ impl Container {
     /// The size of the container's writable layer (its overlay upper directory): what
     /// removing it gives back, as docker's SizeRw.
     pub fn size_rw(&self) -> u64 {
-        use std::os::unix::fs::MetadataExt;
-        let mut seen = std::collections::BTreeSet::new();
-        let mut total = 0;
-        let mut stack = vec![self.dir.join("upper")];
-        while let Some(d) = stack.pop() {
-            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-                let Ok(m) = e.path().symlink_metadata() else {
-                    continue;
-                };
-                if m.is_dir() {
-                    stack.push(e.path());
-                } else if seen.insert((m.dev(), m.ino())) {
-                    total += m.len();
-                }
-            }
-        }
-        total
+        tree_size(
+            &self.dir.join("upper"),
+            &mut std::collections::BTreeSet::new(),
+        )
     }
 
     /// Stop a running container: `signal` (by name or number; default the image's
@@ -694,6 +681,28 @@ impl Container {
 
 /// docker's zero time, for a container that never started or never finished.
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+/// The bytes of the files under `dir` (apparent sizes, each inode once across calls sharing
+/// `seen`, symlinks not followed); 0 when it cannot be read. A container's SizeRw, and what
+/// `system df` counts for containers and volumes.
+pub fn tree_size(dir: &Path, seen: &mut std::collections::BTreeSet<(u64, u64)>) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let Ok(m) = e.path().symlink_metadata() else {
+                continue;
+            };
+            if m.is_dir() {
+                stack.push(e.path());
+            } else if seen.insert((m.dev(), m.ino())) {
+                total += m.len();
+            }
+        }
+    }
+    total
+}
 
 #[cfg(test)]
 mod tests {

@@ -58,17 +58,8 @@ pub struct StartArgs {
     pub containers: Vec<String>,
 }
 
-#[derive(Args)]
-pub struct RestartArgs {
-    /// Seconds to wait before killing the container (default 10; negative waits forever).
-    #[arg(short, long, allow_negative_numbers = true)]
-    pub time: Option<i64>,
-    /// Signal to send (default: the image's StopSignal, else SIGTERM).
-    #[arg(short, long)]
-    pub signal: Option<String>,
-    #[arg(required = true)]
-    pub containers: Vec<String>,
-}
+/// `restart` takes `stop`'s flags (it is stop, then start).
+pub type RestartArgs = StopArgs;
 
 #[derive(Args)]
 pub struct KillArgs {

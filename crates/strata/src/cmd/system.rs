@@ -27,27 +27,6 @@ fn reclaimable(r: u64, total: u64, percent: bool) -> String {
     }
 }
 
-/// The bytes of the files under `dir` (apparent sizes, each inode once, symlinks not
-/// followed); 0 when it cannot be read.
-fn tree_size(dir: &Path, seen: &mut BTreeSet<(u64, u64)>) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    let mut total = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let Ok(m) = e.path().symlink_metadata() else {
-                continue;
-            };
-            if m.is_dir() {
-                stack.push(e.path());
-            } else if seen.insert((m.dev(), m.ino())) {
-                total += m.len();
-            }
-        }
-    }
-    total
-}
-
 pub fn df(store: &Store, a: DfArgs) -> Result<ExitCode> {
     let store = &store.lock_shared()?;
     let containers = runtime::list(store)?;
@@ -98,7 +77,7 @@ pub fn df(store: &Store, a: DfArgs) -> Result<ExitCode> {
     let mut containers_reclaimable = 0;
     let mut running = 0;
     for c in &containers {
-        let size = tree_size(&c.dir.join("upper"), &mut seen);
+        let size = runtime::container::tree_size(&c.dir.join("upper"), &mut seen);
         containers_size += size;
         if c.status() == runtime::Status::Running {
             running += 1;
@@ -132,7 +111,7 @@ pub fn df(store: &Store, a: DfArgs) -> Result<ExitCode> {
     let volumes = vols.list()?;
     let (mut volumes_size, mut volumes_reclaimable, mut active_volumes) = (0, 0, 0);
     for v in &volumes {
-        let size = tree_size(&v.mountpoint(), &mut seen);
+        let size = runtime::container::tree_size(&v.mountpoint(), &mut seen);
         volumes_size += size;
         if vols.users(&v.name)?.is_empty() {
             volumes_reclaimable += size;
