@@ -386,9 +386,18 @@ fn env_secret_files(secrets: Vec<EnvSecret>) -> Result<(Secrets, Option<tempfile
     Ok((out, Some(dir)))
 }
 
-/// `--build-context NAME=docker-image://REF`: the name and the image reference. Local
-/// directories, git and https sources, `oci-layout://` and `target:` are not supported yet.
-fn parse_build_context(v: &str) -> Result<(String, String)> {
+/// What a `--build-context NAME=VALUE` names.
+#[derive(Debug, Clone, PartialEq)]
+enum NamedContext {
+    /// `docker-image://REF`: an image (from the store, else pulled).
+    Image(String),
+    /// A local directory (a path with no scheme), as buildx takes it.
+    Dir(PathBuf),
+}
+
+/// `--build-context NAME=docker-image://REF` or `NAME=DIR`: the name and what it stands
+/// for. git and https sources, `oci-layout://` and `target:` are not supported yet.
+fn parse_build_context(v: &str) -> Result<(String, NamedContext)> {
     let (name, value) = v
         .split_once('=')
         .with_context(|| format!("invalid --build-context {v:?}: expected NAME=VALUE"))?;
@@ -403,16 +412,55 @@ fn parse_build_context(v: &str) -> Result<(String, String)> {
         Some(("docker-image", r)) => {
             let r = Reference::parse(r)
                 .map_err(|e| anyhow::anyhow!("invalid --build-context {v:?}: {e}"))?;
-            Ok((name.to_string(), r.to_string()))
+            Ok((name.to_string(), NamedContext::Image(r.to_string())))
         }
         Some((scheme, _)) => bail!(
-            "--build-context {v}: {scheme}:// contexts are not supported yet (docker-image://REF is)"
+            "--build-context {v}: {scheme}:// contexts are not supported yet (docker-image://REF \
+             and local directories are)"
         ),
-        None => bail!(
-            "--build-context {v}: local directories as named contexts are not supported yet \
-             (docker-image://REF is; or COPY the directory from the main context)"
+        None if value.starts_with("target:") || value.starts_with("git@") => bail!(
+            "--build-context {v}: {} contexts are not supported yet (docker-image://REF and \
+             local directories are)",
+            value.split(':').next().unwrap_or(value)
         ),
+        None if value.is_empty() => {
+            bail!("invalid --build-context {v:?}: expected NAME=DIR or NAME=docker-image://REF")
+        }
+        None => Ok((name.to_string(), NamedContext::Dir(PathBuf::from(value)))),
     }
+}
+
+/// A local directory given as `--build-context NAME=DIR`, made into an image BuildKit's
+/// way: `FROM scratch` and the directory's files as `.dockerignore` (the directory's own)
+/// leaves them, owned by root (BuildKit's file transfer resets owners), modes and
+/// modification times kept. It is built as `FROM scratch\nCOPY . /` by the engine, so the
+/// stat cache and the layer cache make an unchanged directory cost a stat walk; the image
+/// stays in the store untagged. Returns the image's id, which `FROM NAME` and
+/// `COPY --from=NAME` then use as they use a `docker-image://` context.
+fn directory_context(
+    store: &Store,
+    remote: &dyn engine::Remote,
+    name: &str,
+    dir: &std::path::Path,
+) -> Result<String> {
+    let what = format!("--build-context {name}={}", dir.display());
+    let meta = std::fs::metadata(dir).with_context(|| what.clone())?;
+    if !meta.is_dir() {
+        bail!("{what}: not a directory (a local named context is a directory)");
+    }
+    let request = engine::BuildRequest {
+        context: engine::ContextSource::Dir(dir.to_path_buf()),
+        dockerfile: engine::DockerfileSource::Stream(Box::new(&b"FROM scratch\nCOPY . /\n"[..])),
+        options: engine::BuildOptions::default(),
+        pull: false,
+        exporters: Vec::new(),
+        cache_imports: Vec::new(),
+        cache_exports: Vec::new(),
+        on_built: None,
+    };
+    let built = engine::build(store, request, remote, &engine::Quiet)
+        .map_err(|f| anyhow::anyhow!("{what}: {}", f.error))?;
+    Ok(built.image.id().to_string())
 }
 
 /// `--add-host HOST:IP` (or `HOST=IP`, docker ≥25); IPv6 addresses may be bracketed.
@@ -488,6 +536,13 @@ pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
         }
         Ok(())
     };
+    let remote = RegistryRemote(a.registry.options());
+    for c in &a.build_context {
+        if let (name, NamedContext::Dir(dir)) = parse_build_context(c)? {
+            let id = directory_context(store, &remote, &name, &dir)?;
+            options.plan.named_contexts.push((name, id));
+        }
+    }
     let (context, dockerfile, lint) = sources(&a)?;
     if let Some(code) = lint.as_ref().and_then(|l| lint_gate(store, &a, l)) {
         return Ok(code);
@@ -520,7 +575,6 @@ pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
     } else {
         Box::new(crate::progress::plain_stderr())
     };
-    let remote = RegistryRemote(a.registry.options());
     let built = engine::build(store, request, &remote, progress.as_ref());
     if let Some(t) = &tty_view {
         let export = match &built {
@@ -914,7 +968,10 @@ fn options(a: &BuildArgs) -> Result<(engine::BuildOptions, Option<tempfile::Temp
     }
     let mut plan = a.dockerfile.plan_options();
     for c in &a.build_context {
-        plan.named_contexts.push(parse_build_context(c)?);
+        // Directories become images once the store is at hand (`run`).
+        if let (name, NamedContext::Image(r)) = parse_build_context(c)? {
+            plan.named_contexts.push((name, r));
+        }
     }
     let options = engine::BuildOptions {
         plan,

@@ -307,22 +307,99 @@ fn build_context_names_an_image() {
         "{}",
         stderr(&o)
     );
-    // Not supported yet: said so, before anything runs.
+    // Not supported yet, or wrong: said so, before anything runs.
     for (v, msg) in [
-        (
-            "x=./dir",
-            "local directories as named contexts are not supported yet",
-        ),
+        ("x=./no-such-dir", "--build-context x=./no-such-dir"),
         (
             "x=https://example.com/a.git",
             "https:// contexts are not supported yet",
         ),
+        ("x=target:base", "target contexts are not supported yet"),
         ("X=docker-image://a", "the name must be lower-case"),
     ] {
         let o = env.run(&["build", "--build-context", v, ctx]);
         assert_eq!(o.status.code(), Some(1), "{v}");
         assert!(stderr(&o).contains(msg), "{v}: {}", stderr(&o));
     }
+}
+
+/// `--build-context NAME=DIR`: `COPY --from=NAME` and `FROM NAME` see the directory as
+/// BuildKit's local named context: its own `.dockerignore` applies, files are root's with
+/// their modes kept, and an unchanged directory leaves the build cached.
+#[test]
+fn build_context_names_a_directory() {
+    strata_tests::require!(Root, Busybox);
+    use std::os::unix::fs::PermissionsExt;
+    let (env, _) = setup();
+    let extra = env.path("extra");
+    fs::create_dir_all(extra.join("sub")).unwrap();
+    fs::write(extra.join("a.txt"), "a from the named context\n").unwrap();
+    fs::set_permissions(extra.join("a.txt"), fs::Permissions::from_mode(0o640)).unwrap();
+    std::os::unix::fs::chown(extra.join("a.txt"), Some(1234), Some(4321)).unwrap();
+    fs::write(extra.join("sub/b.txt"), "b\n").unwrap();
+    fs::write(extra.join("ignored.txt"), "must not be seen\n").unwrap();
+    fs::write(extra.join(".dockerignore"), "ignored.txt\n").unwrap();
+    let ctx = env.path("dirctx");
+    fs::create_dir_all(&ctx).unwrap();
+    // The main context's ignore file must not apply to the named one.
+    fs::write(ctx.join(".dockerignore"), "a.txt\n").unwrap();
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM extra AS files\n\
+         FROM busybox:local\n\
+         COPY --from=extra / /extra/\n\
+         COPY --from=files /sub/b.txt /from-stage.txt\n",
+    )
+    .unwrap();
+    let named = format!("extra={}", extra.display());
+    let build = || {
+        env.run(&[
+            "build",
+            "--progress=plain",
+            "--build-context",
+            &named,
+            "-t",
+            "dirctx:1",
+            ctx.to_str().unwrap(),
+        ])
+    };
+    let o = build();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "dirctx:1",
+        "sh",
+        "-c",
+        "stat -c '%u:%g %a' /extra/a.txt; cat /extra/a.txt /extra/sub/b.txt /from-stage.txt; \
+         ls -a /extra",
+    ]);
+    assert_eq!(
+        out,
+        "0:0 640\na from the named context\nb\nb\n.\n..\n.dockerignore\na.txt\nsub\n"
+    );
+    // Unchanged: every step cached, the same image.
+    let id = env.ok(&["images", "-q", "--no-trunc", "dirctx:1"]);
+    let o = build();
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(err.matches("CACHED").count() >= 2, "{err}");
+    assert_eq!(env.ok(&["images", "-q", "--no-trunc", "dirctx:1"]), id);
+    // A change is seen.
+    fs::write(extra.join("sub/b.txt"), "b changed\n").unwrap();
+    let o = build();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = env.ok(&["run", "--rm", "dirctx:1", "cat", "/from-stage.txt"]);
+    assert_eq!(out, "b changed\n");
+    // A file is not a directory.
+    let o = env.run(&[
+        "build",
+        "--build-context",
+        &format!("extra={}", extra.join("a.txt").display()),
+        ctx.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("not a directory"), "{}", stderr(&o));
 }
 
 /// The tty view (through a pseudo-terminal made by `script`): BuildKit's header
