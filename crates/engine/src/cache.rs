@@ -23,6 +23,14 @@ pub const CONFIG_MEDIA_TYPE: &str = "application/vnd.strata.buildcache.config.v1
 pub const MOUNT_MEDIA_TYPE: &str = "application/vnd.strata.buildcache.mount.v1.tar+gzip";
 pub const LAYER_MEDIA_TYPE: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
+/// The image config key of an inline cache (`--cache-to type=inline`; BuildKit's is
+/// `moby.buildkit.cache.v0`): a [`CacheConfig`] whose `layers` and `mounts` are empty.
+pub const INLINE_KEY: &str = "strata.buildcache.v1";
+/// Image config media types (OCI, Docker): a manifest with one may carry an inline cache.
+const IMAGE_CONFIG_MEDIA_TYPES: [&str; 2] = [
+    "application/vnd.oci.image.config.v1+json",
+    "application/vnd.docker.container.image.v1+json",
+];
 
 /// What a cache export holds.
 #[derive(Serialize, Deserialize, Default, Clone, Debug)]
@@ -94,6 +102,9 @@ pub enum CacheError {
     /// The source or the sink failed, or reading, unpacking or packing the data did.
     #[error("{what}: {message}")]
     Transfer { what: String, message: String },
+    /// `--cache-from IMAGE` of an image built without `--cache-to type=inline`.
+    #[error("{what}: the image has no inline cache (build it with --cache-to type=inline)")]
+    NoInline { what: String },
 }
 
 impl CacheError {
@@ -329,7 +340,9 @@ impl Imported {
         };
         let m: serde_json::Value = serde_json::from_slice(manifest)
             .map_err(|e| bad(format!("the cache manifest is not JSON: {e}")))?;
-        if m["config"]["mediaType"] != CONFIG_MEDIA_TYPE {
+        let config_type = m["config"]["mediaType"].as_str().unwrap_or_default();
+        let image = IMAGE_CONFIG_MEDIA_TYPES.contains(&config_type);
+        if config_type != CONFIG_MEDIA_TYPE && !image {
             return Err(bad(format!(
                 "not a strata build cache (config media type {})",
                 m["config"]["mediaType"]
@@ -347,8 +360,14 @@ impl Imported {
             .open(&cd)
             .map_err(|e| CacheError::transfer(&what, e))?;
         let bytes = read_verified(config, &cd, csize).map_err(|e| bad(e.to_string()))?;
-        let c: CacheConfig =
-            serde_json::from_slice(&bytes).map_err(|e| bad(format!("bad cache config: {e}")))?;
+        let c: CacheConfig = if image {
+            inline_of(&m, &bytes).map_err(|e| match e {
+                None => CacheError::NoInline { what: what.clone() },
+                Some(message) => bad(message),
+            })?
+        } else {
+            serde_json::from_slice(&bytes).map_err(|e| bad(format!("bad cache config: {e}")))?
+        };
         if c.version != 1 {
             return Err(bad(format!("cache format version {} unknown", c.version)));
         }
@@ -370,6 +389,11 @@ impl Imported {
         })
     }
 
+    /// Whether this import holds no records (an image without an inline cache).
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
     /// Open a local OCI layout directory (`--cache-from type=local,src=DIR`).
     pub fn open_local(dir: &Path) -> Result<Imported, CacheError> {
         let src = LocalDir(dir.to_path_buf());
@@ -382,6 +406,66 @@ impl Imported {
     pub fn describe(&self) -> String {
         self.source.describe()
     }
+}
+
+/// An image of the store as a cache source (`--cache-from IMAGE` of an image the store has:
+/// its inline cache, its blobs the store's own).
+pub struct StoreImage {
+    pub store: Store,
+    pub name: String,
+}
+
+impl BlobSource for StoreImage {
+    fn describe(&self) -> String {
+        self.name.clone()
+    }
+    fn open(&self, digest: &Digest) -> Result<Box<dyn Read + Send + '_>, RemoteError> {
+        self.store
+            .open_blob(digest)
+            .map(|r| Box::new(r) as Box<dyn Read + Send>)
+            .map_err(|e| RemoteError(e.to_string()))
+    }
+}
+
+/// The inline cache of an image (its manifest `m`, its config `config`): the records and
+/// memos under [`INLINE_KEY`], and its layers paired with the config's diffIDs. `Err(None)`:
+/// the image has no inline cache.
+fn inline_of(m: &serde_json::Value, config: &[u8]) -> Result<CacheConfig, Option<String>> {
+    let v: serde_json::Value = serde_json::from_slice(config)
+        .map_err(|e| Some(format!("the image config is not JSON: {e}")))?;
+    let Some(inline) = v.get(INLINE_KEY) else {
+        return Err(None);
+    };
+    let mut c: CacheConfig = serde_json::from_value(inline.clone())
+        .map_err(|e| Some(format!("bad inline cache: {e}")))?;
+    let diff_ids: Vec<Digest> = serde_json::from_value(v["rootfs"]["diff_ids"].clone())
+        .map_err(|e| Some(format!("bad rootfs.diff_ids: {e}")))?;
+    let layers = m["layers"].as_array().cloned().unwrap_or_default();
+    if layers.len() != diff_ids.len() {
+        return Err(Some(format!(
+            "the manifest has {} layers, the config {} diffIDs",
+            layers.len(),
+            diff_ids.len()
+        )));
+    }
+    c.layers = Vec::new();
+    c.mounts = Vec::new();
+    for (d, l) in diff_ids.into_iter().zip(layers) {
+        let digest = l["digest"]
+            .as_str()
+            .unwrap_or_default()
+            .parse::<Digest>()
+            .map_err(|e| Some(format!("a layer descriptor: {e}")))?;
+        let size = l["size"]
+            .as_u64()
+            .ok_or_else(|| Some("a layer descriptor has no size".to_string()))?;
+        c.layers.push(LayerRef {
+            diff_id: d,
+            digest,
+            size,
+        });
+    }
+    Ok(c)
 }
 
 /// The imports active for a store during a build (looked up by the snapshot code, which
@@ -627,10 +711,37 @@ pub fn export(
 /// The records and memos an export keeps: with `max` all; else the records of the final
 /// image's layers (and the target's empty ones) and the target's memos.
 fn exported(result: &crate::BuildResult, max: bool) -> (Vec<Record>, Vec<Memo>) {
-    let final_layers: BTreeSet<&Digest> = result.image.config.rootfs.diff_ids.iter().collect();
-    let target = result.plan.target;
+    selected(
+        &result.image.config.rootfs.diff_ids,
+        result.plan.target,
+        &result.used,
+        max,
+    )
+}
+
+/// The inline cache of an image whose layers are `diff_ids` (`--cache-to type=inline`):
+/// mode=min's records and memos; the layers are the image's own, so the config names
+/// none (an import pairs the config's diffIDs with the manifest's layers).
+pub(crate) fn inline(diff_ids: &[Digest], target: usize, used: &Used) -> CacheConfig {
+    let (records, memos) = selected(diff_ids, target, used, false);
+    CacheConfig {
+        version: 1,
+        records,
+        memos,
+        layers: Vec::new(),
+        mounts: Vec::new(),
+    }
+}
+
+fn selected(
+    diff_ids: &[Digest],
+    target: usize,
+    used: &Used,
+    max: bool,
+) -> (Vec<Record>, Vec<Memo>) {
+    let final_layers: BTreeSet<&Digest> = diff_ids.iter().collect();
     let mut records = BTreeMap::new();
-    for (stage, r) in &result.used.records {
+    for (stage, r) in &used.records {
         let keep = max
             || final_layers.contains(&r.diff_id)
             || (*stage == target && r.diff_id == crate::solver::empty_layer());
@@ -638,8 +749,7 @@ fn exported(result: &crate::BuildResult, max: bool) -> (Vec<Record>, Vec<Memo>) 
             records.insert(r.key.clone(), r.clone());
         }
     }
-    let memos: BTreeSet<Memo> = result
-        .used
+    let memos: BTreeSet<Memo> = used
         .memos
         .iter()
         .filter(|(stage, _)| max || *stage == target)

@@ -202,7 +202,7 @@ fn run(
     };
     let plan = plan_build(&options, &resolver)?;
     for c in &cache_imports {
-        if let Some(i) = open_import(c, remote, progress)? {
+        if let Some(i) = open_import(store, c, remote, progress)? {
             options.cache_from.push(Arc::new(i));
         }
     }
@@ -486,7 +486,22 @@ fn ensure_image(
     Ok(())
 }
 
+/// `--cache-from IMAGE` of an image the store has (as docker's classic builder takes local
+/// images): its manifest and the store as the source of its inline cache. Only a name that
+/// is itself in the store counts (not an id), so a cache under a registry name is never
+/// shadowed by an unrelated local image.
+fn store_image(store: &Store, r: &str) -> Option<CacheManifest> {
+    let reference = Reference::parse(r).ok()?;
+    let image = store.resolve(&reference.to_string()).ok()?;
+    let source = cache::StoreImage {
+        store: store.clone(),
+        name: format!("{reference} (in the store)"),
+    };
+    Some((Box::new(source), image.manifest_bytes.clone()))
+}
+
 fn open_import(
+    store: &Store,
     c: &CacheImport,
     remote: &dyn Remote,
     progress: &dyn Progress,
@@ -509,13 +524,20 @@ fn open_import(
                 Ok(None)
             }
         }
-        CacheImport::Registry(r) => match remote
-            .cache_source(r)
+        CacheImport::Registry(r) => match store_image(store, r)
+            .map(|m| Ok(Some(m)))
+            .unwrap_or_else(|| remote.cache_source(r))
             .map_err(|e| BuildError::Request(e.0))?
         {
-            Some((source, manifest)) => Imported::open(source, &manifest)
-                .map(Some)
-                .map_err(|e| BuildError::Request(e.to_string())),
+            // An image without an inline cache is no error (BuildKit ignores it too).
+            Some((source, manifest)) => match Imported::open(source, &manifest) {
+                Ok(i) => Ok(Some(i)),
+                Err(e @ cache::CacheError::NoInline { .. }) => {
+                    message(progress, format!("#0 importing cache from {r}: {e}"));
+                    Ok(None)
+                }
+                Err(e) => Err(BuildError::Request(e.to_string())),
+            },
             None => {
                 message(
                     progress,

@@ -54,6 +54,10 @@ pub struct BuildOptions {
     pub cache_from: Vec<std::sync::Arc<crate::cache::Imported>>,
     /// `--add-host`, `--shm-size`, `--ulimit` for every RUN.
     pub run_extras: crate::run::RunExtras,
+    /// `--cache-to type=inline`: the image's config carries the cache records of its own
+    /// layers (mode=min) under [`crate::cache::INLINE_KEY`], so `--cache-from IMAGE` of a
+    /// pushed image can use it.
+    pub inline_cache: bool,
 }
 
 /// What a build produced.
@@ -895,6 +899,14 @@ fn commit_image(ctx: &Ctx, state: State) -> Result<Image, BuildError> {
         for (k, v) in &ctx.opts.labels {
             l.insert(k.clone(), v.clone());
         }
+    }
+    if ctx.opts.inline_cache {
+        let used = ctx.used.lock().unwrap_or_else(|p| p.into_inner());
+        let inline = crate::cache::inline(&state.diff_ids, ctx.plan.target, &used);
+        config.extra.insert(
+            crate::cache::INLINE_KEY.into(),
+            serde_json::to_value(inline).expect("cache config serializes"),
+        );
     }
     let mut layers = Vec::new();
     for d in &state.diff_ids {

@@ -141,6 +141,8 @@ pub struct BuildArgs {
 pub enum CacheSpec {
     Local(PathBuf),
     Registry(String),
+    /// `--cache-to type=inline`: the records in the image's own config.
+    Inline,
 }
 
 /// Parse `type=local,dest=DIR,mode=max` and friends; returns the place and whether
@@ -189,10 +191,15 @@ pub fn parse_cache_spec(v: &str, export: bool) -> Result<(CacheSpec, bool)> {
             ),
             max,
         )),
+        Some("inline") if export => Ok((CacheSpec::Inline, false)),
+        Some("inline") => bail!(
+            "{flag} {v}: an inline cache is read from its image: give --cache-from IMAGE \
+             (or type=registry,ref=IMAGE)"
+        ),
         Some(other) => {
-            bail!("{flag} {v}: cache type {other:?} not supported: use local or registry")
+            bail!("{flag} {v}: cache type {other:?} not supported: use local, registry or inline")
         }
-        None => bail!("{flag} {v}: give type=local or type=registry"),
+        None => bail!("{flag} {v}: give type=local, type=registry or type=inline"),
     }
 }
 
@@ -524,7 +531,8 @@ pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
     }
     options.tags = tags.clone();
     options.allow_network_host = allow_network_host(&a.allow)?;
-    let (cache_imports, cache_exports) = cache_specs(&a)?;
+    let (cache_imports, cache_exports, inline_cache) = cache_specs(&a)?;
+    options.inline_cache = inline_cache;
     let report = |store: &Writer<'_>, r: &engine::BuildResult| -> Result<(), RemoteError> {
         let report = super::size::build_report(store, r, a.report_format == "json")
             .map_err(|e| RemoteError(format!("{e:#}")))?;
@@ -1001,27 +1009,37 @@ fn allow_network_host(allow: &[String]) -> Result<bool> {
 }
 
 /// `--cache-from` and `--cache-to`, parsed (a local export directory must not be a link).
-fn cache_specs(a: &BuildArgs) -> Result<(Vec<engine::CacheImport>, Vec<engine::CacheExport>)> {
-    let place = |spec: CacheSpec| match spec {
-        CacheSpec::Local(d) => engine::CacheImport::Local(d),
-        CacheSpec::Registry(r) => engine::CacheImport::Registry(r),
-    };
+/// `--cache-from` and `--cache-to`: the imports, the exports, and whether the image carries
+/// its cache inline (`--cache-to type=inline`).
+type CacheSpecs = (Vec<engine::CacheImport>, Vec<engine::CacheExport>, bool);
+
+fn cache_specs(a: &BuildArgs) -> Result<CacheSpecs> {
     let mut imports = Vec::new();
     for v in &a.cache_from {
-        imports.push(place(parse_cache_spec(v, false)?.0));
-    }
-    let mut exports = Vec::new();
-    for v in &a.cache_to {
-        let (spec, max) = parse_cache_spec(v, true)?;
-        if let CacheSpec::Local(dir) = &spec {
-            crate::outpath::check_dir(dir, "--cache-to dest=")?;
-        }
-        exports.push(engine::CacheExport {
-            to: place(spec),
-            max,
+        imports.push(match parse_cache_spec(v, false)?.0 {
+            CacheSpec::Local(d) => engine::CacheImport::Local(d),
+            CacheSpec::Registry(r) => engine::CacheImport::Registry(r),
+            CacheSpec::Inline => unreachable!("refused by parse_cache_spec"),
         });
     }
-    Ok((imports, exports))
+    let mut exports = Vec::new();
+    let mut inline = false;
+    for v in &a.cache_to {
+        let (spec, max) = parse_cache_spec(v, true)?;
+        let to = match spec {
+            CacheSpec::Local(dir) => {
+                crate::outpath::check_dir(&dir, "--cache-to dest=")?;
+                engine::CacheImport::Local(dir)
+            }
+            CacheSpec::Registry(r) => engine::CacheImport::Registry(r),
+            CacheSpec::Inline => {
+                inline = true;
+                continue;
+            }
+        };
+        exports.push(engine::CacheExport { to, max });
+    }
+    Ok((imports, exports, inline))
 }
 
 /// The engine's exporters for `--output` (and `--push`).
@@ -1207,6 +1225,46 @@ impl engine::cache::BlobSink for RegistryCache<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cache_specs_parse_as_buildx_does() {
+        let p = |s: &str, export: bool| parse_cache_spec(s, export).map_err(|e| e.to_string());
+        assert_eq!(p("type=inline", true).unwrap(), (CacheSpec::Inline, false));
+        assert!(p("type=inline", false)
+            .unwrap_err()
+            .contains("give --cache-from IMAGE"));
+        assert_eq!(
+            p("reg.example/app:cache", false).unwrap(),
+            (CacheSpec::Registry("reg.example/app:cache".into()), false)
+        );
+        assert_eq!(
+            p("type=registry,ref=r/a,mode=max", true).unwrap(),
+            (CacheSpec::Registry("r/a".into()), true)
+        );
+        assert!(p("type=gha", true)
+            .unwrap_err()
+            .contains("use local, registry or inline"));
+    }
+
+    #[test]
+    fn build_contexts_parse_as_buildx_does() {
+        let p = |s: &str| parse_build_context(s).map_err(|e| e.to_string());
+        assert_eq!(
+            p("base=docker-image://alpine:3").unwrap(),
+            (
+                "base".into(),
+                NamedContext::Image("docker.io/library/alpine:3".into())
+            )
+        );
+        assert_eq!(
+            p("src=../lib").unwrap(),
+            ("src".into(), NamedContext::Dir(PathBuf::from("../lib")))
+        );
+        assert!(p("x=").unwrap_err().contains("expected NAME=DIR"));
+        assert!(p("x=oci-layout://d")
+            .unwrap_err()
+            .contains("not supported yet"));
+    }
 
     #[test]
     fn output_dest_dash_is_stdout() {

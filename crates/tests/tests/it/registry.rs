@@ -1306,6 +1306,133 @@ fn docker_hub_pulls_go_through_the_mirrors_in_order() {
     );
 }
 
+/// `--cache-to type=inline`: the pushed image carries its cache in its config, so an empty
+/// store given `--cache-from IMAGE` re-runs only the steps whose layers the final image
+/// lacks (mode=min, as BuildKit's inline cache) and makes the same layers; a store that has
+/// pulled the image uses it without the registry; an image without an inline cache is
+/// said and ignored.
+#[test]
+fn inline_cache_travels_in_the_image() {
+    strata_tests::require!(Root, Busybox, Registry);
+    let mut reg = Registry::start();
+    let port = reg.port;
+    let a = Env::new();
+    let tar = a.path("busybox.tar");
+    busybox_tar(&tar);
+    let base = format!("127.0.0.1:{port}/base/busybox:1");
+    ok(&a, &["import", tar.to_str().unwrap(), &base]);
+    ok(&a, &["push", &base]);
+    let counter = crate::common::Counter::start();
+    let ctx = a.path("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("a.txt"), "a\n").unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM {base} AS build\nCOPY a.txt /a.txt\nRUN {} && cp /a.txt /out\n\
+FROM {base}\nCOPY --from=build /out /out\nRUN {} && echo done > /done\n",
+            counter.hit("build"),
+            counter.hit("final")
+        ),
+    )
+    .unwrap();
+    let app = format!("127.0.0.1:{port}/app/inline:1");
+    let ctx_s = ctx.to_str().unwrap();
+    let build = |env: &Env, from: &str| {
+        let out = strata(
+            env,
+            &[
+                "build",
+                "--network",
+                "host",
+                "--progress=plain",
+                "--cache-to",
+                "type=inline",
+                "--cache-from",
+                from,
+                "-t",
+                &app,
+                ctx_s,
+            ],
+        );
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(out.status.success(), "{err}");
+        err
+    };
+    // Store A: nothing cached anywhere (the base has no inline cache: said, not an error).
+    let err = build(&a, &base);
+    assert!(
+        err.contains("the image has no inline cache (build it with --cache-to type=inline)"),
+        "{err}"
+    );
+    assert_eq!(counter.take().len(), 2);
+    ok(&a, &["push", &app]);
+    let layers_a = inspect(&a, &app)["RootFS"].clone();
+    assert_eq!(
+        layers_a["Layers"].as_array().map(Vec::len),
+        Some(3),
+        "{layers_a}"
+    );
+    // The records are in the image config under strata's key (docker save's config file).
+    let saved = a.path("saved");
+    std::fs::create_dir_all(&saved).unwrap();
+    let archive = a.path("app.tar");
+    ok(&a, &["save", "-o", archive.to_str().unwrap(), &app]);
+    tool(
+        "tar",
+        &[
+            "-xf",
+            archive.to_str().unwrap(),
+            "-C",
+            saved.to_str().unwrap(),
+        ],
+    );
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(saved.join("manifest.json")).unwrap()).unwrap();
+    let config: Value = serde_json::from_slice(
+        &std::fs::read(saved.join(manifest[0]["Config"].as_str().unwrap())).unwrap(),
+    )
+    .unwrap();
+    let inline = &config["strata.buildcache.v1"];
+    assert_eq!(inline["version"], 1, "{config}");
+    // The final stage's four steps (FROM's base layer has no step of this build: the base
+    // image's own layer), COPY --from and RUN with layers.
+    let records = inline["records"].as_array().unwrap();
+    assert!(records.len() >= 2, "{inline}");
+    assert_eq!(inline["layers"], serde_json::json!([]), "{inline}");
+    // Store B is empty: the build stage runs (mode=min keeps only the final image's
+    // steps), the final stage is served by the image's inline records.
+    let b = Env::new();
+    let err = build(&b, &app);
+    assert!(err.contains(&format!("#0 pulled {base}")), "{err}");
+    let hits = counter.take();
+    assert_eq!(
+        hits.keys().cloned().collect::<Vec<_>>(),
+        ["build"],
+        "{hits:?}"
+    );
+    assert!(
+        err.contains("fetched 2 layers from the imported cache"),
+        "{err}"
+    );
+    // The same layers; the config differs in the memo of the re-run build stage's layers.
+    assert_eq!(inspect(&b, &app)["RootFS"], layers_a, "the same layers");
+    // Store C pulls the image, then builds with the registry gone: the store's copy serves.
+    let c = Env::new();
+    ok(&c, &["pull", &base]);
+    ok(&c, &["pull", &app]);
+    reg.stop();
+    let err = build(&c, &app);
+    let hits = counter.take();
+    assert_eq!(
+        hits.keys().cloned().collect::<Vec<_>>(),
+        ["build"],
+        "{hits:?}\n{err}"
+    );
+    assert_eq!(inspect(&c, &app)["RootFS"], layers_a);
+    ok(&c, &["fsck"]);
+}
+
 /// Builds and registries: a base image only in the registry is pulled for FROM, `--push`
 /// sends the result, and a `type=registry` cache built on store A lets an empty store B
 /// rebuild with every step CACHED (RUNs counted on 127.0.0.1), fetching only the base image
