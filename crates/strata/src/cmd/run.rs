@@ -222,6 +222,22 @@ pub fn run(store: Result<Store>, a: RunArgs) -> Result<ExitCode> {
         init: a.init,
         publish_all: a.publish_all,
     };
+    if !a.detach {
+        // A foreground run is not supervised (the CLI itself waits on it): what only the
+        // supervisor does is said, not silently dropped.
+        if spec.restart.as_deref().is_some_and(|r| r != "no") {
+            eprintln!(
+                "warning: --restart applies to detached containers in strata (run -d); \
+                 this foreground run is not restarted"
+            );
+        }
+        if spec.health.cmd.is_some() {
+            eprintln!(
+                "warning: health checks run for detached containers in strata (run -d); \
+                 this foreground run is not probed"
+            );
+        }
+    }
     let result = if a.detach {
         runtime::create(&store, &spec).and_then(|c| {
             c.start(supervisor(&store, c.id()))?;

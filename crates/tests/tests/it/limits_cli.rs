@@ -283,6 +283,36 @@ fn healthcheck_goes_unhealthy_then_healthy() {
     assert!(!j.contains("\"Health\""), "{j}");
 }
 
+/// A foreground run is not supervised: `--restart` and `--health-cmd` there are said to
+/// apply to detached containers, not silently dropped; the run itself goes on.
+#[test]
+fn foreground_run_says_restart_and_health_need_detach() {
+    strata_tests::require!(Root, Busybox);
+    let env = setup();
+    let o = env.run(&[
+        "run",
+        "--restart",
+        "on-failure:2",
+        "--health-cmd",
+        "true",
+        "busybox:local",
+        "sh",
+        "-c",
+        "echo ran; exit 3",
+    ]);
+    assert_eq!(o.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "ran\n");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("warning: --restart applies to detached containers in strata (run -d)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("warning: health checks run for detached containers in strata (run -d)"),
+        "{err}"
+    );
+}
+
 #[test]
 fn restart_policies() {
     strata_tests::require!(Root, Busybox);
