@@ -78,6 +78,12 @@ pub struct Config {
     /// `--init`: a tiny init as pid 1, the command its child.
     #[serde(default)]
     pub init: bool,
+    /// `--stop-timeout` in seconds (`None`: docker's 10).
+    #[serde(default)]
+    pub stop_timeout: Option<i64>,
+    /// The image's labels with `--label`s over them (docker's Config.Labels).
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// `--security-opt seccomp=...`: the profile's text is kept (not its path), so the container
@@ -664,6 +670,8 @@ impl Container {
                 "Image": c.image,
                 "WorkingDir": c.cwd,
                 "StopSignal": c.stop_signal,
+                "StopTimeout": c.stop_timeout,
+                "Labels": c.labels,
             },
             "NetworkSettings": {
                 "Ports": if running { bindings(&st.ports) } else { json!({}) },
@@ -756,6 +764,8 @@ mod tests {
             healthcheck: None,
             restart: Default::default(),
             init: false,
+            stop_timeout: None,
+            labels: Default::default(),
         };
         std::fs::write(
             dir.join("config.json"),

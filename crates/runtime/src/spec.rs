@@ -17,8 +17,9 @@ pub struct Spec {
     pub image: String,
     /// The command and its arguments (replace the image's CMD; empty keeps it).
     pub command: Vec<String>,
-    /// Overwrites the image's ENTRYPOINT (`""` clears it) and drops its CMD.
-    pub entrypoint: Option<String>,
+    /// Overwrites the image's ENTRYPOINT and drops its CMD: `--entrypoint E` is `[E]`,
+    /// `--entrypoint ""` (or compose's `entrypoint: []`) is `[]`, which clears it.
+    pub entrypoint: Option<Vec<String>>,
     /// `KEY=VALUE`, or a bare `KEY`: this process's value of `KEY`, else `KEY` unset
     /// (docker's rule for `-e KEY`).
     pub env: Vec<String>,
@@ -58,6 +59,12 @@ pub struct Spec {
     pub init: bool,
     /// `-P`: publish every port the image EXPOSEs on an ephemeral host port.
     pub publish_all: bool,
+    /// `-l/--label`: the container's labels, over the image's.
+    pub labels: Vec<(String, String)>,
+    /// `--stop-signal` (default: the image's StopSignal, else SIGTERM).
+    pub stop_signal: Option<String>,
+    /// `--stop-timeout` in seconds (default 10; negative waits forever).
+    pub stop_timeout: Option<i64>,
 }
 
 /// What `prepare` gives: the container's config, its image, and holds on the volumes it
@@ -125,6 +132,9 @@ pub(crate) fn prepare(
         );
     }
     let seccomp = seccomp_opt(&a.security_opt)?;
+    if let Some(sig) = &a.stop_signal {
+        crate::signal::parse(sig).map_err(|e| anyhow::anyhow!("invalid --stop-signal: {e}"))?;
+    }
     let restart = match &a.restart {
         Some(r) => crate::restart::RestartPolicy::parse(r)?,
         None => crate::restart::RestartPolicy::default(),
@@ -172,8 +182,7 @@ pub(crate) fn prepare(
     let healthcheck = a.health.merge(cfg.healthcheck.as_ref())?;
 
     let (entrypoint, cmd) = match &a.entrypoint {
-        Some(e) if e.is_empty() => (Vec::new(), a.command.clone()),
-        Some(e) => (vec![e.clone()], a.command.clone()),
+        Some(e) => (e.clone(), a.command.clone()),
         None if a.command.is_empty() => (
             cfg.entrypoint.clone().unwrap_or_default(),
             cfg.cmd.clone().unwrap_or_default(),
@@ -246,7 +255,17 @@ pub(crate) fn prepare(
         tty: a.tty,
         ports,
         auto_remove: a.auto_remove,
-        stop_signal: cfg.stop_signal.clone().filter(|s| !s.is_empty()),
+        stop_signal: a
+            .stop_signal
+            .clone()
+            .or_else(|| cfg.stop_signal.clone())
+            .filter(|s| !s.is_empty()),
+        stop_timeout: a.stop_timeout,
+        labels: {
+            let mut l = cfg.labels.clone().unwrap_or_default();
+            l.extend(a.labels.iter().cloned());
+            l
+        },
         seccomp,
         mounts,
         extra_hosts,

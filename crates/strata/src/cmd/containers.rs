@@ -27,6 +27,97 @@ pub struct PsArgs {
     /// `table`, `json`, or a template such as `{{.ID}}\t{{.Status}}`.
     #[arg(long)]
     pub format: Option<String>,
+    /// Filter (docker's): `label=KEY[=VALUE]`, `name=`, `id=`, `status=`, `exited=`,
+    /// `ancestor=`, `health=`, `network=`; repeated keys match any, different keys all.
+    #[arg(short, long, value_name = "KEY=VALUE")]
+    pub filter: Vec<String>,
+}
+
+/// `ps --filter`s, grouped by key.
+#[derive(Default)]
+pub struct PsFilter(std::collections::BTreeMap<String, Vec<String>>);
+
+impl PsFilter {
+    pub fn parse(filters: &[String]) -> Result<PsFilter> {
+        let mut f = PsFilter::default();
+        for v in filters {
+            let (k, val) = v
+                .split_once('=')
+                .with_context(|| format!("bad format of filter (expected name=value): {v}"))?;
+            let k = k.trim().to_ascii_lowercase();
+            if !matches!(
+                k.as_str(),
+                "label" | "name" | "id" | "status" | "exited" | "ancestor" | "health" | "network"
+            ) {
+                bail!("invalid filter '{k}'");
+            }
+            if k == "status"
+                && !matches!(
+                    val,
+                    "created"
+                        | "restarting"
+                        | "running"
+                        | "removing"
+                        | "paused"
+                        | "exited"
+                        | "dead"
+                )
+            {
+                bail!(
+                    "invalid filter 'status={val}': use created, restarting, running, \
+                     removing, paused, exited or dead"
+                );
+            }
+            f.0.entry(k).or_default().push(val.to_string());
+        }
+        Ok(f)
+    }
+
+    /// A status filter lists stopped containers without `-a`, as docker's.
+    fn wants_all(&self) -> bool {
+        self.0.contains_key("status") || self.0.contains_key("exited")
+    }
+
+    pub fn matches(&self, c: &Container) -> bool {
+        let status = c.status();
+        self.0.iter().all(|(k, values)| match k.as_str() {
+            // Every label filter must hold.
+            "label" => values.iter().all(|l| match l.split_once('=') {
+                Some((k, v)) => c.config.labels.get(k).is_some_and(|x| x == v),
+                None => c.config.labels.contains_key(l),
+            }),
+            _ => values.iter().any(|v| match k.as_str() {
+                "name" => c.config.name.contains(v.trim_start_matches('/')),
+                "id" => c.config.id.starts_with(v.as_str()),
+                "status" => {
+                    let word = if c.state.restarting && status == Status::Running {
+                        "restarting"
+                    } else {
+                        status.word()
+                    };
+                    word == v
+                }
+                "exited" => matches!(status, Status::Exited(code) if code.to_string() == *v),
+                "ancestor" => {
+                    let named = |r: &str| store::Reference::parse(r).map(|r| r.to_string()).ok();
+                    let hex = v.trim_start_matches("sha256:");
+                    c.config.image == *v
+                        || named(v).is_some_and(|n| named(&c.config.image) == Some(n))
+                        || (hex.len() >= 4
+                            && c.config
+                                .image_id
+                                .trim_start_matches("sha256:")
+                                .starts_with(hex))
+                }
+                "health" => {
+                    let h = c.state.health.as_ref().map(|h| h.status.as_str());
+                    h.unwrap_or("none") == v
+                }
+                "network" => c.config.network == *v,
+                _ => false,
+            }),
+        })
+    }
 }
 
 #[derive(Args)]
@@ -138,11 +229,15 @@ fn status_text(c: &Container) -> String {
 }
 
 pub fn ps(store: &Store, a: PsArgs) -> Result<ExitCode> {
+    let filter = PsFilter::parse(&a.filter)?;
     let mut rows: Vec<Row> = Vec::new();
     let mut ids = Vec::new();
     for c in runtime::list(store)? {
         let status = c.status();
-        if !a.all && status != Status::Running {
+        if !a.all && !filter.wants_all() && status != Status::Running {
+            continue;
+        }
+        if !filter.matches(&c) {
             continue;
         }
         let id = if a.no_trunc {
@@ -175,7 +270,15 @@ pub fn ps(store: &Store, a: PsArgs) -> Result<ExitCode> {
             ("CreatedAt", created_at(Some(&c.config.created))),
             ("ID", id),
             ("Image", c.config.image.clone()),
-            ("Labels", String::new()),
+            (
+                "Labels",
+                c.config
+                    .labels
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
             ("LocalVolumes", "0".into()),
             ("Mounts", String::new()),
             ("Names", c.config.name.clone()),
@@ -261,9 +364,10 @@ fn each(names: &[String], mut f: impl FnMut(&str) -> Result<()>) -> Result<ExitC
     })
 }
 
-/// `-t`: seconds (default 10), negative for no limit.
-fn stop_timeout(time: Option<i64>) -> Option<Duration> {
-    match time {
+/// `-t`: seconds (default: the container's `--stop-timeout`, else 10), negative for no
+/// limit.
+fn stop_timeout(time: Option<i64>, c: &Container) -> Option<Duration> {
+    match time.or(c.config.stop_timeout) {
         Some(t) if t < 0 => None,
         Some(t) => Some(Duration::from_secs(t as u64)),
         None => Some(Duration::from_secs(10)),
@@ -271,9 +375,10 @@ fn stop_timeout(time: Option<i64>) -> Option<Duration> {
 }
 
 pub fn stop(store: &Store, a: StopArgs) -> Result<ExitCode> {
-    let timeout = stop_timeout(a.time);
     each(&a.containers, |name| {
-        runtime::find(store, name)?.stop(a.signal.as_deref(), timeout)
+        let mut c = runtime::find(store, name)?;
+        let timeout = stop_timeout(a.time, &c);
+        c.stop(a.signal.as_deref(), timeout)
     })
 }
 
@@ -301,9 +406,9 @@ pub fn start(store: &Store, a: StartArgs) -> Result<ExitCode> {
 
 /// `restart`: stop (as `stop -t`), then start.
 pub fn restart(store: &Store, a: RestartArgs) -> Result<ExitCode> {
-    let timeout = stop_timeout(a.time);
     each(&a.containers, |name| {
         let mut c = runtime::find(store, name)?;
+        let timeout = stop_timeout(a.time, &c);
         c.stop(a.signal.as_deref(), timeout)?;
         let supervisor = super::run::supervisor(store, c.id());
         Ok(c.start_again(supervisor)?)

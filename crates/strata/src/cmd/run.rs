@@ -135,6 +135,22 @@ pub struct RunArgs {
     /// `unless-stopped` (not after `strata stop`/`kill`).
     #[arg(long, value_name = "POLICY")]
     pub restart: Option<String>,
+    /// Set a container label (`KEY=VALUE`, or `KEY` for an empty value).
+    #[arg(short = 'l', long, value_name = "KEY=VALUE")]
+    pub label: Vec<String>,
+    /// Read labels from a file of `KEY=VALUE` lines (`#` comments).
+    #[arg(long = "label-file", value_name = "FILE")]
+    pub label_file: Vec<std::path::PathBuf>,
+    /// Signal to stop the container (default: the image's StopSignal, else SIGTERM).
+    #[arg(long = "stop-signal", value_name = "SIGNAL")]
+    pub stop_signal: Option<String>,
+    /// Seconds `stop` waits before killing the container (default 10; -1 waits forever).
+    #[arg(
+        long = "stop-timeout",
+        value_name = "SECONDS",
+        allow_negative_numbers = true
+    )]
+    pub stop_timeout: Option<i64>,
     /// Run a tiny init as the container's pid 1 (strata's own, as docker's tini): it
     /// forwards signals to the command and reaps zombies.
     #[arg(long)]
@@ -191,6 +207,26 @@ pub fn run(store: Result<Store>, a: RunArgs) -> Result<ExitCode> {
         env.extend(super::read_env_file(f)?);
     }
     env.extend(a.env.iter().cloned());
+    let mut labels = Vec::new();
+    for f in &a.label_file {
+        // docker's label files: KEY=VALUE lines taken as written (no environment lookup).
+        let text =
+            std::fs::read_to_string(f).map_err(|e| anyhow::anyhow!("open {}: {e}", f.display()))?;
+        labels.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_string),
+        );
+    }
+    labels.extend(a.label.iter().cloned());
+    let labels = labels
+        .into_iter()
+        .map(|l| match l.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => (l, String::new()),
+        })
+        .collect();
     let (resources, health) = match limits(&a) {
         Ok(v) => v,
         Err(e) => {
@@ -201,7 +237,9 @@ pub fn run(store: Result<Store>, a: RunArgs) -> Result<ExitCode> {
     let spec = runtime::Spec {
         image: a.image().to_string(),
         command: a.command().to_vec(),
-        entrypoint: a.entrypoint,
+        entrypoint: a
+            .entrypoint
+            .map(|e| if e.is_empty() { Vec::new() } else { vec![e] }),
         env,
         workdir: a.workdir,
         user: a.user,
@@ -221,6 +259,9 @@ pub fn run(store: Result<Store>, a: RunArgs) -> Result<ExitCode> {
         restart: a.restart,
         init: a.init,
         publish_all: a.publish_all,
+        labels,
+        stop_signal: a.stop_signal,
+        stop_timeout: a.stop_timeout,
     };
     if !a.detach {
         // A foreground run is not supervised (the CLI itself waits on it): what only the

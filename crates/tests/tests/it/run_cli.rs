@@ -1014,3 +1014,107 @@ fn a_killed_supervisor_is_not_up_forever() {
     });
     assert_eq!(env.ok(&["rm", &id]), format!("{id}\n"));
 }
+
+/// `run -l/--label/--label-file` over the image's LABELs (docker's Config.Labels),
+/// `--stop-signal` and `--stop-timeout` in inspect and used by `stop`, and `ps --filter`
+/// by label, name, status, exited and ancestor (a status filter lists stopped containers
+/// without `-a`).
+#[test]
+fn labels_stop_options_and_ps_filters() {
+    strata_tests::require!(Root, Busybox);
+    let env = setup();
+    let _guard = Detached(&env);
+    env.ok(&[
+        "import",
+        "--change",
+        "LABEL from.image=yes shared=image",
+        env.path("busybox.tar").to_str().unwrap(),
+        "labelled:local",
+    ]);
+    let file = env.path("labels");
+    std::fs::write(&file, "# a comment\nfrom.file=1\n\nbare\n").unwrap();
+    let a = run_d(
+        &env,
+        &[
+            "--name",
+            "alpha",
+            "-l",
+            "com.docker.compose.project=demo",
+            "--label",
+            "shared=container",
+            "--label-file",
+            file.to_str().unwrap(),
+            "--stop-signal",
+            "SIGUSR1",
+            "--stop-timeout",
+            "1",
+            "labelled:local",
+            "sh",
+            "-c",
+            // USR1 ignored: only the kill after --stop-timeout ends it.
+            "trap '' USR1 TERM; while true; do sleep 0.1; done",
+        ],
+    );
+    let b = run_d(
+        &env,
+        &["--name", "beta", "busybox:local", "sh", "-c", "exit 7"],
+    );
+    let labels: serde_json::Value =
+        serde_json::from_str(&env.ok(&["inspect", "-f", "{{json .Config.Labels}}", &a])).unwrap();
+    assert_eq!(
+        labels,
+        serde_json::json!({
+            "from.image": "yes", "shared": "container", "from.file": "1", "bare": "",
+            "com.docker.compose.project": "demo"
+        })
+    );
+    assert_eq!(
+        env.ok(&[
+            "inspect",
+            "-f",
+            "{{.Config.StopSignal}} {{.Config.StopTimeout}}",
+            &a
+        ])
+        .trim(),
+        "SIGUSR1 1"
+    );
+    let ps = |filters: &[&str]| -> Vec<String> {
+        let mut args = vec!["ps", "-q", "--no-trunc"];
+        for f in filters {
+            args.extend(["--filter", f]);
+        }
+        let mut ids: Vec<String> = env.ok(&args).lines().map(str::to_string).collect();
+        ids.sort();
+        ids
+    };
+    eventually("beta to exit", || ps(&["status=exited"]) == [b.as_str()]);
+    assert_eq!(ps(&["label=com.docker.compose.project=demo"]), [a.as_str()]);
+    assert_eq!(ps(&["label=com.docker.compose.project"]), [a.as_str()]);
+    assert!(ps(&["label=com.docker.compose.project=other"]).is_empty());
+    assert!(ps(&["label=shared=container", "label=missing"]).is_empty());
+    assert_eq!(ps(&["name=alp"]), [a.as_str()]);
+    assert_eq!(ps(&["exited=7"]), [b.as_str()]);
+    assert_eq!(ps(&["ancestor=labelled:local"]), [a.as_str()]);
+    // Two values of one key: either; without -a only running ones.
+    assert_eq!(ps(&["name=alpha", "name=beta"]), [a.as_str()]);
+    let mut both = vec![a.clone(), b.clone()];
+    both.sort();
+    assert_eq!(ps(&["status=running", "status=exited"]), both);
+    let o = env.run(&["ps", "--filter", "colour=red"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("invalid filter 'colour'"),
+        "{}",
+        stderr(&o)
+    );
+    // stop: SIGUSR1 is ignored, the kill comes after 1 s, not docker's default 10.
+    let t = std::time::Instant::now();
+    env.ok(&["stop", &a]);
+    let took = t.elapsed();
+    assert!(took >= Duration::from_millis(900), "{took:?}");
+    assert!(took < Duration::from_secs(6), "{took:?}");
+    assert_eq!(
+        env.ok(&["inspect", "-f", "{{.State.ExitCode}}", &a]).trim(),
+        "137"
+    );
+}
