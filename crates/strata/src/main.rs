@@ -12,6 +12,8 @@ mod cmd;
 mod format;
 mod outpath;
 mod progress;
+#[allow(dead_code)] // wired to `strata compose` in the next commit
+mod project;
 
 /// Daemonless, Docker-compatible builder for multi-stage Dockerfiles.
 #[derive(Parser)]

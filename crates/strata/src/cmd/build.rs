@@ -393,6 +393,63 @@ fn env_secret_files(secrets: Vec<EnvSecret>) -> Result<(Secrets, Option<tempfile
     Ok((out, Some(dir)))
 }
 
+/// The `--build-context NAME=DIR`s of `a`, made into images and named in `options`.
+fn directory_contexts(
+    store: &Store,
+    remote: &dyn engine::Remote,
+    a: &BuildArgs,
+    options: &mut engine::BuildOptions,
+) -> Result<()> {
+    for c in &a.build_context {
+        if let (name, NamedContext::Dir(dir)) = parse_build_context(c)? {
+            let id = directory_context(store, remote, &name, &dir)?;
+            options.plan.named_contexts.push((name, id));
+        }
+    }
+    Ok(())
+}
+
+/// A build as `strata compose build` runs it: `a` parsed from the service's build section
+/// as `strata build` flags, the image kept and tagged in the store (no other output),
+/// progress to `progress`. A failure is printed as `build` prints it (the step's box and
+/// its Dockerfile frame) and returned as an error naming nothing more.
+pub fn build_image(
+    store: &Store,
+    a: &BuildArgs,
+    progress: &dyn engine::Progress,
+) -> Result<engine::BuildResult> {
+    host_platform_only(&a.platform)?;
+    let mut tags = Vec::new();
+    for t in &a.tags {
+        tags.push(Reference::parse(t).map_err(anyhow::Error::msg)?);
+    }
+    let (mut options, _secrets) = options(a)?;
+    options.tags = tags;
+    options.allow_network_host = allow_network_host(&a.allow)?;
+    let (cache_imports, cache_exports, inline_cache) = cache_specs(a)?;
+    options.inline_cache = inline_cache;
+    let remote = RegistryRemote(a.registry.options());
+    directory_contexts(store, &remote, a, &mut options)?;
+    let (context, dockerfile, _) = sources(a)?;
+    let request = engine::BuildRequest {
+        context,
+        dockerfile,
+        options,
+        pull: a.pull,
+        exporters: Vec::new(),
+        cache_imports,
+        cache_exports,
+        on_built: None,
+    };
+    match engine::build(store, request, &remote, progress) {
+        Ok(r) => Ok(r),
+        Err(f) => {
+            failed(f, a.dockerfile.file.is_some(), &|| {})?;
+            bail!("the build failed")
+        }
+    }
+}
+
 /// What a `--build-context NAME=VALUE` names.
 #[derive(Debug, Clone, PartialEq)]
 enum NamedContext {
@@ -545,12 +602,7 @@ pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
         Ok(())
     };
     let remote = RegistryRemote(a.registry.options());
-    for c in &a.build_context {
-        if let (name, NamedContext::Dir(dir)) = parse_build_context(c)? {
-            let id = directory_context(store, &remote, &name, &dir)?;
-            options.plan.named_contexts.push((name, id));
-        }
-    }
+    directory_contexts(store, &remote, &a, &mut options)?;
     let (context, dockerfile, lint) = sources(&a)?;
     if let Some(code) = lint.as_ref().and_then(|l| lint_gate(store, &a, l)) {
         return Ok(code);

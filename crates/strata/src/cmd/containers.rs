@@ -201,7 +201,7 @@ fn rfc3339_age(t: Option<&str>) -> Duration {
 }
 
 /// docker's STATUS column.
-fn status_text(c: &Container) -> String {
+pub(crate) fn status_text(c: &Container) -> String {
     match c.status() {
         Status::Running if c.state.restarting => format!(
             "Restarting ({}) {} ago",

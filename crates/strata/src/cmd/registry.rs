@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use store::{Reference, Store};
 
-#[derive(Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct RegistryFlags {
     /// Allow plain http for this registry (`HOST[:PORT]`; repeatable). The loopback
     /// (127.0.0.0/8, localhost) always may; `STRATA_INSECURE_REGISTRIES` adds more.

@@ -367,7 +367,7 @@ pub fn supervise(store: &Store, id: &str) -> ExitCode {
 /// docker run's pull: an image that is not in the store is pulled first (`Unable to find
 /// image 'X' locally`, then the pull's progress, all on stderr), or always with `--pull
 /// always`; `--pull never` leaves a missing image to the runtime's error.
-fn pull_for_run(
+pub(crate) fn pull_for_run(
     store: &Store,
     image: &str,
     policy: &str,
