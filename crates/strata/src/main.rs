@@ -114,6 +114,8 @@ enum Command {
     Info(cmd::system::InfoArgs),
     /// Copy files/folders between a container and the local filesystem.
     Cp(cmd::cp::CpArgs),
+    /// Define and run multi-container applications (docker compose); `config` so far.
+    Compose(cmd::compose::ComposeArgs),
     /// Manage volumes.
     #[command(subcommand)]
     Volume(cmd::volume::VolumeCommand),
@@ -328,6 +330,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             cmd::images::prune(&open()?, a, false)
         }
         Command::Volume(c) => cmd::volume::run(&open()?, c),
+        Command::Compose(a) => cmd::compose::run(a),
         Command::Cp(a) => cmd::cp::cp(&open()?, a),
         Command::Fsck => cmd::images::fsck(&open()?),
         Command::Version(a) => cmd::system::version(a),

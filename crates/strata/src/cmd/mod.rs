@@ -1,5 +1,6 @@
 pub mod build;
 pub mod check;
+pub mod compose;
 pub mod containers;
 pub mod cp;
 pub mod debug;

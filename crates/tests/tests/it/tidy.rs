@@ -27,6 +27,7 @@ const LAYERS: &[&str] = &[
     "registry",
     ENGINE,
     RUNTIME,
+    "compose",
     CLI,
 ];
 
@@ -36,7 +37,7 @@ const NOT_LAYERS: &[&str] = &["tests"];
 /// Crates that do I/O: `dockerfile` and `plan` depend on none of them; `check` on none but
 /// `context`, whose pure pattern matcher it uses.
 const IO_CRATES: &[&str] = &[
-    "store", "layer", "exec", "context", "archive", "registry", ENGINE, RUNTIME, CLI,
+    "store", "layer", "exec", "context", "archive", "registry", ENGINE, RUNTIME, "compose", CLI,
 ];
 
 /// Crates that know Dockerfiles: the store depends on none of them.
