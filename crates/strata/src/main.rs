@@ -115,6 +115,9 @@ enum Command {
     /// Manage volumes.
     #[command(subcommand)]
     Volume(cmd::volume::VolumeCommand),
+    /// Manage networks (user-defined bridges: members reach each other by name).
+    #[command(subcommand)]
+    Network(cmd::network::NetworkCommand),
     /// Manage images (docker's `image` namespace: the image commands under other names).
     #[command(subcommand)]
     Image(ImageCommand),
@@ -326,6 +329,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             cmd::images::prune(&open()?, a, false)
         }
         Command::Volume(c) => cmd::volume::run(&open()?, c),
+        Command::Network(c) => cmd::network::run(&open()?, c),
         Command::Cp(a) => cmd::cp::cp(&open()?, a),
         Command::Fsck => cmd::images::fsck(&open()?),
         Command::Version(a) => cmd::system::version(a),
