@@ -592,6 +592,9 @@ impl Container {
         {
             let _ = cg.remove();
         }
+        // Its endpoints are released by its supervisor, or, when that was killed, here (the
+        // other members' hosts files forget it now rather than at the next attach).
+        let _ = crate::network::release(&self.store_root, &self.config);
         Containers::new(&self.store_root)?.remove(&self.config.id)
     }
 

@@ -624,17 +624,19 @@ impl Networks {
                 .with_context(|| format!("no free address left on network {}", a.name))?;
             let ip = Ipv4Addr::new(PREFIX[0], PREFIX[1], n.record.index, host);
             let ifname = format!("eth{i}");
-            // An earlier run's veth may not be gone yet (the kernel destroys a namespace's
-            // devices asynchronously): deleted first, quietly.
-            let _ = ip_in(&n.netns(), format!("link del {veth}\n"));
-            ip_in(
-                &n.netns(),
-                format!(
-                    "link add {veth} type veth peer name {ifname} netns {pid}\n\
-                     link set {veth} master br0 up\n"
-                ),
-            )
-            .with_context(|| format!("connect to network {}", a.name))?;
+            let add = format!(
+                "link add {veth} type veth peer name {ifname} netns {pid}\n\
+                 link set {veth} master br0 up\n"
+            );
+            let added = ip_in(&n.netns(), add.clone()).or_else(|e| {
+                // An earlier run's veth may not be gone yet (a namespace's devices are
+                // destroyed asynchronously): deleted, then added again.
+                if !format!("{e:#}").contains("File exists") {
+                    return Err(e);
+                }
+                ip_in(&n.netns(), format!("link del {veth}\n{add}"))
+            });
+            added.with_context(|| format!("connect to network {}", a.name))?;
             container_cmds.push_str(&format!(
                 "addr add {ip}/24 dev {ifname}\nlink set {ifname} up\n"
             ));
@@ -835,6 +837,48 @@ mod tests {
         // A foreground run without a name: its hostname and aliases only.
         r.endpoints.insert("c".into(), ep("", 4, &[], "cccc"));
         assert!(render_hosts("a", "", &[&r]).ends_with("10.89.0.4\tcccc\n"));
+    }
+
+    /// Compose's calls: create-or-get by name with labels (twice: one network), the bridge
+    /// in its own namespace (not the host's), then removal leaves no mount and no file.
+    #[test]
+    fn ensure_then_remove() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipped: needs root (network namespaces, mounts)");
+            return;
+        }
+        let root = tempfile::tempdir().unwrap();
+        let nets = Networks::new(root.path()).unwrap();
+        let labels: BTreeMap<String, String> =
+            [("com.docker.compose.project".to_string(), "p".to_string())].into();
+        let (a, created) = nets.ensure("p_default", labels.clone()).unwrap();
+        assert!(created);
+        let (b, created) = nets.ensure("p_default", BTreeMap::new()).unwrap();
+        assert!(!created);
+        assert_eq!(a.record.id, b.record.id);
+        assert_eq!(b.record.labels, labels);
+        assert_eq!(b.record.subnet(), "10.89.0.0/24");
+        let mountinfo = || std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let ns = a.netns();
+        assert!(mountinfo().contains(ns.to_str().unwrap()));
+        // The bridge and its address are in the network's namespace only.
+        let host = Command::new(ip_program())
+            .args(["-o", "addr"])
+            .output()
+            .unwrap();
+        let host = String::from_utf8_lossy(&host.stdout);
+        assert!(!host.contains(&a.record.gateway().to_string()), "{host}");
+        ip_in(
+            &ns,
+            format!("addr show dev br0 to {}/32\n", a.record.gateway()),
+        )
+        .unwrap();
+        assert!(nets.create("p_default", BTreeMap::new()).is_err());
+        nets.remove("p_default").unwrap();
+        assert!(!mountinfo().contains(root.path().to_str().unwrap()));
+        assert!(nets.list().unwrap().is_empty());
+        assert!(nets.remove("p_default").is_err());
     }
 
     #[test]

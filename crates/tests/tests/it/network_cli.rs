@@ -357,6 +357,42 @@ fn network_errors_prune_and_restarts() {
     let v: serde_json::Value = serde_json::from_str(&env.ok(&["network", "inspect", "b"])).unwrap();
     assert_eq!(v[0]["Containers"], serde_json::json!({}), "{v}");
 
+    // A member whose supervisor is SIGKILLed dies with it; `rm -f` releases its endpoint and
+    // the others' hosts files forget it.
+    run_sh(
+        &env,
+        &["--name", "k1", "--network", "b", "busybox:local"],
+        "exec busybox sleep 600",
+    );
+    let k2 = run_sh(
+        &env,
+        &["--name", "k2", "--network", "b", "busybox:local"],
+        "exec busybox sleep 600",
+    );
+    assert!(env.ok(&["exec", "k1", "cat", "/etc/hosts"]).contains("k2"));
+    let state: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(env.root().join("containers").join(&k2).join("state.json")).unwrap(),
+    )
+    .unwrap();
+    let sup = state["supervisor"].as_u64().unwrap() as i32;
+    assert_eq!(
+        std::process::Command::new("kill")
+            .args(["-9", &sup.to_string()])
+            .status()
+            .unwrap()
+            .code(),
+        Some(0)
+    );
+    eventually("k2 to be dead", || {
+        env.ok(&["ps", "-a"])
+            .lines()
+            .any(|l| l.contains("Dead") && l.ends_with("k2"))
+    });
+    env.ok(&["rm", "-f", "k2"]);
+    let hosts = env.ok(&["exec", "k1", "cat", "/etc/hosts"]);
+    assert!(!hosts.contains("k2"), "{hosts}");
+    env.ok(&["rm", "-f", "k1"]);
+
     // prune: only what no container uses (b has a stopped member).
     let out = env.ok(&["network", "prune", "-f"]);
     assert_eq!(out, "Deleted Networks:\nc\n");
