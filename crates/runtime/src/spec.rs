@@ -122,7 +122,24 @@ pub(crate) fn prepare(
         }
     };
     if wanted.is_empty() && !a.network_aliases.is_empty() {
-        bail!("network-scoped aliases are only supported for user-defined networks");
+        bail!("network-scoped alias is supported only for containers in user defined networks");
+    }
+    for alias in a
+        .network_aliases
+        .iter()
+        .chain(a.extra_networks.iter().flat_map(|(_, x)| x))
+    {
+        // A name of the members' /etc/hosts files: no blank, no comment, no control.
+        let ok = alias
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+            && alias
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+        if !ok {
+            bail!("invalid network alias \"{alias}\": only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed");
+        }
     }
     for (n, aliases) in &a.extra_networks {
         if network != "private" {

@@ -310,7 +310,26 @@ fn network_errors_prune_and_restarts() {
         "true",
     ]);
     assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    let alias_only =
+        "network-scoped alias is supported only for containers in user defined networks";
+    assert!(stderr(&o).contains(alias_only), "{}", stderr(&o));
     env.ok(&["network", "create", "a"]);
+    let o = env.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "a",
+        "--network-alias",
+        "x y",
+        "busybox:local",
+        "true",
+    ]);
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("invalid network alias"),
+        "{}",
+        stderr(&o)
+    );
     let err = env.fails(&["network", "create", "a"]);
     assert!(err.contains("network with name a already exists"), "{err}");
     let err = env.fails(&["network", "create", "host"]);
