@@ -433,12 +433,34 @@ impl Networks {
         Ok((self.create_locked(name, labels, &all)?, true))
     }
 
+    /// Remove what a killed `create` or `rm` left (a directory without `network.json`, or
+    /// one renamed aside for removal), its namespace unmounted: with the lock held, nothing
+    /// else is making or removing one.
+    fn sweep_orphans_locked(&self) {
+        let Ok(rd) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            let dir = e.path();
+            let orphan = if name.starts_with(".removing-") {
+                true
+            } else {
+                !name.starts_with('.') && dir.is_dir() && !dir.join("network.json").exists()
+            };
+            if orphan {
+                remove_dir(&dir);
+            }
+        }
+    }
+
     fn create_locked(
         &self,
         name: &str,
         labels: BTreeMap<String, String>,
         all: &[Network],
     ) -> Result<Network> {
+        self.sweep_orphans_locked();
         let used: Vec<u8> = all.iter().map(|n| n.record.index).collect();
         let index = free_subnet(&used).context("no free subnet left in 10.89.0.0/16")?;
         let id = crate::container::random_id();
@@ -510,6 +532,7 @@ impl Networks {
     /// `label=` filter (`KEY` or `KEY=VALUE`); their names.
     pub fn prune(&self, labels: &[String]) -> Result<Vec<String>> {
         let _l = self.lock()?;
+        self.sweep_orphans_locked();
         let mut removed = Vec::new();
         for n in self.list()? {
             if !labels

@@ -127,7 +127,10 @@ fn ls(nets: &runtime::Networks, a: LsArgs) -> Result<ExitCode> {
         filters.push((k, v));
     }
     let mut rows: Vec<Row> = Vec::new();
-    for n in nets.list()? {
+    let mut all = nets.list()?;
+    // docker's CLI lists networks by name.
+    all.sort_by(|a, b| a.record.name.cmp(&b.record.name));
+    for n in all {
         let r = &n.record;
         let keep = filters.iter().all(|(k, val)| match *k {
             "name" => r.name.contains(val),
