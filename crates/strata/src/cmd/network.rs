@@ -180,7 +180,8 @@ fn ls(nets: &runtime::Networks, a: LsArgs) -> Result<ExitCode> {
     }
     let text = match a.format.as_deref() {
         None | Some("table") => {
-            // docker's tabwriter: each column as wide as its widest cell, 3 spaces apart.
+            // docker's tabwriter: each column as wide as its widest cell plus 3 spaces, at
+            // least 10.
             let header = ["NETWORK ID", "NAME", "DRIVER", "SCOPE"];
             let cells: Vec<[String; 4]> = rows
                 .iter()
@@ -199,8 +200,7 @@ fn ls(nets: &runtime::Networks, a: LsArgs) -> Result<ExitCode> {
                     .map(|c| c[i].len())
                     .chain([header[i].len()])
                     .max()
-                    .unwrap_or(0)
-                    + 3
+                    .map_or(10, |w| (w + 3).max(10))
             };
             let widths = [width(0), width(1), width(2)];
             let line = |c: [&str; 4]| {
