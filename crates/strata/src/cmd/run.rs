@@ -52,9 +52,10 @@ pub struct RunArgs {
     /// Network: `default` (a private namespace with a route out through slirp4netns; the
     /// host's loopback is not reachable), `none` (a private namespace with only loopback),
     /// `host` (the host's network), or a network made by `strata network create` (joined
-    /// on top of the default route out; its members reach each other by name).
+    /// on top of the default route out; its members reach each other by name). Given
+    /// again, more user-defined networks to join (`eth0`, `eth1`, ...).
     #[arg(long, default_value = "default")]
-    pub network: String,
+    pub network: Vec<String>,
     /// Add a network-scoped alias for the container (user-defined networks only).
     #[arg(long = "network-alias", value_name = "ALIAS")]
     pub network_alias: Vec<String>,
@@ -209,9 +210,14 @@ pub fn run(store: Result<Store>, a: RunArgs) -> Result<ExitCode> {
         env,
         workdir: a.workdir,
         user: a.user,
-        network: a.network,
+        network: a.network.first().cloned().unwrap_or_default(),
         network_aliases: a.network_alias,
-        extra_networks: Vec::new(),
+        extra_networks: a
+            .network
+            .iter()
+            .skip(1)
+            .map(|n| (n.clone(), Vec::new()))
+            .collect(),
         name: a.name,
         tty: a.tty,
         publish: a.publish,

@@ -412,6 +412,39 @@ fn network_errors_prune_and_restarts() {
     assert!(!hosts.contains("k2"), "{hosts}");
     env.ok(&["rm", "-f", "k1"]);
 
+    // Two networks: eth0 and eth1, and the members of both by name.
+    run_sh(
+        &env,
+        &["--name", "onc", "--network", "c", "busybox:local"],
+        "exec busybox sleep 600",
+    );
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "b",
+        "--network",
+        "c",
+        "busybox:local",
+        "sh",
+        "-c",
+        "busybox ip -o -4 addr && busybox ping -c1 -W2 onc",
+    ]);
+    assert!(
+        out.contains("eth0    inet 10.89.1.") || out.contains("eth0 inet 10.89.1."),
+        "{out}"
+    );
+    assert!(
+        out.contains("eth1    inet 10.89.0.") || out.contains("eth1 inet 10.89.0."),
+        "{out}"
+    );
+    assert!(out.contains("1 packets received"), "{out}");
+    assert_eq!(
+        env.ok(&["ps", "--format", "{{.Names}} {{.Networks}}"]),
+        "onc c\n"
+    );
+    env.ok(&["rm", "-f", "onc"]);
+
     // prune: only what no container uses (b has a stopped member).
     let out = env.ok(&["network", "prune", "-f"]);
     assert_eq!(out, "Deleted Networks:\nc\n");
