@@ -87,6 +87,32 @@ fn get(port: u16) -> String {
     out
 }
 
+/// The host's first global IPv4 address (`ip -o -4 addr`), if it has one.
+fn host_address() -> Option<String> {
+    let out = std::process::Command::new("ip")
+        .args(["-o", "-4", "addr", "show", "scope", "global"])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let word = text
+        .split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)?;
+    Some(word.split('/').next()?.to_string())
+}
+
+/// A TCP server on `ip` answering every connection with `text`: its port.
+fn serve(ip: &str, text: &'static str) -> u16 {
+    let l = std::net::TcpListener::bind((ip, 0)).unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut c in l.incoming().flatten() {
+            let _ = c.write_all(format!("{text}\n").as_bytes());
+        }
+    });
+    port
+}
+
 fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
@@ -189,6 +215,32 @@ fn members_reach_each_other_by_name_and_alias() {
     assert!(out.contains("from-one"), "{out}");
     assert!(out.contains("default via 10.0.2.2 dev tap0"), "{out}");
     assert!(out.contains("10.89.0.0/24 dev eth0"), "{out}");
+
+    // Outbound as on the default network: a service on the host's own (non-loopback)
+    // address is reachable through slirp4netns, the host's loopback is not (not through
+    // the slirp gateway, nor through the network's gateway).
+    if let Some(host_ip) = host_address() {
+        let far = serve(&host_ip, "host-service");
+        let near = serve("127.0.0.1", "host-loopback");
+        let script = format!(
+            "busybox nc -w 5 {host_ip} {far} </dev/null; echo far=$?; \
+             busybox nc -w 2 10.0.2.2 {near} </dev/null; echo gw=$?; \
+             busybox nc -w 2 10.89.0.1 {near} </dev/null; echo bridge=$?"
+        );
+        let out = env.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "app",
+            "busybox:local",
+            "sh",
+            "-c",
+            &script,
+        ]);
+        assert!(out.contains("host-service\nfar=0"), "{out}");
+        assert!(!out.contains("host-loopback"), "{out}");
+        assert!(out.contains("gw=1") && out.contains("bridge=1"), "{out}");
+    }
 
     // Not a member: no name, and the address does not lead to the service.
     let ip = serde_json::from_str::<serde_json::Value>(&env.ok(&["inspect", "one"])).unwrap()[0]
