@@ -578,14 +578,13 @@ impl Networks {
                 .map(|(id, _)| id.clone())
                 .collect();
             if !dead.is_empty() {
-                let mut cmds = String::new();
                 for id in &dead {
                     if let Some(ep) = n.record.endpoints.remove(id) {
-                        cmds.push_str(&format!("link del {}\n", ep.veth));
+                        // Gone with the container's namespace already, as a rule (one `ip`
+                        // each: a batch stops at its first error).
+                        let _ = ip_in(&n.netns(), format!("link del {}\n", ep.veth));
                     }
                 }
-                // Gone with the container's namespace already, as a rule.
-                let _ = ip_in(&n.netns(), cmds);
                 Self::save(&n)?;
                 touched.push(n.record.id.clone());
             }
