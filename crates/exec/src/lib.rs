@@ -167,7 +167,7 @@ pub use net::NetworkPool;
 pub use parent::{run, spawn, ExitStatus, Output, Running};
 pub use proto::INIT_ARG;
 pub use seccomp::{Seccomp, SeccompError, SeccompProfile, DOCKER_DEFAULT_JSON};
-pub use spec::{ExecSpec, Mount, Network, Rlimit, Rootfs, Stdio};
+pub use spec::{ExecSpec, Mount, Network, NetworkHook, Rlimit, Rootfs, Stdio};
 
 /// The default `PATH` (Docker's and BuildKit's): a process whose environment has none
 /// gets it from the init, an image whose Env has none gets it added by the engine and the

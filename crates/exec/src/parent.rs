@@ -426,6 +426,14 @@ pub fn spawn(spec: &ExecSpec) -> Result<Running> {
         // once the namespace has its route out (the helper waits for the spec).
         running.net = Some(Net::Own(Slirp::start(&Target::Pid(running.helper.id()))?));
     }
+    if let (Some(hook), true, None) = (&spec.network_hook, init.new_net, join_ns) {
+        // Still before the spec is sent: the command cannot start before this is done.
+        if let Err(e) = (hook.0)(running.helper.id()) {
+            let _ = running.kill();
+            let _ = running.wait();
+            return Err(Error::Network(e));
+        }
+    }
     handshake(running, &json, spec.tty)
 }
 

@@ -152,6 +152,22 @@ pub struct ExecSpec {
     /// `--init`: pid 1 is a tiny init (strata's own code, see `tini.rs`) that forwards
     /// signals to the command, its child, and reaps zombies.
     pub init: bool,
+    /// For a network namespace of the run's own ([`Network::Private`] without a pool, or
+    /// [`Network::None`]): called with the helper's host pid once the namespace exists (and
+    /// slirp4netns is up), before the command starts, so interfaces it adds there (a
+    /// user-defined network's veth) are up when the command runs. An error fails the start.
+    pub network_hook: Option<NetworkHook>,
+}
+
+/// A callback given the helper's host pid (`/proc/PID/ns/net` is the container's network
+/// namespace); see [`ExecSpec::network_hook`].
+#[derive(Clone)]
+pub struct NetworkHook(pub Arc<dyn Fn(u32) -> Result<(), String> + Send + Sync>);
+
+impl std::fmt::Debug for NetworkHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NetworkHook")
+    }
 }
 
 /// One `--ulimit NAME=SOFT[:HARD]`, with docker's names (`nofile`, `nproc`, `core`, ...).
@@ -253,6 +269,7 @@ impl ExecSpec {
             rlimits: Vec::new(),
             cgroups: Vec::new(),
             init: false,
+            network_hook: None,
         }
     }
 }

@@ -84,6 +84,9 @@ pub struct Config {
     /// The image's labels with `--label`s over them (docker's Config.Labels).
     #[serde(default)]
     pub labels: std::collections::BTreeMap<String, String>,
+    /// User-defined networks joined (`network` is then `private`), in order: `eth0`, ...
+    #[serde(default)]
+    pub networks: Vec<crate::network::NetworkAttach>,
 }
 
 /// `--security-opt seccomp=...`: the profile's text is kept (not its path), so the container
@@ -595,6 +598,9 @@ impl Container {
         {
             let _ = cg.remove();
         }
+        // Its endpoints are released by its supervisor, or, when that was killed, here (the
+        // other members' hosts files forget it now rather than at the next attach).
+        let _ = crate::network::release(&self.store_root, &self.config);
         Containers::new(&self.store_root)?.remove(&self.config.id)
     }
 
@@ -619,9 +625,10 @@ impl Container {
             serde_json::Value::Object(m)
         };
         let (c, st) = (&self.config, &self.state);
-        let network_mode = match c.network.as_str() {
-            "private" => "default",
-            other => other,
+        let network_mode = match (c.network.as_str(), c.networks.first()) {
+            (_, Some(n)) => n.name.as_str(),
+            ("private", None) => "default",
+            (other, None) => other,
         };
         let mut v = json!({
             "Id": c.id,
@@ -675,6 +682,7 @@ impl Container {
             },
             "NetworkSettings": {
                 "Ports": if running { bindings(&st.ports) } else { json!({}) },
+                "Networks": self.networks_json(),
             },
         });
         if let Some(h) = &c.healthcheck {
@@ -684,6 +692,36 @@ impl Container {
             v["State"]["Health"] = json!(h);
         }
         v
+    }
+}
+
+impl Container {
+    /// `NetworkSettings.Networks`: each user-defined network, with the address while the
+    /// container runs on it.
+    fn networks_json(&self) -> serde_json::Value {
+        use serde_json::json;
+        let live = if self.config.networks.is_empty() {
+            Vec::new()
+        } else {
+            crate::Networks::new(&self.store_root)
+                .map(|n| n.endpoints_of(&self.config.id))
+                .unwrap_or_default()
+        };
+        let mut m = serde_json::Map::new();
+        for a in &self.config.networks {
+            let ep = live.iter().find(|(r, _)| r.id == a.id);
+            m.insert(
+                a.name.clone(),
+                json!({
+                    "Aliases": a.aliases,
+                    "NetworkID": a.id,
+                    "IPAddress": ep.map(|(_, e)| e.ip.to_string()).unwrap_or_default(),
+                    "IPPrefixLen": if ep.is_some() { 24 } else { 0 },
+                    "Gateway": ep.map(|(r, _)| r.gateway().to_string()).unwrap_or_default(),
+                }),
+            );
+        }
+        serde_json::Value::Object(m)
     }
 }
 
@@ -766,6 +804,7 @@ mod tests {
             init: false,
             stop_timeout: None,
             labels: Default::default(),
+            networks: Vec::new(),
         };
         std::fs::write(
             dir.join("config.json"),

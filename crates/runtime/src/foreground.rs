@@ -103,6 +103,9 @@ pub fn run(store: &Store, spec: &Spec, attach: Attach) -> Result<u8, RunError> {
         exec_spec.stdout = exec::Stdio::Inherit;
         exec_spec.stderr = exec::Stdio::Inherit;
     }
+    let mut joining = crate::network::joining(&prepared.config, tmp.path());
+    joining.name = spec.name.clone().unwrap_or_default();
+    exec_spec.network_hook = crate::network::hook(store.root(), joining);
     let tty = exec_spec.tty;
     let start = || {
         exec::spawn(&exec_spec).map_err(|e| RunError {
@@ -111,6 +114,7 @@ pub fn run(store: &Store, spec: &Spec, attach: Attach) -> Result<u8, RunError> {
         })
     };
     let result = attached(tty, attach, listeners, start);
+    let released = crate::network::release(store.root(), &prepared.config);
     let spec::Prepared { config, holds, .. } = prepared;
     drop(holds);
     if spec.auto_remove {
@@ -119,6 +123,9 @@ pub fn run(store: &Store, spec: &Spec, attach: Attach) -> Result<u8, RunError> {
         if let (Err(e), Ok(_)) = (removed, &result) {
             return Err(RunError::start(e));
         }
+    }
+    if let (Err(e), Ok(_)) = (released, &result) {
+        return Err(RunError::start(e));
     }
     result
 }

@@ -9,6 +9,8 @@
 //! * [`Spec`]: what to run, in docker's terms; [`ports`]: `-p` mappings and the userspace
 //!   proxy into the container's network namespace; [`signal`]: signal names and a
 //!   pidfd-checked kill.
+//! * [`network`]: user-defined networks ([`Networks`]: create-or-get, remove, prune; a
+//!   [`Spec`] names the networks a container joins, with aliases).
 //! * [`mounts`]: `-v`, `--mount` and `--tmpfs` by docker's rules; [`volumes`]: the store's
 //!   volumes (`copyup.rs` fills a new one from the image); [`cp`]: `docker cp`.
 //!
@@ -33,6 +35,7 @@ mod foreground;
 pub mod health;
 pub mod logs;
 pub mod mounts;
+pub mod network;
 pub mod ports;
 pub mod restart;
 pub mod signal;
@@ -47,6 +50,7 @@ pub use cgroup::Resources;
 pub use container::{Config, Container, Containers, Pruned, SeccompOpt, State, Status};
 pub use foreground::{run, Attach};
 pub use health::HealthOpts;
+pub use network::{NetworkAttach, Networks};
 pub use ports::PortMap;
 pub use restart::RestartPolicy;
 pub use spec::Spec;

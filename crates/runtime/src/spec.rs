@@ -27,8 +27,14 @@ pub struct Spec {
     pub workdir: Option<String>,
     /// `name|uid[:group|gid]`.
     pub user: Option<String>,
-    /// `default` (or `private`), `none` or `host`.
+    /// `default` (or `private`), `none`, `host`, or the name (or id) of a user-defined
+    /// network ([`Networks`](crate::Networks)) to join.
     pub network: String,
+    /// `--network-alias`: more names of the container on the user-defined network
+    /// `network` (compose: the service name).
+    pub network_aliases: Vec<String>,
+    /// More user-defined networks to join, after `network`: name (or id) and aliases each.
+    pub extra_networks: Vec<(String, Vec<String>)>,
     /// The container's name (a detached container without one gets a generated name).
     pub name: Option<String>,
     /// A pseudo-terminal.
@@ -112,12 +118,64 @@ pub(crate) fn prepare(
     if let Some(h) = &a.hostname {
         check_hostname(h)?;
     }
+    let mut wanted: Vec<(&str, &[String])> = Vec::new();
     let network = match a.network.as_str() {
-        "default" | "private" => "private",
+        "default" | "private" | "" => "private",
         "none" => "none",
         "host" => "host",
-        other => bail!("network {other:?} not supported: use default, none or host"),
+        other => {
+            wanted.push((other, &a.network_aliases));
+            "private"
+        }
     };
+    if wanted.is_empty() && !a.network_aliases.is_empty() {
+        bail!("network-scoped alias is supported only for containers in user defined networks");
+    }
+    for alias in a
+        .network_aliases
+        .iter()
+        .chain(a.extra_networks.iter().flat_map(|(_, x)| x))
+    {
+        // A name of the members' /etc/hosts files: no blank, no comment, no control.
+        let ok = alias
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+            && alias
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+        if !ok {
+            bail!("invalid network alias \"{alias}\": only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed");
+        }
+    }
+    for (n, aliases) in &a.extra_networks {
+        if network != "private" {
+            bail!(
+                "container cannot be disconnected from host network or connected to host network"
+            );
+        }
+        wanted.push((n, aliases));
+    }
+    let mut networks = Vec::new();
+    if !wanted.is_empty() {
+        let nets = crate::Networks::new(store.root())?;
+        for (n, aliases) in wanted {
+            let found = nets
+                .get(n)
+                .map_err(|_| anyhow::anyhow!("network {n} not found"))?;
+            if networks
+                .iter()
+                .any(|x: &crate::NetworkAttach| x.id == found.record.id)
+            {
+                continue;
+            }
+            networks.push(crate::NetworkAttach {
+                name: found.record.name.clone(),
+                id: found.record.id.clone(),
+                aliases: aliases.to_vec(),
+            });
+        }
+    }
     let mut ports = a
         .publish
         .iter()
@@ -273,6 +331,7 @@ pub(crate) fn prepare(
         healthcheck,
         restart,
         init: a.init,
+        networks,
     };
     Ok(Prepared {
         config,
@@ -470,6 +529,21 @@ pub(crate) fn spec_of(c: &container::Config, dir: &Path) -> Result<exec::ExecSpe
     spec.seccomp = confinement.seccomp;
     spec.no_new_privs = confinement.no_new_privs;
     spec.mounts = c.mounts.iter().map(|m| m.to_exec()).collect();
+    if !c.networks.is_empty() {
+        // The runtime's own hosts file, rewritten in place as members come and go (see
+        // `network.rs`); first, so a `-v …:/etc/hosts` of the user's still wins.
+        let hosts = dir.join("hosts");
+        std::fs::write(&hosts, crate::network::hosts_base(&c.extra_hosts))
+            .with_context(|| format!("write {}", hosts.display()))?;
+        spec.mounts.insert(
+            0,
+            exec::Mount::Bind {
+                source: hosts,
+                target: PathBuf::from("/etc/hosts"),
+                readonly: false,
+            },
+        );
+    }
     spec.extra_hosts = c
         .extra_hosts
         .iter()

@@ -32,7 +32,7 @@ use store::Store;
 use crate::cgroup::{self, Cgroup};
 use crate::container::{self, Container, Containers, State, Status};
 use crate::foreground::spawn_error_code;
-use crate::{health, logs, ports, restart, spec, RunError, Spec, EXIT_START};
+use crate::{health, logs, network, ports, restart, spec, RunError, Spec, EXIT_START};
 
 /// Create a detached container (not started yet): the image resolved and its snapshots
 /// unpacked, the container rooted and its name reserved.
@@ -322,6 +322,7 @@ pub fn supervise(store_root: &Path, id: &str) -> Result<()> {
     if let Some(cg) = &cg {
         spec.cgroups = cg.dirs.clone();
     }
+    spec.network_hook = network::hook(store_root, network::joining(&c.config, &dir));
     let shared = Arc::new(Shared {
         dir: dir.clone(),
         state: Mutex::new(state),
@@ -338,6 +339,7 @@ pub fn supervise(store_root: &Path, id: &str) -> Result<()> {
         let mut running = match exec::spawn(&spec) {
             Ok(r) => r,
             Err(e) => {
+                let _ = network::release(store_root, &c.config);
                 let first = listeners.is_some();
                 let mut st = shared.state.lock().unwrap_or_else(|p| p.into_inner());
                 if first {
@@ -372,6 +374,7 @@ pub fn supervise(store_root: &Path, id: &str) -> Result<()> {
                 Err(e) => {
                     let _ = running.kill();
                     let _ = running.wait();
+                    let _ = network::release(store_root, &c.config);
                     let st = shared
                         .state
                         .lock()
@@ -430,6 +433,11 @@ pub fn supervise(store_root: &Path, id: &str) -> Result<()> {
             let _ = p.join();
         }
         drop(running);
+        // Its address freed and the other members' hosts files rewritten at once.
+        if let Err(e) = network::release(store_root, &c.config) {
+            // The supervisor's stderr is its `supervisor.log`, not a terminal.
+            eprintln!("release the container's networks: {e:#}");
+        }
         let oom_now = cg.as_ref().map_or(0, Cgroup::oom_kills);
         let oom_killed = oom_now > oom_before;
         oom_before = oom_now;

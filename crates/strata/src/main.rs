@@ -119,6 +119,9 @@ enum Command {
     /// Manage volumes.
     #[command(subcommand)]
     Volume(cmd::volume::VolumeCommand),
+    /// Manage networks (user-defined bridges: members reach each other by name).
+    #[command(subcommand)]
+    Network(cmd::network::NetworkCommand),
     /// Manage images (docker's `image` namespace: the image commands under other names).
     #[command(subcommand)]
     Image(ImageCommand),
@@ -331,6 +334,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Volume(c) => cmd::volume::run(&open()?, c),
         Command::Compose(a) => cmd::compose::run(a),
+        Command::Network(c) => cmd::network::run(&open()?, c),
         Command::Cp(a) => cmd::cp::cp(&open()?, a),
         Command::Fsck => cmd::images::fsck(&open()?),
         Command::Version(a) => cmd::system::version(a),

@@ -282,7 +282,16 @@ pub fn ps(store: &Store, a: PsArgs) -> Result<ExitCode> {
             ("LocalVolumes", "0".into()),
             ("Mounts", String::new()),
             ("Names", c.config.name.clone()),
-            ("Networks", c.config.network.clone()),
+            (
+                "Networks",
+                if c.config.networks.is_empty() {
+                    c.config.network.clone()
+                } else {
+                    let names: Vec<&str> =
+                        c.config.networks.iter().map(|n| n.name.as_str()).collect();
+                    names.join(",")
+                },
+            ),
             ("Ports", ports),
             ("RunningFor", since(Some(&c.config.created))),
             ("Size", "0B".into()),

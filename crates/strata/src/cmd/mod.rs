@@ -6,6 +6,7 @@ pub mod cp;
 pub mod debug;
 pub mod exec;
 pub mod images;
+pub mod network;
 pub mod plan;
 pub mod registry;
 pub mod run;

@@ -50,10 +50,15 @@ pub struct RunArgs {
     #[arg(short, long)]
     pub user: Option<String>,
     /// Network: `default` (a private namespace with a route out through slirp4netns; the
-    /// host's loopback is not reachable), `none` (a private namespace with only loopback)
-    /// or `host` (the host's network).
+    /// host's loopback is not reachable), `none` (a private namespace with only loopback),
+    /// `host` (the host's network), or a network made by `strata network create` (joined
+    /// on top of the default route out; its members reach each other by name). Given
+    /// again, more user-defined networks to join (`eth0`, `eth1`, ...).
     #[arg(long, default_value = "default")]
-    pub network: String,
+    pub network: Vec<String>,
+    /// Add a network-scoped alias for the container (user-defined networks only).
+    #[arg(long = "network-alias", value_name = "ALIAS")]
+    pub network_alias: Vec<String>,
     /// Assign a name to the container.
     #[arg(long)]
     pub name: Option<String>,
@@ -66,7 +71,7 @@ pub struct RunArgs {
     pub detach: bool,
     /// Publish a container's TCP port on the host (`[IP:][HOST_PORT:]CONTAINER_PORT[/tcp]`,
     /// default IP 0.0.0.0; ranges `8000-8002:8000-8002`), through a userspace proxy; needs
-    /// the default network.
+    /// the default network or a user-defined one.
     #[arg(short, long, value_name = "[IP:]HOST:CONTAINER")]
     pub publish: Vec<String>,
     /// Publish every port the image EXPOSEs on an ephemeral host port (see `strata port`).
@@ -243,7 +248,14 @@ pub fn run(store: Result<Store>, a: RunArgs) -> Result<ExitCode> {
         env,
         workdir: a.workdir,
         user: a.user,
-        network: a.network,
+        network: a.network.first().cloned().unwrap_or_default(),
+        network_aliases: a.network_alias,
+        extra_networks: a
+            .network
+            .iter()
+            .skip(1)
+            .map(|n| (n.clone(), Vec::new()))
+            .collect(),
         name: a.name,
         tty: a.tty,
         publish: a.publish,
