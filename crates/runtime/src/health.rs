@@ -53,6 +53,9 @@ pub struct HealthOpts {
     pub retries: Option<i64>,
     /// `--no-healthcheck`.
     pub none: bool,
+    /// A whole test (`["CMD", ...]`, `["CMD-SHELL", "..."]`, `["NONE"]`), as compose's
+    /// `healthcheck.test` gives it; over `cmd`.
+    pub test: Option<Vec<String>>,
 }
 
 impl HealthOpts {
@@ -63,6 +66,7 @@ impl HealthOpts {
         image: Option<&serde_json::Value>,
     ) -> anyhow::Result<Option<Healthcheck>> {
         let flags_set = self.cmd.is_some()
+            || self.test.is_some()
             || self.interval.is_some()
             || self.timeout.is_some()
             || self.start_period.is_some()
@@ -92,6 +96,9 @@ impl HealthOpts {
             .unwrap_or_default();
         if let Some(c) = &self.cmd {
             h.test = vec!["CMD-SHELL".into(), c.clone()];
+        }
+        if let Some(t) = &self.test {
+            h.test = t.clone();
         }
         h.interval = self.interval.unwrap_or(h.interval);
         h.timeout = self.timeout.unwrap_or(h.timeout);
@@ -343,5 +350,11 @@ mod tests {
         let disabled = serde_json::json!({"Test": ["NONE"]});
         assert_eq!(HealthOpts::default().merge(Some(&disabled)).unwrap(), None);
         assert_eq!(HealthOpts::default().merge(None).unwrap(), None);
+        // compose's whole test, exec form.
+        let test = HealthOpts {
+            test: Some(vec!["CMD".into(), "wget".into(), "-q".into()]),
+            ..HealthOpts::default()
+        };
+        assert_eq!(test.merge(None).unwrap().unwrap().argv(), ["wget", "-q"]);
     }
 }

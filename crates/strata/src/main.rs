@@ -12,7 +12,6 @@ mod cmd;
 mod format;
 mod outpath;
 mod progress;
-#[allow(dead_code)] // wired to `strata compose` in the next commit
 mod project;
 
 /// Daemonless, Docker-compatible builder for multi-stage Dockerfiles.
@@ -333,7 +332,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             cmd::images::prune(&open()?, a, false)
         }
         Command::Volume(c) => cmd::volume::run(&open()?, c),
-        Command::Compose(a) => cmd::compose::run(a),
+        Command::Compose(a) => cmd::compose::run(a, &open),
         Command::Network(c) => cmd::network::run(&open()?, c),
         Command::Cp(a) => cmd::cp::cp(&open()?, a),
         Command::Fsck => cmd::images::fsck(&open()?),
@@ -388,6 +387,10 @@ fn needs_privileges(c: &Command) -> Option<(&'static str, u8)> {
         Command::Container(ContainerCommand::Exec(_)) => ("container exec", 125),
         Command::Container(ContainerCommand::Start(_)) => ("container start", 1),
         Command::Container(ContainerCommand::Restart(_)) => ("container restart", 1),
+        Command::Compose(cmd::compose::ComposeArgs {
+            command: cmd::compose::ComposeCommand::Ops(c),
+            ..
+        }) => (cmd::compose_ops::name(c), 1),
         _ => return None,
     })
 }

@@ -70,6 +70,8 @@ pub struct ComposeArgs {
 pub enum ComposeCommand {
     /// Parse, resolve and render the compose file in canonical format.
     Config(ConfigArgs),
+    #[command(flatten)]
+    Ops(super::compose_ops::OpsCommand),
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -105,9 +107,11 @@ pub struct ConfigArgs {
     pub service: Vec<String>,
 }
 
-pub fn run(args: ComposeArgs) -> Result<ExitCode> {
+/// `open` gives the store (`config` needs none).
+pub fn run(args: ComposeArgs, open: &dyn Fn() -> Result<store::Store>) -> Result<ExitCode> {
     match args.command {
         ComposeCommand::Config(a) => config(&args.global, a),
+        ComposeCommand::Ops(c) => super::compose_ops::run(&open()?, &args.global, c),
     }
 }
 

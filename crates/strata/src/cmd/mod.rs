@@ -1,6 +1,7 @@
 pub mod build;
 pub mod check;
 pub mod compose;
+pub mod compose_ops;
 pub mod containers;
 pub mod cp;
 pub mod debug;

@@ -350,6 +350,7 @@ fn limits(a: &RunArgs) -> Result<(runtime::Resources, runtime::HealthOpts)> {
         start_period: duration("--health-start-period", &a.health_start_period)?,
         retries: a.health_retries,
         none: a.no_healthcheck,
+        test: None,
     };
     Ok((resources, health))
 }

@@ -8,6 +8,7 @@
 
 pub mod logs;
 pub mod ops;
+pub mod plan;
 pub mod up;
 
 use std::collections::BTreeMap;
@@ -39,12 +40,13 @@ pub struct ProjectPlan {
     pub volumes: Vec<VolumePlan>,
     /// Networks the services join (created by `up`, removed by `down` unless external).
     pub networks: Vec<NetworkPlan>,
+    /// Files the plan's build flags name (`dockerfile_inline`), kept while it lives.
+    #[allow(dead_code)]
+    pub keep: Vec<std::sync::Arc<tempfile::TempDir>>,
 }
 
 #[derive(Debug, Clone)]
 pub struct VolumePlan {
-    /// The key in the compose file.
-    pub key: String,
     /// The volume's name in the store (`PROJECT_KEY` unless `name:` or external).
     pub name: String,
     pub external: bool,
@@ -53,6 +55,7 @@ pub struct VolumePlan {
 
 #[derive(Debug, Clone)]
 pub struct NetworkPlan {
+    /// The key in the compose file.
     pub key: String,
     /// `PROJECT_KEY` (`PROJECT_default` for the implicit one) unless `name:` or external.
     pub name: String,

@@ -11,10 +11,33 @@ use store::Store;
 use super::up::{say, INTERRUPTED};
 use super::{containers, is_oneoff, service_of, ProjectPlan, LABEL_NUMBER};
 
-/// The project's networks. Until containers can join user networks, services share no
-/// network: each runs in its own private namespace (reaching the outside, not each other).
-pub fn ensure_networks(_store: &Store, plan: &ProjectPlan) -> Result<()> {
-    let _ = &plan.networks;
+/// The project's networks (`PROJECT_default` and those it declares): made when missing,
+/// labelled with the project; an external one must exist.
+pub fn ensure_networks(store: &Store, plan: &ProjectPlan) -> Result<()> {
+    let networks = runtime::Networks::open(store)?;
+    for n in &plan.networks {
+        // Only the networks a service joins are made, as compose does.
+        if !plan
+            .services
+            .iter()
+            .any(|s| s.networks.iter().any(|(name, _)| name == &n.name))
+        {
+            continue;
+        }
+        if n.external {
+            networks.get(&n.name).map_err(|_| {
+                anyhow!(
+                    "network {} declared as external, but could not be found",
+                    n.name
+                )
+            })?;
+            continue;
+        }
+        let (_, created) = networks.ensure(&n.name, n.labels.clone())?;
+        if created {
+            say("Network", &n.name, "Created");
+        }
+    }
     Ok(())
 }
 
@@ -63,9 +86,6 @@ pub struct DownOptions {
     /// `--rmi local|all`.
     pub rmi: Option<String>,
     pub timeout: Option<i64>,
-    /// `--remove-orphans` (containers of the project whose service is gone: always
-    /// removed by strata, as the project is found by its label).
-    pub remove_orphans: bool,
 }
 
 /// `compose down`: stop and remove every container of the project (one-off ones too), its
@@ -125,9 +145,23 @@ pub fn default_image(plan: &ProjectPlan, service: &str) -> String {
     format!("{}-{service}", plan.name)
 }
 
-/// The project's networks, removed (not external ones).
+/// The project's networks, removed (not external ones, nor one another container still
+/// uses: said, and left).
 fn remove_networks(store: &Store, plan: &ProjectPlan) -> Result<()> {
-    let _ = (store, &plan.networks);
+    let networks = runtime::Networks::open(store)?;
+    for n in plan.networks.iter().filter(|n| !n.external) {
+        let Ok(net) = networks.get(&n.name) else {
+            continue;
+        };
+        if net.record.labels.get(super::LABEL_PROJECT) != Some(&plan.name) {
+            continue;
+        }
+        say("Network", &n.name, "Removing");
+        match networks.remove(&n.name) {
+            Ok(()) => say("Network", &n.name, "Removed"),
+            Err(e) => eprintln!("warning: network {}: {e:#}", n.name),
+        }
+    }
     Ok(())
 }
 
