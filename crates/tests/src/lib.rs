@@ -45,6 +45,9 @@ pub enum Need {
     PeersData,
     /// `python3` on PATH (the conformance normaliser imgtree.py and small helpers).
     Python3,
+    /// `node` on PATH (copied with its libraries into a test image for the compose
+    /// tutorial's Node service; Debian package nodejs).
+    Node,
 }
 
 impl Need {
@@ -60,6 +63,7 @@ impl Need {
             Need::Registry => "docker-registry",
             Need::PeersData => "the peers' rootfs tarballs",
             Need::Python3 => "python3",
+            Need::Node => "node (Debian package nodejs)",
         }
     }
 
@@ -90,6 +94,7 @@ impl Need {
                     && d.join("debian-build-rootfs.tar").is_file()
             }
             Need::Python3 => on_path("python3"),
+            Need::Node => on_path("node"),
         }
     }
 }

@@ -7,6 +7,7 @@
 //! `cargo test -p strata-tests --test it registry::`. The tidy test is [`tidy`].
 
 mod common;
+mod compose_cli;
 
 mod build_e2e;
 mod build_flags;
