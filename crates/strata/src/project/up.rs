@@ -388,6 +388,7 @@ pub fn up(store: &Store, plan: &ProjectPlan, opts: &UpOptions) -> Result<ExitCod
         &opts.registry,
         opts.quiet_build,
     )?;
+    check_ports(store, plan, &services)?;
     super::ops::ensure_networks(store, plan)?;
     ensure_volumes(store, plan)?;
     let mut started: Vec<String> = Vec::new();
@@ -406,6 +407,43 @@ pub fn up(store: &Store, plan: &ProjectPlan, opts: &UpOptions) -> Result<ExitCod
         return Ok(ExitCode::SUCCESS);
     }
     attach(store, plan, &started, opts)
+}
+
+/// Before anything is made: every fixed host port the services publish can be bound (or
+/// is the project's own already, held by a container `up` keeps); else the error names
+/// the service's port entry, as docker's `port is already allocated`.
+fn check_ports(store: &Store, plan: &ProjectPlan, services: &[&ServicePlan]) -> Result<()> {
+    let ours: Vec<(std::net::IpAddr, u16, String)> = containers(store, &plan.name)?
+        .iter()
+        .flat_map(|c| c.state.ports.clone())
+        .map(|p| (p.host_ip, p.host_port, p.proto.clone()))
+        .collect();
+    for s in services {
+        for (i, spec) in s.spec.publish.iter().enumerate() {
+            let at = format!("{}: services.{}.ports[{i}]", files(plan), s.name);
+            let maps = runtime::ports::parse_all(spec).with_context(|| at.clone())?;
+            for m in maps.into_iter().filter(|m| m.host_port != 0) {
+                if ours.iter().any(|(ip, port, proto)| {
+                    *ip == m.host_ip && *port == m.host_port && *proto == m.proto
+                }) {
+                    continue;
+                }
+                if let Err(e) = runtime::ports::bind(std::slice::from_ref(&m)) {
+                    bail!("{at}: {e:#}");
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The project's files, for messages.
+fn files(plan: &ProjectPlan) -> String {
+    plan.config_files
+        .iter()
+        .map(|f| f.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `--wait`: every container running, and healthy where it has a healthcheck.

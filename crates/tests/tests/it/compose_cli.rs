@@ -455,6 +455,19 @@ fn bad_input_starts_nothing() {
             "no-such-image-anywhere.invalid",
         ),
     ];
+    // A port in use on the host.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    let in_use = format!(
+        "services:\n  a:\n    image: busybox:local\n    command: [\"sleep\", \"100\"]\n  b:\n    image: busybox:local\n    ports: [\"127.0.0.1:{port}:80\"]\n    depends_on: [a]\n"
+    );
+    let want_port = format!(
+        "compose.yaml: services.b.ports[0]: Bind for 127.0.0.1:{port} failed: port is already allocated"
+    );
+    let cases: Vec<(&str, &str)> = cases
+        .into_iter()
+        .chain([(in_use.as_str(), want_port.as_str())])
+        .collect();
     for (text, want) in cases {
         std::fs::write(&file, text).unwrap();
         let o = compose(&env, "bad", &file, &["up", "-d"]);
