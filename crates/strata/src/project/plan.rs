@@ -102,14 +102,21 @@ fn service(
             bail!("{}: not supported by strata compose yet", at(key));
         }
     }
-    if !s.secrets.is_empty() {
-        bail!("{}: not supported by strata compose yet", at("secrets"));
-    }
     let image = s.image_name(&p.name, name);
     let build = match &s.build {
-        Some(b) => Some(build_args(name, &image, b, keep)?),
+        Some(b) => Some(build_args(p, name, &image, b, keep)?),
         None => None,
     };
+    if s.deploy
+        .as_ref()
+        .and_then(|d| d.resources.as_ref())
+        .is_some_and(|r| r.reservations.is_some())
+    {
+        eprintln!(
+            "WARN[0000] {}: reservations are not applied by strata (limits are)",
+            at("deploy.resources.reservations")
+        );
+    }
     if build.is_none() && s.image.is_none() {
         bail!("service \"{name}\" has neither an image nor a build context specified");
     }
@@ -171,6 +178,17 @@ fn service(
     let mut mounts = Vec::new();
     for v in &s.volumes {
         mounts.push(mount(p, name, v)?);
+    }
+    // Secrets: their files, read-only at /run/secrets/NAME (or the target given).
+    for (i, sec) in s.secrets.iter().enumerate() {
+        let file =
+            secret_file(p, &sec.source).with_context(|| format!("{}[{i}]", at("secrets")))?;
+        let target = match &sec.target {
+            Some(t) if t.starts_with('/') => t.clone(),
+            Some(t) => format!("/run/secrets/{t}"),
+            None => format!("/run/secrets/{}", sec.source),
+        };
+        mounts.push(format!("type=bind,source={file},target={target},readonly"));
     }
     let publish = s
         .ports
@@ -320,8 +338,24 @@ fn mount(p: &compose::Project, service: &str, v: &compose::ServiceVolume) -> Res
     Ok(parts.join(","))
 }
 
+/// The file of the top-level secret `name` (file secrets only).
+fn secret_file(p: &compose::Project, name: &str) -> Result<String> {
+    let sec = p
+        .secrets
+        .get(name)
+        .with_context(|| format!("secret {name} is not declared"))?;
+    match &sec.file {
+        Some(f) => Ok(f.clone()),
+        None => bail!(
+            "secret {name}: only file secrets are supported by strata compose yet \
+             (environment and external ones are not)"
+        ),
+    }
+}
+
 /// A service's `build:` as `strata build` flags.
 fn build_args(
+    p: &compose::Project,
     service: &str,
     image: &str,
     b: &compose::Build,
@@ -329,15 +363,55 @@ fn build_args(
 ) -> Result<Vec<String>> {
     let at = |key: &str| format!("services.{service}.build.{key}");
     for key in [
-        "secrets",
-        "ssh",
         "additional_contexts",
         "platforms",
         "shm_size",
         "extra_hosts",
+        "isolation",
     ] {
         if b.other.contains_key(key) {
             bail!("{}: not supported by strata compose yet", at(key));
+        }
+    }
+    let mut extra: Vec<String> = Vec::new();
+    // Build secrets: `--secret id=NAME,src=FILE` (the id is the target when one is given).
+    if let Some(list) = b.other.get("secrets").and_then(|v| v.as_array()) {
+        for (i, item) in list.iter().enumerate() {
+            let (source, target) = match item {
+                serde_json::Value::String(s) => (s.clone(), None),
+                serde_json::Value::Object(m) => (
+                    m.get("source")
+                        .and_then(|v| v.as_str())
+                        .unwrap_or("")
+                        .to_string(),
+                    m.get("target").and_then(|v| v.as_str()).map(str::to_string),
+                ),
+                _ => bail!("{}[{i}]: expected a name or a mapping", at("secrets")),
+            };
+            let file =
+                secret_file(p, &source).with_context(|| format!("{}[{i}]", at("secrets")))?;
+            let id = target.unwrap_or(source);
+            extra.extend(["--secret".to_string(), format!("id={id},src={file}")]);
+        }
+    }
+    // Build ssh: `default` or `ID=PATH`, as `--ssh` takes them.
+    if let Some(list) = b.other.get("ssh") {
+        let items: Vec<String> = match list {
+            serde_json::Value::Array(a) => a
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
+            serde_json::Value::Object(m) => m
+                .iter()
+                .map(|(k, v)| match v.as_str() {
+                    Some(path) if !path.is_empty() => format!("{k}={path}"),
+                    _ => k.clone(),
+                })
+                .collect(),
+            _ => bail!("{}: expected a list or a mapping", at("ssh")),
+        };
+        for i in items {
+            extra.extend(["--ssh".to_string(), i]);
         }
     }
     if b.context.contains("://") || b.context.starts_with("git@") {
@@ -394,6 +468,7 @@ fn build_args(
     if let Some(n) = &b.network {
         args.extend(["--network".to_string(), n.clone()]);
     }
+    args.extend(extra);
     args.push(context.display().to_string());
     Ok(args)
 }

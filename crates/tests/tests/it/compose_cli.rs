@@ -477,3 +477,62 @@ fn bad_input_starts_nothing() {
         assert_eq!(env.ok(&["network", "ls", "-q"]), "", "{text}");
     }
 }
+
+/// File secrets: a build secret for `RUN --mount=type=secret` and a service secret at
+/// /run/secrets/NAME (read-only); `compose run --rm` runs a one-off container of the service
+/// with a command of its own and leaves nothing.
+#[test]
+fn secrets_and_one_off_run() {
+    strata_tests::require!(Root, Busybox);
+    let env = setup();
+    let dir = env.path("sec");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("token.txt"), "s3cret").unwrap();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM busybox:local\nRUN --mount=type=secret,id=token busybox wc -c < /run/secrets/token > /built\n",
+    )
+    .unwrap();
+    let file = dir.join("compose.yaml");
+    std::fs::write(
+        &file,
+        r#"services:
+  app:
+    build:
+      context: .
+      secrets: [token]
+    secrets: [token]
+    command: ["cat", "/built", "/run/secrets/token"]
+secrets:
+  token:
+    file: ./token.txt
+"#,
+    )
+    .unwrap();
+    compose_ok(&env, "sec", &file, &["build", "-q"]);
+    let out = compose_ok(
+        &env,
+        "sec",
+        &file,
+        &[
+            "run",
+            "--rm",
+            "-T",
+            "app",
+            "sh",
+            "-c",
+            "cat /built /run/secrets/token; echo; echo x > /run/secrets/token || echo read-only",
+        ],
+    );
+    assert_eq!(out, "6\ns3cret\nread-only\n");
+    assert_eq!(env.ok(&["ps", "-aq"]), "");
+    // The secret is in no layer of the image.
+    let tar = env.path("app.tar");
+    env.ok(&["save", "-o", tar.to_str().unwrap(), "sec-app"]);
+    let bytes = std::fs::read(&tar).unwrap();
+    assert!(
+        !bytes.windows(6).any(|w| w == b"s3cret"),
+        "the secret leaked"
+    );
+    compose_ok(&env, "sec", &file, &["down"]);
+}
