@@ -536,3 +536,82 @@ secrets:
     );
     compose_ok(&env, "sec", &file, &["down"]);
 }
+
+/// `deploy.replicas`, `logs` by service with prefixes, `stop`/`start`/`restart`/`rm`,
+/// `ps -a/--services/--format json`, `images`, and a smaller scale on the next `up`.
+#[test]
+fn replicas_and_lifecycle_commands() {
+    strata_tests::require!(Root, Busybox);
+    let env = setup();
+    let dir = env.path("life");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("compose.yaml");
+    let text = |n: u32| {
+        format!(
+            "services:\n  app:\n    image: busybox:local\n    init: true\n    command: [\"sh\", \"-c\", \"echo hello from $$HOSTNAME; exec sleep 1000\"]\n    hostname: box\n    deploy: {{ replicas: {n} }}\n"
+        )
+    };
+    std::fs::write(&file, text(2)).unwrap();
+    compose_ok(&env, "life", &file, &["up", "-d"]);
+    let running = || {
+        let out = compose_ok(&env, "life", &file, &["ps", "--format", "json"]);
+        let mut names: Vec<String> = out
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                assert_eq!(v["Service"], "app");
+                v["Name"].as_str().unwrap().to_string()
+            })
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(running(), ["life-app-1", "life-app-2"]);
+    assert_eq!(
+        compose_ok(&env, "life", &file, &["ps", "--services"]),
+        "app\n"
+    );
+    eventually("both to log", || {
+        compose_ok(&env, "life", &file, &["logs", "app"])
+            .lines()
+            .count()
+            == 2
+    });
+    let logs = compose_ok(&env, "life", &file, &["logs", "app"]);
+    assert!(logs.contains("life-app-1  | hello from box\n"), "{logs}");
+    assert!(logs.contains("life-app-2  | hello from box\n"), "{logs}");
+    let bare = compose_ok(&env, "life", &file, &["logs", "--no-log-prefix"]);
+    assert_eq!(bare, "hello from box\nhello from box\n");
+    compose_ok(&env, "life", &file, &["stop", "-t", "1"]);
+    assert!(running().is_empty());
+    let all = compose_ok(&env, "life", &file, &["ps", "-a"]);
+    assert_eq!(all.matches("Exited").count(), 2, "{all}");
+    compose_ok(&env, "life", &file, &["start"]);
+    assert_eq!(running(), ["life-app-1", "life-app-2"]);
+    compose_ok(&env, "life", &file, &["restart", "-t", "1"]);
+    assert_eq!(running(), ["life-app-1", "life-app-2"]);
+    let images = compose_ok(&env, "life", &file, &["images"]);
+    assert!(images.starts_with("CONTAINER"), "{images}");
+    assert!(
+        images.contains("life-app-1") && images.contains("busybox"),
+        "{images}"
+    );
+    // One replica now: the second goes, the first is kept (same configuration).
+    std::fs::write(&file, text(1)).unwrap();
+    let o = compose(&env, "life", &file, &["up", "-d"]);
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("Container life-app-2  Removed"), "{err}");
+    assert!(err.contains("Container life-app-1  Running"), "{err}");
+    assert_eq!(running(), ["life-app-1"]);
+    // rm refuses nothing running without -s; with -s it stops and removes.
+    let o = compose(&env, "life", &file, &["rm", "-f"]);
+    assert!(
+        stderr(&o).contains("No stopped containers"),
+        "{}",
+        stderr(&o)
+    );
+    compose_ok(&env, "life", &file, &["rm", "-f", "-s"]);
+    assert_eq!(env.ok(&["ps", "-aq"]), "");
+    compose_ok(&env, "life", &file, &["down"]);
+}
