@@ -86,10 +86,74 @@ pub struct BaseImage {
     pub user: String,
 }
 
+/// What a base image's layers hold of compilers and build tools, measured
+/// (`strata/ToolchainFinalStage`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ToolchainScan {
+    /// The toolchains found ([`toolchain_of`]'s names), sorted.
+    pub tools: Vec<String>,
+    /// Bytes of their files: what a runtime base without them would not carry.
+    pub tool_bytes: u64,
+    /// Bytes of every regular file of the image's layers.
+    pub image_bytes: u64,
+}
+
+impl ToolchainScan {
+    /// Count one regular file of `size` bytes at `path` (a layer member's name).
+    pub fn add(&mut self, path: &str, size: u64) {
+        self.image_bytes += size;
+        if let Some(t) = toolchain_of(path) {
+            self.tool_bytes += size;
+            if !self.tools.iter().any(|x| x == t) {
+                self.tools.push(t.to_string());
+                self.tools.sort();
+            }
+        }
+    }
+}
+
+/// The toolchain a file of an image belongs to, by where toolchains install themselves:
+/// GCC's and LLVM's libraries and drivers, Go's and Rust's trees, a JDK's compiler and
+/// modules, Maven and Gradle.
+pub fn toolchain_of(path: &str) -> Option<&'static str> {
+    let p = path.trim_start_matches("./").trim_start_matches('/');
+    let prefixes: [(&str, &str); 9] = [
+        ("usr/lib/gcc/", "gcc"),
+        ("usr/libexec/gcc/", "gcc"),
+        ("usr/lib/llvm-", "llvm"),
+        ("usr/local/go/", "go"),
+        ("usr/local/cargo/", "rust"),
+        ("usr/local/rustup/", "rust"),
+        ("usr/share/maven/", "maven"),
+        ("opt/gradle/", "gradle"),
+        ("usr/local/lib/gradle", "gradle"),
+    ];
+    if let Some((_, t)) = prefixes.iter().find(|(pre, _)| p.starts_with(pre)) {
+        return Some(t);
+    }
+    let file = p.rsplit('/').next().unwrap_or(p);
+    if p.contains("/jmods/") || (p.contains("/bin/") && file == "javac") {
+        return Some("jdk");
+    }
+    if p.starts_with("usr/bin/")
+        && (file.starts_with("gcc")
+            || file.starts_with("g++")
+            || file.starts_with("x86_64-linux-gnu-gcc"))
+    {
+        return Some("gcc");
+    }
+    None
+}
+
 /// Answers for base images (the CLI answers from the store).
 pub trait BaseImages {
     /// The config of `reference` (as written after ARG expansion), or `None` if unknown.
     fn image(&self, reference: &str) -> Option<BaseImage>;
+    /// What the layers of `reference` hold of toolchains, or `None` when the image is not
+    /// at hand (the rule then judges by the name).
+    fn toolchain(&self, _reference: &str) -> Option<ToolchainScan> {
+        None
+    }
 }
 
 /// A provider that knows no image.

@@ -84,7 +84,7 @@ pub(crate) fn run(
         if i == target {
             root_user(stages, i, cfg, images, lint);
             dev_dependencies(st, cfg, lint);
-            toolchain(stages, i, &fcfg, lint);
+            toolchain(stages, i, &fcfg, images, lint);
         }
     }
 }
@@ -399,13 +399,47 @@ const TOOLCHAINS: &[&str] = &[
     "openjdk",
 ];
 
-/// The final stage based (directly or through its base stages) on a toolchain image.
-fn toolchain(stages: &[StageView], target: usize, cfg: &Config, lint: &mut Lint) {
+/// Bytes as docker prints image sizes (`312MB`).
+fn mb(bytes: u64) -> String {
+    if bytes >= 1_000_000_000 {
+        format!("{:.2}GB", bytes as f64 / 1e9)
+    } else {
+        format!("{:.0}MB", (bytes as f64 / 1e6).max(1.0))
+    }
+}
+
+/// The final stage based (directly or through its base stages) on a toolchain image:
+/// measured from the image's layers when it is at hand (what toolchains they hold and
+/// their size, which a runtime base would not carry), else judged by its name.
+fn toolchain(
+    stages: &[StageView],
+    target: usize,
+    cfg: &Config,
+    images: &dyn BaseImages,
+    lint: &mut Lint,
+) {
     let mut i = target;
     while let Some(p) = stages[i].parent {
         i = p;
     }
     let base = stages[i].base;
+    if let Some(scan) = images.toolchain(base) {
+        if scan.tools.is_empty() {
+            return;
+        }
+        lint.run(
+            cfg,
+            &TOOLCHAIN_FINAL_STAGE,
+            span(stages[target].from),
+            format!(
+                "The final stage is based on {base}, a full toolchain image ({}: {} of its {}, which the final image would lose): build in a stage of its own and copy the result onto a small runtime base (scratch, distroless, alpine, a -slim or -jre variant)",
+                scan.tools.join(", "),
+                mb(scan.tool_bytes),
+                mb(scan.image_bytes)
+            ),
+        );
+        return;
+    }
     let name = base.split('@').next().unwrap_or(base);
     let last = name.rsplit('/').next().unwrap_or(name);
     let (repo, tag) = last.split_once(':').unwrap_or((last, ""));

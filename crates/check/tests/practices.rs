@@ -197,6 +197,65 @@ fn toolchain_final_stage() {
     assert!(fired("FROM eclipse-temurin:21-jre\n", r).is_empty());
 }
 
+/// Images at hand: what their layers hold decides, whatever the name says.
+struct Scanned;
+
+impl BaseImages for Scanned {
+    fn image(&self, _: &str) -> Option<BaseImage> {
+        None
+    }
+    fn toolchain(&self, reference: &str) -> Option<check::ToolchainScan> {
+        let mut scan = check::ToolchainScan::default();
+        scan.add("etc/passwd", 1_000);
+        if reference.starts_with("mytools") {
+            scan.add("usr/lib/gcc/x86_64-linux-gnu/12/cc1", 30_000_000);
+            scan.add("./usr/local/go/bin/go", 12_000_000);
+            scan.add("usr/bin/gcc-12", 1_000_000);
+        }
+        Some(scan)
+    }
+}
+
+#[test]
+fn toolchain_final_stage_measured() {
+    let r = "strata/ToolchainFinalStage";
+    let fired_with = |df: &str| -> Vec<String> {
+        run_with(df, &Scanned)
+            .practices
+            .iter()
+            .map(|w| w.short())
+            .filter(|s| s.starts_with(r))
+            .collect()
+    };
+    assert_eq!(
+        fired_with("FROM mytools:1
+USER 1
+"),
+        ["strata/ToolchainFinalStage: The final stage is based on mytools:1, a full toolchain image (gcc, go: 43MB of its 43MB, which the final image would lose): build in a stage of its own and copy the result onto a small runtime base (scratch, distroless, alpine, a -slim or -jre variant) (line 1)"]
+    );
+    // A golang-named image without a toolchain in its layers: measured, not fired.
+    assert!(fired_with(
+        "FROM golang:1.22
+USER 1
+"
+    )
+    .is_empty());
+    assert_eq!(
+        check::toolchain_of("usr/lib/jvm/java-17/jmods/java.base.jmod"),
+        Some("jdk")
+    );
+    assert_eq!(
+        check::toolchain_of("opt/java/openjdk/bin/javac"),
+        Some("jdk")
+    );
+    assert_eq!(
+        check::toolchain_of("usr/local/rustup/toolchains/x/bin/rustc"),
+        Some("rust")
+    );
+    assert_eq!(check::toolchain_of("usr/bin/python3"), None);
+    assert_eq!(check::toolchain_of("usr/lib/gcc-cross"), None);
+}
+
 /// strata's rules never join BuildKit's warnings, are off unless asked for, do not count
 /// for error=true, and `check=skip` skips them by their full name.
 #[test]

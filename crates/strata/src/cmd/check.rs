@@ -64,6 +64,27 @@ impl BaseImages for StoreImages<'_> {
             user: c.config.user.clone().unwrap_or_default(),
         })
     }
+
+    /// The image's layers read as tar streams (headers only; each layer once).
+    fn toolchain(&self, reference: &str) -> Option<check::ToolchainScan> {
+        let img = self.0.resolve(reference).ok()?;
+        let mut scan = check::ToolchainScan::default();
+        for l in &img.manifest.layers {
+            let blob = self.0.open_blob(&l.digest).ok()?;
+            let mut archive = tar::Archive::new(blob);
+            for entry in archive.entries().ok()? {
+                let e = entry.ok()?;
+                if e.header().entry_type().is_file() {
+                    let path = e.path_bytes();
+                    scan.add(
+                        &String::from_utf8_lossy(&path),
+                        e.header().size().unwrap_or(0),
+                    );
+                }
+            }
+        }
+        Some(scan)
+    }
 }
 
 /// `store` is the store if one exists; base images not in it are reported, not pulled.
