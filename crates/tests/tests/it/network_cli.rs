@@ -386,6 +386,8 @@ fn network_errors_prune_and_restarts() {
     assert!(err.contains("network with name a already exists"), "{err}");
     let err = env.fails(&["network", "create", "host"]);
     assert!(err.contains("already exists"), "{err}");
+    let err = env.fails(&["network", "inspect", "zzz"]);
+    assert!(err.contains("Error: No such network: zzz"), "{err}");
     let err = env.fails(&["network", "rm", "zzz"]);
     assert!(err.contains("network zzz not found"), "{err}");
     env.ok(&["network", "rm", "-f", "zzz"]);
