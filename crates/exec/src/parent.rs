@@ -345,8 +345,14 @@ pub fn spawn(spec: &ExecSpec) -> Result<Running> {
     let (control, theirs) = UnixStream::pair().map_err(io_err("create the control socket"))?;
     // Keep the helper's end away from 0..=2 (which the Command rewires) and close-on-exec in
     // this process, so no other child inherits it; the pre_exec hook clears the flag.
-    let theirs: OwnedFd = rustix::io::fcntl_dupfd_cloexec(&theirs, 10)
-        .map_err(|e| io_err("duplicate the control socket")(e.into()))?;
+    let theirs: OwnedFd = {
+        let high = rustix::io::fcntl_dupfd_cloexec(&theirs, 10)
+            .map_err(|e| io_err("duplicate the control socket")(e.into()))?;
+        // The original must not outlive the spawn either: while this process holds any copy
+        // of the helper's end, a wait for the helper's EOF (after a failed start) never ends.
+        drop(theirs);
+        high
+    };
     let raw = theirs.as_raw_fd();
 
     // A pooled private network is joined (setns) instead of a new namespace made.

@@ -485,6 +485,46 @@ fn network_none(fx: &Fx) {
     }
 }
 
+/// `ExecSpec::network_hook` runs with the helper's pid once the namespace exists and before
+/// the command: a link it adds there is present when the command starts; its error fails
+/// the start with its words.
+fn network_hook(fx: &Fx) {
+    let (mut spec, _l) = fx.sh("ls /sys/class/net | tr '\\n' ' '");
+    spec.network = Network::None;
+    spec.network_hook = Some(exec::NetworkHook(std::sync::Arc::new(|pid| {
+        let st = Command::new("ip")
+            .args([
+                "link",
+                "add",
+                "hk0",
+                "netns",
+                &pid.to_string(),
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "hk1",
+                "netns",
+                &pid.to_string(),
+            ])
+            .status()
+            .map_err(|e| e.to_string())?;
+        if st.success() {
+            Ok(())
+        } else {
+            Err(format!("ip: {st}"))
+        }
+    })));
+    assert_eq!(stdout_ok(&spec).trim(), "hk0 hk1 lo");
+    let (mut spec, _l) = fx.sh("echo ran");
+    spec.network = Network::None;
+    spec.network_hook = Some(exec::NetworkHook(std::sync::Arc::new(|_| {
+        Err("no such network".to_string())
+    })));
+    let e = exec::run(&spec).unwrap_err().to_string();
+    assert!(e.contains("no such network"), "{e}");
+}
+
 /// Live (not zombie) slirp4netns processes whose parent is `ppid`.
 fn slirps_of(ppid: u32) -> Vec<u32> {
     let mut v = Vec::new();
@@ -1335,6 +1375,7 @@ fn main() {
         ("network_host", network_host),
         ("network_private", network_private),
         ("network_pool", network_pool),
+        ("network_hook", network_hook),
         ("bind_mounts", bind_mounts),
         ("tmpfs_mount", tmpfs_mount),
         ("devices", devices),

@@ -31,6 +31,13 @@
 //! An endpoint belongs to the container's helper process (host pid and start time): an
 //! endpoint whose process is gone (a SIGKILLed supervisor) is dropped by the next locked
 //! operation on the networks, its veth with it.
+//!
+//! For compose: [`Networks::ensure`] (create-or-get by name, with the project's labels),
+//! [`Networks::remove`] (refused while a container, running or not, names the network),
+//! and a service container joins with [`Spec::network`](crate::Spec::network) set to the
+//! network's name, [`Spec::network_aliases`](crate::Spec::network_aliases) to the service
+//! name (and [`Spec::extra_networks`](crate::Spec::extra_networks) for more networks),
+//! through [`create`](crate::create) and [`Container::start`](crate::Container::start).
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};

@@ -267,7 +267,7 @@ fn inspect(nets: &runtime::Networks, a: InspectArgs) -> Result<ExitCode> {
         None => println!("{}", pretty(&serde_json::Value::Array(out))?),
     }
     for m in &missing {
-        eprintln!("Error response from daemon: network {m} not found");
+        eprintln!("Error: No such network: {m}");
     }
     Ok(if missing.is_empty() {
         ExitCode::SUCCESS

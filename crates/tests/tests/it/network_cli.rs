@@ -386,6 +386,8 @@ fn network_errors_prune_and_restarts() {
     assert!(err.contains("network with name a already exists"), "{err}");
     let err = env.fails(&["network", "create", "host"]);
     assert!(err.contains("already exists"), "{err}");
+    let err = env.fails(&["network", "inspect", "zzz"]);
+    assert!(err.contains("Error: No such network: zzz"), "{err}");
     let err = env.fails(&["network", "rm", "zzz"]);
     assert!(err.contains("network zzz not found"), "{err}");
     env.ok(&["network", "rm", "-f", "zzz"]);
@@ -496,6 +498,45 @@ fn network_errors_prune_and_restarts() {
         "onc c\n"
     );
     env.ok(&["rm", "-f", "onc"]);
+
+    // Members started at once: distinct addresses, each listed in every hosts file.
+    let names: Vec<String> = (0..5).map(|i| format!("par{i}")).collect();
+    std::thread::scope(|s| {
+        for n in &names {
+            let env = &env;
+            s.spawn(move || {
+                run_sh(
+                    env,
+                    &["--name", n, "--network", "c", "busybox:local"],
+                    "exec busybox sleep 600",
+                )
+            });
+        }
+    });
+    let v: serde_json::Value = serde_json::from_str(&env.ok(&["network", "inspect", "c"])).unwrap();
+    let mut ips: Vec<&str> = v[0]["Containers"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|e| e["IPv4Address"].as_str().unwrap())
+        .collect();
+    ips.sort();
+    ips.dedup();
+    assert_eq!(ips.len(), 5, "{v}");
+    for n in &names {
+        let hosts = env.ok(&["exec", n, "cat", "/etc/hosts"]);
+        for other in &names {
+            assert!(hosts.contains(other.as_str()), "{n}: {hosts}");
+        }
+        assert_eq!(
+            hosts.lines().filter(|l| l.starts_with("10.89.0.")).count(),
+            5,
+            "{hosts}"
+        );
+    }
+    for n in &names {
+        env.ok(&["rm", "-f", n]);
+    }
 
     // prune: only what no container uses (b has a stopped member).
     let out = env.ok(&["network", "prune", "-f"]);

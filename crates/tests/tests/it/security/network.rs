@@ -445,3 +445,70 @@ fn a_run_step_leaves_nothing_listening_for_the_next() {
     });
     after(&canary, &env);
 }
+
+/// A user-defined network keeps the containment: its bridge and gateway live in a namespace
+/// of the network's own, so the host (here the test's namespace) gains no interface, address
+/// or route and cannot reach a member except through `-p`; a member reaches neither the
+/// host's loopback (directly, through slirp's gateway or through the network's gateway) nor
+/// its abstract sockets, and cannot change its address (no CAP_NET_ADMIN).
+#[test]
+fn a_user_defined_network_adds_no_way_into_the_host_or_out_of_the_container() {
+    strata_tests::require!(Root, Busybox);
+    let (env, canary) = setup();
+    in_test_netns(|_| {
+        let before = crate::common::tool("ip", &["-o", "addr"]);
+        env.ok(&["network", "create", "sec"]);
+        let member = env.ok(&[
+            "run", "-d", "--network", "sec", "busybox:local", "sh", "-c",
+            "busybox mkdir -p /www && echo member > /www/index.html && exec busybox httpd -f -p 8080 -h /www",
+        ]);
+        let member = member.trim();
+        // The host's view: no new address, no route to the network, no bridge.
+        assert_eq!(crate::common::tool("ip", &["-o", "addr"]), before);
+        let routes = crate::common::tool("ip", &["route"]);
+        assert!(!routes.contains("10.89."), "{routes}");
+        let links = crate::common::tool("ip", &["-o", "link"]);
+        assert!(!links.contains("br0") && !links.contains(": v"), "{links}");
+        let refused = std::net::TcpStream::connect_timeout(
+            &"10.89.0.2:8080".parse().unwrap(),
+            Duration::from_secs(2),
+        );
+        assert!(refused.is_err(), "the host reached a member");
+
+        // A member's view.
+        let (port, hits) = serve("127.0.0.1", "host-loopback\n");
+        let name = unique("abstract");
+        let _sock = abstract_socket(&name);
+        let script = format!(
+            "{}; busybox nc -w 3 10.89.0.1 {port} </dev/null; echo bridge=$?; \
+             busybox wget -qO- http://10.89.0.2:8080/; \
+             busybox ip addr add 10.89.0.9/24 dev eth0; echo addr=$?",
+            probe(port, &name)
+        );
+        let o = env.run(&[
+            "run",
+            "--rm",
+            "--network",
+            "sec",
+            "busybox:local",
+            "sh",
+            "-c",
+            &script,
+        ]);
+        let (out, err) = (stdout(&o), stderr(&o));
+        assert!(o.status.success(), "{out}{err}");
+        assert!(!out.contains("host-loopback"), "{out}");
+        assert!(out.contains("lo=1\n") && out.contains("gw=1\n"), "{out}");
+        assert!(out.contains("bridge=1\n"), "{out}");
+        assert!(out.contains("abstract=0\n"), "{out}");
+        // Its fellow member, yes; its own address, fixed.
+        assert!(out.contains("member\n"), "{out}");
+        assert!(out.contains("addr=") && !out.contains("addr=0"), "{out}");
+        assert!(err.contains("Operation not permitted"), "{err}");
+        assert_eq!(hits.load(Ordering::SeqCst), 0);
+
+        env.ok(&["rm", "-f", member]);
+        env.ok(&["network", "rm", "sec"]);
+    });
+    after(&canary, &env);
+}
