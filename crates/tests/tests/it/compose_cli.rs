@@ -133,9 +133,11 @@ volumes:
         ),
     )
     .unwrap();
-    let o = compose(&env, "trio", &file, &["up", "-d"]);
+    let o = compose(&env, "trio", &file, &["up", "-d", "--wait"]);
     let err = stderr(&o);
     assert!(o.status.success(), "{err}");
+    // --wait: every container running (healthy where it has a check) before it returned.
+    assert!(err.ends_with(" Container trio-web-1  Running\n"), "{err}");
     // db became healthy before api was created.
     let healthy = err.find("Container trio-db-1  Healthy").expect(&err);
     let api = err.find("Container trio-api-1  Creating").expect(&err);

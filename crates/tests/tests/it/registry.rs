@@ -1306,6 +1306,58 @@ fn docker_hub_pulls_go_through_the_mirrors_in_order() {
     );
 }
 
+/// `compose push` sends the built services' images to their registry; `compose pull` on
+/// another store fetches the image-only services' images (and `up` then runs them).
+#[test]
+fn compose_push_and_pull() {
+    strata_tests::require!(Root, Busybox, Registry);
+    let reg = Registry::start();
+    let port = reg.port;
+    let a = Env::new();
+    let tar = a.path("busybox.tar");
+    busybox_tar(&tar);
+    ok(&a, &["import", tar.to_str().unwrap(), "busybox:local"]);
+    let dir = a.path("proj");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM busybox:local\nRUN echo built > /marker\n",
+    )
+    .unwrap();
+    let image = format!("127.0.0.1:{port}/proj/app:1");
+    let file = dir.join("compose.yaml");
+    std::fs::write(
+        &file,
+        format!("services:\n  app:\n    build: .\n    image: {image}\n    command: [\"cat\", \"/marker\"]\n"),
+    )
+    .unwrap();
+    let f = file.to_str().unwrap();
+    ok(&a, &["compose", "-f", f, "build"]);
+    let out = strata(&a, &["compose", "-f", f, "push"]);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains(&format!("Image {image}  Pushed")), "{err}");
+    // Store B: only the image (no build section).
+    let b = Env::new();
+    let dir_b = b.path("proj");
+    std::fs::create_dir_all(&dir_b).unwrap();
+    let file_b = dir_b.join("compose.yaml");
+    std::fs::write(
+        &file_b,
+        format!("services:\n  app:\n    image: {image}\n    command: [\"cat\", \"/marker\"]\n"),
+    )
+    .unwrap();
+    let fb = file_b.to_str().unwrap();
+    let out = strata(&b, &["compose", "-f", fb, "pull"]);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains(&format!("Image {image}  Pulled")), "{err}");
+    assert_eq!(inspect(&b, &image)["Id"], inspect(&a, &image)["Id"]);
+    let out = ok(&b, &["compose", "-f", fb, "run", "--rm", "-T", "app"]);
+    assert_eq!(out, "built\n");
+    ok(&b, &["compose", "-f", fb, "down"]);
+}
+
 /// `--cache-to type=inline`: the pushed image carries its cache in its config, so an empty
 /// store given `--cache-from IMAGE` re-runs only the steps whose layers the final image
 /// lacks (mode=min, as BuildKit's inline cache) and makes the same layers; a store that has
