@@ -95,7 +95,8 @@ pub fn load(opts: &Options) -> Result<Project, Error> {
         None => std::env::current_dir()
             .map_err(|e| Error::new(ErrorKind::Io, format!("current directory: {e}")))?,
     };
-    let files = find_files(opts, &cwd)?;
+    let found = find_files(opts, &cwd)?;
+    let files: Vec<PathBuf> = found.iter().map(|(f, _)| f.clone()).collect();
     let first_dir = files[0]
         .parent()
         .map(Path::to_path_buf)
@@ -130,8 +131,8 @@ pub fn load(opts: &Options) -> Result<Project, Error> {
     let mut warnings = Vec::new();
     let mut loaded = Vec::new();
     let mut merged = json!({});
-    for path in &files {
-        let text = std::fs::read_to_string(path)
+    for (abs, path) in &found {
+        let text = std::fs::read_to_string(abs)
             .map_err(|e| Error::new(ErrorKind::Io, e.to_string()).at(Some(path), 0, 0))?;
         let mut root = yaml::parse(&text)
             .map_err(|(l, c, m)| Error::new(ErrorKind::Syntax, m).at(Some(path), l, c))?;
@@ -206,7 +207,7 @@ pub fn load(opts: &Options) -> Result<Project, Error> {
     } else if let Some(n) = env.get("COMPOSE_PROJECT_NAME").filter(|n| !n.is_empty()) {
         check_project_name(n)?
     } else if let Some(n) = top_name {
-        check_project_name(&n)?
+        check_project_name(&n).map_err(|e| locate.error(e.kind, &["name"], e.message))?
     } else {
         let dir = project_dir
             .file_name()
@@ -258,7 +259,7 @@ impl Error {
 }
 
 /// The files to read: `-f`, `COMPOSE_FILE`, or the search upward from `cwd`.
-fn find_files(opts: &Options, cwd: &Path) -> Result<Vec<PathBuf>, Error> {
+fn find_files(opts: &Options, cwd: &Path) -> Result<Vec<(PathBuf, PathBuf)>, Error> {
     if !opts.files.is_empty() {
         let files: Vec<PathBuf> = opts.files.iter().map(|f| absolute(cwd, f)).collect();
         for (f, given) in files.iter().zip(&opts.files) {
@@ -269,7 +270,7 @@ fn find_files(opts: &Options, cwd: &Path) -> Result<Vec<PathBuf>, Error> {
                 ));
             }
         }
-        return Ok(files);
+        return Ok(files.into_iter().zip(opts.files.iter().cloned()).collect());
     }
     if let Some(cf) = opts
         .environment
@@ -304,7 +305,16 @@ fn find_files(opts: &Options, cwd: &Path) -> Result<Vec<PathBuf>, Error> {
             {
                 out.push(o);
             }
-            return Ok(out);
+            return Ok(out
+                .into_iter()
+                .map(|f| {
+                    let shown = f
+                        .strip_prefix(cwd)
+                        .map(Path::to_path_buf)
+                        .unwrap_or_else(|_| f.clone());
+                    (f, shown)
+                })
+                .collect());
         }
         dir = d.parent();
     }
@@ -393,7 +403,7 @@ fn interpolate_node(
                 Err(IE::Invalid) => {
                     return Err(Error::new(
                         ErrorKind::Interpolation,
-                        format!("invalid interpolation format for {}: {s:?}; you may need to escape any $ with another $", schema::display_path(path)),
+                        format!("invalid interpolation format {s:?}; you may need to escape any $ with another $"),
                     )
                     .at(None, line, col)
                     .path(schema::display_path(path)));
@@ -423,6 +433,9 @@ fn walk<'a>(root: &'a Node, path: &[schema::PathToken]) -> Option<&'a Node> {
     let mut n = root;
     for t in path {
         n = match (t, &n.value) {
+            (schema::PathToken::Key(k), Val::Seq(items)) => items
+                .iter()
+                .find(|i| matches!(&i.value, Val::Str(s) if s == k))?,
             (schema::PathToken::Key(k), _) => n.get(k)?,
             (schema::PathToken::Index(i), Val::Seq(s)) => s.get(*i)?,
             _ => return None,
@@ -488,17 +501,32 @@ impl Locator<'_> {
             .iter()
             .map(|s| schema::PathToken::Key(s.to_string()))
             .collect();
+        self.error_at(kind, &tokens, msg)
+    }
+
+    /// As [`Locator::error`], with list indexes in the path (`services.web.volumes[1]`).
+    fn error_at(&self, kind: ErrorKind, tokens: &[schema::PathToken], msg: String) -> Error {
+        let shown = schema::display_path(tokens);
         for f in self.files.iter().rev() {
-            if walk(&f.root, &tokens).is_some() {
-                let (l, c) = key_pos(&f.root, &tokens);
-                return Error::new(kind, msg)
-                    .at(Some(&f.path), l, c)
-                    .path(path.join("."));
+            if walk(&f.root, tokens).is_some() {
+                let (l, c) = key_pos(&f.root, tokens);
+                return Error::new(kind, msg).at(Some(&f.path), l, c).path(shown);
             }
         }
         let file = self.files.first().map(|f| f.path.as_path());
-        Error::new(kind, msg).at(file, 0, 0).path(path.join("."))
+        Error::new(kind, msg).at(file, 0, 0).path(shown)
     }
+}
+
+/// `services.NAME.KEY[i]` as path tokens.
+fn item_path(service: &str, key: &str, i: usize) -> Vec<schema::PathToken> {
+    use schema::PathToken::{Index, Key};
+    vec![
+        Key("services".into()),
+        Key(service.into()),
+        Key(key.into()),
+        Index(i),
+    ]
 }
 
 struct Ctx<'a> {
@@ -728,13 +756,11 @@ fn finalise(
             if v.kind == "volume" {
                 if let Some(src) = &v.source {
                     if !volumes.contains_key(src) {
-                        let mut e = ctx.locate.error(
+                        return Err(ctx.locate.error_at(
                             ErrorKind::Invalid,
-                            &["services", sname, "volumes"],
+                            &item_path(sname, "volumes", i),
                             format!("service {sname:?} refers to undefined volume {src}: invalid compose project"),
-                        );
-                        e.path = format!("services.{sname}.volumes[{i}]");
-                        return Err(e);
+                        ));
                     }
                 }
             }
@@ -841,6 +867,15 @@ fn finalise_service(
         if !b.contains_key("dockerfile") && !b.contains_key("dockerfile_inline") {
             b.insert("dockerfile".into(), json!("Dockerfile"));
         }
+        if let Some(Value::Object(args)) = b.get_mut("args") {
+            for (k, v) in args.iter_mut() {
+                if v.is_null() {
+                    if let Some(e) = ctx.env.get(k) {
+                        *v = json!(e);
+                    }
+                }
+            }
+        }
         to_bool(b, "no_cache");
         to_bool(b, "pull");
     }
@@ -868,13 +903,15 @@ fn finalise_service(
                 }
                 Err(_) if !required => {}
                 Err(e) => {
-                    let mut err = ctx.locate.error(
+                    return Err(ctx.locate.error_at(
                         ErrorKind::EnvFile,
-                        &["services", sname, "env_file"],
-                        format!("env file {p} not found: {e}"),
-                    );
-                    err.path = format!("services.{sname}.env_file[{i}]");
-                    return Err(err);
+                        &item_path(sname, "env_file", i),
+                        if e.kind() == std::io::ErrorKind::NotFound {
+                            format!("env file {p} not found: stat {p}: no such file or directory")
+                        } else {
+                            format!("env file {p}: {e}")
+                        },
+                    ));
                 }
             }
         }
@@ -1041,9 +1078,43 @@ impl Project {
         order
     }
 
-    /// The model as JSON (`config --format json`).
+    /// The model as JSON (`config --format json`), keys in docker compose v2's order: a
+    /// service's keys in compose-go's field order (unknown keys after, by name), and the
+    /// keys of maps (environment, labels, build args, networks, ...) sorted, as Go prints maps.
     pub fn to_json_value(&self) -> Value {
-        serde_json::to_value(self).expect("the model serialises")
+        let mut v = serde_json::to_value(self).expect("the model serialises");
+        if let Some(services) = v.get_mut("services").and_then(Value::as_object_mut) {
+            for svc in services.values_mut() {
+                let Some(m) = svc.as_object_mut() else {
+                    continue;
+                };
+                for key in [
+                    "environment",
+                    "labels",
+                    "annotations",
+                    "depends_on",
+                    "networks",
+                ] {
+                    sort_value(m.get_mut(key));
+                }
+                if let Some(b) = m.get_mut("build").and_then(Value::as_object_mut) {
+                    sort_value(b.get_mut("args"));
+                    sort_value(b.get_mut("labels"));
+                    order_keys(b, BUILD_ORDER);
+                }
+                order_keys(m, SERVICE_ORDER);
+            }
+        }
+        for key in ["networks", "volumes", "secrets", "configs"] {
+            if let Some(res) = v.get_mut(key).and_then(Value::as_object_mut) {
+                for r in res.values_mut().filter_map(Value::as_object_mut) {
+                    sort_value(r.get_mut("labels"));
+                    sort_value(r.get_mut("driver_opts"));
+                }
+                sort_map(res);
+            }
+        }
+        v
     }
 
     /// The model as pretty JSON.
@@ -1062,5 +1133,146 @@ impl Project {
             .iter()
             .map(|(n, s)| s.image_name(&self.name, n))
             .collect()
+    }
+}
+
+/// compose-go's `ServiceConfig` field order (the order `docker compose config` prints).
+const SERVICE_ORDER: &[&str] = &[
+    "profiles",
+    "annotations",
+    "attach",
+    "build",
+    "develop",
+    "blkio_config",
+    "cap_add",
+    "cap_drop",
+    "cgroup_parent",
+    "cgroup",
+    "command",
+    "configs",
+    "container_name",
+    "cpu_count",
+    "cpu_percent",
+    "cpu_period",
+    "cpu_quota",
+    "cpu_rt_period",
+    "cpu_rt_runtime",
+    "cpus",
+    "cpuset",
+    "credential_spec",
+    "depends_on",
+    "deploy",
+    "device_cgroup_rules",
+    "devices",
+    "dns",
+    "dns_opt",
+    "dns_search",
+    "dockerfile",
+    "domainname",
+    "entrypoint",
+    "environment",
+    "env_file",
+    "expose",
+    "extends",
+    "external_links",
+    "extra_hosts",
+    "gpus",
+    "group_add",
+    "hostname",
+    "healthcheck",
+    "image",
+    "init",
+    "ipc",
+    "isolation",
+    "labels",
+    "label_file",
+    "links",
+    "logging",
+    "mac_address",
+    "mem_limit",
+    "mem_reservation",
+    "mem_swappiness",
+    "memswap_limit",
+    "network_mode",
+    "networks",
+    "oom_kill_disable",
+    "oom_score_adj",
+    "pid",
+    "pids_limit",
+    "platform",
+    "ports",
+    "privileged",
+    "pull_policy",
+    "read_only",
+    "restart",
+    "runtime",
+    "scale",
+    "secrets",
+    "security_opt",
+    "shm_size",
+    "stdin_open",
+    "stop_grace_period",
+    "stop_signal",
+    "storage_opt",
+    "sysctls",
+    "tmpfs",
+    "tty",
+    "ulimits",
+    "use_api_socket",
+    "user",
+    "uts",
+    "userns_mode",
+    "volumes",
+    "volumes_from",
+    "working_dir",
+];
+
+/// compose-go's `BuildConfig` field order.
+const BUILD_ORDER: &[&str] = &[
+    "context",
+    "dockerfile",
+    "dockerfile_inline",
+    "entitlements",
+    "args",
+    "ssh",
+    "labels",
+    "cache_from",
+    "cache_to",
+    "no_cache",
+    "additional_contexts",
+    "network",
+    "provenance",
+    "sbom",
+    "pull",
+    "target",
+    "shm_size",
+    "extra_hosts",
+    "isolation",
+    "privileged",
+    "secrets",
+    "tags",
+    "ulimits",
+    "platforms",
+];
+
+/// Reorders `m`: keys of `order` first in that order, the others after by name.
+fn order_keys(m: &mut serde_json::Map<String, Value>, order: &[&str]) {
+    let mut entries: Vec<(String, Value)> = std::mem::take(m).into_iter().collect();
+    entries.sort_by_key(|(k, _)| {
+        (
+            order.iter().position(|o| o == k).unwrap_or(order.len()),
+            k.clone(),
+        )
+    });
+    m.extend(entries);
+}
+
+fn sort_map(m: &mut serde_json::Map<String, Value>) {
+    order_keys(m, &[]);
+}
+
+fn sort_value(v: Option<&mut Value>) {
+    if let Some(Value::Object(m)) = v {
+        sort_map(m);
     }
 }
