@@ -45,6 +45,9 @@ pub enum Need {
     PeersData,
     /// `python3` on PATH (the conformance normaliser imgtree.py and small helpers).
     Python3,
+    /// `docker-compose` on PATH (Debian's docker-compose 1.29, the v1 Python tool; its
+    /// `config` needs no daemon).
+    DockerComposeV1,
 }
 
 impl Need {
@@ -60,6 +63,7 @@ impl Need {
             Need::Registry => "docker-registry",
             Need::PeersData => "the peers' rootfs tarballs",
             Need::Python3 => "python3",
+            Need::DockerComposeV1 => "docker-compose (apt-get install docker-compose)",
         }
     }
 
@@ -90,6 +94,7 @@ impl Need {
                     && d.join("debian-build-rootfs.tar").is_file()
             }
             Need::Python3 => on_path("python3"),
+            Need::DockerComposeV1 => on_path("docker-compose"),
         }
     }
 }

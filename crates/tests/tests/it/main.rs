@@ -14,6 +14,8 @@ mod buildkit_cases;
 mod cache_io;
 mod check_cli;
 mod compat_buildkit;
+mod compose_cli;
+mod compose_v1;
 mod cp_cli;
 mod docker_cli;
 mod exec_cli;
