@@ -129,6 +129,23 @@ pub fn load(opts: &Options) -> Result<Project, Error> {
     env.extend(opts.environment.iter().map(|(k, v)| (k.clone(), v.clone())));
 
     let mut warnings = Vec::new();
+    if opts.files.is_empty() && !opts.environment.contains_key("COMPOSE_FILE") {
+        // docker compose v2 warns when a directory has more than one candidate.
+        let dir = files[0].parent().unwrap_or(Path::new("/"));
+        let candidates: Vec<String> = DEFAULT_FILES
+            .iter()
+            .map(|n| dir.join(n))
+            .filter(|p| p.is_file())
+            .map(|p| p.display().to_string())
+            .collect();
+        if candidates.len() > 1 {
+            warnings.push(format!(
+                "Found multiple config files with supported names: {}",
+                candidates.join(", ")
+            ));
+            warnings.push(format!("Using {}", candidates[0]));
+        }
+    }
     let mut loaded = Vec::new();
     let mut merged = json!({});
     for (abs, path) in &found {
@@ -247,6 +264,7 @@ pub fn load(opts: &Options) -> Result<Project, Error> {
     let mut project = finalise(merged, &name, &profiles, &opts.services, &ctx)?;
     project.working_dir = project_dir;
     project.files = files;
+    warnings.append(&mut project.warnings);
     project.warnings = warnings;
     Ok(project)
 }
@@ -649,12 +667,16 @@ fn finalise(
     svc_out.sort_by(|a, b| a.0.cmp(&b.0));
 
     // depends_on: known services, no cycle.
+    let mut dropped = Vec::new();
     let known: BTreeSet<String> = svc_out.iter().map(|(n, _)| n.clone()).collect();
     for (sname, svc) in &mut svc_out {
         let mut drop = Vec::new();
         for (dep, d) in &svc.depends_on {
             if !known.contains(dep) {
                 if !d.required {
+                    dropped.push(format!(
+                        "service {sname:?} depends on undefined service {dep:?}, which is not required: ignored"
+                    ));
                     drop.push(dep.clone());
                     continue;
                 }
@@ -796,6 +818,7 @@ fn finalise(
         secrets,
         other,
         all_profiles: all_profiles.into_iter().collect(),
+        warnings: dropped,
         ..Project::default()
     })
 }

@@ -82,3 +82,76 @@ fn project_name_normalisation() {
     assert_eq!(compose::normalize_project_name("My_App.v2"), "my_appv2");
     assert_eq!(compose::normalize_project_name("-_Foo Bar"), "foobar");
 }
+
+#[test]
+fn yaml_output_reads_back_as_the_same_model() {
+    // Every golden project, plus strings that YAML would read as something else unquoted.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let mut names: Vec<String> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    for name in names {
+        if name == "discovery-name" {
+            continue; // needs its `cwd`
+        }
+        let p = load_env(&name);
+        let back: serde_json::Value = serde_saphyr::from_str(&p.to_yaml()).unwrap();
+        assert_eq!(back, p.to_json_value(), "{name}");
+    }
+    let tricky = [
+        "yes", "no", "on", "off", "y", "n", "true", "null", "~", "", "1.0", "0x1F", "1e3", "0o7",
+        "010", "- x", "a: b", "#c", "*x", "&y", "!t", "'q'", "\"d\"", "%x", "@x", "`x", "x #y",
+        " lead", "trail ", "a\nb", "tab\tx", "{x}", "[x]", "1:30", ".inf", "-.nan",
+    ];
+    let mut p = compose::Project {
+        name: "t".into(),
+        ..Default::default()
+    };
+    let mut svc = compose::Service::default();
+    for (i, t) in tricky.iter().enumerate() {
+        svc.environment.insert(format!("K{i}"), Some(t.to_string()));
+    }
+    p.services.insert("s".into(), svc);
+    let back: serde_json::Value = serde_saphyr::from_str(&p.to_yaml()).unwrap();
+    assert_eq!(back, p.to_json_value());
+}
+
+fn load_env(case: &str) -> compose::Project {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(case);
+    let mut env: std::collections::BTreeMap<String, String> =
+        [("HOME".to_string(), "/home/user".to_string())].into();
+    if let Ok(text) = std::fs::read_to_string(dir.join("env")) {
+        for l in text.lines().filter_map(|l| l.split_once('=')) {
+            env.insert(l.0.into(), l.1.replace("$CASE", dir.to_str().unwrap()));
+        }
+    }
+    let mut files = Vec::new();
+    let mut profiles = Vec::new();
+    let mut env_files = Vec::new();
+    let mut services = Vec::new();
+    if let Ok(text) = std::fs::read_to_string(dir.join("args")) {
+        for l in text.lines().filter_map(|l| l.split_once(' ')) {
+            match l.0 {
+                "-f" => files.push(PathBuf::from(l.1)),
+                "--profile" => profiles.push(l.1.to_string()),
+                "--env-file" => env_files.push(PathBuf::from(l.1)),
+                "service" => services.push(l.1.to_string()),
+                _ => {}
+            }
+        }
+    }
+    compose::load(&compose::Options {
+        files,
+        profiles,
+        env_files,
+        services,
+        environment: env,
+        working_dir: Some(dir),
+        ..Default::default()
+    })
+    .unwrap()
+}
