@@ -6,7 +6,7 @@
 //!   → YAML (serde-saphyr; anchors, `<<`; every node keeps its line and column)
 //!   → interpolate each file (`${VAR:-x}` ..., `.env` / --env-file under the process env)
 //!   → validate each file against the Compose Specification's JSON schema (boon)
-//!   → canonicalise (short syntax to long) → merge in order (compose-spec merge rules)
+//!   → canonicalise (short syntax to long) → `extends` → merge in order (compose-spec rules)
 //!   → profiles → resolve paths, env_file, defaults → typed [`Project`] → depends_on checks
 //! ```
 //!
@@ -149,63 +149,9 @@ pub fn load(opts: &Options) -> Result<Project, Error> {
     let mut loaded = Vec::new();
     let mut merged = json!({});
     for (abs, path) in &found {
-        let text = std::fs::read_to_string(abs)
-            .map_err(|e| Error::new(ErrorKind::Io, e.to_string()).at(Some(path), 0, 0))?;
-        let mut root = yaml::parse(&text)
-            .map_err(|(l, c, m)| Error::new(ErrorKind::Syntax, m).at(Some(path), l, c))?;
-        if !matches!(root.value, Val::Map(_)) {
-            return Err(
-                Error::new(ErrorKind::Schema, "top-level object must be a mapping").at(
-                    Some(path),
-                    root.line,
-                    root.col,
-                ),
-            );
-        }
-        let mut unset = Vec::new();
-        interpolate_node(&mut root, &mut Vec::new(), &env, &mut unset)
-            .map_err(|e| e.at_file(path))?;
-        for v in unset {
-            let w = format!("The \"{v}\" variable is not set. Defaulting to a blank string.");
-            if !warnings.contains(&w) {
-                warnings.push(w);
-            }
-        }
-        if root.get("version").is_some() {
-            warnings.push(format!(
-                "{}: the attribute `version` is obsolete, it will be ignored, please remove it to avoid potential confusion",
-                path.display()
-            ));
-        }
-        let mut doc = root.to_json();
-        if let Err(v) = schema::validate(&doc) {
-            let mut p = v.path.clone();
-            let (line, col) = match &v.key {
-                Some(k) => {
-                    p.push(schema::PathToken::Key(k.clone()));
-                    key_pos(&root, &p)
-                }
-                None => node_pos(&root, &p),
-            };
-            let mut msg = v.message.clone();
-            if let Some(k) = &v.key {
-                if let Some(s) = suggest(&root, &v.path, k) {
-                    msg.push_str(&format!(" — did you mean {s}?"));
-                }
-            }
-            return Err(Error::new(ErrorKind::Schema, msg)
-                .at(Some(path), line, col)
-                .path(schema::display_path(&p)));
-        }
-        canon::canonical(&mut doc).map_err(|(p, m)| {
-            let (l, c) = node_pos(&root, &p);
-            Error::new(ErrorKind::Invalid, m)
-                .at(Some(path), l, c)
-                .path(schema::display_path(&p))
-        })?;
-        if let Some(o) = doc.as_object_mut() {
-            o.remove("version");
-        }
+        let (root, mut doc) = read_doc(abs, path, &env, &mut warnings)?;
+        let dir = abs.parent().unwrap_or(Path::new("/"));
+        apply_extends(&mut doc, &root, abs, path, dir, &env, &mut warnings)?;
         merge::merge_docs(&mut merged, doc);
         loaded.push(Loaded {
             path: path.clone(),
@@ -267,6 +213,239 @@ pub fn load(opts: &Options) -> Result<Project, Error> {
     warnings.append(&mut project.warnings);
     project.warnings = warnings;
     Ok(project)
+}
+
+/// One file read, interpolated, checked against the schema and made canonical; `shown` is
+/// the name errors and warnings use.
+fn read_doc(
+    abs: &Path,
+    path: &Path,
+    env: &BTreeMap<String, String>,
+    warnings: &mut Vec<String>,
+) -> Result<(Node, Value), Error> {
+    let text = std::fs::read_to_string(abs)
+        .map_err(|e| Error::new(ErrorKind::Io, e.to_string()).at(Some(path), 0, 0))?;
+    let mut root = yaml::parse(&text)
+        .map_err(|(l, c, m)| Error::new(ErrorKind::Syntax, m).at(Some(path), l, c))?;
+    if !matches!(root.value, Val::Map(_)) {
+        return Err(
+            Error::new(ErrorKind::Schema, "top-level object must be a mapping").at(
+                Some(path),
+                root.line,
+                root.col,
+            ),
+        );
+    }
+    let mut unset = Vec::new();
+    interpolate_node(&mut root, &mut Vec::new(), env, &mut unset).map_err(|e| e.at_file(path))?;
+    for v in unset {
+        let w = format!("The \"{v}\" variable is not set. Defaulting to a blank string.");
+        if !warnings.contains(&w) {
+            warnings.push(w);
+        }
+    }
+    if root.get("version").is_some() {
+        warnings.push(format!(
+            "{}: the attribute `version` is obsolete, it will be ignored, please remove it to avoid potential confusion",
+            path.display()
+        ));
+    }
+    let mut doc = root.to_json();
+    if let Err(v) = schema::validate(&doc) {
+        let mut p = v.path.clone();
+        let (line, col) = match &v.key {
+            Some(k) => {
+                p.push(schema::PathToken::Key(k.clone()));
+                key_pos(&root, &p)
+            }
+            None => node_pos(&root, &p),
+        };
+        let mut msg = v.message.clone();
+        if let Some(k) = &v.key {
+            if let Some(s) = suggest(&root, &v.path, k) {
+                msg.push_str(&format!(" — did you mean {s}?"));
+            }
+        }
+        return Err(Error::new(ErrorKind::Schema, msg)
+            .at(Some(path), line, col)
+            .path(schema::display_path(&p)));
+    }
+    canon::canonical(&mut doc).map_err(|(p, m)| {
+        let (l, c) = node_pos(&root, &p);
+        Error::new(ErrorKind::Invalid, m)
+            .at(Some(path), l, c)
+            .path(schema::display_path(&p))
+    })?;
+    if let Some(o) = doc.as_object_mut() {
+        o.remove("version");
+    }
+    Ok((root, doc))
+}
+
+/// Resolves every service's `extends` in one canonical document (`abs` is its file).
+fn apply_extends(
+    doc: &mut Value,
+    root: &Node,
+    abs: &Path,
+    shown: &Path,
+    dir: &Path,
+    env: &BTreeMap<String, String>,
+    warnings: &mut Vec<String>,
+) -> Result<(), Error> {
+    let Some(services) = doc.get("services").and_then(Value::as_object).cloned() else {
+        return Ok(());
+    };
+    let file = FileRef {
+        abs,
+        shown,
+        dir,
+        root,
+    };
+    let mut out = services.clone();
+    for (name, svc) in &services {
+        if svc.get("extends").is_some() {
+            let mut stack = Vec::new();
+            let v = extend_service(&services, name, &file, env, warnings, &mut stack)?;
+            out.insert(name.clone(), v);
+        }
+    }
+    doc["services"] = Value::Object(out);
+    Ok(())
+}
+
+struct FileRef<'a> {
+    abs: &'a Path,
+    shown: &'a Path,
+    dir: &'a Path,
+    root: &'a Node,
+}
+
+/// The service `name` of `services` (in `file`) with its `extends` chain merged under it.
+fn extend_service(
+    services: &serde_json::Map<String, Value>,
+    name: &str,
+    file: &FileRef,
+    env: &BTreeMap<String, String>,
+    warnings: &mut Vec<String>,
+    stack: &mut Vec<(PathBuf, String)>,
+) -> Result<Value, Error> {
+    let mut svc = services[name].clone();
+    let Some(ext) = svc.as_object_mut().and_then(|m| m.remove("extends")) else {
+        return Ok(svc);
+    };
+    let here = ["services", name, "extends"].map(|k| schema::PathToken::Key(k.to_string()));
+    let located = |kind: ErrorKind, msg: String| {
+        let (l, c) = key_pos(file.root, &here);
+        Error::new(kind, msg)
+            .at(Some(file.shown), l, c)
+            .path(format!("services.{name}.extends"))
+    };
+    let key = (file.abs.to_path_buf(), name.to_string());
+    if stack.contains(&key) {
+        let chain: Vec<&str> = stack.iter().map(|(_, n)| n.as_str()).collect();
+        return Err(located(
+            ErrorKind::Invalid,
+            format!(
+                "circular reference with extends: {} -> {name}",
+                chain.join(" -> ")
+            ),
+        ));
+    }
+    stack.push(key);
+    let (base_name, base_file) = match &ext {
+        Value::String(s) => (s.clone(), None),
+        m => (
+            canon::scalar_string(m.get("service").unwrap_or(&Value::Null)),
+            m.get("file").and_then(Value::as_str).map(str::to_string),
+        ),
+    };
+    let mut base = match base_file {
+        None => {
+            if !services.contains_key(&base_name) {
+                return Err(located(
+                    ErrorKind::UndefinedService,
+                    format!("cannot extend service {name:?}: service {base_name:?} not found"),
+                ));
+            }
+            extend_service(services, &base_name, file, env, warnings, stack)?
+        }
+        Some(f) => {
+            let abs = absolute(file.dir, Path::new(&f));
+            let shown = file.shown.parent().unwrap_or(Path::new("")).join(&f);
+            if !abs.is_file() {
+                return Err(located(
+                    ErrorKind::NotFound,
+                    format!("cannot extend service {name:?}: file {f} not found"),
+                ));
+            }
+            let (root2, doc2) = read_doc(&abs, &shown, env, warnings)?;
+            let services2 = doc2
+                .get("services")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
+            if !services2.contains_key(&base_name) {
+                return Err(located(
+                    ErrorKind::UndefinedService,
+                    format!(
+                        "cannot extend service {name:?}: service {base_name:?} not found in {f}"
+                    ),
+                ));
+            }
+            let dir2 = abs.parent().unwrap_or(Path::new("/")).to_path_buf();
+            let file2 = FileRef {
+                abs: &abs,
+                shown: &shown,
+                dir: &dir2,
+                root: &root2,
+            };
+            let mut b = extend_service(&services2, &base_name, &file2, env, warnings, stack)?;
+            rebase_paths(&mut b, &dir2);
+            b
+        }
+    };
+    stack.pop();
+    let mut wrapped = json!({ "services": { "s": std::mem::take(&mut base) } });
+    merge::merge_docs(&mut wrapped, json!({ "services": { "s": svc } }));
+    Ok(wrapped["services"]["s"].take())
+}
+
+/// Relative host paths of a service from another file made absolute against its directory.
+fn rebase_paths(svc: &mut Value, dir: &Path) {
+    let fix = |v: &mut Value| {
+        if let Value::String(p) = v {
+            if !p.starts_with('/') && !p.starts_with('~') && !is_remote_context(p) {
+                *p = absolute(dir, Path::new(p.as_str()))
+                    .to_string_lossy()
+                    .into_owned();
+            }
+        }
+    };
+    if let Some(c) = svc.get_mut("build").and_then(|b| b.get_mut("context")) {
+        fix(c);
+    }
+    for v in svc
+        .get_mut("volumes")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+    {
+        if v.get("type").and_then(Value::as_str) == Some("bind") {
+            if let Some(src) = v.get_mut("source") {
+                fix(src);
+            }
+        }
+    }
+    for f in svc
+        .get_mut("env_file")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(p) = f.get_mut("path") {
+            fix(p);
+        }
+    }
 }
 
 impl Error {
@@ -657,6 +836,13 @@ fn finalise(
         }
         if m.get("networks").and_then(|n| n.get("default")).is_some() {
             uses_default_network = true;
+        }
+        if m.get("image").is_none() && m.get("build").is_none() {
+            return Err(ctx.locate.error(
+                ErrorKind::Invalid,
+                &["services", &sname],
+                format!("service {sname:?} has neither an image nor a build context specified: invalid compose project"),
+            ));
         }
         let svc: Service = serde_json::from_value(s).map_err(|e| {
             ctx.locate
