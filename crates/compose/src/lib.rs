@@ -844,9 +844,31 @@ fn finalise(
                 format!("service {sname:?} has neither an image nor a build context specified: invalid compose project"),
             ));
         }
-        let svc: Service = serde_json::from_value(s).map_err(|e| {
-            ctx.locate
-                .error(ErrorKind::Invalid, &["services", &sname], e.to_string())
+        let svc: Service = serde_path_to_error::deserialize(s).map_err(|e| {
+            use schema::PathToken::{Index, Key};
+            let mut path = vec![Key("services".into()), Key(sname.clone())];
+            path.extend(e.path().iter().filter_map(|seg| match seg {
+                serde_path_to_error::Segment::Map { key } => Some(Key(key.clone())),
+                serde_path_to_error::Segment::Seq { index } => Some(Index(*index)),
+                _ => None,
+            }));
+            let msg = e.into_inner().to_string();
+            let msg = match msg.split_once(", expected ") {
+                Some((what, want)) => {
+                    let what = what
+                        .trim_start_matches("invalid type: ")
+                        .trim_start_matches("string ");
+                    let want = match want.trim() {
+                        "u64" | "i64" | "u32" | "u16" | "i32" => "an integer",
+                        "f64" | "f32" => "a number",
+                        "a boolean" | "bool" => "a boolean",
+                        other => other,
+                    };
+                    format!("invalid value {what}: must be {want}")
+                }
+                None => msg,
+            };
+            ctx.locate.error_at(ErrorKind::Invalid, &path, msg)
         })?;
         svc_out.push((sname, svc));
     }
@@ -1034,10 +1056,11 @@ fn strings_map(v: &Value) -> Value {
 
 fn to_bool(m: &mut serde_json::Map<String, Value>, key: &str) {
     if let Some(Value::String(s)) = m.get(key) {
-        let b = matches!(
-            s.to_ascii_lowercase().as_str(),
-            "true" | "yes" | "y" | "on" | "1"
-        );
+        let b = match s.to_ascii_lowercase().as_str() {
+            "true" | "yes" | "y" | "on" | "1" => true,
+            "false" | "no" | "n" | "off" | "0" => false,
+            _ => return, // left for the typed model to refuse, located
+        };
         m.insert(key.into(), json!(b));
     }
 }
