@@ -73,8 +73,8 @@ pub struct Options {
     pub env_files: Vec<PathBuf>,
     /// `--profile`; empty: `COMPOSE_PROFILES` (comma-separated).
     pub profiles: Vec<String>,
-    /// Services named on the command line: they are active whatever their profiles, and so
-    /// are the services they depend on.
+    /// Services named on the command line: they are active whatever their profiles, and
+    /// their profiles become active (compose-spec `15-profiles.md`).
     pub services: Vec<String>,
     /// The process environment (it overrides the env files for interpolation).
     pub environment: BTreeMap<String, String>,
@@ -787,38 +787,31 @@ fn finalise(
             ));
         }
     }
-    let mut active: BTreeSet<String> = services
+    let profiles_of = |s: &Value| -> Vec<String> {
+        s.get("profiles")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(canon::scalar_string)
+            .collect()
+    };
+    // A service named explicitly adds its profiles to the active ones (compose-spec
+    // 15-profiles.md); its dependencies are not pulled in otherwise.
+    let mut enabled: BTreeSet<String> = profiles.iter().cloned().collect();
+    for e in explicit {
+        enabled.extend(profiles_of(&services[e]));
+    }
+    let active: BTreeSet<String> = services
         .iter()
         .filter(|(n, s)| {
-            let ps: Vec<String> = s
-                .get("profiles")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .map(canon::scalar_string)
-                .collect();
+            let ps = profiles_of(s);
             ps.is_empty()
-                || ps.iter().any(|p| profiles.contains(p))
-                || profiles.iter().any(|p| p == "*")
+                || ps.iter().any(|p| enabled.contains(p))
+                || enabled.contains("*")
                 || explicit.contains(n)
         })
         .map(|(n, _)| n.clone())
         .collect();
-    // Services named explicitly pull in their dependencies.
-    let mut stack: Vec<String> = explicit.to_vec();
-    while let Some(s) = stack.pop() {
-        if let Some(deps) = services
-            .get(&s)
-            .and_then(|v| v.get("depends_on"))
-            .and_then(Value::as_object)
-        {
-            for d in deps.keys() {
-                if services.contains_key(d) && active.insert(d.clone()) {
-                    stack.push(d.clone());
-                }
-            }
-        }
-    }
     let inactive: BTreeSet<String> = services
         .keys()
         .filter(|k| !active.contains(*k))

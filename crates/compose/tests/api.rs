@@ -155,3 +155,28 @@ fn load_env(case: &str) -> compose::Project {
     })
     .unwrap()
 }
+
+/// Every bullet of the Compose Specification's profiles example (`15-profiles.md`).
+#[test]
+fn profiles_as_the_specification_illustrates() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/profiles-spec");
+    let run = |profiles: &[&str], services: &[&str]| {
+        compose::load(&compose::Options {
+            profiles: profiles.iter().map(|s| s.to_string()).collect(),
+            services: services.iter().map(|s| s.to_string()).collect(),
+            working_dir: Some(dir.clone()),
+            ..Default::default()
+        })
+        .map(|p| p.services.keys().cloned().collect::<Vec<_>>().join(","))
+        .map_err(|e| e.kind)
+    };
+    use compose::ErrorKind::UndefinedService as Undefined;
+    assert_eq!(run(&[], &[]), Ok("foo".into()));
+    assert_eq!(run(&["test"], &[]), Ok("bar,baz,foo".into()));
+    assert_eq!(run(&["debug"], &[]), Err(Undefined));
+    assert_eq!(run(&["debug", "test"], &[]), Ok("bar,baz,foo,zot".into()));
+    assert_eq!(run(&[], &["bar"]), Ok("bar,baz,foo".into()));
+    assert_eq!(run(&[], &["baz"]), Ok("bar,baz,foo".into()));
+    assert_eq!(run(&[], &["zot"]), Err(Undefined));
+    assert_eq!(run(&["test"], &["zot"]), Ok("bar,baz,foo,zot".into()));
+}
