@@ -149,9 +149,12 @@ pub fn load(opts: &Options) -> Result<Project, Error> {
     let mut loaded = Vec::new();
     let mut merged = json!({});
     for (abs, path) in &found {
-        let (root, mut doc) = read_doc(abs, path, &env, &mut warnings)?;
+        let (root, mut doc, replaced) = read_doc(abs, path, &env, &mut warnings)?;
         let dir = abs.parent().unwrap_or(Path::new("/"));
         apply_extends(&mut doc, &root, abs, path, dir, &env, &mut warnings)?;
+        for p in &replaced {
+            remove_path(&mut merged, p);
+        }
         merge::merge_docs(&mut merged, doc);
         loaded.push(Loaded {
             path: path.clone(),
@@ -222,7 +225,7 @@ fn read_doc(
     path: &Path,
     env: &BTreeMap<String, String>,
     warnings: &mut Vec<String>,
-) -> Result<(Node, Value), Error> {
+) -> Result<(Node, Value, Vec<Vec<String>>), Error> {
     let text = std::fs::read_to_string(abs)
         .map_err(|e| Error::new(ErrorKind::Io, e.to_string()).at(Some(path), 0, 0))?;
     let mut root = yaml::parse(&text)
@@ -250,6 +253,14 @@ fn read_doc(
             path.display()
         ));
     }
+    // `!reset` and `!override` (compose-spec 13-merge.md): a reset value is left out of this
+    // file, and both clear what earlier files set at that path before this file merges.
+    let mut replaced = Vec::new();
+    take_merge_tags(&mut root, &mut Vec::new(), &mut replaced).map_err(|(l, c, p, m)| {
+        Error::new(ErrorKind::Invalid, m)
+            .at(Some(path), l, c)
+            .path(p)
+    })?;
     let mut doc = root.to_json();
     if let Err(v) = schema::validate(&doc) {
         let mut p = v.path.clone();
@@ -279,7 +290,73 @@ fn read_doc(
     if let Some(o) = doc.as_object_mut() {
         o.remove("version");
     }
-    Ok((root, doc))
+    Ok((root, doc, replaced))
+}
+
+/// Removes `!reset` nodes from the tree and lists the key paths of `!reset` and `!override`.
+fn take_merge_tags(
+    n: &mut Node,
+    path: &mut Vec<String>,
+    out: &mut Vec<Vec<String>>,
+) -> Result<(), (u64, u64, String, String)> {
+    match &mut n.value {
+        Val::Map(m) => {
+            let mut i = 0;
+            while i < m.len() {
+                let (k, v) = &mut m[i];
+                path.push(k.name.clone());
+                let tag = v.tag.clone();
+                match tag.as_deref() {
+                    Some("!reset") => {
+                        out.push(path.clone());
+                        path.pop();
+                        m.remove(i);
+                        continue;
+                    }
+                    Some("!override") => out.push(path.clone()),
+                    _ => {}
+                }
+                take_merge_tags(v, path, out)?;
+                path.pop();
+                i += 1;
+            }
+        }
+        Val::Seq(items) => {
+            for (i, it) in items.iter_mut().enumerate() {
+                if matches!(it.tag.as_deref(), Some("!reset" | "!override")) {
+                    return Err((
+                        it.line,
+                        it.col,
+                        format!("{}[{i}]", path.join(".")),
+                        format!(
+                            "{} applies to a mapping's value, not to a list item",
+                            it.tag.as_deref().unwrap_or("")
+                        ),
+                    ));
+                }
+                take_merge_tags(it, path, out)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Removes the value at a key path of a JSON document, if there is one.
+fn remove_path(doc: &mut Value, path: &[String]) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut cur = doc;
+    for k in parents {
+        match cur.get_mut(k.as_str()) {
+            Some(next) => cur = next,
+            None => return,
+        }
+    }
+    if let Some(m) = cur.as_object_mut() {
+        m.shift_remove(last.as_str());
+    }
 }
 
 /// Resolves every service's `extends` in one canonical document (`abs` is its file).
@@ -378,7 +455,7 @@ fn extend_service(
                     format!("cannot extend service {name:?}: file {f} not found"),
                 ));
             }
-            let (root2, doc2) = read_doc(&abs, &shown, env, warnings)?;
+            let (root2, doc2, _) = read_doc(&abs, &shown, env, warnings)?;
             let services2 = doc2
                 .get("services")
                 .and_then(Value::as_object)
