@@ -164,7 +164,16 @@ pub(crate) fn find_files(opts: &Options, cwd: &Path) -> Result<Vec<(PathBuf, Pat
         .filter(|v| !v.is_empty())
     {
         let o = Options {
-            files: cf.split(':').map(PathBuf::from).collect(),
+            files: cf
+                .split(
+                    opts.environment
+                        .get("COMPOSE_PATH_SEPARATOR")
+                        .map(String::as_str)
+                        .filter(|s| !s.is_empty())
+                        .unwrap_or(":"),
+                )
+                .map(PathBuf::from)
+                .collect(),
             ..Options::default()
         };
         return find_files(&o, cwd);

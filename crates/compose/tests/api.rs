@@ -180,3 +180,27 @@ fn profiles_as_the_specification_illustrates() {
     assert_eq!(run(&[], &["zot"]), Err(Undefined));
     assert_eq!(run(&["test"], &["zot"]), Ok("bar,baz,foo,zot".into()));
 }
+
+#[test]
+fn compose_file_variable_and_its_separator() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/merge-two");
+    let with = |env: &[(&str, &str)]| {
+        compose::load(&compose::Options {
+            environment: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            working_dir: Some(dir.clone()),
+            ..Default::default()
+        })
+        .unwrap()
+    };
+    let want = load("merge-two", &["base.yaml", "override.yaml"]);
+    let colon = with(&[("COMPOSE_FILE", "base.yaml:override.yaml")]);
+    let semi = with(&[
+        ("COMPOSE_FILE", "base.yaml;override.yaml"),
+        ("COMPOSE_PATH_SEPARATOR", ";"),
+    ]);
+    assert_eq!(colon.to_yaml(), want.to_yaml());
+    assert_eq!(semi.to_yaml(), want.to_yaml());
+}
