@@ -18,6 +18,21 @@ pub fn interpolate(
     lookup: &dyn Fn(&str) -> Option<String>,
     unset: &mut Vec<String>,
 ) -> Result<String, InterpolationError> {
+    expand(text, lookup, unset, 0)
+}
+
+/// How deep `${A:-${B:-...}}` may nest (the stack is the limit otherwise).
+const MAX_NESTING: usize = 32;
+
+fn expand(
+    text: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    unset: &mut Vec<String>,
+    depth: usize,
+) -> Result<String, InterpolationError> {
+    if depth > MAX_NESTING {
+        return Err(InterpolationError::Invalid);
+    }
     let b = text.as_bytes();
     let mut out = String::with_capacity(text.len());
     let mut i = 0;
@@ -35,7 +50,7 @@ pub fn interpolate(
             }
             Some(b'{') => {
                 let close = matching_brace(text, i + 2).ok_or(InterpolationError::Invalid)?;
-                out.push_str(&braced(&text[i + 2..close], lookup, unset)?);
+                out.push_str(&braced(&text[i + 2..close], lookup, unset, depth)?);
                 i = close + 1;
             }
             Some(c) if c.is_ascii_alphabetic() || *c == b'_' => {
@@ -85,6 +100,7 @@ fn braced(
     body: &str,
     lookup: &dyn Fn(&str) -> Option<String>,
     unset: &mut Vec<String>,
+    depth: usize,
 ) -> Result<String, InterpolationError> {
     let b = body.as_bytes();
     if b.is_empty() || !(b[0].is_ascii_alphabetic() || b[0] == b'_') {
@@ -114,13 +130,13 @@ fn braced(
         Some(v) => colon && v.is_empty(),
     };
     match op {
-        '-' if missing => interpolate(arg, lookup, unset),
+        '-' if missing => expand(arg, lookup, unset, depth + 1),
         '-' => Ok(value.unwrap_or_default()),
         '+' if missing => Ok(String::new()),
-        '+' => interpolate(arg, lookup, unset),
+        '+' => expand(arg, lookup, unset, depth + 1),
         '?' if missing => Err(InterpolationError::Required {
             var: name.to_string(),
-            message: interpolate(arg, lookup, unset)?,
+            message: expand(arg, lookup, unset, depth + 1)?,
         }),
         '?' => Ok(value.unwrap_or_default()),
         _ => Err(InterpolationError::Invalid),
@@ -161,6 +177,14 @@ mod tests {
         assert_eq!(run("${E?m}").unwrap(), "");
         assert_eq!(run("${A"), Err(InterpolationError::Invalid));
         assert_eq!(run("a $ b"), Err(InterpolationError::Invalid));
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        let deep = "${U:-".repeat(10_000) + &"}".repeat(10_000);
+        assert_eq!(run(&deep), Err(InterpolationError::Invalid));
+        let ok = "${U:-".repeat(20) + "x" + &"}".repeat(20);
+        assert_eq!(run(&ok).unwrap(), "x");
     }
 
     #[test]

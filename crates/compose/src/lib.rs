@@ -6,7 +6,7 @@
 //!   → YAML (serde-saphyr; anchors, `<<`; every node keeps its line and column)
 //!   → interpolate each file (`${VAR:-x}` ..., `.env` / --env-file under the process env)
 //!   → validate each file against the Compose Specification's JSON schema (boon)
-//!   → canonicalise (short syntax to long) → merge in order (compose-spec merge rules)
+//!   → canonicalise (short syntax to long) → `extends` → merge in order (compose-spec rules)
 //!   → profiles → resolve paths, env_file, defaults → typed [`Project`] → depends_on checks
 //! ```
 //!
@@ -36,16 +36,25 @@
 mod canon;
 mod dotenv;
 mod error;
+mod extends;
+mod files;
 pub mod interpolate;
+mod locate;
 mod merge;
 mod model;
+mod output;
+mod resolve;
 mod schema;
 mod yaml;
 
 pub use error::{Error, ErrorKind};
 pub use model::*;
 
+use extends::*;
+use files::*;
 use indexmap::IndexMap;
+use locate::*;
+use resolve::*;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -73,8 +82,8 @@ pub struct Options {
     pub env_files: Vec<PathBuf>,
     /// `--profile`; empty: `COMPOSE_PROFILES` (comma-separated).
     pub profiles: Vec<String>,
-    /// Services named on the command line: they are active whatever their profiles, and so
-    /// are the services they depend on.
+    /// Services named on the command line: they are active whatever their profiles, and
+    /// their profiles become active (compose-spec `15-profiles.md`).
     pub services: Vec<String>,
     /// The process environment (it overrides the env files for interpolation).
     pub environment: BTreeMap<String, String>,
@@ -95,7 +104,8 @@ pub fn load(opts: &Options) -> Result<Project, Error> {
         None => std::env::current_dir()
             .map_err(|e| Error::new(ErrorKind::Io, format!("current directory: {e}")))?,
     };
-    let files = find_files(opts, &cwd)?;
+    let found = find_files(opts, &cwd)?;
+    let files: Vec<PathBuf> = found.iter().map(|(f, _)| f.clone()).collect();
     let first_dir = files[0]
         .parent()
         .map(Path::to_path_buf)
@@ -128,65 +138,31 @@ pub fn load(opts: &Options) -> Result<Project, Error> {
     env.extend(opts.environment.iter().map(|(k, v)| (k.clone(), v.clone())));
 
     let mut warnings = Vec::new();
+    if opts.files.is_empty() && !opts.environment.contains_key("COMPOSE_FILE") {
+        // docker compose v2 warns when a directory has more than one candidate.
+        let dir = files[0].parent().unwrap_or(Path::new("/"));
+        let candidates: Vec<String> = DEFAULT_FILES
+            .iter()
+            .map(|n| dir.join(n))
+            .filter(|p| p.is_file())
+            .map(|p| p.display().to_string())
+            .collect();
+        if candidates.len() > 1 {
+            warnings.push(format!(
+                "Found multiple config files with supported names: {}",
+                candidates.join(", ")
+            ));
+            warnings.push(format!("Using {}", candidates[0]));
+        }
+    }
     let mut loaded = Vec::new();
     let mut merged = json!({});
-    for path in &files {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::new(ErrorKind::Io, e.to_string()).at(Some(path), 0, 0))?;
-        let mut root = yaml::parse(&text)
-            .map_err(|(l, c, m)| Error::new(ErrorKind::Syntax, m).at(Some(path), l, c))?;
-        if !matches!(root.value, Val::Map(_)) {
-            return Err(
-                Error::new(ErrorKind::Schema, "top-level object must be a mapping").at(
-                    Some(path),
-                    root.line,
-                    root.col,
-                ),
-            );
-        }
-        let mut unset = Vec::new();
-        interpolate_node(&mut root, &mut Vec::new(), &env, &mut unset)
-            .map_err(|e| e.at_file(path))?;
-        for v in unset {
-            let w = format!("The \"{v}\" variable is not set. Defaulting to a blank string.");
-            if !warnings.contains(&w) {
-                warnings.push(w);
-            }
-        }
-        if root.get("version").is_some() {
-            warnings.push(format!(
-                "{}: the attribute `version` is obsolete, it will be ignored, please remove it to avoid potential confusion",
-                path.display()
-            ));
-        }
-        let mut doc = root.to_json();
-        if let Err(v) = schema::validate(&doc) {
-            let mut p = v.path.clone();
-            let (line, col) = match &v.key {
-                Some(k) => {
-                    p.push(schema::PathToken::Key(k.clone()));
-                    key_pos(&root, &p)
-                }
-                None => node_pos(&root, &p),
-            };
-            let mut msg = v.message.clone();
-            if let Some(k) = &v.key {
-                if let Some(s) = suggest(&root, &v.path, k) {
-                    msg.push_str(&format!(" — did you mean {s}?"));
-                }
-            }
-            return Err(Error::new(ErrorKind::Schema, msg)
-                .at(Some(path), line, col)
-                .path(schema::display_path(&p)));
-        }
-        canon::canonical(&mut doc).map_err(|(p, m)| {
-            let (l, c) = node_pos(&root, &p);
-            Error::new(ErrorKind::Invalid, m)
-                .at(Some(path), l, c)
-                .path(schema::display_path(&p))
-        })?;
-        if let Some(o) = doc.as_object_mut() {
-            o.remove("version");
+    for (abs, path) in &found {
+        let (root, mut doc, replaced) = read_doc(abs, path, &env, &mut warnings)?;
+        let dir = abs.parent().unwrap_or(Path::new("/"));
+        apply_extends(&mut doc, &root, abs, path, dir, &env, &mut warnings)?;
+        for p in &replaced {
+            remove_path(&mut merged, p);
         }
         merge::merge_docs(&mut merged, doc);
         loaded.push(Loaded {
@@ -206,7 +182,7 @@ pub fn load(opts: &Options) -> Result<Project, Error> {
     } else if let Some(n) = env.get("COMPOSE_PROJECT_NAME").filter(|n| !n.is_empty()) {
         check_project_name(n)?
     } else if let Some(n) = top_name {
-        check_project_name(&n)?
+        check_project_name(&n).map_err(|e| locate.error(e.kind, &["name"], e.message))?
     } else {
         let dir = project_dir
             .file_name()
@@ -246,6 +222,7 @@ pub fn load(opts: &Options) -> Result<Project, Error> {
     let mut project = finalise(merged, &name, &profiles, &opts.services, &ctx)?;
     project.working_dir = project_dir;
     project.files = files;
+    warnings.append(&mut project.warnings);
     project.warnings = warnings;
     Ok(project)
 }
@@ -255,91 +232,6 @@ impl Error {
         self.file = Some(path.to_path_buf());
         self
     }
-}
-
-/// The files to read: `-f`, `COMPOSE_FILE`, or the search upward from `cwd`.
-fn find_files(opts: &Options, cwd: &Path) -> Result<Vec<PathBuf>, Error> {
-    if !opts.files.is_empty() {
-        let files: Vec<PathBuf> = opts.files.iter().map(|f| absolute(cwd, f)).collect();
-        for (f, given) in files.iter().zip(&opts.files) {
-            if !f.is_file() {
-                return Err(Error::new(
-                    ErrorKind::NotFound,
-                    format!("open {}: no such file or directory", given.display()),
-                ));
-            }
-        }
-        return Ok(files);
-    }
-    if let Some(cf) = opts
-        .environment
-        .get("COMPOSE_FILE")
-        .filter(|v| !v.is_empty())
-    {
-        let o = Options {
-            files: cf.split(':').map(PathBuf::from).collect(),
-            ..Options::default()
-        };
-        return find_files(&o, cwd);
-    }
-    let start = opts
-        .project_directory
-        .as_deref()
-        .map(|d| absolute(cwd, d))
-        .unwrap_or_else(|| cwd.to_path_buf());
-    let mut dir = Some(start.as_path());
-    while let Some(d) = dir {
-        if let Some(f) = DEFAULT_FILES
-            .iter()
-            .map(|n| d.join(n))
-            .find(|p| p.is_file())
-        {
-            let stem = f.file_name().unwrap().to_string_lossy();
-            let stem = stem.split('.').next().unwrap_or("compose").to_string();
-            let mut out = vec![f];
-            if let Some(o) = [".override.yaml", ".override.yml"]
-                .iter()
-                .map(|s| d.join(format!("{stem}{s}")))
-                .find(|p| p.is_file())
-            {
-                out.push(o);
-            }
-            return Ok(out);
-        }
-        dir = d.parent();
-    }
-    Err(Error::new(
-        ErrorKind::NotFound,
-        "no configuration file provided: not found",
-    ))
-}
-
-fn absolute(base: &Path, p: &Path) -> PathBuf {
-    let joined = if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        base.join(p)
-    };
-    clean(&joined)
-}
-
-/// Lexical cleaning: `.` dropped, `..` pops.
-fn clean(p: &Path) -> PathBuf {
-    use std::path::Component;
-    let mut out = PathBuf::new();
-    for c in p.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                out.pop();
-            }
-            other => out.push(other.as_os_str()),
-        }
-    }
-    if out.as_os_str().is_empty() {
-        out.push(".");
-    }
-    out
 }
 
 /// Compose's normalisation of a directory name: lowercase, only `[a-z0-9_-]`, starting with a
@@ -365,702 +257,5 @@ fn check_project_name(n: &str) -> Result<String, Error> {
             ErrorKind::Usage,
             format!("invalid project name {n:?}: must consist only of lowercase alphanumeric characters, hyphens, and underscores as well as start with a letter or number"),
         ))
-    }
-}
-
-/// Interpolates every string value (not keys) of the tree.
-fn interpolate_node(
-    n: &mut Node,
-    path: &mut Vec<schema::PathToken>,
-    env: &BTreeMap<String, String>,
-    unset: &mut Vec<String>,
-) -> Result<(), Error> {
-    use interpolate::InterpolationError as IE;
-    let (line, col) = (n.line, n.col);
-    match &mut n.value {
-        Val::Str(s) => {
-            let lookup = |k: &str| env.get(k).cloned();
-            match interpolate::interpolate(s, &lookup, unset) {
-                Ok(v) => *s = v,
-                Err(IE::Required { var, message }) => {
-                    return Err(Error::new(
-                        ErrorKind::Interpolation,
-                        format!("required variable {var} is missing a value: {message}"),
-                    )
-                    .at(None, line, col)
-                    .path(schema::display_path(path)));
-                }
-                Err(IE::Invalid) => {
-                    return Err(Error::new(
-                        ErrorKind::Interpolation,
-                        format!("invalid interpolation format for {}: {s:?}; you may need to escape any $ with another $", schema::display_path(path)),
-                    )
-                    .at(None, line, col)
-                    .path(schema::display_path(path)));
-                }
-            }
-        }
-        Val::Seq(items) => {
-            for (i, it) in items.iter_mut().enumerate() {
-                path.push(schema::PathToken::Index(i));
-                interpolate_node(it, path, env, unset)?;
-                path.pop();
-            }
-        }
-        Val::Map(m) => {
-            for (k, v) in m.iter_mut() {
-                path.push(schema::PathToken::Key(k.name.clone()));
-                interpolate_node(v, path, env, unset)?;
-                path.pop();
-            }
-        }
-        _ => {}
-    }
-    Ok(())
-}
-
-fn walk<'a>(root: &'a Node, path: &[schema::PathToken]) -> Option<&'a Node> {
-    let mut n = root;
-    for t in path {
-        n = match (t, &n.value) {
-            (schema::PathToken::Key(k), _) => n.get(k)?,
-            (schema::PathToken::Index(i), Val::Seq(s)) => s.get(*i)?,
-            _ => return None,
-        };
-    }
-    Some(n)
-}
-
-/// The position of the node at `path`, or of its nearest ancestor present.
-fn node_pos(root: &Node, path: &[schema::PathToken]) -> (u64, u64) {
-    for len in (0..=path.len()).rev() {
-        if let Some(n) = walk(root, &path[..len]) {
-            // A key's position is more useful than its (mapping) value's.
-            if let (Some(schema::PathToken::Key(k)), Some(parent)) = (
-                path[..len].last(),
-                len.checked_sub(1).and_then(|l| walk(root, &path[..l])),
-            ) {
-                if matches!(n.value, Val::Map(_) | Val::Seq(_)) {
-                    if let Some(key) = parent.key(k) {
-                        return (key.line, key.col);
-                    }
-                }
-            }
-            return (n.line, n.col);
-        }
-    }
-    (0, 0)
-}
-
-/// The position of the key at the end of `path`.
-fn key_pos(root: &Node, path: &[schema::PathToken]) -> (u64, u64) {
-    if let (Some(schema::PathToken::Key(k)), Some(parent)) = (
-        path.last(),
-        walk(root, &path[..path.len().saturating_sub(1)]),
-    ) {
-        if let Some(key) = parent.key(k) {
-            return (key.line, key.col);
-        }
-    }
-    node_pos(root, path)
-}
-
-/// "did you mean": the allowed key nearest to `bad` among the properties the schema allows at
-/// that place.
-fn suggest(_root: &Node, parent: &[schema::PathToken], bad: &str) -> Option<String> {
-    let names = schema::allowed_keys(parent);
-    names
-        .into_iter()
-        .map(|n| (strsim::damerau_levenshtein(bad, &n), n))
-        .filter(|(d, n)| *d <= 2.max(n.len() / 3))
-        .min()
-        .map(|(_, n)| n)
-}
-
-/// Finds where a key path of the merged document was written (the last file that has it).
-struct Locator<'a> {
-    files: &'a [Loaded],
-}
-
-impl Locator<'_> {
-    fn error(&self, kind: ErrorKind, path: &[&str], msg: String) -> Error {
-        let tokens: Vec<schema::PathToken> = path
-            .iter()
-            .map(|s| schema::PathToken::Key(s.to_string()))
-            .collect();
-        for f in self.files.iter().rev() {
-            if walk(&f.root, &tokens).is_some() {
-                let (l, c) = key_pos(&f.root, &tokens);
-                return Error::new(kind, msg)
-                    .at(Some(&f.path), l, c)
-                    .path(path.join("."));
-            }
-        }
-        let file = self.files.first().map(|f| f.path.as_path());
-        Error::new(kind, msg).at(file, 0, 0).path(path.join("."))
-    }
-}
-
-struct Ctx<'a> {
-    project_dir: &'a Path,
-    home: Option<&'a str>,
-    env: &'a BTreeMap<String, String>,
-    locate: &'a Locator<'a>,
-}
-
-impl Ctx<'_> {
-    /// A host path: `~` expanded, relative to the project directory, cleaned.
-    fn host_path(&self, p: &str) -> String {
-        let p = match (p.strip_prefix('~'), self.home) {
-            (Some(rest), Some(home)) if rest.is_empty() || rest.starts_with('/') => {
-                format!("{home}{rest}")
-            }
-            _ => p.to_string(),
-        };
-        absolute(self.project_dir, Path::new(&p))
-            .to_string_lossy()
-            .into_owned()
-    }
-}
-
-fn is_remote_context(c: &str) -> bool {
-    c.contains("://") || c.starts_with("git@") || c.starts_with("github.com/")
-}
-
-/// Profiles, paths, env_file, defaults, types; then the typed project and its checks.
-fn finalise(
-    mut doc: Value,
-    name: &str,
-    profiles: &[String],
-    explicit: &[String],
-    ctx: &Ctx,
-) -> Result<Project, Error> {
-    let obj = doc.as_object_mut().expect("a mapping");
-    obj.remove("name");
-    let mut services = match obj.remove("services") {
-        Some(Value::Object(m)) => m,
-        _ => serde_json::Map::new(),
-    };
-
-    // Profiles.
-    let mut all_profiles = BTreeSet::new();
-    for s in services.values() {
-        for p in s
-            .get("profiles")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            all_profiles.insert(canon::scalar_string(p));
-        }
-    }
-    for e in explicit {
-        if !services.contains_key(e) {
-            return Err(Error::new(
-                ErrorKind::UndefinedService,
-                format!("no such service: {e}"),
-            ));
-        }
-    }
-    let mut active: BTreeSet<String> = services
-        .iter()
-        .filter(|(n, s)| {
-            let ps: Vec<String> = s
-                .get("profiles")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .map(canon::scalar_string)
-                .collect();
-            ps.is_empty()
-                || ps.iter().any(|p| profiles.contains(p))
-                || profiles.iter().any(|p| p == "*")
-                || explicit.contains(n)
-        })
-        .map(|(n, _)| n.clone())
-        .collect();
-    // Services named explicitly pull in their dependencies.
-    let mut stack: Vec<String> = explicit.to_vec();
-    while let Some(s) = stack.pop() {
-        if let Some(deps) = services
-            .get(&s)
-            .and_then(|v| v.get("depends_on"))
-            .and_then(Value::as_object)
-        {
-            for d in deps.keys() {
-                if services.contains_key(d) && active.insert(d.clone()) {
-                    stack.push(d.clone());
-                }
-            }
-        }
-    }
-    let inactive: BTreeSet<String> = services
-        .keys()
-        .filter(|k| !active.contains(*k))
-        .cloned()
-        .collect();
-    services.retain(|k, _| active.contains(k));
-
-    let mut uses_default_network = false;
-    let mut svc_out: Vec<(String, Service)> = Vec::new();
-    for (sname, mut s) in services {
-        let m = s.as_object_mut().expect("canonical service");
-        finalise_service(&sname, m, ctx)?;
-        if !m.contains_key("networks") && m.get("network_mode").is_none() {
-            m.insert("networks".into(), json!({"default": null}));
-        }
-        if m.get("networks").and_then(|n| n.get("default")).is_some() {
-            uses_default_network = true;
-        }
-        let svc: Service = serde_json::from_value(s).map_err(|e| {
-            ctx.locate
-                .error(ErrorKind::Invalid, &["services", &sname], e.to_string())
-        })?;
-        svc_out.push((sname, svc));
-    }
-    svc_out.sort_by(|a, b| a.0.cmp(&b.0));
-
-    // depends_on: known services, no cycle.
-    let known: BTreeSet<String> = svc_out.iter().map(|(n, _)| n.clone()).collect();
-    for (sname, svc) in &mut svc_out {
-        let mut drop = Vec::new();
-        for (dep, d) in &svc.depends_on {
-            if !known.contains(dep) {
-                if !d.required {
-                    drop.push(dep.clone());
-                    continue;
-                }
-                let why = if inactive.contains(dep) {
-                    " (its profiles are not active)"
-                } else {
-                    ""
-                };
-                return Err(ctx.locate.error(
-                    ErrorKind::UndefinedService,
-                    &["services", sname, "depends_on", dep],
-                    format!("service {sname:?} depends on undefined service {dep:?}{why}"),
-                ));
-            }
-        }
-        for d in drop {
-            svc.depends_on.shift_remove(&d);
-        }
-    }
-    let services: IndexMap<String, Service> = svc_out.into_iter().collect();
-    if let Some(cycle) = find_cycle(&services) {
-        let first = cycle[0].clone();
-        return Err(ctx.locate.error(
-            ErrorKind::DependencyCycle,
-            &["services", &first, "depends_on"],
-            format!("dependency cycle detected: {}", cycle.join(" -> ")),
-        ));
-    }
-
-    // Top-level resources.
-    let mut networks: IndexMap<String, Network> = IndexMap::new();
-    if uses_default_network {
-        networks.insert("default".into(), Network::default());
-    }
-    let top = |obj: &mut serde_json::Map<String, Value>, key: &str| -> Vec<(String, Value)> {
-        match obj.remove(key) {
-            Some(Value::Object(m)) => m
-                .into_iter()
-                .map(|(k, v)| (k, if v.is_null() { json!({}) } else { v }))
-                .collect(),
-            _ => Vec::new(),
-        }
-    };
-    for (k, mut v) in top(obj, "networks") {
-        coerce_resource(&mut v);
-        let n: Network = serde_json::from_value(v).map_err(|e| {
-            ctx.locate
-                .error(ErrorKind::Invalid, &["networks", &k], e.to_string())
-        })?;
-        networks.insert(k, n);
-    }
-    for (k, n) in networks.iter_mut() {
-        if n.name.is_empty() {
-            n.name = if n.external {
-                k.clone()
-            } else {
-                format!("{name}_{k}")
-            };
-        }
-    }
-    let mut volumes: IndexMap<String, Volume> = IndexMap::new();
-    for (k, mut v) in top(obj, "volumes") {
-        coerce_resource(&mut v);
-        let mut vol: Volume = serde_json::from_value(v).map_err(|e| {
-            ctx.locate
-                .error(ErrorKind::Invalid, &["volumes", &k], e.to_string())
-        })?;
-        if vol.name.is_empty() {
-            vol.name = if vol.external {
-                k.clone()
-            } else {
-                format!("{name}_{k}")
-            };
-        }
-        volumes.insert(k, vol);
-    }
-    let mut secrets: IndexMap<String, Secret> = IndexMap::new();
-    for (k, mut v) in top(obj, "secrets") {
-        coerce_resource(&mut v);
-        let mut sec: Secret = serde_json::from_value(v).map_err(|e| {
-            ctx.locate
-                .error(ErrorKind::Invalid, &["secrets", &k], e.to_string())
-        })?;
-        if let Some(f) = &sec.file {
-            sec.file = Some(ctx.host_path(f));
-        }
-        if sec.name.is_empty() {
-            sec.name = if sec.external {
-                k.clone()
-            } else {
-                format!("{name}_{k}")
-            };
-        }
-        secrets.insert(k, sec);
-    }
-    // A service's named volume, network or secret must be declared.
-    for (sname, svc) in &services {
-        for (i, v) in svc.volumes.iter().enumerate() {
-            if v.kind == "volume" {
-                if let Some(src) = &v.source {
-                    if !volumes.contains_key(src) {
-                        let mut e = ctx.locate.error(
-                            ErrorKind::Invalid,
-                            &["services", sname, "volumes"],
-                            format!("service {sname:?} refers to undefined volume {src}: invalid compose project"),
-                        );
-                        e.path = format!("services.{sname}.volumes[{i}]");
-                        return Err(e);
-                    }
-                }
-            }
-        }
-        for n in svc.networks.keys() {
-            if !networks.contains_key(n) {
-                return Err(ctx.locate.error(
-                    ErrorKind::Invalid,
-                    &["services", sname, "networks", n],
-                    format!("service {sname:?} refers to undefined network {n}: invalid compose project"),
-                ));
-            }
-        }
-        for s in &svc.secrets {
-            if !secrets.contains_key(&s.source) {
-                return Err(ctx.locate.error(
-                    ErrorKind::Invalid,
-                    &["services", sname, "secrets"],
-                    format!(
-                        "service {sname:?} refers to undefined secret {}: invalid compose project",
-                        s.source
-                    ),
-                ));
-            }
-        }
-    }
-    let other: BTreeMap<String, Value> = obj.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    Ok(Project {
-        name: name.to_string(),
-        services,
-        networks,
-        volumes,
-        secrets,
-        other,
-        all_profiles: all_profiles.into_iter().collect(),
-        ..Project::default()
-    })
-}
-
-fn coerce_resource(v: &mut Value) {
-    if let Some(m) = v.as_object_mut() {
-        to_bool(m, "external");
-        for key in ["labels", "driver_opts"] {
-            if let Some(l) = m.get_mut(key) {
-                *l = strings_map(&canon::kv_map(l, '='));
-            }
-        }
-    }
-}
-
-/// A map's null values as empty strings.
-fn strings_map(v: &Value) -> Value {
-    match v {
-        Value::Object(m) => Value::Object(
-            m.iter()
-                .map(|(k, v)| (k.clone(), if v.is_null() { json!("") } else { v.clone() }))
-                .collect(),
-        ),
-        other => other.clone(),
-    }
-}
-
-fn to_bool(m: &mut serde_json::Map<String, Value>, key: &str) {
-    if let Some(Value::String(s)) = m.get(key) {
-        let b = matches!(
-            s.to_ascii_lowercase().as_str(),
-            "true" | "yes" | "y" | "on" | "1"
-        );
-        m.insert(key.into(), json!(b));
-    }
-}
-
-fn to_number(m: &mut serde_json::Map<String, Value>, key: &str) {
-    if let Some(Value::String(s)) = m.get(key) {
-        if let Ok(n) = s.trim().parse::<i64>() {
-            m.insert(key.into(), json!(n));
-        } else if let Ok(f) = s.trim().parse::<f64>() {
-            m.insert(key.into(), json!(f));
-        }
-    }
-}
-
-fn finalise_service(
-    sname: &str,
-    m: &mut serde_json::Map<String, Value>,
-    ctx: &Ctx,
-) -> Result<(), Error> {
-    for k in ["init", "privileged", "read_only", "tty", "stdin_open"] {
-        to_bool(m, k);
-    }
-    to_number(m, "scale");
-    if let Some(b) = m.get_mut("build").and_then(Value::as_object_mut) {
-        let c = b
-            .get("context")
-            .and_then(Value::as_str)
-            .unwrap_or(".")
-            .to_string();
-        let c = if is_remote_context(&c) {
-            c
-        } else {
-            ctx.host_path(&c)
-        };
-        b.insert("context".into(), json!(c));
-        if !b.contains_key("dockerfile") && !b.contains_key("dockerfile_inline") {
-            b.insert("dockerfile".into(), json!("Dockerfile"));
-        }
-        to_bool(b, "no_cache");
-        to_bool(b, "pull");
-    }
-    // env_file, then environment; `KEY` alone from the environment.
-    let mut environment: IndexMap<String, Value> = IndexMap::new();
-    if let Some(Value::Array(files)) = m.get_mut("env_file") {
-        for (i, f) in files.iter_mut().enumerate() {
-            let Some(fm) = f.as_object_mut() else {
-                continue;
-            };
-            to_bool(fm, "required");
-            let p = ctx.host_path(fm.get("path").and_then(Value::as_str).unwrap_or(""));
-            fm.insert("path".into(), json!(p));
-            let required = fm.get("required").and_then(Value::as_bool).unwrap_or(true);
-            match std::fs::read_to_string(&p) {
-                Ok(text) => {
-                    let vars = dotenv::parse(&text, &|k| ctx.env.get(k).cloned()).map_err(
-                        |(l, msg)| {
-                            Error::new(ErrorKind::EnvFile, msg).at(Some(Path::new(&p)), l as u64, 1)
-                        },
-                    )?;
-                    for (k, v) in vars {
-                        environment.insert(k, json!(v));
-                    }
-                }
-                Err(_) if !required => {}
-                Err(e) => {
-                    let mut err = ctx.locate.error(
-                        ErrorKind::EnvFile,
-                        &["services", sname, "env_file"],
-                        format!("env file {p} not found: {e}"),
-                    );
-                    err.path = format!("services.{sname}.env_file[{i}]");
-                    return Err(err);
-                }
-            }
-        }
-    }
-    if let Some(Value::Object(env)) = m.get("environment") {
-        for (k, v) in env {
-            let v = match v {
-                Value::Null => ctx.env.get(k).map_or(Value::Null, |s| json!(s)),
-                other => other.clone(),
-            };
-            environment.insert(k.clone(), v);
-        }
-    }
-    if !environment.is_empty() {
-        m.insert("environment".into(), json!(environment));
-    }
-    if let Some(Value::Object(labels)) = m.get("labels") {
-        m.insert("labels".into(), strings_map(&Value::Object(labels.clone())));
-    }
-    if let Some(Value::Array(vols)) = m.get_mut("volumes") {
-        for v in vols.iter_mut().filter_map(Value::as_object_mut) {
-            to_bool(v, "read_only");
-            let bind = v.get("type").and_then(Value::as_str) == Some("bind");
-            if bind {
-                if let Some(Value::String(src)) = v.get("source") {
-                    let p = ctx.host_path(src);
-                    v.insert("source".into(), json!(p));
-                }
-            }
-            if let Some(b) = v.get_mut("bind").and_then(Value::as_object_mut) {
-                to_bool(b, "create_host_path");
-            }
-            if let Some(b) = v.get_mut("volume").and_then(Value::as_object_mut) {
-                to_bool(b, "nocopy");
-            }
-            if let Some(t) = v.get_mut("tmpfs").and_then(Value::as_object_mut) {
-                to_number(t, "mode");
-            }
-        }
-    }
-    if let Some(Value::Array(ports)) = m.get_mut("ports") {
-        for p in ports.iter_mut().filter_map(Value::as_object_mut) {
-            to_number(p, "target");
-        }
-    }
-    if let Some(Value::Object(deps)) = m.get_mut("depends_on") {
-        for d in deps.values_mut().filter_map(Value::as_object_mut) {
-            to_bool(d, "required");
-            to_bool(d, "restart");
-        }
-    }
-    if let Some(hc) = m.get_mut("healthcheck").and_then(Value::as_object_mut) {
-        to_bool(hc, "disable");
-        to_number(hc, "retries");
-    }
-    if let Some(d) = m.get_mut("deploy").and_then(Value::as_object_mut) {
-        to_number(d, "replicas");
-        if let Some(r) = d.get_mut("resources").and_then(Value::as_object_mut) {
-            for k in ["limits", "reservations"] {
-                if let Some(l) = r.get_mut(k).and_then(Value::as_object_mut) {
-                    to_number(l, "cpus");
-                    to_number(l, "pids");
-                    if let Some(Value::String(mem)) = l.get("memory") {
-                        let bytes = parse_bytes(mem).ok_or_else(|| {
-                            ctx.locate.error(
-                                ErrorKind::Invalid,
-                                &["services", sname, "deploy", "resources", k, "memory"],
-                                format!("invalid size {mem:?}"),
-                            )
-                        })?;
-                        l.insert("memory".into(), json!(bytes));
-                    }
-                }
-            }
-        }
-    }
-    // Durations: checked here to locate the error.
-    let mut durs: Vec<(Vec<&str>, String)> = Vec::new();
-    if let Some(Value::String(s)) = m.get("stop_grace_period") {
-        durs.push((vec!["stop_grace_period"], s.clone()));
-    }
-    if let Some(hc) = m.get("healthcheck").and_then(Value::as_object) {
-        for k in ["interval", "timeout", "start_period", "start_interval"] {
-            if let Some(Value::String(s)) = hc.get(k) {
-                durs.push((vec!["healthcheck", k], s.clone()));
-            }
-        }
-    }
-    for (p, s) in durs {
-        if parse_duration(&s).is_none() {
-            let mut path = vec!["services", sname];
-            path.extend(p);
-            return Err(ctx.locate.error(
-                ErrorKind::Invalid,
-                &path,
-                format!("invalid duration {s:?}"),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// A depends_on cycle as `[a, b, a]`, looked for from services in name order.
-fn find_cycle(services: &IndexMap<String, Service>) -> Option<Vec<String>> {
-    fn visit<'a>(
-        n: &'a str,
-        services: &'a IndexMap<String, Service>,
-        state: &mut BTreeMap<&'a str, u8>,
-        stack: &mut Vec<&'a str>,
-    ) -> Option<Vec<String>> {
-        state.insert(n, 1);
-        stack.push(n);
-        for d in services[n].depends_on.keys() {
-            match state.get(d.as_str()) {
-                Some(1) => {
-                    let from = stack.iter().position(|s| *s == d).unwrap();
-                    let mut c: Vec<String> = stack[from..].iter().map(|s| s.to_string()).collect();
-                    c.push(d.clone());
-                    return Some(c);
-                }
-                Some(_) => {}
-                None => {
-                    if let Some(c) = visit(d, services, state, stack) {
-                        return Some(c);
-                    }
-                }
-            }
-        }
-        stack.pop();
-        state.insert(n, 2);
-        None
-    }
-    let mut state = BTreeMap::new();
-    for n in services.keys() {
-        if !state.contains_key(n.as_str()) {
-            if let Some(c) = visit(n, services, &mut state, &mut Vec::new()) {
-                return Some(c);
-            }
-        }
-    }
-    None
-}
-
-impl Project {
-    /// Service names in start order: every service after the services it depends on; among
-    /// services free to start, by name (stable). `load` refused cycles.
-    pub fn start_order(&self) -> Vec<&str> {
-        let mut done: BTreeSet<&str> = BTreeSet::new();
-        let mut order = Vec::new();
-        while order.len() < self.services.len() {
-            let next = self
-                .services
-                .iter()
-                .filter(|(n, _)| !done.contains(n.as_str()))
-                .find(|(_, s)| {
-                    s.depends_on
-                        .keys()
-                        .all(|d| done.contains(d.as_str()) || !self.services.contains_key(d))
-                });
-            let Some((n, _)) = next else { break };
-            done.insert(n);
-            order.push(n.as_str());
-        }
-        order
-    }
-
-    /// The model as JSON (`config --format json`).
-    pub fn to_json_value(&self) -> Value {
-        serde_json::to_value(self).expect("the model serialises")
-    }
-
-    /// The model as pretty JSON.
-    pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).expect("the model serialises") + "\n"
-    }
-
-    /// The model as YAML (`config`): `name` first, services by name, long syntax.
-    pub fn to_yaml(&self) -> String {
-        serde_saphyr::to_string(&self.to_json_value()).expect("the model serialises")
-    }
-
-    /// Images of the services (`config --images`): `image`, else `PROJECT-SERVICE`.
-    pub fn images(&self) -> Vec<String> {
-        self.services
-            .iter()
-            .map(|(n, s)| s.image_name(&self.name, n))
-            .collect()
     }
 }

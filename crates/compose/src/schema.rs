@@ -129,9 +129,21 @@ fn violation(e: &ValidationError, all: &[&ValidationError]) -> Violation {
             if wants.is_empty() {
                 wants = want.iter().map(|w| w.to_string()).collect();
             }
+            let words: Vec<&str> = wants
+                .iter()
+                .map(|w| match w.as_str() {
+                    "object" => "a mapping",
+                    "array" => "a list",
+                    "integer" => "an integer",
+                    "number" => "a number",
+                    "boolean" => "a boolean",
+                    "null" => "null",
+                    _ => "a string",
+                })
+                .collect();
             Violation {
                 path,
-                message: format!("must be a {}", wants.join(" or ")),
+                message: format!("must be {}", words.join(" or ")),
                 key: None,
             }
         }
@@ -158,38 +170,40 @@ pub(crate) fn allowed_keys(path: &[PathToken]) -> Vec<String> {
         }
         v
     };
+    // The schemas a value may match here: the node itself and its oneOf/anyOf/allOf branches.
+    let branches = |v: &serde_json::Value| -> Vec<serde_json::Value> {
+        let v = resolve(v);
+        let mut out = vec![v.clone()];
+        for alt in ["oneOf", "anyOf", "allOf"] {
+            for b in v.get(alt).and_then(|a| a.as_array()).into_iter().flatten() {
+                out.push(resolve(b));
+            }
+        }
+        out
+    };
     let mut cur = schema.clone();
     for t in path {
-        cur = resolve(&cur);
-        cur = match t {
-            PathToken::Key(k) => {
-                if let Some(p) = cur.get("properties").and_then(|p| p.get(k.as_str())) {
-                    p.clone()
-                } else if let Some(pp) = cur.get("patternProperties").and_then(|p| p.as_object()) {
-                    pp.values().next().cloned().unwrap_or_default()
-                } else {
-                    return Vec::new();
-                }
-            }
-            PathToken::Index(_) => cur.get("items").cloned().unwrap_or_default(),
-        };
-    }
-    let cur = resolve(&cur);
-    let mut names: Vec<String> = Vec::new();
-    let mut add = |v: &serde_json::Value| {
-        if let Some(p) = v.get("properties").and_then(|p| p.as_object()) {
-            names.extend(p.keys().cloned());
+        let next = branches(&cur).into_iter().find_map(|b| match t {
+            PathToken::Key(k) => b
+                .get("properties")
+                .and_then(|p| p.get(k.as_str()))
+                .cloned()
+                .or_else(|| {
+                    b.get("patternProperties")
+                        .and_then(|p| p.as_object())
+                        .and_then(|pp| pp.values().next().cloned())
+                }),
+            PathToken::Index(_) => b.get("items").cloned(),
+        });
+        match next {
+            Some(n) => cur = n,
+            None => return Vec::new(),
         }
-    };
-    add(&cur);
-    for alt in ["oneOf", "anyOf"] {
-        for v in cur
-            .get(alt)
-            .and_then(|a| a.as_array())
-            .into_iter()
-            .flatten()
-        {
-            add(&resolve(v));
+    }
+    let mut names: Vec<String> = Vec::new();
+    for b in branches(&cur) {
+        if let Some(p) = b.get("properties").and_then(|p| p.as_object()) {
+            names.extend(p.keys().cloned());
         }
     }
     names

@@ -2,7 +2,7 @@
 //! (anchors, aliases and `<<` merge keys resolved by it), and that tree to JSON.
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_saphyr::Spanned;
+use serde_saphyr::{Spanned, Tagged};
 use std::fmt;
 
 /// A YAML node with the 1-based line and column where it is used.
@@ -11,6 +11,8 @@ pub(crate) struct Node {
     pub value: Val,
     pub line: u64,
     pub col: u64,
+    /// A local tag (`!reset`, `!override`), when the node has one.
+    pub tag: Option<String>,
 }
 
 /// A mapping key with its position.
@@ -74,9 +76,10 @@ pub(crate) fn parse(text: &str) -> Result<Node, (u64, u64, String)> {
             value: Val::Map(Vec::new()),
             line: 1,
             col: 1,
+            tag: None,
         });
     }
-    let spanned: Spanned<Val> = serde_saphyr::from_str(text).map_err(|e| {
+    let spanned: Spanned<Tagged<Val>> = serde_saphyr::from_str(text).map_err(|e| {
         let loc = e.location();
         let (line, col) = loc.map_or((0, 0), |l| (l.line(), l.column()));
         let msg = e.without_snippet().to_string();
@@ -85,11 +88,12 @@ pub(crate) fn parse(text: &str) -> Result<Node, (u64, u64, String)> {
     Ok(node(spanned))
 }
 
-fn node(s: Spanned<Val>) -> Node {
+fn node(s: Spanned<Tagged<Val>>) -> Node {
     Node {
-        value: s.value,
+        value: s.value.0,
         line: s.referenced.line(),
         col: s.referenced.column(),
+        tag: s.value.1,
     }
 }
 
@@ -145,7 +149,7 @@ impl<'de> Visitor<'de> for ValVisitor {
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Val, A::Error> {
         let mut out = Vec::new();
-        while let Some(v) = seq.next_element::<Spanned<Val>>()? {
+        while let Some(v) = seq.next_element::<Spanned<Tagged<Val>>>()? {
             out.push(node(v));
         }
         Ok(Val::Seq(out))
@@ -153,7 +157,7 @@ impl<'de> Visitor<'de> for ValVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Val, A::Error> {
         let mut out: Vec<(Key, Node)> = Vec::new();
         while let Some(k) = map.next_key::<Spanned<KeyText>>()? {
-            let v = map.next_value::<Spanned<Val>>()?;
+            let v = map.next_value::<Spanned<Tagged<Val>>>()?;
             let key = Key {
                 name: k.value.0,
                 line: k.referenced.line(),
@@ -202,5 +206,10 @@ mod tests {
         assert_eq!((items[0].line, items[0].col), (7, 9));
         let k = web.key("ports").unwrap();
         assert_eq!((k.line, k.col), (6, 5));
+        let n = parse("a: !reset []\nb: !override\n  x: 1\nc: !!str 5\n").unwrap();
+        assert_eq!(n.get("a").unwrap().tag.as_deref(), Some("!reset"));
+        assert_eq!(n.get("b").unwrap().tag.as_deref(), Some("!override"));
+        assert_eq!(n.get("b").unwrap().get("x").unwrap().value, Val::Int(1));
+        assert_eq!(n.get("c").unwrap().value, Val::Str("5".into()));
     }
 }

@@ -48,6 +48,9 @@ pub enum Need {
     /// `node` on PATH (copied with its libraries into a test image for the compose
     /// tutorial's Node service; Debian package nodejs).
     Node,
+    /// `docker-compose` on PATH (Debian's docker-compose 1.29, the v1 Python tool; its
+    /// `config` needs no daemon).
+    DockerComposeV1,
 }
 
 impl Need {
@@ -64,6 +67,7 @@ impl Need {
             Need::PeersData => "the peers' rootfs tarballs",
             Need::Python3 => "python3",
             Need::Node => "node (Debian package nodejs)",
+            Need::DockerComposeV1 => "docker-compose (apt-get install docker-compose)",
         }
     }
 
@@ -95,6 +99,7 @@ impl Need {
             }
             Need::Python3 => on_path("python3"),
             Need::Node => on_path("node"),
+            Need::DockerComposeV1 => on_path("docker-compose"),
         }
     }
 }

@@ -7,7 +7,6 @@
 //! `cargo test -p strata-tests --test it registry::`. The tidy test is [`tidy`].
 
 mod common;
-mod compose_cli;
 
 mod build_e2e;
 mod build_flags;
@@ -15,6 +14,9 @@ mod buildkit_cases;
 mod cache_io;
 mod check_cli;
 mod compat_buildkit;
+mod compose_cli;
+mod compose_config;
+mod compose_v1;
 mod cp_cli;
 mod docker_cli;
 mod exec_cli;

@@ -255,6 +255,27 @@ fn the_runtime_knows_no_dockerfile_no_build_and_no_flags() {
 }
 
 #[test]
+fn the_compose_model_knows_no_store_build_or_container() {
+    let graph = crate_graph();
+    let wrong: Vec<&String> = graph["compose"]
+        .iter()
+        .filter(|d| {
+            [
+                "store", "layer", "exec", "archive", "registry", ENGINE, RUNTIME, CLI,
+            ]
+            .contains(&d.as_str())
+        })
+        .collect();
+    assert!(wrong.is_empty(), "compose depends on {wrong:?}");
+    // The environment comes in as Options::environment; no process is started.
+    let found = uses_of(
+        "compose",
+        &["std::process", "std::net", "env::vars", "env::var"],
+    );
+    assert!(found.is_empty(), "compose: {found:?}");
+}
+
+#[test]
 fn the_cli_has_no_unsafe() {
     let wrong: Vec<String> = sources(&root().join("crates").join(CLI).join("src"))
         .into_iter()
