@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Result};
 use store::Store;
 
-use super::up::{say, INTERRUPTED};
+use super::up::say;
 use super::{containers, is_oneoff, service_of, ProjectPlan, LABEL_NUMBER};
 
 /// The project's networks (`PROJECT_default` and those it declares): made when missing,
@@ -53,7 +53,7 @@ pub fn stop_names(store: &Store, names: &[String], timeout: Option<i64>) -> Resu
         }
         say("Container", name, "Stopping");
         let t = timeout.or(c.config.stop_timeout).unwrap_or(10).max(0) as u64;
-        if INTERRUPTED.load(Ordering::SeqCst) {
+        if runtime::signal::INTERRUPTED.load(Ordering::SeqCst) {
             c.kill()?;
         } else {
             c.stop(None, Some(Duration::from_secs(t)))?;

@@ -5,7 +5,7 @@
 
 use std::io::Write;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -360,23 +360,6 @@ fn converge(
     Ok(names)
 }
 
-/// Set by the SIGINT/SIGTERM handler of an attached `up` (read by the stops too: a second
-/// Ctrl-C kills).
-pub(crate) static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_interrupt(_: libc::c_int) {
-    INTERRUPTED.store(true, Ordering::SeqCst);
-}
-
-fn catch_interrupts() {
-    for sig in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: the handler only stores to an atomic (async-signal-safe).
-        unsafe {
-            libc::signal(sig, on_interrupt as *const () as libc::sighandler_t);
-        }
-    }
-}
-
 /// `compose up`.
 pub fn up(store: &Store, plan: &ProjectPlan, opts: &UpOptions) -> Result<ExitCode> {
     let services = plan.selected(&opts.services, !opts.no_deps)?;
@@ -502,14 +485,14 @@ fn attach(
     names: &[String],
     opts: &UpOptions,
 ) -> Result<ExitCode> {
-    catch_interrupts();
+    runtime::signal::catch_interrupts();
     eprintln!("Attaching to {}", names.join(", "));
     let mut code = 0u8;
     std::thread::scope(|scope| -> Result<()> {
         let logs = scope.spawn(|| super::logs::print(store, names, true, None, true));
         let mut reported: Vec<String> = Vec::new();
         loop {
-            if INTERRUPTED.swap(false, Ordering::SeqCst) {
+            if runtime::signal::INTERRUPTED.swap(false, Ordering::SeqCst) {
                 eprintln!("Gracefully stopping... (press Ctrl+C again to force)");
                 code = 130;
                 break;
