@@ -43,7 +43,7 @@ use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::net::Ipv4Addr;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -180,7 +180,7 @@ pub struct Networks {
 }
 
 /// The networks' flock, released on drop.
-pub struct Lock(#[allow(dead_code)] File);
+pub use crate::volumes::Lock;
 
 /// The `ip` program.
 fn ip_program() -> PathBuf {
@@ -325,14 +325,8 @@ pub struct Joining {
 impl Networks {
     /// The networks of the store at `store_root` (the directory made on first use).
     pub fn new(store_root: &Path) -> Result<Networks> {
-        let dir = store_root.join("networks");
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
-            .with_context(|| format!("create {}", dir.display()))?;
         Ok(Networks {
-            dir,
+            dir: crate::volumes::private_dir(store_root, "networks")?,
             store_root: store_root.to_path_buf(),
         })
     }
@@ -342,23 +336,7 @@ impl Networks {
     }
 
     pub fn lock(&self) -> Result<Lock> {
-        let p = self.dir.join(".lock");
-        let f = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&p)
-            .with_context(|| format!("open {}", p.display()))?;
-        loop {
-            // SAFETY: flock on a descriptor this function owns.
-            if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } == 0 {
-                return Ok(Lock(f));
-            }
-            let e = std::io::Error::last_os_error();
-            if e.kind() != std::io::ErrorKind::Interrupted {
-                return Err(e).with_context(|| format!("lock {}", p.display()));
-            }
-        }
+        crate::volumes::lock_dir(&self.dir)
     }
 
     /// Every network, oldest first; endpoints of dead processes are left out.

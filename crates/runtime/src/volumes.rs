@@ -94,8 +94,32 @@ pub struct Volumes {
     store_root: PathBuf,
 }
 
-/// An exclusive flock on `volumes/.lock`, released on drop.
+/// An exclusive flock on a directory's `.lock` (`volumes/`, `networks/`), released on drop.
 pub struct Lock(#[allow(dead_code)] File);
+
+/// `store_root/name`, made on first use (0700): the volumes' or the networks' directory.
+pub(crate) fn private_dir(store_root: &Path, name: &str) -> Result<PathBuf> {
+    let dir = store_root.join(name);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .with_context(|| format!("create {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// Take `dir/.lock` exclusively (waiting for it).
+pub(crate) fn lock_dir(dir: &Path) -> Result<Lock> {
+    let p = dir.join(".lock");
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&p)
+        .with_context(|| format!("open {}", p.display()))?;
+    flock(&f, libc::LOCK_EX).with_context(|| format!("lock {}", p.display()))?;
+    Ok(Lock(f))
+}
 
 /// A foreground container's hold on a volume: a shared flock on `users/<id>`, the file
 /// removed on drop.
@@ -126,14 +150,8 @@ fn flock(f: &File, op: i32) -> std::io::Result<()> {
 impl Volumes {
     /// The volumes of the store at `store_root` (the directory made on first use, 0700).
     pub fn new(store_root: &Path) -> Result<Volumes> {
-        let dir = store_root.join("volumes");
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
-            .with_context(|| format!("create {}", dir.display()))?;
         Ok(Volumes {
-            dir,
+            dir: private_dir(store_root, "volumes")?,
             store_root: store_root.to_path_buf(),
         })
     }
@@ -143,15 +161,7 @@ impl Volumes {
     }
 
     pub fn lock(&self) -> Result<Lock> {
-        let p = self.dir.join(".lock");
-        let f = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&p)
-            .with_context(|| format!("open {}", p.display()))?;
-        flock(&f, libc::LOCK_EX).with_context(|| format!("lock {}", p.display()))?;
-        Ok(Lock(f))
+        lock_dir(&self.dir)
     }
 
     /// The volume `name`, or docker's `no such volume` error.

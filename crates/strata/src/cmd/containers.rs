@@ -201,6 +201,29 @@ fn rfc3339_age(t: Option<&str>) -> Duration {
 }
 
 /// docker's STATUS column.
+/// The PORTS column: a running container's published ports (`0.0.0.0:8080->80/tcp, ...`).
+pub(crate) fn ports_text(c: &Container) -> String {
+    if c.status() != Status::Running {
+        return String::new();
+    }
+    c.state
+        .ports
+        .iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The Labels column: `k=v,k2=v2`.
+pub(crate) fn labels_text(c: &Container) -> String {
+    c.config
+        .labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 pub(crate) fn status_text(c: &Container) -> String {
     match c.status() {
         Status::Running if c.state.restarting => format!(
@@ -252,16 +275,7 @@ pub fn ps(store: &Store, a: PsArgs) -> Result<ExitCode> {
         } else {
             ellipsis(&command, 20)
         };
-        let ports = if status == Status::Running {
-            c.state
-                .ports
-                .iter()
-                .map(|p| p.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        } else {
-            String::new()
-        };
+        let ports = ports_text(&c);
         rows.push(vec![
             (
                 "Command",
@@ -270,15 +284,7 @@ pub fn ps(store: &Store, a: PsArgs) -> Result<ExitCode> {
             ("CreatedAt", created_at(Some(&c.config.created))),
             ("ID", id),
             ("Image", c.config.image.clone()),
-            (
-                "Labels",
-                c.config
-                    .labels
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect::<Vec<_>>()
-                    .join(","),
-            ),
+            ("Labels", labels_text(&c)),
             ("LocalVolumes", "0".into()),
             ("Mounts", String::new()),
             ("Names", c.config.name.clone()),

@@ -162,6 +162,24 @@ pub fn parse_env_file(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Re
     Ok(out)
 }
 
+/// docker's confirmation prompt on stdout (`volume prune`, `network prune`), the answer read
+/// from stdin: yes only for `y` or `yes` (any case); anything else, an EOF or a read error
+/// is No.
+pub fn confirm(warning: &str) -> Result<bool> {
+    use std::io::{BufRead, Write};
+    let mut out = std::io::stdout().lock();
+    write!(out, "{warning}\nAre you sure you want to continue? [y/N] ")?;
+    out.flush()?;
+    let mut answer = String::new();
+    if std::io::stdin().lock().read_line(&mut answer).is_err() {
+        return Ok(false);
+    }
+    Ok(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

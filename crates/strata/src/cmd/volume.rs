@@ -2,7 +2,6 @@
 //! `runtime::Volumes` (the store's `volumes/`), with docker's columns and messages.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, Write};
 use std::process::ExitCode;
 
 use anyhow::{bail, Result};
@@ -261,22 +260,6 @@ fn rm(vols: &runtime::Volumes, a: RmArgs) -> Result<ExitCode> {
     })
 }
 
-/// docker's confirmation prompt on stdout, the answer read from stdin: yes only for `y` or
-/// `yes` (any case); anything else, an EOF or a read error is No.
-fn confirm(warning: &str) -> Result<bool> {
-    let mut out = std::io::stdout().lock();
-    write!(out, "{warning}\nAre you sure you want to continue? [y/N] ")?;
-    out.flush()?;
-    let mut answer = String::new();
-    if std::io::stdin().lock().read_line(&mut answer).is_err() {
-        return Ok(false);
-    }
-    Ok(matches!(
-        answer.trim().to_ascii_lowercase().as_str(),
-        "y" | "yes"
-    ))
-}
-
 fn prune(vols: &runtime::Volumes, a: PruneArgs) -> Result<ExitCode> {
     let mut labels = Vec::new();
     for f in &a.filter {
@@ -293,7 +276,7 @@ fn prune(vols: &runtime::Volumes, a: PruneArgs) -> Result<ExitCode> {
         } else {
             "WARNING! This will remove anonymous local volumes not used by at least one container."
         };
-        if !confirm(warning)? {
+        if !super::confirm(warning)? {
             return Ok(ExitCode::SUCCESS);
         }
     }

@@ -280,17 +280,6 @@ pub fn ps(
     let rows: Vec<serde_json::Value> = cs
         .iter()
         .map(|c| {
-            let running = c.status() == runtime::Status::Running;
-            let ports = if running {
-                c.state
-                    .ports
-                    .iter()
-                    .map(|p| p.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            } else {
-                String::new()
-            };
             serde_json::json!({
                 "ID": c.id(),
                 "Name": c.config.name,
@@ -304,8 +293,8 @@ pub fn ps(
                 "Status": crate::cmd::containers::status_text(c),
                 "Health": c.state.health.as_ref().map(|h| h.status.clone()).unwrap_or_default(),
                 "ExitCode": c.state.exit_code.unwrap_or(0),
-                "Ports": ports,
-                "Labels": c.config.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
+                "Ports": crate::cmd::containers::ports_text(c),
+                "Labels": crate::cmd::containers::labels_text(c),
             })
         })
         .collect();
