@@ -60,6 +60,27 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use yaml::{Node, Val};
 
+/// Where the key path `path` (keys, and list indexes as numbers: `["services", "web",
+/// "ports", "0"]`) is written in `files`: the last file that has it (a later file's value is
+/// the one merged in), with its line and column; `None` when no file has it (a default, an
+/// `extends`) or a file no longer parses. For errors found after loading (a published port
+/// in use when `up` starts).
+pub fn position(files: &[PathBuf], path: &[&str]) -> Option<(PathBuf, u64, u64)> {
+    let tokens: Vec<schema::PathToken> = path
+        .iter()
+        .map(|p| match p.parse::<usize>() {
+            Ok(i) => schema::PathToken::Index(i),
+            Err(_) => schema::PathToken::Key(p.to_string()),
+        })
+        .collect();
+    files.iter().rev().find_map(|f| {
+        let text = std::fs::read_to_string(f).ok()?;
+        let root = yaml::parse(&text).ok()?;
+        let n = locate::walk(&root, &tokens)?;
+        Some((f.clone(), n.line, n.col))
+    })
+}
+
 /// The file names looked for, in order of preference (docker compose v2's).
 pub const DEFAULT_FILES: [&str; 4] = [
     "compose.yaml",

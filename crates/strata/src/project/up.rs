@@ -403,7 +403,19 @@ fn check_ports(store: &Store, plan: &ProjectPlan, services: &[&ServicePlan]) -> 
         .collect();
     for s in services {
         for (i, spec) in s.spec.publish.iter().enumerate() {
-            let at = format!("{}: services.{}.ports[{i}]", files(plan), s.name);
+            let index = i.to_string();
+            let place =
+                compose::position(&plan.config_files, &["services", &s.name, "ports", &index]);
+            let at = match place {
+                Some((f, line, col)) => {
+                    format!(
+                        "{}:{line}:{col}: services.{}.ports[{i}]",
+                        f.display(),
+                        s.name
+                    )
+                }
+                None => format!("{}: services.{}.ports[{i}]", files(plan), s.name),
+            };
             let maps = runtime::ports::parse_all(spec).with_context(|| at.clone())?;
             for m in maps.into_iter().filter(|m| m.host_port != 0) {
                 if ours.iter().any(|(ip, port, proto)| {

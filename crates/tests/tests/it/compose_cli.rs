@@ -464,7 +464,7 @@ fn bad_input_starts_nothing() {
         "services:\n  a:\n    image: busybox:local\n    command: [\"sleep\", \"100\"]\n  b:\n    image: busybox:local\n    ports: [\"127.0.0.1:{port}:80\"]\n    depends_on: [a]\n"
     );
     let want_port = format!(
-        "compose.yaml: services.b.ports[0]: Bind for 127.0.0.1:{port} failed: port is already allocated"
+        "compose.yaml:7:13: services.b.ports[0]: Bind for 127.0.0.1:{port} failed: port is already allocated"
     );
     let cases: Vec<(&str, &str)> = cases
         .into_iter()
