@@ -453,6 +453,18 @@ fn bad_input_starts_nothing() {
             "services.a.privileged: not supported by strata compose yet",
         ),
         (
+            "services:\n  a:\n    image: busybox:local\n    comand: [\"true\"]\n",
+            "compose.yaml:4:5: services.a.comand: additional property not allowed",
+        ),
+        (
+            "services:\n  a:\n    image: busybox:local\n    environment:\n      K: ${STRATA_TEST_UNSET_VAR:?must be set}\n",
+            "compose.yaml:5:10: services.a.environment.K: required variable STRATA_TEST_UNSET_VAR is missing a value: must be set",
+        ),
+        (
+            "services:\n  a:\n    image: busybox:local\n    ports: 80\n",
+            "compose.yaml:4:12: services.a.ports",
+        ),
+        (
             "services:\n  a:\n    image: busybox:local\n    command: [\"true\"]\n  b:\n    image: no-such-image-anywhere.invalid/x:1\n    depends_on: [a]\n",
             "no-such-image-anywhere.invalid",
         ),
