@@ -102,6 +102,28 @@ fn service(
             bail!("{}: not supported by strata compose yet", at(key));
         }
     }
+    // Every other key the model leaves untyped is acted on below, or is one strata may
+    // ignore (said why); anything else is refused, never silently dropped.
+    for key in s.other.keys() {
+        match key.as_str() {
+            "pull_policy" | "tty" | "mem_limit" | "memswap_limit" | "cpus" | "pids_limit"
+            | "security_opt" | "platform" => {}
+            // A detached service has no stdin; `compose run` decides for itself.
+            "stdin_open" => {}
+            // Logs are kept as `strata logs` reads them, whatever the driver asked.
+            "logging" => {}
+            other => bail!("{}: not supported by strata compose yet", at(other)),
+        }
+    }
+    if let Some(p) = other_str(s, "platform") {
+        let host = format!("linux/{}", host_arch());
+        if p != host && p != "linux" {
+            bail!(
+                "{}: {p} is not supported yet (strata runs {host} only)",
+                at("platform")
+            );
+        }
+    }
     let image = s.image_name(&p.name, name);
     let build = match &s.build {
         Some(b) => Some(build_args(p, name, &image, b, keep)?),
@@ -214,14 +236,46 @@ fn service(
         .as_ref()
         .and_then(|d| d.resources.as_ref())
         .and_then(|r| r.limits.as_ref());
+    // deploy.resources.limits, else the service-level mem_limit / cpus / pids_limit.
+    let number = |key: &str| -> Result<Option<f64>> {
+        match s.other.get(key) {
+            None => Ok(None),
+            Some(serde_json::Value::Number(n)) => Ok(n.as_f64()),
+            Some(serde_json::Value::String(t)) => {
+                t.parse::<f64>()
+                    .map(Some)
+                    .or_else(|_| match compose::parse_bytes(t) {
+                        Some(b) => Ok(Some(b as f64)),
+                        None => bail!("{}: invalid value {t:?}", at(key)),
+                    })
+            }
+            Some(other) => bail!("{}: invalid value {other}", at(key)),
+        }
+    };
+    let memory = limits
+        .and_then(|l| l.memory)
+        .map(|m| m as f64)
+        .or(number("mem_limit")?);
+    let cpus = limits.and_then(|l| l.cpus).or(number("cpus")?);
     let resources = runtime::Resources {
-        memory: limits.and_then(|l| l.memory).unwrap_or(0) as i64,
-        memory_swap: 0,
-        nano_cpus: limits
-            .and_then(|l| l.cpus)
-            .map(|c| (c * 1e9).round() as i64)
-            .unwrap_or(0),
-        pids_limit: limits.and_then(|l| l.pids),
+        memory: memory.unwrap_or(0.0) as i64,
+        memory_swap: number("memswap_limit")?.map(|v| v as i64).unwrap_or(0),
+        nano_cpus: cpus.map(|c| (c * 1e9).round() as i64).unwrap_or(0),
+        pids_limit: limits
+            .and_then(|l| l.pids)
+            .or(number("pids_limit")?.map(|v| v as i64)),
+    };
+    let security_opt: Vec<String> = match s.other.get("security_opt") {
+        None => Vec::new(),
+        Some(serde_json::Value::Array(items)) => items
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .with_context(|| format!("{}: expected strings", at("security_opt")))
+            })
+            .collect::<Result<_>>()?,
+        Some(_) => bail!("{}: expected a list", at("security_opt")),
     };
     let nanos = |d: Option<std::time::Duration>| d.map(|d| d.as_nanos() as i64);
     let health = match &s.healthcheck {
@@ -257,7 +311,7 @@ fn service(
         tty: other_str(s, "tty").as_deref() == Some("true"),
         publish,
         auto_remove: false,
-        security_opt: Vec::new(),
+        security_opt,
         volumes: Vec::new(),
         mounts,
         tmpfs: s.tmpfs.clone(),
@@ -336,6 +390,15 @@ fn mount(p: &compose::Project, service: &str, v: &compose::ServiceVolume) -> Res
         parts.push("readonly".into());
     }
     Ok(parts.join(","))
+}
+
+/// The host's architecture in OCI's words.
+fn host_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
 }
 
 /// The file of the top-level secret `name` (file secrets only).

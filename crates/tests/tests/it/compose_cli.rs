@@ -453,6 +453,14 @@ fn bad_input_starts_nothing() {
             "services.a.privileged: not supported by strata compose yet",
         ),
         (
+            "services:\n  a:\n    image: busybox:local\n    platform: linux/s390x\n",
+            "services.a.platform: linux/s390x is not supported yet (strata runs linux/amd64 only)",
+        ),
+        (
+            "services:\n  a:\n    image: busybox:local\n    read_only: true\n",
+            "services.a.read_only: not supported by strata compose yet",
+        ),
+        (
             "services:\n  a:\n    image: busybox:local\n    comand: [\"true\"]\n",
             "compose.yaml:4:5: services.a.comand: additional property not allowed",
         ),
@@ -628,4 +636,29 @@ fn replicas_and_lifecycle_commands() {
     compose_ok(&env, "life", &file, &["rm", "-f", "-s"]);
     assert_eq!(env.ok(&["ps", "-aq"]), "");
     compose_ok(&env, "life", &file, &["down"]);
+}
+
+/// The service-level limits of the older file format (`mem_limit`, `cpus`, `pids_limit`)
+/// reach the container as `deploy.resources.limits` do.
+#[test]
+fn service_level_limits() {
+    strata_tests::require!(Root, Busybox);
+    let env = setup();
+    let dir = env.path("lim");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("compose.yaml");
+    std::fs::write(
+        &file,
+        "services:\n  a:\n    image: busybox:local\n    init: true\n    command: [\"sleep\", \"100\"]\n    mem_limit: 64m\n    cpus: 0.25\n    pids_limit: 50\n    platform: linux/amd64\n",
+    )
+    .unwrap();
+    compose_ok(&env, "lim", &file, &["up", "-d"]);
+    let out = env.ok(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.HostConfig.PidsLimit}}",
+        "lim-a-1",
+    ]);
+    assert_eq!(out.trim(), "67108864 250000000 50");
+    compose_ok(&env, "lim", &file, &["down", "-t", "1"]);
 }
