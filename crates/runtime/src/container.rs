@@ -15,10 +15,8 @@
 //! for as long as the container exists, even if its image is untagged or removed, so
 //! `prune` never deletes what a container uses; no store lock is held while it runs.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Read;
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -225,7 +223,7 @@ pub struct Pruned {
 }
 
 /// An exclusive flock on `containers/.lock`, released on drop.
-pub struct Lock(#[allow(dead_code)] File);
+pub use crate::dirlock::Lock;
 
 impl Containers {
     /// The containers of `store` (the directory made on first use).
@@ -234,38 +232,15 @@ impl Containers {
     }
 
     pub fn new(store_root: &Path) -> Result<Containers> {
-        let dir = store_root.join("containers");
         // Private: logs and environments may hold secrets (docker's is 0710).
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
-            .with_context(|| format!("create {}", dir.display()))?;
         Ok(Containers {
-            dir,
+            dir: crate::dirlock::private_dir(store_root, "containers")?,
             store_root: store_root.to_path_buf(),
         })
     }
 
     pub(crate) fn lock(&self) -> Result<Lock> {
-        let p = self.dir.join(".lock");
-        let f = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&p)
-            .with_context(|| format!("open {}", p.display()))?;
-        loop {
-            // SAFETY: flock on a descriptor this function owns.
-            let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
-            if r == 0 {
-                return Ok(Lock(f));
-            }
-            let e = std::io::Error::last_os_error();
-            if e.kind() != std::io::ErrorKind::Interrupted {
-                return Err(e).with_context(|| format!("lock {}", p.display()));
-            }
-        }
+        crate::dirlock::lock_dir(&self.dir)
     }
 
     /// Every container, newest first. Directories being created or removed are skipped.

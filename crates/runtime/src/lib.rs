@@ -30,6 +30,7 @@ pub mod cgroup;
 pub mod container;
 mod copyup;
 pub mod cp;
+mod dirlock;
 pub mod exec;
 mod foreground;
 pub mod health;

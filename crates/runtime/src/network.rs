@@ -180,7 +180,7 @@ pub struct Networks {
 }
 
 /// The networks' flock, released on drop.
-pub use crate::volumes::Lock;
+pub use crate::dirlock::Lock;
 
 /// The `ip` program.
 fn ip_program() -> PathBuf {
@@ -326,7 +326,7 @@ impl Networks {
     /// The networks of the store at `store_root` (the directory made on first use).
     pub fn new(store_root: &Path) -> Result<Networks> {
         Ok(Networks {
-            dir: crate::volumes::private_dir(store_root, "networks")?,
+            dir: crate::dirlock::private_dir(store_root, "networks")?,
             store_root: store_root.to_path_buf(),
         })
     }
@@ -336,7 +336,7 @@ impl Networks {
     }
 
     pub fn lock(&self) -> Result<Lock> {
-        crate::volumes::lock_dir(&self.dir)
+        crate::dirlock::lock_dir(&self.dir)
     }
 
     /// Every network, oldest first; endpoints of dead processes are left out.

@@ -14,7 +14,7 @@
 //! foreground container holds a shared flock on its `users/<id>` file.
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
@@ -94,32 +94,8 @@ pub struct Volumes {
     store_root: PathBuf,
 }
 
-/// An exclusive flock on a directory's `.lock` (`volumes/`, `networks/`), released on drop.
-pub struct Lock(#[allow(dead_code)] File);
-
-/// `store_root/name`, made on first use (0700): the volumes' or the networks' directory.
-pub(crate) fn private_dir(store_root: &Path, name: &str) -> Result<PathBuf> {
-    let dir = store_root.join(name);
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&dir)
-        .with_context(|| format!("create {}", dir.display()))?;
-    Ok(dir)
-}
-
-/// Take `dir/.lock` exclusively (waiting for it).
-pub(crate) fn lock_dir(dir: &Path) -> Result<Lock> {
-    let p = dir.join(".lock");
-    let f = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&p)
-        .with_context(|| format!("open {}", p.display()))?;
-    flock(&f, libc::LOCK_EX).with_context(|| format!("lock {}", p.display()))?;
-    Ok(Lock(f))
-}
+pub use crate::dirlock::Lock;
+use crate::dirlock::{flock, lock_dir, private_dir};
 
 /// A foreground container's hold on a volume: a shared flock on `users/<id>`, the file
 /// removed on drop.
@@ -131,19 +107,6 @@ pub struct Hold {
 impl Drop for Hold {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
-    }
-}
-
-fn flock(f: &File, op: i32) -> std::io::Result<()> {
-    loop {
-        // SAFETY: flock on a descriptor the caller owns.
-        if unsafe { libc::flock(f.as_raw_fd(), op) } == 0 {
-            return Ok(());
-        }
-        let e = std::io::Error::last_os_error();
-        if e.kind() != std::io::ErrorKind::Interrupted {
-            return Err(e);
-        }
     }
 }
 
