@@ -180,19 +180,8 @@ pub fn join(spec: &JoinSpec) -> Result<Running> {
         .to_string();
     let namespaces = namespaces_of(spec.target_pid)?;
 
-    let (control, theirs) = UnixStream::pair().map_err(io_err("create the control socket"))?;
-    // Both descriptors the helper inherits are kept away from 0..=2 and close-on-exec here;
-    // the pre_exec hook clears the flag in the helper only.
-    let theirs: OwnedFd = {
-        let high = rustix::io::fcntl_dupfd_cloexec(&theirs, 10)
-            .map_err(|e| io_err("duplicate the control socket")(e.into()))?;
-        // The original must not outlive the spawn (shadowing does not drop it): while this
-        // process holds any copy of the helper's end, a wait for the helper's EOF never
-        // ends. A health probe whose helper died as its container was killed hung a
-        // supervisor that way.
-        drop(theirs);
-        high
-    };
+    let (control, theirs) = crate::parent::control_pair()?;
+    // The pidfd the helper inherits too is kept away from 0..=2 and close-on-exec here.
     let target: OwnedFd = rustix::io::fcntl_dupfd_cloexec(spec.target.as_fd(), 10)
         .map_err(|e| io_err("duplicate the container's pidfd")(e.into()))?;
     let raw = [theirs.as_raw_fd(), target.as_raw_fd()];

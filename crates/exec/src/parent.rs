@@ -330,6 +330,20 @@ pub(crate) fn stdio(s: &Stdio, what: &str) -> Result<std::process::Stdio> {
     })
 }
 
+/// The control socket between this process and a helper (`spawn`, `join`): our end, and
+/// the helper's end kept away from 0..=2 (which the Command rewires) and close-on-exec in
+/// this process, so no other child inherits it (the helper's pre_exec hook clears the flag).
+/// No other copy of the helper's end stays here: while this process held one, a wait for
+/// the helper's EOF never ended (a start failing before the helper reported; a health probe
+/// whose helper died as its container was killed hung a supervisor).
+pub(crate) fn control_pair() -> Result<(UnixStream, OwnedFd)> {
+    let (control, theirs) = UnixStream::pair().map_err(io_err("create the control socket"))?;
+    let high = rustix::io::fcntl_dupfd_cloexec(&theirs, 10)
+        .map_err(|e| io_err("duplicate the control socket")(e.into()))?;
+    drop(theirs);
+    Ok((control, high))
+}
+
 /// Start `spec`. Returns once the command has been exec'd inside the container; a failure of
 /// the setup (a mount, the user, the working directory) or of the exec itself is an `Err`.
 pub fn spawn(spec: &ExecSpec) -> Result<Running> {
@@ -342,17 +356,7 @@ pub fn spawn(spec: &ExecSpec) -> Result<Running> {
         None => std::path::PathBuf::from("/proc/self/exe"),
     };
 
-    let (control, theirs) = UnixStream::pair().map_err(io_err("create the control socket"))?;
-    // Keep the helper's end away from 0..=2 (which the Command rewires) and close-on-exec in
-    // this process, so no other child inherits it; the pre_exec hook clears the flag.
-    let theirs: OwnedFd = {
-        let high = rustix::io::fcntl_dupfd_cloexec(&theirs, 10)
-            .map_err(|e| io_err("duplicate the control socket")(e.into()))?;
-        // The original must not outlive the spawn either: while this process holds any copy
-        // of the helper's end, a wait for the helper's EOF (after a failed start) never ends.
-        drop(theirs);
-        high
-    };
+    let (control, theirs) = control_pair()?;
     let raw = theirs.as_raw_fd();
 
     // A pooled private network is joined (setns) instead of a new namespace made.
@@ -527,4 +531,33 @@ pub fn run(spec: &ExecSpec) -> Result<Output> {
         stdout,
         stderr,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::MetadataExt;
+
+    /// Descriptors of this process open on the same socket as `fd`.
+    fn copies(fd: &OwnedFd) -> usize {
+        let ino = std::fs::metadata(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+            .unwrap()
+            .ino();
+        let want = format!("socket:[{ino}]");
+        std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .flatten()
+            .filter(|e| std::fs::read_link(e.path()).is_ok_and(|l| l.to_string_lossy() == want))
+            .count()
+    }
+
+    #[test]
+    fn control_pair_keeps_one_copy_of_the_helpers_end() {
+        let (_control, theirs) = control_pair().unwrap();
+        assert!(theirs.as_raw_fd() >= 10);
+        assert_eq!(copies(&theirs), 1);
+        let flags = rustix::io::fcntl_getfd(&theirs).unwrap();
+        assert!(flags.contains(rustix::io::FdFlags::CLOEXEC));
+    }
 }
