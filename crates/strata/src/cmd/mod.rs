@@ -180,6 +180,17 @@ pub fn confirm(warning: &str) -> Result<bool> {
     ))
 }
 
+/// `--label KEY=VALUE` values (`KEY` alone: an empty value) as a map, a later value of a key
+/// over an earlier one (`run`, `volume create`, `network create`).
+pub fn label_map(list: &[String]) -> std::collections::BTreeMap<String, String> {
+    list.iter()
+        .map(|l| match l.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => (l.clone(), String::new()),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,6 @@
 //! `strata network create|ls|inspect|rm|prune`: docker's network commands on
 //! `runtime::Networks` (the store's `networks/`), with docker's columns and messages.
 
-use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use anyhow::{bail, Result};
@@ -93,15 +92,6 @@ pub fn run(store: &Store, c: NetworkCommand) -> Result<ExitCode> {
     }
 }
 
-fn labels(list: &[String]) -> BTreeMap<String, String> {
-    list.iter()
-        .map(|l| match l.split_once('=') {
-            Some((k, v)) => (k.to_string(), v.to_string()),
-            None => (l.clone(), String::new()),
-        })
-        .collect()
-}
-
 fn create(nets: &runtime::Networks, a: CreateArgs) -> Result<ExitCode> {
     if a.driver != "bridge" {
         bail!(
@@ -109,7 +99,7 @@ fn create(nets: &runtime::Networks, a: CreateArgs) -> Result<ExitCode> {
             a.driver
         );
     }
-    let n = nets.create(&a.name, labels(&a.label))?;
+    let n = nets.create(&a.name, super::label_map(&a.label))?;
     println!("{}", n.record.id);
     Ok(ExitCode::SUCCESS)
 }

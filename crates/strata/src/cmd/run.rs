@@ -225,13 +225,7 @@ pub fn run(store: Result<Store>, a: RunArgs) -> Result<ExitCode> {
         );
     }
     labels.extend(a.label.iter().cloned());
-    let labels = labels
-        .into_iter()
-        .map(|l| match l.split_once('=') {
-            Some((k, v)) => (k.to_string(), v.to_string()),
-            None => (l, String::new()),
-        })
-        .collect();
+    let labels = super::label_map(&labels).into_iter().collect();
     let (resources, health) = match limits(&a) {
         Ok(v) => v,
         Err(e) => {

@@ -1,7 +1,6 @@
 //! `strata volume create|ls|inspect|rm|prune`: docker's volume commands on
 //! `runtime::Volumes` (the store's `volumes/`), with docker's columns and messages.
 
-use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use anyhow::{bail, Result};
@@ -96,15 +95,6 @@ pub fn run(store: &Store, c: VolumeCommand) -> Result<ExitCode> {
     }
 }
 
-fn labels(list: &[String]) -> BTreeMap<String, String> {
-    list.iter()
-        .map(|l| match l.split_once('=') {
-            Some((k, v)) => (k.to_string(), v.to_string()),
-            None => (l.clone(), String::new()),
-        })
-        .collect()
-}
-
 fn create(vols: &runtime::Volumes, a: CreateArgs) -> Result<ExitCode> {
     if a.driver != "local" {
         bail!(
@@ -116,7 +106,7 @@ fn create(vols: &runtime::Volumes, a: CreateArgs) -> Result<ExitCode> {
     if !a.opt.is_empty() {
         bail!("strata's local volume driver takes no options (--opt)");
     }
-    let (v, _) = vols.create(a.name.as_deref(), labels(&a.label), false)?;
+    let (v, _) = vols.create(a.name.as_deref(), super::label_map(&a.label), false)?;
     println!("{}", v.name);
     Ok(ExitCode::SUCCESS)
 }
