@@ -5,39 +5,17 @@
 //! the memory limit in the production container's cgroup); bad input refused before
 //! anything starts.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::common::{busybox_tar, tool, Env};
+use crate::common::{busybox_env as setup, free_port, http_get, tool, Env};
 use crate::run_cli::{eventually, stderr, stdout, supervisors};
-
-/// A store with `busybox:local`.
-fn setup() -> Env {
-    let env = Env::new();
-    let tar = env.path("busybox.tar");
-    busybox_tar(&tar);
-    env.ok(&["import", tar.to_str().unwrap(), "busybox:local"]);
-    env
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// `GET /` on 127.0.0.1:`port`: the body, or `None` while nothing answers.
 fn get(port: u16) -> Option<String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).ok()?;
-    let (head, body) = buf.split_once("\r\n\r\n")?;
+    let response = http_get(port);
+    let (head, body) = response.split_once("\r\n\r\n")?;
     head.starts_with("HTTP/1.").then(|| body.to_string())
 }
 

@@ -4,10 +4,8 @@
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Output, Stdio};
 
-use crate::common::Env;
-use crate::run_cli::{
-    eventually, free_port, ps_line, run_d, setup, stderr, stdout, supervisors, Detached,
-};
+use crate::common::{free_port, Env};
+use crate::run_cli::{eventually, ps_line, run_d, setup, stderr, stdout, supervisors, Detached};
 
 /// `strata ARGS` with the exit code it must end with; returns stdout.
 fn code(env: &Env, args: &[&str], code: i32) -> String {

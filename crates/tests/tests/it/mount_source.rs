@@ -6,18 +6,10 @@
 
 use std::fs;
 
-use crate::common::{busybox_tar, Env};
+use crate::common::{busybox_env as setup, Env};
 
 /// The busybox rootfs's /etc/passwd (common::busybox_tar), not the host's.
 const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n";
-
-fn setup() -> Env {
-    let env = Env::new();
-    let tar = env.path("busybox.tar");
-    busybox_tar(&tar);
-    env.ok(&["import", tar.to_str().unwrap(), "busybox:local"]);
-    env
-}
 
 fn context(env: &Env, name: &str, dockerfile: &str, files: &[(&str, &str)]) -> String {
     let dir = env.path(name);

@@ -4,10 +4,9 @@
 //! going, `-p` works from the host, and nothing (mount, namespace, process, store entry) is
 //! left after `rm -f` and `network rm`.
 
-use std::io::{Read, Write};
-use std::time::Duration;
+use std::io::Write;
 
-use crate::common::Env;
+use crate::common::{free_port, http_get as get, Env};
 use crate::run_cli::{eventually, run_d, setup, stderr, stdout, supervisors};
 
 /// `strata run -d ARGS sh -c SCRIPT`: the id.
@@ -75,18 +74,6 @@ fn wget(env: &Env, c: &str, url: &str) -> (i32, String) {
     )
 }
 
-/// `GET /` on 127.0.0.1:port: the whole response.
-fn get(port: u16) -> String {
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return String::new();
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-    let _ = s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n");
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    out
-}
-
 /// The host's first global IPv4 address (`ip -o -4 addr`), if it has one.
 fn host_address() -> Option<String> {
     let out = std::process::Command::new("ip")
@@ -111,11 +98,6 @@ fn serve(ip: &str, text: &'static str) -> u16 {
         }
     });
     port
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
 }
 
 #[test]

@@ -1,25 +1,14 @@
 //! `run -P` (every EXPOSEd port on an ephemeral host port), `-p` port ranges and UDP
 //! ports, end to end through the userspace proxy (TCP on a busybox httpd).
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::time::Duration;
 
+use crate::common::http_get as get;
 use crate::run_cli::{eventually, run_d, setup, Detached};
 
 const HTTPD: &str = "busybox mkdir -p /www && echo hello-from-container > /www/index.html && \
                      exec busybox httpd -f -p 80 -h /www";
-
-/// `GET /` on 127.0.0.1:port: the whole response.
-fn get(port: u16) -> String {
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return String::new();
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-    let _ = s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n");
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    out
-}
 
 /// Two consecutive free ports on 127.0.0.1.
 fn free_pair() -> u16 {

@@ -8,18 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{busybox_tar, tool, Env};
+use crate::common::{busybox_tar, free_port, tool, Env};
 use serde_json::Value;
 
 const DOCKER: &str = "/usr/bin/docker";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A `docker-registry` process with its own storage, killed on drop.
 struct Registry {

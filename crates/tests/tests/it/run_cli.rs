@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use crate::common::{busybox_tar, Env};
+use crate::common::{busybox_tar, free_port, Env};
 
 /// A store with `busybox:local` and `cfg:local` (busybox with ENV, WORKDIR, USER and CMD).
 pub(crate) fn setup() -> Env {
@@ -895,12 +895,6 @@ fn prune_keeps_what_a_container_uses() {
     env.ok(&["prune"]);
     assert_eq!(snapshots(), 1, "the layer outlived its last container");
     env.fsck_clean();
-}
-
-/// A port nothing listens on (bound once by the kernel's choice, then released).
-pub(crate) fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
 }
 
 /// `GET /` on 127.0.0.1:port, half-closing the request side; the whole response.

@@ -265,3 +265,31 @@ impl Drop for Exclusive {
         EXCLUSIVE.set(false);
     }
 }
+
+/// A store with `busybox:local` (the rootfs of [`busybox_tar`]).
+pub fn busybox_env() -> Env {
+    let env = Env::new();
+    let tar = env.path("busybox.tar");
+    busybox_tar(&tar);
+    env.ok(&["import", tar.to_str().unwrap(), "busybox:local"]);
+    env
+}
+
+/// A port nothing listens on (bound once by the kernel's choice, then released).
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// `GET /` on 127.0.0.1:port: the whole response, empty when nothing answers.
+pub fn http_get(port: u16) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
+    let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+    let _ = s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}

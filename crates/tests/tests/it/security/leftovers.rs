@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::guard::{after, Canary};
-use crate::common::{busybox_tar, tool, Env};
+use crate::common::{busybox_tar, free_port, tool, Env};
 
 /// Bytes under `p` (file lengths).
 fn size_of(p: &Path) -> u64 {
@@ -296,15 +296,6 @@ fn pipe(mut from: TcpStream, mut to: TcpStream, budget: Option<Budget>) {
         }
     }
     let _ = to.shutdown(std::net::Shutdown::Write);
-}
-
-/// A free loopback port.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A `docker-registry` on the loopback with its own storage, killed on drop.
