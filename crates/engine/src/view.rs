@@ -98,8 +98,11 @@ impl View {
             fsconfig_set_string(&fs, "lowerdir+", empty2.to_str().unwrap_or("/"))
                 .map_err(|e| fail("lowerdir+", e))?;
         }
-        for (k, v) in [("redirect_dir", "off"), ("metacopy", "off")] {
-            let _ = fsconfig_set_string(&fs, k, v);
+        for (k, v) in exec::overlay_options() {
+            let _ = match v {
+                Some(v) => fsconfig_set_string(&fs, *k, *v),
+                None => rustix::mount::fsconfig_set_flag(&fs, *k),
+            };
         }
         fsconfig_create(&fs).map_err(|e| fail("create", e))?;
         let mnt = fsmount(

@@ -265,8 +265,7 @@ impl Init<'_> {
                 // As containerd: lowerdirs are shared by concurrent mounts, and the upperdir
                 // must stay a plain diff (no redirect or metacopy xattrs).
                 opts.push(("index", Some("off")));
-                opts.push(("redirect_dir", Some("off")));
-                opts.push(("metacopy", Some("off")));
+                opts.extend(crate::overlay_options().iter().copied());
                 new_fs(
                     "overlay",
                     &opts,
@@ -458,12 +457,32 @@ impl Init<'_> {
         )?;
         attach(&mqueue, &sub("mqueue")?).map_err(step("mount mqueue on /dev/mqueue"))?;
 
-        let sysfs = new_fs(
+        let sysfs = match new_fs(
             "sysfs",
             &[],
             nosuid_nodev_noexec | MountAttrFlags::MOUNT_ATTR_RDONLY,
             "mount sysfs on /sys",
-        )?;
+        ) {
+            Ok(fs) => fs,
+            // A new sysfs needs a network namespace of the user namespace's own; rootless
+            // with the host's network there is none: the host's /sys, bound read-only (as
+            // rootless podman and runc do).
+            Err(_) if crate::userns::active() => {
+                let what = "bind /sys (rootless, host network)";
+                let tree = clone_tree("/sys", true).map_err(step(what))?;
+                sys::mount_setattr(
+                    tree.as_fd(),
+                    libc::MOUNT_ATTR_RDONLY
+                        | libc::MOUNT_ATTR_NOSUID
+                        | libc::MOUNT_ATTR_NODEV
+                        | libc::MOUNT_ATTR_NOEXEC,
+                    true,
+                )
+                .map_err(step(what))?;
+                tree
+            }
+            Err(e) => return Err(e),
+        };
         let target = self.ensure(root, "/sys", Kind::Dir)?;
         attach(&sysfs, &target).map_err(step("mount sysfs on /sys"))?;
         crate::cgroupfs::mount(root, &self.spec.cgroups);
@@ -526,7 +545,7 @@ impl Init<'_> {
                     opts.push(("upperdir", Some(u.as_str())));
                     opts.push(("workdir", Some(w.as_str())));
                 }
-                opts.extend([("redirect_dir", Some("off")), ("metacopy", Some("off"))]);
+                opts.extend(crate::overlay_options().iter().copied());
                 let attrs = if upper.is_none() {
                     MountAttrFlags::MOUNT_ATTR_RDONLY | MountAttrFlags::MOUNT_ATTR_NODEV
                 } else {

@@ -159,6 +159,19 @@ mod spec;
 mod sys;
 mod tini;
 pub mod user;
+pub mod userns;
+
+/// The overlay options that keep an upperdir a plain diff (no redirect or metacopy xattrs),
+/// for every overlay strata mounts. In a user namespace (rootless, [`userns::active`])
+/// overlay keeps its state in `user.overlay.*` xattrs (`userxattr`, which implies no
+/// redirects; naming `redirect_dir` there is refused), since trusted xattrs are out of reach.
+pub fn overlay_options() -> &'static [(&'static str, Option<&'static str>)] {
+    if userns::active() {
+        &[("userxattr", None), ("metacopy", Some("off"))]
+    } else {
+        &[("redirect_dir", Some("off")), ("metacopy", Some("off"))]
+    }
+}
 
 pub use error::{Error, ExecFailure, Result};
 pub use helper::maybe_run_init;

@@ -65,6 +65,34 @@ pub(crate) fn args(target: &Target, exit_fd: i32, ready_fd: i32) -> Vec<String> 
     a
 }
 
+/// slirp4netns opens `/dev/net/tun` with the caller's own credentials: rootless, the node
+/// must be open to the user (mode 0666, as Debian's udev rules make it).
+fn tun_usable() -> Result<()> {
+    const TUN: &str = "/dev/net/tun";
+    if !crate::userns::active()
+        || rustix::fs::access(
+            TUN,
+            rustix::fs::Access::READ_OK | rustix::fs::Access::WRITE_OK,
+        )
+        .is_ok()
+    {
+        return Ok(());
+    }
+    let mode = std::fs::metadata(TUN)
+        .map(|m| {
+            format!(
+                "mode {:04o}",
+                std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777
+            )
+        })
+        .unwrap_or_else(|e| e.to_string());
+    Err(err(format!(
+        "rootless, the private network needs {TUN} readable and writable by you ({mode} here; \
+         udev makes it 0666 on most systems): as root, `chmod 0666 {TUN}`; or build or run \
+         with --network none"
+    )))
+}
+
 fn err(what: impl std::fmt::Display) -> Error {
     Error::Network(what.to_string())
 }
@@ -79,6 +107,7 @@ impl Slirp {
     /// Start slirp4netns on the network namespace `target` and wait until it has configured
     /// it. An error names slirp4netns' own last words.
     pub(crate) fn start(target: &Target) -> Result<Slirp> {
+        tun_usable()?;
         let flags = rustix::pipe::PipeFlags::CLOEXEC;
         let (exit_r, exit_w) =
             rustix::pipe::pipe_with(flags).map_err(|e| err(format!("create a pipe: {e}")))?;

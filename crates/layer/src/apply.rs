@@ -481,13 +481,8 @@ impl Applier<'_> {
                     .map_err(|err| fs_err("resolve directory of", err))?
                     .ok_or_else(|| fs_err("resolve directory of", errno(Errno::NOENT)))?;
                 let p = format!("/proc/self/fd/{}", dir.as_raw_fd());
-                rustix::fs::setxattr(
-                    p.as_str(),
-                    "trusted.overlay.opaque",
-                    b"y",
-                    XattrFlags::empty(),
-                )
-                .map_err(|err| fs_err("set opaque xattr on directory of", errno(err)))
+                rustix::fs::setxattr(p.as_str(), crate::opaque_xattr(), b"y", XattrFlags::empty())
+                    .map_err(|err| fs_err("set opaque xattr on directory of", errno(err)))
             }
             Whiteouts::Keep => Ok(()), // not reached: `.wh.` names are kept as entries
         }

@@ -341,25 +341,22 @@ impl Settle {
     }
 
     /// Remove the private xattrs [`crate::apply`] would not set: all of them but an
-    /// upperdir's `trusted.overlay.opaque=y`.
+    /// upperdir's opaque marker under the name this process's overlays use
+    /// ([`crate::opaque_xattr`]).
     fn private_xattrs(&mut self, path: &Path, all: &tarfmt::Pairs, opaque: bool) -> Result<()> {
+        let name = crate::opaque_xattr().as_bytes();
         for (k, v) in all {
             if !xattr::is_private(k) {
                 continue;
             }
-            if opaque && k.as_slice() == b"trusted.overlay.opaque" && v == b"y" {
+            if opaque && k.as_slice() == name && v == b"y" {
                 continue;
             }
             xattr::remove(path, k).map_err(|e| Error::fs("remove xattr of", path, e))?;
         }
-        if opaque
-            && !all
-                .iter()
-                .any(|(k, _)| k.as_slice() == b"trusted.overlay.opaque")
-        {
-            // Marked opaque through `user.overlay.opaque` (removed above): as applied.
-            xattr::set(path, b"trusted.overlay.opaque", b"y")
-                .map_err(|e| Error::fs("set opaque xattr on", path, e))?;
+        if opaque && !all.iter().any(|(k, _)| k.as_slice() == name) {
+            // Marked opaque under the other name (removed above): as applied.
+            xattr::set(path, name, b"y").map_err(|e| Error::fs("set opaque xattr on", path, e))?;
         }
         Ok(())
     }

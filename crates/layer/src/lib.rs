@@ -103,3 +103,20 @@ pub use error::{Error, Result};
 pub use pack::{pack, PackInfo};
 pub use scan::{is_tar_header, scan, ScanInfo};
 pub use tarfmt::MAX_META_SIZE;
+
+/// The xattr that marks an overlay layer's directory opaque: `trusted.overlay.opaque` as
+/// real root, `user.overlay.opaque` in a user namespace (rootless: trusted xattrs are out of
+/// reach there, so overlays are mounted with `userxattr`, as `exec` does when
+/// `exec::userns::active()`; the same test of `/proc/self/uid_map`).
+pub fn opaque_xattr() -> &'static str {
+    static NAME: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        let map = std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
+        let initial = map.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"];
+        if initial || map.is_empty() {
+            "trusted.overlay.opaque"
+        } else {
+            "user.overlay.opaque"
+        }
+    })
+}

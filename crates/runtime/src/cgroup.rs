@@ -129,6 +129,76 @@ fn unsupported(controller: &str) -> String {
     format!("{what} or the cgroup is not mounted (no \"{controller}\" cgroup controller)")
 }
 
+/// Where containers' cgroups go: the host's hierarchy as real root; rootless
+/// ([`exec::userns::active`]), the cgroup v2 subtree systemd delegates to the user
+/// (`user@UID.service`), or `Err` with why there is none (then limits are discarded with a
+/// warning, as docker does where the kernel lacks a controller).
+pub fn root() -> std::result::Result<PathBuf, String> {
+    let fs = Path::new(DEFAULT_ROOT);
+    if !exec::userns::active() {
+        return Ok(fs.to_path_buf());
+    }
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    delegated(fs, &own, exec::userns::host_uid())
+}
+
+/// The subtree of `cgroupfs` delegated to `uid`, from this process's `/proc/self/cgroup`
+/// text: the `user@UID.service` cgroup above the process's own, on a unified hierarchy,
+/// writable, with the memory, pids and cpu controllers available.
+pub fn delegated(
+    cgroupfs: &Path,
+    proc_self_cgroup: &str,
+    uid: u32,
+) -> std::result::Result<PathBuf, String> {
+    if layout(cgroupfs) == Layout::Legacy {
+        return Err(
+            "cgroup v1 (or hybrid) hierarchy: cgroups are never delegated to \
+                    unprivileged users there"
+                .into(),
+        );
+    }
+    let no = || {
+        format!(
+            "no cgroup v2 subtree delegated to uid {uid} (systemd's user@{uid}.service with \
+             Delegate=yes; for example a login session, or `systemd-run --user --scope`)"
+        )
+    };
+    let own = proc_self_cgroup
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .ok_or_else(no)?;
+    let unit = format!("user@{uid}.service");
+    let mut path = PathBuf::new();
+    let mut found = None;
+    for c in own
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != "." && *c != "..")
+    {
+        path.push(c);
+        if c == unit {
+            found = Some(path.clone());
+            break;
+        }
+    }
+    let dir = cgroupfs.join(found.ok_or_else(no)?);
+    let controllers = std::fs::read_to_string(dir.join("cgroup.controllers")).map_err(|_| no())?;
+    let missing: Vec<&str> = ["memory", "pids", "cpu"]
+        .into_iter()
+        .filter(|c| !controllers.split_whitespace().any(|x| x == *c))
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "the cgroup {} delegated to uid {uid} lacks the {} controller(s)",
+            dir.display(),
+            missing.join(", ")
+        ));
+    }
+    if rustix::fs::access(&dir, rustix::fs::Access::WRITE_OK).is_err() {
+        return Err(format!("the cgroup {} is not writable", dir.display()));
+    }
+    Ok(dir)
+}
+
 /// How the host's cgroups are mounted under the root.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Layout {
@@ -510,5 +580,57 @@ mod tests {
         assert_eq!(parse_cpus("1.5").unwrap(), 1_500_000_000);
         assert!(parse_cpus("x").is_err());
         assert_eq!(limits().swap(), Some(64 << 20));
+    }
+
+    fn fake_cgroupfs(controllers: &str) -> tempfile::TempDir {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(
+            t.path().join("cgroup.controllers"),
+            "cpuset cpu io memory pids",
+        )
+        .unwrap();
+        let d = t
+            .path()
+            .join("user.slice/user-1000.slice/user@1000.service");
+        std::fs::create_dir_all(d.join("app.slice/term.scope")).unwrap();
+        std::fs::write(d.join("cgroup.controllers"), controllers).unwrap();
+        t
+    }
+
+    #[test]
+    fn delegated_subtree_is_the_users_service() {
+        let t = fake_cgroupfs("cpu memory pids");
+        let own = "0::/user.slice/user-1000.slice/user@1000.service/app.slice/term.scope\n";
+        assert_eq!(
+            delegated(t.path(), own, 1000).unwrap(),
+            t.path()
+                .join("user.slice/user-1000.slice/user@1000.service")
+        );
+        // Another user's service is not ours; a session scope outside user@ is not delegated.
+        assert!(delegated(t.path(), own, 1001)
+            .unwrap_err()
+            .contains("uid 1001"));
+        let session = "0::/user.slice/user-1000.slice/session-3.scope\n";
+        assert!(delegated(t.path(), session, 1000)
+            .unwrap_err()
+            .contains("no cgroup v2 subtree delegated"));
+    }
+
+    #[test]
+    fn delegated_subtree_needs_the_controllers() {
+        let t = fake_cgroupfs("cpu pids");
+        let own = "0::/user.slice/user-1000.slice/user@1000.service/app.slice/term.scope\n";
+        let e = delegated(t.path(), own, 1000).unwrap_err();
+        assert!(e.contains("lacks the memory controller"), "{e}");
+    }
+
+    #[test]
+    fn cgroup_v1_is_never_delegated() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(t.path().join("memory")).unwrap();
+        let own = "12:memory:/user.slice\n0::/user.slice/user-1000.slice/user@1000.service\n";
+        assert!(delegated(t.path(), own, 1000)
+            .unwrap_err()
+            .contains("cgroup v1"));
     }
 }

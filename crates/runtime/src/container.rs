@@ -567,9 +567,9 @@ impl Container {
             self.kill()?;
         }
         // Left behind only by a supervisor that was killed: its processes are gone.
-        let root = Path::new(crate::cgroup::DEFAULT_ROOT);
+        let root = crate::cgroup::root().unwrap_or_default();
         if let Some(cg) =
-            crate::cgroup::Cgroup::existing(root, &self.config.id, &self.config.resources)
+            crate::cgroup::Cgroup::existing(&root, &self.config.id, &self.config.resources)
         {
             let _ = cg.remove();
         }

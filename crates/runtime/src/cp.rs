@@ -203,8 +203,11 @@ fn overlay(c: &Container) -> Result<OwnedFd> {
     }
     fsconfig_set_string(&fs, "upperdir", s(&upper)?.as_str()).context("upperdir")?;
     fsconfig_set_string(&fs, "workdir", s(&work)?.as_str()).context("workdir")?;
-    for (k, v) in [("redirect_dir", "off"), ("metacopy", "off")] {
-        let _ = fsconfig_set_string(&fs, k, v);
+    for (k, v) in exec::overlay_options() {
+        let _ = match v {
+            Some(v) => fsconfig_set_string(&fs, *k, *v),
+            None => rustix::mount::fsconfig_set_flag(&fs, *k),
+        };
     }
     fsconfig_create(&fs).context("create the overlay")?;
     let mnt = fsmount(

@@ -145,8 +145,8 @@ impl Container {
         spec.seccomp = confinement.seccomp;
         spec.no_new_privs = confinement.no_new_privs;
         // The container's cgroup: its limits hold for what runs in it.
-        let root = std::path::Path::new(crate::cgroup::DEFAULT_ROOT);
-        if let Some(cg) = crate::cgroup::Cgroup::existing(root, &c.id, &c.resources) {
+        let root = crate::cgroup::root().unwrap_or_default();
+        if let Some(cg) = crate::cgroup::Cgroup::existing(&root, &c.id, &c.resources) {
             spec.cgroups = cg.dirs;
         }
         Ok(spec)

@@ -74,8 +74,8 @@ pub fn run(store: &Store, spec: &Spec, attach: Attach) -> Result<u8, RunError> {
     let prepared = spec::prepare(store, spec, tmp.path(), id.clone()).map_err(RunError::start)?;
     let ready = ports::bind(&prepared.config.ports).and_then(|l| {
         let exec_spec = spec::spec_of(&prepared.config, tmp.path())?;
-        let cgroup_root = std::path::Path::new(cgroup::DEFAULT_ROOT);
-        let cg = cgroup::Cgroup::create(cgroup_root, &id, &prepared.config.resources)?;
+        let cgroup_root = cgroup::root().unwrap_or_default();
+        let cg = cgroup::Cgroup::create(&cgroup_root, &id, &prepared.config.resources)?;
         Ok((exec_spec, l, cg))
     });
     // The holds on its volumes live until the container has ended.

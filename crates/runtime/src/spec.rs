@@ -202,6 +202,13 @@ pub(crate) fn prepare(
     }
     a.resources.validate()?;
     let mut resources = a.resources;
+    if !resources.is_empty() {
+        if let Err(why) = crate::cgroup::root() {
+            // As docker where the kernel lacks a controller: said, and discarded.
+            eprintln!("WARNING: rootless: {why}. Resource limits (memory, cpus, pids) discarded.");
+            resources = Default::default();
+        }
+    }
     if resources.memory > 0 && resources.memory_swap == 0 {
         // docker's default: as much swap as memory.
         resources.memory_swap = resources.memory * 2;

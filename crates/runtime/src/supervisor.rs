@@ -314,8 +314,8 @@ pub fn supervise(store_root: &Path, id: &str) -> Result<()> {
         spec.stdout = exec::Stdio::Pipe;
         spec.stderr = exec::Stdio::Pipe;
     }
-    let cgroup_root = Path::new(cgroup::DEFAULT_ROOT);
-    let cg = match Cgroup::create(cgroup_root, id, &c.config.resources) {
+    let cgroup_root = cgroup::root().unwrap_or_default();
+    let cg = match Cgroup::create(&cgroup_root, id, &c.config.resources) {
         Ok(cg) => cg,
         Err(e) => return fail(state, format!("{e:#}"), EXIT_START),
     };

@@ -357,10 +357,13 @@ fn main() -> ExitCode {
     // Die quietly on a closed pipe (`strata images | head`), as other Unix tools do,
     // instead of failing to print.
     runtime::signal::die_on_broken_pipe();
-    let cli = match Cli::try_parse() {
+    let mut cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e),
     };
+    if let Err(code) = rootless(&mut cli) {
+        return code;
+    }
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -368,6 +371,52 @@ fn main() -> ExitCode {
             // character reaches the terminal (newlines and tabs kept).
             eprintln!("error: {}", escape::message(&format!("{e:#}")));
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Without root's powers, join the user's rootless namespaces (`exec::userns`) before any
+/// thread exists: every command that opens the store does, so files the namespace owns
+/// (unpacked layers, containers) are the same to each. The store's default place is decided
+/// first, as the user (`$XDG_DATA_HOME/strata`), since inside the namespace the user is root.
+fn rootless(cli: &mut Cli) -> Result<(), ExitCode> {
+    if matches!(
+        cli.command,
+        Command::Plan(_)
+            | Command::Version(_)
+            | Command::Completion { .. }
+            | Command::Man { .. }
+            | Command::Login(_)
+            | Command::Logout(_)
+            | Command::Debug(_)
+    ) || missing_privileges().is_none()
+    {
+        return Ok(());
+    }
+    cli.root = Some(cli.root.take().unwrap_or_else(store::Store::default_root));
+    match exec::userns::enter() {
+        Ok(exec::userns::Mapping::Full { .. }) => Ok(()),
+        Ok(exec::userns::Mapping::Single { why }) => {
+            if let Some((what, _)) = needs_privileges(&cli.command) {
+                eprintln!(
+                    "warning: rootless with a single id: {why}. In containers only root (you) \
+                     exists: unpacking a layer with files of other owners, `COPY --chown`, \
+                     `USER` of another user and a RUN that chowns to one fail in strata {what}.\n\
+                     hint: give the user subordinate ids (usermod --add-subuids 100000-165535 \
+                     --add-subgids 100000-165535 USER) and install newuidmap/newgidmap (uidmap)"
+                );
+            }
+            Ok(())
+        }
+        Err(e) => {
+            let code = needs_privileges(&cli.command).map_or(1, |(_, c)| c);
+            eprintln!(
+                "error: rootless mode: {}\n\
+                 hint: strata without root needs unprivileged user namespaces; in a container, \
+                 see the README's \"Builds without root\"",
+                escape::message(&e.to_string())
+            );
+            Err(ExitCode::from(code))
         }
     }
 }
