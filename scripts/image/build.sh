@@ -44,7 +44,9 @@ mirror() {
 rootfs_tar=$PEERS_DATA/strata-base-rootfs.tar
 if [[ ! -f $rootfs_tar ]]; then
   need=()
-  for p in debootstrap libcap2-bin; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
+  for p in debootstrap libcap2-bin; do # libcap2-bin: setcap
+    dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
+  done
   if ((${#need[@]})); then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
@@ -60,12 +62,15 @@ if [[ ! -f $rootfs_tar ]]; then
   rm -rf "$d"/usr/share/man/* "$d"/usr/share/info/* "$d"/var/lib/apt/lists/* "$d"/var/cache/apt/*.bin \
     "$d"/var/cache/apt/archives/*.deb "$d"/var/log/*.log
   find "$d/usr/share/locale" -mindepth 1 -maxdepth 1 ! -name locale.alias -exec rm -rf {} +
-  # newuidmap/newgidmap must stay privileged (setuid root in Debian's uidmap; file capabilities
-  # on some distributions): keep modes, numeric owners and security.capability xattrs.
-  for f in usr/bin/newuidmap usr/bin/newgidmap; do
-    [[ -u $d/$f || -n $(getcap "$d/$f" 2>/dev/null) ]] \
-      || { echo "error: $f in the rootfs is neither setuid nor has file capabilities" >&2; exit 1; }
-  done
+  # newuidmap/newgidmap: file capabilities instead of Debian's setuid bit. Setuid root, they
+  # open /proc/PID/uid_map as euid 0, and the kernel then wants CAP_SYS_ADMIN (not only
+  # CAP_SETUID) for the write, so a container would need SYS_ADMIN in its bounding set; with
+  # cap_setuid=ep / cap_setgid=ep they run as the user, who owns the new user namespace, and
+  # SETUID/SETGID suffice (tried under podman: see deploy/kubernetes/README.md). The tarball
+  # keeps them as security.capability xattrs, which strata import carries into the layer.
+  chmod 0755 "$d/usr/bin/newuidmap" "$d/usr/bin/newgidmap"
+  setcap cap_setuid=ep "$d/usr/bin/newuidmap"
+  setcap cap_setgid=ep "$d/usr/bin/newgidmap"
   tar -C "$d" --numeric-owner --xattrs --xattrs-include='security.capability' -cf "$rootfs_tar.tmp" .
   mv "$rootfs_tar.tmp" "$rootfs_tar"
   rm -rf "$d"
@@ -101,10 +106,13 @@ if ! "$ST" build --progress=plain --network none -t "$IMAGE" \
 fi
 echo "image $IMAGE: $(tail -1 "$log" | sed 's/^#0 //')"
 
-# 4. check that newuidmap kept its privileges and that the binary runs
-"$ST" run --rm --network none --entrypoint /bin/sh "$IMAGE" -c \
-  'for f in /usr/bin/newuidmap /usr/bin/newgidmap; do [ -u $f ] || getcap $f 2>/dev/null | grep -q cap_set || { echo "$f lost its privileges" >&2; exit 1; }; done' \
-  || { echo "error: newuidmap/newgidmap in $IMAGE are not privileged" >&2; exit 1; }
+# 4. check that newuidmap/newgidmap kept their file capabilities through import and build
+# (read from the image's root filesystem: the image has no getcap), and that the binary runs
+caps=$(d=$(mktemp -d) && "$ST" build -q -o "type=local,dest=$d" - <<<"FROM $IMAGE" >/dev/null \
+  && (cd "$d" && getcap usr/bin/newuidmap usr/bin/newgidmap); rm -rf "$d")
+grep -q 'newuidmap cap_setuid=ep' <<<"$caps" && grep -q 'newgidmap cap_setgid=ep' <<<"$caps" \
+  || { echo "error: newuidmap/newgidmap in $IMAGE lost their file capabilities: ${caps:-none}" >&2; exit 1; }
+echo "file capabilities in the image: $(tr '\n' ' ' <<<"$caps")"
 "$ST" run --rm --network none "$IMAGE" version -f '{{.Client.Version}} {{.Client.GitCommit}}' | sed 's/^/strata in the image: /'
 
 # 5. sizes, and the push
