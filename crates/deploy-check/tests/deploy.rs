@@ -349,7 +349,10 @@ fn the_ci_examples_are_yaml() {
             );
         } else {
             assert!(top.contains_key("stages"), "{top:?}");
-            assert!(top["image"]["script"].is_array());
+            assert!(
+                top["build-image"]["script"].is_array()
+                    && top["bake"]["parallel"]["matrix"].is_array()
+            );
         }
     }
 }
