@@ -428,14 +428,19 @@ impl Init<'_> {
             )
             .map_err(step(format!("open /dev/{name}")))
         };
+        let mut pts_opts = vec![
+            ("newinstance", None),
+            ("ptmxmode", Some("0666")),
+            ("mode", Some("0620")),
+            ("gid", Some("5")),
+        ];
+        if crate::userns::mapped_ids().1 <= 5 {
+            // Rootless with a single id: there is no group `tty` (5) to give terminals to.
+            pts_opts.pop();
+        }
         let pts = new_fs(
             "devpts",
-            &[
-                ("newinstance", None),
-                ("ptmxmode", Some("0666")),
-                ("mode", Some("0620")),
-                ("gid", Some("5")),
-            ],
+            &pts_opts,
             MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NOEXEC,
             "mount devpts on /dev/pts",
         )?;
@@ -955,8 +960,13 @@ fn set_identity(id: &user::Identity, no_new_privs: bool) -> Result<(), SetupErro
         .iter()
         .map(|g| rustix::process::Gid::from_raw(*g))
         .collect();
-    rustix::thread::set_thread_groups(&groups)
-        .map_err(step(format!("setgroups {:?}", id.groups)))?;
+    match rustix::thread::set_thread_groups(&groups) {
+        // Rootless with a single id, setgroups is denied in the user namespace (the price of
+        // mapping one's own id without newgidmap): the groups stay the unmapped ones of the
+        // user's host groups (shown as 65534), and grant nothing inside.
+        Err(Errno::PERM) if groups.is_empty() && crate::userns::mapped_ids().1 <= 1 => {}
+        r => r.map_err(step(format!("setgroups {:?}", id.groups)))?,
+    }
     let gid = rustix::process::Gid::from_raw(id.gid);
     rustix::thread::set_thread_res_gid(gid, gid, gid)
         .map_err(step(format!("setgid {}", id.gid)))?;

@@ -16,6 +16,19 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use store::{Digest, HashingReader as HashReader};
 
+/// A chown's error; EINVAL (an id the user namespace does not map, rootless) says which.
+fn chown_errno(err: Errno, u: Uid, g: Gid) -> io::Error {
+    if err == Errno::INVAL {
+        return io::Error::other(format!(
+            "owner {}:{} is not mapped in this user namespace (rootless: the user's \
+             subordinate ids in /etc/subuid and /etc/subgid do not reach it)",
+            u.as_raw(),
+            g.as_raw()
+        ));
+    }
+    errno(err)
+}
+
 /// How whiteout entries are applied.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Whiteouts {
@@ -318,7 +331,7 @@ impl Applier<'_> {
                 }
                 if let Some((u, g)) = owner {
                     rustix::fs::fchown(&file, Some(u), Some(g))
-                        .map_err(|err| fs_err("chown", errno(err)))?;
+                        .map_err(|err| fs_err("chown", chown_errno(err, u, g)))?;
                 }
                 rustix::fs::fchmod(&file, mode).map_err(|err| fs_err("chmod", errno(err)))?;
                 let xattrs = m.xattrs.iter().filter(|_| self.opts.xattrs);
@@ -381,8 +394,17 @@ impl Applier<'_> {
                     _ => FileType::Fifo,
                 };
                 let dev = rustix::fs::makedev(m.devmajor, m.devminor);
-                rustix::fs::mknodat(pfd, base, ft, mode, dev)
-                    .map_err(|err| fs_err("mknod", errno(err)))?;
+                match rustix::fs::mknodat(pfd, base, ft, mode, dev) {
+                    // Rootless: a user namespace may make FIFOs and whiteouts, never device
+                    // nodes. An image's device node is left out of the unpacked copy (as
+                    // rootless podman and BuildKit do); the layer itself keeps it.
+                    Err(Errno::PERM)
+                        if ft != FileType::Fifo && crate::opaque_xattr().starts_with("user.") =>
+                    {
+                        return Ok(());
+                    }
+                    r => r.map_err(|err| fs_err("mknod", errno(err)))?,
+                }
             }
         }
 
@@ -390,7 +412,7 @@ impl Applier<'_> {
         let is_link = m.typeflag == tarfmt::TYPE_SYMLINK;
         if let Some((u, g)) = owner {
             rustix::fs::chownat(pfd, base, Some(u), Some(g), AtFlags::SYMLINK_NOFOLLOW)
-                .map_err(|err| fs_err("chown", errno(err)))?;
+                .map_err(|err| fs_err("chown", chown_errno(err, u, g)))?;
         }
         if !is_link && !is_dir_entry {
             // Not a symlink: we created it just above. A directory's mode comes at the end.

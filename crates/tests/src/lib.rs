@@ -51,6 +51,10 @@ pub enum Need {
     /// `docker-compose` on PATH (Debian's docker-compose 1.29, the v1 Python tool; its
     /// `config` needs no daemon).
     DockerComposeV1,
+    /// The unprivileged users `.ci/run` makes for the rootless tests: `strata-ci` with
+    /// subordinate ids in /etc/subuid and /etc/subgid, `strata-ci1` with none; `newuidmap`,
+    /// `runuser`, and `/dev/net/tun` open to users (0666).
+    RootlessUsers,
 }
 
 impl Need {
@@ -68,6 +72,10 @@ impl Need {
             Need::Python3 => "python3",
             Need::Node => "node (Debian package nodejs)",
             Need::DockerComposeV1 => "docker-compose (apt-get install docker-compose)",
+            Need::RootlessUsers => {
+                "the users strata-ci (with subordinate ids) and strata-ci1 (without), uidmap, \
+                 /dev/net/tun mode 0666 (.ci/run makes them)"
+            }
         }
     }
 
@@ -100,6 +108,23 @@ impl Need {
             Need::Python3 => on_path("python3"),
             Need::Node => on_path("node"),
             Need::DockerComposeV1 => on_path("docker-compose"),
+            Need::RootlessUsers => {
+                let has = |file: &str, user: &str| {
+                    std::fs::read_to_string(file)
+                        .is_ok_and(|t| t.lines().any(|l| l.starts_with(&format!("{user}:"))))
+                };
+                let tun = std::fs::metadata("/dev/net/tun").is_ok_and(|m| {
+                    std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o666 == 0o666
+                });
+                has("/etc/passwd", "strata-ci")
+                    && has("/etc/passwd", "strata-ci1")
+                    && has("/etc/subuid", "strata-ci")
+                    && has("/etc/subgid", "strata-ci")
+                    && !has("/etc/subuid", "strata-ci1")
+                    && on_path("newuidmap")
+                    && on_path("runuser")
+                    && tun
+            }
         }
     }
 }

@@ -29,6 +29,7 @@ mod progress_text;
 mod publish_cli;
 mod quickstart;
 mod registry;
+mod rootless;
 mod run_cli;
 mod scale;
 mod security;
