@@ -108,6 +108,17 @@ impl SetupError {
             message: message.to_string(),
         }
     }
+
+    /// The same error with a hint line after its message.
+    pub(crate) fn hint(self, hint: &str) -> Self {
+        match self {
+            SetupError::Setup { context, message } => SetupError::Setup {
+                context,
+                message: format!("{message}\nhint: {hint}"),
+            },
+            other => other,
+        }
+    }
 }
 
 impl From<SetupError> for Error {

@@ -318,8 +318,13 @@ impl Init<'_> {
         drop(root);
 
         mask_paths()?;
-        rustix::system::sethostname(spec.hostname.as_bytes())
-            .map_err(step(format!("set the hostname {:?}", spec.hostname)))?;
+        match rustix::system::sethostname(spec.hostname.as_bytes()) {
+            // Rootless in a container whose seccomp profile refuses sethostname to anyone
+            // without CAP_SYS_ADMIN in the initial namespace (podman's default): the UTS
+            // namespace is still private, with the container's name.
+            Err(Errno::PERM) if crate::userns::active() => {}
+            r => r.map_err(step(format!("set the hostname {:?}", spec.hostname)))?,
+        }
         if spec.new_net {
             sys::loopback_up().map_err(step("bring up lo"))?;
         }
@@ -362,7 +367,30 @@ impl Init<'_> {
         let nosuid_nodev_noexec = MountAttrFlags::MOUNT_ATTR_NOSUID
             | MountAttrFlags::MOUNT_ATTR_NODEV
             | MountAttrFlags::MOUNT_ATTR_NOEXEC;
-        let proc_fs = new_fs("proc", &[], nosuid_nodev_noexec, "mount proc on /proc")?;
+        let proc_fs = if self.spec.bind_proc {
+            let what = "bind the caller's /proc (isolation chroot)";
+            let tree = clone_tree("/proc", true).map_err(step(what))?;
+            sys::mount_setattr(
+                tree.as_fd(),
+                libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV | libc::MOUNT_ATTR_NOEXEC,
+                true,
+            )
+            .map_err(step(what))?;
+            tree
+        } else {
+            new_fs("proc", &[], nosuid_nodev_noexec, "mount proc on /proc").map_err(|e| {
+                if crate::userns::active() {
+                    e.hint(
+                        "in a container whose /proc is masked, the kernel refuses a new proc \
+                         to a user namespace: unmask it (podman --security-opt unmask=ALL, \
+                         docker --security-opt systempaths=unconfined, Kubernetes \
+                         procMount: Unmasked), or build with --isolation chroot",
+                    )
+                } else {
+                    e
+                }
+            })?
+        };
         let target = self.ensure(root, "/proc", Kind::Dir)?;
         attach(&proc_fs, &target).map_err(step("mount proc on /proc"))?;
 

@@ -301,6 +301,7 @@ fn init_spec(spec: &ExecSpec) -> Result<InitSpec> {
         readonly_rootfs: spec.readonly_rootfs,
         no_new_privs: spec.no_new_privs,
         shm_size: spec.shm_size,
+        bind_proc: spec.bind_proc,
         rlimits: spec.rlimits.clone(),
         cgroups: spec
             .cgroups

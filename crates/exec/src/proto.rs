@@ -76,6 +76,8 @@ pub(crate) struct InitSpec {
     /// `/dev/shm`'s size in bytes (`None`: docker's 64 MiB).
     #[serde(default)]
     pub shm_size: Option<u64>,
+    #[serde(default)]
+    pub bind_proc: bool,
     /// Resource limits set before the command starts.
     #[serde(default)]
     pub rlimits: Vec<crate::Rlimit>,

@@ -143,6 +143,11 @@ pub struct ExecSpec {
     pub seccomp: Seccomp,
     /// `/dev/shm`'s size in bytes (`--shm-size`); `None` is docker's 64 MiB.
     pub shm_size: Option<u64>,
+    /// `/proc` is the caller's own, bound (recursively, its masks kept) instead of a new
+    /// proc of the container's pid namespace: `build --isolation chroot`, for a container
+    /// (a pod) whose masked `/proc` makes the kernel refuse a new one ("mount too
+    /// revealing"). Weaker: the command sees the processes of the caller's pid namespace.
+    pub bind_proc: bool,
     /// Resource limits (`--ulimit`), set before the command starts.
     pub rlimits: Vec<Rlimit>,
     /// Cgroup directories (absolute host paths, one per hierarchy) the init joins, by
@@ -266,6 +271,7 @@ impl ExecSpec {
             state_dir: None,
             seccomp: Seccomp::Default,
             shm_size: None,
+            bind_proc: false,
             rlimits: Vec::new(),
             cgroups: Vec::new(),
             init: false,

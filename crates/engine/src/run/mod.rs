@@ -57,6 +57,11 @@ pub struct RunExtras {
     /// `/dev/shm` size in bytes (docker's 64 MiB when `None`).
     pub shm_size: Option<u64>,
     pub ulimits: Vec<exec::Rlimit>,
+    /// `--isolation chroot`: RUN gets the caller's `/proc` bound instead of its own
+    /// ([`exec::ExecSpec::bind_proc`]). Not in the cache key: the same steps give the same
+    /// files either way.
+    #[serde(skip)]
+    pub bind_proc: bool,
 }
 
 impl ExecMeta {
@@ -247,6 +252,7 @@ fn spec(
     spec.network_pool = Some(op.networks.clone());
     spec.extra_hosts = meta.extras.extra_hosts.clone();
     spec.shm_size = meta.extras.shm_size;
+    spec.bind_proc = meta.extras.bind_proc;
     spec.rlimits = meta.extras.ulimits.clone();
     spec.state_dir = Some(state);
     // runc under BuildKit leaves the mount-point directories it had to create (/proc, /dev,

@@ -125,6 +125,11 @@ pub struct BuildArgs {
     /// Size of RUN's `/dev/shm` (`64m`, `1g`, bytes).
     #[arg(long = "shm-size", value_name = "SIZE")]
     pub shm_size: Option<String>,
+    /// How RUN is isolated: `default` (its own pid namespace and /proc), or `chroot` (the
+    /// caller's /proc bound, for a container or pod whose masked /proc forbids a new one;
+    /// weaker: RUN sees the pod's processes). Also `$STRATA_ISOLATION`.
+    #[arg(long, value_name = "default|chroot", env = "STRATA_ISOLATION")]
+    pub isolation: Option<String>,
     /// An extra named context (`NAME=docker-image://REF`): `FROM NAME` and `--from=NAME`
     /// use that image.
     #[arg(long = "build-context", value_name = "NAME=VALUE")]
@@ -1006,6 +1011,14 @@ fn options(a: &BuildArgs) -> Result<(engine::BuildOptions, Option<tempfile::Temp
             .iter()
             .map(|u| exec::Rlimit::parse(u).map_err(anyhow::Error::msg))
             .collect::<Result<_>>()?,
+        bind_proc: match a.isolation.as_deref() {
+            None | Some("" | "default" | "process") => false,
+            Some("chroot") => true,
+            Some(other) => anyhow::bail!(
+                "invalid --isolation {other:?}: strata isolates RUN as `default` (its own pid \
+                 namespace and /proc) or `chroot` (the caller's /proc)"
+            ),
+        },
     };
     let mut ssh = Vec::new();
     for s in &a.ssh {
