@@ -13,6 +13,10 @@ use serde::Serialize;
 
 pub use parse::{load, File};
 
+/// How deep groups, `inherits` and `target:` contexts may nest: deeper is an error, not a
+/// stack overflow.
+const MAX_DEPTH: usize = 256;
+
 /// The target attributes (buildx's names), for "unknown attribute" hints.
 pub const TARGET_KEYS: &[&str] = &[
     "description",
@@ -297,6 +301,9 @@ impl Config {
         if let Some(g) = self.group(name) {
             if visiting.iter().any(|v| v == name) || groups.iter().any(|v| v == name) {
                 return Ok(());
+            }
+            if visiting.len() >= MAX_DEPTH {
+                bail!("group {name}: groups nest deeper than {MAX_DEPTH}");
             }
             visiting.push(name.to_string());
             groups.push(name.to_string());
@@ -624,6 +631,9 @@ fn link_cycles(targets: &BTreeMap<String, Target>) -> Result<()> {
                 path.last().map_or(name, String::as_str)
             );
         }
+        if path.len() >= MAX_DEPTH {
+            bail!("target {name}: target: contexts chain deeper than {MAX_DEPTH}");
+        }
         path.push(name.to_string());
         if let Some(t) = targets.get(name) {
             for (_, l) in t.linked() {
@@ -685,6 +695,9 @@ fn resolved_chain(
             )
         );
     };
+    if chain.len() >= MAX_DEPTH {
+        bail!("target {name}: inherits nests deeper than {MAX_DEPTH}");
+    }
     chain.push(name.to_string());
     let mut merged = Target::default();
     for parent in &t.inherits {

@@ -62,20 +62,34 @@ struct RawFile {
     blocks: Vec<RawBlock>,
 }
 
-/// 1-based line and column (in characters) of byte `offset` of `text`.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let mut end = offset.min(text.len());
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    let before = &text[..end];
-    let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
-    (line, col)
+/// A file's line starts, to turn byte offsets into 1-based lines and columns (in
+/// characters) without scanning the text again for each.
+struct Lines<'t> {
+    text: &'t str,
+    starts: Vec<usize>,
 }
 
-fn loc_of(file: &File, span: Option<std::ops::Range<usize>>) -> Loc {
-    let (line, col) = span.map_or((0, 0), |s| line_col(&file.text, s.start));
+impl<'t> Lines<'t> {
+    fn new(text: &'t str) -> Lines<'t> {
+        let starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        Lines { text, starts }
+    }
+
+    fn line_col(&self, offset: usize) -> (usize, usize) {
+        let mut end = offset.min(self.text.len());
+        while !self.text.is_char_boundary(end) {
+            end -= 1;
+        }
+        let line = self.starts.partition_point(|&s| s <= end).max(1);
+        let start = self.starts[line - 1];
+        (line, self.text[start..end].chars().count() + 1)
+    }
+}
+
+fn loc_of(file: &File, lines: &Lines, span: Option<std::ops::Range<usize>>) -> Loc {
+    let (line, col) = span.map_or((0, 0), |s| lines.line_col(s.start));
     Loc {
         file: file.name.clone(),
         line,
@@ -94,10 +108,11 @@ fn parse_hcl(file: &File) -> Result<RawFile> {
             e.message()
         )
     })?;
+    let lines = Lines::new(&file.text);
     let attr = |a: &hcl::edit::structure::Attribute| RawAttr {
         key: a.key.as_str().to_string(),
         expr: Expression::from(a.value.clone()),
-        loc: loc_of(file, a.key.span().or_else(|| a.span())),
+        loc: loc_of(file, &lines, a.key.span().or_else(|| a.span())),
     };
     let mut out = RawFile::default();
     for s in body.iter() {
@@ -109,14 +124,14 @@ fn parse_hcl(file: &File) -> Result<RawFile> {
                     labels: b.labels.iter().map(|l| l.as_str().to_string()).collect(),
                     attrs: Vec::new(),
                     nested: Vec::new(),
-                    loc: loc_of(file, b.ident.span().or_else(|| b.span())),
+                    loc: loc_of(file, &lines, b.ident.span().or_else(|| b.span())),
                 };
                 for inner in b.body.iter() {
                     match inner {
                         Structure::Attribute(a) => block.attrs.push(attr(a)),
                         Structure::Block(n) => block.nested.push((
                             n.ident.as_str().to_string(),
-                            loc_of(file, n.ident.span().or_else(|| n.span())),
+                            loc_of(file, &lines, n.ident.span().or_else(|| n.span())),
                         )),
                     }
                 }
@@ -570,7 +585,10 @@ mod tests {
 
     #[test]
     fn line_col_counts_characters() {
+        let line_col = |t: &str, o: usize| Lines::new(t).line_col(o);
         assert_eq!(line_col("ab\ncé d", 7), (2, 4));
+        assert_eq!(line_col("ab\ncé d", 3), (2, 1));
+        assert_eq!(line_col("ab\n", 3), (2, 1));
         assert_eq!(line_col("x", 0), (1, 1));
         // Past the end or inside a character: clamped, never a panic.
         assert_eq!(line_col("é", 1), (1, 1));

@@ -492,6 +492,29 @@ target "abs" { dockerfile = "/abs/Dockerfile" }
     assert!(e.contains("dockerfile-inline"), "{e}");
 }
 
+#[test]
+fn deep_nesting_is_an_error_not_a_stack_overflow() {
+    let mut text = String::new();
+    for i in 0..1000 {
+        text.push_str(&format!(
+            "target \"t{i}\" {{ inherits = [\"t{}\"] }}\ngroup \"g{i}\" {{ targets = [\"g{}\"] }}\n\
+             target \"c{i}\" {{ contexts = {{ x = \"target:c{}\" }} }}\n",
+            i + 1,
+            i + 1,
+            i + 1
+        ));
+    }
+    text.push_str(
+        "target \"t1000\" {}\ngroup \"g1000\" { targets = [\"t1000\"] }\ntarget \"c1000\" {}\n",
+    );
+    assert!(err(resolve_one(&text, &[], &["t0"], &[])).contains("inherits nests deeper than 256"));
+    assert!(err(resolve_one(&text, &[], &["g0"], &[])).contains("groups nest deeper than 256"));
+    assert!(err(resolve_one(&text, &[], &["c0"], &[])).contains("chain deeper than 256"));
+    // Within the bound, all is well.
+    let r = resolve_one(&text, &[], &["t900", "g900", "c900"], &[]).unwrap();
+    assert_eq!(r.order, ["t900", "t1000", "c900"]);
+}
+
 /// Damaged files (bytes flipped, cut, duplicated) give errors or configs, never a panic.
 #[test]
 fn damaged_files_never_panic() {
