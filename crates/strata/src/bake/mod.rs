@@ -712,11 +712,22 @@ fn resolved_chain(
     Ok(merged)
 }
 
-/// The `--print` JSON: `{"group": {...}, "target": {...}}`.
+/// The `--print` JSON: `{"group": {...}, "target": {...}}`. As buildx, `${` and `%{` in
+/// `dockerfile-inline`, `args`, `labels`, `annotations` and `extra-hosts` are written `$${`
+/// and `%%{`, so the printed definition reads back as the same values.
 pub fn print_json(r: &Resolved) -> serde_json::Value {
+    let esc = |s: &mut String| *s = s.replace("${", "$${").replace("%{", "%%{");
+    let mut targets = r.targets.clone();
+    for t in targets.values_mut() {
+        t.dockerfile_inline.iter_mut().for_each(esc);
+        t.annotations.iter_mut().flatten().for_each(esc);
+        for m in [&mut t.args, &mut t.labels, &mut t.extra_hosts] {
+            m.iter_mut().flat_map(|m| m.values_mut()).for_each(esc);
+        }
+    }
     serde_json::json!({
         "group": r.groups,
-        "target": r.targets,
+        "target": targets,
     })
 }
 

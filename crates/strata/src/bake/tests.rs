@@ -229,6 +229,13 @@ fn print_has_buildx_shape() {
     let app = v["target"]["app"].as_object().unwrap();
     let keys: Vec<&str> = app.keys().map(String::as_str).collect();
     assert_eq!(keys, ["context", "dockerfile", "args", "labels", "tags"]);
+    // Printed values read back as themselves: `${` is escaped as buildx does.
+    let text = "target \"e\" {\n  args = { A = \"$${HOME}\" }\n  dockerfile-inline = \"RUN echo %%{x}\"\n}";
+    let r = resolve_one(text, &[], &["e"], &[]).unwrap();
+    assert_eq!(r.targets["e"].args.as_ref().unwrap()["A"], "${HOME}");
+    let v = print_json(&r);
+    assert_eq!(v["target"]["e"]["args"]["A"], "$${HOME}");
+    assert_eq!(v["target"]["e"]["dockerfile-inline"], "RUN echo %%{x}");
     // The default group asked for is printed as it is.
     let r = resolve_one(FILE, &[], &[], &[]).unwrap();
     assert_eq!(
