@@ -83,6 +83,22 @@ fn read_files(given: &[PathBuf]) -> Result<Vec<bake::File>> {
             }
         }
         if files.is_empty() {
+            // buildx would read these; strata does not yet.
+            let compose = [
+                "compose.yaml",
+                "compose.yml",
+                "docker-compose.yml",
+                "docker-compose.yaml",
+            ]
+            .into_iter()
+            .find(|n| Path::new(n).exists());
+            if let Some(c) = compose {
+                bail!(
+                    "couldn't find a bake definition: {c} is a Compose file, which strata bake \
+                     does not read yet: write the targets in docker-bake.hcl (or run strata \
+                     compose build)"
+                );
+            }
             bail!(
                 "couldn't find a bake definition: none of {} in the working directory (give one with -f)",
                 DEFAULT_FILES.join(", ")

@@ -259,4 +259,16 @@ fn bad_files_are_errors_before_any_build() {
     let o = bake(&env, &dir, &["-f", "compose.yaml"], &[]);
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o.stderr).contains("Compose files are not supported"));
+    // Found by default instead of a bake file: said so, not "no file".
+    let only = env.path("only-compose");
+    fs::create_dir_all(&only).unwrap();
+    fs::write(only.join("compose.yaml"), "services: {}\n").unwrap();
+    let o = bake(&env, &only, &[], &[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr)
+            .contains("compose.yaml is a Compose file, which strata bake does not read yet"),
+        "{}",
+        text(&o.stderr)
+    );
 }
