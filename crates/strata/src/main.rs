@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Parser, Subcommand};
 
+mod bake;
 mod cmd;
 mod format;
 mod outpath;
@@ -29,6 +30,9 @@ struct Cli {
 enum Command {
     /// Build an image from a Dockerfile.
     Build(Box<cmd::build::BuildArgs>),
+    /// Build the targets of a bake file (docker-bake.hcl or .json), as `docker buildx bake`:
+    /// each target a `strata build`, several at once.
+    Bake(cmd::bake::BakeArgs),
     /// Check a Dockerfile against BuildKit's rules, as `docker build --check` (no build).
     Check(cmd::check::CheckArgs),
     /// Image sizes (as docker counts them); with several images, each compared with the first.
@@ -244,6 +248,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Plan(args) => cmd::plan::run(args),
         Command::Build(a) => cmd::build::run(&open()?, *a),
+        // Each target's build is a child `strata build`, which checks its own privileges.
+        Command::Bake(a) => cmd::bake::run(cli.root.as_deref(), a),
         Command::Check(a) => {
             // Base images come from an existing store only: a check creates nothing.
             let root = cli.root.clone().unwrap_or_else(store::Store::default_root);

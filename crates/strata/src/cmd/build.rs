@@ -913,7 +913,7 @@ fn host_platform_only(platforms: &[String]) -> Result<()> {
 
 /// docker's spellings of a platform: `linux/x86_64` is `linux/amd64`, `linux/aarch64`
 /// is `linux/arm64`, and a bare architecture means Linux.
-fn normalize_platform(p: &str) -> String {
+pub(crate) fn normalize_platform(p: &str) -> String {
     let p = p.trim().to_lowercase();
     let p = if p.contains('/') {
         p

@@ -1,3 +1,4 @@
+pub mod bake;
 pub mod build;
 pub mod check;
 pub mod compose;

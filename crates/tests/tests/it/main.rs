@@ -8,6 +8,7 @@
 
 mod common;
 
+mod bake_cli;
 mod build_e2e;
 mod build_flags;
 mod buildkit_cases;
