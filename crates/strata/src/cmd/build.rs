@@ -40,8 +40,9 @@ pub struct BuildArgs {
     #[arg(long)]
     pub explain_cache: bool,
     /// Networking mode for RUN instructions: default (a private network namespace with a
-    /// route out; the host's loopback is not reachable), none (loopback only) or host.
-    #[arg(long)]
+    /// route out; the host's loopback is not reachable), none (loopback only) or host (also
+    /// `$STRATA_NETWORK`: a pod without /dev/net/tun builds with the pod's network).
+    #[arg(long, env = "STRATA_NETWORK")]
     pub network: Option<String>,
     /// Allow an extra privileged entitlement: network.host (for `RUN --network=host`).
     #[arg(long, value_name = "ENTITLEMENT")]

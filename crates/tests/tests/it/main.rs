@@ -40,3 +40,4 @@ mod store_cli;
 mod tidy;
 mod tutorial;
 mod volume_cli;
+mod workers;

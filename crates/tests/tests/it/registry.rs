@@ -14,14 +14,14 @@ use serde_json::Value;
 const DOCKER: &str = "/usr/bin/docker";
 
 /// A `docker-registry` process with its own storage, killed on drop.
-struct Registry {
+pub(crate) struct Registry {
     child: Option<Child>,
     dir: tempfile::TempDir,
-    port: u16,
+    pub(crate) port: u16,
 }
 
 impl Registry {
-    fn start() -> Registry {
+    pub(crate) fn start() -> Registry {
         Registry::start_with("")
     }
 
