@@ -240,7 +240,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             eprintln!(
                 "error: strata {what} needs root ({missing}): it unpacks layers with their \
                  owners and runs processes in namespaces of their own.\n\
-                 hint: run it as root (sudo strata {what} ...); a rootless mode is planned"
+                 hint: run it as root, or as a user with unprivileged user namespaces (README: \"Builds without root\")"
             );
             return Ok(ExitCode::from(code));
         }

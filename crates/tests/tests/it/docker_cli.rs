@@ -698,7 +698,7 @@ fn completions_and_man_pages() {
 /// Without root's powers, the commands that need them say so and how, before anything
 /// fails with "Operation not permitted"; the others work.
 #[test]
-fn not_root_says_so_and_how() {
+fn not_root_builds_rootless_and_says_what_it_costs() {
     strata_tests::require!(Root, Busybox);
     let dir = crate::common::scratch();
     let root = dir.path();
@@ -724,30 +724,22 @@ fn not_root_says_so_and_how() {
     };
     let o = nobody(&["import", "bb.tar", "bb:1"]);
     assert!(o.status.success(), "import works unprivileged: {o:?}");
-    for (args, code) in [
-        (&["build", "ctx"][..], 1),
-        (&["run", "bb:1", "true"][..], 125),
-        (&["exec", "x", "true"][..], 125),
-    ] {
-        let o = nobody(args);
-        assert_eq!(o.status.code(), Some(code), "{args:?}: {o:?}");
-        let err = stderr(&o);
-        assert!(
-            err.starts_with(&format!(
-                "error: strata {} needs root (uid 65534 lacks CAP_SYS_ADMIN and CAP_CHOWN)",
-                args[0]
-            )),
-            "{err}"
-        );
-        assert!(
-            err.contains(&format!(
-                "hint: run it as root (sudo strata {} ...)",
-                args[0]
-            )),
-            "{err}"
-        );
-        assert!(!err.contains("Operation not permitted"), "{err}");
-    }
+    // Without root, strata goes rootless: nobody has no subordinate ids, so only its own id
+    // is mapped, and it says what that costs. (Where user namespaces are refused, the error
+    // is workers::strata_builds_in_unprivileged_podman_and_docker's.)
+    let o = nobody(&["build", "-t", "nb:1", "ctx"]);
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("warning: rootless with a single id: no subordinate ids for nobody"),
+        "{err}"
+    );
+    assert!(!err.contains("Operation not permitted"), "{err}");
+    let o = nobody(&["run", "--rm", "--network", "none", "nb:1", "id", "-u"]);
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "0");
+    let o = nobody(&["exec", "x", "true"]);
+    assert!(stderr(&o).contains("No such container: x"), "{o:?}");
     // What needs no privileges still works: checks, listings.
     let o = nobody(&["build", "--check", "ctx"]);
     assert!(o.status.success(), "{o:?}");

@@ -31,8 +31,9 @@ const LAYERS: &[&str] = &[
     CLI,
 ];
 
-/// Workspace members that are not layers of the product: the tests themselves.
-const NOT_LAYERS: &[&str] = &["tests"];
+/// Workspace members that are not layers of the product: the tests themselves, and the offline
+/// check of the deployment manifests.
+const NOT_LAYERS: &[&str] = &["tests", "deploy-check"];
 
 /// Crates that do I/O: `dockerfile` and `plan` depend on none of them; `check` on none but
 /// `context`, whose pure pattern matcher it uses.
