@@ -497,7 +497,7 @@ fn copy_here(input: &CopyInput, c: &plan::Copy, is_add: bool) -> Result<CopyOutp
         w.write(pl, &dest)?;
     }
     w.finish();
-    let d = commit_dir(input.store, &upper, layer::Source::Directory)?;
+    let d = commit_dir(input.store, &upper, layer::Source::Directory, Vec::new())?;
     input.store.cache_put(&key, &d, input.now)?;
     if let Origin::Context = sources.origin {
         input.store.memo_put(&last, d.as_str())?;
@@ -824,7 +824,7 @@ fn workdir_here(input: &CopyInput, path: &str) -> Result<CopyOutput, BuildError>
             .map_err(|e| BuildError::io(format!("create {}", p.display()), e))?;
         fsutil::set_meta(&p, 0o755, uid, gid, now)?;
     }
-    let d = commit_dir(input.store, &upper, layer::Source::Directory)?;
+    let d = commit_dir(input.store, &upper, layer::Source::Directory, Vec::new())?;
     input.store.cache_put(&key, &d, input.now)?;
     Ok(CopyOutput {
         key,

@@ -39,6 +39,7 @@ pub(crate) fn commit_dir(
     store: &Writer<'_>,
     dir: &Path,
     source: layer::Source,
+    lowers: Vec<std::path::PathBuf>,
 ) -> Result<Digest, BuildError> {
     let mut ingest = store.ingest()?;
     let opts = layer::CommitOptions {
@@ -47,6 +48,7 @@ pub(crate) fn commit_dir(
             .ok()
             .and_then(|v| v.parse().ok()),
         settle: true,
+        lowers,
     };
     let info = layer::commit(dir, &opts, &mut ingest)?;
     let (d, _) = ingest.commit(None)?;

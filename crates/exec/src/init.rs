@@ -123,6 +123,74 @@ pub(crate) fn container_main(spec: &InitSpec, private: &Path, sync: UnixStream) 
     sys::exit_now(code)
 }
 
+/// Mount the overlay rootfs on `target` with fuse-overlayfs (rootless only: the daemon runs
+/// as root of the user namespace, in the container's pid namespace, and ends with it). It
+/// works on its layers through descriptors opened before `pivot_root`. `kernel` is the
+/// kernel overlay's refusal that led here, if any, kept for the error.
+fn fuse_overlay(
+    lower: &[String],
+    upper: &str,
+    work: &str,
+    target: &str,
+    kernel: Option<SetupError>,
+) -> Result<(), SetupError> {
+    let what = "mount the overlay rootfs with fuse-overlayfs";
+    let fail = |msg: String| match &kernel {
+        Some(SetupError::Setup { context, message }) => SetupError::setup(
+            what,
+            format!("{msg} (after the kernel's refusal: {context}: {message})"),
+        ),
+        _ => SetupError::setup(what, msg),
+    };
+    let Some(program) = [
+        "/usr/bin/fuse-overlayfs",
+        "/usr/local/bin/fuse-overlayfs",
+        "/bin/fuse-overlayfs",
+    ]
+    .into_iter()
+    .find(|p| Path::new(p).is_file()) else {
+        return Err(fail(
+            "fuse-overlayfs is not installed (Debian: fuse-overlayfs)".into(),
+        ));
+    };
+    if rustix::fs::access(
+        "/dev/fuse",
+        rustix::fs::Access::READ_OK | rustix::fs::Access::WRITE_OK,
+    )
+    .is_err()
+    {
+        return Err(fail(
+            "/dev/fuse is not readable and writable by this user (it is mode 0666 on most \
+             systems; in a container, pass the device)"
+                .into(),
+        ));
+    }
+    let opts = format!(
+        "lowerdir={},upperdir={upper},workdir={work},allow_other",
+        lower.join(":")
+    );
+    // The daemon keeps its stderr; a file, so nothing waits for it to close.
+    let log = std::env::temp_dir().join(format!("strata-fuse-{}.log", std::process::id()));
+    let err_file =
+        std::fs::File::create(&log).map_err(|e| fail(format!("create {}: {e}", log.display())))?;
+    let status = std::process::Command::new(program)
+        .args(["-o", &opts, target])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(err_file)
+        .status()
+        .map_err(|e| fail(format!("run {program}: {e}")))?;
+    let said = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    if !status.success() {
+        return Err(fail(format!(
+            "{program} failed ({status}): {}",
+            said.trim()
+        )));
+    }
+    Ok(())
+}
+
 /// Move this process into each cgroup directory (`0` written to its `cgroup.procs` means
 /// the writer): its children are born there.
 pub(crate) fn join_cgroups(dirs: &[String]) -> Result<(), SetupError> {
@@ -255,6 +323,10 @@ impl Init<'_> {
         // The root filesystem, attached on <private>/root.
         let root_path = path_str(&self.private.join("root"));
         let rootfs = match &spec.rootfs {
+            InitRootfs::Overlay { lower, upper, work } if spec.fuse_overlay => {
+                fuse_overlay(lower, upper, work, &root_path, None)?;
+                None
+            }
             InitRootfs::Overlay { lower, upper, work } => {
                 let mut opts: Vec<(&str, Option<&str>)> = lower
                     .iter()
@@ -266,29 +338,40 @@ impl Init<'_> {
                 // must stay a plain diff (no redirect or metacopy xattrs).
                 opts.push(("index", Some("off")));
                 opts.extend(crate::overlay_options().iter().copied());
-                new_fs(
+                match new_fs(
                     "overlay",
                     &opts,
                     MountAttrFlags::MOUNT_ATTR_NODEV,
                     "mount the overlay rootfs",
-                )?
+                ) {
+                    Ok(fs) => Some(fs),
+                    // Rootless, where the kernel refuses (an upperdir on an overlay, as a
+                    // store on a container's own root): fuse-overlayfs, if there is one.
+                    Err(e) if crate::userns::active() => {
+                        fuse_overlay(lower, upper, work, &root_path, Some(e))?;
+                        None
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             InitRootfs::Dir(dir) => {
                 let what = format!("bind the rootfs {dir}");
                 let tree = clone_tree(dir, true).map_err(step(&what))?;
                 sys::mount_setattr(tree.as_fd(), libc::MOUNT_ATTR_NODEV, true)
                     .map_err(step(format!("{what}: make it nodev")))?;
-                tree
+                Some(tree)
             }
         };
-        move_mount(
-            &rootfs,
-            "",
-            CWD,
-            &root_path,
-            MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
-        )
-        .map_err(step(format!("attach the rootfs on {root_path}")))?;
+        if let Some(rootfs) = rootfs {
+            move_mount(
+                &rootfs,
+                "",
+                CWD,
+                &root_path,
+                MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+            )
+            .map_err(step(format!("attach the rootfs on {root_path}")))?;
+        }
         let root = rustix::fs::open(
             &root_path,
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,

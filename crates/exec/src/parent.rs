@@ -302,6 +302,7 @@ fn init_spec(spec: &ExecSpec) -> Result<InitSpec> {
         no_new_privs: spec.no_new_privs,
         shm_size: spec.shm_size,
         bind_proc: spec.bind_proc,
+        fuse_overlay: std::env::var("STRATA_OVERLAY").is_ok_and(|v| v == "fuse-overlayfs"),
         rlimits: spec.rlimits.clone(),
         cgroups: spec
             .cgroups

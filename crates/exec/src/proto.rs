@@ -78,6 +78,10 @@ pub(crate) struct InitSpec {
     pub shm_size: Option<u64>,
     #[serde(default)]
     pub bind_proc: bool,
+    /// Mount the overlay rootfs with fuse-overlayfs (`$STRATA_OVERLAY=fuse-overlayfs`);
+    /// rootless, it is also the fallback when the kernel refuses the overlay.
+    #[serde(default)]
+    pub fuse_overlay: bool,
     /// Resource limits set before the command starts.
     #[serde(default)]
     pub rlimits: Vec<crate::Rlimit>,

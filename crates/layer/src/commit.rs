@@ -4,6 +4,7 @@ use crate::error::{Error, Result};
 use crate::tarfmt::{self, Meta};
 use crate::xattr;
 use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::fs::{File, Metadata, OpenOptions};
 use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -23,6 +24,8 @@ pub enum Source {
     /// become `.wh.<name>` whiteouts, directories with `trusted.overlay.opaque=y` (or
     /// `user.overlay.opaque=y`) get a `.wh..wh..opq` marker. Upperdirs written with
     /// `redirect_dir` or `metacopy` cannot be committed this way and are refused.
+    /// fuse-overlayfs' upperdirs too: its opaque markers (a regular `.wh..wh..opq` file and a
+    /// 0:0 device `.wh..opq` in the directory) mark the directory opaque and are no entries.
     OverlayUpper,
 }
 
@@ -40,6 +43,36 @@ pub struct CommitOptions {
     /// xattrs the layer does not carry are removed (an overlay upperdir keeps
     /// `trusted.overlay.opaque`), sockets are deleted.
     pub settle: bool,
+    /// The overlay's lower directories (top first), when known: an opaque mark on a
+    /// directory that no lower has hides nothing and is dropped, so an upperdir of
+    /// fuse-overlayfs (which marks every directory it makes) commits as the kernel's does.
+    pub lowers: Vec<std::path::PathBuf>,
+}
+
+/// fuse-overlayfs' opaque markers inside a directory of its upperdir.
+const FUSE_OPAQUE_FILE: &[u8] = b".wh..wh..opq";
+const FUSE_OPAQUE_DEV: &[u8] = b".wh..opq";
+
+/// Whether `dir` of an upperdir holds fuse-overlayfs' opaque markers.
+fn fuse_opaque(dir: &Path) -> bool {
+    let file = std::fs::symlink_metadata(dir.join(OsStr::from_bytes(FUSE_OPAQUE_FILE)));
+    let dev = std::fs::symlink_metadata(dir.join(OsStr::from_bytes(FUSE_OPAQUE_DEV)));
+    file.is_ok_and(|m| m.is_file())
+        || dev.is_ok_and(|m| m.file_type().is_char_device() && m.rdev() == 0)
+}
+
+/// Whether some lower directory has a directory at `rel` (every component a real directory:
+/// a symlink in a lower is never followed).
+fn lower_has_dir(lowers: &[std::path::PathBuf], rel: &[u8]) -> bool {
+    lowers.iter().any(|l| {
+        let mut p = l.clone();
+        rel.split(|&c| c == b'/')
+            .filter(|c| !c.is_empty())
+            .all(|c| {
+                p.push(OsStr::from_bytes(c));
+                std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir())
+            })
+    })
 }
 
 /// What [`commit`] produced.
@@ -205,6 +238,18 @@ pub fn commit<W: Write>(dir: &Path, opts: &CommitOptions, out: W) -> Result<Laye
             continue;
         };
 
+        if overlay {
+            let name = entry.file_name().as_bytes();
+            let fuse_marker = (name == FUSE_OPAQUE_FILE && typeflag == tarfmt::TYPE_REG)
+                || (name == FUSE_OPAQUE_DEV && typeflag == tarfmt::TYPE_CHAR && md.rdev() == 0);
+            if fuse_marker {
+                // Read with its directory (`fuse_opaque`); a snapshot carries the xattr.
+                if settle.is_some() {
+                    std::fs::remove_file(path).map_err(|e| Error::fs("remove", path, e))?;
+                }
+                continue;
+            }
+        }
         if overlay && typeflag == tarfmt::TYPE_CHAR && md.rdev() == 0 {
             // Checked before the hardlink map: the kernel may share one whiteout inode.
             let mut name = match rel.iter().rposition(|&c| c == b'/') {
@@ -234,6 +279,12 @@ pub fn commit<W: Write>(dir: &Path, opts: &CommitOptions, out: W) -> Result<Laye
                         ),
                     });
                 }
+            }
+        }
+        if overlay && typeflag == tarfmt::TYPE_DIR {
+            opaque |= fuse_opaque(path);
+            if opaque && !opts.lowers.is_empty() && !lower_has_dir(&opts.lowers, rel) {
+                opaque = false;
             }
         }
         if let Some(s) = &mut settle {

@@ -12,6 +12,7 @@ use std::path::Path;
 pub(crate) fn is_private(name: &[u8]) -> bool {
     name.starts_with(b"trusted.overlay.")
         || name.starts_with(b"user.overlay.")
+        || name.starts_with(b"user.fuseoverlayfs.")
         || name == b"security.selinux"
 }
 

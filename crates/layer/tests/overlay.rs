@@ -297,6 +297,7 @@ fn settled_directories_equal_their_unpacked_layer() {
             source,
             source_date_epoch: epoch,
             settle: true,
+            lowers: Vec::new(),
         };
         let (diff_id, bytes) = commit_bytes(dir, &opts);
         let unpacked = t.path().join(format!(
@@ -324,4 +325,47 @@ fn settled_directories_equal_their_unpacked_layer() {
         !upper.join("sub/sock").exists(),
         "the socket was not removed"
     );
+}
+
+/// fuse-overlayfs' upperdirs (its opaque markers: a regular `.wh..wh..opq` file and a 0:0
+/// device `.wh..opq` in every directory it makes) commit as the kernel's: a directory no
+/// lower has is not opaque, one that replaces a lower directory is, and the markers are no
+/// entries; settled, the markers are gone and the opaque one carries the xattr.
+#[test]
+fn fuse_overlayfs_upperdirs_commit_as_the_kernels() {
+    strata_tests::require!(Root);
+    let t = tempfile::tempdir().unwrap();
+    let (lower, upper) = (t.path().join("lower"), t.path().join("upper"));
+    fs::create_dir_all(lower.join("gone")).unwrap();
+    fs::write(lower.join("gone/old"), b"old").unwrap();
+    for d in ["new", "gone"] {
+        let dir = upper.join(d);
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join(".wh..wh..opq"), b"").unwrap();
+        let dev = dir.join(".wh..opq");
+        let st = std::process::Command::new("mknod")
+            .arg(&dev)
+            .args(["c", "0", "0"])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        fs::write(dir.join("f"), b"f").unwrap();
+    }
+    let opts = CommitOptions {
+        source: Source::OverlayUpper,
+        settle: true,
+        lowers: vec![lower.clone()],
+        ..Default::default()
+    };
+    let (_, bytes) = commit_bytes(&upper, &opts);
+    let names: Vec<String> = list_tar(&bytes).into_iter().map(|e| e.name).collect();
+    assert_eq!(
+        names,
+        ["gone/", "gone/.wh..wh..opq", "gone/f", "new/", "new/f"],
+        "{names:?}"
+    );
+    for d in ["new", "gone"] {
+        assert!(!upper.join(d).join(".wh..wh..opq").exists());
+        assert!(fs::symlink_metadata(upper.join(d).join(".wh..opq")).is_err());
+    }
 }

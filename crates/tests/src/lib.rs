@@ -74,7 +74,7 @@ impl Need {
             Need::DockerComposeV1 => "docker-compose (apt-get install docker-compose)",
             Need::RootlessUsers => {
                 "the users strata-ci (with subordinate ids) and strata-ci1 (without), uidmap, \
-                 /dev/net/tun mode 0666 (.ci/run makes them)"
+                 fuse-overlayfs, /dev/net/tun and /dev/fuse mode 0666 (.ci/run makes them)"
             }
         }
     }
@@ -123,7 +123,11 @@ impl Need {
                     && !has("/etc/subuid", "strata-ci1")
                     && on_path("newuidmap")
                     && on_path("runuser")
+                    && on_path("fuse-overlayfs")
                     && tun
+                    && std::fs::metadata("/dev/fuse").is_ok_and(|m| {
+                        std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o666 == 0o666
+                    })
             }
         }
     }

@@ -214,9 +214,13 @@ fn execute_here(op: &RunOp) -> Result<Digest, BuildError> {
     for (n, m) in op.meta.mounts.iter().enumerate() {
         mounter.mount(n, m, &mut spec)?;
     }
+    let lowers = match &spec.rootfs {
+        exec::Rootfs::Overlay { lower, .. } => lower.clone(),
+        exec::Rootfs::Dir(_) => Vec::new(),
+    };
     run_command(op, spec)?;
     drop(mounter);
-    commit_dir(op.store, &upper, layer::Source::OverlayUpper)
+    commit_dir(op.store, &upper, layer::Source::OverlayUpper, lowers)
 }
 
 /// The exec spec of the command: its overlay (writes go to `upper`), process and network.

@@ -66,7 +66,13 @@ impl User {
     }
 
     fn strata(&self, args: &[&str]) -> Output {
+        self.strata_env(&[], args)
+    }
+
+    /// `strata ARGS` with extra `NAME=VALUE` environment entries.
+    fn strata_env(&self, env: &[&str], args: &[&str]) -> Output {
         self.command(&self.dir)
+            .args(env)
             .arg(&self.bin)
             .args(args)
             .output()
@@ -183,6 +189,25 @@ fn images_built_rootless_are_the_images_built_as_root() {
     // modes, whiteouts and opaque directories.
     assert_eq!(rl_build, root_build, "the build stage differs rootless");
     assert_eq!(rl, root, "the final image differs rootless");
+
+    // The same with fuse-overlayfs (the fallback where the kernel refuses an overlay, forced
+    // here): its upperdirs commit as the kernel's.
+    let fuse = ["STRATA_OVERLAY=fuse-overlayfs"];
+    let out = user.strata_env(
+        &fuse,
+        &[
+            "build",
+            "--progress=plain",
+            "--no-cache",
+            "-t",
+            "same:fuse",
+            ctx_s,
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    let fused = layers(&user.ok(&[&fmt[..], &["same:fuse"]].concat()));
+    assert_eq!(fused, root, "the final image differs with fuse-overlayfs");
 
     // The rootless store is the user's, under $XDG_DATA_HOME/strata, closed to others.
     let store = user.dir.join("data/strata");
