@@ -613,6 +613,19 @@ pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
     if let Some(code) = lint.as_ref().and_then(|l| lint_gate(store, &a, l)) {
         return Ok(code);
     }
+    if exec::userns::active() && exec::userns::mapped_ids().0 <= 1 {
+        let steps = lint
+            .as_ref()
+            .map(|l| single_id_steps(&l.text))
+            .unwrap_or_default();
+        if !steps.is_empty() {
+            eprintln!(
+                "warning: rootless with a single id, these steps need other users' ids and \
+                 will fail:\n{}",
+                steps.join("\n")
+            );
+        }
+    }
     let request = engine::BuildRequest {
         context,
         dockerfile,
@@ -769,6 +782,37 @@ fn sources(
             (context, dockerfile, lint)
         }
     })
+}
+
+/// Rootless with a single id (no subordinate ids): the instructions that need other ids —
+/// `COPY`/`ADD --chown` to someone else, `USER` someone else, a RUN that chowns or adds a
+/// user — as `  Dockerfile:LINE: TEXT` lines.
+fn single_id_steps(text: &str) -> Vec<String> {
+    let Ok(df) = dockerfile::parse(text) else {
+        return Vec::new();
+    };
+    let root = |s: &str| matches!(s, "" | "0" | "root");
+    let other = |spec: &str| !spec.split(':').all(root);
+    df.nodes
+        .iter()
+        .filter(|n| match n.keyword.as_str() {
+            "copy" | "add" => n
+                .flags
+                .iter()
+                .any(|f| f.strip_prefix("--chown=").is_some_and(other)),
+            "user" => n.args.first().is_some_and(|u| other(u)),
+            "run" => [
+                "chown ", "chgrp ", "useradd", "adduser", "groupadd", "addgroup",
+            ]
+            .iter()
+            .any(|w| n.rest.contains(w)),
+            _ => false,
+        })
+        .map(|n| {
+            let text: String = n.original.trim().chars().take(100).collect();
+            format!("  Dockerfile:{}: {}", n.span.start, escape::message(&text))
+        })
+        .collect()
 }
 
 /// BuildKit's checks in build mode (only the stages the build dispatches), base images from

@@ -339,6 +339,13 @@ fn without_subordinate_ids_one_id_and_a_warning() {
     ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "these steps need other users' ids and will fail:\n  \
+             Dockerfile:2: RUN touch /f && chown 1000 /f"
+        ),
+        "{stderr}"
+    );
     assert!(stderr.contains("Invalid argument"), "{stderr}");
     assert!(!user.ok(&["images", "-q", "one:b"]).contains("sha256"));
 }
