@@ -393,10 +393,21 @@ impl Init<'_> {
             None
         };
 
-        // pivot_root(".", ".") stacks the old root under the new one; detach it.
         rustix::process::chdir(root_path.as_str()).map_err(step("chdir to the rootfs"))?;
-        rustix::process::pivot_root(".", ".").map_err(step("pivot_root"))?;
-        rustix::mount::unmount(".", UnmountFlags::DETACH).map_err(step("detach the old root"))?;
+        // pivot_root(".", ".") stacks the old root under the new one; detach it.
+        match rustix::process::pivot_root(".", ".") {
+            Ok(()) => rustix::mount::unmount(".", UnmountFlags::DETACH)
+                .map_err(step("detach the old root"))?,
+            // Isolation chroot, in a container whose profile refuses pivot_root (Docker's
+            // default seccomp): the rootfs is moved over `/` and chrooted into (runc's
+            // no-pivot), so `..` from it leads back into it; the host's tree stays mounted
+            // beneath, which pivot_root would have detached.
+            Err(Errno::PERM) if spec.bind_proc => {
+                rustix::mount::mount_move(".", "/").map_err(step("move the rootfs over /"))?;
+                rustix::process::chroot(".").map_err(step("chroot"))?;
+            }
+            Err(e) => return Err(step("pivot_root")(e)),
+        }
         rustix::process::chdir("/").map_err(step("chdir to /"))?;
         drop(root);
 
@@ -405,7 +416,7 @@ impl Init<'_> {
             // Rootless in a container whose seccomp profile refuses sethostname to anyone
             // without CAP_SYS_ADMIN in the initial namespace (podman's default): the UTS
             // namespace is still private, with the container's name.
-            Err(Errno::PERM) if crate::userns::active() => {}
+            Err(Errno::PERM) if crate::userns::active() || spec.bind_proc => {}
             r => r.map_err(step(format!("set the hostname {:?}", spec.hostname)))?,
         }
         if spec.new_net {

@@ -143,10 +143,13 @@ pub struct ExecSpec {
     pub seccomp: Seccomp,
     /// `/dev/shm`'s size in bytes (`--shm-size`); `None` is docker's 64 MiB.
     pub shm_size: Option<u64>,
-    /// `/proc` is the caller's own, bound (recursively, its masks kept) instead of a new
-    /// proc of the container's pid namespace: `build --isolation chroot`, for a container
-    /// (a pod) whose masked `/proc` makes the kernel refuse a new one ("mount too
-    /// revealing"). Weaker: the command sees the processes of the caller's pid namespace.
+    /// Isolation chroot (`build --isolation chroot`), for a container or pod that refuses
+    /// what the default needs: `/proc` is the caller's own, bound (recursively, its masks
+    /// kept) instead of a new proc of the container's pid namespace (which a masked
+    /// `/proc` makes the kernel refuse to a user namespace: "mount too revealing"), and the
+    /// rootfs is moved over `/` and chrooted into instead of `pivot_root` (which Docker's
+    /// default seccomp profile refuses). Weaker: the command sees the processes of the
+    /// caller's pid namespace, and the host's tree stays mounted beneath its root.
     pub bind_proc: bool,
     /// Resource limits (`--ulimit`), set before the command starts.
     pub rlimits: Vec<Rlimit>,
