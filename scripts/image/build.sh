@@ -6,7 +6,7 @@
 #                         user strata 1000:1000 with subordinate ids 100000:65536, USER strata
 # The rootfs tarball is cached as $PEERS_DATA/strata-base-rootfs.tar (default
 # /var/tmp/strata-peers, beside scripts/peers.sh's), so a second run imports nothing and every
-# build step is cached. Needs root (strata build does, until the rootless mode lands).
+# build step is cached. Needs root (debootstrap and the import of the base do).
 #
 # Usage: scripts/image/build.sh [--push REF] [--insecure-registry HOST[:PORT]]...
 #   --push REF   also tag the image REF (e.g. 127.0.0.1:5000/strata:latest) and push it
