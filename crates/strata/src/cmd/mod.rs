@@ -18,6 +18,7 @@ pub mod transfer;
 pub mod volume;
 
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -190,6 +191,40 @@ pub fn label_map(list: &[String]) -> std::collections::BTreeMap<String, String> 
             None => (l.clone(), String::new()),
         })
         .collect()
+}
+
+/// `volume inspect` and `network inspect` output as docker prints it: each value through
+/// `--format`, else one JSON array with four-space indentation; then `Error: No such KIND:
+/// NAME` for each name not found, and failure if there was one. The format is parsed first,
+/// so a bad one fails before anything is printed.
+pub fn print_inspected(
+    values: Vec<serde_json::Value>,
+    missing: &[String],
+    kind: &str,
+    format: Option<&str>,
+) -> Result<ExitCode> {
+    match format.map(crate::format::Template::parse).transpose()? {
+        Some(t) => {
+            for v in &values {
+                println!("{}", t.execute(v)?);
+            }
+        }
+        None => {
+            let mut out = Vec::new();
+            let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+            let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
+            serde::Serialize::serialize(&serde_json::Value::Array(values), &mut ser)?;
+            println!("{}", String::from_utf8(out)?);
+        }
+    }
+    for m in missing {
+        eprintln!("Error: No such {kind}: {m}");
+    }
+    Ok(if missing.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 #[cfg(test)]

@@ -225,20 +225,7 @@ fn ls(nets: &runtime::Networks, a: LsArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// JSON as docker prints it: four-space indentation.
-fn pretty(v: &serde_json::Value) -> Result<String> {
-    let mut out = Vec::new();
-    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
-    let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
-    serde::Serialize::serialize(v, &mut ser)?;
-    Ok(String::from_utf8(out)?)
-}
-
 fn inspect(nets: &runtime::Networks, a: InspectArgs) -> Result<ExitCode> {
-    let template = match &a.format {
-        Some(f) => Some(crate::format::Template::parse(f)?),
-        None => None,
-    };
     let mut out = Vec::new();
     let mut missing = Vec::new();
     for n in &a.networks {
@@ -247,22 +234,7 @@ fn inspect(nets: &runtime::Networks, a: InspectArgs) -> Result<ExitCode> {
             Err(_) => missing.push(n.clone()),
         }
     }
-    match &template {
-        Some(t) => {
-            for v in &out {
-                println!("{}", t.execute(v)?);
-            }
-        }
-        None => println!("{}", pretty(&serde_json::Value::Array(out))?),
-    }
-    for m in &missing {
-        eprintln!("Error: No such network: {m}");
-    }
-    Ok(if missing.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    super::print_inspected(out, &missing, "network", a.format.as_deref())
 }
 
 fn rm(nets: &runtime::Networks, a: RmArgs) -> Result<ExitCode> {

@@ -192,20 +192,7 @@ fn ls(vols: &runtime::Volumes, a: LsArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// JSON as docker prints it: four-space indentation.
-fn pretty(v: &serde_json::Value) -> Result<String> {
-    let mut out = Vec::new();
-    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
-    let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
-    serde::Serialize::serialize(v, &mut ser)?;
-    Ok(String::from_utf8(out)?)
-}
-
 fn inspect(vols: &runtime::Volumes, a: InspectArgs) -> Result<ExitCode> {
-    let template = match &a.format {
-        Some(f) => Some(crate::format::Template::parse(f)?),
-        None => None,
-    };
     let mut out = Vec::new();
     let mut missing = Vec::new();
     for n in &a.volumes {
@@ -214,22 +201,7 @@ fn inspect(vols: &runtime::Volumes, a: InspectArgs) -> Result<ExitCode> {
             Err(_) => missing.push(n.clone()),
         }
     }
-    match &template {
-        Some(t) => {
-            for v in &out {
-                println!("{}", t.execute(v)?);
-            }
-        }
-        None => println!("{}", pretty(&serde_json::Value::Array(out))?),
-    }
-    for m in &missing {
-        eprintln!("Error: No such volume: {m}");
-    }
-    Ok(if missing.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    super::print_inspected(out, &missing, "volume", a.format.as_deref())
 }
 
 fn rm(vols: &runtime::Volumes, a: RmArgs) -> Result<ExitCode> {
