@@ -186,7 +186,7 @@ pub fn enter() -> Result<Mapping, Error> {
     let pid = match alive_pause(&pidfile) {
         Some(pid) => pid,
         None => {
-            let pid = start_pause(uid, gid)?;
+            let pid = start_pause(&dir, uid, gid)?;
             let start = start_time(pid).ok_or_else(|| Error("the pause process died".into()))?;
             let tmp = dir.join("pause.pid.tmp");
             fs::write(&tmp, format!("{pid} {start}\n")).map_err(|e| err("write pause.pid", e))?;
@@ -213,20 +213,17 @@ fn alive_pause(pidfile: &Path) -> Option<i32> {
     let mut f = text.split_whitespace();
     let pid: i32 = f.next()?.parse().ok()?;
     let start: u64 = f.next()?.parse().ok()?;
-    let zombie = || {
-        fs::read_to_string(format!("/proc/{pid}/stat"))
-            .ok()
-            .and_then(|s| Some(s[s.rfind(')')? + 2..].starts_with(['Z', 'X'])))
-            .unwrap_or(true)
-    };
-    (pid > 1 && start_time(pid) == Some(start) && !zombie()).then_some(pid)
+    (pid > 1 && start_time(pid) == Some(start)).then_some(pid)
 }
 
-/// Field 22 of `/proc/PID/stat` (start time in clock ticks since boot).
-pub fn start_time(pid: i32) -> Option<u64> {
+/// The start time of `pid` (field 22 of `/proc/PID/stat`); `None` when it is gone or a
+/// zombie (whose namespaces can no longer be opened).
+fn start_time(pid: i32) -> Option<u64> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 2..];
-    rest.split_whitespace().nth(19)?.parse().ok()
+    match store::temp::parse_stat(&stat)? {
+        ('Z' | 'X', _) => None,
+        (_, start) => Some(start),
+    }
 }
 
 fn join(pid: i32) -> Result<(), Error> {
@@ -270,7 +267,7 @@ fn pipe() -> Result<(fs::File, fs::File), Error> {
 
 /// Fork the pause process (a grandchild, so nobody of ours has to reap it), map its new user
 /// namespace and wait until it has made its mount namespace. Returns its pid.
-fn start_pause(uid: u32, gid: u32) -> Result<i32, Error> {
+fn start_pause(dir: &Path, uid: u32, gid: u32) -> Result<i32, Error> {
     let (mut from_child, child_w) = pipe()?;
     let (child_r, mut to_child) = pipe()?;
     let devnull = CString::new("/dev/null").expect("no NUL");
@@ -295,7 +292,6 @@ fn start_pause(uid: u32, gid: u32) -> Result<i32, Error> {
         .map_err(|_| Error("the pause process could not make a user namespace (are unprivileged user namespaces allowed here? sysctl kernel.unprivileged_userns_clone, user.max_user_namespaces, a seccomp or AppArmor profile)".into()))?;
     let pid = i32::from_ne_bytes(buf);
     let why = map_ids(pid, uid, gid);
-    let dir = state_dir(uid)?;
     let _ = fs::write(dir.join("pause.why"), why.as_deref().unwrap_or(""));
     to_child
         .write_all(b"m")

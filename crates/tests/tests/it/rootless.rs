@@ -35,12 +35,7 @@ impl User {
         std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
         let dir = shared.join(name);
         std::fs::create_dir(&dir).unwrap();
-        let st = Command::new("chown")
-            .arg(format!("{name}:"))
-            .arg(&dir)
-            .status()
-            .unwrap();
-        assert!(st.success(), "chown {}", dir.display());
+        crate::common::tool("chown", &[&format!("{name}:"), dir.to_str().unwrap()]);
         User { name, dir, bin }
     }
 
@@ -359,19 +354,9 @@ fn buildkit_cases_pass_rootless() {
     // A copy the user can read (the checkout may be private to root).
     let cases = user.dir.join("buildkit-cases");
     let src = strata_tests::repo_root().join("conformance/buildkit-cases");
-    let st = Command::new("cp")
-        .arg("-a")
-        .arg(&src)
-        .arg(&cases)
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let st = Command::new("chmod")
-        .args(["-R", "a+rX"])
-        .arg(&cases)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    let (src, cases_s) = (src.to_str().unwrap(), cases.to_str().unwrap());
+    crate::common::tool("cp", &["-a", src, cases_s]);
+    crate::common::tool("chmod", &["-R", "a+rX", cases_s]);
     let out = user
         .command(&user.dir)
         .arg(format!("STRATA_BIN={}", user.bin.display()))

@@ -97,7 +97,7 @@ fn worker_image(store: &Path) {
 fn worker(ctx: &Path, stores: &Path, registry: &str, index: usize, name: &str) -> Child {
     let store = stores.join(name);
     std::fs::create_dir(&store).unwrap();
-    run(Command::new("chown").arg("1000:1000").arg(&store));
+    crate::common::tool("chown", &["1000:1000", store.to_str().unwrap()]);
     Command::new("podman")
         .args(["run", "--rm", "--network", "host", "--user", "1000:1000"])
         .args(["--cap-drop", "ALL", "--cap-add", "SETUID,SETGID"])
@@ -276,7 +276,7 @@ fn strata_builds_in_unprivileged_podman_and_docker() {
         n += 1;
         let vol = scratch.path().join(format!("vol{n}"));
         std::fs::create_dir(&vol).unwrap();
-        run(Command::new("chown").arg("1000:1000").arg(&vol));
+        crate::common::tool("chown", &["1000:1000", vol.to_str().unwrap()]);
         let script = format!(
             "strata import /ctx/bb.tar busybox:latest >/dev/null && \
              strata build --network none --isolation {isolation} --progress=plain -t t /ctx"
