@@ -72,14 +72,9 @@ impl Read for ChanReader {
 }
 
 fn platform_matches(p: &Option<serde_json::Value>, want: &crate::Platform) -> bool {
-    let Some(v) = p else { return false };
-    let get = |k: &str| v.get(k).and_then(|x| x.as_str());
-    get("os") == Some(want.os.as_str())
-        && get("architecture") == Some(want.architecture.as_str())
-        && match &want.variant {
-            None => true,
-            Some(var) => get("variant") == Some(var.as_str()),
-        }
+    p.as_ref()
+        .and_then(crate::Platform::of_value)
+        .is_some_and(|have| want.matches(&have))
 }
 
 fn is_known_layer(media: &str) -> bool {

@@ -82,16 +82,30 @@ impl Store {
             snapshots.insert(r.hex().to_string());
             if self.has_blob(&r) {
                 let bytes = self.read_blob(&r).ok();
-                let is_manifest = bytes
-                    .as_ref()
-                    .and_then(|b| serde_json::from_slice::<Manifest>(b).ok())
-                    .is_some();
+                let is_manifest = bytes.as_ref().is_some_and(|b| {
+                    serde_json::from_slice::<Manifest>(b).is_ok() || crate::refs::is_index(b)
+                });
                 if is_manifest {
                     manifests.push(r);
                 } else {
                     blobs.insert(r);
                 }
             }
+        }
+        // An index keeps itself and its images.
+        let mut i = 0;
+        while i < manifests.len() {
+            if let Ok(Some(ix)) = self.index(&manifests[i]) {
+                blobs.insert(manifests.swap_remove(i));
+                manifests.extend(
+                    ix.platforms()
+                        .into_iter()
+                        .map(|(_, d)| d)
+                        .filter(|d| self.has_blob(d)),
+                );
+                continue;
+            }
+            i += 1;
         }
         for m in manifests {
             let Ok(img) = self.image(&m) else {
@@ -123,7 +137,18 @@ impl Store {
     pub fn fsck(&self) -> Result<Vec<String>> {
         let mut problems = Vec::new();
         let mut checked: BTreeSet<Digest> = BTreeSet::new();
+        let mut targets = Vec::new();
         for (name, m) in self.refs()? {
+            match self.index(&m) {
+                Ok(Some(ix)) => {
+                    for (p, d) in ix.platforms() {
+                        targets.push((format!("{name} ({p})"), d));
+                    }
+                }
+                _ => targets.push((name, m)),
+            }
+        }
+        for (name, m) in targets {
             let img = match self.image(&m) {
                 Ok(i) => i,
                 Err(e) => {

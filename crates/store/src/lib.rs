@@ -45,6 +45,7 @@ mod files;
 mod gc;
 pub mod image;
 mod lock;
+pub mod platform;
 pub mod reference;
 mod refs;
 mod roots;
@@ -63,8 +64,9 @@ pub(crate) use gc::dir_size_of;
 pub use gc::PruneReport;
 use image::Index;
 pub use lock::{Exclusive, StoreLock, Writer};
+pub use platform::{Platform, PlatformError};
 pub use reference::{Reference, ReferenceError};
-pub use refs::Image;
+pub use refs::{Image, StoredIndex};
 pub use roots::{ROOT_CACHE, ROOT_UNTAGGED};
 pub use tee::Tee;
 pub use temp::{temp_name, temp_owner, Owner, Swept, TempDir};
@@ -90,6 +92,12 @@ pub enum Error {
     },
     #[error("no such image: {0}")]
     NoSuchImage(String),
+    #[error("no image for {wanted} in {what} (it has {})", available.join(", "))]
+    NoPlatform {
+        what: String,
+        wanted: String,
+        available: Vec<String>,
+    },
     #[error("{0}")]
     Invalid(String),
 }

@@ -6,7 +6,8 @@ use std::fs;
 
 use crate::image::{self, Descriptor, ImageConfig, Index, Manifest, ANNOTATION_REF_NAME};
 use crate::{
-    atomic_write, Digest, Error, IoContext, Reference, Result, Store, Writer, ROOT_UNTAGGED,
+    atomic_write, Digest, Error, IoContext, Platform, Reference, Result, Store, Writer,
+    ROOT_UNTAGGED,
 };
 
 /// An image as the store holds it: manifest and config, with the exact bytes hashed.
@@ -44,10 +45,111 @@ pub(crate) fn take_ref(index: &mut Index, full: &str) -> Option<Digest> {
     prev
 }
 
+/// An image index in the store (a multi-platform build's, or `manifest create`'s): the
+/// exact bytes hashed, and its manifests, each with its platform.
+#[derive(Clone, Debug)]
+pub struct StoredIndex {
+    pub digest: Digest,
+    pub index: Index,
+    pub bytes: Vec<u8>,
+}
+
+impl StoredIndex {
+    /// The platforms of its manifests, in its order (a manifest without one is the host's).
+    pub fn platforms(&self) -> Vec<(Platform, Digest)> {
+        self.index
+            .manifests
+            .iter()
+            .map(|d| {
+                let p = d
+                    .platform
+                    .as_ref()
+                    .and_then(Platform::of_value)
+                    .unwrap_or_default();
+                (p, d.digest.clone())
+            })
+            .collect()
+    }
+}
+
+/// Whether manifest bytes are an image index (OCI index or Docker manifest list).
+pub(crate) fn is_index(bytes: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Peek {
+        #[serde(rename = "mediaType", default)]
+        media_type: Option<String>,
+        #[serde(default)]
+        manifests: Option<serde_json::Value>,
+        #[serde(default)]
+        config: Option<serde_json::Value>,
+    }
+    match serde_json::from_slice::<Peek>(bytes) {
+        Ok(p) => match p.media_type.as_deref() {
+            Some(image::MEDIA_OCI_INDEX) | Some(image::MEDIA_DOCKER_LIST) => true,
+            Some(_) => false,
+            None => p.manifests.is_some() && p.config.is_none(),
+        },
+        Err(_) => false,
+    }
+}
+
 impl Store {
-    /// Load an image by manifest digest (manifest and config verified).
+    /// Load an image by manifest digest (manifest and config verified). A digest naming an
+    /// image index gives the index's image for the host's platform.
+    /// An index without the host's platform gives its first image (inspect, history and
+    /// listings show something; `run` of it is emulated).
     pub fn image(&self, manifest_digest: &Digest) -> Result<Image> {
+        match self.image_for(manifest_digest, &Platform::host()) {
+            Err(Error::NoPlatform { .. }) => {
+                let index = self
+                    .index(manifest_digest)?
+                    .ok_or_else(|| Error::Invalid(format!("image index {manifest_digest}")))?;
+                let first = index.index.manifests.first().ok_or_else(|| {
+                    Error::Invalid(format!("image index {manifest_digest} has no manifests"))
+                })?;
+                self.manifest_image(&first.digest, self.read_blob(&first.digest)?)
+            }
+            r => r,
+        }
+    }
+
+    /// The index a digest names, if it names one.
+    pub fn index(&self, digest: &Digest) -> Result<Option<StoredIndex>> {
+        let bytes = self.read_blob(digest)?;
+        if !is_index(&bytes) {
+            return Ok(None);
+        }
+        let index: Index = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Invalid(format!("image index {digest}: {e}")))?;
+        Ok(Some(StoredIndex {
+            digest: digest.clone(),
+            index,
+            bytes,
+        }))
+    }
+
+    /// The image of `platform` that a digest names: the manifest itself (whatever its
+    /// platform: the caller compares), or the index's manifest for that platform.
+    pub fn image_for(&self, manifest_digest: &Digest, platform: &Platform) -> Result<Image> {
         let manifest_bytes = self.read_blob(manifest_digest)?;
+        if is_index(&manifest_bytes) {
+            let index = self
+                .index(manifest_digest)?
+                .ok_or_else(|| Error::Invalid(format!("image index {manifest_digest}")))?;
+            let platforms = index.platforms();
+            let Some((_, d)) = platforms.iter().find(|(p, _)| platform.matches(p)) else {
+                return Err(Error::NoPlatform {
+                    what: manifest_digest.to_string(),
+                    wanted: platform.to_string(),
+                    available: platforms.iter().map(|(p, _)| p.to_string()).collect(),
+                });
+            };
+            return self.manifest_image(d, self.read_blob(d)?);
+        }
+        self.manifest_image(manifest_digest, manifest_bytes)
+    }
+
+    fn manifest_image(&self, manifest_digest: &Digest, manifest_bytes: Vec<u8>) -> Result<Image> {
         let manifest: Manifest = serde_json::from_slice(&manifest_bytes)
             .map_err(|e| Error::Invalid(format!("manifest {manifest_digest}: {e}")))?;
         let config_bytes = self.read_blob(&manifest.config.digest)?;
@@ -121,11 +223,19 @@ impl Store {
             let mut found: Option<Image> = None;
             let mut seen = BTreeSet::new();
             let untagged = self.untagged()?;
+            // An index's images are candidates each; its own digest names its host image.
+            let mut candidates: Vec<Digest> = Vec::new();
             for d in refs.values().chain(untagged.iter()) {
+                candidates.push(d.clone());
+                if let Some(ix) = self.index(d)? {
+                    candidates.extend(ix.platforms().into_iter().map(|(_, m)| m));
+                }
+            }
+            for d in candidates {
                 if !seen.insert(d.clone()) {
                     continue;
                 }
-                let img = self.image(d)?;
+                let img = self.image(&d)?;
                 if img.id().hex().starts_with(&hex) || d.hex().starts_with(&hex) {
                     if let Some(f) = &found {
                         if f.id() != img.id() {
@@ -214,22 +324,61 @@ impl Writer<'_> {
     /// must already be in the store.
     pub fn set_ref(&self, name: &Reference, image: &Image) -> Result<Option<Digest>> {
         self.check_complete(image)?;
+        self.set_ref_descriptor(
+            name,
+            Descriptor {
+                media_type: image::MEDIA_OCI_MANIFEST.into(),
+                digest: image.manifest_digest.clone(),
+                size: image.manifest_bytes.len() as u64,
+                annotations: None,
+                platform: Some(serde_json::json!({
+                    "architecture": image.config.architecture,
+                    "os": image.config.os,
+                })),
+            },
+        )
+    }
+
+    /// Point `name` at an image index; returns the previous target. Every image of the
+    /// index must be complete in the store.
+    pub fn set_ref_index(&self, name: &Reference, index: &StoredIndex) -> Result<Option<Digest>> {
+        for (p, d) in index.platforms() {
+            let img = self.manifest_image(&d, self.read_blob(&d)?)?;
+            self.check_complete(&img)
+                .map_err(|e| Error::Invalid(format!("image index {}: {p}: {e}", index.digest)))?;
+        }
+        self.set_ref_descriptor(
+            name,
+            Descriptor {
+                media_type: image::MEDIA_OCI_INDEX.into(),
+                digest: index.digest.clone(),
+                size: index.bytes.len() as u64,
+                annotations: None,
+                platform: None,
+            },
+        )
+    }
+
+    /// Point `name` at what a digest names (an image or an index), as `tag` does.
+    pub fn set_ref_to(&self, name: &Reference, digest: &Digest) -> Result<Option<Digest>> {
+        match self.index(digest)? {
+            Some(ix) => self.set_ref_index(name, &ix),
+            None => {
+                let img = self.manifest_image(digest, self.read_blob(digest)?)?;
+                self.set_ref(name, &img)
+            }
+        }
+    }
+
+    fn set_ref_descriptor(&self, name: &Reference, mut desc: Descriptor) -> Result<Option<Digest>> {
         let _g = self.refs_lock()?;
         let mut index = self.read_index()?;
         let full = name.to_string();
         let prev = take_ref(&mut index, &full);
         let mut ann = BTreeMap::new();
         ann.insert(ANNOTATION_REF_NAME.to_string(), full);
-        index.manifests.push(Descriptor {
-            media_type: image::MEDIA_OCI_MANIFEST.into(),
-            digest: image.manifest_digest.clone(),
-            size: image.manifest_bytes.len() as u64,
-            annotations: Some(ann),
-            platform: Some(serde_json::json!({
-                "architecture": image.config.architecture,
-                "os": image.config.os,
-            })),
-        });
+        desc.annotations = Some(ann);
+        index.manifests.push(desc);
         index.manifests.sort_by(|a, b| {
             let n = |d: &Descriptor| {
                 d.annotations
@@ -241,6 +390,41 @@ impl Writer<'_> {
         });
         self.write_index(&index)?;
         Ok(prev)
+    }
+
+    /// Store an image index over images already in the store, one per platform (each
+    /// image's platform is its config's), in the order given.
+    pub fn put_index(&self, images: &[&Image]) -> Result<StoredIndex> {
+        let mut seen = BTreeSet::new();
+        let mut manifests = Vec::with_capacity(images.len());
+        for img in images {
+            self.check_complete(img)?;
+            let p = Platform::of_config(&img.config);
+            if !seen.insert(p.clone()) {
+                return Err(Error::Invalid(format!(
+                    "two images for platform {p} in one index"
+                )));
+            }
+            manifests.push(Descriptor {
+                media_type: image::MEDIA_OCI_MANIFEST.into(),
+                digest: img.manifest_digest.clone(),
+                size: img.manifest_bytes.len() as u64,
+                annotations: None,
+                platform: Some(p.to_value()),
+            });
+        }
+        let index = Index {
+            schema_version: 2,
+            media_type: Some(image::MEDIA_OCI_INDEX.into()),
+            manifests,
+        };
+        let bytes = serde_json::to_vec(&index).expect("index serializes");
+        let digest = self.write_blob(&bytes)?;
+        Ok(StoredIndex {
+            digest,
+            index,
+            bytes,
+        })
     }
 
     /// Remove a ref; returns its target if it existed.
@@ -262,6 +446,15 @@ impl Writer<'_> {
             ROOT_UNTAGGED,
             image.manifest_digest.hex(),
             std::slice::from_ref(&image.manifest_digest),
+        )
+    }
+
+    /// Keep an untagged image index: a GC root naming it.
+    pub fn keep_untagged_index(&self, index: &StoredIndex) -> Result<()> {
+        self.set_root(
+            ROOT_UNTAGGED,
+            index.digest.hex(),
+            std::slice::from_ref(&index.digest),
         )
     }
 

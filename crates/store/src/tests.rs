@@ -525,3 +525,87 @@ fn stat_caches_survive_prune_and_fsck_and_go_with_the_cache() {
     assert_eq!(s.stat_cache_get(dir), None);
     assert!(s.fsck().unwrap().is_empty());
 }
+
+fn image_of(s: &Writer, content: &[u8], arch: &str) -> Image {
+    let l = layer(s, content);
+    let mut c: ImageConfig =
+        serde_json::from_slice(&config_for(std::slice::from_ref(&l), "test")).unwrap();
+    c.architecture = arch.into();
+    s.put_image(&serde_json::to_vec(&c).unwrap(), vec![l])
+        .unwrap()
+}
+
+#[test]
+fn an_index_is_a_ref_its_images_live_by_and_the_host_picks_from() {
+    let (_d, s) = store();
+    let w = s.lock_shared().unwrap();
+    let amd = image_of(&w, b"amd64 bytes", "amd64");
+    let arm = image_of(&w, b"arm64 bytes", "arm64");
+    let ix = w.put_index(&[&amd, &arm]).unwrap();
+    assert!(
+        w.put_index(&[&amd, &amd]).is_err(),
+        "one image per platform"
+    );
+    let name = Reference::parse("multi").unwrap();
+    w.set_ref_index(&name, &ix).unwrap();
+    drop(w);
+
+    let d = s.refs().unwrap()["docker.io/library/multi:latest"].clone();
+    assert_eq!(d, ix.digest);
+    let raw: serde_json::Value = serde_json::from_slice(&s.read_blob(&d).unwrap()).unwrap();
+    assert_eq!(raw["mediaType"], image::MEDIA_OCI_INDEX);
+    assert_eq!(raw["manifests"][1]["platform"]["architecture"], "arm64");
+    let host = Platform::host();
+    let want = if host.architecture == "arm64" {
+        &arm
+    } else {
+        &amd
+    };
+    assert_eq!(
+        s.resolve("multi").unwrap().manifest_digest,
+        want.manifest_digest
+    );
+    let arm64 = Platform::parse("linux/arm64").unwrap();
+    assert_eq!(
+        s.image_for(&d, &arm64).unwrap().manifest_digest,
+        arm.manifest_digest
+    );
+    let e = s
+        .image_for(&d, &Platform::parse("linux/s390x").unwrap())
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("no image for linux/s390x") && e.to_string().contains("linux/arm64"),
+        "{e}"
+    );
+    // By id, each image of the index is found.
+    assert_eq!(
+        s.resolve(&arm.id().hex()[..12]).unwrap().manifest_digest,
+        arm.manifest_digest
+    );
+
+    // prune keeps the index and both images; fsck checks both.
+    let rep = s.lock_exclusive().unwrap().prune().unwrap();
+    assert!(rep.blobs.is_empty(), "{rep:?}");
+    assert!(s.fsck().unwrap().is_empty());
+    std::fs::write(s.blob_path(&arm.manifest.layers[0].digest), b"corrupt").unwrap();
+    let problems = s.fsck().unwrap();
+    assert!(
+        problems.iter().any(|p| p.contains("(linux/arm64)")),
+        "{problems:?}"
+    );
+
+    // Tagging the index's digest copies the index, not the host's image.
+    let w = s.lock_shared().unwrap();
+    w.set_ref_to(&Reference::parse("copy").unwrap(), &d)
+        .unwrap();
+    assert_eq!(s.refs().unwrap()["docker.io/library/copy:latest"], d);
+    w.remove_ref(&name).unwrap();
+    w.remove_ref(&Reference::parse("copy").unwrap()).unwrap();
+    drop(w);
+    let rep = s.lock_exclusive().unwrap().prune().unwrap();
+    assert_eq!(
+        rep.blobs.len(),
+        7,
+        "index + 2 × (manifest, config, layer): {rep:?}"
+    );
+}
