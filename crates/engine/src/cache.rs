@@ -711,12 +711,23 @@ pub fn export(
 /// The records and memos an export keeps: with `max` all; else the records of the final
 /// image's layers (and the target's empty ones) and the target's memos.
 fn exported(result: &crate::BuildResult, max: bool) -> (Vec<Record>, Vec<Memo>) {
-    selected(
-        &result.image.config.rootfs.diff_ids,
-        result.plan.target,
-        &result.used,
-        max,
-    )
+    if result.platforms.is_empty() {
+        return selected(
+            &result.image.config.rootfs.diff_ids,
+            result.plan.target,
+            &result.used,
+            max,
+        );
+    }
+    // Several platforms: every platform's records and memos, each key once.
+    let mut records = BTreeMap::new();
+    let mut memos = BTreeSet::new();
+    for (_, r) in &result.platforms {
+        let (rs, ms) = exported(r, max);
+        records.extend(rs.into_iter().map(|r| (r.key.clone(), r)));
+        memos.extend(ms);
+    }
+    (records.into_values().collect(), memos.into_iter().collect())
 }
 
 /// The inline cache of an image whose layers are `diff_ids` (`--cache-to type=inline`):

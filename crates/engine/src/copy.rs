@@ -34,6 +34,8 @@ pub(crate) struct CopyInput<'a> {
     pub config: &'a ImageConfig,
     pub parent_key: &'a Digest,
     pub no_cache: bool,
+    /// Keys this build made (served under `--no-cache` too: another platform's same step).
+    pub fresh: &'a crate::solver::Fresh,
     /// This build's time (recorded for steps that run now).
     pub now: &'a str,
 }
@@ -475,7 +477,7 @@ fn copy_here(input: &CopyInput, c: &plan::Copy, is_add: bool) -> Result<CopyOutp
             memo,
         })
     };
-    let cached = (!input.no_cache)
+    let cached = (!input.no_cache || input.fresh.has(&key))
         .then(|| crate::cache::get(input.store, &key))
         .flatten();
     if let Some((diff_id, created)) = cached {
@@ -499,6 +501,7 @@ fn copy_here(input: &CopyInput, c: &plan::Copy, is_add: bool) -> Result<CopyOutp
     w.finish();
     let d = commit_dir(input.store, &upper, layer::Source::Directory, Vec::new())?;
     input.store.cache_put(&key, &d, input.now)?;
+    input.fresh.add(&key);
     if let Origin::Context = sources.origin {
         input.store.memo_put(&last, d.as_str())?;
     }
@@ -826,6 +829,7 @@ fn workdir_here(input: &CopyInput, path: &str) -> Result<CopyOutput, BuildError>
     }
     let d = commit_dir(input.store, &upper, layer::Source::Directory, Vec::new())?;
     input.store.cache_put(&key, &d, input.now)?;
+    input.fresh.add(&key);
     Ok(CopyOutput {
         key,
         diff_id: d,

@@ -11,7 +11,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use store::{Reference, Store, Writer};
+use store::{Platform, Reference, Store, Writer};
 
 use crate::cache::{self, BlobSink, BlobSource, Imported};
 use crate::error::{BuildError, RemoteError};
@@ -76,8 +76,14 @@ pub struct CacheExport {
 /// pulled into the store, pushed from it, and caches in registry repositories. The CLI
 /// implements it with the `registry` crate; every call comes with the store's lock held.
 pub trait Remote {
-    /// Pull `reference` into the store; the digest the registry knows it by.
-    fn pull(&self, store: &Writer<'_>, reference: &Reference) -> Result<String, RemoteError>;
+    /// Pull `reference`'s image for `platform` into the store (tagged as a plain image);
+    /// the digest the registry knows it by.
+    fn pull(
+        &self,
+        store: &Writer<'_>,
+        reference: &Reference,
+        platform: &Platform,
+    ) -> Result<String, RemoteError>;
     /// Push the image named `reference`; its manifest's digest and size.
     fn push(&self, store: &Store, reference: &Reference) -> Result<(String, u64), RemoteError>;
     /// The cache manifest under `name` and a source of its blobs; `None` when there is none.
@@ -192,21 +198,44 @@ fn run(
     };
     options.dockerfile = text;
     options.context = context;
-    let resolver = MetaResolver {
-        store,
-        remote,
-        pull,
-        progress,
-        seen: Default::default(),
-        failed: Default::default(),
+    // One plan per target platform (the host's when none was asked for), all made before
+    // anything runs, so a Dockerfile that cannot build for one platform builds for none.
+    let targets: Vec<Platform> = if options.platforms.is_empty() {
+        vec![Platform::host()]
+    } else {
+        options.platforms.clone()
     };
-    let plan = plan_build(&options, &resolver)?;
+    let mut seen = std::collections::BTreeSet::new();
+    let mut plans = Vec::with_capacity(targets.len());
+    for t in &targets {
+        let mut o = options.clone();
+        o.plan.target_platform = plan_platform(t);
+        o.plan.build_platform = plan_platform(&Platform::host());
+        let resolver = MetaResolver {
+            store,
+            remote,
+            pull,
+            progress,
+            seen: std::cell::RefCell::new(std::mem::take(&mut seen)),
+            failed: Default::default(),
+            target: t.clone(),
+        };
+        let planned = plan_build(&o, &resolver);
+        seen = resolver.seen.into_inner();
+        plans.push((t.clone(), o, planned?));
+    }
     for c in &cache_imports {
         if let Some(i) = open_import(store, c, remote, progress)? {
             options.cache_from.push(Arc::new(i));
         }
     }
-    let r = crate::solver::solve(store, &options, plan, progress, stat.as_ref().map(|s| &s.1));
+    let r = solve_all(
+        store,
+        &options,
+        plans,
+        progress,
+        stat.as_ref().map(|s| &s.1),
+    );
     if let Some((_, c)) = &stat {
         let files = c.looked_up();
         if files > 0 {
@@ -225,6 +254,24 @@ fn run(
     let mut r = r?;
     if let Some(f) = on_built {
         f(store, &r).map_err(|e| BuildError::Request(e.0))?;
+    }
+    match &r.index {
+        Some(ix) => {
+            for t in &options.tags {
+                store.set_ref_index(t, ix)?;
+            }
+            if options.tags.is_empty() {
+                store.keep_untagged_index(ix)?;
+            }
+        }
+        None => {
+            for t in &options.tags {
+                store.set_ref(t, &r.image)?;
+            }
+            if options.tags.is_empty() {
+                store.keep_untagged(&r.image)?;
+            }
+        }
     }
     for e in &exporters {
         export(store, &r, &options.tags, e)?;
@@ -249,6 +296,61 @@ fn run(
     Ok(r)
 }
 
+/// The planner's spelling of a platform.
+fn plan_platform(p: &Platform) -> plan::Platform {
+    plan::Platform {
+        os: p.os.clone(),
+        arch: p.architecture.clone(),
+        variant: p.variant.clone().unwrap_or_default(),
+    }
+}
+
+/// Solve each platform's plan in turn, vertices numbered on across them. Steps that
+/// several platforms share (a stage on `$BUILDPLATFORM`) run for the first and are served
+/// from the cache for the others, `--no-cache` or not (`BuildOptions::fresh`). Several
+/// platforms give an image index over their images; nothing is tagged here.
+fn solve_all(
+    store: &Writer<'_>,
+    options: &BuildOptions,
+    plans: Vec<(Platform, BuildOptions, plan::Plan)>,
+    progress: &dyn Progress,
+    stat: Option<&context::StatCache>,
+) -> Result<BuildResult, BuildError> {
+    let many = plans.len() > 1;
+    let mut vertex = 1;
+    let mut results: Vec<(Platform, Box<BuildResult>)> = Vec::new();
+    for (t, mut o, plan) in plans {
+        o.cache_from = options.cache_from.clone();
+        let r = crate::solver::solve(store, &o, plan, progress, stat, vertex)?;
+        vertex = r.vertices;
+        results.push((t, Box::new(r)));
+    }
+    if !many {
+        let (_, r) = results.pop().expect("one platform");
+        return Ok(*r);
+    }
+    let images: Vec<&store::Image> = results.iter().map(|(_, r)| &r.image).collect();
+    let index = store.put_index(&images)?;
+    let first = &results[0].1;
+    Ok(BuildResult {
+        image: first.image.clone(),
+        plan: first.plan.clone(),
+        runs_executed: results.iter().map(|(_, r)| r.runs_executed).sum(),
+        cached: results.iter().map(|(_, r)| r.cached).sum(),
+        stage_layers: first.stage_layers.clone(),
+        stage_chains: first.stage_chains.clone(),
+        used: Default::default(),
+        cache_fetched: results
+            .iter()
+            .flat_map(|(_, r)| r.cache_fetched.clone())
+            .collect(),
+        pushed_digest: None,
+        vertices: vertex,
+        index: Some(index),
+        platforms: results,
+    })
+}
+
 /// Plan once, base images resolved as BuildKit's MetaResolver does: the store first, the
 /// registry on a miss (always with `pull`). The planner asks only for the needed stages'
 /// bases and only after every structural error of the Dockerfile was reported; an
@@ -266,7 +368,7 @@ fn plan_build(options: &BuildOptions, resolver: &MetaResolver) -> Result<plan::P
     }
     // `--from` / `--mount from=` images: the planner needs nothing of them, the solver does.
     for r in crate::external_images(&plan) {
-        resolver.ensure(&r)?;
+        resolver.ensure(&r, &resolver.target)?;
     }
     Ok(plan)
 }
@@ -418,34 +520,63 @@ struct MetaResolver<'a> {
     remote: &'a dyn Remote,
     pull: bool,
     progress: &'a dyn Progress,
-    seen: std::cell::RefCell<std::collections::BTreeSet<String>>,
+    seen: std::cell::RefCell<std::collections::BTreeSet<(String, Platform)>>,
     failed: std::cell::RefCell<Option<BuildError>>,
+    /// The target platform of the plan being made (images without a stage platform).
+    target: Platform,
 }
 
 impl MetaResolver<'_> {
-    /// Make sure of `r` once per build.
-    fn ensure(&self, r: &str) -> Result<(), BuildError> {
-        if !self.seen.borrow_mut().insert(r.to_string()) {
+    /// Make sure of `r` for `platform` once per build.
+    fn ensure(&self, r: &str, platform: &Platform) -> Result<(), BuildError> {
+        if !self
+            .seen
+            .borrow_mut()
+            .insert((r.to_string(), platform.clone()))
+        {
             return Ok(());
         }
-        ensure_image(self.store, r, self.pull, self.remote, self.progress)
+        ensure_image(
+            self.store,
+            r,
+            platform,
+            self.pull,
+            self.remote,
+            self.progress,
+        )
     }
 }
 
 impl plan::ImageResolver for MetaResolver<'_> {
     fn resolve(&self, reference: &str) -> Option<plan::BaseImage> {
-        if self.failed.borrow().is_some() {
-            return None;
+        let target = self.target.clone();
+        self.resolve_platform(reference, &target)
+    }
+
+    fn resolve_for(&self, reference: &str, platform: &str) -> Option<plan::BaseImage> {
+        match Platform::parse(platform) {
+            Ok(p) => self.resolve_platform(reference, &p),
+            // The solver reports the FROM line; nothing to pull for it.
+            Err(_) => None,
         }
-        if let Err(e) = self.ensure(reference) {
-            *self.failed.borrow_mut() = Some(e);
-            return None;
-        }
-        crate::StoreResolver(self.store).resolve(reference)
     }
 
     fn is_local(&self, reference: &str) -> bool {
         self.store.resolve(reference).is_ok()
+    }
+}
+
+impl MetaResolver<'_> {
+    fn resolve_platform(&self, reference: &str, platform: &Platform) -> Option<plan::BaseImage> {
+        if self.failed.borrow().is_some() {
+            return None;
+        }
+        if let Err(e) = self.ensure(reference, platform) {
+            *self.failed.borrow_mut() = Some(e);
+            return None;
+        }
+        let img = self.store.resolve_for(reference, platform).ok()?;
+        Some(crate::solver::base_image(&img))
     }
 }
 
@@ -454,18 +585,38 @@ impl plan::ImageResolver for MetaResolver<'_> {
 fn ensure_image(
     store: &Writer<'_>,
     r: &str,
+    platform: &Platform,
     force: bool,
     remote: &dyn Remote,
     progress: &dyn Progress,
 ) -> Result<(), BuildError> {
-    if !force && store.resolve(r).is_ok() {
+    let local = store.resolve_for(r, platform);
+    if !force && local.is_ok() {
         return Ok(());
     }
     let reference = Reference::parse(r)
         .map_err(|e| BuildError::Request(format!("failed to resolve image {r}: {e}")))?;
-    message(progress, format!("#0 pulling {reference}"));
+    // The name's images of other platforms stay beside the one pulled (an index).
+    let previous = store.refs()?.get(&reference.to_string()).cloned();
+    let for_platform = if platform.is_host() {
+        String::new()
+    } else {
+        format!(" for {platform}")
+    };
+    message(progress, format!("#0 pulling {reference}{for_platform}"));
     let started = std::time::Instant::now();
-    let digest = remote.pull(store, &reference).map_err(|e| {
+    let digest = remote.pull(store, &reference, platform).map_err(|e| {
+        if let Err(store::Error::NoPlatform { .. }) = &local {
+            // The store has the name, for other platforms only.
+            return BuildError::Request(format!(
+                "failed to resolve image {reference}{for_platform}: {}, and {e}",
+                local
+                    .as_ref()
+                    .err()
+                    .map(|e| e.to_string())
+                    .unwrap_or_default()
+            ));
+        }
         BuildError::Request(if force {
             format!("failed to resolve image {reference} (--pull): {e}")
         } else {
@@ -476,10 +627,18 @@ fn ensure_image(
             )
         })
     })?;
+    if let Some(previous) = previous {
+        store.merge_platforms(&reference, &previous)?;
+    }
+    if let Err(e) = store.resolve_for(r, platform) {
+        return Err(BuildError::Request(format!(
+            "failed to resolve image {reference}{for_platform}: {e}"
+        )));
+    }
     message(
         progress,
         format!(
-            "#0 pulled {reference} ({digest}) in {:.1}s",
+            "#0 pulled {reference}{for_platform} ({digest}) in {:.1}s",
             started.elapsed().as_secs_f64()
         ),
     );
@@ -592,6 +751,9 @@ fn export(
     tags: &[Reference],
     e: &Exporter,
 ) -> Result<(), BuildError> {
+    if !r.platforms.is_empty() {
+        return export_platforms(store, r, tags, e);
+    }
     match e {
         Exporter::Push => Ok(()),
         Exporter::Archive(format, sink) => {
@@ -616,6 +778,50 @@ fn export(
             let tmp = temp_dir(store)?;
             let root = tmp.path().join("rootfs");
             unpack_image(store, &r.image, &root)?;
+            sink.write(&mut |w| {
+                layer::commit(&root, &layer::CommitOptions::default(), w)
+                    .map(|_| ())
+                    .map_err(|e| RemoteError(chain(&e)))
+            })
+            .map_err(|e| BuildError::Request(e.0))
+        }
+    }
+}
+
+/// The exporters of a build of several platforms: `local` and `tar` write one directory
+/// per platform (`linux_amd64/`, `linux_arm64/`, as BuildKit), an OCI archive the index.
+fn export_platforms(
+    store: &Writer<'_>,
+    r: &BuildResult,
+    tags: &[Reference],
+    e: &Exporter,
+) -> Result<(), BuildError> {
+    let dir_of = |p: &Platform| p.to_string().replace('/', "_");
+    match e {
+        Exporter::Push => Ok(()),
+        Exporter::Archive(archive::Format::Docker, _) => Err(BuildError::Request(
+            "docker exporter does not currently support exporting manifest lists (build one \
+             --platform, or use --output type=oci)"
+                .into(),
+        )),
+        Exporter::Archive(_, _) => Err(BuildError::Request(
+            "an OCI archive of several platforms is not written yet: build with --push, or \
+             tag the build and `strata save` it"
+                .into(),
+        )),
+        Exporter::Local(dir) => {
+            for (p, pr) in &r.platforms {
+                unpack_image(store, &pr.image, &dir.join(dir_of(p)))?;
+            }
+            Ok(())
+        }
+        Exporter::Tar(sink) => {
+            let tmp = temp_dir(store)?;
+            let root = tmp.path().join("rootfs");
+            for (p, pr) in &r.platforms {
+                unpack_image(store, &pr.image, &root.join(dir_of(p)))?;
+            }
+            let _ = tags;
             sink.write(&mut |w| {
                 layer::commit(&root, &layer::CommitOptions::default(), w)
                     .map(|_| ())
@@ -727,7 +933,7 @@ mod tests {
     struct EmptyRegistry(std::cell::RefCell<Vec<String>>);
 
     impl Remote for EmptyRegistry {
-        fn pull(&self, _: &Writer<'_>, r: &Reference) -> Result<String, RemoteError> {
+        fn pull(&self, _: &Writer<'_>, r: &Reference, _: &Platform) -> Result<String, RemoteError> {
             self.0.borrow_mut().push(r.to_string());
             Err("manifest unknown".into())
         }
@@ -760,6 +966,7 @@ mod tests {
             progress: &crate::Quiet,
             seen: Default::default(),
             failed: Default::default(),
+            target: Platform::host(),
         };
         let _ = plan::plan(df, &plan::PlanOptions::default(), &r);
         let failed = r.failed.take().map(|e| e.to_string());

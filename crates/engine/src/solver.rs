@@ -58,6 +58,28 @@ pub struct BuildOptions {
     /// layers (mode=min) under [`crate::cache::INLINE_KEY`], so `--cache-from IMAGE` of a
     /// pushed image can use it.
     pub inline_cache: bool,
+    /// `--platform`: the target platforms. Empty: the host's, one image as always; one:
+    /// one image of that platform; more: one image each, joined in an image index.
+    pub platforms: Vec<store::Platform>,
+    /// Cache keys this build made (all platforms): served again under `--no-cache`, so a
+    /// step that several platforms share runs once.
+    pub fresh: Fresh,
+}
+
+/// Cache keys a build made itself.
+#[derive(Clone, Debug, Default)]
+pub struct Fresh(std::sync::Arc<Mutex<std::collections::HashSet<Digest>>>);
+
+impl Fresh {
+    pub(crate) fn has(&self, k: &Digest) -> bool {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).contains(k)
+    }
+    pub(crate) fn add(&self, k: &Digest) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(k.clone());
+    }
 }
 
 /// What a build produced.
@@ -79,6 +101,12 @@ pub struct BuildResult {
     pub cache_fetched: Vec<Digest>,
     /// The manifest digest the registry has, after `--push` (`None` without a push).
     pub pushed_digest: Option<String>,
+    /// Progress vertices numbered so far (the next platform's solve goes on from here).
+    pub vertices: usize,
+    /// Several platforms: each one's result, in `--platform` order (`image` is the first's),
+    /// and the index joining their images.
+    pub platforms: Vec<(store::Platform, Box<BuildResult>)>,
+    pub index: Option<store::StoredIndex>,
 }
 
 /// Answers the planner's questions about base images from the store.
@@ -87,15 +115,25 @@ pub struct StoreResolver<'s>(pub &'s Store);
 impl ImageResolver for StoreResolver<'_> {
     fn resolve(&self, reference: &str) -> Option<BaseImage> {
         let img = self.0.resolve(reference).ok()?;
-        let env = img.config.config.env_pairs();
-        Some(BaseImage {
-            env,
-            onbuild: img.config.config.on_build.clone().unwrap_or_default(),
-        })
+        Some(base_image(&img))
+    }
+
+    fn resolve_for(&self, reference: &str, platform: &str) -> Option<BaseImage> {
+        let p = store::Platform::parse(platform).ok()?;
+        let img = self.0.resolve_for(reference, &p).ok()?;
+        Some(base_image(&img))
     }
 
     fn is_local(&self, reference: &str) -> bool {
         self.0.resolve(reference).is_ok()
+    }
+}
+
+/// What the planner needs of a base image.
+pub(crate) fn base_image(img: &Image) -> BaseImage {
+    BaseImage {
+        env: img.config.config.env_pairs(),
+        onbuild: img.config.config.on_build.clone().unwrap_or_default(),
     }
 }
 
@@ -132,6 +170,11 @@ struct Ctx<'a> {
     networks: std::sync::Arc<exec::NetworkPool>,
     /// Base images whose FROM vertex was printed (once per build, as BuildKit shows it).
     from_shown: Mutex<std::collections::BTreeSet<String>>,
+    /// Each stage's platform (its FROM `--platform`, its base stage's, or the target).
+    platforms: Vec<store::Platform>,
+    /// `linux/arm64 ` before the stage name in progress, when the build has several
+    /// platforms (BuildKit's `[linux/arm64 build 2/3]`).
+    label: String,
 }
 
 impl Ctx<'_> {
@@ -160,7 +203,14 @@ impl Ctx<'_> {
             .as_ref()
             .map(|p| p.display().to_string())
             .unwrap_or_default();
-        key(&["slot", &ctx, &s.display_name, &step.span.start.to_string()])
+        let line = step.span.start.to_string();
+        // A stage's steps for another platform than the host's are slots of their own.
+        let platform = &self.platforms[s.index];
+        if platform.is_host() {
+            key(&["slot", &ctx, &s.display_name, &line])
+        } else {
+            key(&["slot", &ctx, &s.display_name, &line, &platform.to_string()])
+        }
     }
 
     /// The layers of a stage (for COPY --from, RUN --mount from=), once it has finished.
@@ -264,12 +314,32 @@ fn step_no(n: usize, total: usize) -> String {
 /// BuildKit names the stage in a step's prefix only when the Dockerfile has more than one
 /// (a lone `FROM busybox AS base` prints `[1/2]`: the stored reference
 /// build-buildkit-failing-run.txt and Docker 20.10 live).
-fn stage_prefix(plan: &Plan, s: &Stage) -> String {
+fn stage_prefix(label: &str, plan: &Plan, s: &Stage) -> String {
     if plan.stages.len() > 1 {
-        format!("{} ", s.display_name)
+        format!("{label}{} ", s.display_name)
     } else {
-        String::new()
+        label.to_string()
     }
+}
+
+/// Each stage's platform, parsed; a FROM `--platform` that is no platform is an error at
+/// its line.
+fn stage_platforms(plan: &Plan) -> Result<Vec<store::Platform>, BuildError> {
+    (0..plan.stages.len())
+        .map(|i| {
+            let text = plan.stage_platform(i);
+            store::Platform::parse(&text).map_err(|e| {
+                let s = &plan.stages[i];
+                BuildError::Step {
+                    step: format!("FROM --platform={text}"),
+                    lines: s.span.start..=s.span.end.max(s.span.start),
+                    error: Box::new(BuildError::Unsupported(format!(
+                        "{e} (hint: --platform=$BUILDPLATFORM, or linux/amd64, linux/arm64, ...)"
+                    ))),
+                }
+            })
+        })
+        .collect()
 }
 
 /// Run the plan's target; the caller holds the store's shared lock (see
@@ -281,14 +351,21 @@ pub(crate) fn solve(
     plan: Plan,
     progress: &dyn Progress,
     stat: Option<&context::StatCache>,
+    first_vertex: usize,
 ) -> Result<BuildResult, BuildError> {
+    let platforms = stage_platforms(&plan)?;
+    let label = if opts.platforms.len() > 1 {
+        format!("{} ", plan.target_platform)
+    } else {
+        String::new()
+    };
     let ctx = Ctx {
         store,
         opts,
         plan: &plan,
         progress,
         stat,
-        next_id: AtomicUsize::new(1),
+        next_id: AtomicUsize::new(first_vertex),
         runs: AtomicUsize::new(0),
         cached: AtomicUsize::new(0),
         created: now(),
@@ -298,12 +375,14 @@ pub(crate) fn solve(
         used: Mutex::new(Default::default()),
         networks: std::sync::Arc::new(exec::NetworkPool::new()),
         from_shown: Mutex::new(Default::default()),
+        platforms,
+        label,
     };
     let _imports = crate::cache::activate(store, &opts.cache_from);
     // Every external base image is in the store now (the request pulled what was missing).
     for s in plan.stages.iter().filter(|s| s.needed) {
         if let Base::Image { reference } = &s.base {
-            resolve_image(store, &plan, reference, s)?;
+            resolve_image(&ctx, reference, s)?;
         }
     }
     // BuildKit would pull the frontend image a `# syntax=` line names (the planner refuses
@@ -324,12 +403,6 @@ pub(crate) fn solve(
         .remove(&plan.target)
         .ok_or_else(|| BuildError::Internal("the target stage produced no result".into()))?;
     let image = commit_image(&ctx, target)?;
-    for t in &opts.tags {
-        store.set_ref(t, &image)?;
-    }
-    if opts.tags.is_empty() {
-        store.keep_untagged(&image)?;
-    }
     let cache_fetched = opts
         .cache_from
         .iter()
@@ -344,7 +417,10 @@ pub(crate) fn solve(
         cached: ctx.cached.load(Ordering::SeqCst),
         stage_layers,
         stage_chains,
+        vertices: ctx.next_id.load(Ordering::SeqCst),
         plan,
+        platforms: Vec::new(),
+        index: None,
     })
 }
 
@@ -423,7 +499,7 @@ fn base_layers(ctx: &Ctx, s: &Stage) -> Result<usize, BuildError> {
             .get(index)
             .map(|s| s.diff_ids.len())
             .unwrap_or(0),
-        Base::Image { reference } => resolve_image(ctx.store, ctx.plan, reference, s)?
+        Base::Image { reference } => resolve_image(ctx, reference, s)?
             .config
             .rootfs
             .diff_ids
@@ -432,43 +508,48 @@ fn base_layers(ctx: &Ctx, s: &Stage) -> Result<usize, BuildError> {
     })
 }
 
-fn resolve_image(
-    store: &Store,
-    plan: &Plan,
-    reference: &str,
-    s: &Stage,
-) -> Result<Image, BuildError> {
-    store.resolve(reference).map_err(|e| match e {
-        store::Error::NoSuchImage(_) => {
-            let full = Reference::parse(reference)
-                .map(|r| r.to_string())
-                .unwrap_or_else(|_| reference.to_string());
-            BuildError::Step {
-                step: format!(
-                    "[{}{}/{}] FROM {full}",
-                    stage_prefix(plan, s),
-                    step_no(1, s.total_steps),
-                    s.total_steps
-                ),
-                lines: s.span.start..=s.span.end.max(s.span.start),
-                error: Box::new(BuildError::Unsupported(format!(
-                    "failed to resolve image {full}: not in the local store ({})",
-                    crate::error::get_image_hint(reference)
-                ))),
+/// Stage `s`'s base image, for the stage's platform.
+fn resolve_image(ctx: &Ctx, reference: &str, s: &Stage) -> Result<Image, BuildError> {
+    let platform = &ctx.platforms[s.index];
+    ctx.store
+        .resolve_for(reference, platform)
+        .map_err(|e| match e {
+            store::Error::NoSuchImage(_) | store::Error::NoPlatform { .. } => {
+                let full = Reference::parse(reference)
+                    .map(|r| r.to_string())
+                    .unwrap_or_else(|_| reference.to_string());
+                let why = match e {
+                    store::Error::NoPlatform { .. } => e.to_string(),
+                    _ => "not in the local store".to_string(),
+                };
+                BuildError::Step {
+                    step: format!(
+                        "[{}{}/{}] FROM {full}",
+                        stage_prefix(&ctx.label, ctx.plan, s),
+                        step_no(1, s.total_steps),
+                        s.total_steps
+                    ),
+                    lines: s.span.start..=s.span.end.max(s.span.start),
+                    error: Box::new(BuildError::Unsupported(format!(
+                        "failed to resolve image {full}: {why} ({})",
+                        crate::error::get_image_hint(reference)
+                    ))),
+                }
             }
-        }
-        other => BuildError::Store(other),
-    })
+            other => BuildError::Store(other),
+        })
 }
 
 fn initial_state(ctx: &Ctx, i: usize, base: Option<State>) -> Result<State, BuildError> {
     let s = &ctx.plan.stages[i];
+    let platform = &ctx.platforms[i];
     let mut state = match &s.base {
         Base::Scratch => State {
             diff_ids: Vec::new(),
             config: ImageConfig {
-                architecture: "amd64".into(),
-                os: "linux".into(),
+                architecture: platform.architecture.clone(),
+                os: platform.os.clone(),
+                variant: platform.variant.clone(),
                 // BuildKit's empty image: WorkingDir "/" (and the default PATH, below).
                 config: store::image::RunConfig {
                     working_dir: Some("/".into()),
@@ -480,14 +561,15 @@ fn initial_state(ctx: &Ctx, i: usize, base: Option<State>) -> Result<State, Buil
                 },
                 ..ImageConfig::default()
             },
-            key: key(&["scratch"]),
+            // The platform is in the chain: scratch of two platforms is two roots.
+            key: key(&["scratch", &platform.to_string()]),
             st: StageState::default(),
             // No layer yet: filled in with the image's time when the image is made, so a
             // cached rebuild of a scratch stage gives the same image.
             created: String::new(),
         },
         Base::Image { reference } => {
-            let img = resolve_image(ctx.store, ctx.plan, reference, s)?;
+            let img = resolve_image(ctx, reference, s)?;
             State {
                 diff_ids: img.config.rootfs.diff_ids.clone(),
                 key: key(&["image", img.id().as_str()]),
@@ -524,7 +606,7 @@ fn initial_state(ctx: &Ctx, i: usize, base: Option<State>) -> Result<State, Buil
 
 fn run_stage(ctx: &Ctx, i: usize, base: Option<State>) -> Result<State, BuildError> {
     let s = &ctx.plan.stages[i];
-    let prefix = stage_prefix(ctx.plan, s);
+    let prefix = stage_prefix(&ctx.label, ctx.plan, s);
     let mut state = initial_state(ctx, i, base)?;
     if let Base::Image { reference } = &s.base {
         let full = Reference::parse(reference)
@@ -536,7 +618,7 @@ fn run_stage(ctx: &Ctx, i: usize, base: Option<State>) -> Result<State, BuildErr
             .from_shown
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(full.clone());
+            .insert(format!("{}{full}", ctx.label));
         if first {
             let id = ctx.vertex(format!(
                 "[{prefix}{}/{}] FROM {full}",
@@ -718,13 +800,19 @@ impl StepRun<'_, '_> {
                 }))
                 .collect(),
         };
-        let hit = (!self.no_cache)
+        let hit = (!self.no_cache || ctx.opts.fresh.has(&k))
             .then(|| crate::cache::get(ctx.store, &k))
             .flatten();
         self.report(id, &seen, hit.is_some());
         let (diff, created) = match hit {
             Some((d, created)) => (d, created.unwrap_or_else(|| ctx.created.clone())),
             None => {
+                let platform = &ctx.platforms[self.stage.index];
+                if !platform.is_host() {
+                    exec::emulation::check(platform)
+                        .map_err(|e| BuildError::Unsupported(e.to_string()))
+                        .inspect_err(|e| ctx.failed(id, e))?;
+                }
                 let op = RunOp {
                     store: ctx.store,
                     progress: ctx.progress,
@@ -737,6 +825,7 @@ impl StepRun<'_, '_> {
                 let d = crate::run::execute(&op).inspect_err(|e| ctx.failed(id, e))?;
                 ctx.runs.fetch_add(1, Ordering::SeqCst);
                 ctx.store.cache_put(&k, &d, &ctx.created)?;
+                ctx.opts.fresh.add(&k);
                 ctx.progress.event(Event::Done { id });
                 (d, ctx.created.clone())
             }
@@ -789,6 +878,7 @@ impl StepRun<'_, '_> {
             config: &state.config,
             parent_key: &state.key,
             no_cache: self.no_cache,
+            fresh: &ctx.opts.fresh,
             now: &ctx.created,
         };
         let out = write(&input).inspect_err(|e| ctx.failed(id, e))?;

@@ -146,6 +146,7 @@
 //! * Seccomp's x32 calls get the default action (EPERM), where Docker allows them.
 
 mod cgroupfs;
+pub mod emulation;
 mod error;
 mod files;
 mod helper;

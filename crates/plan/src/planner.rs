@@ -98,6 +98,13 @@ pub trait ImageResolver {
     /// The config of `reference` if it can be known now; `None` = only the engine can tell.
     fn resolve(&self, reference: &str) -> Option<BaseImage>;
 
+    /// The config of `reference`'s image for `platform` (the stage's: its FROM
+    /// `--platform`, its base stage's, or the target platform; as written, expanded). The
+    /// default ignores the platform.
+    fn resolve_for(&self, reference: &str, _platform: &str) -> Option<BaseImage> {
+        self.resolve(reference)
+    }
+
     /// Whether `reference` is known without asking a registry (in the store). The planner
     /// asks it before [`resolve`](Self::resolve) for a bare name one typo away from a
     /// stage's (`FROM biulder` with a stage `builder`): such a name not at hand is a
@@ -212,11 +219,19 @@ pub struct Plan {
     pub unused_build_args: Vec<String>,
     pub warnings: Vec<Warning>,
     pub escape: char,
+    /// The platform the plan was made for (`PlanOptions::target_platform`).
+    pub target_platform: Platform,
 }
 
 impl Plan {
     pub fn target_stage(&self) -> &Stage {
         &self.stages[self.target]
+    }
+
+    /// Stage `i`'s platform, as text: its FROM `--platform` (expanded), else its base
+    /// stage's, else the target platform.
+    pub fn stage_platform(&self, i: usize) -> String {
+        stage_platform(&self.stages, i, &self.target_platform.to_string())
     }
 }
 
@@ -452,6 +467,8 @@ struct Ctx<'a> {
     pattern_steps_left: Cell<u64>,
     /// `--build-context` names (lower case) and the images they stand for.
     named: HashMap<String, String>,
+    /// `PlanOptions::target_platform`, as text.
+    target_platform: String,
 }
 
 /// The hint of every limit error.
@@ -656,6 +673,7 @@ pub fn plan(
             .iter()
             .map(|(n, r)| (n.to_lowercase(), r.clone()))
             .collect(),
+        target_platform: opts.target_platform.to_string(),
     };
     let mut warnings: Vec<Warning> = df
         .warnings
@@ -716,6 +734,7 @@ pub fn plan(
         unused_build_args,
         warnings,
         escape: df.directives.escape,
+        target_platform: opts.target_platform.clone(),
     })
 }
 
@@ -1092,7 +1111,8 @@ fn link(
                 continue;
             }
             asked[i] = true;
-            let Some(cfg) = resolver.resolve(reference) else {
+            let platform = stage_platform(stages, i, &ctx.target_platform);
+            let Some(cfg) = resolver.resolve_for(reference, &platform) else {
                 stages[i].waits_on_base = true;
                 continue;
             };
@@ -1104,6 +1124,17 @@ fn link(
         if !more {
             return Ok(resolved);
         }
+    }
+}
+
+/// A stage's platform, as text: its FROM `--platform`, else its base stage's, else the
+/// target platform (BuildKit: a stage built on another starts from that stage's state,
+/// platform included).
+fn stage_platform(stages: &[Stage], i: usize, target: &str) -> String {
+    match (&stages[i].platform, &stages[i].base) {
+        (Some(p), _) => p.clone(),
+        (None, Base::Stage { index, .. }) if *index < i => stage_platform(stages, *index, target),
+        _ => target.to_string(),
     }
 }
 
@@ -1814,6 +1845,7 @@ mod tests {
             plan_used: Cell::new(0),
             pattern_steps_left: Cell::new(MAX_PLAN_PATTERN_STEPS),
             named: HashMap::new(),
+            target_platform: Platform::default().to_string(),
         }
     }
 

@@ -387,6 +387,54 @@ fn platform_args() {
     assert_eq!(run_env_arg(&p, 0, 2, "TARGETOS"), Some("freebsd"));
 }
 
+// Issue 18: a plan per target platform. A stage on $BUILDPLATFORM stays the host's, a stage
+// built on it inherits its platform, the others are the target's; base images are asked
+// for the stage's platform.
+#[test]
+fn stage_platforms_for_a_foreign_target() {
+    struct Asked(std::cell::RefCell<Vec<(String, String)>>);
+    impl ImageResolver for Asked {
+        fn resolve(&self, _: &str) -> Option<BaseImage> {
+            panic!("the planner asks with the platform")
+        }
+        fn resolve_for(&self, r: &str, p: &str) -> Option<BaseImage> {
+            self.0.borrow_mut().push((r.into(), p.into()));
+            Some(BaseImage::default())
+        }
+    }
+    let arm64 = plan::Platform {
+        os: "linux".into(),
+        arch: "arm64".into(),
+        variant: String::new(),
+    };
+    let opts = PlanOptions {
+        target_platform: arm64.clone(),
+        ..PlanOptions::default()
+    };
+    let src = "FROM --platform=$BUILDPLATFORM golang AS build\nARG TARGETARCH\nRUN GOARCH=$TARGETARCH go build\n\
+               FROM build AS tested\nRUN go test\n\
+               FROM busybox\nARG TARGETPLATFORM\nCOPY --from=tested /out /out\nRUN echo $TARGETPLATFORM\n";
+    let asked = Asked(Default::default());
+    let p = plan(src, &opts, &asked).unwrap();
+    assert_eq!(p.target_platform, arm64);
+    assert_eq!(p.stage_platform(0), "linux/amd64");
+    assert_eq!(
+        p.stage_platform(1),
+        "linux/amd64",
+        "inherited from its base stage"
+    );
+    assert_eq!(p.stage_platform(2), "linux/arm64");
+    assert_eq!(run_env_arg(&p, 0, 1, "TARGETARCH"), Some("arm64"));
+    assert_eq!(run_env_arg(&p, 2, 2, "TARGETPLATFORM"), Some("linux/arm64"));
+    assert_eq!(
+        *asked.0.borrow(),
+        vec![
+            ("golang".to_string(), "linux/amd64".to_string()),
+            ("busybox".to_string(), "linux/arm64".to_string())
+        ]
+    );
+}
+
 // 29: EXPOSE expansion with word splitting; bad protocols are errors.
 #[test]
 fn expose_expansion() {

@@ -254,6 +254,27 @@ impl Store {
         Err(Error::NoSuchImage(what.to_string()))
     }
 
+    /// The image `what` names for `platform`: a name's index gives that platform's image,
+    /// a name's (or an id's) image must be of that platform.
+    pub fn resolve_for(&self, what: &str, platform: &Platform) -> Result<Image> {
+        let by_name = Reference::parse(what)
+            .ok()
+            .and_then(|r| self.refs().ok()?.get(&r.to_string()).cloned());
+        let img = match by_name {
+            Some(d) => self.image_for(&d, platform)?,
+            None => self.resolve(what)?,
+        };
+        let have = Platform::of_config(&img.config);
+        if !platform.matches(&have) {
+            return Err(Error::NoPlatform {
+                what: what.to_string(),
+                wanted: platform.to_string(),
+                available: vec![have.to_string()],
+            });
+        }
+        Ok(img)
+    }
+
     /// Names pointing at each manifest digest.
     pub fn names_by_manifest(&self) -> Result<BTreeMap<Digest, Vec<String>>> {
         let mut out: BTreeMap<Digest, Vec<String>> = BTreeMap::new();
@@ -390,6 +411,39 @@ impl Writer<'_> {
         });
         self.write_index(&index)?;
         Ok(prev)
+    }
+
+    /// After `name` was pointed at a plain image (a pull for one platform), keep the images
+    /// of other platforms that `previous` (what it named before) had: `name` then names an
+    /// index of them all, as a store that keeps an index's platforms side by side. Nothing
+    /// changes when `previous` had no other platform.
+    pub fn merge_platforms(&self, name: &Reference, previous: &Digest) -> Result<()> {
+        let Some(now) = self.refs()?.get(&name.to_string()).cloned() else {
+            return Ok(());
+        };
+        if &now == previous || self.index(&now)?.is_some() {
+            return Ok(());
+        }
+        let new = self.manifest_image(&now, self.read_blob(&now)?)?;
+        let new_p = Platform::of_config(&new.config);
+        let mut old: Vec<Image> = Vec::new();
+        match self.index(previous)? {
+            Some(ix) => {
+                for (_, d) in ix.platforms() {
+                    old.push(self.manifest_image(&d, self.read_blob(&d)?)?);
+                }
+            }
+            None => old.push(self.manifest_image(previous, self.read_blob(previous)?)?),
+        }
+        old.retain(|i| Platform::of_config(&i.config) != new_p);
+        if old.is_empty() {
+            return Ok(());
+        }
+        let mut all: Vec<&Image> = old.iter().collect();
+        all.push(&new);
+        let ix = self.put_index(&all)?;
+        self.set_ref_index(name, &ix)?;
+        Ok(())
     }
 
     /// Store an image index over images already in the store, one per platform (each

@@ -424,7 +424,7 @@ pub fn build_image(
     a: &BuildArgs,
     progress: &dyn engine::Progress,
 ) -> Result<engine::BuildResult> {
-    host_platform_only(&a.platform)?;
+    target_platforms(&a.platform)?;
     let mut tags = Vec::new();
     for t in &a.tags {
         tags.push(Reference::parse(t).map_err(anyhow::Error::msg)?);
@@ -564,7 +564,7 @@ pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
             super::check::Format::Text,
         );
     }
-    host_platform_only(&a.platform)?;
+    target_platforms(&a.platform)?;
     for (flag, v) in [("--provenance", &a.provenance), ("--sbom", &a.sbom)] {
         match v.as_deref() {
             None | Some("false" | "0") => {}
@@ -658,10 +658,8 @@ pub fn run(store: &Store, a: BuildArgs) -> Result<ExitCode> {
     if let Some(t) = &tty_view {
         let export = match &built {
             Ok(r) => {
-                let mut lines = vec![
-                    " => exporting to image".to_string(),
-                    format!(" => => writing image {}", r.image.id()),
-                ];
+                let mut lines = vec![" => exporting to image".to_string()];
+                lines.extend(export_lines(r).into_iter().map(|l| format!(" => => {l}")));
                 lines.extend(tags.iter().map(|t| format!(" => => naming to {t}")));
                 lines
             }
@@ -859,9 +857,14 @@ fn pull_bases(store: &Store, a: &BuildArgs, images: &[String]) -> bool {
         return false;
     };
     let remote = RegistryRemote(a.registry.options());
+    let platform = target_platforms(&a.platform)
+        .ok()
+        .and_then(|p| p.into_iter().next())
+        .unwrap_or_default();
     images.iter().all(|r| {
-        Reference::parse(r)
-            .is_ok_and(|reference| engine::Remote::pull(&remote, &writer, &reference).is_ok())
+        Reference::parse(r).is_ok_and(|reference| {
+            engine::Remote::pull(&remote, &writer, &reference, &platform).is_ok()
+        })
     })
 }
 
@@ -883,7 +886,7 @@ fn done(
     to_stdout: bool,
     started: std::time::Instant,
 ) -> Result<ExitCode> {
-    let id = r.image.id().to_string();
+    let id = result_id(r);
     result_files(a, r, tags)?;
     // Nothing but the progress stream: no closing text lines (they would break a JSON
     // reader of rawjson).
@@ -897,7 +900,10 @@ fn done(
         }
     } else {
         let mut e = std::io::stderr().lock();
-        let _ = writeln!(e, "\n#0 writing image {id} done");
+        let _ = writeln!(e);
+        for l in export_lines(r) {
+            let _ = writeln!(e, "#0 {l} done");
+        }
         for t in tags {
             let _ = writeln!(e, "#0 naming to {t} done");
         }
@@ -912,10 +918,32 @@ fn done(
     Ok(ExitCode::SUCCESS)
 }
 
+/// What a build made: the image id, or with several platforms the image index's digest
+/// (what buildx writes to `--iidfile` for a multi-platform build).
+fn result_id(r: &engine::BuildResult) -> String {
+    match &r.index {
+        Some(ix) => ix.digest.to_string(),
+        None => r.image.id().to_string(),
+    }
+}
+
+/// The export lines: `writing image ID`, or buildx's manifest and manifest-list lines.
+fn export_lines(r: &engine::BuildResult) -> Vec<String> {
+    match &r.index {
+        None => vec![format!("writing image {}", r.image.id())],
+        Some(ix) => r
+            .platforms
+            .iter()
+            .map(|(p, pr)| format!("exporting manifest {} ({p})", pr.image.manifest_digest))
+            .chain([format!("exporting manifest list {}", ix.digest)])
+            .collect(),
+    }
+}
+
 /// The files a build writes about its result: `--iidfile` and `--metadata-file`.
 fn result_files(a: &BuildArgs, r: &engine::BuildResult, tags: &[Reference]) -> Result<()> {
     if let Some(f) = &a.iidfile {
-        let id = r.image.id().to_string();
+        let id = result_id(r);
         crate::outpath::write(f, |w| Ok(w.write_all(id.as_bytes())?))
             .with_context(|| format!("write {}", f.display()))?;
     }
@@ -938,36 +966,26 @@ fn done_tty(a: &BuildArgs, r: &engine::BuildResult, tags: &[Reference]) -> Resul
     Ok(ExitCode::SUCCESS)
 }
 
-/// `--platform`: the host's platform is the only one strata builds for yet (the automatic
-/// platform ARGs are the host's); anything else is refused before the build starts.
-fn host_platform_only(platforms: &[String]) -> Result<()> {
-    let host = registry::Platform::default();
-    for p in platforms {
-        let parsed: registry::Platform = normalize_platform(p)
-            .parse()
-            .map_err(|e| anyhow::anyhow!("--platform {p}: {e}"))?;
-        if parsed.os != host.os || parsed.architecture != host.architecture {
-            bail!(
-                "--platform {p}: building for another platform than this host's ({host}) is \
-                 not supported yet"
-            );
+/// `--platform P[,P...]`: the target platforms, each once, in the order given (docker's
+/// spellings: `linux/x86_64` is `linux/amd64`, a bare architecture means Linux).
+pub(crate) fn target_platforms(list: &[String]) -> Result<Vec<registry::Platform>> {
+    let mut out: Vec<registry::Platform> = Vec::new();
+    for p in list.iter().filter(|p| !p.trim().is_empty()) {
+        let parsed =
+            registry::Platform::parse(p).map_err(|e| anyhow::anyhow!("--platform {p}: {e}"))?;
+        if !out.contains(&parsed) {
+            out.push(parsed);
         }
     }
-    Ok(())
+    Ok(out)
 }
 
-/// docker's spellings of a platform: `linux/x86_64` is `linux/amd64`, `linux/aarch64`
-/// is `linux/arm64`, and a bare architecture means Linux.
+/// docker's spellings of a platform, normalised (`linux/x86_64` is `linux/amd64`,
+/// `aarch64` is `linux/arm64`); text that is no platform is returned lower-cased.
 pub(crate) fn normalize_platform(p: &str) -> String {
-    let p = p.trim().to_lowercase();
-    let p = if p.contains('/') {
-        p
-    } else {
-        format!("linux/{p}")
-    };
-    p.replace("/x86_64", "/amd64")
-        .replace("/x86-64", "/amd64")
-        .replace("/aarch64", "/arm64")
+    registry::Platform::parse(p)
+        .map(|p| p.to_string())
+        .unwrap_or_else(|_| p.trim().to_lowercase())
 }
 
 /// buildx's `--metadata-file` keys for an image build.
@@ -1039,6 +1057,7 @@ fn options(a: &BuildArgs) -> Result<(engine::BuildOptions, Option<tempfile::Temp
     }
     let (env_files, guard) = env_secret_files(from_env)?;
     secrets.extend(env_files);
+    let platforms = target_platforms(&a.platform)?;
     let run_extras = engine::RunExtras {
         extra_hosts: a
             .add_host
@@ -1100,6 +1119,7 @@ fn options(a: &BuildArgs) -> Result<(engine::BuildOptions, Option<tempfile::Temp
         secrets,
         ssh,
         run_extras,
+        platforms,
         ..engine::BuildOptions::default()
     };
     Ok((options, guard))
@@ -1221,9 +1241,16 @@ fn failed(f: engine::Failure, named: bool, warnings: &dyn Fn()) -> Result<ExitCo
 struct RegistryRemote(registry::Options);
 
 impl engine::Remote for RegistryRemote {
-    fn pull(&self, store: &Writer<'_>, reference: &Reference) -> Result<String, RemoteError> {
+    fn pull(
+        &self,
+        store: &Writer<'_>,
+        reference: &Reference,
+        platform: &registry::Platform,
+    ) -> Result<String, RemoteError> {
         let progress = |_: &str, _: &str| {};
-        registry::pull(store, reference, &self.0, &progress)
+        let mut opts = self.0.clone();
+        opts.platform = platform.clone();
+        registry::pull(store, reference, &opts, &progress)
             .map(|p| p.digest.to_string())
             .map_err(|e| RemoteError(e.to_string()))
     }
