@@ -13,6 +13,10 @@ pub struct PlanArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// Target platforms (`linux/amd64,linux/arm64`): a plan each, with every stage's
+    /// platform and whether it runs natively or emulated.
+    #[arg(long, value_name = "PLATFORM", value_delimiter = ',')]
+    pub platform: Vec<String>,
     /// The build context directory.
     #[arg(default_value = ".")]
     pub context: PathBuf,
@@ -27,25 +31,105 @@ pub enum Format {
 pub fn run(args: PlanArgs) -> Result<ExitCode> {
     let path = super::dockerfile_path(args.dockerfile.file.as_deref(), &args.context);
     let src = super::read_dockerfile(&path)?;
-    let opts = args.dockerfile.plan_options();
-    let plan = match plan::plan(&src.text, &opts, &plan::Unresolved) {
-        Ok(p) => p,
-        Err(d) => {
-            eprint!("{}", d.render(&src.display));
-            return Ok(ExitCode::FAILURE);
+    let platforms = super::build::target_platforms(&args.platform)?;
+    if platforms.is_empty() {
+        let opts = args.dockerfile.plan_options();
+        let plan = match plan::plan(&src.text, &opts, &plan::Unresolved) {
+            Ok(p) => p,
+            Err(d) => {
+                eprint!("{}", d.render(&src.display));
+                return Ok(ExitCode::FAILURE);
+            }
+        };
+        syntax_notice(&plan);
+        match args.format {
+            Format::Json => println!("{}", serde_json::to_string_pretty(&plan)?),
+            Format::Text => print!("{}", render_text(&plan, &src.display)),
         }
-    };
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut plans = Vec::new();
+    for p in &platforms {
+        let mut opts = args.dockerfile.plan_options();
+        opts.target_platform = planner_platform(p);
+        opts.build_platform = planner_platform(&registry::Platform::host());
+        match plan::plan(&src.text, &opts, &plan::Unresolved) {
+            Ok(plan) => plans.push((p.clone(), plan)),
+            Err(d) => {
+                eprint!("{}", d.render(&src.display));
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
+    syntax_notice(&plans[0].1);
+    match args.format {
+        Format::Json => {
+            let v: Vec<serde_json::Value> = plans
+                .iter()
+                .map(|(p, plan)| {
+                    let stages: Vec<serde_json::Value> = (0..plan.stages.len())
+                        .map(|i| {
+                            let (sp, how) = stage_run(plan, i);
+                            serde_json::json!({"stage": i, "platform": sp, "runs": how})
+                        })
+                        .collect();
+                    serde_json::json!({"platform": p.to_string(), "stages": stages, "plan": plan})
+                })
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&v)?)
+        }
+        Format::Text => {
+            for (i, (p, plan)) in plans.iter().enumerate() {
+                if i > 0 {
+                    println!();
+                }
+                println!("== platform {p}");
+                print!("{}", render_text(plan, &src.display));
+                println!();
+                println!("stage platforms for {p}:");
+                for s in plan.stages.iter().filter(|s| s.needed) {
+                    let (sp, how) = stage_run(plan, s.index);
+                    println!("  {}: {sp}, {how}", s.display_name);
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn syntax_notice(plan: &Plan) {
     if let Some(s) = &plan.syntax {
         eprintln!(
             "notice: # syntax={} is served by strata's built-in Dockerfile frontend",
             escape::text(s)
         );
     }
-    match args.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&plan)?),
-        Format::Text => print!("{}", render_text(&plan, &src.display)),
+}
+
+fn planner_platform(p: &registry::Platform) -> plan::Platform {
+    plan::Platform {
+        os: p.os.clone(),
+        arch: p.architecture.clone(),
+        variant: p.variant.clone().unwrap_or_default(),
     }
-    Ok(ExitCode::SUCCESS)
+}
+
+/// Stage `i`'s platform and how its RUN steps run here: `native`, `emulated (binfmt_misc)`,
+/// or why they cannot (no emulator registered: the build would fail at the first RUN).
+fn stage_run(plan: &Plan, i: usize) -> (String, String) {
+    let text = plan.stage_platform(i);
+    let how = match registry::Platform::parse(&text) {
+        Err(e) => format!("invalid: {e}"),
+        Ok(p) if p.is_host() => "native".to_string(),
+        Ok(p) => match exec::emulation::check(&p) {
+            Ok(()) => "emulated (binfmt_misc)".to_string(),
+            Err(e) => format!(
+                "emulated, but cannot run here: {}",
+                e.to_string().lines().next().unwrap_or_default()
+            ),
+        },
+    };
+    (text, how)
 }
 
 fn base_text(plan: &Plan, base: &Base) -> String {
