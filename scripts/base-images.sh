@@ -6,6 +6,8 @@
 # and, built by strata from scripts/base/Dockerfile on top of debian:bookworm-slim with apt:
 #   node:18-bookworm, node:18-bookworm-slim, python:3.11-bookworm, python:3.11-slim-bookworm,
 #   golang:1.19-bookworm
+# and the multi-platform tests' (issue 18) arm64 busybox rootfs, busybox-arm64-rootfs.tar
+# (scripts/busybox-arm64.sh), cached only: not imported into the store.
 # The rootfs tarballs are cached in $BASE_DATA (default /var/tmp/strata-base); when
 # scripts/peers.sh has made the same tarballs ($PEERS_DATA), they are reused. A second
 # run does nothing. Needs root. Usage: scripts/base-images.sh STRATA_BINARY
@@ -37,6 +39,14 @@ if [[ ! -f $busybox_tar ]]; then
     d=$(mktemp -d); mkdir -p "$d/bin"; cp /bin/busybox "$d/bin/"
     chroot "$d" /bin/busybox --install -s /bin
     tar -C "$d" -cf "$busybox_tar.tmp" . && mv "$busybox_tar.tmp" "$busybox_tar" && rm -rf "$d"
+  fi
+fi
+busybox_arm64_tar=$BASE_DATA/busybox-arm64-rootfs.tar
+if [[ ! -f $busybox_arm64_tar ]]; then
+  if [[ -f $PEERS_DATA/busybox-arm64-rootfs.tar ]]; then
+    cp "$PEERS_DATA/busybox-arm64-rootfs.tar" "$busybox_arm64_tar"
+  else
+    bash "$(dirname "$0")/busybox-arm64.sh" "$busybox_arm64_tar"
   fi
 fi
 debian_tar=$BASE_DATA/debian-build-rootfs.tar

@@ -8,12 +8,17 @@
 #   busybox:local       busybox-static with its applet links (about 2 MB)
 #   debian-build:local  debootstrap minbase bookworm + gcc, libc6-dev, make (about 460 MB, ~40 s)
 # The rootfs tarballs are left in $PEERS_DATA so strata can import the same bytes.
+# For the multi-platform tests (issue 18) it makes busybox-arm64-rootfs.tar (busybox-static:arm64,
+# scripts/busybox-arm64.sh) and pushes a two-platform image index (linux/amd64 + linux/arm64,
+# scripts/oci-multiarch.py) to the registry as 127.0.0.1:5000/strata-test/busybox:multi:
+# BuildKit 20.10 resolves a non-host platform's base only through a registry.
 # Idempotent and quick when everything is up already: run it again at any time (scripts/test.sh
 # does). Needs root. It starts dockerd and the registry only when they do not answer, and never
 # stops or restarts them.
 # Note: use /usr/bin/docker (Debian's 20.10 client). A newer client elsewhere on PATH may
 # refuse BuildKit builds without the buildx plugin.
 set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
 PEERS_DATA=${PEERS_DATA:-/var/tmp/strata-peers}
 mkdir -p "$PEERS_DATA"
 DOCKER=/usr/bin/docker
@@ -41,6 +46,7 @@ if [[ ! -f $PEERS_DATA/busybox-rootfs.tar ]]; then
   chroot "$d" /bin/busybox --install -s /bin
   tar -C "$d" -cf "$PEERS_DATA/busybox-rootfs.tar" . && rm -rf "$d"
 fi
+bash "$here/busybox-arm64.sh" "$PEERS_DATA/busybox-arm64-rootfs.tar"
 if [[ ! -f $PEERS_DATA/debian-build-rootfs.tar ]]; then
   d=$(mktemp -d)
   debootstrap --variant=minbase --include=gcc,libc6-dev,make bookworm "$d" "${PEERS_MIRROR:-$(apt_mirror)}" >"$PEERS_DATA/debootstrap.log" 2>&1
@@ -91,6 +97,21 @@ YML
   for _ in $(seq 40); do curl -fsS http://127.0.0.1:5000/v2/ >/dev/null 2>&1 && break; sleep 0.25; done
 fi
 
+# the two-platform busybox index (skipped when the registry has it with both platforms)
+multi=127.0.0.1:5000/strata-test/busybox:multi
+if ! skopeo inspect --raw --tls-verify=false "docker://$multi" 2>/dev/null | python3 -c '
+import json, sys
+try:
+    got = {(d.get("platform") or {}).get("architecture") for d in json.load(sys.stdin).get("manifests", [])}
+except ValueError:
+    got = set()
+sys.exit(0 if {"amd64", "arm64"} <= got else 1)'; then
+  d=$(mktemp -d)
+  python3 "$here/oci-multiarch.py" "$PEERS_DATA/busybox-rootfs.tar" "$PEERS_DATA/busybox-arm64-rootfs.tar" "$d/oci" multi >/dev/null
+  skopeo copy -q --all --dest-tls-verify=false "oci:$d/oci:multi" "docker://$multi" >/dev/null
+  rm -rf "$d"
+fi
+
 cat <<MSG
 peers ready (data in $PEERS_DATA):
   BuildKit:  DOCKER_BUILDKIT=1 $DOCKER build --network=none -t NAME CONTEXT
@@ -98,4 +119,6 @@ peers ready (data in $PEERS_DATA):
   buildah:   buildah bud --isolation chroot --layers --build-arg BASE=localhost/busybox:local -t NAME CONTEXT
   registry:  http://127.0.0.1:5000  (skopeo ... --tls-verify=false)
   rootfs:    $PEERS_DATA/busybox-rootfs.tar  $PEERS_DATA/debian-build-rootfs.tar
+             $PEERS_DATA/busybox-arm64-rootfs.tar
+  multi:     $multi  (image index: linux/amd64 + linux/arm64 busybox)
 MSG

@@ -1,7 +1,7 @@
 //! What the end-to-end tests need, said in one line at their top, and the strata binary they run.
 //!
-//! A test that needs root, a running dockerd, podman, skopeo, umoci, the registry binary or the
-//! peers' base rootfs tarballs starts with
+//! A test that needs root, a running dockerd, podman, skopeo, umoci, the registry binary, the
+//! peers' base rootfs tarballs or qemu-user-static for arm64 starts with
 //!
 //! ```ignore
 //! strata_tests::require!(Root, Docker);
@@ -55,6 +55,13 @@ pub enum Need {
     /// subordinate ids in /etc/subuid and /etc/subgid, `strata-ci1` with none; `newuidmap`,
     /// `runuser`, and `/dev/net/tun` open to users (0666).
     RootlessUsers,
+    /// binfmt_misc runs linux/arm64 binaries through qemu-user-static: qemu-aarch64 is
+    /// registered, `enabled`, with the F (fix-binary) flag, so the interpreter is found inside
+    /// a build's root (the multi-platform tests, issue 18; `.ci/run` registers it).
+    Qemu,
+    /// `$PEERS_DATA/busybox-arm64-rootfs.tar`: Debian's busybox-static:arm64 laid out as
+    /// busybox-rootfs.tar (scripts/peers.sh makes it with scripts/busybox-arm64.sh).
+    Arm64Busybox,
 }
 
 impl Need {
@@ -75,6 +82,14 @@ impl Need {
             Need::RootlessUsers => {
                 "the users strata-ci (with subordinate ids) and strata-ci1 (without), uidmap, \
                  fuse-overlayfs, /dev/net/tun and /dev/fuse mode 0666 (.ci/run makes them)"
+            }
+            Need::Qemu => {
+                "qemu-aarch64 enabled in binfmt_misc with the F flag \
+                 (qemu-user-static; .ci/run registers it)"
+            }
+            Need::Arm64Busybox => {
+                "the arm64 busybox rootfs tarball busybox-arm64-rootfs.tar \
+                 (scripts/peers.sh makes it)"
             }
         }
     }
@@ -129,8 +144,20 @@ impl Need {
                         std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o666 == 0o666
                     })
             }
+            Need::Qemu => std::fs::read_to_string("/proc/sys/fs/binfmt_misc/qemu-aarch64")
+                .is_ok_and(|t| qemu_f_enabled(&t)),
+            Need::Arm64Busybox => peers_data().join("busybox-arm64-rootfs.tar").is_file(),
         }
     }
+}
+
+/// Whether a binfmt_misc entry's text says `enabled` and has the F flag (`flags: PF`,
+/// `flags: POF`).
+fn qemu_f_enabled(entry: &str) -> bool {
+    entry.lines().any(|l| l.trim() == "enabled")
+        && entry
+            .lines()
+            .any(|l| l.strip_prefix("flags:").is_some_and(|f| f.contains('F')))
 }
 
 /// `$PEERS_DATA`, default /var/tmp/strata-peers (as scripts/peers.sh).
@@ -343,6 +370,18 @@ mod tests {
             msg.starts_with("m::t: needs root (run scripts/peers.sh)"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn qemu_needs_enabled_and_the_f_flag() {
+        let entry = |state: &str, flags: &str| {
+            format!("{state}\ninterpreter /usr/bin/qemu-aarch64-static\nflags: {flags}\noffset 0\n")
+        };
+        assert!(qemu_f_enabled(&entry("enabled", "PF")));
+        assert!(qemu_f_enabled(&entry("enabled", "POF")));
+        assert!(!qemu_f_enabled(&entry("enabled", "P")));
+        assert!(!qemu_f_enabled(&entry("disabled", "PF")));
+        assert!(!qemu_f_enabled(""));
     }
 
     #[test]
