@@ -802,3 +802,127 @@ fn workdir_argsescaped_and_history_text() {
     );
     assert_eq!(st_rows, bk_rows, "history: strata (left), BuildKit (right)");
 }
+
+/// The two-platform busybox index scripts/peers.sh pushes to the local registry (Docker
+/// 20.10's BuildKit takes a base for another platform than the host's only from a registry).
+const MULTI_BUSYBOX: &str = "127.0.0.1:5000/strata-test/busybox:multi";
+
+/// Issue 18: a linux/arm64 build on this amd64 host, RUN under QEMU (binfmt_misc, F flag)
+/// in both builders, a stage on `$BUILDPLATFORM` native in both: the arm64 images' configs
+/// and file trees are equal.
+#[test]
+fn arm64_build_under_emulation() {
+    strata_tests::require!(Root, Docker, PeersData, Python3, Qemu, Registry);
+    let _serial = crate::common::exclusive();
+    require_peers(false);
+    let o = Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{MULTI_BUSYBOX}"))
+        .output()
+        .expect("run skopeo");
+    assert!(
+        o.status.success() && text(&o).contains("arm64"),
+        "the registry has no {MULTI_BUSYBOX} with linux/arm64 ({}): {SETUP_HINT}",
+        text(&o).trim()
+    );
+    let env = Env::new();
+    let ctx = env.path("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("greeting.txt"), "hello\n").unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM --platform=$BUILDPLATFORM {MULTI_BUSYBOX} AS build\n\
+             ARG TARGETPLATFORM TARGETARCH BUILDPLATFORM\n\
+             RUN mkdir /out && uname -m > /out/build-machine \\\n \
+             && echo \"$BUILDPLATFORM -> $TARGETPLATFORM ($TARGETARCH)\" > /out/cross\n\
+             FROM {MULTI_BUSYBOX}\n\
+             ARG TARGETARCH\n\
+             ENV ARCH=$TARGETARCH\n\
+             COPY --from=build /out/ /opt/\n\
+             COPY greeting.txt /opt/\n\
+             RUN uname -m > /opt/machine && mkdir -p /home/app && chown 1000:1000 /home/app\n\
+             USER 1000\n\
+             WORKDIR /home/app\n\
+             CMD [\"cat\", \"/opt/machine\"]\n"
+        ),
+    )
+    .unwrap();
+    let ctx = ctx.to_str().unwrap();
+    let tag = format!("strata-compat/arm64:{}", std::process::id());
+
+    let images = DockerImages(vec![tag.clone()]);
+    let o = docker()
+        .args([
+            "build",
+            "--network=none",
+            "--platform",
+            "linux/arm64",
+            "-t",
+            &tag,
+            ctx,
+        ])
+        .output()
+        .expect("run docker build");
+    assert!(
+        o.status.success(),
+        "docker build failed:\n{}",
+        tail(&text(&o), 40)
+    );
+    let bk_tar = env.path("buildkit.tar");
+    let o = docker()
+        .args(["save", "-o", bk_tar.to_str().unwrap(), &tag])
+        .output()
+        .expect("run docker save");
+    assert!(o.status.success(), "docker save failed:\n{}", text(&o));
+    drop(images);
+
+    env.ok(&[
+        "build",
+        "--network",
+        "none",
+        "--platform",
+        "linux/arm64",
+        "-t",
+        &tag,
+        ctx,
+    ]);
+    let st_tar = env.path("strata.tar");
+    env.ok(&["save", "-o", st_tar.to_str().unwrap(), &tag]);
+
+    let bk = normalised(&bk_tar, &[]);
+    let st = normalised(&st_tar, &[]);
+    // The files say where each step ran: the build stage natively, the final stage's RUN
+    // emulated, in both builders (the trees are compared whole below).
+    for lines in [&bk, &st] {
+        assert!(
+            lines.iter().any(|l| l.contains("/opt/machine")),
+            "{lines:?}"
+        );
+    }
+    let machine = |tar: &Path| -> String {
+        python(&[
+            "-c",
+            "import io,json,sys,tarfile\n\
+             t=tarfile.open(sys.argv[1]);m=json.load(t.extractfile('manifest.json'))[0]\n\
+             c=json.load(t.extractfile(m['Config']))\n\
+             out=[c['architecture']]\n\
+             for n in m['Layers']:\n\
+             \x20l=tarfile.open(fileobj=io.BytesIO(t.extractfile(n).read()))\n\
+             \x20for p in ('opt/machine','opt/build-machine','opt/cross'):\n\
+             \x20\x20try: out.append(l.extractfile(p).read().decode().strip())\n\
+             \x20\x20except KeyError: pass\n\
+             print('|'.join(out))",
+            tar.to_str().unwrap(),
+        ])
+        .trim()
+        .to_string()
+    };
+    let want = "arm64|x86_64|linux/amd64 -> linux/arm64 (arm64)|aarch64";
+    assert_eq!(machine(&bk_tar), want);
+    assert_eq!(machine(&st_tar), want);
+    match compare("arm64", &bk, &st) {
+        Ok(n) => println!("compat arm64: config equal, {n} files equal"),
+        Err(report) => panic!("compat arm64 (linux/arm64 under emulation): {report}"),
+    }
+}
