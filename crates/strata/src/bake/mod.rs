@@ -744,8 +744,6 @@ pub struct BuildOptions {
     pub link_tag: Option<String>,
     /// The tag of each target this one links to.
     pub linked_tags: BTreeMap<String, String>,
-    /// This host's platform (`os/arch`), for `platforms`.
-    pub host_platform: String,
 }
 
 fn refuse(name: &str, attr: &str, why: &str) -> anyhow::Error {
@@ -848,29 +846,9 @@ pub fn build_args(t: &Target, o: &BuildOptions) -> Result<Vec<String>> {
         };
         flag("--build-context", &format!("{k}={value}"));
     }
-    match t.platforms.as_deref().unwrap_or_default() {
-        [] => {}
-        [one] if crate::cmd::build::normalize_platform(one) == o.host_platform => {
-            flag("--platform", one)
-        }
-        [one] => {
-            return Err(refuse(
-                name,
-                "platforms",
-                &format!(
-                    "{one}: building for another platform than this host's ({}) is not \
-                     supported yet (issue 18)",
-                    o.host_platform
-                ),
-            ))
-        }
-        _ => {
-            return Err(refuse(
-                name,
-                "platforms",
-                "multi-platform builds are not supported yet (issue 18)",
-            ))
-        }
+    // Several platforms are one build of an image index (`build --platform A,B`).
+    if let Some(ps) = t.platforms.as_deref().filter(|p| !p.is_empty()) {
+        flag("--platform", &ps.join(","));
     }
     for at in t.attest.iter().flatten() {
         let mut kind = None;

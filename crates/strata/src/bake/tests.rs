@@ -373,7 +373,6 @@ target "dangling" { contexts = { x = "target:nope" } }
     );
     let o = BuildOptions {
         linked_tags: BTreeMap::from([("base".to_string(), "strata-bake/link-0:1".to_string())]),
-        host_platform: "linux/amd64".into(),
         ..BuildOptions::default()
     };
     let a = build_args(&r.targets["app"], &o).unwrap();
@@ -424,7 +423,6 @@ target "abs" { dockerfile = "/abs/Dockerfile" }
     let o = BuildOptions {
         push: true,
         progress: Some("plain".into()),
-        host_platform: "linux/amd64".into(),
         ..BuildOptions::default()
     };
     let a = build_args(&r.targets["full"], &o).unwrap();
@@ -480,13 +478,13 @@ target "abs" { dockerfile = "/abs/Dockerfile" }
         let r = resolve_one(&text, &[], &["x"], &[]).unwrap();
         err(build_args(&r.targets["x"], &o))
     };
-    let e = refused("platforms = [\"linux/amd64\", \"linux/arm64\"]");
-    assert!(
-        e.contains("multi-platform builds are not supported yet (issue 18)"),
-        "{e}"
-    );
-    let e = refused("platforms = [\"linux/arm64\"]");
-    assert!(e.contains("platforms") && e.contains("issue 18"), "{e}");
+    let args = |attrs: &str| {
+        let text = format!("target \"x\" {{\n{attrs}\n}}");
+        let r = resolve_one(&text, &[], &["x"], &[]).unwrap();
+        build_args(&r.targets["x"], &o).unwrap().join(" ")
+    };
+    let a = args("platforms = [\"linux/amd64\", \"linux/arm64\"]");
+    assert!(a.contains("--platform linux/amd64,linux/arm64"), "{a}");
     let e = refused("output = [\"type=local,dest=a\", \"type=tar,dest=b\"]");
     assert!(e.contains("target x: output: 2 outputs"), "{e}");
     let e = refused("annotations = [\"a=b\"]");

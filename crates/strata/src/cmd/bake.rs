@@ -327,7 +327,6 @@ fn build_all(resolved: &bake::Resolved, wanted: &[String], o: &Options) -> Resul
             inline_dockerfile: inline,
             link_tag: linked.contains(name).then(|| link_tag(i)),
             linked_tags,
-            host_platform: host_platform(),
         };
         units.push(Unit {
             name: name.clone(),

@@ -980,14 +980,6 @@ pub(crate) fn target_platforms(list: &[String]) -> Result<Vec<registry::Platform
     Ok(out)
 }
 
-/// docker's spellings of a platform, normalised (`linux/x86_64` is `linux/amd64`,
-/// `aarch64` is `linux/arm64`); text that is no platform is returned lower-cased.
-pub(crate) fn normalize_platform(p: &str) -> String {
-    registry::Platform::parse(p)
-        .map(|p| p.to_string())
-        .unwrap_or_else(|_| p.trim().to_lowercase())
-}
-
 /// buildx's `--metadata-file` keys for an image build.
 fn metadata(r: &engine::BuildResult, tags: &[Reference]) -> serde_json::Value {
     let mut m = serde_json::Map::new();
