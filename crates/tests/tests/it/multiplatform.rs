@@ -236,3 +236,64 @@ fn a_base_without_the_platform_is_a_clear_error_and_tags_nothing() {
     assert!(err.contains("invalid platform"), "{err}");
     env.fsck_clean();
 }
+
+#[test]
+fn an_exported_cache_carries_every_platform() {
+    strata_tests::require!(Root, Busybox, Qemu, Arm64Busybox);
+    let env = two_platform_busybox();
+    let c = Counter::start();
+    let ctx = env.path("app");
+    fs::create_dir_all(&ctx).unwrap();
+    fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM --platform=$BUILDPLATFORM busybox AS build\n\
+             ARG TARGETARCH\n\
+             RUN {} && echo $TARGETARCH > /t\n\
+             FROM busybox\n\
+             COPY --from=build /t /t\n\
+             RUN {} && uname -m > /m\n",
+            c.hit("build"),
+            c.hit("final"),
+        ),
+    )
+    .unwrap();
+    let ctx = ctx.to_str().unwrap();
+    let cache = env.path("cache");
+    let build = |cache_flag: &str, cache_arg: String| {
+        env.ok(&[
+            "build",
+            "-q",
+            "--network",
+            "host",
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "-t",
+            "app:multi",
+            cache_flag,
+            &cache_arg,
+            ctx,
+        ])
+    };
+    let first = build(
+        "--cache-to",
+        format!("type=local,dest={},mode=max", cache.display()),
+    );
+    let hits = c.take();
+    assert_eq!(hits.get("build"), Some(&2), "{hits:?}");
+    assert_eq!(hits.get("final"), Some(&2), "{hits:?}");
+    // The store forgets its cache; the exported one serves both platforms' steps.
+    env.ok(&["prune", "--all"]);
+    let second = build(
+        "--cache-from",
+        format!("type=local,src={}", cache.display()),
+    );
+    assert_eq!(
+        c.take(),
+        Default::default(),
+        "every step of both platforms cached"
+    );
+    assert_eq!(first.trim(), second.trim(), "the same image index");
+    assert!(first.trim().starts_with("sha256:"), "{first}");
+    env.fsck_clean();
+}
