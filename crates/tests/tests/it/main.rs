@@ -25,6 +25,7 @@ mod interop;
 mod limits_cli;
 mod lint_build;
 mod mount_source;
+mod multiplatform_loop;
 mod network_cli;
 mod progress_text;
 mod publish_cli;
