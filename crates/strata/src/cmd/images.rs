@@ -34,8 +34,8 @@ pub struct ImagesArgs {
     /// Only images of this platform (`linux/arm64`): of a multi-platform image, its image
     /// for it (its own id and size). podman's `images` has no such flag, nor docker 20.10's;
     /// this follows their `--platform` of `pull`/`run`.
-    #[arg(long, value_name = "PLATFORM", value_parser = super::run::parse_platform)]
-    pub platform: Option<store::Platform>,
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
     /// Only images of this repository (`NAME` or `NAME:TAG`), as `docker images NAME`.
     pub reference: Option<String>,
 }
@@ -206,6 +206,7 @@ fn listed_entry(
 pub fn images(store: &Store, a: ImagesArgs) -> Result<ExitCode> {
     // Readers hold the store lock shared, so no prune removes what they are reading (and
     // the sizes computed are recorded).
+    let platform = super::run::platform_flag(a.platform.as_deref())?;
     let filters = Filters::parse(store, &a.filter)?;
     let store = &store.lock_shared()?;
     let mut rows: Vec<(String, Row)> = Vec::new();
@@ -217,7 +218,7 @@ pub fn images(store: &Store, a: ImagesArgs) -> Result<ExitCode> {
     let mut named_ids = BTreeSet::new();
     let mut listed = Vec::new();
     for (name, manifest) in store.refs()? {
-        let Some(entry) = listed_entry(store, &manifest, a.platform.as_ref())
+        let Some(entry) = listed_entry(store, &manifest, platform.as_ref())
             .with_context(|| format!("image {name}"))?
         else {
             continue;
@@ -227,7 +228,7 @@ pub fn images(store: &Store, a: ImagesArgs) -> Result<ExitCode> {
     }
     let mut none_ids = BTreeSet::new();
     for manifest in store.untagged()? {
-        let Some(entry) = listed_entry(store, &manifest, a.platform.as_ref())
+        let Some(entry) = listed_entry(store, &manifest, platform.as_ref())
             .with_context(|| format!("image {manifest}"))?
         else {
             continue;
@@ -350,14 +351,15 @@ pub struct HistoryArgs {
     pub format: Option<String>,
     /// Of a multi-platform image, the history of that platform's image (as docker 25's
     /// `history --platform`).
-    #[arg(long, value_name = "PLATFORM", value_parser = super::run::parse_platform)]
-    pub platform: Option<store::Platform>,
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
     pub image: String,
 }
 
 pub fn history(store: &Store, a: HistoryArgs) -> Result<ExitCode> {
     let store = &store.lock_shared()?;
-    let img = store.resolve_platform(&a.image, a.platform.as_ref())?;
+    let platform = super::run::platform_flag(a.platform.as_deref())?;
+    let img = store.resolve_platform(&a.image, platform.as_ref())?;
     let diff_ids = &img.config.rootfs.diff_ids;
     // Pair history entries that made a layer with the layers, in order.
     let mut layer_iter = diff_ids.iter();
@@ -561,8 +563,8 @@ pub struct InspectArgs {
     pub format: Option<String>,
     /// Of a multi-platform image, inspect that platform's image (as docker 25's
     /// `image inspect --platform`); without it, the host's.
-    #[arg(long, value_name = "PLATFORM", value_parser = super::run::parse_platform)]
-    pub platform: Option<store::Platform>,
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
     #[arg(required = true)]
     pub names: Vec<String>,
 }
@@ -588,6 +590,7 @@ pub fn inspect(store: &Store, a: InspectArgs, kind: Kind) -> Result<ExitCode> {
         Some(f) => Some(crate::format::Template::parse(f)?),
         None => None,
     };
+    let platform = super::run::platform_flag(a.platform.as_deref())?;
     let store = &store.lock_shared()?;
     let mut out = Vec::new();
     let mut missing = Vec::new();
@@ -603,10 +606,10 @@ pub fn inspect(store: &Store, a: InspectArgs, kind: Kind) -> Result<ExitCode> {
                 continue;
             }
         }
-        match store.resolve_platform(i, a.platform.as_ref()) {
+        match store.resolve_platform(i, platform.as_ref()) {
             Ok(img) => out.push(inspect_json(store, &img)?),
             Err(e @ (store::Error::NoPlatform { .. } | store::Error::Invalid(_)))
-                if a.platform.is_some() =>
+                if platform.is_some() =>
             {
                 missing.push(e.to_string())
             }

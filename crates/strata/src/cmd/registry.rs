@@ -30,8 +30,8 @@ pub struct PullArgs {
     pub quiet: bool,
     /// Platform to pick from a multi-platform image (default: the host's); the image of
     /// it is stored as a plain image, as docker 20.10's pull.
-    #[arg(long, value_name = "PLATFORM", value_parser = super::run::parse_platform)]
-    pub platform: Option<store::Platform>,
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
     #[command(flatten)]
     pub flags: RegistryFlags,
     /// `NAME[:TAG|@DIGEST]`
@@ -192,7 +192,7 @@ impl TransferView {
 pub fn pull(store: &Store, a: PullArgs) -> Result<ExitCode> {
     let r = Reference::parse(&a.name).map_err(anyhow::Error::msg)?;
     let mut opts = a.flags.options();
-    if let Some(p) = a.platform {
+    if let Some(p) = super::run::platform_flag(a.platform.as_deref())? {
         opts.platform = p;
     }
     let view = TransferView::new(a.quiet);

@@ -167,8 +167,8 @@ pub struct RunArgs {
     pub pull: String,
     /// The platform of the image (`linux/arm64`): from a multi-platform image, its image
     /// for that platform; pulled for it when missing.
-    #[arg(long, value_name = "PLATFORM", value_parser = parse_platform)]
-    pub platform: Option<store::Platform>,
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
     #[command(flatten)]
     pub registry: super::registry::RegistryFlags,
     /// The image (a name, an image id or a prefix of one, or a manifest digest), then the
@@ -207,12 +207,18 @@ pub fn run(store: Result<Store>, a: RunArgs) -> Result<ExitCode> {
             return Ok(ExitCode::from(runtime::EXIT_START));
         }
     };
-    if let Err(e) = pull_for_platform(&store, a.image(), &a.pull, &a.registry, a.platform.as_ref())
-    {
+    let platform = match platform_flag(a.platform.as_deref()) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return Ok(ExitCode::from(runtime::EXIT_START));
+        }
+    };
+    if let Err(e) = pull_for_platform(&store, a.image(), &a.pull, &a.registry, platform.as_ref()) {
         eprintln!("error: {e:#}");
         return Ok(ExitCode::from(runtime::EXIT_START));
     }
-    if a.platform.is_none() {
+    if platform.is_none() {
         if let Ok(img) = store.resolve(a.image()) {
             let p = store::Platform::of_config(&img.config);
             if !p.is_host() {
@@ -253,7 +259,7 @@ pub fn run(store: Result<Store>, a: RunArgs) -> Result<ExitCode> {
     };
     let spec = runtime::Spec {
         image: a.image().to_string(),
-        platform: a.platform.clone(),
+        platform,
         command: a.command().to_vec(),
         entrypoint: a
             .entrypoint
@@ -402,9 +408,12 @@ pub(crate) fn pull_for_run(
     pull_for_platform(store, image, policy, flags, None)
 }
 
-/// `--platform`'s value, as docker spells platforms.
-pub fn parse_platform(s: &str) -> Result<store::Platform, String> {
-    store::Platform::parse(s).map_err(|e| e.to_string())
+/// `--platform`'s value, as docker spells platforms (parsed by the command, not as a usage
+/// error: docker's daemon refuses a bad one, exit 1, or 125 for `run`).
+pub fn platform_flag(v: Option<&str>) -> Result<Option<store::Platform>> {
+    v.map(store::Platform::parse)
+        .transpose()
+        .map_err(anyhow::Error::msg)
 }
 
 /// [`pull_for_run`] for a platform: an image of another platform than asked counts as

@@ -22,8 +22,8 @@ pub struct ImportArgs {
     pub message: Option<String>,
     /// The image's platform (`linux/arm64`): its config's os, architecture and variant
     /// (default: the host's), as `docker import --platform`.
-    #[arg(long, value_name = "PLATFORM", value_parser = super::run::parse_platform)]
-    pub platform: Option<store::Platform>,
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
     /// Rootfs tarball (plain, gzip or zstd), or `-` for stdin.
     pub file: PathBuf,
     /// Name for the image (`NAME[:TAG]`).
@@ -108,7 +108,7 @@ pub fn import(store: &Store, a: ImportArgs) -> Result<ExitCode> {
             .message
             .clone()
             .unwrap_or_else(|| "Imported from -".to_string()),
-        platform: a.platform.clone(),
+        platform: super::run::platform_flag(a.platform.as_deref())?,
     };
     let input = open_input(&a.file)?;
     let img = archive::import_rootfs(store, input, &opts, &tags)
@@ -185,13 +185,14 @@ pub struct SaveArgs {
     pub compression: CompressionArg,
     /// Of a multi-platform image, save that platform's image only (a docker-archive holds
     /// one image per name: the host's without this flag; an OCI archive the whole index).
-    #[arg(long, value_name = "PLATFORM", value_parser = super::run::parse_platform)]
-    pub platform: Option<store::Platform>,
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
     #[arg(required = true)]
     pub images: Vec<String>,
 }
 
 pub fn save(store: &Store, a: SaveArgs) -> Result<ExitCode> {
+    let platform = super::run::platform_flag(a.platform.as_deref())?;
     let _lock = store.lock_shared()?;
     let mut items: Vec<archive::SaveItem> = Vec::new();
     let mut indexes: Vec<archive::SaveIndex> = Vec::new();
@@ -203,7 +204,7 @@ pub fn save(store: &Store, a: SaveArgs) -> Result<ExitCode> {
         // An index in an OCI archive stays one (as `podman save --format oci-archive` of a
         // manifest list with `--multi-image-archive`, buildx's `type=oci`); a docker-archive
         // gets one image of it.
-        if let (SaveFormat::Oci, None) = (a.format, &a.platform) {
+        if let (SaveFormat::Oci, None) = (a.format, &platform) {
             if let Some(index) = match store.ref_target(what)? {
                 Some(d) => store.index(&d)?,
                 None => None,
@@ -215,7 +216,7 @@ pub fn save(store: &Store, a: SaveArgs) -> Result<ExitCode> {
                 continue;
             }
         }
-        let image = store.resolve_platform(what, a.platform.as_ref())?;
+        let image = store.resolve_platform(what, platform.as_ref())?;
         match items
             .iter_mut()
             .find(|i| i.image.manifest_digest == image.manifest_digest)

@@ -162,6 +162,8 @@ fn manifest_create_images_inspect_tag_rmi() {
         "{picked}"
     );
     assert!(!picked.contains("host-img"), "{picked}");
+    let e = fails(&env, &["images", "--platform", "linux/"]);
+    assert!(e.contains("invalid platform"), "{e}");
     let table = ok(&env, &["images"]);
     assert!(
         !table.contains("PLATFORM"),
