@@ -188,12 +188,8 @@ fn listed_entry(
             Err(e) => Err(e.into()),
         };
     }
-    let mut images = Vec::new();
-    let mut platforms = Vec::new();
-    for (p, d) in ix.platforms() {
-        images.push(store.image_for(&d, &p)?);
-        platforms.push(p.to_string());
-    }
+    let images = images_at(store, target)?;
+    let platforms: Vec<String> = ix.platforms().iter().map(|(p, _)| p.to_string()).collect();
     Ok(Some(Listed {
         id: ix.digest.clone(),
         manifest: ix.digest.clone(),
@@ -438,18 +434,26 @@ pub fn history(store: &Store, a: HistoryArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The images a ref's (or untagged root's) target holds: each of an index's, else the one.
+pub fn images_at(store: &Store, target: &store::Digest) -> Result<Vec<Image>> {
+    match store.index(target)? {
+        Some(ix) => {
+            let mut out = Vec::new();
+            for (p, m) in ix.platforms() {
+                out.push(store.image_for(&m, &p)?);
+            }
+            Ok(out)
+        }
+        None => Ok(vec![store.image(target)?]),
+    }
+}
+
 /// The ids of the images a ref's target names: the image's, or each of an index's.
 fn image_ids(store: &Store, target: &store::Digest) -> Result<Vec<store::Digest>> {
-    Ok(match store.index(target)? {
-        None => vec![store.image(target)?.id().clone()],
-        Some(ix) => {
-            let mut ids = Vec::new();
-            for (p, d) in ix.platforms() {
-                ids.push(store.image_for(&d, &p)?.id().clone());
-            }
-            ids
-        }
-    })
+    Ok(images_at(store, target)?
+        .iter()
+        .map(|i| i.id().clone())
+        .collect())
 }
 
 /// `docker image inspect`'s shape for one image.
@@ -745,11 +749,20 @@ pub fn rmi(store: &Store, a: RmiArgs) -> Result<ExitCode> {
                 w.keep_untagged(&img)?;
             } else if last_name {
                 for m in store.untagged()? {
-                    if store.image(&m)?.id() == img.id() {
+                    if store.index(&m)?.is_none() && store.image(&m)?.id() == img.id() {
                         w.drop_untagged(&m)?;
                     }
                 }
-                println!("Deleted: {}", img.id());
+                // An image a multi-platform image holds stays (with it): untagged only.
+                let mut in_index = false;
+                for m in names.keys() {
+                    if store.index(m)?.is_some() && image_ids(store, m)?.contains(img.id()) {
+                        in_index = true;
+                    }
+                }
+                if !in_index {
+                    println!("Deleted: {}", img.id());
+                }
             }
             Ok(())
         })();

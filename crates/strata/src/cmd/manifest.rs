@@ -48,22 +48,8 @@ pub fn run(store: &Store, c: ManifestCommand) -> Result<ExitCode> {
 /// The images a name or id stands for: each of an index's, else the one.
 fn images_of(store: &Store, what: &str) -> Result<Vec<Image>> {
     match store.ref_target(what)? {
-        Some(d) => images_at(store, &d),
+        Some(d) => super::images::images_at(store, &d),
         None => Ok(vec![store.resolve(what)?]),
-    }
-}
-
-/// The images a ref's target holds: each of an index's, else the one.
-fn images_at(store: &Store, d: &store::Digest) -> Result<Vec<Image>> {
-    match store.index(d)? {
-        Some(ix) => {
-            let mut out = Vec::new();
-            for (p, m) in ix.platforms() {
-                out.push(store.image_for(&m, &p)?);
-            }
-            Ok(out)
-        }
-        None => Ok(vec![store.image(d)?]),
     }
 }
 
@@ -85,7 +71,7 @@ fn create(store: &Store, a: CreateArgs) -> Result<ExitCode> {
                 name.familiar()
             );
         }
-        for img in images_at(store, &d)? {
+        for img in super::images::images_at(store, &d)? {
             picked.push((name.familiar(), img));
         }
     }

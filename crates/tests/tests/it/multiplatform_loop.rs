@@ -197,6 +197,23 @@ fn manifest_create_images_inspect_tag_rmi() {
         "{e}"
     );
 
+    // rmi of an image an index holds untags it; the index keeps it.
+    let out = ok(&env, &["rmi", "other-img"]);
+    assert_eq!(out, "Untagged: other-img:latest\n");
+    let id = ok(
+        &env,
+        &[
+            "inspect",
+            "--platform",
+            other,
+            "--format",
+            "{{.Id}}",
+            "multi:1",
+        ],
+    );
+    assert_eq!(id.trim(), other_id);
+    ok(&env, &["tag", &other_id, "other-img"]);
+
     // tag copies the index; rmi of an index's name removes the name only.
     ok(&env, &["tag", "multi:1", "copy:2"]);
     let ix2 = ok(&env, &["manifest", "inspect", "copy:2"]);
