@@ -443,4 +443,34 @@ fn push_an_index_and_pull_one_platform_elsewhere() {
     assert_eq!(id.trim(), format!("{other_id} {}", arch(other)));
     let line = ok(&env2, &["images", "--format", "{{.ID}} {{.Platform}}"]);
     assert_eq!(line, format!("{} {other}\n", short(&other_id)));
+
+    // skopeo copies the whole index into an OCI archive; strata loads it as one.
+    let archive = env2.path("skopeo-all.tar");
+    tool(
+        "skopeo",
+        &[
+            "copy",
+            "--all",
+            "--src-tls-verify=false",
+            &format!("docker://{name}"),
+            &format!("oci-archive:{}:copied:3", archive.display()),
+        ],
+    );
+    let out = ok(&env2, &["load", "-i", archive.to_str().unwrap()]);
+    assert_eq!(out, "Loaded image: copied:3\n");
+    let line = ok(&env2, &["images", "--format", "{{.Platform}}", "copied"]);
+    assert_eq!(line, format!("{host},{other}\n"));
+    let id = ok(
+        &env2,
+        &[
+            "inspect",
+            "--platform",
+            other,
+            "--format",
+            "{{.Id}}",
+            "copied:3",
+        ],
+    );
+    assert_eq!(id.trim(), other_id);
+    env2.fsck_clean();
 }
