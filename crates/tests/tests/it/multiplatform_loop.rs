@@ -474,3 +474,66 @@ fn push_an_index_and_pull_one_platform_elsewhere() {
     assert_eq!(id.trim(), other_id);
     env2.fsck_clean();
 }
+
+#[test]
+fn an_index_of_docker_manifests_is_pushed_as_a_docker_manifest_list() {
+    strata_tests::require!(Root, Busybox, Skopeo, Registry);
+    let reg = crate::registry::Registry::start();
+    let env = Env::new();
+    let (host, other) = platforms();
+    fixture(&env);
+    let host_reg = format!("127.0.0.1:{}", reg.port);
+    // Each image into the registry, then converted by skopeo to Docker schema2 manifests.
+    for img in ["host-img", "other-img"] {
+        let oci = format!("{host_reg}/oci/{img}:1");
+        ok(&env, &["tag", img, &oci]);
+        ok(&env, &["push", &oci]);
+        tool(
+            "skopeo",
+            &[
+                "copy",
+                "--format",
+                "v2s2",
+                "--src-tls-verify=false",
+                "--dest-tls-verify=false",
+                &format!("docker://{oci}"),
+                &format!("docker://{host_reg}/v2s2/{img}:1"),
+            ],
+        );
+    }
+    // Pulled into another store, they keep their Docker manifests for a push.
+    let env2 = Env::new();
+    let h = format!("{host_reg}/v2s2/host-img:1");
+    let o = format!("{host_reg}/v2s2/other-img:1");
+    ok(&env2, &["pull", &h]);
+    ok(&env2, &["pull", "--platform", other, &o]);
+    let list = format!("{host_reg}/v2s2/list:1");
+    ok(&env2, &["manifest", "create", &list, &h, &o]);
+    ok(&env2, &["push", &list]);
+    let raw: Value = serde_json::from_str(&tool(
+        "skopeo",
+        &[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{list}"),
+        ],
+    ))
+    .unwrap();
+    assert_eq!(
+        raw["mediaType"],
+        "application/vnd.docker.distribution.manifest.list.v2+json"
+    );
+    for (m, p) in raw["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip([host, other])
+    {
+        assert_eq!(
+            m["mediaType"],
+            "application/vnd.docker.distribution.manifest.v2+json"
+        );
+        assert_eq!(m["platform"]["architecture"], arch(p));
+    }
+}
