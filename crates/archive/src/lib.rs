@@ -18,7 +18,7 @@ mod save;
 use std::io::{self, Read};
 
 pub use load::{load, Loaded};
-pub use save::{compressed_layer, export_manifest, save, Format, SaveItem};
+pub use save::{compressed_layer, export_manifest, save, save_all, Format, SaveIndex, SaveItem};
 use store::image::{Descriptor, History, ImageConfig, RootFs, RunConfig, MEDIA_OCI_LAYER};
 use store::{Digest, Image, Store, Writer};
 
@@ -139,6 +139,8 @@ pub struct ImportOptions {
     pub created: String,
     /// History comment (`Imported from -` like docker).
     pub comment: String,
+    /// The image's platform (docker's `import --platform`); `None` is the host's.
+    pub platform: Option<store::Platform>,
 }
 
 /// Import a root filesystem tarball as a one-layer image and tag it with `tags`, under the
@@ -151,10 +153,12 @@ pub fn import_rootfs<R: Read>(
 ) -> Result<Image> {
     let store = &store.lock_shared()?;
     let layer = ingest_layer(store, reader, "rootfs tarball")?;
+    let platform = opts.platform.clone().unwrap_or_else(store::Platform::host);
     let config = ImageConfig {
         created: Some(opts.created.clone()),
-        architecture: "amd64".into(),
-        os: "linux".into(),
+        architecture: platform.architecture,
+        os: platform.os,
+        variant: platform.variant,
         config: opts.config.clone(),
         rootfs: RootFs {
             kind: "layers".into(),

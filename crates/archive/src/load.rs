@@ -7,15 +7,20 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use store::image::{Descriptor, ImageConfig, Index, Manifest, MEDIA_OCI_LAYER};
-use store::{Compression as StoreCompression, Digest, Image, Reference, Store, Writer};
+use store::{
+    Compression as StoreCompression, Digest, Image, Reference, Store, StoredIndex, Writer,
+};
 
 use crate::{ingest_layer, io_err, Error, Result};
 
 /// An image that was loaded, with the names the archive gave it.
 #[derive(Debug)]
 pub struct Loaded {
+    /// The image; of an index, the host's (else its first).
     pub image: Image,
     pub names: Vec<Reference>,
+    /// The image index the names are given to, when the archive named one.
+    pub index: Option<StoredIndex>,
 }
 
 /// The archive's members, spooled to a private temp directory (never at archive-chosen
@@ -222,7 +227,11 @@ fn load_docker(store: &Writer<'_>, spool: &Spool) -> Result<Vec<Loaded>> {
                 ))
             })?);
         }
-        out.push(Loaded { image, names });
+        out.push(Loaded {
+            image,
+            names,
+            index: None,
+        });
     }
     Ok(out)
 }
@@ -263,69 +272,93 @@ fn read_verified(spool: &Spool, desc: &Descriptor) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-fn is_amd64_linux(p: &Option<serde_json::Value>) -> bool {
-    match p {
-        None => true,
-        Some(v) => {
-            v.get("os").and_then(|x| x.as_str()).unwrap_or("linux") == "linux"
-                && v.get("architecture")
-                    .and_then(|x| x.as_str())
-                    .unwrap_or("amd64")
-                    == "amd64"
-        }
+/// Whether an index's entry is no image of a platform: buildx's attestation manifests
+/// (`unknown/unknown`).
+fn is_attestation(d: &Descriptor) -> bool {
+    d.platform
+        .as_ref()
+        .and_then(|p| p.get("os"))
+        .and_then(|o| o.as_str())
+        == Some("unknown")
+}
+
+/// One image manifest of the archive (its bytes already verified) into the store.
+fn load_manifest(
+    store: &Writer<'_>,
+    spool: &Spool,
+    d: &Descriptor,
+    v: serde_json::Value,
+) -> Result<Image> {
+    let manifest: Manifest = serde_json::from_value(v)
+        .map_err(|e| Error::Format(format!("manifest {}: {e}", d.digest)))?;
+    let config_bytes = read_verified(spool, &manifest.config)?;
+    let config: ImageConfig = serde_json::from_slice(&config_bytes)
+        .map_err(|e| Error::Format(format!("config {}: {e}", manifest.config.digest)))?;
+    let mut layers = Vec::new();
+    for l in &manifest.layers {
+        check_size(spool, l)?;
+        let p = spool
+            .path(&blob_name(&l.digest))
+            .ok_or_else(|| Error::Format(format!("archive has no blob {}", l.digest)))?
+            .to_path_buf();
+        layers.push((p, blob_name(&l.digest), Some(l.clone())));
     }
+    let descs = ingest_layers(store, &config, layers)?;
+    Ok(store.put_image(&config_bytes, descs)?)
+}
+
+fn read_json(spool: &Spool, d: &Descriptor) -> Result<serde_json::Value> {
+    let bytes = read_verified(spool, d)?;
+    serde_json::from_slice(&bytes).map_err(|e| Error::Format(format!("manifest {}: {e}", d.digest)))
 }
 
 fn load_oci(store: &Writer<'_>, spool: &Spool) -> Result<Vec<Loaded>> {
     let index: Index = serde_json::from_slice(&spool.read_small("index.json")?)
         .map_err(|e| Error::Format(format!("index.json: {e}")))?;
     let mut out = Vec::new();
-    // (manifest descriptor, the names its index entry gave it)
-    let mut todo: Vec<(Descriptor, Vec<Reference>)> = Vec::new();
     for d in index.manifests {
         let names = names_of(&d);
-        todo.push((d, names));
-    }
-    let mut depth = 0;
-    while let Some((d, names)) = todo.pop() {
-        depth += 1;
-        if depth > 256 {
-            return Err(Error::Format("index nesting too deep".into()));
-        }
-        let bytes = read_verified(spool, &d)?;
-        let v: serde_json::Value = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::Format(format!("manifest {}: {e}", d.digest)))?;
-        if v.get("manifests").is_some() {
-            let inner: Index = serde_json::from_value(v)
-                .map_err(|e| Error::Format(format!("index {}: {e}", d.digest)))?;
-            let pick = inner
-                .manifests
-                .into_iter()
-                .find(|m| is_amd64_linux(&m.platform));
-            if let Some(m) = pick {
-                todo.push((m, names));
-            }
+        let v = read_json(spool, &d)?;
+        if v.get("manifests").is_none() {
+            let image = load_manifest(store, spool, &d, v)?;
+            out.push(Loaded {
+                image,
+                names,
+                index: None,
+            });
             continue;
         }
-        let manifest: Manifest = serde_json::from_value(v)
-            .map_err(|e| Error::Format(format!("manifest {}: {e}", d.digest)))?;
-        let config_bytes = read_verified(spool, &manifest.config)?;
-        let config: ImageConfig = serde_json::from_slice(&config_bytes)
-            .map_err(|e| Error::Format(format!("config {}: {e}", manifest.config.digest)))?;
-        let mut layers = Vec::new();
-        for l in &manifest.layers {
-            check_size(spool, l)?;
-            let p = spool
-                .path(&blob_name(&l.digest))
-                .ok_or_else(|| Error::Format(format!("archive has no blob {}", l.digest)))?
-                .to_path_buf();
-            layers.push((p, blob_name(&l.digest), Some(l.clone())));
+        // An image index: every image of it (as docker's containerd store and podman load
+        // one), stored as an index of its platforms. An entry whose manifest the archive
+        // lacks is left out (an archive of some platforms only); a nested index too.
+        let inner: Index = serde_json::from_value(v)
+            .map_err(|e| Error::Format(format!("index {}: {e}", d.digest)))?;
+        let mut images = Vec::new();
+        for m in inner.manifests.iter().filter(|m| !is_attestation(m)) {
+            if spool.path(&blob_name(&m.digest)).is_none() {
+                continue;
+            }
+            let v = read_json(spool, m)?;
+            if v.get("manifests").is_some() {
+                continue;
+            }
+            images.push(load_manifest(store, spool, m, v)?);
         }
-        let descs = ingest_layers(store, &config, layers)?;
-        let image = store.put_image(&config_bytes, descs)?;
-        out.push(Loaded { image, names });
+        if images.is_empty() {
+            return Err(Error::Format(format!(
+                "image index {} has no image the archive holds",
+                d.digest
+            )));
+        }
+        let refs: Vec<&Image> = images.iter().collect();
+        let stored = store.put_index(&refs)?;
+        let image = store.image(&stored.digest)?;
+        out.push(Loaded {
+            image,
+            names,
+            index: Some(stored),
+        });
     }
-    out.reverse();
     Ok(out)
 }
 
@@ -356,10 +389,15 @@ pub fn load<R: Read>(store: &Store, reader: R) -> Result<Vec<Loaded>> {
     };
     for l in &loaded {
         for n in &l.names {
-            store.set_ref(n, &l.image)?;
+            match &l.index {
+                Some(ix) => store.set_ref_index(n, ix)?,
+                None => store.set_ref(n, &l.image)?,
+            };
         }
-        if l.names.is_empty() {
-            store.keep_untagged(&l.image)?;
+        match (&l.index, l.names.is_empty()) {
+            (Some(ix), true) => store.keep_untagged_index(ix)?,
+            (None, true) => store.keep_untagged(&l.image)?,
+            _ => {}
         }
     }
     Ok(loaded)

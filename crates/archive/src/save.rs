@@ -8,7 +8,9 @@ use store::image::{
     Descriptor, Index, Manifest, ANNOTATION_REF_NAME, MEDIA_OCI_CONFIG, MEDIA_OCI_INDEX,
     MEDIA_OCI_LAYER_GZIP, MEDIA_OCI_LAYER_ZSTD, MEDIA_OCI_MANIFEST,
 };
-use store::{Compression as StoreCompression, Digest, Image, Reference, Store, Writer};
+use store::{
+    Compression as StoreCompression, Digest, Image, Reference, Store, StoredIndex, Writer,
+};
 
 use crate::{io_err, Error, Result};
 
@@ -25,6 +27,15 @@ pub enum Format {
 #[derive(Clone, Debug)]
 pub struct SaveItem {
     pub image: Image,
+    pub names: Vec<Reference>,
+}
+
+/// An image index to save (OCI archives only) and the names to give it: index.json names
+/// an index blob whose manifests are its images' exported manifests, each with its
+/// platform.
+#[derive(Clone, Debug)]
+pub struct SaveIndex {
+    pub index: StoredIndex,
     pub names: Vec<Reference>,
 }
 
@@ -154,6 +165,24 @@ pub fn save<W: Write>(
     compression: layer::Compression,
     out: W,
 ) -> Result<()> {
+    save_all(store, items, &[], format, compression, out)
+}
+
+/// Write `items` and image `indexes` as one archive; indexes need [`Format::Oci`] (a
+/// docker-archive holds images only: the caller picks one of the index's).
+pub fn save_all<W: Write>(
+    store: &Store,
+    items: &[SaveItem],
+    indexes: &[SaveIndex],
+    format: Format,
+    compression: layer::Compression,
+    out: W,
+) -> Result<()> {
+    if format == Format::Docker && !indexes.is_empty() {
+        return Err(Error::Format(
+            "a docker-archive holds no image index: save one platform's image".into(),
+        ));
+    }
     let store = &store.lock_shared()?;
     let mut o = Out {
         tar: tar::Builder::new(out),
@@ -161,7 +190,7 @@ pub fn save<W: Write>(
     };
     match format {
         Format::Docker => save_docker(store, items, &mut o)?,
-        Format::Oci => save_oci(store, items, compression, &mut o)?,
+        Format::Oci => save_oci(store, items, indexes, compression, &mut o)?,
     }
     o.tar
         .into_inner()
@@ -234,9 +263,67 @@ fn save_docker<W: Write>(store: &Store, items: &[SaveItem], o: &mut Out<W>) -> R
     Ok(())
 }
 
+/// An image's blobs (layers compressed, config, manifest) into an OCI archive, each blob
+/// once; returns its manifest's bytes and digest.
+fn oci_image<W: Write>(
+    store: &Writer<'_>,
+    image: &Image,
+    c: layer::Compression,
+    o: &mut Out<W>,
+    written: &mut BTreeSet<Digest>,
+) -> Result<(Vec<u8>, Digest)> {
+    let (mbytes, mdigest) = export_manifest(store, image, c)?;
+    let m: Manifest = serde_json::from_slice(&mbytes).expect("just serialized");
+    for l in &m.layers {
+        if written.insert(l.digest.clone()) {
+            o.blob(
+                store,
+                &format!("blobs/sha256/{}", l.digest.hex()),
+                &l.digest,
+            )?;
+        }
+    }
+    let cfg = image.id();
+    if written.insert(cfg.clone()) {
+        o.file(
+            &format!("blobs/sha256/{}", cfg.hex()),
+            image.config_bytes.len() as u64,
+            &image.config_bytes[..],
+        )?;
+    }
+    if written.insert(mdigest.clone()) {
+        o.file(
+            &format!("blobs/sha256/{}", mdigest.hex()),
+            mbytes.len() as u64,
+            &mbytes[..],
+        )?;
+    }
+    Ok((mbytes, mdigest))
+}
+
+/// index.json's entries for one manifest or index: one per name, or one without a name.
+fn named_entries(base: Descriptor, names: &[Reference]) -> Vec<Descriptor> {
+    if names.is_empty() {
+        return vec![base];
+    }
+    names
+        .iter()
+        .map(|n| {
+            let mut ann = BTreeMap::new();
+            ann.insert("io.containerd.image.name".to_string(), n.to_string());
+            ann.insert(ANNOTATION_REF_NAME.to_string(), n.familiar());
+            Descriptor {
+                annotations: Some(ann),
+                ..base.clone()
+            }
+        })
+        .collect()
+}
+
 fn save_oci<W: Write>(
     store: &Writer<'_>,
     items: &[SaveItem],
+    indexes: &[SaveIndex],
     c: layer::Compression,
     o: &mut Out<W>,
 ) -> Result<()> {
@@ -251,48 +338,52 @@ fn save_oci<W: Write>(
         manifests: Vec::new(),
     };
     for item in items {
-        let (mbytes, mdigest) = export_manifest(store, &item.image, c)?;
-        let m: Manifest = serde_json::from_slice(&mbytes).expect("just serialized");
-        for l in &m.layers {
-            if written.insert(l.digest.clone()) {
-                o.blob(
-                    store,
-                    &format!("blobs/sha256/{}", l.digest.hex()),
-                    &l.digest,
-                )?;
-            }
-        }
-        let cfg = item.image.id();
-        if written.insert(cfg.clone()) {
-            o.file(
-                &format!("blobs/sha256/{}", cfg.hex()),
-                item.image.config_bytes.len() as u64,
-                &item.image.config_bytes[..],
-            )?;
-        }
-        if written.insert(mdigest.clone()) {
-            o.file(
-                &format!("blobs/sha256/{}", mdigest.hex()),
-                mbytes.len() as u64,
-                &mbytes[..],
-            )?;
-        }
-        let desc = |ann: Option<BTreeMap<String, String>>| Descriptor {
+        let (mbytes, mdigest) = oci_image(store, &item.image, c, o, &mut written)?;
+        let base = Descriptor {
             media_type: MEDIA_OCI_MANIFEST.into(),
-            digest: mdigest.clone(),
+            digest: mdigest,
             size: mbytes.len() as u64,
-            annotations: ann,
+            annotations: None,
             platform: None,
         };
-        if item.names.is_empty() {
-            index.manifests.push(desc(None));
+        index.manifests.extend(named_entries(base, &item.names));
+    }
+    for ix in indexes {
+        // The stored index names the store's manifests (uncompressed layers): the archive's
+        // index names the exported ones, in the same order with the same platforms.
+        let mut inner = Index {
+            schema_version: 2,
+            media_type: Some(MEDIA_OCI_INDEX.into()),
+            manifests: Vec::new(),
+        };
+        for (p, d) in ix.index.platforms() {
+            let image = store.image_for(&d, &p)?;
+            let (mbytes, mdigest) = oci_image(store, &image, c, o, &mut written)?;
+            inner.manifests.push(Descriptor {
+                media_type: MEDIA_OCI_MANIFEST.into(),
+                digest: mdigest,
+                size: mbytes.len() as u64,
+                annotations: None,
+                platform: Some(p.to_value()),
+            });
         }
-        for n in &item.names {
-            let mut ann = BTreeMap::new();
-            ann.insert("io.containerd.image.name".to_string(), n.to_string());
-            ann.insert(ANNOTATION_REF_NAME.to_string(), n.familiar());
-            index.manifests.push(desc(Some(ann)));
+        let ib = serde_json::to_vec(&inner).expect("index serializes");
+        let idigest = Digest::of(&ib);
+        if written.insert(idigest.clone()) {
+            o.file(
+                &format!("blobs/sha256/{}", idigest.hex()),
+                ib.len() as u64,
+                &ib[..],
+            )?;
         }
+        let base = Descriptor {
+            media_type: MEDIA_OCI_INDEX.into(),
+            digest: idigest,
+            size: ib.len() as u64,
+            annotations: None,
+            platform: None,
+        };
+        index.manifests.extend(named_entries(base, &ix.names));
     }
     let ib = serde_json::to_vec(&index).expect("index serializes");
     o.file("index.json", ib.len() as u64, &ib[..])?;

@@ -171,3 +171,102 @@ fn corrupt_and_truncated_archives_fail_cleanly() {
     // Nothing left in tmp.
     assert_eq!(fs::read_dir(s2.root().join("tmp")).unwrap().count(), 0);
 }
+
+#[test]
+fn an_index_saves_as_an_oci_index_and_loads_back_as_one() {
+    let (_d, s) = store();
+    let import_as = |arch: &str, body: &[u8]| {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_ustar();
+        h.set_path("hello").unwrap();
+        h.set_mode(0o644);
+        h.set_size(body.len() as u64);
+        h.set_cksum();
+        b.append(&h, body).unwrap();
+        let opts = ImportOptions {
+            created: "2026-11-26T00:00:00Z".into(),
+            platform: Some(store::Platform::parse(arch).unwrap()),
+            ..ImportOptions::default()
+        };
+        import_rootfs(&s, &b.into_inner().unwrap()[..], &opts, &[]).unwrap()
+    };
+    let amd = import_as("linux/amd64", b"amd64");
+    let arm = import_as("linux/arm64/v8", b"arm64");
+    assert_eq!(arm.config.architecture, "arm64");
+    assert_eq!(arm.config.variant, None, "arm64's v8 is normalised away");
+    let w = s.lock_shared().unwrap();
+    let ix = w.put_index(&[&amd, &arm]).unwrap();
+    drop(w);
+    let name = store::Reference::parse("example/multi:1").unwrap();
+    let indexes = [SaveIndex {
+        index: ix.clone(),
+        names: vec![name.clone()],
+    }];
+    let mut oci = Vec::new();
+    save_all(
+        &s,
+        &[],
+        &indexes,
+        Format::Oci,
+        layer::Compression::Gzip,
+        &mut oci,
+    )
+    .unwrap();
+    let mut docker = Vec::new();
+    assert!(save_all(
+        &s,
+        &[],
+        &indexes,
+        Format::Docker,
+        layer::Compression::Gzip,
+        &mut docker
+    )
+    .is_err());
+
+    // index.json → one index entry, named; the index blob → two manifests with platforms.
+    let mut files = std::collections::BTreeMap::new();
+    for e in tar::Archive::new(&oci[..]).entries().unwrap() {
+        let mut e = e.unwrap();
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut v).unwrap();
+        files.insert(e.path().unwrap().to_string_lossy().to_string(), v);
+    }
+    let top: serde_json::Value = serde_json::from_slice(&files["index.json"]).unwrap();
+    assert_eq!(top["manifests"].as_array().unwrap().len(), 1);
+    let entry = &top["manifests"][0];
+    assert_eq!(entry["mediaType"], store::image::MEDIA_OCI_INDEX);
+    assert_eq!(
+        entry["annotations"]["io.containerd.image.name"],
+        "docker.io/example/multi:1"
+    );
+    let hex = entry["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:");
+    let inner: serde_json::Value =
+        serde_json::from_slice(&files[&format!("blobs/sha256/{hex}")]).unwrap();
+    let archs: Vec<&str> = inner["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["platform"]["architecture"].as_str().unwrap())
+        .collect();
+    assert_eq!(archs, ["amd64", "arm64"]);
+
+    let (_d2, s2) = store();
+    let loaded = load(&s2, &oci[..]).unwrap();
+    assert_eq!(loaded.len(), 1);
+    assert_eq!(loaded[0].names, vec![name.clone()]);
+    let got = loaded[0].index.as_ref().expect("loaded as an index");
+    assert_eq!(
+        got.digest, ix.digest,
+        "the same images give the same stored index"
+    );
+    assert_eq!(s2.refs().unwrap()[&name.to_string()], ix.digest);
+    let arm64 = store::Platform::parse("linux/arm64").unwrap();
+    assert_eq!(
+        s2.image_for(&ix.digest, &arm64).unwrap().id(),
+        arm.id(),
+        "the same config"
+    );
+}

@@ -1,8 +1,9 @@
 //! `push`: the image's compressed layers and config, each skipped when the registry has it
 //! (HEAD), mounted from another repository of the same registry when we know one that holds
-//! it, else uploaded in one streamed PATCH; then the manifest.
+//! it, else uploaded in one streamed PATCH; then the manifest. An image index: each of its
+//! images so, its manifest put by digest, then the index over them under the tag.
 
-use store::image::{Descriptor, Manifest};
+use store::image::{Descriptor, Index, Manifest};
 use store::{Digest, Image, Reference, Store, Writer};
 
 use crate::client::{error_message, Client};
@@ -46,7 +47,8 @@ pub fn registry_manifest(store: &Writer<'_>, image: &Image) -> Result<(Vec<u8>, 
     Ok((bytes, m))
 }
 
-/// Push the image named `reference` from `store`.
+/// Push the image named `reference` from `store`: an image, or an image index (every
+/// image of it, each manifest by digest, then the index under the tag).
 pub fn push(
     store: &Store,
     reference: &Reference,
@@ -60,9 +62,90 @@ pub fn push(
     }
     let tag = reference.tag.clone().unwrap_or_else(|| "latest".into());
     let store = &store.lock_shared()?;
-    let image = store.resolve(&reference.to_string())?;
-    let (mbytes, manifest) = registry_manifest(store, &image)?;
+    let index = match store.ref_target(&reference.to_string())? {
+        Some(d) => store.index(&d)?,
+        None => None,
+    };
+    let Some(index) = index else {
+        let image = store.resolve(&reference.to_string())?;
+        let r = crate::Repo::connect(reference, opts, true)?;
+        let (mbytes, _, digest) =
+            push_image(store, &r, reference, &image, Some(&tag), opts, progress)?;
+        return Ok(Pushed {
+            tag,
+            digest,
+            size: mbytes.len() as u64,
+        });
+    };
     let r = crate::Repo::connect(reference, opts, true)?;
+    let mut manifests = Vec::new();
+    for (p, d) in index.platforms() {
+        let image = store.image_for(&d, &p)?;
+        let (mbytes, manifest, digest) =
+            push_image(store, &r, reference, &image, None, opts, progress)?;
+        manifests.push(Descriptor {
+            media_type: manifest_media(&manifest),
+            digest,
+            size: mbytes.len() as u64,
+            annotations: None,
+            platform: Some(p.to_value()),
+        });
+    }
+    let (bytes, media) = registry_index(manifests);
+    let digest = r.put_manifest(media, &bytes, progress)?;
+    add_meta_line(
+        store,
+        META_REPO_DIGESTS,
+        &index.digest,
+        &format!("{}@{digest}", reference.repository()),
+    )?;
+    Ok(Pushed {
+        tag,
+        digest,
+        size: bytes.len() as u64,
+    })
+}
+
+fn manifest_media(m: &Manifest) -> String {
+    m.media_type
+        .clone()
+        .unwrap_or_else(|| store::image::MEDIA_OCI_MANIFEST.to_string())
+}
+
+/// The index an image index is pushed as, over the registry manifests of its images, and
+/// its media type: a Docker manifest list when every manifest is a Docker one (as a list
+/// pulled from Docker Hub and pushed back), else an OCI image index.
+pub(crate) fn registry_index(manifests: Vec<Descriptor>) -> (Vec<u8>, &'static str) {
+    let docker = !manifests.is_empty()
+        && manifests
+            .iter()
+            .all(|m| m.media_type == store::image::MEDIA_DOCKER_MANIFEST);
+    let media = if docker {
+        store::image::MEDIA_DOCKER_LIST
+    } else {
+        store::image::MEDIA_OCI_INDEX
+    };
+    let index = Index {
+        schema_version: 2,
+        media_type: Some(media.into()),
+        manifests,
+    };
+    let bytes = serde_json::to_vec(&index).expect("index serializes");
+    (bytes, media)
+}
+
+/// Push one image: its blobs, then its manifest under `tag` (`None`: by its digest);
+/// returns the manifest's bytes, parsed form and digest in the registry.
+fn push_image(
+    store: &Writer<'_>,
+    r: &crate::Repo,
+    reference: &Reference,
+    image: &Image,
+    tag: Option<&str>,
+    opts: &Options,
+    progress: Progress,
+) -> Result<(Vec<u8>, Manifest, Digest)> {
+    let (mbytes, manifest) = registry_manifest(store, image)?;
     let (c, scope) = (&r.client, &r.scope);
     let mut blobs: Vec<Descriptor> = manifest.layers.clone();
     blobs.push(manifest.config.clone());
@@ -94,11 +177,12 @@ pub fn push(
         Ok(())
     })?;
 
-    let media = manifest
-        .media_type
-        .clone()
-        .unwrap_or_else(|| store::image::MEDIA_OCI_MANIFEST.to_string());
-    let digest = r.put_manifest(&media, &mbytes, progress)?;
+    let media = manifest_media(&manifest);
+    let at = match tag {
+        Some(t) => t.to_string(),
+        None => Digest::of(&mbytes).to_string(),
+    };
+    let digest = r.put_manifest_at(&at, &media, &mbytes, progress)?;
     if let Ok(text) = String::from_utf8(mbytes.clone()) {
         store.set_meta(META_REGISTRY_MANIFEST, &image.manifest_digest, &text)?;
     }
@@ -111,11 +195,7 @@ pub fn push(
     for l in &manifest.layers {
         add_meta_line(store, META_BLOB_SOURCES, &l.digest, &reference.repository())?;
     }
-    Ok(Pushed {
-        tag,
-        digest,
-        size: mbytes.len() as u64,
-    })
+    Ok((mbytes, manifest, digest))
 }
 
 /// Push one blob; returns docker's status word for it.
@@ -289,5 +369,38 @@ impl<R: std::io::Read> std::io::Read for Counted<'_, R> {
             (self.bytes)(self.done);
         }
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn desc(media: &str, arch: &str) -> Descriptor {
+        Descriptor {
+            media_type: media.into(),
+            digest: Digest::of(arch.as_bytes()),
+            size: 1,
+            annotations: None,
+            platform: Some(serde_json::json!({"architecture": arch, "os": "linux"})),
+        }
+    }
+
+    #[test]
+    fn an_index_of_docker_manifests_is_a_docker_manifest_list() {
+        use store::image::{MEDIA_DOCKER_LIST, MEDIA_DOCKER_MANIFEST, MEDIA_OCI_MANIFEST};
+        let (bytes, media) = registry_index(vec![
+            desc(MEDIA_DOCKER_MANIFEST, "amd64"),
+            desc(MEDIA_DOCKER_MANIFEST, "arm64"),
+        ]);
+        assert_eq!(media, MEDIA_DOCKER_LIST);
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(v["mediaType"], MEDIA_DOCKER_LIST);
+        assert_eq!(v["manifests"][1]["platform"]["architecture"], "arm64");
+        let (_, media) = registry_index(vec![
+            desc(MEDIA_DOCKER_MANIFEST, "amd64"),
+            desc(MEDIA_OCI_MANIFEST, "arm64"),
+        ]);
+        assert_eq!(media, store::image::MEDIA_OCI_INDEX, "mixed: OCI");
     }
 }

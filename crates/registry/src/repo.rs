@@ -94,7 +94,19 @@ impl Repo {
         bytes: &[u8],
         progress: Progress,
     ) -> Result<Digest> {
-        let (repo, tag) = (&self.reference.path, self.tag());
+        self.put_manifest_at(&self.tag(), media_type, bytes, progress)
+    }
+
+    /// Put a manifest under `tag` (a tag, or the manifest's own digest: an image index's
+    /// manifests are put by digest before the index), as [`Repo::put_manifest`].
+    pub fn put_manifest_at(
+        &self,
+        tag: &str,
+        media_type: &str,
+        bytes: &[u8],
+        progress: Progress,
+    ) -> Result<Digest> {
+        let repo = &self.reference.path;
         let url = self.client.url(&format!("/v2/{repo}/manifests/{tag}"));
         let digest = Digest::of(bytes);
         with_retry(self.attempts, "", progress, || {

@@ -15,6 +15,9 @@ use crate::{container, copyup, mounts, ports};
 pub struct Spec {
     /// The image: a name, an image id or a prefix of one, or a manifest digest.
     pub image: String,
+    /// `--platform`: the image of that platform from an index; an image of another
+    /// platform is docker's error. `None`: the host's image of an index (else its first).
+    pub platform: Option<store::Platform>,
     /// The command and its arguments (replace the image's CMD; empty keeps it).
     pub command: Vec<String>,
     /// Overwrites the image's ENTRYPOINT and drops its CMD: `--entrypoint E` is `[E]`,
@@ -218,12 +221,14 @@ pub(crate) fn prepare(
         .iter()
         .map(|e| env_value(e))
         .collect::<Result<Vec<_>>>()?;
-    let image = store.resolve(&a.image).map_err(|e| match e {
-        store::Error::NoSuchImage(_) => {
-            anyhow::anyhow!("Unable to find image '{}' locally", a.image)
-        }
-        e => anyhow::Error::new(e),
-    })?;
+    let image = store
+        .resolve_platform(&a.image, a.platform.as_ref())
+        .map_err(|e| match e {
+            store::Error::NoSuchImage(_) => {
+                anyhow::anyhow!("Unable to find image '{}' locally", a.image)
+            }
+            e => anyhow::Error::new(e),
+        })?;
     let cfg = &image.config.config;
     if a.publish_all {
         // Every EXPOSEd tcp or udp port not published by -p, on an ephemeral host port

@@ -517,3 +517,35 @@ impl Writer<'_> {
         self.remove_root(ROOT_UNTAGGED, manifest.hex())
     }
 }
+
+impl Store {
+    /// What a name names (an image's or an index's manifest digest), if it is a ref.
+    pub fn ref_target(&self, what: &str) -> Result<Option<Digest>> {
+        let Ok(r) = Reference::parse(what) else {
+            return Ok(None);
+        };
+        Ok(self.refs()?.get(&r.to_string()).cloned())
+    }
+
+    /// [`Store::resolve`] with docker's `--platform`: a name of an index gives that
+    /// platform's image; an image of another platform is docker's error (`image with
+    /// reference X was found but does not match the specified platform: wanted linux/arm64,
+    /// actual: linux/amd64`). Without a platform, as `resolve`.
+    pub fn resolve_platform(&self, what: &str, platform: Option<&Platform>) -> Result<Image> {
+        let Some(p) = platform else {
+            return self.resolve(what);
+        };
+        let img = match self.ref_target(what)? {
+            Some(d) => self.image_for(&d, p)?,
+            None => self.resolve(what)?,
+        };
+        let have = Platform::of_config(&img.config);
+        if !p.matches(&have) {
+            return Err(Error::Invalid(format!(
+                "image with reference {what} was found but does not match the specified \
+                 platform: wanted {p}, actual: {have}"
+            )));
+        }
+        Ok(img)
+    }
+}

@@ -609,3 +609,38 @@ fn an_index_is_a_ref_its_images_live_by_and_the_host_picks_from() {
         "index + 2 × (manifest, config, layer): {rep:?}"
     );
 }
+
+#[test]
+fn resolve_platform_picks_from_an_index_and_refuses_another_platform() {
+    let (_d, s) = store();
+    let w = s.lock_shared().unwrap();
+    let amd = image_of(&w, b"amd64 only", "amd64");
+    let arm = image_of(&w, b"arm64 only", "arm64");
+    let ix = w.put_index(&[&amd, &arm]).unwrap();
+    w.set_ref_index(&Reference::parse("both").unwrap(), &ix)
+        .unwrap();
+    w.set_ref(&Reference::parse("armonly").unwrap(), &arm)
+        .unwrap();
+    drop(w);
+    let p = |s: &str| Platform::parse(s).unwrap();
+    assert_eq!(s.ref_target("both").unwrap(), Some(ix.digest.clone()));
+    assert_eq!(s.ref_target("nothere").unwrap(), None);
+    let got = s.resolve_platform("both", Some(&p("linux/arm64"))).unwrap();
+    assert_eq!(got.manifest_digest, arm.manifest_digest);
+    let got = s.resolve_platform("both", Some(&p("linux/amd64"))).unwrap();
+    assert_eq!(got.manifest_digest, amd.manifest_digest);
+    let e = s
+        .resolve_platform("armonly", Some(&p("linux/amd64")))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "image with reference armonly was found but does not match the specified platform: \
+         wanted linux/amd64, actual: linux/arm64"
+    );
+    // By id, the platform is checked too.
+    let id = arm.id().hex()[..12].to_string();
+    assert!(s.resolve_platform(&id, Some(&p("linux/arm64"))).is_ok());
+    assert!(s.resolve_platform(&id, Some(&p("linux/amd64"))).is_err());
+    assert!(s.resolve_platform("both", Some(&p("linux/s390x"))).is_err());
+}

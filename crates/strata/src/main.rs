@@ -125,6 +125,10 @@ enum Command {
     /// Manage networks (user-defined bridges: members reach each other by name).
     #[command(subcommand)]
     Network(cmd::network::NetworkCommand),
+    /// Manage multi-platform images (image indexes) made of images in the store, as
+    /// podman's `manifest` commands.
+    #[command(subcommand)]
+    Manifest(cmd::manifest::ManifestCommand),
     /// Manage images (docker's `image` namespace: the image commands under other names).
     #[command(subcommand)]
     Image(ImageCommand),
@@ -340,6 +344,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Volume(c) => cmd::volume::run(&open()?, c),
         Command::Compose(a) => cmd::compose::run(a, &open),
         Command::Network(c) => cmd::network::run(&open()?, c),
+        Command::Manifest(c) => cmd::manifest::run(&open()?, c),
         Command::Cp(a) => cmd::cp::cp(&open()?, a),
         Command::Fsck => cmd::images::fsck(&open()?),
         Command::Version(a) => cmd::system::version(a),

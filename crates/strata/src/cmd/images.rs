@@ -31,6 +31,11 @@ pub struct ImagesArgs {
     /// `before=IMAGE`, `since=IMAGE`.
     #[arg(short, long, value_name = "FILTER")]
     pub filter: Vec<String>,
+    /// Only images of this platform (`linux/arm64`): of a multi-platform image, its image
+    /// for it (its own id and size). podman's `images` has no such flag, nor docker 20.10's;
+    /// this follows their `--platform` of `pull`/`run`.
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
     /// Only images of this repository (`NAME` or `NAME:TAG`), as `docker images NAME`.
     pub reference: Option<String>,
 }
@@ -138,17 +143,66 @@ fn glob(pattern: &str, name: &str) -> bool {
     go(&p, &n)
 }
 
-fn short_id(img: &Image, no_trunc: bool) -> String {
-    if no_trunc {
-        img.id().to_string()
-    } else {
-        img.id().short().to_string()
+/// One line of `images`: an image, or an image index as docker's containerd store lists
+/// one (its digest as IMAGE ID, the sum of its images' sizes).
+struct Listed {
+    /// What the line's IMAGE ID is: the image's id, or the index's digest.
+    id: store::Digest,
+    /// The manifest (or index) digest its RepoDigests are recorded under.
+    manifest: store::Digest,
+    /// The image whose config the line shows (created, labels): an index's host image.
+    image: Image,
+    /// The images whose sizes add up to the line's.
+    images: Vec<Image>,
+    /// `{{.Platform}}`: the platforms, joined with `,`.
+    platforms: String,
+}
+
+/// The line of a ref's or untagged root's target; `None` when `platform` is asked and the
+/// target has no image of it. With a platform, an index's line is that platform's image.
+fn listed_entry(
+    store: &Store,
+    target: &store::Digest,
+    platform: Option<&store::Platform>,
+) -> Result<Option<Listed>> {
+    let plain = |image: Image| {
+        let p = store::Platform::of_config(&image.config);
+        if platform.is_some_and(|want| !want.matches(&p)) {
+            return None;
+        }
+        Some(Listed {
+            id: image.id().clone(),
+            manifest: image.manifest_digest.clone(),
+            images: vec![image.clone()],
+            image,
+            platforms: p.to_string(),
+        })
+    };
+    let Some(ix) = store.index(target)? else {
+        return Ok(plain(store.image(target)?));
+    };
+    if let Some(p) = platform {
+        return match store.image_for(target, p) {
+            Ok(img) => Ok(plain(img)),
+            Err(store::Error::NoPlatform { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        };
     }
+    let images = images_at(store, target)?;
+    let platforms: Vec<String> = ix.platforms().iter().map(|(p, _)| p.to_string()).collect();
+    Ok(Some(Listed {
+        id: ix.digest.clone(),
+        manifest: ix.digest.clone(),
+        image: store.image(target)?,
+        images,
+        platforms: platforms.join(","),
+    }))
 }
 
 pub fn images(store: &Store, a: ImagesArgs) -> Result<ExitCode> {
     // Readers hold the store lock shared, so no prune removes what they are reading (and
     // the sizes computed are recorded).
+    let platform = super::run::platform_flag(a.platform.as_deref())?;
     let filters = Filters::parse(store, &a.filter)?;
     let store = &store.lock_shared()?;
     let mut rows: Vec<(String, Row)> = Vec::new();
@@ -160,22 +214,27 @@ pub fn images(store: &Store, a: ImagesArgs) -> Result<ExitCode> {
     let mut named_ids = BTreeSet::new();
     let mut listed = Vec::new();
     for (name, manifest) in store.refs()? {
-        let img = store
-            .image(&manifest)
-            .with_context(|| format!("image {name}"))?;
-        named_ids.insert(img.id().clone());
-        listed.push((Some(name), img));
+        let Some(entry) = listed_entry(store, &manifest, platform.as_ref())
+            .with_context(|| format!("image {name}"))?
+        else {
+            continue;
+        };
+        named_ids.insert(entry.id.clone());
+        listed.push((Some(name), entry));
     }
     let mut none_ids = BTreeSet::new();
     for manifest in store.untagged()? {
-        let img = store
-            .image(&manifest)
-            .with_context(|| format!("image {manifest}"))?;
-        if !named_ids.contains(img.id()) && none_ids.insert(img.id().clone()) {
-            listed.push((None, img));
+        let Some(entry) = listed_entry(store, &manifest, platform.as_ref())
+            .with_context(|| format!("image {manifest}"))?
+        else {
+            continue;
+        };
+        if !named_ids.contains(&entry.id) && none_ids.insert(entry.id.clone()) {
+            listed.push((None, entry));
         }
     }
-    for (name, img) in listed {
+    for (name, entry) in listed {
+        let img = &entry.image;
         let r = match &name {
             Some(n) => Some(Reference::parse(n).map_err(anyhow::Error::msg)?),
             None => None,
@@ -191,7 +250,7 @@ pub fn images(store: &Store, a: ImagesArgs) -> Result<ExitCode> {
                 continue;
             }
         }
-        if !filters.keep(r.as_ref(), &img) {
+        if !filters.keep(r.as_ref(), img) {
             continue;
         }
         let digest = r
@@ -199,7 +258,7 @@ pub fn images(store: &Store, a: ImagesArgs) -> Result<ExitCode> {
             .and_then(|r| {
                 let repo = r.repository();
                 store
-                    .meta(registry::META_REPO_DIGESTS, &img.manifest_digest)
+                    .meta(registry::META_REPO_DIGESTS, &entry.manifest)
                     .unwrap_or_default()
                     .lines()
                     .filter_map(|l| Reference::parse(l.trim()).ok())
@@ -207,10 +266,19 @@ pub fn images(store: &Store, a: ImagesArgs) -> Result<ExitCode> {
                     .and_then(|d| d.digest.as_ref().map(|x| x.to_string()))
             })
             .unwrap_or_else(|| "<none>".into());
-        let size = human_size(archive::image_size(store, &img)?);
+        let mut bytes = 0;
+        for i in &entry.images {
+            bytes += archive::image_size(store, i)?;
+        }
+        let size = human_size(bytes);
+        let id = if a.no_trunc {
+            entry.id.to_string()
+        } else {
+            entry.id.short().to_string()
+        };
         let created = img.config.created.clone().unwrap_or_default();
-        if seen_ids.insert(img.id().clone()) {
-            quiet.push((created.clone(), short_id(&img, a.no_trunc)));
+        if seen_ids.insert(entry.id.clone()) {
+            quiet.push((created.clone(), id.clone()));
         }
         rows.push((
             created.clone(),
@@ -219,7 +287,8 @@ pub fn images(store: &Store, a: ImagesArgs) -> Result<ExitCode> {
                 ("CreatedAt", created_at(img.config.created.as_deref())),
                 ("CreatedSince", since(img.config.created.as_deref())),
                 ("Digest", digest),
-                ("ID", short_id(&img, a.no_trunc)),
+                ("ID", id),
+                ("Platform", entry.platforms.clone()),
                 (
                     "Repository",
                     r.as_ref()
@@ -276,12 +345,17 @@ pub struct HistoryArgs {
     /// `table`, `json`, or a template such as `{{.ID}}\t{{.CreatedBy}}`.
     #[arg(long)]
     pub format: Option<String>,
+    /// Of a multi-platform image, the history of that platform's image (as docker 25's
+    /// `history --platform`).
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
     pub image: String,
 }
 
 pub fn history(store: &Store, a: HistoryArgs) -> Result<ExitCode> {
     let store = &store.lock_shared()?;
-    let img = store.resolve(&a.image)?;
+    let platform = super::run::platform_flag(a.platform.as_deref())?;
+    let img = store.resolve_platform(&a.image, platform.as_ref())?;
     let diff_ids = &img.config.rootfs.diff_ids;
     // Pair history entries that made a layer with the layers, in order.
     let mut layer_iter = diff_ids.iter();
@@ -360,13 +434,34 @@ pub fn history(store: &Store, a: HistoryArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The images a ref's (or untagged root's) target holds: each of an index's, else the one.
+pub fn images_at(store: &Store, target: &store::Digest) -> Result<Vec<Image>> {
+    match store.index(target)? {
+        Some(ix) => {
+            let mut out = Vec::new();
+            for (p, m) in ix.platforms() {
+                out.push(store.image_for(&m, &p)?);
+            }
+            Ok(out)
+        }
+        None => Ok(vec![store.image(target)?]),
+    }
+}
+
+/// The ids of the images a ref's target names: the image's, or each of an index's.
+fn image_ids(store: &Store, target: &store::Digest) -> Result<Vec<store::Digest>> {
+    Ok(images_at(store, target)?
+        .iter()
+        .map(|i| i.id().clone())
+        .collect())
+}
+
 /// `docker image inspect`'s shape for one image.
 pub fn inspect_json(store: &Writer<'_>, img: &Image) -> Result<Value> {
     let names = store.names_by_manifest()?;
     let mut repo_tags: Vec<String> = Vec::new();
     for (m, ns) in &names {
-        let other = store.image(m)?;
-        if other.id() == img.id() {
+        if image_ids(store, m)?.contains(img.id()) {
             for n in ns {
                 if let Ok(r) = Reference::parse(n) {
                     // A name pulled by digest is a RepoDigest, not a tag.
@@ -470,6 +565,10 @@ pub struct InspectArgs {
     /// `{{json .Config}}`, `{{index .Config.Labels "key"}}`): one line per object.
     #[arg(short, long)]
     pub format: Option<String>,
+    /// Of a multi-platform image, inspect that platform's image (as docker 25's
+    /// `image inspect --platform`); without it, the host's.
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
     #[arg(required = true)]
     pub names: Vec<String>,
 }
@@ -495,6 +594,7 @@ pub fn inspect(store: &Store, a: InspectArgs, kind: Kind) -> Result<ExitCode> {
         Some(f) => Some(crate::format::Template::parse(f)?),
         None => None,
     };
+    let platform = super::run::platform_flag(a.platform.as_deref())?;
     let store = &store.lock_shared()?;
     let mut out = Vec::new();
     let mut missing = Vec::new();
@@ -510,8 +610,13 @@ pub fn inspect(store: &Store, a: InspectArgs, kind: Kind) -> Result<ExitCode> {
                 continue;
             }
         }
-        match store.resolve(i) {
+        match store.resolve_platform(i, platform.as_ref()) {
             Ok(img) => out.push(inspect_json(store, &img)?),
+            Err(e @ (store::Error::NoPlatform { .. } | store::Error::Invalid(_)))
+                if platform.is_some() =>
+            {
+                missing.push(e.to_string())
+            }
             // docker's order: containers, images, then volumes.
             Err(store::Error::NoSuchImage(_))
                 if kind == Kind::Any && volume(store, i).is_some() =>
@@ -552,12 +657,15 @@ pub struct TagArgs {
 pub fn tag(store: &Store, a: TagArgs) -> Result<ExitCode> {
     let (src, dst) = (a.source.as_str(), a.target.as_str());
     let store = &store.lock_shared()?;
-    let img = store.resolve(src)?;
     let r = Reference::parse(dst).map_err(anyhow::Error::msg)?;
     if r.digest.is_some() {
         bail!("refusing to create a tag with a digest reference: {dst}");
     }
-    store.set_ref(&r, &img)?;
+    // A name's target is copied as it is: an index stays an index.
+    match store.ref_target(src)? {
+        Some(d) => store.set_ref_to(&r, &d)?,
+        None => store.set_ref(&r, &store.resolve(src)?)?,
+    };
     Ok(ExitCode::SUCCESS)
 }
 
@@ -576,11 +684,28 @@ pub fn rmi(store: &Store, a: RmiArgs) -> Result<ExitCode> {
     let w = store.lock_shared()?;
     for what in images {
         let result = (|| -> Result<()> {
+            if let Some(ix) = match store.ref_target(what)? {
+                Some(d) => store.index(&d)?,
+                None => None,
+            } {
+                // An index's name: the name goes; the index with it when no other name
+                // or untagged root keeps it (its images go with the next prune unless
+                // something else holds them), as docker's containerd store.
+                let r = Reference::parse(what).map_err(anyhow::Error::msg)?;
+                w.remove_ref(&r)?;
+                println!("Untagged: {}", r.familiar());
+                if !store.refs()?.values().any(|d| *d == ix.digest) {
+                    w.drop_untagged(&ix.digest)?;
+                    println!("Deleted: {}", ix.digest);
+                }
+                return Ok(());
+            }
             let img = store.resolve(what)?;
             let names = store.names_by_manifest()?;
             let mut refs_to_image: Vec<String> = Vec::new();
             for (m, ns) in &names {
-                if store.image(m)?.id() == img.id() {
+                // The names of an index holding the image are no names of the image.
+                if store.index(m)?.is_none() && store.image(m)?.id() == img.id() {
                     refs_to_image.extend(ns.iter().cloned());
                 }
             }
@@ -624,11 +749,20 @@ pub fn rmi(store: &Store, a: RmiArgs) -> Result<ExitCode> {
                 w.keep_untagged(&img)?;
             } else if last_name {
                 for m in store.untagged()? {
-                    if store.image(&m)?.id() == img.id() {
+                    if store.index(&m)?.is_none() && store.image(&m)?.id() == img.id() {
                         w.drop_untagged(&m)?;
                     }
                 }
-                println!("Deleted: {}", img.id());
+                // An image a multi-platform image holds stays (with it): untagged only.
+                let mut in_index = false;
+                for m in names.keys() {
+                    if store.index(m)?.is_some() && image_ids(store, m)?.contains(img.id()) {
+                        in_index = true;
+                    }
+                }
+                if !in_index {
+                    println!("Deleted: {}", img.id());
+                }
             }
             Ok(())
         })();
@@ -720,7 +854,7 @@ pub fn prune(store: &Store, a: PruneArgs, dangling_images: bool) -> Result<ExitC
     // stays on disk through the container's own root.
     let mut named = BTreeSet::new();
     for (_, manifest) in x.refs()? {
-        named.insert(x.image(&manifest)?.id().clone());
+        named.extend(image_ids(&x, &manifest)?);
     }
     let mut dangling = Vec::new();
     for manifest in x.untagged()?.into_iter().filter(|_| dangling_images) {

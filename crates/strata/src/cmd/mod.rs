@@ -8,6 +8,7 @@ pub mod cp;
 pub mod debug;
 pub mod exec;
 pub mod images;
+pub mod manifest;
 pub mod network;
 pub mod plan;
 pub mod registry;

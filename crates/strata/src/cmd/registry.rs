@@ -28,9 +28,10 @@ pub struct PullArgs {
     /// Print only the image's name.
     #[arg(short, long)]
     pub quiet: bool,
-    /// Platform to pick from a multi-platform image.
-    #[arg(long, default_value = "linux/amd64")]
-    pub platform: String,
+    /// Platform to pick from a multi-platform image (default: the host's); the image of
+    /// it is stored as a plain image, as docker 20.10's pull.
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
     #[command(flatten)]
     pub flags: RegistryFlags,
     /// `NAME[:TAG|@DIGEST]`
@@ -191,7 +192,9 @@ impl TransferView {
 pub fn pull(store: &Store, a: PullArgs) -> Result<ExitCode> {
     let r = Reference::parse(&a.name).map_err(anyhow::Error::msg)?;
     let mut opts = a.flags.options();
-    opts.platform = a.platform.parse().map_err(anyhow::Error::msg)?;
+    if let Some(p) = super::run::platform_flag(a.platform.as_deref())? {
+        opts.platform = p;
+    }
     let view = TransferView::new(a.quiet);
     let progress = |id: &str, status: &str| view.event(id, status);
     let p = registry::pull(store, &r, &opts, &progress)

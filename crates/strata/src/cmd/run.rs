@@ -165,6 +165,10 @@ pub struct RunArgs {
     #[arg(long, value_name = "POLICY", default_value = "missing",
           value_parser = ["missing", "always", "never"])]
     pub pull: String,
+    /// The platform of the image (`linux/arm64`): from a multi-platform image, its image
+    /// for that platform; pulled for it when missing.
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
     #[command(flatten)]
     pub registry: super::registry::RegistryFlags,
     /// The image (a name, an image id or a prefix of one, or a manifest digest), then the
@@ -203,9 +207,29 @@ pub fn run(store: Result<Store>, a: RunArgs) -> Result<ExitCode> {
             return Ok(ExitCode::from(runtime::EXIT_START));
         }
     };
-    if let Err(e) = pull_for_run(&store, a.image(), &a.pull, &a.registry) {
+    let platform = match platform_flag(a.platform.as_deref()) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return Ok(ExitCode::from(runtime::EXIT_START));
+        }
+    };
+    if let Err(e) = pull_for_platform(&store, a.image(), &a.pull, &a.registry, platform.as_ref()) {
         eprintln!("error: {e:#}");
         return Ok(ExitCode::from(runtime::EXIT_START));
+    }
+    if platform.is_none() {
+        if let Ok(img) = store.resolve(a.image()) {
+            let p = store::Platform::of_config(&img.config);
+            if !p.is_host() {
+                // docker's warning (the daemon's, printed by the client).
+                eprintln!(
+                    "WARNING: The requested image's platform ({p}) does not match the detected \
+                     host platform ({}) and no specific platform was requested",
+                    store::Platform::host()
+                );
+            }
+        }
     }
     let mut env = Vec::new();
     for f in &a.env_file {
@@ -235,6 +259,7 @@ pub fn run(store: Result<Store>, a: RunArgs) -> Result<ExitCode> {
     };
     let spec = runtime::Spec {
         image: a.image().to_string(),
+        platform,
         command: a.command().to_vec(),
         entrypoint: a
             .entrypoint
@@ -380,7 +405,27 @@ pub(crate) fn pull_for_run(
     policy: &str,
     flags: &super::registry::RegistryFlags,
 ) -> Result<()> {
-    let have = store.resolve(image).is_ok();
+    pull_for_platform(store, image, policy, flags, None)
+}
+
+/// `--platform`'s value, as docker spells platforms (parsed by the command, not as a usage
+/// error: docker's daemon refuses a bad one, exit 1, or 125 for `run`).
+pub fn platform_flag(v: Option<&str>) -> Result<Option<store::Platform>> {
+    v.map(store::Platform::parse)
+        .transpose()
+        .map_err(anyhow::Error::msg)
+}
+
+/// [`pull_for_run`] for a platform: an image of another platform than asked counts as
+/// missing (docker pulls then), and the pull picks that platform.
+pub(crate) fn pull_for_platform(
+    store: &Store,
+    image: &str,
+    policy: &str,
+    flags: &super::registry::RegistryFlags,
+    platform: Option<&store::Platform>,
+) -> Result<()> {
+    let have = store.resolve_platform(image, platform).is_ok();
     match (policy, have) {
         ("never", _) | ("missing", true) => return Ok(()),
         _ => {}
@@ -389,7 +434,10 @@ pub(crate) fn pull_for_run(
         eprintln!("Unable to find image '{image}' locally");
     }
     let r = store::Reference::parse(image).map_err(anyhow::Error::msg)?;
-    let opts = flags.options();
+    let mut opts = flags.options();
+    if let Some(p) = platform {
+        opts.platform = p.clone();
+    }
     let progress = |id: &str, status: &str| {
         if super::registry::transfer_bytes(status).is_some() {
             // Byte counts: no line for them off a terminal, as docker.

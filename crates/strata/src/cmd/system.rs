@@ -43,8 +43,10 @@ pub fn df(store: &Store, a: DfArgs) -> Result<ExitCode> {
         .chain(store.untagged()?)
         .collect::<BTreeSet<_>>();
     for m in &manifests {
-        let img = store.image(m).with_context(|| format!("image {m}"))?;
-        images.insert(img.id().to_string(), img.config.rootfs.diff_ids.clone());
+        // Each image of an index counts (its platforms' layers are on disk too).
+        for img in super::images::images_at(store, m).with_context(|| format!("image {m}"))? {
+            images.insert(img.id().to_string(), img.config.rootfs.diff_ids.clone());
+        }
     }
     let mut layer_size: BTreeMap<Digest, u64> = BTreeMap::new();
     let mut used_layers = BTreeSet::new();
@@ -295,8 +297,9 @@ pub fn info(store: &Store, a: InfoArgs) -> Result<ExitCode> {
     }
     let mut images = BTreeSet::new();
     for m in store.refs()?.into_values().chain(store.untagged()?) {
-        let img = store.image(&m).with_context(|| format!("image {m}"))?;
-        images.insert(img.id().to_string());
+        for img in super::images::images_at(store, &m).with_context(|| format!("image {m}"))? {
+            images.insert(img.id().to_string());
+        }
     }
     let cgroup_version = if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
         "2"

@@ -20,6 +20,10 @@ pub struct ImportArgs {
     /// Commit message (the history comment).
     #[arg(short, long)]
     pub message: Option<String>,
+    /// The image's platform (`linux/arm64`): its config's os, architecture and variant
+    /// (default: the host's), as `docker import --platform`.
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
     /// Rootfs tarball (plain, gzip or zstd), or `-` for stdin.
     pub file: PathBuf,
     /// Name for the image (`NAME[:TAG]`).
@@ -104,6 +108,7 @@ pub fn import(store: &Store, a: ImportArgs) -> Result<ExitCode> {
             .message
             .clone()
             .unwrap_or_else(|| "Imported from -".to_string()),
+        platform: super::run::platform_flag(a.platform.as_deref())?,
     };
     let input = open_input(&a.file)?;
     let img = archive::import_rootfs(store, input, &opts, &tags)
@@ -143,7 +148,9 @@ pub fn load(store: &Store, a: LoadArgs) -> Result<ExitCode> {
     if !a.quiet {
         for l in &loaded {
             if l.names.is_empty() {
-                println!("Loaded image ID: {}", l.image.id());
+                // An untagged index is known by its digest (as docker's containerd store).
+                let id = l.index.as_ref().map_or(l.image.id(), |i| &i.digest);
+                println!("Loaded image ID: {id}");
             }
             for n in &l.names {
                 println!("Loaded image: {}", n.familiar());
@@ -176,19 +183,40 @@ pub struct SaveArgs {
     /// Layer compression in OCI archives.
     #[arg(long, value_enum, default_value_t = CompressionArg::Gzip)]
     pub compression: CompressionArg,
+    /// Of a multi-platform image, save that platform's image only (a docker-archive holds
+    /// one image per name: the host's without this flag; an OCI archive the whole index).
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
     #[arg(required = true)]
     pub images: Vec<String>,
 }
 
 pub fn save(store: &Store, a: SaveArgs) -> Result<ExitCode> {
+    let platform = super::run::platform_flag(a.platform.as_deref())?;
     let _lock = store.lock_shared()?;
     let mut items: Vec<archive::SaveItem> = Vec::new();
+    let mut indexes: Vec<archive::SaveIndex> = Vec::new();
     for what in &a.images {
-        let image = store.resolve(what)?;
         let names = match Reference::parse(what) {
             Ok(r) if store.refs()?.contains_key(&r.to_string()) => vec![r],
             _ => Vec::new(),
         };
+        // An index in an OCI archive stays one (as `podman save --format oci-archive` of a
+        // manifest list with `--multi-image-archive`, buildx's `type=oci`); a docker-archive
+        // gets one image of it.
+        if let (SaveFormat::Oci, None) = (a.format, &platform) {
+            if let Some(index) = match store.ref_target(what)? {
+                Some(d) => store.index(&d)?,
+                None => None,
+            } {
+                match indexes.iter_mut().find(|i| i.index.digest == index.digest) {
+                    Some(i) => i.names.extend(names),
+                    None => indexes.push(archive::SaveIndex { index, names }),
+                }
+                continue;
+            }
+        }
+        let image = store.resolve_platform(what, platform.as_ref())?;
         match items
             .iter_mut()
             .find(|i| i.image.manifest_digest == image.manifest_digest)
@@ -211,7 +239,7 @@ pub fn save(store: &Store, a: SaveArgs) -> Result<ExitCode> {
                 bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
             }
             let mut out = BufWriter::with_capacity(1 << 20, io::stdout().lock());
-            archive::save(store, &items, format, compression, &mut out)?;
+            archive::save_all(store, &items, &indexes, format, compression, &mut out)?;
             out.flush()?;
         }
         Some(path) => {
@@ -222,10 +250,15 @@ pub fn save(store: &Store, a: SaveArgs) -> Result<ExitCode> {
             let bar = byte_bar("Saving", None);
             crate::outpath::write(path, |w| {
                 match &bar {
-                    Some(b) => {
-                        archive::save(store, &items, format, compression, &mut b.wrap_write(w))?
-                    }
-                    None => archive::save(store, &items, format, compression, w)?,
+                    Some(b) => archive::save_all(
+                        store,
+                        &items,
+                        &indexes,
+                        format,
+                        compression,
+                        &mut b.wrap_write(w),
+                    )?,
+                    None => archive::save_all(store, &items, &indexes, format, compression, w)?,
                 }
                 Ok(())
             })

@@ -299,6 +299,7 @@ fn service(
     };
     let spec = runtime::Spec {
         image: image.clone(),
+        platform: None,
         command: s.command.clone().unwrap_or_default(),
         entrypoint: s.entrypoint.clone(),
         env,

@@ -26,6 +26,7 @@ mod limits_cli;
 mod lint_build;
 mod mount_source;
 mod multiplatform;
+mod multiplatform_loop;
 mod network_cli;
 mod progress_text;
 mod publish_cli;
