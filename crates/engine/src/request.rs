@@ -168,6 +168,13 @@ fn run(
         cache_exports,
         on_built,
     } = req;
+    if options.platforms.len() > 1
+        && exporters
+            .iter()
+            .any(|e| matches!(e, Exporter::Archive(archive::Format::Docker, _)))
+    {
+        return Err(BuildError::Request(DOCKER_NO_INDEX.into()));
+    }
     let stdin_ctx = temp_dir(store)?;
     let from_dir = matches!(context, ContextSource::Dir(_));
     let (context, stdin_dockerfile) = prepare_context(context, stdin_ctx.path())?;
@@ -575,7 +582,10 @@ impl MetaResolver<'_> {
             *self.failed.borrow_mut() = Some(e);
             return None;
         }
-        let img = self.store.resolve_for(reference, platform).ok()?;
+        let img = self
+            .store
+            .resolve_platform(reference, Some(platform))
+            .ok()?;
         Some(crate::solver::base_image(&img))
     }
 }
@@ -590,7 +600,7 @@ fn ensure_image(
     remote: &dyn Remote,
     progress: &dyn Progress,
 ) -> Result<(), BuildError> {
-    let local = store.resolve_for(r, platform);
+    let local = store.resolve_platform(r, Some(platform));
     if !force && local.is_ok() {
         return Ok(());
     }
@@ -606,7 +616,7 @@ fn ensure_image(
     message(progress, format!("#0 pulling {reference}{for_platform}"));
     let started = std::time::Instant::now();
     let digest = remote.pull(store, &reference, platform).map_err(|e| {
-        if let Err(store::Error::NoPlatform { .. }) = &local {
+        if let Err(store::Error::NoPlatform { .. } | store::Error::WrongPlatform { .. }) = &local {
             // The store has the name, for other platforms only.
             return BuildError::Request(format!(
                 "failed to resolve image {reference}{for_platform}: {}, and {e}",
@@ -630,7 +640,7 @@ fn ensure_image(
     if let Some(previous) = previous {
         store.merge_platforms(&reference, &previous)?;
     }
-    if let Err(e) = store.resolve_for(r, platform) {
+    if let Err(e) = store.resolve_platform(r, Some(platform)) {
         return Err(BuildError::Request(format!(
             "failed to resolve image {reference}{for_platform}: {e}"
         )));
@@ -788,6 +798,10 @@ fn export(
     }
 }
 
+/// BuildKit's refusal of a docker archive of several platforms (checked before the build).
+const DOCKER_NO_INDEX: &str = "docker exporter does not currently support exporting manifest \
+                               lists (build one --platform, or use --output type=oci)";
+
 /// The exporters of a build of several platforms: `local` and `tar` write one directory
 /// per platform (`linux_amd64/`, `linux_arm64/`, as BuildKit), an OCI archive the index.
 fn export_platforms(
@@ -799,16 +813,30 @@ fn export_platforms(
     let dir_of = |p: &Platform| p.to_string().replace('/', "_");
     match e {
         Exporter::Push => Ok(()),
-        Exporter::Archive(archive::Format::Docker, _) => Err(BuildError::Request(
-            "docker exporter does not currently support exporting manifest lists (build one \
-             --platform, or use --output type=oci)"
-                .into(),
-        )),
-        Exporter::Archive(_, _) => Err(BuildError::Request(
-            "an OCI archive of several platforms is not written yet: build with --push, or \
-             tag the build and `strata save` it"
-                .into(),
-        )),
+        Exporter::Archive(archive::Format::Docker, _) => {
+            Err(BuildError::Request(DOCKER_NO_INDEX.into()))
+        }
+        Exporter::Archive(format, sink) => {
+            let index = r.index.clone().ok_or_else(|| {
+                BuildError::Internal("a build of several platforms without an index".into())
+            })?;
+            let item = archive::SaveIndex {
+                index,
+                names: tags.to_vec(),
+            };
+            sink.write(&mut |w| {
+                archive::save_all(
+                    store,
+                    &[],
+                    std::slice::from_ref(&item),
+                    *format,
+                    layer::Compression::Gzip,
+                    w,
+                )
+                .map_err(|e| RemoteError(chain(&e)))
+            })
+            .map_err(|e| BuildError::Request(e.0))
+        }
         Exporter::Local(dir) => {
             for (p, pr) in &r.platforms {
                 unpack_image(store, &pr.image, &dir.join(dir_of(p)))?;
@@ -821,7 +849,6 @@ fn export_platforms(
             for (p, pr) in &r.platforms {
                 unpack_image(store, &pr.image, &root.join(dir_of(p)))?;
             }
-            let _ = tags;
             sink.write(&mut |w| {
                 layer::commit(&root, &layer::CommitOptions::default(), w)
                     .map(|_| ())

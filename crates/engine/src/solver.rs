@@ -120,7 +120,7 @@ impl ImageResolver for StoreResolver<'_> {
 
     fn resolve_for(&self, reference: &str, platform: &str) -> Option<BaseImage> {
         let p = store::Platform::parse(platform).ok()?;
-        let img = self.0.resolve_for(reference, &p).ok()?;
+        let img = self.0.resolve_platform(reference, Some(&p)).ok()?;
         Some(base_image(&img))
     }
 
@@ -512,15 +512,17 @@ fn base_layers(ctx: &Ctx, s: &Stage) -> Result<usize, BuildError> {
 fn resolve_image(ctx: &Ctx, reference: &str, s: &Stage) -> Result<Image, BuildError> {
     let platform = &ctx.platforms[s.index];
     ctx.store
-        .resolve_for(reference, platform)
+        .resolve_platform(reference, Some(platform))
         .map_err(|e| match e {
-            store::Error::NoSuchImage(_) | store::Error::NoPlatform { .. } => {
+            store::Error::NoSuchImage(_)
+            | store::Error::NoPlatform { .. }
+            | store::Error::WrongPlatform { .. } => {
                 let full = Reference::parse(reference)
                     .map(|r| r.to_string())
                     .unwrap_or_else(|_| reference.to_string());
                 let why = match e {
-                    store::Error::NoPlatform { .. } => e.to_string(),
-                    _ => "not in the local store".to_string(),
+                    store::Error::NoSuchImage(_) => "not in the local store".to_string(),
+                    _ => e.to_string(),
                 };
                 BuildError::Step {
                     step: format!(

@@ -92,6 +92,15 @@ pub enum Error {
     },
     #[error("no such image: {0}")]
     NoSuchImage(String),
+    #[error(
+        "image with reference {what} was found but does not match the specified platform: \
+         wanted {wanted}, actual: {actual}"
+    )]
+    WrongPlatform {
+        what: String,
+        wanted: String,
+        actual: String,
+    },
     #[error("no image for {wanted} in {what} (it has {})", available.join(", "))]
     NoPlatform {
         what: String,

@@ -254,27 +254,6 @@ impl Store {
         Err(Error::NoSuchImage(what.to_string()))
     }
 
-    /// The image `what` names for `platform`: a name's index gives that platform's image,
-    /// a name's (or an id's) image must be of that platform.
-    pub fn resolve_for(&self, what: &str, platform: &Platform) -> Result<Image> {
-        let by_name = Reference::parse(what)
-            .ok()
-            .and_then(|r| self.refs().ok()?.get(&r.to_string()).cloned());
-        let img = match by_name {
-            Some(d) => self.image_for(&d, platform)?,
-            None => self.resolve(what)?,
-        };
-        let have = Platform::of_config(&img.config);
-        if !platform.matches(&have) {
-            return Err(Error::NoPlatform {
-                what: what.to_string(),
-                wanted: platform.to_string(),
-                available: vec![have.to_string()],
-            });
-        }
-        Ok(img)
-    }
-
     /// Names pointing at each manifest digest.
     pub fn names_by_manifest(&self) -> Result<BTreeMap<Digest, Vec<String>>> {
         let mut out: BTreeMap<Digest, Vec<String>> = BTreeMap::new();
@@ -541,10 +520,11 @@ impl Store {
         };
         let have = Platform::of_config(&img.config);
         if !p.matches(&have) {
-            return Err(Error::Invalid(format!(
-                "image with reference {what} was found but does not match the specified \
-                 platform: wanted {p}, actual: {have}"
-            )));
+            return Err(Error::WrongPlatform {
+                what: what.to_string(),
+                wanted: p.to_string(),
+                actual: have.to_string(),
+            });
         }
         Ok(img)
     }

@@ -612,11 +612,11 @@ pub fn inspect(store: &Store, a: InspectArgs, kind: Kind) -> Result<ExitCode> {
         }
         match store.resolve_platform(i, platform.as_ref()) {
             Ok(img) => out.push(inspect_json(store, &img)?),
-            Err(e @ (store::Error::NoPlatform { .. } | store::Error::Invalid(_)))
-                if platform.is_some() =>
-            {
-                missing.push(e.to_string())
-            }
+            Err(
+                e @ (store::Error::NoPlatform { .. }
+                | store::Error::WrongPlatform { .. }
+                | store::Error::Invalid(_)),
+            ) if platform.is_some() => missing.push(e.to_string()),
             // docker's order: containers, images, then volumes.
             Err(store::Error::NoSuchImage(_))
                 if kind == Kind::Any && volume(store, i).is_some() =>

@@ -297,3 +297,87 @@ fn an_exported_cache_carries_every_platform() {
     assert!(first.trim().starts_with("sha256:"), "{first}");
     env.fsck_clean();
 }
+
+#[test]
+fn several_platforms_push_as_an_index_and_save_as_an_oci_archive() {
+    strata_tests::require!(Root, Busybox, Qemu, Arm64Busybox, Registry, Skopeo, Python3);
+    let env = two_platform_busybox();
+    let ctx = env.path("app");
+    fs::create_dir_all(&ctx).unwrap();
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nARG TARGETARCH\nRUN uname -m > /m && echo $TARGETARCH > /a\n",
+    )
+    .unwrap();
+    let ctx = ctx.to_str().unwrap();
+    let reg = crate::registry::Registry::start();
+    let name = format!("127.0.0.1:{}/mp/app:1", reg.port);
+    let oci = env.path("app-oci.tar");
+    env.ok(&[
+        "build",
+        "-q",
+        "--platform",
+        "linux/amd64,linux/arm64",
+        "-t",
+        &name,
+        "--push",
+        "--output",
+        &format!("type=oci,dest={}", oci.display()),
+        ctx,
+    ]);
+    // The registry has the index with both platforms.
+    let raw = tool(
+        "skopeo",
+        &[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{name}"),
+        ],
+    );
+    let ix: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(platforms_of(&ix), ["linux/amd64", "linux/arm64"], "{raw}");
+    // Another store pulls the arm64 image; its RUN ran emulated.
+    let other = Env::new();
+    other.ok(&["pull", "-q", "--platform", "linux/arm64", &name]);
+    let got = other.ok(&[
+        "run",
+        "--rm",
+        "--platform",
+        "linux/arm64",
+        &name,
+        "cat",
+        "/m",
+        "/a",
+    ]);
+    assert_eq!(got, "aarch64\narm64\n");
+    // The OCI archive holds the index (skopeo reads it whole).
+    let raw = tool(
+        "skopeo",
+        &[
+            "inspect",
+            "--raw",
+            &format!("oci-archive:{}", oci.display()),
+        ],
+    );
+    let ix: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(platforms_of(&ix), ["linux/amd64", "linux/arm64"], "{raw}");
+    // A docker archive holds no index: refused, as BuildKit, and nothing is tagged.
+    let err = env.fails(&[
+        "build",
+        "--platform",
+        "linux/amd64,linux/arm64",
+        "-t",
+        "app:docker",
+        "--output",
+        &format!("type=docker,dest={}", env.path("d.tar").display()),
+        ctx,
+    ]);
+    assert!(
+        err.contains("docker exporter does not currently support exporting manifest lists"),
+        "{err}"
+    );
+    assert!(!fs::read_to_string(env.root().join("index.json"))
+        .unwrap()
+        .contains("app:docker"));
+}
