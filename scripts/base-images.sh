@@ -6,8 +6,8 @@
 # and, built by strata from scripts/base/Dockerfile on top of debian:bookworm-slim with apt:
 #   node:18-bookworm, node:18-bookworm-slim, python:3.11-bookworm, python:3.11-slim-bookworm,
 #   golang:1.19-bookworm
-# and the multi-platform tests' (issue 18) arm64 busybox rootfs, busybox-arm64-rootfs.tar
-# (scripts/busybox-arm64.sh), cached only: not imported into the store.
+# and the arm64 busybox rootfs, busybox-arm64-rootfs.tar (scripts/busybox-arm64.sh): busybox:latest
+# is an index of the two (issue 18).
 # The rootfs tarballs are cached in $BASE_DATA (default /var/tmp/strata-base); when
 # scripts/peers.sh has made the same tarballs ($PEERS_DATA), they are reused. A second
 # run does nothing. Needs root. Usage: scripts/base-images.sh STRATA_BINARY
@@ -99,7 +99,18 @@ import() { # NAME TARBALL: import unless the store has it
     echo "base image $1: imported from $2"
   fi
 }
-import busybox:latest "$busybox_tar"
+# busybox:latest is an image index of linux/amd64 and linux/arm64 (the main job builds
+# go-httpd for both platforms): made once, from the two tarballs.
+if ! "$ST" inspect --platform linux/arm64 busybox:latest >/dev/null 2>&1; then
+  "$ST" import "$busybox_tar" strata-base/busybox:amd64 >/dev/null
+  "$ST" import --platform linux/arm64 "$busybox_arm64_tar" strata-base/busybox:arm64 >/dev/null
+  "$ST" rmi busybox:latest >/dev/null 2>&1 || true
+  "$ST" manifest create busybox:latest strata-base/busybox:amd64 strata-base/busybox:arm64 >/dev/null
+  "$ST" rmi strata-base/busybox:amd64 strata-base/busybox:arm64 >/dev/null
+  echo "base image busybox:latest: an index of linux/amd64 and linux/arm64"
+else
+  echo "base image busybox:latest: present (linux/amd64, linux/arm64)"
+fi
 import debian-build:local "$debian_tar"
 import debian:bookworm-slim "$slim_tar"
 

@@ -62,6 +62,23 @@ for round in 1 2; do
   fi
 done
 
+echo "== two platforms: go-httpd cross-compiled on the build platform for linux/amd64 and linux/arm64"
+mp=$logs/go-httpd-mp
+"$ST" plan --platform linux/amd64,linux/arm64 examples/go-httpd | sed -n '/^stage platforms/,/^$/p'
+if ! "$ST" build --progress=plain --platform linux/amd64,linux/arm64 -t go-httpd:multiarch \
+  --output "type=local,dest=$mp" examples/go-httpd >"$logs/mp.log" 2>&1; then
+  tail -40 "$logs/mp.log"
+  echo "error: building go-httpd for two platforms failed" >&2
+  exit 1
+fi
+grep -E '^#0 (exporting manifest|DONE)' "$logs/mp.log"
+# The build stage ran natively for both (its amd64 steps were go-httpd:multi's, cached); the
+# arm64 binary is an aarch64 ELF (e_machine 0xb7) and runs under QEMU.
+machine=$(od -An -tx1 -j18 -N2 "$mp/linux_arm64/usr/local/bin/go-httpd" | tr -d ' ')
+[[ $machine == b700 ]] || { echo "error: the arm64 go-httpd is not an aarch64 ELF (e_machine $machine)" >&2; exit 1; }
+echo "linux/arm64 go-httpd: aarch64 ELF; run under emulation:"
+"$ST" run --rm --platform linux/arm64 go-httpd:multiarch -version
+
 echo "== what each stage cost (node-express, from --report)"
 sed -n '/^STAGE /,/^final image/p' "$logs/node-express_multi.1.log"
 

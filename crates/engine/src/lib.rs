@@ -33,22 +33,3 @@ pub use request::{
 };
 pub use run::RunExtras;
 pub use solver::{BuildOptions, BuildResult, StoreResolver};
-
-/// The images a plan reads from outside the Dockerfile: the needed stages' base images and
-/// their `--from` / `--mount from=` images, each once, in stage order.
-pub fn external_images(plan: &plan::Plan) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for s in plan.stages.iter().filter(|s| s.needed) {
-        if let plan::Base::Image { reference } = &s.base {
-            if !out.contains(reference) {
-                out.push(reference.clone());
-            }
-        }
-        for i in &s.images {
-            if !out.contains(i) {
-                out.push(i.clone());
-            }
-        }
-    }
-    out
-}

@@ -373,9 +373,19 @@ fn plan_build(options: &BuildOptions, resolver: &MetaResolver) -> Result<plan::P
     if let Some(d) = crate::entitlements::check(&plan, &options.dockerfile, allow_host) {
         return Err(BuildError::Dockerfile(d));
     }
-    // `--from` / `--mount from=` images: the planner needs nothing of them, the solver does.
-    for r in crate::external_images(&plan) {
-        resolver.ensure(&r, &resolver.target)?;
+    // Base images (made sure of already, unless a base is unknown to the planner) and
+    // `--from` / `--mount from=` images, which the solver needs: each for the platform of
+    // the stage that reads it.
+    for s in plan.stages.iter().filter(|s| s.needed) {
+        let Ok(platform) = Platform::parse(&plan.stage_platform(s.index)) else {
+            continue; // the solver reports the FROM line
+        };
+        if let plan::Base::Image { reference } = &s.base {
+            resolver.ensure(reference, &platform)?;
+        }
+        for r in &s.images {
+            resolver.ensure(r, &platform)?;
+        }
     }
     Ok(plan)
 }

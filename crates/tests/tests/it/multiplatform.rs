@@ -232,6 +232,23 @@ fn a_base_without_the_platform_is_a_clear_error_and_tags_nothing() {
     assert!(!fs::read_to_string(env.root().join("index.json"))
         .unwrap()
         .contains("x:multi"));
+    // The same base on $BUILDPLATFORM serves every target platform (a regression: the
+    // bases were once all made sure of for the target platform).
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM --platform=$BUILDPLATFORM busybox:amd64only AS b\nRUN echo hi > /hi\n\
+         FROM scratch\nCOPY --from=b /hi /hi\n",
+    )
+    .unwrap();
+    env.ok(&[
+        "build",
+        "-q",
+        "--platform",
+        "linux/amd64,linux/s390x",
+        "-t",
+        "x:multi",
+        ctx.to_str().unwrap(),
+    ]);
     let err = env.fails(&["build", "--platform", "linux/", ctx.to_str().unwrap()]);
     assert!(err.contains("invalid platform"), "{err}");
     env.fsck_clean();
