@@ -993,19 +993,29 @@ fn metadata(r: &engine::BuildResult, tags: &[Reference]) -> serde_json::Value {
             m.insert("containerimage.digest".into(), d.clone().into());
         }
         None => {
-            m.insert(
-                "containerimage.digest".into(),
-                r.image.manifest_digest.to_string().into(),
-            );
+            // Several platforms: the index, as buildx writes it.
+            let (media, digest, size) = match &r.index {
+                Some(ix) => (
+                    "application/vnd.oci.image.index.v1+json",
+                    ix.digest.to_string(),
+                    ix.bytes.len(),
+                ),
+                None => (
+                    "application/vnd.oci.image.manifest.v1+json",
+                    r.image.manifest_digest.to_string(),
+                    r.image.manifest_bytes.len(),
+                ),
+            };
+            m.insert("containerimage.digest".into(), digest.clone().into());
             m.insert(
                 "containerimage.descriptor".into(),
-                serde_json::json!({
-                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                    "digest": r.image.manifest_digest.to_string(),
-                    "size": r.image.manifest_bytes.len(),
-                }),
+                serde_json::json!({"mediaType": media, "digest": digest, "size": size}),
             );
         }
+    }
+    if r.index.is_some() {
+        // buildx names no single config for an index.
+        m.remove("containerimage.config.digest");
     }
     if !tags.is_empty() {
         let names: Vec<String> = tags.iter().map(|t| t.to_string()).collect();

@@ -28,7 +28,7 @@ pub struct ImagesArgs {
     #[arg(long)]
     pub digests: bool,
     /// Filter: `dangling=true|false`, `reference=PATTERN`, `label=KEY[=VALUE]`,
-    /// `before=IMAGE`, `since=IMAGE`.
+    /// `before=IMAGE`, `since=IMAGE`, `platform=OS/ARCH` (as `--platform`).
     #[arg(short, long, value_name = "FILTER")]
     pub filter: Vec<String>,
     /// Only images of this platform (`linux/arm64`): of a multi-platform image, its image
@@ -202,8 +202,13 @@ fn listed_entry(
 pub fn images(store: &Store, a: ImagesArgs) -> Result<ExitCode> {
     // Readers hold the store lock shared, so no prune removes what they are reading (and
     // the sizes computed are recorded).
-    let platform = super::run::platform_flag(a.platform.as_deref())?;
-    let filters = Filters::parse(store, &a.filter)?;
+    // `--filter platform=P` is `--platform P`.
+    let (by_platform, other): (Vec<&String>, Vec<&String>) =
+        a.filter.iter().partition(|f| f.starts_with("platform="));
+    let from_filter = by_platform.last().map(|f| &f["platform=".len()..]);
+    let platform = super::run::platform_flag(a.platform.as_deref().or(from_filter))?;
+    let other: Vec<String> = other.into_iter().cloned().collect();
+    let filters = Filters::parse(store, &other)?;
     let store = &store.lock_shared()?;
     let mut rows: Vec<(String, Row)> = Vec::new();
     let mut seen_ids = BTreeSet::new();

@@ -152,7 +152,17 @@ fn two_platforms_share_the_native_stage_and_emulate_the_other() {
     assert!(log.contains("exporting manifest list sha256:"), "{log}");
     // --no-cache: still once for the shared step (BuildKit builds a shared vertex once).
     let dest = format!("type=local,dest={}", out.display());
-    let log = build(&["--no-cache", "--output", &dest]);
+    let meta = env.path("meta.json");
+    let iid = env.path("iid");
+    let log = build(&[
+        "--no-cache",
+        "--output",
+        &dest,
+        "--metadata-file",
+        meta.to_str().unwrap(),
+        "--iidfile",
+        iid.to_str().unwrap(),
+    ]);
     let hits = c.take();
     assert_eq!(hits.get("shared"), Some(&1), "{hits:?}\n{log}");
     assert_eq!(hits.get("final"), Some(&2), "{hits:?}\n{log}");
@@ -169,8 +179,23 @@ fn two_platforms_share_the_native_stage_and_emulate_the_other() {
     assert_eq!(elf_machine(&out.join("linux_arm64/bin/busybox")), 0xb7);
     assert_eq!(elf_machine(&out.join("linux_amd64/bin/busybox")), 0x3e);
 
-    // The tag names an index of the two images, each with its platform in its config.
+    // The tag names an index of the two images, each with its platform in its config; the
+    // --iidfile and --metadata-file name the index, as buildx's.
     let (media, ix) = ref_target(&env, "docker.io/library/app:multi");
+    let m: serde_json::Value = serde_json::from_slice(&fs::read(&meta).unwrap()).unwrap();
+    assert_eq!(
+        m["containerimage.descriptor"]["mediaType"], "application/vnd.oci.image.index.v1+json",
+        "{m}"
+    );
+    let index_digest = m["containerimage.digest"].as_str().unwrap().to_string();
+    assert_eq!(fs::read_to_string(&iid).unwrap(), index_digest);
+    assert_eq!(
+        blob_json(&env, &index_digest)["manifests"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
     assert_eq!(media, "application/vnd.oci.image.index.v1+json");
     assert_eq!(platforms_of(&ix), ["linux/amd64", "linux/arm64"]);
     for (i, arch) in [(0, "amd64"), (1, "arm64")] {

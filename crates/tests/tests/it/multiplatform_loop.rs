@@ -162,6 +162,17 @@ fn manifest_create_images_inspect_tag_rmi() {
         "{picked}"
     );
     assert!(!picked.contains("host-img"), "{picked}");
+    let filtered = ok(
+        &env,
+        &[
+            "images",
+            "--filter",
+            &format!("platform={other}"),
+            "--format",
+            "{{.Repository}} {{.ID}}",
+        ],
+    );
+    assert_eq!(filtered, picked, "--filter platform= is --platform");
     let e = fails(&env, &["images", "--platform", "linux/"]);
     assert!(e.contains("invalid platform"), "{e}");
     let table = ok(&env, &["images"]);
