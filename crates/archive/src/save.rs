@@ -168,6 +168,21 @@ pub fn save<W: Write>(
     save_all(store, items, &[], format, compression, out)
 }
 
+/// An OCI image manifest's descriptor in an index (of the archive, or an index it holds).
+fn manifest_descriptor(
+    bytes: &[u8],
+    digest: Digest,
+    platform: Option<serde_json::Value>,
+) -> Descriptor {
+    Descriptor {
+        media_type: MEDIA_OCI_MANIFEST.into(),
+        digest,
+        size: bytes.len() as u64,
+        annotations: None,
+        platform,
+    }
+}
+
 /// Write `items` and image `indexes` as one archive; indexes need [`Format::Oci`] (a
 /// docker-archive holds images only: the caller picks one of the index's).
 pub fn save_all<W: Write>(
@@ -339,13 +354,7 @@ fn save_oci<W: Write>(
     };
     for item in items {
         let (mbytes, mdigest) = oci_image(store, &item.image, c, o, &mut written)?;
-        let base = Descriptor {
-            media_type: MEDIA_OCI_MANIFEST.into(),
-            digest: mdigest,
-            size: mbytes.len() as u64,
-            annotations: None,
-            platform: None,
-        };
+        let base = manifest_descriptor(&mbytes, mdigest, None);
         index.manifests.extend(named_entries(base, &item.names));
     }
     for ix in indexes {
@@ -359,13 +368,9 @@ fn save_oci<W: Write>(
         for (p, d) in ix.index.platforms() {
             let image = store.image_for(&d, &p)?;
             let (mbytes, mdigest) = oci_image(store, &image, c, o, &mut written)?;
-            inner.manifests.push(Descriptor {
-                media_type: MEDIA_OCI_MANIFEST.into(),
-                digest: mdigest,
-                size: mbytes.len() as u64,
-                annotations: None,
-                platform: Some(p.to_value()),
-            });
+            inner
+                .manifests
+                .push(manifest_descriptor(&mbytes, mdigest, Some(p.to_value())));
         }
         let ib = serde_json::to_vec(&inner).expect("index serializes");
         let idigest = Digest::of(&ib);

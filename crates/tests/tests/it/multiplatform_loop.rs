@@ -4,11 +4,11 @@
 //! then images/inspect/history/tag/rmi, save in both formats, load, run --platform, and a
 //! push to a local registry read back with skopeo and pulled by platform into another store.
 
-use std::process::{Output, Stdio};
-
 use serde_json::Value;
 
 use crate::common::{busybox_tar, tool, Env};
+// strata with a private docker config directory (no credentials of the user's).
+use crate::registry::{ok, strata};
 
 /// The host's platform and another one, in docker's spelling.
 fn platforms() -> (&'static str, &'static str) {
@@ -21,28 +21,6 @@ fn platforms() -> (&'static str, &'static str) {
 
 fn arch(p: &str) -> &str {
     p.rsplit('/').next().unwrap()
-}
-
-/// strata with a private docker config directory (no credentials of the user's).
-fn strata(env: &Env, args: &[&str]) -> Output {
-    env.cmd()
-        .env("DOCKER_CONFIG", env.path("docker-config"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run strata")
-}
-
-fn ok(env: &Env, args: &[&str]) -> String {
-    let o = strata(env, args);
-    assert!(
-        o.status.success(),
-        "strata {args:?} failed ({}):\n{}{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
 }
 
 fn fails(env: &Env, args: &[&str]) -> String {

@@ -103,7 +103,7 @@ impl Drop for Registry {
 }
 
 /// strata with a private docker config directory.
-fn strata(env: &Env, args: &[&str]) -> Output {
+pub(crate) fn strata(env: &Env, args: &[&str]) -> Output {
     env.cmd()
         .env("DOCKER_CONFIG", env.path("docker-config"))
         .env_remove("STRATA_INSECURE_REGISTRIES")
@@ -114,7 +114,7 @@ fn strata(env: &Env, args: &[&str]) -> Output {
         .expect("run strata")
 }
 
-fn ok(env: &Env, args: &[&str]) -> String {
+pub(crate) fn ok(env: &Env, args: &[&str]) -> String {
     let o = strata(env, args);
     assert!(
         o.status.success(),
