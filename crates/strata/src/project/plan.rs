@@ -115,18 +115,27 @@ fn service(
             other => bail!("{}: not supported by strata compose yet", at(other)),
         }
     }
-    if let Some(p) = other_str(s, "platform") {
-        let host = format!("linux/{}", host_arch());
-        if p != host && p != "linux" {
-            bail!(
-                "{}: {p} is not supported yet (strata runs {host} only)",
-                at("platform")
-            );
+    // `platform:` is the service's image platform: built for it (unless `build.platforms`
+    // says), and run as `run --platform` (another platform's programs under emulation,
+    // whose absence is said here, before anything starts).
+    let platform = match other_str(s, "platform") {
+        Some(text) => {
+            let pl = registry::Platform::parse(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", at("platform")))?;
+            exec::emulation::check(&pl).map_err(|e| anyhow::anyhow!("{}: {e}", at("platform")))?;
+            Some(pl)
         }
-    }
+        None => None,
+    };
     let image = s.image_name(&p.name, name);
     let build = match &s.build {
-        Some(b) => Some(build_args(p, name, &image, b, keep)?),
+        Some(b) => {
+            let mut args = build_args(p, name, &image, b, keep)?;
+            if let Some(pl) = &platform {
+                args.splice(0..0, ["--platform".to_string(), pl.to_string()]);
+            }
+            Some(args)
+        }
         None => None,
     };
     if s.deploy
@@ -299,7 +308,7 @@ fn service(
     };
     let spec = runtime::Spec {
         image: image.clone(),
-        platform: None,
+        platform: platform.clone(),
         command: s.command.clone().unwrap_or_default(),
         entrypoint: s.entrypoint.clone(),
         env,
@@ -391,15 +400,6 @@ fn mount(p: &compose::Project, service: &str, v: &compose::ServiceVolume) -> Res
         parts.push("readonly".into());
     }
     Ok(parts.join(","))
-}
-
-/// The host's architecture in OCI's words.
-fn host_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => other,
-    }
 }
 
 /// The file of the top-level secret `name` (file secrets only).

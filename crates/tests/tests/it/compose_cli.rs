@@ -431,8 +431,8 @@ fn bad_input_starts_nothing() {
             "services.a.privileged: not supported by strata compose yet",
         ),
         (
-            "services:\n  a:\n    image: busybox:local\n    platform: linux/s390x\n",
-            "services.a.platform: linux/s390x is not supported yet (strata runs linux/amd64 only)",
+            "services:\n  a:\n    image: busybox:local\n    platform: linux/\n",
+            "services.a.platform: invalid platform \"linux/\": expected OS/ARCH[/VARIANT]",
         ),
         (
             "services:\n  a:\n    image: busybox:local\n    read_only: true\n",

@@ -423,3 +423,35 @@ fn several_platforms_push_as_an_index_and_save_as_an_oci_archive() {
         .unwrap()
         .contains("app:docker"));
 }
+
+#[test]
+fn compose_platform_builds_and_runs_the_service_for_it() {
+    strata_tests::require!(Root, Busybox, Qemu, Arm64Busybox);
+    let env = two_platform_busybox();
+    let dir = env.path("proj");
+    fs::create_dir_all(dir.join("app")).unwrap();
+    fs::write(
+        dir.join("app/Dockerfile"),
+        "FROM busybox\nARG TARGETARCH\nRUN echo \"$(uname -m) $TARGETARCH\" > /built\n",
+    )
+    .unwrap();
+    let file = dir.join("compose.yaml");
+    fs::write(
+        &file,
+        "services:\n  \
+           built:\n    build: ./app\n    platform: linux/arm64\n    command: [\"cat\", \"/built\"]\n  \
+           pulled:\n    image: busybox:latest\n    platform: linux/arm64\n    command: [\"busybox\", \"uname\", \"-m\"]\n  \
+           native:\n    image: busybox:latest\n    command: [\"busybox\", \"uname\", \"-m\"]\n",
+    )
+    .unwrap();
+    let compose = |args: &[&str]| {
+        let mut all = vec!["compose", "-p", "mp", "-f", file.to_str().unwrap()];
+        all.extend_from_slice(args);
+        env.ok(&all)
+    };
+    compose(&["build", "-q"]);
+    assert_eq!(compose(&["run", "--rm", "-T", "built"]), "aarch64 arm64\n");
+    assert_eq!(compose(&["run", "--rm", "-T", "pulled"]), "aarch64\n");
+    assert_eq!(compose(&["run", "--rm", "-T", "native"]), "x86_64\n");
+    compose(&["down"]);
+}
