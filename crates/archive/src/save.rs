@@ -298,22 +298,26 @@ fn oci_image<W: Write>(
             )?;
         }
     }
-    let cfg = image.id();
-    if written.insert(cfg.clone()) {
-        o.file(
-            &format!("blobs/sha256/{}", cfg.hex()),
-            image.config_bytes.len() as u64,
-            &image.config_bytes[..],
-        )?;
-    }
-    if written.insert(mdigest.clone()) {
-        o.file(
-            &format!("blobs/sha256/{}", mdigest.hex()),
-            mbytes.len() as u64,
-            &mbytes[..],
-        )?;
-    }
+    json_blob(o, written, image.id(), &image.config_bytes)?;
+    json_blob(o, written, &mdigest, &mbytes)?;
     Ok((mbytes, mdigest))
+}
+
+/// A config, manifest or index (bytes in memory) as `blobs/sha256/<hex>`, once per archive.
+fn json_blob<W: Write>(
+    o: &mut Out<W>,
+    written: &mut BTreeSet<Digest>,
+    digest: &Digest,
+    bytes: &[u8],
+) -> Result<()> {
+    if written.insert(digest.clone()) {
+        o.file(
+            &format!("blobs/sha256/{}", digest.hex()),
+            bytes.len() as u64,
+            bytes,
+        )?;
+    }
+    Ok(())
 }
 
 /// index.json's entries for one manifest or index: one per name, or one without a name.
@@ -374,13 +378,7 @@ fn save_oci<W: Write>(
         }
         let ib = serde_json::to_vec(&inner).expect("index serializes");
         let idigest = Digest::of(&ib);
-        if written.insert(idigest.clone()) {
-            o.file(
-                &format!("blobs/sha256/{}", idigest.hex()),
-                ib.len() as u64,
-                &ib[..],
-            )?;
-        }
+        json_blob(o, &mut written, &idigest, &ib)?;
         let base = Descriptor {
             media_type: MEDIA_OCI_INDEX.into(),
             digest: idigest,

@@ -28,8 +28,8 @@ mod view;
 pub use error::{get_image_hint, BuildError, RemoteError};
 pub use progress::{Event, Plain, Progress, Quiet};
 pub use request::{
-    build, BuildRequest, CacheExport, CacheImport, ContextSource, DockerfileSource, Exporter,
-    Failure, Remote, Sink,
+    build, plan_platform, BuildRequest, CacheExport, CacheImport, ContextSource, DockerfileSource,
+    Exporter, Failure, Remote, Sink,
 };
 pub use run::RunExtras;
 pub use solver::{BuildOptions, BuildResult, StoreResolver};

@@ -303,8 +303,8 @@ fn run(
     Ok(r)
 }
 
-/// The planner's spelling of a platform.
-fn plan_platform(p: &Platform) -> plan::Platform {
+/// The planner's spelling of a platform (the planner knows no store).
+pub fn plan_platform(p: &Platform) -> plan::Platform {
     plan::Platform {
         os: p.os.clone(),
         arch: p.architecture.clone(),
@@ -566,8 +566,7 @@ impl MetaResolver<'_> {
 
 impl plan::ImageResolver for MetaResolver<'_> {
     fn resolve(&self, reference: &str) -> Option<plan::BaseImage> {
-        let target = self.target.clone();
-        self.resolve_platform(reference, &target)
+        self.resolve_platform(reference, &self.target)
     }
 
     fn resolve_for(&self, reference: &str, platform: &str) -> Option<plan::BaseImage> {
@@ -626,15 +625,12 @@ fn ensure_image(
     message(progress, format!("#0 pulling {reference}{for_platform}"));
     let started = std::time::Instant::now();
     let digest = remote.pull(store, &reference, platform).map_err(|e| {
-        if let Err(store::Error::NoPlatform { .. } | store::Error::WrongPlatform { .. }) = &local {
+        if let Err(other @ (store::Error::NoPlatform { .. } | store::Error::WrongPlatform { .. })) =
+            &local
+        {
             // The store has the name, for other platforms only.
             return BuildError::Request(format!(
-                "failed to resolve image {reference}{for_platform}: {}, and {e}",
-                local
-                    .as_ref()
-                    .err()
-                    .map(|e| e.to_string())
-                    .unwrap_or_default()
+                "failed to resolve image {reference}{for_platform}: {other}, and {e}"
             ));
         }
         BuildError::Request(if force {

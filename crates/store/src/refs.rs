@@ -405,15 +405,7 @@ impl Writer<'_> {
         }
         let new = self.manifest_image(&now, self.read_blob(&now)?)?;
         let new_p = Platform::of_config(&new.config);
-        let mut old: Vec<Image> = Vec::new();
-        match self.index(previous)? {
-            Some(ix) => {
-                for (_, d) in ix.platforms() {
-                    old.push(self.manifest_image(&d, self.read_blob(&d)?)?);
-                }
-            }
-            None => old.push(self.manifest_image(previous, self.read_blob(previous)?)?),
-        }
+        let mut old = self.images_at(previous)?;
         old.retain(|i| Platform::of_config(&i.config) != new_p);
         if old.is_empty() {
             return Ok(());
@@ -499,6 +491,19 @@ impl Writer<'_> {
 
 impl Store {
     /// What a name names (an image's or an index's manifest digest), if it is a ref.
+    /// The images a ref's (or untagged root's) target holds: each of an index's, in its
+    /// order, else the one.
+    pub fn images_at(&self, target: &Digest) -> Result<Vec<Image>> {
+        match self.index(target)? {
+            Some(ix) => ix
+                .platforms()
+                .into_iter()
+                .map(|(_, d)| self.manifest_image(&d, self.read_blob(&d)?))
+                .collect(),
+            None => Ok(vec![self.manifest_image(target, self.read_blob(target)?)?]),
+        }
+    }
+
     pub fn ref_target(&self, what: &str) -> Result<Option<Digest>> {
         let Ok(r) = Reference::parse(what) else {
             return Ok(None);

@@ -188,7 +188,7 @@ fn listed_entry(
             Err(e) => Err(e.into()),
         };
     }
-    let images = images_at(store, target)?;
+    let images = store.images_at(target)?;
     let platforms: Vec<String> = ix.platforms().iter().map(|(p, _)| p.to_string()).collect();
     Ok(Some(Listed {
         id: ix.digest.clone(),
@@ -439,23 +439,10 @@ pub fn history(store: &Store, a: HistoryArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The images a ref's (or untagged root's) target holds: each of an index's, else the one.
-pub fn images_at(store: &Store, target: &store::Digest) -> Result<Vec<Image>> {
-    match store.index(target)? {
-        Some(ix) => {
-            let mut out = Vec::new();
-            for (p, m) in ix.platforms() {
-                out.push(store.image_for(&m, &p)?);
-            }
-            Ok(out)
-        }
-        None => Ok(vec![store.image(target)?]),
-    }
-}
-
 /// The ids of the images a ref's target names: the image's, or each of an index's.
 fn image_ids(store: &Store, target: &store::Digest) -> Result<Vec<store::Digest>> {
-    Ok(images_at(store, target)?
+    Ok(store
+        .images_at(target)?
         .iter()
         .map(|i| i.id().clone())
         .collect())

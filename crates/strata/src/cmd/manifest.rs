@@ -48,7 +48,7 @@ pub fn run(store: &Store, c: ManifestCommand) -> Result<ExitCode> {
 /// The images a name or id stands for: each of an index's, else the one.
 fn images_of(store: &Store, what: &str) -> Result<Vec<Image>> {
     match store.ref_target(what)? {
-        Some(d) => super::images::images_at(store, &d),
+        Some(d) => Ok(store.images_at(&d)?),
         None => Ok(vec![store.resolve(what)?]),
     }
 }
@@ -71,7 +71,7 @@ fn create(store: &Store, a: CreateArgs) -> Result<ExitCode> {
                 name.familiar()
             );
         }
-        for img in super::images::images_at(store, &d)? {
+        for img in store.images_at(&d)? {
             picked.push((name.familiar(), img));
         }
     }
@@ -115,13 +115,8 @@ fn inspect(store: &Store, a: InspectArgs) -> Result<ExitCode> {
 /// JSON indented with tabs, its keys in their order, as docker's `manifest inspect`
 /// (Go's `json.Indent` with `"\t"`).
 fn indent(bytes: &[u8]) -> Result<String> {
-    use serde::Serialize;
     let v: serde_json::Value = serde_json::from_slice(bytes)?;
-    let mut out = Vec::new();
-    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"\t");
-    let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
-    v.serialize(&mut ser)?;
-    Ok(String::from_utf8(out)?)
+    super::indented_json(&v, b"\t")
 }
 
 #[cfg(test)]

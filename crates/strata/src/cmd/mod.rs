@@ -194,6 +194,16 @@ pub fn label_map(list: &[String]) -> std::collections::BTreeMap<String, String> 
         .collect()
 }
 
+/// JSON with each level indented by `indent` (docker prints four spaces, `manifest
+/// inspect` a tab), its keys in their order.
+pub fn indented_json(v: &serde_json::Value, indent: &[u8]) -> Result<String> {
+    let mut out = Vec::new();
+    let fmt = serde_json::ser::PrettyFormatter::with_indent(indent);
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
+    serde::Serialize::serialize(v, &mut ser)?;
+    Ok(String::from_utf8(out)?)
+}
+
 /// `volume inspect` and `network inspect` output as docker prints it: each value through
 /// `--format`, else one JSON array with four-space indentation; then `Error: No such KIND:
 /// NAME` for each name not found, and failure if there was one. The format is parsed first,
@@ -210,13 +220,10 @@ pub fn print_inspected(
                 println!("{}", t.execute(v)?);
             }
         }
-        None => {
-            let mut out = Vec::new();
-            let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
-            let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
-            serde::Serialize::serialize(&serde_json::Value::Array(values), &mut ser)?;
-            println!("{}", String::from_utf8(out)?);
-        }
+        None => println!(
+            "{}",
+            indented_json(&serde_json::Value::Array(values), b"    ")?
+        ),
     }
     for m in missing {
         eprintln!("Error: No such {kind}: {m}");

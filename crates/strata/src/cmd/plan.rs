@@ -51,8 +51,8 @@ pub fn run(args: PlanArgs) -> Result<ExitCode> {
     let mut plans = Vec::new();
     for p in &platforms {
         let mut opts = args.dockerfile.plan_options();
-        opts.target_platform = planner_platform(p);
-        opts.build_platform = planner_platform(&registry::Platform::host());
+        opts.target_platform = engine::plan_platform(p);
+        opts.build_platform = engine::plan_platform(&registry::Platform::host());
         match plan::plan(&src.text, &opts, &plan::Unresolved) {
             Ok(plan) => plans.push((p.clone(), plan)),
             Err(d) => {
@@ -103,14 +103,6 @@ fn syntax_notice(plan: &Plan) {
             "notice: # syntax={} is served by strata's built-in Dockerfile frontend",
             escape::text(s)
         );
-    }
-}
-
-fn planner_platform(p: &registry::Platform) -> plan::Platform {
-    plan::Platform {
-        os: p.os.clone(),
-        arch: p.architecture.clone(),
-        variant: p.variant.clone().unwrap_or_default(),
     }
 }
 

@@ -44,7 +44,7 @@ pub fn df(store: &Store, a: DfArgs) -> Result<ExitCode> {
         .collect::<BTreeSet<_>>();
     for m in &manifests {
         // Each image of an index counts (its platforms' layers are on disk too).
-        for img in super::images::images_at(store, m).with_context(|| format!("image {m}"))? {
+        for img in store.images_at(m).with_context(|| format!("image {m}"))? {
             images.insert(img.id().to_string(), img.config.rootfs.diff_ids.clone());
         }
     }
@@ -297,7 +297,7 @@ pub fn info(store: &Store, a: InfoArgs) -> Result<ExitCode> {
     }
     let mut images = BTreeSet::new();
     for m in store.refs()?.into_values().chain(store.untagged()?) {
-        for img in super::images::images_at(store, &m).with_context(|| format!("image {m}"))? {
+        for img in store.images_at(&m).with_context(|| format!("image {m}"))? {
             images.insert(img.id().to_string());
         }
     }
