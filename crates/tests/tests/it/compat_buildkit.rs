@@ -133,6 +133,28 @@ fn require_peers(needs_debian: bool) {
     }
 }
 
+/// BuildKit's build of `ctx` (with `extra` flags, no network) saved as a docker-archive at
+/// `archive`; the image, named `tag`, is removed again.
+fn buildkit_archive(ctx: &str, tag: &str, extra: &[&str], archive: &Path) {
+    let _images = DockerImages(vec![tag.to_string()]);
+    let o = docker()
+        .args(["build", "--network=none"])
+        .args(extra)
+        .args(["-t", tag, ctx])
+        .output()
+        .expect("run docker build");
+    assert!(
+        o.status.success(),
+        "docker build failed:\n{}",
+        tail(&text(&o), 40)
+    );
+    let o = docker()
+        .args(["save", "-o", archive.to_str().unwrap(), tag])
+        .output()
+        .expect("run docker save");
+    assert!(o.status.success(), "docker save failed:\n{}", text(&o));
+}
+
 /// Removes the docker images this test created, by their unique names only.
 struct DockerImages(Vec<String>);
 
@@ -566,23 +588,8 @@ fn stage_arg_inheritance() {
     .unwrap();
     let ctx = ctx.to_str().unwrap();
     let tag = format!("strata-compat/stage-args:{}", std::process::id());
-    let images = DockerImages(vec![tag.clone()]);
-    let o = docker()
-        .args(["build", "--network=none", "-t", &tag, ctx])
-        .output()
-        .expect("run docker build");
-    assert!(
-        o.status.success(),
-        "docker build failed:\n{}",
-        tail(&text(&o), 40)
-    );
     let bk_tar = env.path("buildkit.tar");
-    let o = docker()
-        .args(["save", "-o", bk_tar.to_str().unwrap(), &tag])
-        .output()
-        .expect("run docker save");
-    assert!(o.status.success(), "docker save failed:\n{}", text(&o));
-    drop(images);
+    buildkit_archive(ctx, &tag, &[], &bk_tar);
 
     let tar = Path::new(PEERS_DATA).join("busybox-rootfs.tar");
     env.ok(&["import", tar.to_str().unwrap(), "busybox:local"]);
@@ -850,32 +857,8 @@ fn arm64_build_under_emulation() {
     .unwrap();
     let ctx = ctx.to_str().unwrap();
     let tag = format!("strata-compat/arm64:{}", std::process::id());
-
-    let images = DockerImages(vec![tag.clone()]);
-    let o = docker()
-        .args([
-            "build",
-            "--network=none",
-            "--platform",
-            "linux/arm64",
-            "-t",
-            &tag,
-            ctx,
-        ])
-        .output()
-        .expect("run docker build");
-    assert!(
-        o.status.success(),
-        "docker build failed:\n{}",
-        tail(&text(&o), 40)
-    );
     let bk_tar = env.path("buildkit.tar");
-    let o = docker()
-        .args(["save", "-o", bk_tar.to_str().unwrap(), &tag])
-        .output()
-        .expect("run docker save");
-    assert!(o.status.success(), "docker save failed:\n{}", text(&o));
-    drop(images);
+    buildkit_archive(ctx, &tag, &["--platform", "linux/arm64"], &bk_tar);
 
     env.ok(&[
         "build",

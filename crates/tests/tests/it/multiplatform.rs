@@ -73,7 +73,8 @@ fn blob_json(env: &Env, digest: &str) -> serde_json::Value {
     serde_json::from_slice(&fs::read(p).unwrap()).unwrap()
 }
 
-fn platforms_of(index: &serde_json::Value) -> Vec<String> {
+/// An index's platforms as `os/arch`, in its order.
+pub(crate) fn platforms_of(index: &serde_json::Value) -> Vec<String> {
     index["manifests"]
         .as_array()
         .unwrap()

@@ -255,19 +255,7 @@ fn save_both_formats_and_load_back() {
     ))
     .unwrap();
     assert_eq!(raw["mediaType"], "application/vnd.oci.image.index.v1+json");
-    let plats: Vec<String> = raw["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| {
-            format!(
-                "{}/{}",
-                m["platform"]["os"].as_str().unwrap(),
-                m["platform"]["architecture"].as_str().unwrap()
-            )
-        })
-        .collect();
-    assert_eq!(plats, [host, other]);
+    assert_eq!(crate::multiplatform::platforms_of(&raw), [host, other]);
 
     // docker-archive: one image, the host's or --platform's.
     for (flag, want) in [(None, &host_id), (Some(other), &other_id)] {
